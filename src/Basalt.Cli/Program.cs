@@ -1,0 +1,6 @@
+namespace Basalt.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args) => args.Length == 0 ? 16 : 0;
+}

@@ -1,0 +1,127 @@
+// KeyRun: a sorted run of unpacked keys whose values live in one byte arena. Node reads produce
+// one (all bsets merged, newest wins); the in-memory node keeps its merged, in-flight and unwritten
+// runs in this shape; node writes serialise one into a bset. Entries are fixed-size structs so
+// searching a run touches no values.
+using System.Runtime.CompilerServices;
+using Basalt.Format;
+
+namespace Basalt.Btree;
+
+/// <summary>One key of a run: the unpacked key and where its value sits in the run's arena.</summary>
+public readonly struct KeyEntry
+{
+    public readonly Bkey Key;
+    public readonly int ValueOffset;
+    public readonly int ValueLength;
+
+    public KeyEntry(Bkey key, int valueOffset, int valueLength)
+    {
+        Key = key;
+        ValueOffset = valueOffset;
+        ValueLength = valueLength;
+    }
+
+    public Bpos Pos => Key.Pos;
+
+    /// <summary>Bytes this key takes when encoded into a bset.</summary>
+    public int EncodedSize => BkeyFormat.EncodedSize(ValueLength);
+}
+
+/// <summary>A sorted, immutable-once-built run of keys with their values.</summary>
+public sealed class KeyRun
+{
+    public static readonly KeyRun Empty = new([], 0, [], 0);
+
+    private readonly KeyEntry[] _entries;
+    private readonly byte[] _arena;
+
+    public KeyRun(KeyEntry[] entries, int count, byte[] arena, int arenaLength)
+    {
+        _entries = entries;
+        Count = count;
+        _arena = arena;
+        ArenaLength = arenaLength;
+        var bytes = 0L;
+        for (var i = 0; i < count; i++)
+            bytes += entries[i].EncodedSize;
+        EncodedBytes = bytes;
+    }
+
+    public int Count { get; }
+    public int ArenaLength { get; }
+
+    /// <summary>Sum of the encoded sizes of all keys: the payload a bset of this run would take.</summary>
+    public long EncodedBytes { get; }
+
+    public ReadOnlySpan<KeyEntry> Entries => _entries.AsSpan(0, Count);
+
+    public ref readonly KeyEntry this[int index] => ref _entries[index];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ReadOnlySpan<byte> ValueOf(int index)
+    {
+        ref readonly var e = ref _entries[index];
+        return _arena.AsSpan(e.ValueOffset, e.ValueLength);
+    }
+
+    public ReadOnlySpan<byte> ValueOf(in KeyEntry entry) => _arena.AsSpan(entry.ValueOffset, entry.ValueLength);
+
+    /// <summary>Index of the first entry with Pos &gt;= pos (Count if none).</summary>
+    public int LowerBound(Bpos pos)
+    {
+        int lo = 0, hi = Count;
+        var entries = _entries;
+        while (lo < hi)
+        {
+            var mid = (int)((uint)(lo + hi) >> 1);
+            if (entries[mid].Key.Pos.CompareTo(pos) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return lo;
+    }
+}
+
+/// <summary>Builds a KeyRun by appending keys in ascending order.</summary>
+public sealed class KeyRunBuilder
+{
+    private KeyEntry[] _entries;
+    private byte[] _arena;
+    private int _count;
+    private int _arenaLength;
+
+    public KeyRunBuilder(int capacity = 16, int arenaCapacity = 256)
+    {
+        _entries = new KeyEntry[Math.Max(capacity, 1)];
+        _arena = new byte[Math.Max(arenaCapacity, 16)];
+    }
+
+    public int Count => _count;
+
+    public Bpos LastPos => _count == 0 ? throw new InvalidOperationException("empty run") : _entries[_count - 1].Key.Pos;
+
+    /// <summary>Appends a key; it must sort after the previous one.</summary>
+    public void Add(in Bkey key, ReadOnlySpan<byte> value)
+    {
+        if (_count > 0 && _entries[_count - 1].Key.Pos.CompareTo(key.Pos) >= 0)
+            throw new InvalidOperationException($"keys out of order: {key.Pos.ToText()} after {_entries[_count - 1].Key.Pos.ToText()}");
+        if (_count == _entries.Length)
+            Array.Resize(ref _entries, _entries.Length * 2);
+        if (_arenaLength + value.Length > _arena.Length)
+            Array.Resize(ref _arena, Math.Max(_arena.Length * 2, _arenaLength + value.Length));
+        value.CopyTo(_arena.AsSpan(_arenaLength));
+        _entries[_count++] = new KeyEntry(key, _arenaLength, value.Length);
+        _arenaLength += value.Length;
+    }
+
+    public KeyRun Build()
+    {
+        var run = new KeyRun(_entries, _count, _arena, _arenaLength);
+        _entries = new KeyEntry[4];
+        _arena = new byte[16];
+        _count = 0;
+        _arenaLength = 0;
+        return run;
+    }
+}

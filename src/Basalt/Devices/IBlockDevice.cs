@@ -1,0 +1,46 @@
+// The block device abstraction every layer above writes through. Offsets and lengths are in
+// bytes and must be multiples of the 512-byte sector. Flush is the durability barrier: writes
+// that completed before Flush returned survive a crash; nothing else is promised.
+namespace Basalt.Devices;
+
+public interface IBlockDevice : IDisposable
+{
+    /// <summary>Sector size in bytes; every offset and length is a multiple of it.</summary>
+    const int SectorSize = 512;
+
+    /// <summary>Path or description used in messages ("image.img", "memory").</summary>
+    string Name { get; }
+
+    /// <summary>Usable size in bytes, a multiple of <see cref="SectorSize"/>.</summary>
+    long Size { get; }
+
+    bool IsReadOnly { get; }
+
+    /// <summary>Reads exactly buffer.Length bytes at offset. Throws BasaltException(Io…) on failure.</summary>
+    void Read(long offset, Span<byte> buffer);
+
+    /// <summary>Writes data at offset. Not durable until <see cref="Flush"/> returns.</summary>
+    void Write(long offset, ReadOnlySpan<byte> data);
+
+    /// <summary>Durability barrier (fdatasync for files and block devices).</summary>
+    void Flush();
+
+    /// <summary>Hints that a range no longer holds data; reads of it may return zeroes or old data.</summary>
+    void Discard(long offset, long length);
+}
+
+/// <summary>
+/// Told by the btree's node allocator when a node slot starts and stops being live, so a checker
+/// can prove that node writes only ever append (DESIGN §4, docs/format.md "write ordering").
+/// </summary>
+public interface INodeSpaceObserver
+{
+    /// <summary>A node slot of <paramref name="length"/> bytes at <paramref name="offset"/> became live and empty.</summary>
+    void NodeAllocated(long offset, int length);
+
+    /// <summary>A live node's durable prefix is now <paramref name="writtenBytes"/> bytes (its sectors_written).</summary>
+    void NodeWritten(long offset, int writtenBytes);
+
+    /// <summary>The slot at <paramref name="offset"/> is no longer live; it may be rewritten from its start.</summary>
+    void NodeFreed(long offset);
+}
