@@ -1,7 +1,7 @@
-// The fsck error catalogue and the pass table: permanent numbers for every kind of finding and
+// The fsck error catalogue and the pass table (persisted enum tables, so they live with the format): permanent numbers for every kind of finding and
 // every pass, with what each means and how it is repaired. docs/fsck-errors.md is generated
 // from this table (FsckDocs) and a test fails when the committed file is stale.
-namespace Basalt.Fsck;
+namespace Basalt.Format;
 
 /// <summary>Permanent ids of fsck findings. Numbers never change; new ids are appended in their range.</summary>
 public enum FsckErrorId : ushort

@@ -1,4 +1,4 @@
-namespace Basalt.Fsck;
+namespace Basalt.Format;
 
 public static partial class FsckCatalogue
 {
