@@ -153,7 +153,7 @@ public sealed class CrashStateEnumerator
     {
         var seen = new HashSet<ulong>();
         var states = new List<CrashState>();
-        foreach (var state in Candidates(crashPoint))
+        foreach (var state in CandidatesAt(crashPoint))
         {
             if (seen.Add(state.ContentHash))
                 states.Add(state);
@@ -169,7 +169,7 @@ public sealed class CrashStateEnumerator
         var seen = new HashSet<ulong>();
         foreach (var point in CrashPoints)
         {
-            foreach (var state in Candidates(point))
+            foreach (var state in CandidatesAt(point))
             {
                 if (seen.Add(state.ContentHash))
                     yield return state;
@@ -179,7 +179,8 @@ public sealed class CrashStateEnumerator
         }
     }
 
-    private IEnumerable<CrashState> Candidates(int crashPoint)
+    /// <summary>Every candidate state of one crash point, duplicates included, in generation order.</summary>
+    public IEnumerable<CrashState> CandidatesAt(int crashPoint)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(crashPoint);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(crashPoint, _log.Count);
