@@ -56,7 +56,12 @@ public sealed class FileBlockDevice : IBlockDevice
     public static FileBlockDevice Open(string path, bool readOnly = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var fd = LibC.Open(path, (readOnly ? LibC.ORdOnly : LibC.ORdWr) | LibC.OCloExec, 0);
+        var flags = (readOnly ? LibC.ORdOnly : LibC.ORdWr) | LibC.OCloExec;
+        // A writer opens a block device with O_EXCL: the kernel then refuses it while it is mounted
+        // or claimed by another exclusive opener (EBUSY), which no advisory lock can see.
+        if (!readOnly && IsBlockDevicePath(path))
+            flags |= LibC.OExcl;
+        var fd = LibC.Open(path, flags, 0);
         if (fd < 0)
             ThrowOpenError(path);
         return Attach(path, new SafeFileHandle(fd, ownsHandle: true), readOnly);
@@ -73,7 +78,7 @@ public sealed class FileBlockDevice : IBlockDevice
             throw new BasaltException(ErrorCode.InvalidArgument,
                 $"{path}: image size {sizeBytes} is not a positive multiple of {IBlockDevice.SectorSize}");
         var flags = LibC.ORdWr | LibC.OCreat | LibC.OCloExec | (overwrite ? 0 : LibC.OExcl);
-        var fd = LibC.Open(path, flags, 0b110_100_100);
+        var fd = LibC.Open(path, flags, 0b110_100_100); // 0644
         if (fd < 0)
         {
             var (errno, text) = LibC.LastError();
@@ -81,18 +86,8 @@ public sealed class FileBlockDevice : IBlockDevice
                 throw new BasaltException(ErrorCode.ExistingFilesystem, $"{path}: already exists (not overwritten)");
             ThrowOpenError(path, errno, text);
         }
-        var handle = new SafeFileHandle(fd, ownsHandle: true);
-        FileBlockDevice device;
-        try
-        {
-            device = Attach(path, handle, readOnly: false, createSize: sizeBytes);
-        }
-        catch
-        {
-            handle.Dispose();
-            throw;
-        }
-        return device;
+        // The size is set only once the lock is ours: an overwrite never truncates an image in use.
+        return Attach(path, new SafeFileHandle(fd, ownsHandle: true), readOnly: false, createSize: sizeBytes);
     }
 
     private static FileBlockDevice Attach(string path, SafeFileHandle handle, bool readOnly, long createSize = -1)
@@ -165,7 +160,8 @@ public sealed class FileBlockDevice : IBlockDevice
         }
         catch (IOException e)
         {
-            throw new BasaltException(ErrorCode.IoError,
+            // .NET reports the errno as the HResult of a plain IOException on Unix.
+            throw new BasaltException(e.HResult == LibC.ENoSpc ? ErrorCode.DeviceFull : ErrorCode.IoError,
                 $"{Name}: write of {data.Length} bytes at offset {offset} failed: {e.Message}", e);
         }
     }
@@ -240,6 +236,12 @@ public sealed class FileBlockDevice : IBlockDevice
         return stat;
     }
 
+    private static unsafe bool IsBlockDevicePath(string path)
+    {
+        LibC.Statx stat;
+        return LibC.StatXPath(LibC.AtFdCwd, path, 0, LibC.StatxBasicStats, &stat) == 0 && (stat.Mode & LibC.SIfMt) == LibC.SIfBlk;
+    }
+
     private static unsafe long BlockDeviceSize(string path, SafeFileHandle handle)
     {
         ulong size;
@@ -262,9 +264,15 @@ public sealed class FileBlockDevice : IBlockDevice
             LibC.ENoEnt => ErrorCode.FileNotFound,
             LibC.EIsDir => ErrorCode.InvalidArgument,
             LibC.ERoFs => ErrorCode.ReadOnlyDevice,
+            LibC.EBusy => ErrorCode.DeviceInUse,
             _ => ErrorCode.IoError,
         };
-        var what = errno == LibC.EIsDir ? "is a directory, not an image file or block device" : text;
+        var what = errno switch
+        {
+            LibC.EIsDir => "is a directory, not an image file or block device",
+            LibC.EBusy => "in use by the system (mounted or opened exclusively)",
+            _ => text,
+        };
         throw new BasaltException(code, $"{path}: cannot open: {what} (errno {errno})");
     }
 

@@ -250,6 +250,29 @@ public sealed class CrashStateEnumeratorTests(ITestOutputHelper output)
         Assert.NotEmpty(recorder.CrashStates().StatesAt(log.Count));
     }
 
+    [Fact]
+    public void TestKit_WalksEveryStateAndNamesTheFailingOne()
+    {
+        var baseDevice = new MemoryBlockDevice(16 * Sector);
+        baseDevice.Write(0, Pattern(16 * Sector, 3));
+        var baseImage = DevicesTestKit.Capture(baseDevice);
+        var log = ThreeEpochs();
+        var seen = new List<CrashState>();
+        var count = DevicesTestKit.ForEachCrashState(baseImage, log, s_noRandom, (state, device) =>
+        {
+            seen.Add(state);
+            var first = new byte[Sector];
+            device.Read(0, first);
+            Assert.Equal(state.Contains(0) ? Pattern(Sector, 0) : Pattern(16 * Sector, 3)[..Sector], first);
+        });
+        Assert.Equal(seen.Count, count);
+        Assert.Equal(new CrashStateEnumerator(log, s_noRandom).AllStates().Count(), count);
+
+        var failure = Assert.Throws<CrashStateFailure>(() => DevicesTestKit.ForEachCrashState(baseImage, log, s_noRandom,
+            (state, _) => Assert.False(state.CrashPoint == 4 && state.Kind == CrashStateKind.DropOne)));
+        Assert.Contains("crash point 4: DropOne", failure.Message, StringComparison.Ordinal);
+    }
+
     private static WriteLog RandomLog(Random random, int writes, int sectors, int flushEvery, int distinctPatterns)
     {
         var log = new WriteLog();

@@ -28,6 +28,7 @@ internal static partial class LibC
     public const int EIo = 5;
     public const int EAgain = 11;
     public const int EAcces = 13;
+    public const int EBusy = 16;
     public const int EExist = 17;
     public const int EIsDir = 21;
     public const int EInval = 22;
@@ -59,6 +60,7 @@ internal static partial class LibC
     public const nuint BlkDiscard = 0x1277;
 
     // statx(2)
+    public const int AtFdCwd = -100;
     public const int AtEmptyPath = 0x1000;
     public const uint StatxBasicStats = 0x7ff;
     public const ushort SIfMt = 0xF000;
@@ -113,8 +115,8 @@ internal static partial class LibC
     [LibraryImport(Library, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static unsafe partial int StatX(SafeFileHandle dirFd, string path, int flags, uint mask, Statx* buffer);
 
-    [LibraryImport(Library, EntryPoint = "getpid")]
-    public static partial int GetPid();
+    [LibraryImport(Library, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static unsafe partial int StatXPath(int dirFd, string path, int flags, uint mask, Statx* buffer);
 
     /// <summary>The errno of the last call and its text ("No such file or directory").</summary>
     public static (int Errno, string Text) LastError()
