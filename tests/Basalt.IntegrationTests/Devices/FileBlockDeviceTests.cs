@@ -133,24 +133,48 @@ public sealed class FileBlockDeviceTests : IDisposable
     }
 
     [Fact]
-    public void AnotherProcess_SeesOurPidAndIsRefused()
+    public void AnotherProcess_SeesOurPidAfterARefusedOpen()
     {
-        // A second process (python3, if present) asks F_GETLK and tries flock, as another Basalt would.
-        var python = FindOnPath("python3");
-        if (python is null)
-            return;
         var path = _dir.File("img");
         using var writer = FileBlockDevice.Create(path, 16 * Sector);
         // A refused open from this process closes a descriptor of the file, which drops POSIX locks:
         // the device must have re-taken its record lock.
         Assert.Throws<BasaltException>(() => FileBlockDevice.Open(path, readOnly: true));
+        var probe = ProbeFromAnotherProcess(path, writeProbe: false);
+        if (probe is not null)
+            Assert.Equal($"1 {Environment.ProcessId} held", probe); // F_WRLCK by us, flock held
+    }
+
+    [Fact]
+    public void AnotherProcess_SeesOurPidAfterOneOfTwoReadersCloses()
+    {
+        var path = _dir.File("img");
+        FileBlockDevice.Create(path, 16 * Sector).Dispose();
+        using var r1 = FileBlockDevice.Open(path, readOnly: true);
+        FileBlockDevice.Open(path, readOnly: true).Dispose();
+        var probe = ProbeFromAnotherProcess(path, writeProbe: true);
+        if (probe is not null)
+            Assert.Equal($"0 {Environment.ProcessId} held", probe); // F_RDLCK by us, flock (shared) held
+    }
+
+    /// <summary>
+    /// Asks, from another process (python3, when present), what a second Basalt would see:
+    /// "TYPE PID held|free" from F_GETLK on byte 0 and a non-blocking flock. Null without python3.
+    /// </summary>
+    private static string? ProbeFromAnotherProcess(string path, bool writeProbe)
+    {
+        var python = FindOnPath("python3");
+        if (python is null)
+            return null;
         const string Script = """
             import fcntl, struct, sys, os
-            fd = os.open(sys.argv[1], os.O_RDONLY)
-            lk = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack('hhxxxxqqi4x', fcntl.F_RDLCK, 0, 0, 1, 0))
+            write = sys.argv[2] == 'w'
+            fd = os.open(sys.argv[1], os.O_RDWR if write else os.O_RDONLY)
+            want = fcntl.F_WRLCK if write else fcntl.F_RDLCK
+            lk = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack('hhxxxxqqi4x', want, 0, 0, 1, 0))
             typ, _, _, _, pid = struct.unpack('hhxxxxqqi4x', lk)
             try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_EX if write else fcntl.LOCK_SH) | fcntl.LOCK_NB)
                 flock = 'free'
             except BlockingIOError:
                 flock = 'held'
@@ -160,10 +184,11 @@ public sealed class FileBlockDeviceTests : IDisposable
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(Script);
         psi.ArgumentList.Add(path);
+        psi.ArgumentList.Add(writeProbe ? "w" : "r");
         using var process = Process.Start(psi)!;
         var line = process.StandardOutput.ReadToEnd().Trim();
         process.WaitForExit();
-        Assert.Equal($"1 {Environment.ProcessId} held", line); // F_WRLCK by us, flock held
+        return line;
     }
 
     [Theory]
