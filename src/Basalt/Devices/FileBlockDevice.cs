@@ -330,7 +330,18 @@ public sealed class FileBlockDevice : IBlockDevice
                     ThrowInUse(path, pid, holderReadOnly: !readOnly);
                 }
 
-                var device = create();
+                FileBlockDevice device;
+                try
+                {
+                    device = create();
+                }
+                catch
+                {
+                    handle.Dispose();
+                    if (held is not null)
+                        Reassert(held);
+                    throw;
+                }
                 if (held is null)
                     s_holders[identity] = held = [];
                 held.Add((device, handle));
