@@ -23,7 +23,7 @@ public sealed class SuperblockFuzzTests(ITestOutputHelper output)
     {
         var seed = TestSeed.Get(output);
         var random = new Random(seed);
-        var (pristine, sb) = FormatSmall();
+        var (pristine, sb) = FormatSmall(2L * 1024 * 1024);
         // Roots, counters and an unknown section give the parser more to chew on.
         sb = SuperblockIo.Write(pristine, sb
             .WithRoot(Format.BtreeId.Alloc, SampleRoot(Format.BtreeId.Alloc, 1, (ulong)(sb.NodeAreaOffset / 512)))
@@ -31,7 +31,7 @@ public sealed class SuperblockFuzzTests(ITestOutputHelper output)
             with { UnknownSections = [new UnknownSection(99, new byte[24])] });
         var image = pristine.Contents.ToArray();
         var encodedSize = SuperblockCodec.EncodedSize(sb);
-        var iterations = LongTests.Scale(1500);
+        var iterations = LongTests.Scale(1000);
         var outcomes = new Dictionary<string, int>();
 
         for (var iter = 0; iter < iterations; iter++)
