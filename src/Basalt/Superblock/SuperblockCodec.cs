@@ -31,6 +31,21 @@ public enum CopyStatus
     Stale,
 }
 
+public static class CopyStatusText
+{
+    public static string ToText(this CopyStatus status) => status switch
+    {
+        CopyStatus.Good => "good",
+        CopyStatus.Unreadable => "unreadable",
+        CopyStatus.BadMagic => "bad magic",
+        CopyStatus.BadChecksum => "bad checksum",
+        CopyStatus.Invalid => "invalid",
+        CopyStatus.Unsupported => "unsupported",
+        CopyStatus.Stale => "stale",
+        _ => $"status {(int)status}",
+    };
+}
+
 /// <summary>Result of decoding one copy: the status, the superblock when the checksum matched, and why.</summary>
 /// <remarks><see cref="Refusal"/> is the error an Unsupported copy is refused with.</remarks>
 public sealed record DecodedCopy(CopyStatus Status, Superblock? Superblock, ulong? Seq, string Detail, ErrorCode? Refusal = null);
@@ -324,7 +339,7 @@ public static class SuperblockCodec
                 _ => null,
             };
             if (p is not null)
-                return $"{((SectionType)type).ToString().ToLowerInvariant()} section: {p}";
+                return $"{SectionName((SectionType)type)} section: {p}";
             if (!isKnown)
                 unknown.Add(new UnknownSection(type, payload.ToArray()));
             at += (int)bytes;
@@ -368,6 +383,17 @@ public static class SuperblockCodec
         };
         return null;
     }
+
+    private static string SectionName(SectionType type) => type switch
+    {
+        SectionType.Members => "members",
+        SectionType.Journal => "journal",
+        SectionType.BtreeRoots => "btree_roots",
+        SectionType.Clean => "clean",
+        SectionType.ErrorCounters => "error_counters",
+        SectionType.Layout => "layout",
+        _ => $"type {(uint)type}",
+    };
 
     private static string? ParseMembers(ReadOnlySpan<byte> p, out Member[]? members)
     {

@@ -36,7 +36,7 @@ public sealed record SuperblockCopyReport(int Index, long Offset, CopyStatus Sta
     };
 
     public string ToText() =>
-        $"copy {Index} at byte {Offset}: {Status.ToString().ToLowerInvariant()}" +
+        $"copy {Index} at byte {Offset}: {Status.ToText()}" +
         (Seq is { } s ? $" (seq {s})" : "") + (Status == CopyStatus.Good ? "" : $": {Detail}");
 }
 
@@ -102,7 +102,7 @@ public static class SuperblockIo
                 };
                 throw new BasaltException(ErrorCode.NotBasalt, $"{device.Name}: not a Basalt filesystem (no superblock magic {where})");
             }
-            var lines = decoded.Select((kv, i) => $"  copy {i} at byte {kv.Key}: {kv.Value.Status.ToString().ToLowerInvariant()}: {kv.Value.Detail}");
+            var lines = decoded.Select((kv, i) => $"  copy {i} at byte {kv.Key}: {kv.Value.Status.ToText()}: {kv.Value.Detail}");
             throw new BasaltException(ErrorCode.SuperblockCorrupt,
                 $"{device.Name}: no good superblock copy\n{string.Join("\n", lines)}");
         }

@@ -92,9 +92,9 @@ public sealed class SuperblockDamageTests
         var ex = Assert.Throws<BasaltException>(() => SuperblockIo.Read(device));
         Assert.Equal(ErrorCode.SuperblockCorrupt, ex.Code);
         Assert.StartsWith("test.img: no good superblock copy", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("copy 0 at byte 4096: badchecksum", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("copy 0 at byte 4096: bad checksum", ex.Message, StringComparison.Ordinal);
         Assert.Contains("copy 1 at byte 69632: invalid: block size 3000", ex.Message, StringComparison.Ordinal);
-        Assert.Contains($"copy 2 at byte {SmallDeviceSize - 65536}: badmagic", ex.Message, StringComparison.Ordinal);
+        Assert.Contains($"copy 2 at byte {SmallDeviceSize - 65536}: bad magic", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]
