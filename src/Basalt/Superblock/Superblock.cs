@@ -263,7 +263,12 @@ internal static class SuperblockText
         return $"{bytes} B";
     }
 
-    public static long ToUnixNanos(DateTimeOffset t) => (t - DateTimeOffset.UnixEpoch).Ticks * 100;
+    /// <summary>Nanoseconds since the epoch, saturating outside the i64 range (years 1677..2262).</summary>
+    public static long ToUnixNanos(DateTimeOffset t)
+    {
+        var ticks = (t - DateTimeOffset.UnixEpoch).Ticks;
+        return ticks > long.MaxValue / 100 ? long.MaxValue : ticks < long.MinValue / 100 ? long.MinValue : ticks * 100;
+    }
 
     public static DateTimeOffset FromUnixNanos(long nanos)
     {

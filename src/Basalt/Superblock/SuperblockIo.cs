@@ -5,9 +5,10 @@
 // section of every copy lists all copy offsets, so a reader finds the end copy even when the
 // device has since been truncated or grown.
 //
-// Read: decode the copies at the two fixed start offsets and at the end offset derived from
-// the device size; take the layout of the newest good copy and read any copy it lists that was
-// not read yet. The good copy with the highest seq wins; every copy's status is reported.
+// Read: decode the copies at the two fixed start offsets (and, only when neither is good, the
+// end offset derived from the device size); take the layout of the newest good one and read
+// every copy it lists. The good copy of that filesystem with the highest seq wins; every copy
+// of its layout is reported with a status.
 // A checksum-valid copy that needs a newer format or an unknown incompatible feature is refused
 // outright rather than skipped for an older copy: falling back would silently ignore the newer
 // filesystem state.
@@ -63,19 +64,33 @@ public static class SuperblockIo
     /// </summary>
     public static SuperblockReadResult Read(IBlockDevice device)
     {
-        var decoded = new SortedDictionary<long, DecodedCopy>();
-        foreach (var offset in ProbeOffsets(device.Size))
-            decoded[offset] = ReadCopy(device, offset);
-
-        var best = Newest(decoded.Values);
-        if (best?.Superblock is { } first)
+        var decoded = new SortedDictionary<long, DecodedCopy>
         {
-            foreach (var offset in first.CopyOffsets)
+            [FirstCopyOffset] = ReadCopy(device, FirstCopyOffset),
+            [SecondCopyOffset] = ReadCopy(device, SecondCopyOffset),
+        };
+        // The start copies are the anchor: the copy at the size-derived end offset is consulted only
+        // when neither is good, because after a shrink, reformat and regrow an old filesystem's end
+        // copy may still sit there.
+        var anchor = Newest(decoded.Values, null);
+        if (anchor is null)
+        {
+            var end = SuperblockGeometry.EndCopyOffset(device.Size);
+            if (end >= StartAreaEnd)
+                decoded[end] = ReadCopy(device, end);
+            anchor = Newest(decoded.Values, null);
+        }
+
+        // Read every copy the anchor's layout lists, then those of the winner's layout if it differs.
+        var best = anchor;
+        for (var round = 0; round < 2 && best?.Superblock is { } current; round++)
+        {
+            foreach (var offset in current.CopyOffsets)
             {
                 if (!decoded.ContainsKey(offset))
                     decoded[offset] = ReadCopy(device, offset);
             }
-            best = Newest(decoded.Values);
+            best = Newest(decoded.Values, anchor!.Superblock!.Uuid);
         }
 
         // A copy that verified but needs more than this build has, at or above the newest good seq, is refused.
@@ -115,18 +130,19 @@ public static class SuperblockIo
         for (var i = 0; i < sb.CopyOffsets.Count; i++)
         {
             var offset = sb.CopyOffsets[i];
-            var d = decoded[offset];
+            if (!decoded.TryGetValue(offset, out var d))
+                decoded[offset] = d = ReadCopy(device, offset);
             var status = d.Status;
             var detail = d.Detail;
-            if (status == CopyStatus.Good && d.Seq < sb.Seq)
-            {
-                status = CopyStatus.Stale;
-                detail = $"seq {d.Seq} is older than the newest copy's seq {sb.Seq}";
-            }
-            else if (status == CopyStatus.Good && d.Superblock!.Uuid != sb.Uuid)
+            if (status == CopyStatus.Good && d.Superblock!.Uuid != sb.Uuid)
             {
                 status = CopyStatus.Invalid;
                 detail = $"belongs to another filesystem (uuid {SuperblockText.Uuid(d.Superblock.Uuid)})";
+            }
+            else if (status == CopyStatus.Good && d.Seq < sb.Seq)
+            {
+                status = CopyStatus.Stale;
+                detail = $"seq {d.Seq} is older than the newest copy's seq {sb.Seq}";
             }
             if (used < 0 && ReferenceEquals(d, best))
                 used = i;
@@ -137,18 +153,10 @@ public static class SuperblockIo
         return new SuperblockReadResult(sb, used, reports);
     }
 
-    /// <summary>Offsets tried before any layout is known: the two start copies and the size-derived end copy.</summary>
-    private static List<long> ProbeOffsets(long deviceSize)
-    {
-        var list = new List<long> { FirstCopyOffset, SecondCopyOffset };
-        var end = SuperblockGeometry.EndCopyOffset(deviceSize);
-        if (end >= StartAreaEnd)
-            list.Add(end);
-        return list;
-    }
-
-    private static DecodedCopy? Newest(IEnumerable<DecodedCopy> copies) =>
-        copies.Where(d => d.Status == CopyStatus.Good).OrderByDescending(d => d.Seq).FirstOrDefault();
+    /// <summary>The good copy with the highest seq, of filesystem <paramref name="uuid"/> when given.</summary>
+    private static DecodedCopy? Newest(IEnumerable<DecodedCopy> copies, Guid? uuid) =>
+        copies.Where(d => d.Status == CopyStatus.Good && (uuid is null || d.Superblock!.Uuid == uuid))
+            .OrderByDescending(d => d.Seq).FirstOrDefault();
 
     /// <summary>Reads and decodes the copy at <paramref name="offset"/>; I/O errors and short devices become Unreadable.</summary>
     public static DecodedCopy ReadCopy(IBlockDevice device, long offset)

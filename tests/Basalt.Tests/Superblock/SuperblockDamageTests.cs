@@ -154,6 +154,37 @@ public sealed class SuperblockDamageTests
     }
 
     [Fact]
+    public void An_old_filesystems_end_copy_left_behind_does_not_win_over_the_start_copies()
+    {
+        // Filesystem A on 8 MiB, written a few times (seq 4); then the device "shrinks" to 4 MiB and
+        // B is formatted there; then it grows back: A's end copy is exactly at the size-derived offset.
+        var (big, a) = FormatSmall(2 * SmallDeviceSize);
+        for (var i = 0; i < 3; i++)
+            a = SuperblockIo.Write(big, a);
+        var (small, _) = FormatSmall(SmallDeviceSize, SmallOptions with { Uuid = Guid.Parse("bbbbbbbb-0000-0000-0000-000000000001"), Label = "B" });
+        small.Contents.CopyTo(big.Contents);
+
+        var result = SuperblockIo.Read(big);
+
+        Assert.Equal("B", result.Superblock.Label);
+        Assert.Equal(1UL, result.Superblock.Seq);
+        Assert.DoesNotContain(result.Copies, c => c.Offset == a.CopyOffsets[2]);
+        Assert.All(result.Copies, c => Assert.Equal(CopyStatus.Good, c.Status));
+    }
+
+    [Fact]
+    public void End_copy_alone_is_found_through_the_size_derived_offset()
+    {
+        var (device, sb) = FormatSmall();
+        Copy(device, sb.CopyOffsets[0]).Clear();
+        Copy(device, sb.CopyOffsets[1]).Clear();
+        var result = SuperblockIo.Read(device);
+        Assert.Equal(2, result.UsedCopy);
+        Assert.Equal(CopyStatus.BadMagic, result.Copies[0].Status);
+        Assert.Equal(CopyStatus.BadMagic, result.Copies[1].Status);
+    }
+
+    [Fact]
     public void Unreadable_copy_through_io_errors_is_reported_as_unreadable()
     {
         var (device, sb) = FormatSmall();
