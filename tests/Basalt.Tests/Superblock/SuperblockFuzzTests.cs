@@ -28,7 +28,7 @@ public sealed class SuperblockFuzzTests(ITestOutputHelper output)
         sb = SuperblockIo.Write(pristine, sb
             .WithRoot(Format.BtreeId.Alloc, SampleRoot(Format.BtreeId.Alloc, 1, (ulong)(sb.NodeAreaOffset / 512)))
             .WithErrorCounted(Format.FsckErrorId.SbCopyStale, FormatTime)
-            with { UnknownSections = [new UnknownSection(99, new byte[24])] });
+            with { UnknownSections = [new UnknownSection(99, new byte[24])] }, FormatTime); // fixed time: the seed replays exactly
         var image = pristine.Contents.ToArray();
         var encodedSize = SuperblockCodec.EncodedSize(sb);
         var iterations = LongTests.Scale(1000);
