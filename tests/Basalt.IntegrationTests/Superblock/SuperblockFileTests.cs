@@ -1,3 +1,4 @@
+using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Superblocks;
 using Basalt.TestKit;
@@ -14,7 +15,7 @@ public sealed class SuperblockFileTests
 
     private static Superblock FormatFile(string path, long size, FormatOptions options)
     {
-        using var device = ImageFileDevice.Create(path, size);
+        using var device = FileBlockDevice.Create(path, size);
         return SuperblockIo.Format(device, options);
     }
 
@@ -25,7 +26,7 @@ public sealed class SuperblockFileTests
         var path = dir.File("a.img");
         var written = FormatFile(path, 64 * MiB);
 
-        using var device = ImageFileDevice.Open(path, readOnly: true);
+        using var device = FileBlockDevice.Open(path, readOnly: true);
         var result = SuperblockIo.Read(device);
         Assert.True(result.AllCopiesGood, result.ToText());
         Assert.Equal(written.ToText(), result.Superblock.ToText());
@@ -43,7 +44,7 @@ public sealed class SuperblockFileTests
         using (var stream = new FileStream(path, FileMode.Open))
             stream.SetLength(20 * MiB);
 
-        using var device = ImageFileDevice.Open(path);
+        using var device = FileBlockDevice.Open(path);
         var result = SuperblockIo.Read(device);
         Assert.Equal(0, result.UsedCopy);
         Assert.Equal(CopyStatus.Good, result.Copies[0].Status);
@@ -70,7 +71,7 @@ public sealed class SuperblockFileTests
             stream.WriteByte(0x5A);
         }
 
-        using var device = ImageFileDevice.Open(path);
+        using var device = FileBlockDevice.Open(path);
         var result = SuperblockIo.Read(device);
         Assert.Equal(1, result.UsedCopy);
         Assert.Equal(CopyStatus.BadChecksum, result.Copies[0].Status);
@@ -89,12 +90,12 @@ public sealed class SuperblockFileTests
         var sb = FormatFile(path, 16 * MiB);
         for (var i = 0; i < 3; i++)
         {
-            using var device = ImageFileDevice.Open(path);
+            using var device = FileBlockDevice.Open(path);
             var read = SuperblockIo.Read(device).Superblock;
             Assert.Equal(sb.Seq, read.Seq);
             sb = SuperblockIo.Write(device, read with { Label = $"round {i}" });
         }
-        using var last = ImageFileDevice.Open(path, readOnly: true);
+        using var last = FileBlockDevice.Open(path, readOnly: true);
         var final = SuperblockIo.Read(last).Superblock;
         Assert.Equal(4UL, final.Seq);
         Assert.Equal("round 2", final.Label);
@@ -104,7 +105,7 @@ public sealed class SuperblockFileTests
     public void Too_small_file_is_refused_with_the_minimum()
     {
         using var dir = new TempDirectory("sb");
-        using var device = ImageFileDevice.Create(dir.File("small.img"), 4 * MiB);
+        using var device = FileBlockDevice.Create(dir.File("small.img"), 4 * MiB);
         var ex = Assert.Throws<BasaltException>(() => SuperblockIo.Format(device, new FormatOptions()));
         Assert.Equal(ErrorCode.DeviceTooSmall, ex.Code);
         Assert.Contains($"device is {4 * MiB} bytes; Basalt needs at least 9764864 bytes with bucket size 131072", ex.Message, StringComparison.Ordinal);
@@ -121,7 +122,7 @@ public sealed class SuperblockFileTests
             stream.Position = 1080;
             stream.Write([0x53, 0xEF]);
         }
-        using var device = ImageFileDevice.Open(path, readOnly: true);
+        using var device = FileBlockDevice.Open(path, readOnly: true);
         Assert.Equal("ext2/ext3/ext4 filesystem", SignatureProbe.Detect(device));
         Assert.Equal(ErrorCode.NotBasalt, Assert.Throws<BasaltException>(() => SuperblockIo.Read(device)).Code);
     }

@@ -1,4 +1,5 @@
 using Basalt.Devices;
+using Basalt.Format;
 using Basalt.Superblocks;
 using static Basalt.Tests.Superblocks.SuperblockTestKit;
 
@@ -24,7 +25,7 @@ public sealed class SuperblockCrashTests
             try
             {
                 // The new superblock differs in its sections too, so a torn copy cannot pass as either.
-                SuperblockIo.Write(device, sb.WithErrorCounted(Format.FsckErrorId.SbCopyStale, FormatTime) with { Label = "new" });
+                SuperblockIo.Write(device, sb.WithErrorCounted(FsckErrorId.SbCopyStale, FormatTime) with { Label = "new" });
             }
             catch (SimulatedCrash)
             {

@@ -1,5 +1,6 @@
 using Basalt.Diagnostics;
 using Basalt.Devices;
+using Basalt.Format;
 using Basalt.Superblocks;
 using Basalt.TestKit;
 using Xunit.Abstractions;
@@ -26,8 +27,8 @@ public sealed class SuperblockFuzzTests(ITestOutputHelper output)
         var (pristine, sb) = FormatSmall(2L * 1024 * 1024);
         // Roots, counters and an unknown section give the parser more to chew on.
         sb = SuperblockIo.Write(pristine, sb
-            .WithRoot(Format.BtreeId.Alloc, SampleRoot(Format.BtreeId.Alloc, 1, (ulong)(sb.NodeAreaOffset / 512)))
-            .WithErrorCounted(Format.FsckErrorId.SbCopyStale, FormatTime)
+            .WithRoot(BtreeId.Alloc, SampleRoot(BtreeId.Alloc, 1, (ulong)(sb.NodeAreaOffset / 512)))
+            .WithErrorCounted(FsckErrorId.SbCopyStale, FormatTime)
             with { UnknownSections = [new UnknownSection(99, new byte[24])] }, FormatTime); // fixed time: the seed replays exactly
         var image = pristine.Contents.ToArray();
         var encodedSize = SuperblockCodec.EncodedSize(sb);
@@ -100,7 +101,7 @@ public sealed class SuperblockFuzzTests(ITestOutputHelper output)
             copy[SuperblockFormat.ChecksumTypeOffset] = 1;
             System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(copy.AsSpan(SuperblockFormat.TotalBytesOffset), (uint)(random.Next(32, 8192) * 8));
             var total = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(copy.AsSpan(SuperblockFormat.TotalBytesOffset));
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(copy, Format.Checksums.Compute(Format.ChecksumType.Crc32C, copy.AsSpan(8, total - 8)));
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(copy, Checksums.Compute(ChecksumType.Crc32C, copy.AsSpan(8, total - 8)));
             var decoded = SuperblockCodec.Decode(copy, SuperblockFormat.FirstCopyOffset);
             Assert.NotEqual(CopyStatus.Good, decoded.Status);
             Assert.False(string.IsNullOrEmpty(decoded.Detail));

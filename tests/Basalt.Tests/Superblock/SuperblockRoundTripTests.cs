@@ -1,4 +1,5 @@
 using Basalt.Devices;
+using Basalt.Diagnostics;
 using Basalt.Format;
 using Basalt.Superblocks;
 using static Basalt.Tests.Superblocks.SuperblockTestKit;
@@ -146,7 +147,7 @@ public sealed class SuperblockRoundTripTests
         Assert.Equal(2UL, result.Copies[0].Seq);
         Assert.Equal(CopyStatus.Stale, result.Copies[1].Status);
         Assert.Equal(CopyStatus.Good, result.Copies[2].Status);
-        Assert.Equal(Format.FsckErrorId.SbCopyStale, result.Copies[0].FsckError);
+        Assert.Equal(FsckErrorId.SbCopyStale, result.Copies[0].FsckError);
     }
 
     [Fact]
@@ -154,8 +155,8 @@ public sealed class SuperblockRoundTripTests
     {
         var (device, sb) = FormatSmall();
         var before = device.Contents.ToArray();
-        var ex = Assert.Throws<Diagnostics.BasaltException>(() => SuperblockIo.Write(device, sb with { NodeSize = 3000 }));
-        Assert.Equal(Diagnostics.ErrorCode.InvariantViolated, ex.Code);
+        var ex = Assert.Throws<BasaltException>(() => SuperblockIo.Write(device, sb with { NodeSize = 3000 }));
+        Assert.Equal(ErrorCode.InvariantViolated, ex.Code);
         Assert.Contains("btree node size 3000", ex.Message, StringComparison.Ordinal);
         Assert.True(before.AsSpan().SequenceEqual(device.Contents));
     }
