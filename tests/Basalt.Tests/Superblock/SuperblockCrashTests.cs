@@ -1,6 +1,7 @@
 using Basalt.Devices;
 using Basalt.Format;
 using Basalt.Superblocks;
+using Basalt.TestKit;
 using static Basalt.Tests.Superblocks.SuperblockTestKit;
 
 namespace Basalt.Tests.Superblocks;
@@ -39,6 +40,36 @@ public sealed class SuperblockCrashTests
             if (tearLastWrite && crashAfter < 3)
                 Assert.Equal(CopyStatus.BadChecksum, result.Copies[crashAfter].Status);
         }
+    }
+
+    /// <summary>Every crash state of a recorded write (the Devices crash-state model, DESIGN §5).</summary>
+    [Fact]
+    public void Every_crash_state_of_a_superblock_write_reads_as_old_or_new()
+    {
+        var (inner, sb) = FormatSmall();
+        var baseImage = DevicesTestKit.Capture(inner);
+        using var recording = new RecordingBlockDevice(inner);
+        // Roots and counters make the new superblock span two sectors, so torn states exist.
+        var next = sb
+            .WithRoot(BtreeId.Inodes, SampleRoot(BtreeId.Inodes, 0, (ulong)(sb.NodeAreaOffset / 512)))
+            .WithErrorCounted(FsckErrorId.BsetEmpty, FormatTime)
+            .WithErrorCounted(FsckErrorId.SbCopyStale, FormatTime)
+            with { Label = "new", UnknownSections = [new UnknownSection(50, new byte[200])] };
+        SuperblockIo.Write(recording, next, FormatTime);
+        Assert.Equal(3, recording.Log.Count);
+
+        var states = DevicesTestKit.ForEachCrashState(baseImage, recording.Log, new CrashStateOptions { Seed = 7 }, (state, device) =>
+        {
+            var result = SuperblockIo.Read(device);
+            var seq = result.Superblock.Seq;
+            Assert.True(seq is 1 or 2, $"seq {seq}");
+            Assert.Equal(seq == 2 ? "new" : "test", result.Superblock.Label);
+            if (state.DurableCount >= 1)
+                Assert.Equal(2UL, seq); // copy 0's write was flushed: the new superblock must win
+            var damaged = result.Copies.Count(c => c.Status is CopyStatus.BadChecksum or CopyStatus.BadMagic or CopyStatus.Invalid);
+            Assert.True(damaged <= 1, result.ToText());
+        });
+        Assert.True(states >= 6, $"only {states} crash states");
     }
 
     private sealed class SimulatedCrash : Exception;
