@@ -38,14 +38,49 @@ public static class KeyValidation
         return true;
     }
 
+    // Per btree id: which key types a leaf may hold (bit per type), and its extent/snapshot flags.
+    // Built once from BtreeIds so the per-key check is a few array reads.
+    private static readonly BtreeRules[] s_rules = BuildRules();
+
+    private readonly struct BtreeRules
+    {
+        public readonly ulong Allowed0, Allowed1, Allowed2, Allowed3;
+        public readonly bool Known, IsExtents, HasSnapshots;
+
+        public BtreeRules(BtreeDescriptor d)
+        {
+            Known = true;
+            IsExtents = d.IsExtents;
+            HasSnapshots = d.HasSnapshots;
+            Span<ulong> bits = stackalloc ulong[4];
+            bits[0] = 1UL << (int)KeyType.Deleted;
+            foreach (var t in d.AllowedTypes)
+                bits[(int)t >> 6] |= 1UL << ((int)t & 63);
+            (Allowed0, Allowed1, Allowed2, Allowed3) = (bits[0], bits[1], bits[2], bits[3]);
+        }
+
+        public bool Allows(KeyType type)
+        {
+            var word = ((int)type >> 6) switch { 0 => Allowed0, 1 => Allowed1, 2 => Allowed2, _ => Allowed3 };
+            return (word & (1UL << ((int)type & 63))) != 0;
+        }
+    }
+
+    private static BtreeRules[] BuildRules()
+    {
+        var rules = new BtreeRules[256];
+        foreach (var d in BtreeIds.All)
+            rules[(int)d.Id] = new BtreeRules(d);
+        return rules;
+    }
+
     private static bool CheckGeneric(BtreeId btree, byte level, in Bkey key, int valueLength, Bpos nodeMin, Bpos nodeMax,
         int nodeSize, out FsckErrorId id)
     {
         var interior = level > 0;
-        var descriptor = BtreeIds.IsKnown((byte)btree) ? BtreeIds.Describe(btree) : null;
+        ref readonly var rules = ref s_rules[(byte)btree];
         // Deleted is the whiteout everywhere, interior nodes included (a merge deletes a sibling's pointer).
-        var typeOk = key.Type == KeyType.Deleted ||
-            (interior ? key.Type == KeyType.BtreePtr : descriptor is not null && KeyTypes.IsKnown((byte)key.Type) && descriptor.Allows(key.Type));
+        var typeOk = key.Type == KeyType.Deleted || (interior ? key.Type == KeyType.BtreePtr : rules.Known && rules.Allows(key.Type));
         if (!typeOk)
         {
             id = FsckErrorId.BkeyInvalidTypeForBtree;
@@ -56,7 +91,7 @@ public static class KeyValidation
             id = FsckErrorId.BkeyValueInvalid;
             return false;
         }
-        var extents = !interior && descriptor is { IsExtents: true };
+        var extents = !interior && rules.IsExtents;
         var sizeOk = extents
             ? key.Type == KeyType.Deleted || (key.Size != 0 && key.Size <= key.Pos.Offset)
             : key.Size == 0;
@@ -67,7 +102,7 @@ public static class KeyValidation
         }
         if (!interior)
         {
-            var snapshotOk = descriptor is { HasSnapshots: true } ? key.Pos.Snapshot == uint.MaxValue : key.Pos.Snapshot == 0;
+            var snapshotOk = rules.HasSnapshots ? key.Pos.Snapshot == uint.MaxValue : key.Pos.Snapshot == 0;
             if (!snapshotOk)
             {
                 id = FsckErrorId.BkeyBadSnapshot;

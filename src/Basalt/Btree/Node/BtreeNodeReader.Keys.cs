@@ -135,33 +135,57 @@ public static partial class BtreeNodeReader
             }
             else
             {
-                Span<int> heads = _keptBsets <= 64 ? stackalloc int[_keptBsets] : new int[_keptBsets];
-                for (var b = 0; b < _keptBsets; b++)
-                    heads[b] = b == 0 ? 0 : _bsetEnds[b - 1];
-                while (true)
-                {
-                    // The smallest head; on ties the newest bset (highest index) wins.
-                    var winner = -1;
-                    for (var b = 0; b < _keptBsets; b++)
-                    {
-                        if (heads[b] == _bsetEnds[b])
-                            continue;
-                        if (winner < 0 || _scratch[heads[b]].Key.Pos <= _scratch[heads[winner]].Key.Pos)
-                            winner = b;
-                    }
-                    if (winner < 0)
-                        break;
-                    var pos = _scratch[heads[winner]].Key.Pos;
-                    output.Emit(in _scratch[heads[winner]]);
-                    for (var b = 0; b < _keptBsets; b++)
-                    {
-                        if (heads[b] != _bsetEnds[b] && _scratch[heads[b]].Key.Pos == pos)
-                            heads[b]++;
-                    }
-                }
+                MergeBsets(ref output);
             }
             droppedOutsideRange = output.DroppedOutsideRange;
             return output.Build();
+        }
+
+        // k-way merge over the kept bsets (a handful: one per append since the last rewrite). Each
+        // step takes the smallest head position; on ties the newest bset (highest index) wins and
+        // every head at that position advances.
+        private readonly void MergeBsets(ref MergeOutput output)
+        {
+            var count = _keptBsets;
+            Span<int> heads = count <= 64 ? stackalloc int[count] : new int[count];
+            Span<int> ends = count <= 64 ? stackalloc int[count] : new int[count];
+            Span<Bpos> positions = count <= 64 ? stackalloc Bpos[count] : new Bpos[count];
+            var scratch = _scratch;
+            var active = 0;
+            for (var b = 0; b < count; b++)
+            {
+                heads[b] = b == 0 ? 0 : _bsetEnds[b - 1];
+                ends[b] = _bsetEnds[b];
+                if (heads[b] < ends[b])
+                {
+                    positions[b] = scratch[heads[b]].Key.Pos;
+                    active++;
+                }
+            }
+            while (active > 0)
+            {
+                var winner = -1;
+                var min = default(Bpos);
+                for (var b = 0; b < count; b++)
+                {
+                    if (heads[b] < ends[b] && (winner < 0 || positions[b].CompareTo(min) <= 0))
+                    {
+                        winner = b;
+                        min = positions[b];
+                    }
+                }
+                output.Emit(in scratch[heads[winner]]);
+                for (var b = 0; b < count; b++)
+                {
+                    if (heads[b] < ends[b] && positions[b] == min)
+                    {
+                        if (++heads[b] < ends[b])
+                            positions[b] = scratch[heads[b]].Key.Pos;
+                        else
+                            active--;
+                    }
+                }
+            }
         }
     }
 
@@ -180,8 +204,8 @@ public static partial class BtreeNodeReader
         public MergeOutput(ReadOnlySpan<byte> slot, int maxKeys, long maxValueBytes, bool filter, Bpos min, Bpos max)
         {
             _slot = slot;
-            _entries = new KeyEntry[maxKeys];
-            _arena = new byte[maxValueBytes];
+            _entries = GC.AllocateUninitializedArray<KeyEntry>(maxKeys);
+            _arena = GC.AllocateUninitializedArray<byte>(checked((int)maxValueBytes));
             _filter = filter;
             _min = min;
             _max = max;
