@@ -104,8 +104,12 @@ public static partial class BtreeNodeReader
             var stoppedByFinding = !WalkRecords();
             if (_failure is not null)
                 return;
-            if (!stoppedByFinding && _walked < _limit)
-                ReportMissingData();
+            if (stoppedByFinding)
+                return;
+            if (_context.Ptr.SectorsWritten == 0)
+                FindRecordAfterGap(Math.Min(_nodeEnd, _limit));   // length unknown: nothing of this node may follow the end
+            else if (_walked < _limit && ReportMissingData())
+                FindRecordAfterGap(Math.Min(_nodeEnd, _limit));
             CountRecordsBeyondWritten();
         }
 
@@ -264,20 +268,21 @@ public static partial class BtreeNodeReader
             return true;
         }
 
-        // The walk ended inside sectors_written: data is missing. A record of this node further on
-        // means an append in the middle went missing (a gap), not just a short tail.
-        private void ReportMissingData()
+        // The walk ended inside sectors_written: data is missing.
+        private bool ReportMissingData() =>
+            Report(FsckErrorId.BtreeNodeDataMissing, _walked / SectorSize,
+                $"expected {_limit / SectorSize} sectors, found {_walked / SectorSize}");
+
+        // A record of this node at a later block before <paramref name="end"/> means an append in
+        // the middle went missing (a gap), not just a short tail; what follows the gap is dropped.
+        private void FindRecordAfterGap(int end)
         {
-            var missingAt = _walked / SectorSize;
-            if (!Report(FsckErrorId.BtreeNodeDataMissing, missingAt,
-                    $"expected {_limit / SectorSize} sectors, found {_walked / SectorSize}"))
-                return;
-            for (var block = _walked + _context.BlockSize; block + EntryKeysOffset <= Math.Min(_limit, _nodeEnd); block += _context.BlockSize)
+            for (var block = (int)RoundUp(_walked + 1, _context.BlockSize); block + EntryKeysOffset <= end; block += _context.BlockSize)
             {
                 if (BinaryPrimitives.ReadUInt64LittleEndian(_slot[(block + EntryBsetOffset + BsetSeqOffset)..]) == _seq)
                 {
                     Report(FsckErrorId.BtreeNodeBsetAfterEnd, block / SectorSize,
-                        $"a bset of this node at sector {block / SectorSize} after the gap at sector {missingAt}: dropped");
+                        $"a bset of this node at sector {block / SectorSize} after the end of its records at sector {_walked / SectorSize}: dropped");
                     return;
                 }
             }

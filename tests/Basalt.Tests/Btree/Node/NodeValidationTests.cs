@@ -532,6 +532,27 @@ public sealed class NodeValidationTests
     }
 
     [Fact]
+    public void Without_sectors_written_the_walk_ends_at_the_first_foreign_record_and_a_later_one_is_a_gap()
+    {
+        var node = Standard();
+        var unknown = node.Context(sectorsWritten: 0);
+
+        var clean = BtreeNodeReader.Read(node.Slot, unknown);
+
+        Assert.Empty(clean.Findings);
+        AssertFixedTo(clean, 20, 30, 40, 50, 60, 70, 80, 90);
+        Assert.Equal(node.Written / 512, clean.SectorsFound);
+
+        WriteU64(node.Slot, node.BsetField(1, "seq"), 0xdead);
+        node.FixChecksum(1);
+        var gap = BtreeNodeReader.Read(node.Slot, unknown);
+
+        var finding = AssertOnly(gap, FsckErrorId.BtreeNodeBsetAfterEnd, NodeErrorClass.WantRetry);
+        Assert.Equal(node.RecordOffsets[2] / 512, finding.SectorOffset);
+        AssertFixedTo(gap, 20, 30, 40, 50);
+    }
+
+    [Fact]
     public void Records_beyond_sectors_written_are_ignored_and_counted_not_reported()
     {
         var node = Standard().Write(Deletions(20));
