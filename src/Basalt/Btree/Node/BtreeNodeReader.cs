@@ -121,13 +121,15 @@ public static partial class BtreeNodeReader
             var stoppedByFinding = !WalkRecords();
             if (_failure is not null)
                 return;
-            if (stoppedByFinding)
-                return;
-            if (_context.Ptr.SectorsWritten == 0)
-                FindRecordAfterGap(Math.Min(_nodeEnd, _limit));   // length unknown: nothing of this node may follow the end
-            else if (_walked < _limit && ReportMissingData())
-                FindRecordAfterGap(Math.Min(_nodeEnd, _limit));
-            CountRecordsBeyondWritten();
+            if (!stoppedByFinding)
+            {
+                if (_context.Ptr.SectorsWritten == 0)
+                    FindRecordAfterGap(Math.Min(_nodeEnd, _limit));   // length unknown: nothing of this node may follow the end
+                else if (_walked < _limit && ReportMissingData())
+                    FindRecordAfterGap(Math.Min(_nodeEnd, _limit));
+            }
+            if (_failure is null)
+                CountRecordsBeyondWritten();
         }
 
         // Magic and seq: is this the node the pointer names at all?
