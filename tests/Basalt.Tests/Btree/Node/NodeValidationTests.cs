@@ -553,6 +553,21 @@ public sealed class NodeValidationTests
     }
 
     [Fact]
+    public void Short_slot_is_data_missing_and_a_slot_without_room_for_a_header_is_a_bad_node()
+    {
+        var node = Standard();
+
+        var result = BtreeNodeReader.Read(node.Slot.AsSpan(0, node.RecordOffsets[2]), node.Context());
+
+        AssertOnly(result, FsckErrorId.BtreeNodeDataMissing, NodeErrorClass.WantRetry);
+        AssertFixedTo(result, 20, 30, 40, 50, 60, 70);
+
+        var tiny = BtreeNodeReader.Read(node.Slot.AsSpan(0, 100), node.Context());
+        AssertOnly(tiny, FsckErrorId.BtreeNodeBadHeader, NodeErrorClass.BadNode);
+        AssertFailed(tiny, NodeErrorClass.BadNode);
+    }
+
+    [Fact]
     public void Records_beyond_sectors_written_are_ignored_and_counted_not_reported()
     {
         var node = Standard().Write(Deletions(20));
