@@ -88,6 +88,24 @@ public sealed class KeyValidationTests
     }
 
     [Fact]
+    public void Write_side_run_validation_names_the_first_bad_key()
+    {
+        var builder = new KeyRunBuilder();
+        builder.Add(new Bkey(new Bpos(1, 0), KeyType.Cookie), [1]);
+        builder.Add(new Bkey(new Bpos(2, 0), KeyType.Cookie), [2]);
+        builder.Add(new Bkey(new Bpos(3, 0), KeyType.Inode), [3]);
+        var run = builder.Build();
+
+        Assert.False(KeyValidation.ValidateRun(BtreeId.Test, 0, run, Bpos.Min, Bpos.Max, NodeSize, out var index, out var id, out _));
+        Assert.Equal(2, index);
+        Assert.Equal(FsckErrorId.BkeyInvalidTypeForBtree, id);
+        Assert.False(KeyValidation.ValidateRun(BtreeId.Test, 0, run, new Bpos(2, 0), Bpos.Max, NodeSize, out index, out id, out _));
+        Assert.Equal((0, FsckErrorId.BkeyBeforeStartOfBtreeNode), (index, id));
+        Assert.True(KeyValidation.ValidateRun(BtreeId.Test, 0, KeyRun.Empty, Bpos.Min, Bpos.Max, NodeSize, out index, out _, out _));
+        Assert.Equal(-1, index);
+    }
+
+    [Fact]
     public void Key_type_table_prints_known_types_and_passes_unknown_ones_through()
     {
         Assert.Equal("1:0:0 cookie: 2 bytes abcd", KeyTypeTable.ToText(new Bkey(new Bpos(1, 0), KeyType.Cookie), [0xab, 0xcd]));
