@@ -141,6 +141,32 @@ public sealed class NodeFormatTests
     }
 
     [Fact]
+    public void Field_paths_resolve_to_slot_offsets()
+    {
+        var node = new TestNode(BtreeId.Test, 0, Bpos.Min, Bpos.Max).Write(Cookies("a", 1, 2)).Write(Cookies("b", 3));
+
+        NodeField Locate(string path)
+        {
+            Assert.True(BtreeNodeInspector.TryLocate(node.Slot, path, out var field, out var problem), problem);
+            return field;
+        }
+
+        Assert.Equal(new NodeField("node.max_key", 52, 20), Locate("node.max_key"));
+        Assert.Equal(0, Locate("record.0.csum").Offset);
+        Assert.Equal((512, 8), (Locate("record.1.csum").Offset, Locate("record.1.csum").Size));
+        Assert.Equal(512 + 8 + 24, Locate("bset.1.u64s").Offset);
+        Assert.Equal(80 + 18, Locate("bset.0.csum_type").Offset);
+        Assert.Equal(node.KeyField(0, 1, "pos.offset"), Locate("key.0.1.pos.offset").Offset);
+        Assert.Equal(node.KeyField(1, 0, "type"), Locate("key.1.0.type").Offset);
+
+        foreach (var bad in new[] { "magic", "node.nope", "bset.2.u64s", "key.0.2.type", "key.0.0.nope", "record.1.u64s", "leaf.0.x" })
+        {
+            Assert.False(BtreeNodeInspector.TryLocate(node.Slot, bad, out _, out var problem));
+            Assert.Contains(bad, problem, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void Field_lookup_names_the_known_fields()
     {
         Assert.Equal(new NodeField("max_key", 52, 20), BtreeNodeInspector.Field(BtreeNodeInspector.NodeHeaderFields, "MAX_KEY"));
