@@ -16,6 +16,8 @@ public sealed class NodeRandomDamageTests(ITestOutputHelper output)
     {
         var seed = TestSeed.Get(output);
         var random = new Random(seed);
+        var seen = new HashSet<FsckErrorId>();
+        var usable = 0;
         for (var round = 0; round < LongTests.Scale(400); round++)
         {
             var blockSize = random.Next(2) == 0 ? 512 : 1024;
@@ -57,6 +59,8 @@ public sealed class NodeRandomDamageTests(ITestOutputHelper output)
                 throw;
             }
 
+            seen.UnionWith(result.Findings.Select(f => f.Id));
+            usable += result.Ok ? 1 : 0;
             Assert.True(result.Ok || result.FailureClass is not null, $"seed {seed} round {round}");
             Assert.True(result.Ok || result.Findings.Count > 0, $"seed {seed} round {round}: a failed read without a finding");
             Assert.Equal(result.Findings.Count > 0, result.NeedsRewrite);
@@ -73,6 +77,15 @@ public sealed class NodeRandomDamageTests(ITestOutputHelper output)
                 }
             }
         }
+        output.WriteLine($"finding ids seen: {string.Join(", ", seen)}; usable {usable}");
+        AssertVariety(seen, usable, seed);
+    }
+
+    private static void AssertVariety(HashSet<FsckErrorId> seen, int usable, int seed)
+    {
+        // A reader that gave up on every damaged node (or found nothing) would not get here.
+        Assert.True(seen.Count >= 6, $"seed {seed}: only {string.Join(", ", seen)} seen");
+        Assert.True(usable > 0, $"seed {seed}: no damaged node was usable");
     }
 
     private static void Damage(byte[] slot, int written, Random random)
