@@ -342,6 +342,21 @@ public sealed class NodeValidationTests
         AssertFixedTo(result, 20, 30, 40, 60, 70, 80, 90);
     }
 
+    [Fact]
+    public void Bset_ending_in_a_partial_key_header_is_truncated_there()
+    {
+        var node = Standard();
+        var at = node.BsetField(1, "u64s");
+        WriteU32(node.Slot, at, System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(node.Slot.AsSpan(at)) + 1);
+        node.FixChecksum(1);
+
+        var result = node.Read();
+
+        var finding = AssertOnly(result, FsckErrorId.BtreeNodeBkeyPastBsetEnd, NodeErrorClass.Fixable);
+        Assert.Equal(node.RecordOffsets[1] / 512, finding.SectorOffset);
+        AssertFixedTo(result, 20, 30, 40, 50, 60, 70, 80, 90);
+    }
+
     [Theory]
     [InlineData("value_pad", 8)]
     [InlineData("reserved", 1)]
