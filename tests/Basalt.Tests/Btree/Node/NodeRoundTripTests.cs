@@ -203,6 +203,10 @@ public sealed class NodeRoundTripTests(ITestOutputHelper output)
                 node.Write(keys);
             }
 
+            var records = BtreeNodeInspector.Walk(node.Slot);
+            Assert.Equal(node.RecordOffsets, records.Select(r => r.Offset));
+            Assert.All(records, r => Assert.True(r.ChecksumMatches, $"seed {seed}: record at {r.Offset}"));
+
             var copied = node.Read();
             var inPlace = BtreeNodeReader.ReadInPlace((byte[])node.Slot.Clone(), node.Context());
 
