@@ -11,8 +11,10 @@ namespace Basalt.Tests.Btree.Node;
 
 public sealed class NodeRandomDamageTests(ITestOutputHelper output)
 {
-    [Fact]
-    public void Reader_survives_random_bit_flips_zeroed_ranges_and_garbage()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public void Reader_survives_random_bit_flips_zeroed_ranges_and_garbage(byte level)
     {
         var seed = TestSeed.Get(output);
         var random = new Random(seed);
@@ -21,7 +23,7 @@ public sealed class NodeRandomDamageTests(ITestOutputHelper output)
         for (var round = 0; round < LongTests.Scale(400); round++)
         {
             var blockSize = random.Next(2) == 0 ? 512 : 1024;
-            var node = new TestNode(BtreeId.Test, 0, P(10), P(5000), nodeSize: 8192, blockSize: blockSize);
+            var node = new TestNode(BtreeId.Test, level, P(10), P(5000), nodeSize: 8192, blockSize: blockSize);
             var next = 11UL;
             for (var b = random.Next(1, 5); b > 0; b--)
             {
@@ -29,9 +31,23 @@ public sealed class NodeRandomDamageTests(ITestOutputHelper output)
                 for (var n = random.Next(1, 12); n > 0; n--)
                 {
                     next += (ulong)random.Next(1, 40);
-                    var value = new byte[random.Next(0, 80)];
-                    random.NextBytes(value);
-                    builder.Add(new Bkey(P(next), KeyType.Cookie), value);
+                    if (level == 0)
+                    {
+                        var value = new byte[random.Next(0, 80)];
+                        random.NextBytes(value);
+                        builder.Add(new Bkey(P(next), KeyType.Cookie), value);
+                    }
+                    else
+                    {
+                        var child = new BtreePtrValue
+                        {
+                            Seq = (ulong)random.NextInt64(1, long.MaxValue),
+                            SectorsWritten = (ushort)random.Next(1, 17),
+                            MinKey = P(next - 1),
+                            Ptrs = [new DevicePtr(0, (ulong)random.Next(0, 1 << 20), (byte)random.Next(256))],
+                        };
+                        builder.Add(new Bkey(P(next), KeyType.BtreePtr), child.ToBytes());
+                    }
                 }
                 var keys = builder.Build();
                 var needed = BtreeNodeWriter.AppendRecordSize(keys.EncodedBytes, blockSize) + 112;
@@ -72,7 +88,7 @@ public sealed class NodeRandomDamageTests(ITestOutputHelper output)
                     Assert.NotEqual(KeyType.Deleted, e.Key.Type);
                     if (i > 0)
                         Assert.True(result.Keys[i - 1].Key.Pos < e.Key.Pos, $"seed {seed} round {round}: keys out of order");
-                    Assert.True(KeyValidation.Validate(BtreeId.Test, 0, e.Key, result.Keys.ValueOf(i), result.Header.MinKey,
+                    Assert.True(KeyValidation.Validate(BtreeId.Test, level, e.Key, result.Keys.ValueOf(i), result.Header.MinKey,
                         result.Header.MaxKey, node.NodeSize, out _, out var detail), $"seed {seed} round {round}: {detail}");
                 }
             }
