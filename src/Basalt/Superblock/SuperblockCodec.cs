@@ -515,8 +515,7 @@ public static class SuperblockCodec
         {
             var e = p[(ErrorsHeaderSize + (i * ErrorEntrySize))..];
             var id = BinaryPrimitives.ReadUInt16LittleEndian(e);
-            if (!FsckCatalogue.TryGet(id, out _))
-                return $"counter {i}: unknown error id {id}";
+            // An id this build does not know comes from a newer build: kept, printed by number.
             if (i > 0 && id <= (ushort)list[i - 1].Id)
                 return $"counter {i}: error id {id} is not after {(ushort)list[i - 1].Id} (counters are sorted by id)";
             list[i] = new ErrorCounter((FsckErrorId)id, BinaryPrimitives.ReadUInt64LittleEndian(e[8..]),
