@@ -55,6 +55,9 @@ public sealed class KeyRun
 
     public ReadOnlySpan<KeyEntry> Entries => _entries.AsSpan(0, Count);
 
+    /// <summary>The run as the node's merge cursor sees it (no copy).</summary>
+    internal RunView View => new(_entries, Count, _arena);
+
     public ref readonly KeyEntry this[int index] => ref _entries[index];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
