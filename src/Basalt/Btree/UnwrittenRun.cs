@@ -140,7 +140,10 @@ internal sealed class UnwrittenRun
 
     private void CompactArena()
     {
-        var fresh = new byte[Math.Max(256, _liveValueBytes * 2)];
+        var total = 0;
+        for (var i = 0; i < _count; i++)
+            total += _entries[i].ValueLength;
+        var fresh = new byte[Math.Max(256, total * 2)];
         var at = 0;
         for (var i = 0; i < _count; i++)
         {
