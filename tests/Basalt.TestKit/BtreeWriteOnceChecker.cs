@@ -15,6 +15,7 @@ public sealed class BtreeWriteOnceChecker : IBlockDevice, INodeSpaceObserver
     private readonly Dictionary<long, int> _written = [];
     private readonly object _gate = new();
     private readonly List<string> _violations = [];
+    private readonly List<long> _allocations = [];
 
     public BtreeWriteOnceChecker(IBlockDevice inner, long areaOffset, long areaLength, int nodeSize)
     {
@@ -30,6 +31,16 @@ public sealed class BtreeWriteOnceChecker : IBlockDevice, INodeSpaceObserver
         {
             lock (_gate)
                 return _violations.ToArray();
+        }
+    }
+
+    /// <summary>Every slot offset ever allocated, in order (mount-time registrations included).</summary>
+    public IReadOnlyList<long> Allocations
+    {
+        get
+        {
+            lock (_gate)
+                return _allocations.ToArray();
         }
     }
 
@@ -81,6 +92,7 @@ public sealed class BtreeWriteOnceChecker : IBlockDevice, INodeSpaceObserver
     {
         lock (_gate)
         {
+            _allocations.Add(offset);
             if (!_written.TryAdd(offset, 0))
                 Violation($"node slot {offset} allocated while live");
         }

@@ -41,6 +41,9 @@ internal readonly struct NodeMiss
 
 public sealed partial class BtreeEngine
 {
+    private readonly BtreeNode?[] _recentInstalls = new BtreeNode?[8];
+    private int _recentInstallIndex;
+
     /// <summary>
     /// Finds the node at <paramref name="level"/> whose range covers <paramref name="pos"/>. Caller
     /// holds the lock (read or write).
@@ -141,6 +144,9 @@ public sealed partial class BtreeEngine
         _clock++;
         node.LastAccess = _clock;
         AddToCache(node);
+        // The restarted operation needs this node (and maybe a few read just before it, like a
+        // leaf and its sibling): the most recent installs are not evicted, so it makes progress.
+        _recentInstalls[_recentInstallIndex++ % _recentInstalls.Length] = node;
         Evict();
     }
 
@@ -244,7 +250,7 @@ public sealed partial class BtreeEngine
     }
 
     private bool IsEvictable(BtreeNode node) =>
-        !node.IsDirty && node.InFlight is null && _trees[(int)node.Btree]!.RootNode != node;
+        !node.IsDirty && node.InFlight is null && _trees[(int)node.Btree]!.RootNode != node && Array.IndexOf(_recentInstalls, node) < 0;
 
     private bool HasCachedChild(BtreeNode node)
     {
