@@ -1,6 +1,7 @@
 // A btree engine on a tiny in-memory geometry (4 KiB nodes, 512 B blocks by default) to force
-// deep trees, with an in-memory root committer, the write-once checker wired in, and Remount():
-// drop the engine without syncing and reopen from the device and the committed roots.
+// deep trees, with an in-memory root committer, the write-once checker (WriteOnceCheckingDevice,
+// a fresh one per mount) wired in, and Remount(): drop the engine without syncing and reopen from
+// the device and the committed roots.
 using Basalt.Btree;
 using Basalt.Devices;
 using Basalt.Format;
@@ -43,22 +44,24 @@ public sealed class BtreeFixture : IDisposable
             NodeMagic = 0x45444F4E544C5342UL ^ 0x1122334455667788UL,
         };
         Memory = new MemoryBlockDevice(NodeAreaOffset + Geometry.NodeAreaLength + (64 * 1024));
-        IBlockDevice device = Memory;
-        if (decorate is not null)
-            device = decorate(device);
-        Checker = new BtreeWriteOnceChecker(device, Geometry.NodeAreaOffset, Geometry.NodeAreaLength, nodeSize);
-        Device = Checker;
+        Base = decorate is null ? Memory : decorate(Memory);
         CacheBudget = cacheBudget;
         Random = new Random(seed);
+        Checker = new WriteOnceCheckingDevice(Base);
+        NodeSpace = new BtreeNodeSpaceLog(Checker);
         Engine = Open();
     }
 
     public BtreeGeometry Geometry { get; }
     public MemoryBlockDevice Memory { get; }
-    public BtreeWriteOnceChecker Checker { get; }
+    /// <summary>Memory under the test's decorators.</summary>
+    public IBlockDevice Base { get; }
 
-    /// <summary>The device the engine writes through (checker over any decorators over Memory).</summary>
-    public IBlockDevice Device { get; }
+    /// <summary>The write-once checker of the current mount: the device the engine writes through.</summary>
+    public WriteOnceCheckingDevice Checker { get; private set; }
+
+    /// <summary>The current mount's slot event log (forwards to <see cref="Checker"/>).</summary>
+    public BtreeNodeSpaceLog NodeSpace { get; private set; }
 
     public MemoryRootCommitter Committer { get; } = new();
     public long CacheBudget { get; set; }
@@ -69,7 +72,7 @@ public sealed class BtreeFixture : IDisposable
     public BtreeEngineOptions Options => new()
     {
         CacheBudgetBytes = CacheBudget,
-        NodeSpaceObserver = Checker,
+        NodeSpaceObserver = NodeSpace,
         Random = new Random(Random.Next()),
     };
 
@@ -77,11 +80,12 @@ public sealed class BtreeFixture : IDisposable
     public void Remount()
     {
         Engine.Dispose();
-        Checker.Reset();
+        Checker = new WriteOnceCheckingDevice(Base);
+        NodeSpace = new BtreeNodeSpaceLog(Checker);
         Engine = Open();
     }
 
-    private BtreeEngine Open() => BtreeEngine.Open(Device, Geometry, Committer.Roots, Options, Committer);
+    private BtreeEngine Open() => BtreeEngine.Open(Checker, Geometry, Committer.Roots, Options, Committer);
 
     /// <summary>Key i of the test btree.</summary>
     public static Bpos Pos(long i) => new((ulong)(i / 1000), (ulong)(i % 1000));

@@ -134,6 +134,5 @@ public sealed class BtreeConcurrencyTests(ITestOutputHelper output)
                 evens++;
         }
         Assert.Equal(permanentBelow, evens);
-        Assert.Empty(fx.Checker.Violations);
     }
 }
