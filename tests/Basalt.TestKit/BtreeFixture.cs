@@ -65,6 +65,9 @@ public sealed class BtreeFixture : IDisposable
 
     public MemoryRootCommitter Committer { get; } = new();
     public long CacheBudget { get; set; }
+
+    /// <summary>Passed to the engine at the next (re)mount.</summary>
+    public NodeReadObserver? ReadObserver { get; set; }
     public Random Random { get; }
     public BtreeEngine Engine { get; private set; }
     public Basalt.Btree.Btree Test => Engine[BtreeId.Test];
@@ -73,6 +76,7 @@ public sealed class BtreeFixture : IDisposable
     {
         CacheBudgetBytes = CacheBudget,
         NodeSpaceObserver = NodeSpace,
+        NodeReadObserver = ReadObserver,
         Random = new Random(Random.Next()),
     };
 
