@@ -105,8 +105,10 @@ public sealed partial class BtreeEngine
 
     private void MarkDirty(BtreeNode node)
     {
-        node.IsDirty = true;
         node.Version++;
+        if (node.IsDirty)
+            return;
+        node.IsDirty = true;
         _dirty.Add(node);
     }
 
