@@ -138,7 +138,11 @@ public sealed partial class BtreeEngine
             if (!parent.IsCached || !parent.TryFind(miss.MaxKey, out var run, out var i))
                 return;
             var value = run.ValueOf(i);
-            if (!PtrFields.IsWellFormed(value) || PtrFields.OffsetBytes(value) != node.Offset || PtrFields.Seq(value) != node.Seq)
+            // Same slot, same node and same written size: otherwise the node changed while it was
+            // read (written again by a Sync after another copy was cached and evicted) and this
+            // copy may be stale; the restarted operation reads it again.
+            if (!PtrFields.IsWellFormed(value) || PtrFields.OffsetBytes(value) != node.Offset || PtrFields.Seq(value) != node.Seq ||
+                PtrFields.SectorsWritten(value) != node.WrittenSectors)
                 return;
         }
         _clock++;

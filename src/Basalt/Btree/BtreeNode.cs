@@ -206,6 +206,9 @@ internal static class PtrFields
     public static long OffsetBytes(ReadOnlySpan<byte> value) =>
         (long)BinaryPrimitives.ReadUInt64LittleEndian(value[(BtreePtrValue.PtrsOffset + BtreePtrValue.PtrOffsetOffset)..]) * 512;
 
+    public static int SectorsWritten(ReadOnlySpan<byte> value) =>
+        BinaryPrimitives.ReadUInt16LittleEndian(value[BtreePtrValue.SectorsWrittenOffset..]);
+
     public static bool IsWellFormed(ReadOnlySpan<byte> value) => value.Length >= BtreePtrValue.SizeFor(1);
 }
 
