@@ -211,7 +211,7 @@ public sealed partial class BtreeEngine
             var combined = node.LiveBytes + sibling.LiveBytes;
             if ((combined * 3 > cap * 2 && node.LiveBytes != 0) ||
                 BtreeNodeWriter.FirstRecordSize(combined, _geometry.BlockSize) > _geometry.NodeSize ||
-                !HasReserve(tree))
+                !HasMergeReserve(tree))
                 break;
             var (lower, upper) = node.MinKey < sibling.MinKey ? (node, sibling) : (sibling, node);
             Merge(tree, lower, upper);
@@ -312,7 +312,7 @@ public sealed partial class BtreeEngine
         return node;
     }
 
-    /// <summary>Drops a replaced node from memory; its slot waits for a later Sync before reuse.</summary>
+    /// <summary>Drops a replaced node from memory; a slot that was ever written waits for a later Sync before reuse.</summary>
     private void FreeNode(BtreeNode node)
     {
         node.IsFreed = true;
@@ -320,7 +320,11 @@ public sealed partial class BtreeEngine
         node.Version++;
         _dirty.Remove(node);
         RemoveFromCache(node);
-        _allocator.Free(node.Offset, _syncsStarted);
+        // A node never captured by a Sync has no durable pointer to it: its slot is free at once.
+        if (node.HasFirstRecord)
+            _allocator.Free(node.Offset, _syncsStarted);
+        else
+            _allocator.Release(node.Offset);
     }
 
     private static KeyRun Slice(KeyRun keys, int from, int to)
@@ -336,7 +340,13 @@ public sealed partial class BtreeEngine
     /// Sync's capture may need to restructure parents; checked before an operation changes anything
     /// so running out of node space fails cleanly and a Sync can still persist what exists.
     /// </summary>
-    private int ReserveNeeded(Btree tree) => (2 * ((tree.RootNode?.Level ?? 0) + 2)) + 1 + SyncReserve();
+    private int ReserveNeeded(Btree tree)
+    {
+        // A split at every level plus a new root, and the Sync reserve as it will be once this
+        // cascade has added up to one interior node per level.
+        var levels = (tree.RootNode?.Level ?? 0) + 2;
+        return (2 * levels) + 1 + SyncReserve() + (2 * levels);
+    }
 
     private int SyncReserve()
     {
@@ -348,6 +358,13 @@ public sealed partial class BtreeEngine
         }
         return (2 * _cachedInteriorNodes) + (2 * (maxLevel + 2));
     }
+
+    /// <summary>
+    /// A merge takes one slot and frees two (later); its parent edits may restructure a node per
+    /// level. Smaller than the insert reserve, so deletes can still merge when space is short.
+    /// </summary>
+    private bool HasMergeReserve(Btree tree) =>
+        _allocator.Available >= 2 + (2 * ((tree.RootNode?.Level ?? 0) + 1)) + SyncReserve();
 
     private bool HasReserve(Btree tree) => _inCapture || _structureDepth > 0 || _allocator.Available >= ReserveNeeded(tree);
 

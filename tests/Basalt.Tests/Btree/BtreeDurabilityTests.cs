@@ -112,9 +112,10 @@ public sealed class BtreeDurabilityTests
         BtreeAssertions.AssertContents(fx.Test, model);
 
         // Deleting frees space again (after syncs make the freed slots reusable).
-        var removed = fx.Test.DeleteRange(Bpos.Min, BtreeFixture.Pos(model.Count / 2));
+        var cut = BtreeFixture.Pos(model.Count * 3 / 4);
+        var removed = fx.Test.DeleteRange(Bpos.Min, cut);
         Assert.True(removed > 0);
-        foreach (var k in model.Keys.Where(k => k <= BtreeFixture.Pos(model.Count / 2)).ToList())
+        foreach (var k in model.Keys.Where(k => k <= cut).ToList())
             model.Remove(k);
         fx.Engine.Sync();
         fx.Engine.Sync();
