@@ -79,6 +79,20 @@ public sealed class BtreeDurabilityTests
         fx.Remount();
         BtreeAssertions.AssertTopology(fx.Test);
         BtreeAssertions.AssertContents(fx.Test, synced);
+        if (failure == "commit")
+        {
+            // Every node write reached the disk but the roots did not: the appended bsets lie
+            // beyond the committed sectors_written, are ignored and counted, and get overwritten.
+            Assert.True(fx.Engine.Stats.IgnoredBsetsBeyondWritten > 0);
+        }
+
+        // The engine continues from the committed state: appends land over ignored bsets.
+        Fill(fx.Test, Enumerable.Range(4000, 500).Select(i => (long)i), model: synced);
+        fx.Test.Delete(BtreeFixture.Pos(7));
+        synced.Remove(BtreeFixture.Pos(7));
+        fx.Engine.Sync();
+        fx.Remount();
+        BtreeAssertions.AssertContents(fx.Test, synced);
     }
 
     [Fact]
