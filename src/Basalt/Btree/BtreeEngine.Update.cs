@@ -119,11 +119,10 @@ public sealed partial class BtreeEngine
         _structureDepth++;
         try
         {
-            var keys = node.CollectLive();
-            if (liveAfter * 3 > (long)NodeCapacity * 2 && keys.Count >= 2)
-                Split(tree, node, keys);
+            if (liveAfter * 3 > (long)NodeCapacity * 2 && node.CountLive(2) >= 2)
+                Split(tree, node);
             else
-                Replace(tree, node, keys, countAsCompaction: true);
+                Replace(tree, node, node.CollectLive(), countAsCompaction: true);
         }
         finally
         {
@@ -131,24 +130,37 @@ public sealed partial class BtreeEngine
         }
     }
 
-    private void Split(Btree tree, BtreeNode node, KeyRun keys)
+    private void Split(Btree tree, BtreeNode node)
     {
         if (tree.RootNode == node && node.Level + 1 >= MaxDepth)
             BasaltException.Throw(ErrorCode.InvariantViolated, $"{node.ToText()}: btree would exceed {MaxDepth} levels");
-        var half = keys.EncodedBytes / 2;
-        var cut = 0;
+        // One pass over the live keys: the first node takes keys while it stays within half of the
+        // live bytes (at least one key), the second the rest (at least one: the caller saw two).
+        var half = node.LiveBytes / 2;
+        var estimate = (node.Merged.Count + node.Unwritten.Count) / 2 + 1;
+        var first = new KeyRunBuilder(estimate, (int)Math.Min(int.MaxValue, half + 64));
+        var second = new KeyRunBuilder(estimate, (int)Math.Min(int.MaxValue, half + 64));
         long acc = 0;
-        while (cut < keys.Count - 1 && acc + keys[cut].EncodedSize <= half)
+        var cursor = new NodeCursor(node, node.MinKey, reverse: false);
+        while (cursor.Next(out var run, out var i))
         {
-            acc += keys[cut].EncodedSize;
-            cut++;
+            ref readonly var e = ref run.Entries[i];
+            if (first.Count == 0 || (second.Count == 0 && acc + e.EncodedSize <= half))
+            {
+                first.Add(e.Key, run.ValueOf(i));
+                acc += e.EncodedSize;
+            }
+            else
+            {
+                second.Add(e.Key, run.ValueOf(i));
+            }
         }
-        if (cut == 0)
-            cut = 1;
-        var pivot = keys[cut - 1].Pos;
+        if (second.Count == 0)
+            throw new InvalidOperationException($"{node.ToText()}: split left the second node empty (live bytes {node.LiveBytes})");
+        var pivot = first.LastPos;
         var generation = node.Generation + 1;
-        var n1 = NewNode(tree, node.Level, node.MinKey, pivot, generation, Slice(keys, 0, cut));
-        var n2 = NewNode(tree, node.Level, pivot.Successor(), node.MaxKey, generation, Slice(keys, cut, keys.Count));
+        var n1 = NewNode(tree, node.Level, node.MinKey, pivot, generation, first.Build());
+        var n2 = NewNode(tree, node.Level, pivot.Successor(), node.MaxKey, generation, second.Build());
         var wasRoot = tree.RootNode == node;
         FreeNode(node);
         _splits++;
@@ -325,14 +337,6 @@ public sealed partial class BtreeEngine
             _allocator.Free(node.Offset, _syncsStarted);
         else
             _allocator.Release(node.Offset);
-    }
-
-    private static KeyRun Slice(KeyRun keys, int from, int to)
-    {
-        var builder = new KeyRunBuilder(to - from, 256);
-        for (var i = from; i < to; i++)
-            builder.Add(keys[i].Key, keys.ValueOf(i));
-        return builder.Build();
     }
 
     /// <summary>
