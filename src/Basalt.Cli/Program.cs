@@ -78,8 +78,12 @@ public static class Program
 
     private static IEnumerable<Command> Commands(CliContext cli)
     {
+        yield return FormatCommand.Create(cli);
         yield return ShowSuperCommand.Create(cli);
+        yield return ListCommand.Create(cli);
+        yield return FsckCommand.Create(cli);
         yield return DebugCommand.Create(cli);
+        yield return DemoCommand.Create(cli);
     }
 
     private static string CommandPath(Command command, RootCommand root)
