@@ -2,9 +2,13 @@
 // applied to the model, and Sync writes every reachable node again into fresh slots. It stands in
 // for the btree engine where a test wants to see the repair logic alone, and it logs every edit
 // so a test can assert that a declining run made none.
+using System.Runtime.CompilerServices;
 using Basalt.Btree;
 using Basalt.Devices;
 using Basalt.Format;
+
+// The target implements an engine-internal seam, so the tests that use it see it through this.
+[assembly: InternalsVisibleTo("Basalt.Tests")]
 
 namespace Basalt.TestKit;
 

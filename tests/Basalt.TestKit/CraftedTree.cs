@@ -103,6 +103,9 @@ public sealed partial class CraftedTree
     /// <summary>A position in the crafted btree: inode 1, the given offset.</summary>
     public static Bpos P(ulong offset) => new(1, offset);
 
+    /// <summary>The last position before P(offset + 1): a node max that tiles with a next node starting at P(offset + 1).</summary>
+    public static Bpos E(ulong offset) => new(1, offset, uint.MaxValue);
+
     /// <summary>The value every crafted key carries: which node it was written into and where.</summary>
     public static byte[] ValueFor(string node, Bpos pos) => System.Text.Encoding.ASCII.GetBytes($"{node}@{pos.Offset}");
 
@@ -120,14 +123,6 @@ public sealed partial class CraftedTree
         return node;
     }
 
-    /// <summary>A leaf over [P(min), P(max)] with keys every <paramref name="step"/> offsets from min.</summary>
-    public CraftedNode Leaf(string name, ulong min, ulong max, ulong step = 10, uint generation = 1)
-    {
-        var offsets = new List<ulong>();
-        for (var o = min; o <= max; o += step)
-            offsets.Add(o);
-        return Leaf(name, P(min), P(max), offsets, generation);
-    }
 
     /// <summary>An interior node at <paramref name="level"/> over [min, max] pointing to <paramref name="children"/> (pointer range = child header range).</summary>
     public CraftedNode Interior(string name, byte level, Bpos min, Bpos max, params CraftedNode[] children) =>

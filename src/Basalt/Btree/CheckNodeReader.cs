@@ -38,6 +38,18 @@ internal sealed class CheckedNode
     /// <summary>Bsets found beyond the pointer's sectors_written (a crash trace, not an error).</summary>
     public int IgnoredBsetsBeyondWritten { get; init; }
 
+    /// <summary>Position of the last key that is not a deletion; null when there is none.</summary>
+    public Bpos? LastLiveKey()
+    {
+        var entries = Keys.Entries;
+        for (var i = entries.Length - 1; i >= 0; i--)
+        {
+            if (!entries[i].Key.IsDeletion)
+                return entries[i].Pos;
+        }
+        return null;
+    }
+
     /// <summary>Keys in <see cref="Keys"/> that are not deletions.</summary>
     public int LiveKeyCount()
     {

@@ -9,8 +9,9 @@
 //   - a gap before it extends it down;
 //   - an overlap is settled by generation (a node that replaces others gets max(old)+1): a newer
 //     child wins over an older prev (prev is dropped when it lies inside the child, else its max
-//     is shrunk); otherwise the older-or-equal child loses (dropped when it lies inside prev,
-//     else its min is shrunk);
+//     is shrunk); otherwise the older-or-equal child loses: dropped when everything it holds lies
+//     inside prev, else its min is shrunk. (Children come in max-key order, so a child's range
+//     always ends after prev's: "inside prev" is decided by its keys, not its range.)
 //   - after the last child, a max short of the node's max extends the last child.
 // Then it recurses into the kept children. An interior node left with no children is dropped
 // from its parent; the dropped child's neighbours are re-tiled (a gap closed by the next child,
@@ -65,6 +66,9 @@ public static class CheckTopology
         public Bpos Min => Ptr.MinKey;
         public uint Generation { get; set; }
         public int LiveKeys { get; set; }
+
+        /// <summary>Position of the node's last live key (last child pointer for an interior node); null when it holds none.</summary>
+        public Bpos? LastKey { get; set; }
         public bool Dropped { get; set; }
 
         /// <summary>An accepted repair changed the range: the node is rewritten at the end.</summary>
@@ -229,8 +233,15 @@ public static class CheckTopology
                     continue;
                 }
                 child.Generation = childRead.Generation;
-                if (child.Level == 0)
-                    child.LiveKeys = childRead.LiveKeyCount();
+                child.LiveKeys = childRead.LiveKeyCount();
+                child.LastKey = childRead.LastLiveKey();
+                if (child.Max > node.Max)
+                {
+                    // The node's own max was shrunk by a repair above: clip the child that straddles it.
+                    // Its old pointer lies outside the node now and goes when the node is rewritten.
+                    SetMax(child, node.Max, Report(FsckErrorId.BtreeNodeTopologyBadMaxKey, child,
+                        $"ends after its parent's max {node.Max.ToText()}; max shrunk to it, keys after it are lost"), deleteOld: false);
+                }
                 CheckBoundary(node, live, child);
             }
             CheckEnd(node, live);
@@ -257,7 +268,9 @@ public static class CheckTopology
         /// <summary>Reads an interior child and walks it. Returns true when it was dropped.</summary>
         private bool WalkChild(NodeRef child)
         {
-            var read = _reader.Read(child.Btree, child.Level, child.Max, child.Ptr);
+            // Read through the pointer as it was: a repaired (RangeUpdated) pointer would make the
+            // reader drop the children that now stick out of the range, and those are clipped instead.
+            var read = _reader.Read(child.Btree, child.Level, child.OriginalMax, child.OriginalPtr);
             if (!read.Ok)
             {
                 Drop(child, Report(FsckErrorId.BtreeNodeUnreadable, child,
@@ -334,10 +347,12 @@ public static class CheckTopology
                     break;
                 }
 
-                if (prev is not null && cur.Max <= prev.Max)
+                // Children come in max-key order, so cur's range always sticks out past prev's; cur is
+                // overwritten when nothing it holds does.
+                if (prev is not null && (expected is null || cur.LastKey is not { } last || last <= prev.Max))
                 {
                     Drop(cur, Report(FsckErrorId.BtreeNodeTopologyOverwrittenByPrevNode, cur,
-                        $"lies inside newer-or-equal previous {prev.Describe()}; dropped, its keys are lost"));
+                        $"everything it holds lies inside newer-or-equal previous {prev.Describe()}; dropped"));
                     return;
                 }
 
@@ -376,22 +391,25 @@ public static class CheckTopology
                     continue;
                 result.Add((e.Key.Pos, ptr));
             }
-            if (!_overlay.TryGetValue(node.Key, out var edits))
-                return result;
-
-            var merged = new SortedDictionary<Bpos, BtreePtrValue>();
-            foreach (var (pos, ptr) in result)
-                merged[pos] = ptr;
-            foreach (var (pos, ptr) in edits)
+            if (_overlay.TryGetValue(node.Key, out var edits))
             {
-                if (ptr is null)
-                    merged.Remove(pos);
-                else
+                var merged = new SortedDictionary<Bpos, BtreePtrValue>();
+                foreach (var (pos, ptr) in result)
                     merged[pos] = ptr;
+                foreach (var (pos, ptr) in edits)
+                {
+                    if (ptr is null)
+                        merged.Remove(pos);
+                    else
+                        merged[pos] = ptr;
+                }
+                result.Clear();
+                foreach (var (pos, ptr) in merged)
+                    result.Add((pos, ptr));
             }
-            result.Clear();
-            foreach (var (pos, ptr) in merged)
-                result.Add((pos, ptr));
+            // A repair above may have shrunk this node: children entirely outside its range now are
+            // gone with the keys outside it (the rewrite drops them); one straddling an end is clipped.
+            result.RemoveAll(c => c.Item1 < node.Min || c.Item2.MinKey > node.Max);
             return result;
         }
 
@@ -402,9 +420,10 @@ public static class CheckTopology
             MarkRangeChanged(child, apply);
         }
 
-        private void SetMax(NodeRef child, Bpos newMax, bool apply)
+        private void SetMax(NodeRef child, Bpos newMax, bool apply, bool deleteOld = true)
         {
-            DeletePointer(child.Parent!, child.Max, apply);
+            if (deleteOld)
+                DeletePointer(child.Parent!, child.Max, apply);
             child.Max = newMax;
             child.Ptr = child.Ptr.With(flags: child.Ptr.Flags | BtreePtrFlags.RangeUpdated);
             PutPointer(child.Parent!, newMax, child.Ptr, apply);
