@@ -17,6 +17,8 @@ public enum CraftedDamage
     BadHeaderChecksum,
     /// <summary>The whole slot overwritten with random bytes.</summary>
     Garbage,
+    /// <summary>One byte of the second bset's keys flipped: that bset's checksum fails (the node still reads).</summary>
+    BadSecondBsetChecksum,
 }
 
 /// <summary>A child pointer of a crafted interior node; its range defaults to the child's header range.</summary>
@@ -53,6 +55,15 @@ public sealed class CraftedNode
     public List<CraftedPointer> Children { get; } = [];
 
     public CraftedDamage Damage { get; set; }
+
+    /// <summary>When set, keys from this position on go into a second, appended bset.</summary>
+    public Bpos? SecondBsetFrom { get; set; }
+
+    /// <summary>When set, one more bset holding a key here is appended past the pointer's sectors_written (a crash trace).</summary>
+    public Bpos? BsetBeyondWritten { get; set; }
+
+    /// <summary>Byte offset of the second bset in the slot as last written, or -1.</summary>
+    public int SecondBsetOffset { get; internal set; } = -1;
 
     /// <summary>Where the node was last written (bytes), and how many sectors it took.</summary>
     public long SlotOffset { get; internal set; } = -1;
@@ -241,6 +252,12 @@ public sealed partial class CraftedTree
             case CraftedDamage.Garbage:
                 _random.NextBytes(slot);
                 break;
+            case CraftedDamage.BadSecondBsetChecksum:
+                if (node.SecondBsetOffset < 0)
+                    throw new InvalidOperationException($"{node} has no second bset to damage");
+                // A byte of the first key's position in the appended record.
+                slot[node.SecondBsetOffset + 40 + 10] ^= 0x5a;
+                break;
         }
     }
 
@@ -261,11 +278,58 @@ public sealed partial class CraftedTree
 
 public sealed partial class CraftedTree
 {
-    /// <summary>Serialises one node into its slot; returns the sectors written.</summary>
+    /// <summary>
+    /// Serialises one node into its slot with the node writer: the first record, then (when
+    /// <see cref="CraftedNode.SecondBsetFrom"/> is set) an appended bset with the keys from there
+    /// on, then (with <see cref="CraftedNode.BsetBeyondWritten"/>) one more bset that the parent's
+    /// sectors_written does not cover. Returns the sectors the parent pointer records.
+    /// </summary>
     private int WriteNode(CraftedNode node, long slot)
     {
-        _ = node;
-        _ = slot;
-        throw new NotSupportedException("node writer not merged yet");
+        var options = new BsetWriteOptions(Geometry.BlockSize, Geometry.ChecksumType, Geometry.Version, JournalSeq: 0);
+        var buffer = new byte[Geometry.NodeSize];
+        var all = KeysOf(node);
+        var split = node.SecondBsetFrom is { } from ? all.LowerBound(from) : all.Count;
+        var header = new NodeHeader(node.Seq, node.Generation, Btree, node.Level, node.Min, node.Max);
+        var written = BtreeNodeWriter.WriteFirst(buffer, Geometry.NodeMagic, header, Slice(all, 0, split), options);
+        node.SecondBsetOffset = -1;
+        if (split < all.Count)
+        {
+            node.SecondBsetOffset = written;
+            written += BtreeNodeWriter.WriteAppend(buffer.AsSpan(written), node.Seq, written / 512, Slice(all, split, all.Count), options);
+        }
+        var durable = written;
+        if (node.BsetBeyondWritten is { } extra)
+        {
+            var b = new KeyRunBuilder();
+            b.Add(new Bkey(extra, KeyType.Cookie), ValueFor(node.Name + "+", extra));
+            written += BtreeNodeWriter.WriteAppend(buffer.AsSpan(written), node.Seq, written / 512, b.Build(), options);
+        }
+        Device.Write(slot, buffer);
+        return durable / 512;
+    }
+
+    private KeyRun KeysOf(CraftedNode node)
+    {
+        var b = new KeyRunBuilder();
+        if (node.Level == 0)
+        {
+            foreach (var (pos, value) in node.Keys)
+                b.Add(new Bkey(pos, KeyType.Cookie), value);
+        }
+        else
+        {
+            foreach (var c in node.Children)
+                b.Add(new Bkey(c.Max, KeyType.BtreePtr), PointerTo(c.Node, c.Min, c.Flags).ToBytes());
+        }
+        return b.Build();
+    }
+
+    private static KeyRun Slice(KeyRun run, int from, int to)
+    {
+        var b = new KeyRunBuilder();
+        for (var i = from; i < to; i++)
+            b.Add(run[i].Key, run.ValueOf(i));
+        return b.Build();
     }
 }

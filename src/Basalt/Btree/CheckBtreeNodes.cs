@@ -57,7 +57,7 @@ public static class CheckBtreeNodes
             foreach (var finding in read.Findings)
             {
                 counters.Findings++;
-                if (!reporter.Report(finding.Id, where, finding.Detail))
+                if (!reporter.Report(finding.Id, where, $"{finding.Detail} (record at sector {finding.SectorOffset})"))
                     continue;
                 counters.Repairs++;
                 if (finding.Class is NodeErrorClass.Fixable or NodeErrorClass.WantRetry)
