@@ -103,6 +103,25 @@ internal sealed class CraftedTreeTarget : IBtreeCheckTarget
         return node;
     }
 
+    /// <summary>
+    /// A leaf's keys as a rewrite sees them: read back from its slot and validated (what a damaged
+    /// bset held is gone), or the model's keys for a node not written since it was built.
+    /// </summary>
+    private IEnumerable<KeyValuePair<Bpos, byte[]>> ValidatedKeys(CraftedNode node)
+    {
+        if (node.Level != 0 || node.SlotOffset < 0)
+            return node.Keys;
+        var reader = new CheckNodeReader(_tree.Device, _tree.Geometry);
+        var ptr = _tree.PointerTo(node, node.Min, BtreePtrFlags.None);
+        var read = reader.Read(_tree.Btree, 0, node.Max, ptr);
+        if (!read.Ok)
+            throw new InvalidOperationException($"rewrite of unreadable {node}: {read.Failure}");
+        var keys = new List<KeyValuePair<Bpos, byte[]>>();
+        for (var i = 0; i < read.Keys.Count; i++)
+            keys.Add(new(read.Keys[i].Pos, read.Keys.ValueOf(i).ToArray()));
+        return keys;
+    }
+
     /// <summary>A copy-on-write replacement of <paramref name="node"/> over [min, max]: new seq, next generation, contents clipped.</summary>
     private CraftedNode Replace(CraftedNode node, Bpos min, Bpos max)
     {
@@ -110,7 +129,7 @@ internal sealed class CraftedTreeTarget : IBtreeCheckTarget
             ? _tree.Leaf(node.Name, min, max, [])
             : _tree.Interior(node.Name, node.Level, min, max);
         copy.Generation = node.Generation + 1;
-        foreach (var (pos, value) in node.Keys)
+        foreach (var (pos, value) in ValidatedKeys(node))
         {
             if (pos >= min && pos <= max)
                 copy.Keys[pos] = value;
