@@ -1,0 +1,179 @@
+// Write recording for crash testing (DESIGN §5). The recording device passes every operation to
+// the device below and logs, in order, each write (offset and a copy of the data), each discard
+// and each flush *completion*. An epoch is the run of writes between two flush completions:
+// when a flush returns, everything logged before it is durable; writes of the current epoch may
+// each independently have reached the media or not. CrashStateEnumerator turns such a log into
+// the set of device states a crash could leave behind.
+using Basalt.Diagnostics;
+
+namespace Basalt.Devices;
+
+/// <summary>One logged write or discard. Data is null for a discard (the range reads as zeroes).</summary>
+public sealed class RecordedWrite
+{
+    public RecordedWrite(int index, int epoch, long offset, byte[]? data, long length)
+    {
+        Index = index;
+        Epoch = epoch;
+        Offset = offset;
+        Data = data;
+        Length = length;
+    }
+
+    /// <summary>Position in the write log (0-based).</summary>
+    public int Index { get; }
+
+    /// <summary>Number of flushes that completed before this write was issued.</summary>
+    public int Epoch { get; }
+
+    public long Offset { get; }
+    public long Length { get; }
+    public byte[]? Data { get; }
+    public bool IsDiscard => Data is null;
+    public int Sectors => (int)(Length / IBlockDevice.SectorSize);
+
+    public override string ToString() => $"#{Index} epoch {Epoch} {(IsDiscard ? "discard" : "write")} {Offset}+{Length}";
+}
+
+/// <summary>An ordered log of writes and flush completions.</summary>
+public sealed class WriteLog
+{
+    private readonly List<RecordedWrite> _writes = [];
+    private readonly List<int> _flushes = [];
+    private readonly object _gate = new();
+
+    /// <summary>Logged writes in issue order.</summary>
+    public IReadOnlyList<RecordedWrite> Writes => _writes;
+
+    /// <summary>For each completed flush, the number of writes issued before it completed.</summary>
+    public IReadOnlyList<int> Flushes => _flushes;
+
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+                return _writes.Count;
+        }
+    }
+
+    /// <summary>The current epoch: flushes completed so far.</summary>
+    public int Epoch
+    {
+        get
+        {
+            lock (_gate)
+                return _flushes.Count;
+        }
+    }
+
+    public RecordedWrite AddWrite(long offset, ReadOnlySpan<byte> data)
+    {
+        CheckAligned(offset, data.Length);
+        lock (_gate)
+        {
+            var write = new RecordedWrite(_writes.Count, _flushes.Count, offset, data.ToArray(), data.Length);
+            _writes.Add(write);
+            return write;
+        }
+    }
+
+    public RecordedWrite AddDiscard(long offset, long length)
+    {
+        CheckAligned(offset, length);
+        lock (_gate)
+        {
+            var write = new RecordedWrite(_writes.Count, _flushes.Count, offset, null, length);
+            _writes.Add(write);
+            return write;
+        }
+    }
+
+    public void AddFlush()
+    {
+        lock (_gate)
+            _flushes.Add(_writes.Count);
+    }
+
+    /// <summary>
+    /// Writes made durable before crash point <paramref name="crashPoint"/> (the crash happens before
+    /// write number crashPoint is issued, and before a flush completing at exactly that point returns).
+    /// </summary>
+    public int DurableCount(int crashPoint)
+    {
+        lock (_gate)
+        {
+            var durable = 0;
+            foreach (var f in _flushes)
+            {
+                if (f < crashPoint)
+                    durable = f;
+                else
+                    break;
+            }
+            return durable;
+        }
+    }
+
+    private static void CheckAligned(long offset, long length)
+    {
+        if (offset < 0 || length < 0 || offset % IBlockDevice.SectorSize != 0 || length % IBlockDevice.SectorSize != 0)
+            throw new BasaltException(ErrorCode.InvalidArgument, $"write log: {offset}+{length} is not sector aligned");
+    }
+}
+
+public sealed class RecordingBlockDevice : IBlockDevice
+{
+    private readonly IBlockDevice _inner;
+    private readonly bool _ownsInner;
+
+    /// <param name="inner">The device writes go to.</param>
+    /// <param name="ownsInner">Dispose <paramref name="inner"/> with the recorder.</param>
+    public RecordingBlockDevice(IBlockDevice inner, bool ownsInner = false)
+    {
+        _inner = inner;
+        _ownsInner = ownsInner;
+    }
+
+    public WriteLog Log { get; } = new();
+
+    /// <summary>Recording can be paused (e.g. while formatting the base image).</summary>
+    public bool Recording { get; set; } = true;
+
+    public string Name => _inner.Name;
+    public long Size => _inner.Size;
+    public bool IsReadOnly => _inner.IsReadOnly;
+    public IBlockDevice Inner => _inner;
+
+    public void Read(long offset, Span<byte> buffer) => _inner.Read(offset, buffer);
+
+    public void Write(long offset, ReadOnlySpan<byte> data)
+    {
+        _inner.Write(offset, data);
+        if (Recording)
+            Log.AddWrite(offset, data);
+    }
+
+    public void Flush()
+    {
+        _inner.Flush();
+        if (Recording)
+            Log.AddFlush();
+    }
+
+    public void Discard(long offset, long length)
+    {
+        _inner.Discard(offset, length);
+        if (Recording)
+            Log.AddDiscard(offset, length);
+    }
+
+    /// <summary>The crash states of this recording (see <see cref="CrashStateEnumerator"/>).</summary>
+    public CrashStateEnumerator CrashStates(CrashStateOptions? options = null) => new(Log, options);
+
+    public void Dispose()
+    {
+        if (_ownsInner)
+            _inner.Dispose();
+    }
+}
