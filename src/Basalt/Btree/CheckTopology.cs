@@ -71,6 +71,13 @@ public static class CheckTopology
         public Bpos? LastKey { get; set; }
         public bool Dropped { get; set; }
 
+        /// <summary>
+        /// A clipped child whose new pointer is not in its parent yet (its max moved onto the
+        /// parent's max); <see cref="PlaceApplies"/> says whether placing it is an accepted repair.
+        /// </summary>
+        public bool Unplaced { get; set; }
+        public bool PlaceApplies { get; set; }
+
         /// <summary>An accepted repair changed the range: the node is rewritten at the end.</summary>
         public bool RewritePending { get; set; }
 
@@ -111,6 +118,12 @@ public static class CheckTopology
         // Nodes whose range an accepted repair changed, by node identity (latest view wins).
         private readonly Dictionary<NodeKey, NodeRef> _rewrites = [];
 
+        // Child pointers a shrunk node no longer covers, per node: gone from this pass's view, but
+        // still in the node until its rewrite drops them. Should the node's range grow over one
+        // again (a neighbour dropped later), it is deleted for real, now that an edit at its
+        // position reaches the node. The value says whether the shrink was an accepted repair.
+        private readonly Dictionary<NodeKey, Dictionary<Bpos, bool>> _stale = [];
+
         private bool _edited;
 
         public TopologyWalk(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct)
@@ -138,6 +151,7 @@ public static class CheckTopology
         {
             _overlay.Clear();
             _rewrites.Clear();
+            _stale.Clear();
 
             // The root covers [min, max] whatever its header says: read it through a pointer that
             // says so (RangeUpdated), then compare the header.
@@ -237,12 +251,24 @@ public static class CheckTopology
                 child.LastKey = childRead.LastLiveKey();
                 if (child.Max > node.Max)
                 {
-                    // The node's own max was shrunk by a repair above: clip the child that straddles it.
-                    // Its old pointer lies outside the node now and goes when the node is rewritten.
-                    SetMax(child, node.Max, Report(FsckErrorId.BtreeNodeTopologyBadMaxKey, child,
-                        $"ends after its parent's max {node.Max.ToText()}; max shrunk to it, keys after it are lost"), deleteOld: false);
+                    // The node's own max was shrunk by a repair above: clip the child that straddles
+                    // it. Its old pointer lies outside the node now and goes when the node is
+                    // rewritten; its new one is placed once its boundary is settled, since another
+                    // child may already sit at the node's max.
+                    var clip = Report(FsckErrorId.BtreeNodeTopologyBadMaxKey, child,
+                        $"ends after its parent's max {node.Max.ToText()}; max shrunk to it, keys after it are lost");
+                    child.Unplaced = true;
+                    MarkStale(node, child.Max, clip);
+                    child.Max = node.Max;
+                    child.Ptr = child.Ptr.With(flags: child.Ptr.Flags | BtreePtrFlags.RangeUpdated);
+                    child.PlaceApplies |= clip;
+                    MarkRangeChanged(child, clip);
                 }
-                CheckBoundary(node, live, child);
+                if (CheckBoundary(node, live, child) && child.Unplaced)
+                {
+                    child.Unplaced = false;
+                    PutPointer(node, child.Max, child.Ptr, child.PlaceApplies);
+                }
             }
             CheckEnd(node, live);
 
@@ -313,7 +339,8 @@ public static class CheckTopology
             }
         }
 
-        private void CheckBoundary(NodeRef node, List<NodeRef> live, NodeRef cur)
+        /// <summary>Settles cur against the kept children before it; returns false when cur was dropped.</summary>
+        private bool CheckBoundary(NodeRef node, List<NodeRef> live, NodeRef cur)
         {
             while (true)
             {
@@ -347,13 +374,13 @@ public static class CheckTopology
                     break;
                 }
 
-                // Children come in max-key order, so cur's range always sticks out past prev's; cur is
-                // overwritten when nothing it holds does.
-                if (prev is not null && (expected is null || cur.LastKey is not { } last || last <= prev.Max))
+                // Children come in max-key order, so cur's range sticks out past prev's (unless cur
+                // was clipped onto prev's max); cur is overwritten when nothing it holds does.
+                if (prev is not null && (expected is null || cur.Max <= prev.Max || cur.LastKey is not { } last || last <= prev.Max))
                 {
                     Drop(cur, Report(FsckErrorId.BtreeNodeTopologyOverwrittenByPrevNode, cur,
                         $"everything it holds lies inside newer-or-equal previous {prev.Describe()}; dropped"));
-                    return;
+                    return false;
                 }
 
                 var newMin = expected!.Value;
@@ -364,6 +391,7 @@ public static class CheckTopology
                 break;
             }
             live.Add(cur);
+            return true;
         }
 
         private void CheckEnd(NodeRef node, List<NodeRef> live)
@@ -409,25 +437,64 @@ public static class CheckTopology
             }
             // A repair above may have shrunk this node: children entirely outside its range now are
             // gone with the keys outside it (the rewrite drops them); one straddling an end is clipped.
-            result.RemoveAll(c => c.Item1 < node.Min || c.Item2.MinKey > node.Max);
+            result.RemoveAll(c =>
+            {
+                if (c.Item1 >= node.Min && c.Item2.MinKey <= node.Max)
+                    return false;
+                MarkStale(node, c.Item1, node.RewritePending);
+                return true;
+            });
             return result;
+        }
+
+        private void MarkStale(NodeRef node, Bpos pos, bool apply)
+        {
+            Overlay(node)[pos] = null;
+            if (!_stale.TryGetValue(node.Key, out var stale))
+            {
+                stale = [];
+                _stale[node.Key] = stale;
+            }
+            stale[pos] = apply;
+        }
+
+        /// <summary>After <paramref name="node"/>'s range grew: deletes the stale pointers it covers again.</summary>
+        private void DeleteUncoveredStale(NodeRef node)
+        {
+            if (!_stale.TryGetValue(node.Key, out var stale))
+                return;
+            foreach (var (pos, applied) in stale.Where(e => e.Key >= node.Min && e.Key <= node.Max).ToList())
+            {
+                stale.Remove(pos);
+                DeletePointer(node, pos, applied);
+            }
         }
 
         private void SetMin(NodeRef child, Bpos newMin, bool apply)
         {
+            var grows = newMin < child.Min;
             child.Ptr = child.Ptr.With(minKey: newMin, flags: child.Ptr.Flags | BtreePtrFlags.RangeUpdated);
-            PutPointer(child.Parent!, child.Max, child.Ptr, apply);
             MarkRangeChanged(child, apply);
+            if (child.Unplaced)
+            {
+                child.PlaceApplies |= apply;
+                return;
+            }
+            PutPointer(child.Parent!, child.Max, child.Ptr, apply);
+            if (grows)
+                DeleteUncoveredStale(child);
         }
 
-        private void SetMax(NodeRef child, Bpos newMax, bool apply, bool deleteOld = true)
+        private void SetMax(NodeRef child, Bpos newMax, bool apply)
         {
-            if (deleteOld)
-                DeletePointer(child.Parent!, child.Max, apply);
+            var grows = newMax > child.Max;
+            DeletePointer(child.Parent!, child.Max, apply);
             child.Max = newMax;
             child.Ptr = child.Ptr.With(flags: child.Ptr.Flags | BtreePtrFlags.RangeUpdated);
             PutPointer(child.Parent!, newMax, child.Ptr, apply);
             MarkRangeChanged(child, apply);
+            if (grows)
+                DeleteUncoveredStale(child);
         }
 
         private void MarkRangeChanged(NodeRef child, bool applied)
@@ -442,7 +509,8 @@ public static class CheckTopology
         {
             child.Dropped = true;
             _rewrites.Remove(child.Key);
-            DeletePointer(child.Parent!, child.Max, apply);
+            if (!child.Unplaced)
+                DeletePointer(child.Parent!, child.Max, apply);
             if (!apply)
                 return;
             Counters.NodesDropped++;
@@ -452,6 +520,13 @@ public static class CheckTopology
 
         private void DeletePointer(NodeRef parent, Bpos pos, bool apply)
         {
+            if (pos < parent.Min || pos > parent.Max)
+            {
+                // Outside the parent's (shrunk) range an edit at this position would reach a
+                // neighbour: leave the pointer to the parent's rewrite, unless the range grows back.
+                MarkStale(parent, pos, apply);
+                return;
+            }
             Overlay(parent)[pos] = null;
             if (!apply)
                 return;
@@ -461,6 +536,8 @@ public static class CheckTopology
 
         private void PutPointer(NodeRef parent, Bpos pos, BtreePtrValue value, bool apply)
         {
+            if (pos < parent.Min || pos > parent.Max)
+                throw new InvalidOperationException($"topology repair would put a pointer at {pos.ToText()} outside {parent.ToText()}");
             Overlay(parent)[pos] = value;
             if (!apply)
                 return;
