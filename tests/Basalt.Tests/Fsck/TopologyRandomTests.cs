@@ -131,7 +131,10 @@ public sealed class TopologyRandomTests(ITestOutputHelper output)
                     group = [];
                 if (interiors.Count > 0 && interiors[^1].Max >= max)
                     continue;
-                interiors.Add(t.Interior($"I{interiors.Count}", 1, min, max, (uint)random.Next(1, 4), [.. group]));
+                var interior = t.Interior($"I{interiors.Count}", 1, min, max, (uint)random.Next(1, 4), [.. group]);
+                if (random.Next(20) == 0)
+                    interior.Damage = CraftedDamage.Garbage;
+                interiors.Add(interior);
             }
             root = t.Interior("root", 2, Bpos.Min, Bpos.Max, [.. interiors]);
         }
