@@ -77,6 +77,10 @@ public class NodeValidationBenchmarks
 
     [Benchmark]
     [BytesPerOperation(NodeSize)]
+    public int ReadInPlaceFullNodeOneBset() => BtreeNodeReader.ReadInPlace(_oneBset, _oneContext).Keys.Count;
+
+    [Benchmark]
+    [BytesPerOperation(NodeSize)]
     public int ReadFullNodeThreeBsets() => BtreeNodeReader.Read(_threeBsets, _threeContext).Keys.Count;
 }
 

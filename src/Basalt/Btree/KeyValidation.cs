@@ -38,6 +38,34 @@ public static class KeyValidation
         return true;
     }
 
+    /// <summary>
+    /// Validates every key of a run about to be written into a node of <paramref name="btree"/> at
+    /// <paramref name="level"/> covering [<paramref name="nodeMin"/>, <paramref name="nodeMax"/>]: the
+    /// write-side twin of the read checks, so a node never goes to disk with a key a read would drop.
+    /// Returns false with the index of the first bad key.
+    /// </summary>
+    public static bool ValidateRun(BtreeId btree, byte level, KeyRun keys, Bpos nodeMin, Bpos nodeMax, int nodeSize,
+        out int index, out FsckErrorId id, out string detail)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        for (index = 0; index < keys.Count; index++)
+        {
+            ref readonly var entry = ref keys[index];
+            if (index > 0 && keys[index - 1].Key.Pos >= entry.Key.Pos)
+            {
+                id = FsckErrorId.BtreeNodeBkeyOutOfOrder;
+                detail = $"{entry.Key.ToText()} not after {keys[index - 1].Key.Pos.ToText()}";
+                return false;
+            }
+            if (!Validate(btree, level, entry.Key, keys.ValueOf(index), nodeMin, nodeMax, nodeSize, out id, out detail))
+                return false;
+        }
+        index = -1;
+        id = default;
+        detail = string.Empty;
+        return true;
+    }
+
     // Per btree id: which key types a leaf may hold (bit per type), and its extent/snapshot flags.
     // Built once from BtreeIds so the per-key check is a few array reads.
     private static readonly BtreeRules[] s_rules = BuildRules();

@@ -117,6 +117,65 @@ public static class BtreeNodeInspector
     }
 
     /// <summary>
+    /// Resolves a field path to its slot offset and size, for <c>basalt debug corrupt</c>:
+    /// <c>node.FIELD</c> (node header), <c>record.R.csum</c> (checksum of record R),
+    /// <c>bset.R.FIELD</c> (bset header of record R), <c>key.R.K.FIELD</c> (key K of record R);
+    /// records are numbered as <see cref="Walk"/> lists them, from 0. False with a reason when the
+    /// path names nothing in this slot.
+    /// </summary>
+    public static bool TryLocate(ReadOnlySpan<byte> slot, string path, out NodeField located, out string? problem)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        located = default;
+        var parts = path.Split('.', 2);
+        if (parts.Length != 2)
+            return Fail($"'{path}': expected node.FIELD, record.R.csum, bset.R.FIELD or key.R.K.FIELD", out problem);
+        if (parts[0] == "node")
+            return Resolve(NodeHeaderFields, parts[1], 0, path, out located, out problem);
+        var records = Walk(slot);
+        var rest = parts[1].Split('.', 2);
+        if (rest.Length != 2 || !int.TryParse(rest[0], out var r) || r < 0 || r >= records.Count)
+            return Fail($"'{path}': no record '{rest[0]}' (the slot has {records.Count})", out problem);
+        var record = records[r];
+        switch (parts[0])
+        {
+            case "record":
+                return Resolve(record.IsFirst ? NodeHeaderFields : NodeEntryFields, rest[1], record.Offset, path, out located, out problem)
+                    && (rest[1] == "csum" || Fail($"'{path}': a record only has csum (use node. or bset.)", out problem));
+            case "bset":
+                return Resolve(BsetHeaderFields, rest[1], record.BsetOffset, path, out located, out problem);
+            case "key":
+                var keyParts = rest[1].Split('.', 2);
+                if (keyParts.Length != 2 || !int.TryParse(keyParts[0], out var k) || k < 0 || k >= record.Keys.Count)
+                    return Fail($"'{path}': no key '{keyParts[0]}' in record {r} (it has {record.Keys.Count})", out problem);
+                return Resolve(KeyHeaderFields, keyParts[1], record.Keys[k].Offset, path, out located, out problem);
+            default:
+                return Fail($"'{path}': unknown structure '{parts[0]}' (node, record, bset, key)", out problem);
+        }
+    }
+
+    private static bool Resolve(IReadOnlyList<NodeField> table, string name, int baseOffset, string path, out NodeField located, out string? problem)
+    {
+        foreach (var f in table)
+        {
+            if (string.Equals(f.Name, name, StringComparison.OrdinalIgnoreCase))
+            {
+                located = f with { Name = path, Offset = baseOffset + f.Offset };
+                problem = null;
+                return true;
+            }
+        }
+        located = default;
+        return Fail($"'{path}': no field '{name}' (fields: {string.Join(", ", table.Select(f => f.Name))})", out problem);
+    }
+
+    private static bool Fail(string message, out string? problem)
+    {
+        problem = message;
+        return false;
+    }
+
+    /// <summary>
     /// Lists the records of the node in <paramref name="slot"/> without validating: the first record
     /// at offset 0, then every later sector-aligned record whose bset seq equals the node's seq
     /// (records beyond sectors_written included). Never throws for any content.

@@ -127,7 +127,7 @@ public static partial class BtreeNodeReader
             droppedOutsideRange = 0;
             if (_keyCount == 0)
                 return KeyRun.Empty;
-            var output = new MergeOutput(_slot, _keyCount, _valueBytes, RangeUpdated, _header.MinKey, _header.MaxKey);
+            var output = new MergeOutput(_slot, _inPlaceArena, _keyCount, _valueBytes, RangeUpdated, _header.MinKey, _header.MaxKey);
             if (_keptBsets == 1)
             {
                 for (var i = 0; i < _keyCount; i++)
@@ -189,23 +189,29 @@ public static partial class BtreeNodeReader
         }
     }
 
-    /// <summary>Collects the merge's survivors into one entry array and one value arena.</summary>
+    /// <summary>
+    /// Collects the merge's survivors into one entry array and one value arena: a fresh arena
+    /// holding copies of the values, or (in place) the slot's own array with values left where they are.
+    /// </summary>
     private ref struct MergeOutput
     {
         private readonly ReadOnlySpan<byte> _slot;
         private readonly KeyEntry[] _entries;
         private readonly byte[] _arena;
+        private readonly bool _inPlace;
         private readonly bool _filter;
         private readonly Bpos _min;
         private readonly Bpos _max;
         private int _count;
         private int _arenaLength;
 
-        public MergeOutput(ReadOnlySpan<byte> slot, int maxKeys, long maxValueBytes, bool filter, Bpos min, Bpos max)
+        public MergeOutput(ReadOnlySpan<byte> slot, byte[]? inPlaceArena, int maxKeys, long maxValueBytes, bool filter, Bpos min, Bpos max)
         {
             _slot = slot;
             _entries = GC.AllocateUninitializedArray<KeyEntry>(maxKeys);
-            _arena = GC.AllocateUninitializedArray<byte>(checked((int)maxValueBytes));
+            _inPlace = inPlaceArena is not null;
+            _arena = inPlaceArena ?? GC.AllocateUninitializedArray<byte>(checked((int)maxValueBytes));
+            _arenaLength = _inPlace ? _arena.Length : 0;
             _filter = filter;
             _min = min;
             _max = max;
@@ -220,6 +226,11 @@ public static partial class BtreeNodeReader
             if (_filter && (source.Key.Pos < _min || source.Key.Pos > _max))
             {
                 DroppedOutsideRange++;
+                return;
+            }
+            if (_inPlace)
+            {
+                _entries[_count++] = source;
                 return;
             }
             _slot.Slice(source.ValueOffset, source.ValueLength).CopyTo(_arena.AsSpan(_arenaLength));

@@ -140,6 +140,25 @@ public sealed class NodeRoundTripTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Clean_read_allocates_the_result_and_nothing_per_key()
+    {
+        var builder = new KeyRunBuilder();
+        for (ulong i = 1; i <= 400; i++)
+            builder.Add(new Bkey(P(i), KeyType.Cookie), new byte[16]);
+        var node = new TestNode(BtreeId.Test, 0, Bpos.Min, Bpos.Max, nodeSize: 32768).Write(builder.Build());
+        var context = node.Context();
+        _ = BtreeNodeReader.Read(node.Slot, context);   // warm up pools and statics
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var result = BtreeNodeReader.Read(node.Slot, context);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(400, result.Keys.Count);
+        var payload = (400L * System.Runtime.CompilerServices.Unsafe.SizeOf<KeyEntry>()) + (400 * 16);
+        Assert.InRange(allocated, payload, payload + 1024);
+    }
+
+    [Fact]
     public void Random_key_sets_in_several_bsets_read_back_as_the_model()
     {
         var seed = TestSeed.Get(output);
@@ -184,17 +203,25 @@ public sealed class NodeRoundTripTests(ITestOutputHelper output)
                 node.Write(keys);
             }
 
-            var result = node.Read();
+            var records = BtreeNodeInspector.Walk(node.Slot);
+            Assert.Equal(node.RecordOffsets, records.Select(r => r.Offset));
+            Assert.All(records, r => Assert.True(r.ChecksumMatches, $"seed {seed}: record at {r.Offset}"));
 
-            Assert.True(result.Ok, $"seed {seed} round {round}: {result.ToText()}");
-            Assert.Empty(result.Findings);
-            Assert.Equal(model.Count, result.Keys.Count);
-            var i2 = 0;
-            foreach (var (pos, value) in model)
+            var copied = node.Read();
+            var inPlace = BtreeNodeReader.ReadInPlace((byte[])node.Slot.Clone(), node.Context());
+
+            foreach (var result in new[] { copied, inPlace })
             {
-                Assert.Equal(pos, result.Keys[i2].Key.Pos);
-                Assert.Equal(value, result.Keys.ValueOf(i2).ToArray());
-                i2++;
+                Assert.True(result.Ok, $"seed {seed} round {round}: {result.ToText()}");
+                Assert.Empty(result.Findings);
+                Assert.Equal(model.Count, result.Keys.Count);
+                var i2 = 0;
+                foreach (var (pos, value) in model)
+                {
+                    Assert.Equal(pos, result.Keys[i2].Key.Pos);
+                    Assert.Equal(value, result.Keys.ValueOf(i2).ToArray());
+                    i2++;
+                }
             }
         }
     }

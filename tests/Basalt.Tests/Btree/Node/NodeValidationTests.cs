@@ -342,6 +342,21 @@ public sealed class NodeValidationTests
         AssertFixedTo(result, 20, 30, 40, 60, 70, 80, 90);
     }
 
+    [Fact]
+    public void Bset_ending_in_a_partial_key_header_is_truncated_there()
+    {
+        var node = Standard();
+        var at = node.BsetField(1, "u64s");
+        WriteU32(node.Slot, at, System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(node.Slot.AsSpan(at)) + 1);
+        node.FixChecksum(1);
+
+        var result = node.Read();
+
+        var finding = AssertOnly(result, FsckErrorId.BtreeNodeBkeyPastBsetEnd, NodeErrorClass.Fixable);
+        Assert.Equal(node.RecordOffsets[1] / 512, finding.SectorOffset);
+        AssertFixedTo(result, 20, 30, 40, 50, 60, 70, 80, 90);
+    }
+
     [Theory]
     [InlineData("value_pad", 8)]
     [InlineData("reserved", 1)]
@@ -529,6 +544,42 @@ public sealed class NodeValidationTests
         Assert.Equal(node.RecordOffsets[2] / 512, result.Findings[1].SectorOffset);
         AssertFixedTo(result, 20, 30, 40, 50);
         Assert.Equal(node.RecordOffsets[1] / 512, result.SectorsFound);
+    }
+
+    [Fact]
+    public void Without_sectors_written_the_walk_ends_at_the_first_foreign_record_and_a_later_one_is_a_gap()
+    {
+        var node = Standard();
+        var unknown = node.Context(sectorsWritten: 0);
+
+        var clean = BtreeNodeReader.Read(node.Slot, unknown);
+
+        Assert.Empty(clean.Findings);
+        AssertFixedTo(clean, 20, 30, 40, 50, 60, 70, 80, 90);
+        Assert.Equal(node.Written / 512, clean.SectorsFound);
+
+        WriteU64(node.Slot, node.BsetField(1, "seq"), 0xdead);
+        node.FixChecksum(1);
+        var gap = BtreeNodeReader.Read(node.Slot, unknown);
+
+        var finding = AssertOnly(gap, FsckErrorId.BtreeNodeBsetAfterEnd, NodeErrorClass.WantRetry);
+        Assert.Equal(node.RecordOffsets[2] / 512, finding.SectorOffset);
+        AssertFixedTo(gap, 20, 30, 40, 50);
+    }
+
+    [Fact]
+    public void Short_slot_is_data_missing_and_a_slot_without_room_for_a_header_is_a_bad_node()
+    {
+        var node = Standard();
+
+        var result = BtreeNodeReader.Read(node.Slot.AsSpan(0, node.RecordOffsets[2]), node.Context());
+
+        AssertOnly(result, FsckErrorId.BtreeNodeDataMissing, NodeErrorClass.WantRetry);
+        AssertFixedTo(result, 20, 30, 40, 50, 60, 70);
+
+        var tiny = BtreeNodeReader.Read(node.Slot.AsSpan(0, 100), node.Context());
+        AssertOnly(tiny, FsckErrorId.BtreeNodeBadHeader, NodeErrorClass.BadNode);
+        AssertFailed(tiny, NodeErrorClass.BadNode);
     }
 
     [Fact]
