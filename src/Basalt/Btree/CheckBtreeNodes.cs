@@ -52,7 +52,7 @@ public static class CheckBtreeNodes
             if (read.IgnoredBsetsBeyondWritten > 0)
                 reporter.Count(IgnoredBsetsCounter, read.IgnoredBsetsBeyondWritten);
 
-            var where = $"{btree.ToText()} level {level} node @{(ptr.Ptrs.Count > 0 ? ptr.Ptrs[0].OffsetSectors : 0)} [{ptr.MinKey.ToText()}..{max.ToText()}]";
+            var where = CheckNodeReader.Where(btree, level, ptr, ptr.MinKey, max);
             var rewrite = false;
             foreach (var finding in read.Findings)
             {

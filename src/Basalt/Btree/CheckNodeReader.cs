@@ -76,6 +76,10 @@ internal sealed class CheckNodeReader
         _geometry = geometry;
     }
 
+    /// <summary>Where a finding is, as the btree passes print it: btree, level, node offset (bytes) and range.</summary>
+    public static string Where(BtreeId btree, int level, BtreePtrValue ptr, Bpos min, Bpos max) =>
+        $"{btree.ToText()} level {level} node at offset {(ptr.Ptrs.Count > 0 ? ptr.Ptrs[0].OffsetBytes : -1)} [{min.ToText()}..{max.ToText()}]";
+
     /// <summary>
     /// Reads the node <paramref name="ptr"/> points to, expected at <paramref name="level"/> of
     /// <paramref name="btree"/> with the range [ptr.MinKey, <paramref name="max"/>]. With

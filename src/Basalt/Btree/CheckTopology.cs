@@ -94,10 +94,10 @@ public static class CheckTopology
         }
 
         public string ToText() =>
-            $"{Btree.ToText()} level {Level} node @{Key.OffsetSectors} [{Min.ToText()}..{Max.ToText()}]";
+            CheckNodeReader.Where(Btree, Level, OriginalPtr, Min, Max);
 
         public string Describe() =>
-            $"node @{Key.OffsetSectors} [{Min.ToText()}..{Max.ToText()}] gen {Generation}";
+            $"node at offset {Key.OffsetSectors * 512} [{Min.ToText()}..{Max.ToText()}] gen {Generation}";
     }
 
     /// <summary>Identifies a node read by this pass: its slot (sectors) and seq.</summary>
