@@ -71,6 +71,9 @@ public static class CheckTopology
         public Bpos? LastKey { get; set; }
         public bool Dropped { get; set; }
 
+        /// <summary>The drop was an accepted repair (Dropped alone may be a declined one).</summary>
+        public bool DropApplied { get; set; }
+
         /// <summary>
         /// A clipped child whose new pointer is not in its parent yet (its max moved onto the
         /// parent's max); <see cref="PlaceApplies"/> says whether placing it is an accepted repair.
@@ -81,13 +84,17 @@ public static class CheckTopology
         /// <summary>An accepted repair changed the range: the node is rewritten at the end.</summary>
         public bool RewritePending { get; set; }
 
+        /// <summary>The range as of the last accepted change: what the parent's pointer holds.</summary>
+        public Bpos AppliedMin { get; set; }
+        public Bpos AppliedMax { get; set; }
+
         public NodeKey Key => new(OriginalPtr.Ptrs.Count > 0 ? OriginalPtr.Ptrs[0].OffsetSectors : 0, OriginalPtr.Seq);
 
         public bool DroppedOrOrphaned()
         {
             for (var n = this; n is not null; n = n.Parent)
             {
-                if (n.Dropped)
+                if (n.DropApplied)
                     return true;
             }
             return false;
@@ -126,6 +133,9 @@ public static class CheckTopology
 
         private bool _edited;
 
+        // A repair of the current btree was declined: later ones are reported, not applied.
+        private bool _declined;
+
         public TopologyWalk(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct)
         {
             _target = target;
@@ -152,6 +162,7 @@ public static class CheckTopology
             _overlay.Clear();
             _rewrites.Clear();
             _stale.Clear();
+            _declined = false;
 
             // The root covers [min, max] whatever its header says: read it through a pointer that
             // says so (RangeUpdated), then compare the header.
@@ -459,14 +470,14 @@ public static class CheckTopology
         }
 
         /// <summary>After <paramref name="node"/>'s range grew: deletes the stale pointers it covers again.</summary>
-        private void DeleteUncoveredStale(NodeRef node)
+        private void DeleteUncoveredStale(NodeRef node, bool growthApplied)
         {
             if (!_stale.TryGetValue(node.Key, out var stale))
                 return;
             foreach (var (pos, applied) in stale.Where(e => e.Key >= node.Min && e.Key <= node.Max).ToList())
             {
                 stale.Remove(pos);
-                DeletePointer(node, pos, applied);
+                DeletePointer(node, pos, applied && growthApplied);
             }
         }
 
@@ -482,7 +493,7 @@ public static class CheckTopology
             }
             PutPointer(child.Parent!, child.Max, child.Ptr, apply);
             if (grows)
-                DeleteUncoveredStale(child);
+                DeleteUncoveredStale(child, apply);
         }
 
         private void SetMax(NodeRef child, Bpos newMax, bool apply)
@@ -494,7 +505,7 @@ public static class CheckTopology
             PutPointer(child.Parent!, newMax, child.Ptr, apply);
             MarkRangeChanged(child, apply);
             if (grows)
-                DeleteUncoveredStale(child);
+                DeleteUncoveredStale(child, apply);
         }
 
         private void MarkRangeChanged(NodeRef child, bool applied)
@@ -502,17 +513,20 @@ public static class CheckTopology
             if (!applied)
                 return;
             child.RewritePending = true;
+            child.AppliedMin = child.Min;
+            child.AppliedMax = child.Max;
             _rewrites[child.Key] = child;
         }
 
         private void Drop(NodeRef child, bool apply)
         {
             child.Dropped = true;
-            _rewrites.Remove(child.Key);
             if (!child.Unplaced)
                 DeletePointer(child.Parent!, child.Max, apply);
             if (!apply)
                 return;
+            child.DropApplied = true;
+            _rewrites.Remove(child.Key);
             Counters.NodesDropped++;
             if (child.Level == 0)
                 Counters.KeysDropped += child.LiveKeys;
@@ -564,14 +578,14 @@ public static class CheckTopology
             var nodes = _rewrites.Values
                 .Where(n => n.RewritePending && !n.DroppedOrOrphaned())
                 .OrderByDescending(n => n.Level)
-                .ThenBy(n => n.Max)
+                .ThenBy(n => n.AppliedMax)
                 .ToList();
             foreach (var n in nodes)
             {
                 _ct.ThrowIfCancellationRequested();
                 if (n.Level == 0)
                     Counters.KeysDropped += KeysOutside(n);
-                _target.RewriteNode(n.Btree, n.Level, n.Max);
+                _target.RewriteNode(n.Btree, n.Level, n.AppliedMax);
                 _edited = true;
             }
         }
@@ -584,19 +598,28 @@ public static class CheckTopology
             var lost = 0;
             foreach (ref readonly var e in read.Keys.Entries)
             {
-                if (!e.Key.IsDeletion && (e.Key.Pos < leaf.Min || e.Key.Pos > leaf.Max))
+                if (!e.Key.IsDeletion && (e.Key.Pos < leaf.AppliedMin || e.Key.Pos > leaf.AppliedMax))
                     lost++;
             }
             return lost;
         }
 
+        /// <summary>
+        /// Reports a finding; true when its repair is to be applied. The repairs of one btree build on
+        /// each other, so once one is declined the rest of that btree's are reported and not applied:
+        /// what is applied is always a consistent prefix, and the next run takes it from there.
+        /// </summary>
         private bool Report(FsckErrorId id, NodeRef node, string detail)
         {
             Counters.Findings++;
-            var repair = _reporter.Report(id, node.ToText(), detail);
-            if (repair)
-                Counters.Repairs++;
-            return repair;
+            var repair = _reporter.Report(id, node.ToText(), detail) && !_declined;
+            if (!repair)
+            {
+                _declined = true;
+                return false;
+            }
+            Counters.Repairs++;
+            return true;
         }
     }
 }

@@ -64,6 +64,43 @@ public sealed class TopologyRandomTests(ITestOutputHelper output)
     private static string Shape(CraftedTree t) =>
         string.Join("\n", t.Nodes().Select(n => $"{new string(' ', 2 * (2 - n.Level))}{n} {n.Damage} keys {n.Keys.Count}"));
 
+    [Fact]
+    public void Answering_some_findings_no_leaves_a_tree_a_full_repair_then_fixes()
+    {
+        var seed = TestSeed.Get(output);
+        var rounds = LongTests.Scale(100);
+        for (var round = 0; round < rounds; round++)
+        {
+            var roundSeed = HashCode.Combine(seed, round, 7);
+            var (tree, original) = Build(roundSeed);
+            var target = tree.Target();
+            var answers = new Random(roundSeed);
+            var partial = new ScriptedReporter(() => answers.Next(2) == 0);
+            var context = $"seed {seed} round {round}";
+            CheckTopology.Run(target, partial, CancellationToken.None);
+
+            var full = new TopologyReporter(repair: true);
+            CheckTopology.Run(target, full, CancellationToken.None);
+            var walk = CraftedTreeInspector.Inspect(tree.Device, tree.Geometry, target.Roots().SingleOrDefault());
+            Assert.True(walk.Violations.Count == 0, $"{context}\n{full.ToText()}\nviolations:\n{string.Join("\n", walk.Violations)}");
+            foreach (var (pos, value) in walk.Keys)
+                Assert.True(original.TryGetValue(pos, out var values) && values.Any(v => v.AsSpan().SequenceEqual(value)), $"{context}: key {pos.ToText()} invented");
+
+            var again = new TopologyReporter(repair: true);
+            CheckTopology.Run(target, again, CancellationToken.None);
+            Assert.True(again.Findings.Count == 0, $"{context}\nthird run:\n{again.ToText()}");
+        }
+    }
+
+    private sealed class ScriptedReporter(Func<bool> answer) : IFsckReporter
+    {
+        public bool Report(FsckErrorId id, string where, string detail) => answer();
+
+        public void Count(string what, long amount = 1)
+        {
+        }
+    }
+
     /// <summary>A damaged two- or three-level tree, and every (pos, value) its leaves hold.</summary>
     private static (CraftedTree Tree, Dictionary<Bpos, List<byte[]>> Keys) Build(int seed)
     {
