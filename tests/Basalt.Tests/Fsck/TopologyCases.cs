@@ -55,7 +55,7 @@ internal static class TopologyCases
 
     public static TopologyCase Build(string name)
     {
-        var t = new CraftedTree(seed: name.GetHashCode(StringComparison.Ordinal) & 0x7fffffff);
+        var t = new CraftedTree(seed: Array.IndexOf(Names, name) + 1);
         switch (name)
         {
             case "gap":
