@@ -34,6 +34,7 @@ public sealed class KeyRun
 
     private readonly KeyEntry[] _entries;
     private readonly byte[] _arena;
+    private readonly Bpos[]? _samples;
 
     public KeyRun(KeyEntry[] entries, int count, byte[] arena, int arenaLength)
     {
@@ -45,6 +46,7 @@ public sealed class KeyRun
         for (var i = 0; i < count; i++)
             bytes += entries[i].EncodedSize;
         EncodedBytes = bytes;
+        _samples = RunView.BuildSamples(entries, count);
     }
 
     public int Count { get; }
@@ -54,6 +56,9 @@ public sealed class KeyRun
     public long EncodedBytes { get; }
 
     public ReadOnlySpan<KeyEntry> Entries => _entries.AsSpan(0, Count);
+
+    /// <summary>The run as the node's merge cursor sees it (no copy).</summary>
+    internal RunView View => new(_entries, Count, _arena, _samples);
 
     public ref readonly KeyEntry this[int index] => ref _entries[index];
 
@@ -67,20 +72,7 @@ public sealed class KeyRun
     public ReadOnlySpan<byte> ValueOf(in KeyEntry entry) => _arena.AsSpan(entry.ValueOffset, entry.ValueLength);
 
     /// <summary>Index of the first entry with Pos &gt;= pos (Count if none).</summary>
-    public int LowerBound(Bpos pos)
-    {
-        int lo = 0, hi = Count;
-        var entries = _entries;
-        while (lo < hi)
-        {
-            var mid = (int)((uint)(lo + hi) >> 1);
-            if (entries[mid].Key.Pos.CompareTo(pos) < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        return lo;
-    }
+    public int LowerBound(Bpos pos) => View.LowerBound(pos);
 }
 
 /// <summary>Builds a KeyRun by appending keys in ascending order.</summary>

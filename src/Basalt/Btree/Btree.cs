@@ -1,0 +1,120 @@
+// One btree of a mounted filesystem: point updates, lookups and iterators over its keys, plus
+// the low-level per-level edits that fsck's topology repair uses. Every operation is
+// restartable: it runs under the engine lock until it needs a node that is not cached, drops
+// the lock to read it, installs it and starts over.
+using Basalt.Diagnostics;
+using Basalt.Format;
+
+namespace Basalt.Btree;
+
+public sealed class Btree
+{
+    private readonly BtreeEngine _engine;
+
+    internal Btree(BtreeEngine engine, BtreeId id)
+    {
+        _engine = engine;
+        Id = id;
+    }
+
+    public BtreeId Id { get; }
+
+    /// <summary>The cached root node (null until loaded or when the btree is empty).</summary>
+    internal BtreeNode? RootNode { get; set; }
+
+    /// <summary>The root record from the superblock while its node has not been read yet.</summary>
+    internal BtreeRoot? PendingRoot { get; set; }
+
+    internal BtreeEngine Engine => _engine;
+
+    /// <summary>The current root (in memory; the committed one is in <see cref="BtreeEngine.Roots"/>), or null when empty.</summary>
+    public BtreeRoot? Root
+    {
+        get
+        {
+            _engine.Lock.EnterReadLock();
+            try
+            {
+                return RootNode is { } r ? new BtreeRoot(Id, r.Level, r.MakePtr(_engine.Geometry.Device)) : PendingRoot;
+            }
+            finally
+            {
+                _engine.Lock.ExitReadLock();
+            }
+        }
+    }
+
+    /// <summary>Inserts or overwrites the key at <paramref name="pos"/>.</summary>
+    public void Insert(Bpos pos, ReadOnlySpan<byte> value, KeyType type = KeyType.Cookie, uint size = 0)
+    {
+        if (type == KeyType.Deleted)
+            BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {Id.ToText()}: insert of a deleted key at {pos.ToText()} (use Delete)");
+        var key = new Bkey(pos, type, size);
+        ValidateKey(0, key, value);
+        _engine.InsertAt(this, 0, key, value);
+    }
+
+    /// <summary>Deletes the key at <paramref name="pos"/>; false if there was none.</summary>
+    public bool Delete(Bpos pos) => _engine.DeleteAt(this, 0, pos, merge: true);
+
+    /// <summary>Deletes every key in [start, end] (inclusive); returns how many.</summary>
+    public long DeleteRange(Bpos start, Bpos end) => _engine.DeleteRange(this, start, end);
+
+    /// <summary>Looks up the value at <paramref name="pos"/>.</summary>
+    public bool TryGet(Bpos pos, out byte[] value)
+    {
+        var found = _engine.Lookup(this, pos, out var result);
+        value = result ?? [];
+        return found;
+    }
+
+    /// <summary>
+    /// Allocation-free lookup: copies the value into <paramref name="buffer"/> and sets
+    /// <paramref name="length"/> to its length. When the value is longer than the buffer, returns true
+    /// with the full length and copies nothing (retry with a larger buffer).
+    /// </summary>
+    public bool TryGet(Bpos pos, Span<byte> buffer, out int length) => _engine.LookupInto(this, pos, buffer, out length);
+
+    /// <summary>
+    /// Iterates keys in [start, end] in order (descending when <paramref name="reverse"/>) at
+    /// <paramref name="level"/>: 0 for the btree's keys, higher for the pointer keys of interior nodes.
+    /// </summary>
+    public BtreeIterator Iterate(Bpos start, Bpos end, bool reverse = false, byte level = 0) =>
+        new(_engine, this, start, end, reverse, level);
+
+    /// <summary>fsck: inserts a key into the node at <paramref name="level"/> covering key.Pos (BtreePtr keys above level 0).</summary>
+    public void InsertAtLevel(byte level, in Bkey key, ReadOnlySpan<byte> value)
+    {
+        if (key.Type == KeyType.Deleted)
+            BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {Id.ToText()}: insert of a deleted key (use DeleteAtLevel)");
+        ValidateKey(level, key, value);
+        _engine.InsertAt(this, level, key, value);
+    }
+
+    /// <summary>fsck: deletes the key at <paramref name="pos"/> from the node at <paramref name="level"/> covering it (no merging).</summary>
+    public bool DeleteAtLevel(byte level, Bpos pos) => _engine.DeleteAt(this, level, pos, merge: false);
+
+    /// <summary>Copy-on-write rewrite of the node at <paramref name="level"/> covering <paramref name="pos"/> (generation + 1).</summary>
+    public void RewriteNode(byte level, Bpos pos) => _engine.RewriteNode(this, level, pos);
+
+    /// <summary>Replaces the btree by a new empty leaf root. Slots of nodes that were not cached are recovered at the next mount.</summary>
+    public void ResetToEmpty() => _engine.ResetToEmpty(this);
+
+    private void ValidateKey(byte level, in Bkey key, ReadOnlySpan<byte> value)
+    {
+        if (level == 0 && value.Length > _engine.MaxValueBytes)
+        {
+            BasaltException.Throw(ErrorCode.InvalidArgument,
+                $"btree {Id.ToText()}: value of {value.Length} bytes at {key.Pos.ToText()} exceeds the limit of {_engine.MaxValueBytes}");
+        }
+        if (level >= BtreeEngine.MaxDepth)
+            BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {Id.ToText()}: level {level} is beyond the maximum depth");
+        if (!KeyValidation.Validate(Id, level, key, value, Bpos.Min, Bpos.Max, _engine.Geometry.NodeSize, out var id, out var detail))
+        {
+            BasaltException.Throw(ErrorCode.InvalidArgument,
+                $"btree {Id.ToText()} level {level}: invalid key {key.ToText()}: {FsckCatalogue.NameOf(id)}: {detail}");
+        }
+    }
+
+    public override string ToString() => $"btree {Id.ToText()}";
+}

@@ -1,0 +1,270 @@
+// The node cache: descent from a root to the node covering a position, node reads (done with
+// no lock held), installing a read node after re-checking that its parent still points at it,
+// and eviction of clean nodes under the byte budget.
+using System.Buffers;
+using Basalt.Diagnostics;
+using Basalt.Format;
+
+namespace Basalt.Btree;
+
+internal enum FindResult
+{
+    Found,
+    /// <summary>A node on the way is not cached: read it (lock dropped) and restart.</summary>
+    Miss,
+    /// <summary>The btree has no root.</summary>
+    Empty,
+    /// <summary>The btree is not that deep.</summary>
+    NoSuchLevel,
+}
+
+/// <summary>A node an operation needs that is not in the cache: how to read it and how to re-check it.</summary>
+internal readonly struct NodeMiss
+{
+    public NodeMiss(Btree tree, BtreeNode? parent, byte level, Bpos maxKey, byte[] ptrValue)
+    {
+        Tree = tree;
+        Parent = parent;
+        Level = level;
+        MaxKey = maxKey;
+        PtrValue = ptrValue;
+    }
+
+    public Btree Tree { get; }
+
+    /// <summary>The cached parent holding the pointer, or null for the root.</summary>
+    public BtreeNode? Parent { get; }
+    public byte Level { get; }
+    public Bpos MaxKey { get; }
+    public byte[] PtrValue { get; }
+}
+
+public sealed partial class BtreeEngine
+{
+    private readonly BtreeNode?[] _recentInstalls = new BtreeNode?[8];
+    private int _recentInstallIndex;
+
+    /// <summary>
+    /// Finds the node at <paramref name="level"/> whose range covers <paramref name="pos"/>. Caller
+    /// holds the lock (read or write).
+    /// </summary>
+    internal FindResult FindNode(Btree tree, byte level, Bpos pos, out BtreeNode node, out NodeMiss miss)
+    {
+        node = null!;
+        miss = default;
+        var n = tree.RootNode;
+        if (n is null)
+        {
+            if (tree.PendingRoot is not { } root)
+                return FindResult.Empty;
+            if (level > root.Level)
+                return FindResult.NoSuchLevel;
+            miss = new NodeMiss(tree, null, root.Level, Bpos.Max, root.Ptr.ToBytes());
+            return FindResult.Miss;
+        }
+        if (level > n.Level)
+            return FindResult.NoSuchLevel;
+        var stamp = _clock;
+        while (n.Level > level)
+        {
+            n.LastAccess = stamp;
+            var cursor = new NodeCursor(n, pos, reverse: false);
+            if (!cursor.Next(out var run, out var i))
+                ThrowTopology(n, pos, "no child pointer covers the position");
+            var value = run.ValueOf(i);
+            if (run.Entries[i].Key.Type != KeyType.BtreePtr || !PtrFields.IsWellFormed(value))
+                ThrowTopology(n, pos, $"key {run.Entries[i].Key.ToText()} is not a btree pointer");
+            var offset = PtrFields.OffsetBytes(value);
+            if (!_cache.TryGetValue(offset, out var child) || child.Seq != PtrFields.Seq(value) || child.Level != n.Level - 1)
+            {
+                miss = new NodeMiss(tree, n, (byte)(n.Level - 1), run.Entries[i].Key.Pos, value.ToArray());
+                return FindResult.Miss;
+            }
+            n = child;
+        }
+        n.LastAccess = stamp;
+        node = n;
+        return FindResult.Found;
+    }
+
+    /// <summary>Like FindNode for internal edits whose path is known to be cached.</summary>
+    internal BtreeNode FindCached(Btree tree, byte level, Bpos pos)
+    {
+        var r = FindNode(tree, level, pos, out var node, out _);
+        if (r != FindResult.Found)
+            throw new InvalidOperationException($"{tree.Id.ToText()}: node at level {level} covering {pos.ToText()} is not cached ({r})");
+        return node;
+    }
+
+    private static void ThrowTopology(BtreeNode node, Bpos pos, string what) =>
+        BasaltException.Throw(ErrorCode.TopologyError, $"btree {node.Btree.ToText()} level {node.Level} node at offset {node.Offset}: {what} ({pos.ToText()})");
+
+    /// <summary>Reads the node a miss names (no lock held), then installs it under the write lock.</summary>
+    internal void LoadMissing(in NodeMiss miss)
+    {
+        if (!BtreePtrValue.TryRead(miss.PtrValue, out var ptr, out var problem))
+        {
+            BasaltException.Throw(ErrorCode.BtreeNodeCorrupt,
+                $"btree {miss.Tree.Id.ToText()} level {miss.Level + 1}: pointer to the node ending at {miss.MaxKey.ToText()} is invalid: {problem}");
+        }
+        var node = ReadNode(miss.Tree.Id, miss.Level, ptr, miss.MaxKey);
+        _lock.EnterWriteLock();
+        try
+        {
+            Install(miss, node);
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+        }
+    }
+
+    private void Install(in NodeMiss miss, BtreeNode node)
+    {
+        if (_cache.ContainsKey(node.Offset))
+            return;
+        if (miss.Parent is null)
+        {
+            var tree = miss.Tree;
+            if (tree.RootNode is not null || tree.PendingRoot is not { } root || root.Ptr.Seq != node.Seq ||
+                root.Ptr.Ptrs.Count == 0 || root.Ptr.Ptrs[0].OffsetBytes != node.Offset)
+                return;
+            tree.RootNode = node;
+            tree.PendingRoot = null;
+        }
+        else
+        {
+            var parent = miss.Parent;
+            if (!parent.IsCached || !parent.TryFind(miss.MaxKey, out var run, out var i))
+                return;
+            var value = run.ValueOf(i);
+            // Same slot, same node and same written size: otherwise the node changed while it was
+            // read (written again by a Sync after another copy was cached and evicted) and this
+            // copy may be stale; the restarted operation reads it again.
+            if (!PtrFields.IsWellFormed(value) || PtrFields.OffsetBytes(value) != node.Offset || PtrFields.Seq(value) != node.Seq ||
+                PtrFields.SectorsWritten(value) != node.WrittenSectors)
+                return;
+        }
+        _clock++;
+        node.LastAccess = _clock;
+        AddToCache(node);
+        // The restarted operation needs this node (and maybe a few read just before it, like a
+        // leaf and its sibling): the most recent installs are not evicted, so it makes progress.
+        _recentInstalls[_recentInstallIndex++ % _recentInstalls.Length] = node;
+        Evict();
+    }
+
+    private void AddToCache(BtreeNode node)
+    {
+        _cache.Add(node.Offset, node);
+        node.IsCached = true;
+        if (node.Level > 0)
+            _cachedInteriorNodes++;
+    }
+
+    private void RemoveFromCache(BtreeNode node)
+    {
+        if (!node.IsCached)
+            return;
+        _cache.Remove(node.Offset);
+        node.IsCached = false;
+        if (node.Level > 0)
+            _cachedInteriorNodes--;
+    }
+
+    /// <summary>Reads and validates one node. Throws BasaltException naming btree, level, node and finding on failure.</summary>
+    internal BtreeNode ReadNode(BtreeId btree, byte level, BtreePtrValue ptr, Bpos maxKey)
+    {
+        var where = $"btree {btree.ToText()} level {level} node";
+        if (ptr.Ptrs.Count == 0)
+            BasaltException.Throw(ErrorCode.BtreeNodeCorrupt, $"{where} ending at {maxKey.ToText()}: pointer has no device pointer");
+        var offset = ptr.Ptrs[0].OffsetBytes;
+        var size = _geometry.NodeSize;
+        if (offset < 0 || offset % 512 != 0 || offset + size > _device.Size)
+            BasaltException.Throw(ErrorCode.BtreeNodeCorrupt, $"{where} at offset {offset}: pointer is outside the device");
+        var buffer = ArrayPool<byte>.Shared.Rent(size);
+        try
+        {
+            var slot = buffer.AsSpan(0, size);
+            try
+            {
+                _device.Read(offset, slot);
+            }
+            catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
+            {
+                throw new BasaltException(ErrorCode.IoError, $"{where} at offset {offset}: read failed: {ex.Message}", ex);
+            }
+            var ctx = new NodeReadContext(btree, level, maxKey, ptr, _geometry.NodeMagic, size, _geometry.BlockSize,
+                _geometry.Version, _geometry.VersionMin, _device.Size);
+            var result = BtreeNodeReader.Read(slot, ctx);
+            Interlocked.Increment(ref _nodeReads);
+            Interlocked.Add(ref _ignoredBsets, result.IgnoredBsetsBeyondWritten);
+            if (result.NeedsRewrite)
+                Interlocked.Increment(ref _nodesNeedingRewrite);
+            _options.NodeReadObserver?.Invoke(btree, level, ptr, result);
+            if (!result.Ok)
+            {
+                var finding = result.Findings.Count > 0 ? result.Findings[^1].ToString() : "unreadable";
+                var topology = result.FailureClass == NodeErrorClass.BadNode;
+                BasaltException.Throw(topology ? ErrorCode.TopologyError : ErrorCode.BtreeNodeCorrupt,
+                    $"{where} at offset {offset}: {finding}");
+            }
+            return new BtreeNode(btree, level, ptr.MinKey, maxKey, ptr.Seq, result.Header.Generation, offset, result.Keys)
+            {
+                WrittenSectors = ptr.SectorsWritten,
+                DurableSectors = ptr.SectorsWritten,
+            };
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Evicts clean nodes, least recently used first, until the cache is within budget.</summary>
+    private void Evict()
+    {
+        var nodeSize = (long)_geometry.NodeSize;
+        var budget = _options.CacheBudgetBytes;
+        if (_cache.Count * nodeSize <= budget)
+            return;
+        var target = budget - (budget / 8);
+        // Leaves first; an interior node becomes evictable once none of its children is cached.
+        for (var pass = 0; pass <= MaxDepth && _cache.Count * nodeSize > target; pass++)
+        {
+            var candidates = new List<BtreeNode>();
+            foreach (var node in _cache.Values)
+            {
+                if (IsEvictable(node))
+                    candidates.Add(node);
+            }
+            if (candidates.Count == 0)
+                return;
+            candidates.Sort(static (a, b) => a.LastAccess.CompareTo(b.LastAccess));
+            foreach (var node in candidates)
+            {
+                if (_cache.Count * nodeSize <= target)
+                    return;
+                if (node.Level > 0 && HasCachedChild(node))
+                    continue;
+                RemoveFromCache(node);
+                _evictions++;
+            }
+        }
+    }
+
+    private bool IsEvictable(BtreeNode node) =>
+        !node.IsDirty && node.InFlight is null && _trees[(int)node.Btree]!.RootNode != node && Array.IndexOf(_recentInstalls, node) < 0;
+
+    private bool HasCachedChild(BtreeNode node)
+    {
+        var cursor = new NodeCursor(node, node.MinKey, reverse: false);
+        while (cursor.Next(out var run, out var i))
+        {
+            var value = run.ValueOf(i);
+            if (PtrFields.IsWellFormed(value) && _cache.ContainsKey(PtrFields.OffsetBytes(value)))
+                return true;
+        }
+        return false;
+    }
+}

@@ -1,0 +1,383 @@
+// Updates inside nodes and the copy-on-write structure changes they trigger. Everything here
+// runs under the write lock. A change to a node that does not fit rebuilds the node: split when
+// its live data is above 2/3 of capacity, else compact. Parent edits re-descend from the root
+// at the parent's level, so a parent that itself restructures in between is handled naturally.
+using Basalt.Diagnostics;
+using Basalt.Format;
+
+namespace Basalt.Btree;
+
+internal enum DeleteOutcome
+{
+    NotFound,
+    Deleted,
+    Miss,
+}
+
+public sealed partial class BtreeEngine
+{
+    /// <summary>Inserts or overwrites a key in the node at <paramref name="level"/> covering it. False on a miss.</summary>
+    internal bool InsertKey(Btree tree, byte level, in Bkey key, ReadOnlySpan<byte> value, out NodeMiss miss)
+    {
+        var size = BkeyFormat.EncodedSize(value.Length);
+        for (var attempt = 0; ; attempt++)
+        {
+            var r = FindNode(tree, level, key.Pos, out var node, out miss);
+            if (r == FindResult.Miss)
+                return false;
+            if (r != FindResult.Found)
+                BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {tree.Id.ToText()} has no level {level}");
+            node.Probe(key.Pos, out var live, out var unwritten, out _);
+            var liveAfter = node.LiveBytes - live + size;
+            var unwrittenAfter = node.Unwritten.EncodedBytes - unwritten + size;
+            if (Fits(node, liveAfter, unwrittenAfter))
+            {
+                node.Unwritten.Set(key, value);
+                node.LiveBytes = liveAfter;
+                MarkDirty(node);
+                return true;
+            }
+            if (attempt >= 3)
+                throw new InvalidOperationException($"{node.ToText()}: key {key.ToText()} does not fit after restructuring");
+            Restructure(tree, node, liveAfter);
+        }
+    }
+
+    internal void InsertKeyCached(Btree tree, byte level, in Bkey key, ReadOnlySpan<byte> value)
+    {
+        if (!InsertKey(tree, level, key, value, out _))
+            throw new InvalidOperationException($"{tree.Id.ToText()}: parent at level {level} of a cached node is not cached");
+    }
+
+    /// <summary>Deletes the key at pos in the node at <paramref name="level"/> covering it.</summary>
+    internal DeleteOutcome DeleteKey(Btree tree, byte level, Bpos pos, out NodeMiss miss)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var r = FindNode(tree, level, pos, out var node, out miss);
+            if (r == FindResult.Miss)
+                return DeleteOutcome.Miss;
+            if (r != FindResult.Found)
+                return DeleteOutcome.NotFound;
+            node.Probe(pos, out var live, out var unwritten, out var onDiskRun);
+            if (live == 0)
+                return DeleteOutcome.NotFound;
+            var liveAfter = node.LiveBytes - live;
+            if (!onDiskRun)
+            {
+                // Only in the unwritten run: nothing on disk or in older runs to shadow.
+                node.Unwritten.Remove(pos);
+                node.LiveBytes = liveAfter;
+                MarkDirty(node);
+                return DeleteOutcome.Deleted;
+            }
+            var unwrittenAfter = node.Unwritten.EncodedBytes - unwritten + BkeyFormat.HeaderSize;
+            if (Fits(node, liveAfter, unwrittenAfter))
+            {
+                node.Unwritten.Set(new Bkey(pos, KeyType.Deleted), []);
+                node.LiveBytes = liveAfter;
+                MarkDirty(node);
+                return DeleteOutcome.Deleted;
+            }
+            if (attempt >= 3)
+                throw new InvalidOperationException($"{node.ToText()}: whiteout at {pos.ToText()} does not fit after restructuring");
+            Restructure(tree, node, liveAfter);
+        }
+    }
+
+    internal void DeleteKeyCached(Btree tree, byte level, Bpos pos)
+    {
+        if (DeleteKey(tree, level, pos, out _) != DeleteOutcome.Deleted)
+            throw new InvalidOperationException($"{tree.Id.ToText()}: pointer at {pos.ToText()} level {level} not found in a cached parent");
+    }
+
+    /// <summary>Would the node's next write hold these bytes? Written nodes append; new nodes write everything at once.</summary>
+    private bool Fits(BtreeNode node, long liveAfter, long unwrittenAfter)
+    {
+        var nodeSize = _geometry.NodeSize;
+        if (!node.HasFirstRecord)
+            return BtreeNodeWriter.FirstRecordSize(liveAfter, _geometry.BlockSize) <= nodeSize;
+        var used = (long)node.WrittenSectors * 512;
+        if (unwrittenAfter > 0)
+            used += BtreeNodeWriter.AppendRecordSize(unwrittenAfter, _geometry.BlockSize);
+        return used <= nodeSize;
+    }
+
+    private void MarkDirty(BtreeNode node)
+    {
+        node.Version++;
+        if (node.IsDirty)
+            return;
+        node.IsDirty = true;
+        _dirty.Add(node);
+    }
+
+    /// <summary>Rebuilds a full node: split when its live data (after the pending change) exceeds 2/3, else compact.</summary>
+    private void Restructure(Btree tree, BtreeNode node, long liveAfter)
+    {
+        EnsureReserve(tree);
+        _structureDepth++;
+        try
+        {
+            if (liveAfter * 3 > (long)NodeCapacity * 2 && node.CountLive(2) >= 2)
+                Split(tree, node);
+            else
+                Replace(tree, node, node.CollectLive(), countAsCompaction: true);
+        }
+        finally
+        {
+            _structureDepth--;
+        }
+    }
+
+    private void Split(Btree tree, BtreeNode node)
+    {
+        if (tree.RootNode == node && node.Level + 1 >= MaxDepth)
+            BasaltException.Throw(ErrorCode.InvariantViolated, $"{node.ToText()}: btree would exceed {MaxDepth} levels");
+        // One pass over the live keys: the first node takes keys while it stays within half of the
+        // live bytes (at least one key), the second the rest (at least one: the caller saw two).
+        var half = node.LiveBytes / 2;
+        var estimate = (node.Merged.Count + node.Unwritten.Count) / 2 + 1;
+        var first = new KeyRunBuilder(estimate, (int)Math.Min(int.MaxValue, half + 64));
+        var second = new KeyRunBuilder(estimate, (int)Math.Min(int.MaxValue, half + 64));
+        long acc = 0;
+        var cursor = new NodeCursor(node, node.MinKey, reverse: false);
+        while (cursor.Next(out var run, out var i))
+        {
+            ref readonly var e = ref run.Entries[i];
+            if (first.Count == 0 || (second.Count == 0 && acc + e.EncodedSize <= half))
+            {
+                first.Add(e.Key, run.ValueOf(i));
+                acc += e.EncodedSize;
+            }
+            else
+            {
+                second.Add(e.Key, run.ValueOf(i));
+            }
+        }
+        if (second.Count == 0)
+            throw new InvalidOperationException($"{node.ToText()}: split left the second node empty (live bytes {node.LiveBytes})");
+        var pivot = first.LastPos;
+        var generation = node.Generation + 1;
+        var n1 = NewNode(tree, node.Level, node.MinKey, pivot, generation, first.Build());
+        var n2 = NewNode(tree, node.Level, pivot.Successor(), node.MaxKey, generation, second.Build());
+        var wasRoot = tree.RootNode == node;
+        FreeNode(node);
+        _splits++;
+        if (wasRoot)
+        {
+            var builder = new KeyRunBuilder(2, 2 * BtreePtrValue.SizeFor(1));
+            builder.Add(new Bkey(pivot, KeyType.BtreePtr), n1.MakePtr(_geometry.Device).ToBytes());
+            builder.Add(new Bkey(Bpos.Max, KeyType.BtreePtr), n2.MakePtr(_geometry.Device).ToBytes());
+            tree.RootNode = NewNode(tree, (byte)(node.Level + 1), Bpos.Min, Bpos.Max, generation, builder.Build());
+            _rootSplits++;
+            return;
+        }
+        // Upper half first: until n1's pointer lands, [min, pivot] is a gap without keys, so any
+        // restructure of the parent in between keeps that range and pivot's position together.
+        var parentLevel = (byte)(node.Level + 1);
+        InsertKeyCached(tree, parentLevel, new Bkey(node.MaxKey, KeyType.BtreePtr), n2.MakePtr(_geometry.Device).ToBytes());
+        InsertKeyCached(tree, parentLevel, new Bkey(pivot, KeyType.BtreePtr), n1.MakePtr(_geometry.Device).ToBytes());
+    }
+
+    /// <summary>Copy-on-write rewrite of one node: same keys and range, generation + 1.</summary>
+    private BtreeNode Replace(Btree tree, BtreeNode node, KeyRun keys, bool countAsCompaction)
+    {
+        var fresh = NewNode(tree, node.Level, node.MinKey, node.MaxKey, node.Generation + 1, keys);
+        var wasRoot = tree.RootNode == node;
+        FreeNode(node);
+        if (countAsCompaction)
+            _compactions++;
+        if (wasRoot)
+            tree.RootNode = fresh;
+        else
+            InsertKeyCached(tree, (byte)(node.Level + 1), new Bkey(node.MaxKey, KeyType.BtreePtr), fresh.MakePtr(_geometry.Device).ToBytes());
+        return fresh;
+    }
+
+    /// <summary>
+    /// After deletes: merges the node covering pos with a sibling while it is underfull (live &lt; 1/3
+    /// and the pair fits in 2/3, or the node is empty), walking up; then collapses single-child roots.
+    /// False on a miss (a sibling or child to read).
+    /// </summary>
+    internal bool TryMergeAt(Btree tree, byte level, Bpos pos, out NodeMiss miss)
+    {
+        miss = default;
+        var cap = (long)NodeCapacity;
+        while (tree.RootNode is { } root && level < root.Level)
+        {
+            var r = FindNode(tree, level, pos, out var node, out miss);
+            if (r == FindResult.Miss)
+                return false;
+            if (r != FindResult.Found || node.LiveBytes * 3 >= cap)
+                break;
+            var parent = FindCached(tree, (byte)(level + 1), pos);
+            if (!TryFindSibling(parent, node, out var siblingMax, out var siblingValue))
+                break;
+            var offset = PtrFields.OffsetBytes(siblingValue);
+            if (!_cache.TryGetValue(offset, out var sibling) || sibling.Seq != PtrFields.Seq(siblingValue))
+            {
+                miss = new NodeMiss(tree, parent, level, siblingMax, siblingValue.ToArray());
+                return false;
+            }
+            var combined = node.LiveBytes + sibling.LiveBytes;
+            if ((combined * 3 > cap * 2 && node.LiveBytes != 0) ||
+                BtreeNodeWriter.FirstRecordSize(combined, _geometry.BlockSize) > _geometry.NodeSize ||
+                !HasMergeReserve(tree))
+                break;
+            var (lower, upper) = node.MinKey < sibling.MinKey ? (node, sibling) : (sibling, node);
+            Merge(tree, lower, upper);
+            level++;
+        }
+        return CollapseRoot(tree, out miss);
+    }
+
+    private static bool TryFindSibling(BtreeNode parent, BtreeNode node, out Bpos siblingMax, out ReadOnlySpan<byte> value)
+    {
+        if (node.MaxKey < parent.MaxKey)
+        {
+            var next = new NodeCursor(parent, node.MaxKey.Successor(), reverse: false);
+            if (next.Next(out var run, out var i))
+            {
+                siblingMax = run.Entries[i].Key.Pos;
+                value = run.ValueOf(i);
+                return PtrFields.IsWellFormed(value);
+            }
+        }
+        if (node.MinKey > parent.MinKey)
+        {
+            var prev = new NodeCursor(parent, node.MinKey.Predecessor(), reverse: true);
+            if (prev.Next(out var run, out var i))
+            {
+                siblingMax = run.Entries[i].Key.Pos;
+                value = run.ValueOf(i);
+                return PtrFields.IsWellFormed(value);
+            }
+        }
+        siblingMax = default;
+        value = default;
+        return false;
+    }
+
+    private void Merge(Btree tree, BtreeNode lower, BtreeNode upper)
+    {
+        _structureDepth++;
+        try
+        {
+            var a = lower.CollectLive();
+            var b = upper.CollectLive();
+            var builder = new KeyRunBuilder(a.Count + b.Count + 1, a.ArenaLength + b.ArenaLength + 16);
+            for (var i = 0; i < a.Count; i++)
+                builder.Add(a[i].Key, a.ValueOf(i));
+            for (var i = 0; i < b.Count; i++)
+                builder.Add(b[i].Key, b.ValueOf(i));
+            var generation = Math.Max(lower.Generation, upper.Generation) + 1;
+            var merged = NewNode(tree, lower.Level, lower.MinKey, upper.MaxKey, generation, builder.Build());
+            FreeNode(lower);
+            FreeNode(upper);
+            _merges++;
+            // Drop the lower pointer first: the gap it leaves is next to the upper pointer's key, so
+            // any restructure of the parent keeps both in one node for the overwrite that follows.
+            var parentLevel = (byte)(lower.Level + 1);
+            DeleteKeyCached(tree, parentLevel, lower.MaxKey);
+            InsertKeyCached(tree, parentLevel, new Bkey(upper.MaxKey, KeyType.BtreePtr), merged.MakePtr(_geometry.Device).ToBytes());
+        }
+        finally
+        {
+            _structureDepth--;
+        }
+    }
+
+    /// <summary>While the root is interior with exactly one child, that child becomes the root.</summary>
+    private bool CollapseRoot(Btree tree, out NodeMiss miss)
+    {
+        miss = default;
+        while (tree.RootNode is { Level: > 0 } root && root.CountLive(2) == 1)
+        {
+            var cursor = new NodeCursor(root, Bpos.Min, reverse: false);
+            cursor.Next(out var run, out var i);
+            var value = run.ValueOf(i);
+            if (!PtrFields.IsWellFormed(value))
+                return true;
+            if (!_cache.TryGetValue(PtrFields.OffsetBytes(value), out var child) || child.Seq != PtrFields.Seq(value))
+            {
+                miss = new NodeMiss(tree, root, (byte)(root.Level - 1), run.Entries[i].Key.Pos, value.ToArray());
+                return false;
+            }
+            if (child.MinKey != Bpos.Min || child.MaxKey != Bpos.Max)
+                return true;
+            FreeNode(root);
+            tree.RootNode = child;
+            _rootCollapses++;
+        }
+        return true;
+    }
+
+    private BtreeNode NewNode(Btree tree, byte level, Bpos min, Bpos max, uint generation, KeyRun keys)
+    {
+        var offset = _allocator.Allocate();
+        var node = new BtreeNode(tree.Id, level, min, max, NextSeq(), generation, offset, keys);
+        _clock++;
+        node.LastAccess = _clock;
+        AddToCache(node);
+        MarkDirty(node);
+        return node;
+    }
+
+    /// <summary>Drops a replaced node from memory; a slot that was ever written waits for a later Sync before reuse.</summary>
+    private void FreeNode(BtreeNode node)
+    {
+        node.IsFreed = true;
+        node.IsDirty = false;
+        node.Version++;
+        _dirty.Remove(node);
+        RemoveFromCache(node);
+        // A node never captured by a Sync has no durable pointer to it: its slot is free at once.
+        if (node.HasFirstRecord)
+            _allocator.Free(node.Offset, _syncsStarted);
+        else
+            _allocator.Release(node.Offset);
+    }
+
+    /// <summary>
+    /// Slots one structure change may need (a split at every level plus a new root), plus what a
+    /// Sync's capture may need to restructure parents; checked before an operation changes anything
+    /// so running out of node space fails cleanly and a Sync can still persist what exists.
+    /// </summary>
+    private int ReserveNeeded(Btree tree)
+    {
+        // A split at every level plus a new root, and the Sync reserve as it will be once this
+        // cascade has added up to one interior node per level.
+        var levels = (tree.RootNode?.Level ?? 0) + 2;
+        return (2 * levels) + 1 + SyncReserve() + (2 * levels);
+    }
+
+    private int SyncReserve()
+    {
+        var maxLevel = 0;
+        foreach (var t in _trees)
+        {
+            if (t?.RootNode is { } r)
+                maxLevel = Math.Max(maxLevel, r.Level);
+        }
+        return (2 * _cachedInteriorNodes) + (2 * (maxLevel + 2));
+    }
+
+    /// <summary>
+    /// A merge takes one slot and frees two (later); its parent edits may restructure a node per
+    /// level. Smaller than the insert reserve, so deletes can still merge when space is short.
+    /// </summary>
+    private bool HasMergeReserve(Btree tree) =>
+        _allocator.Available >= 2 + (2 * ((tree.RootNode?.Level ?? 0) + 1)) + SyncReserve();
+
+    private bool HasReserve(Btree tree) => _inCapture || _structureDepth > 0 || _allocator.Available >= ReserveNeeded(tree);
+
+    private void EnsureReserve(Btree tree)
+    {
+        if (HasReserve(tree))
+            return;
+        BasaltException.Throw(ErrorCode.BtreeNodeSpaceFull,
+            $"btree {tree.Id.ToText()}: node space full: {_allocator.Available} of {_allocator.SlotCount} node slots free, " +
+            $"{ReserveNeeded(tree)} needed to restructure safely ({_allocator.PendingFreeCount} freed slots become reusable after the next sync)");
+    }
+}

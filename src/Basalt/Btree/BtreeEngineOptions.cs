@@ -1,0 +1,59 @@
+// Options and collaborators of a BtreeEngine: the cache budget, the root committer (the mount
+// glue's superblock write) and the hooks tests and fsck attach.
+using Basalt.Devices;
+using Basalt.Format;
+
+namespace Basalt.Btree;
+
+/// <summary>Makes a set of btree roots durable (the superblock write, including its flush).</summary>
+public interface IRootCommitter
+{
+    void CommitRoots(IReadOnlyList<BtreeRoot> roots);
+}
+
+/// <summary>Called for every node read from disk (fsck collects findings through it).</summary>
+public delegate void NodeReadObserver(BtreeId btree, byte level, BtreePtrValue ptr, NodeReadResult result);
+
+public sealed record BtreeEngineOptions
+{
+    /// <summary>Bytes of cached nodes (counted as node size per node) kept before clean nodes are evicted.</summary>
+    public long CacheBudgetBytes { get; init; } = 64L * 1024 * 1024;
+
+    /// <summary>Told about node slot allocation, writes and frees (the write-once checker in tests).</summary>
+    public INodeSpaceObserver? NodeSpaceObserver { get; init; }
+
+    /// <summary>Called after every node read with the reader's result, before the engine acts on it.</summary>
+    public NodeReadObserver? NodeReadObserver { get; init; }
+
+    /// <summary>Source of node seqs; a seeded one makes tests reproducible. Default: a fresh random source.</summary>
+    public Random? Random { get; init; }
+
+    /// <summary>Largest value in bytes; default and upper bound min(64 KiB, node size / 4).</summary>
+    public int? MaxValueBytes { get; init; }
+}
+
+/// <summary>A snapshot of the engine's counters.</summary>
+public sealed record BtreeStats
+{
+    public long Splits { get; init; }
+    public long RootSplits { get; init; }
+    public long Compactions { get; init; }
+    public long Merges { get; init; }
+    public long RootCollapses { get; init; }
+    public long NodeReads { get; init; }
+    public long NodeWrites { get; init; }
+    public long NodeBytesWritten { get; init; }
+    public long Evictions { get; init; }
+    public long CacheBytes { get; init; }
+    public long DirtyBytes { get; init; }
+    public long IgnoredBsetsBeyondWritten { get; init; }
+    public long NodesNeedingRewrite { get; init; }
+    public long Syncs { get; init; }
+
+    public string ToText() =>
+        $"splits {Splits} (root {RootSplits}), compactions {Compactions}, merges {Merges}, root collapses {RootCollapses}, " +
+        $"node reads {NodeReads}, writes {NodeWrites} ({NodeBytesWritten} bytes), evictions {Evictions}, " +
+        $"cache {CacheBytes} bytes ({DirtyBytes} dirty), ignored bsets {IgnoredBsetsBeyondWritten}, needing rewrite {NodesNeedingRewrite}, syncs {Syncs}";
+
+    public override string ToString() => ToText();
+}

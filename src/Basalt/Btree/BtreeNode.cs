@@ -1,0 +1,312 @@
+// A cached btree node. Its keys live in three sorted runs, newest first when they disagree:
+//   Unwritten  - changes since the node was last captured for a write (with deletion markers);
+//   InFlight   - the run captured by a Sync whose write has not completed yet;
+//   Merged     - what the node holds on disk (all its written bsets merged, no deletions).
+// A node that has never been written (a fresh node from a split, compaction or merge) keeps its
+// initial keys in Merged too; its first write then carries every live key (WrittenSectors == 0).
+// All fields are guarded by the engine lock: written under the write lock, read under either.
+using System.Buffers.Binary;
+using Basalt.Format;
+
+namespace Basalt.Btree;
+
+internal sealed class BtreeNode
+{
+    public BtreeNode(BtreeId btree, byte level, Bpos minKey, Bpos maxKey, ulong seq, uint generation, long offset, KeyRun merged)
+    {
+        Btree = btree;
+        Level = level;
+        MinKey = minKey;
+        MaxKey = maxKey;
+        Seq = seq;
+        Generation = generation;
+        Offset = offset;
+        Merged = merged;
+        LiveBytes = merged.EncodedBytes;
+    }
+
+    public BtreeId Btree { get; }
+    public byte Level { get; }
+    public Bpos MinKey { get; }
+    public Bpos MaxKey { get; }
+    public ulong Seq { get; }
+    public uint Generation { get; }
+
+    /// <summary>Byte offset of the node's slot on the device.</summary>
+    public long Offset { get; }
+
+    public KeyRun Merged { get; set; }
+    public KeyRun? InFlight { get; set; }
+    public UnwrittenRun Unwritten { get; private set; } = new();
+
+    /// <summary>Sectors of the slot that are written or being written (0: the first record is still to come).</summary>
+    public int WrittenSectors { get; set; }
+
+    /// <summary>Sectors known durable (committed by a completed Sync or read from disk).</summary>
+    public int DurableSectors { get; set; }
+
+    /// <summary>Encoded bytes of the live keys (the merged view without deletions).</summary>
+    public long LiveBytes { get; set; }
+
+    public bool IsDirty { get; set; }
+    public bool IsFreed { get; set; }
+    public bool IsCached { get; set; }
+
+    /// <summary>Bumped on every change; a restarted operation compares it to detect a moved node.</summary>
+    public int Version { get; set; }
+
+    /// <summary>Approximate recency for eviction (engine clock value at last use).</summary>
+    public long LastAccess;
+
+    public bool IsLeaf => Level == 0;
+
+    public bool HasFirstRecord => WrittenSectors > 0;
+
+    public string ToText() =>
+        $"{Btree.ToText()} level {Level} node at {Offset} [{MinKey.ToText()} .. {MaxKey.ToText()}] seq {Seq:x16} gen {Generation} written {WrittenSectors}";
+
+    public override string ToString() => ToText();
+
+    public void ResetUnwritten() => Unwritten = new UnwrittenRun();
+
+    /// <summary>Finds the live entry at pos in the merged view; false when absent or deleted.</summary>
+    public bool TryFind(Bpos pos, out RunView run, out int index)
+    {
+        run = Unwritten.View;
+        index = run.Find(pos);
+        if (index < 0 && InFlight is { } f)
+        {
+            run = f.View;
+            index = run.Find(pos);
+        }
+        if (index < 0)
+        {
+            run = Merged.View;
+            index = run.Find(pos);
+        }
+        return index >= 0 && run.Entries[index].Key.Type != KeyType.Deleted;
+    }
+
+    /// <summary>What an update at pos replaces: the live key's size, the unwritten entry's size, whether a written run holds pos.</summary>
+    public void Probe(Bpos pos, out int liveSize, out int unwrittenSize, out bool onDiskRun)
+    {
+        liveSize = 0;
+        unwrittenSize = 0;
+        var u = Unwritten.View;
+        var ui = u.Find(pos);
+        var fi = InFlight is { } f ? f.View.Find(pos) : -1;
+        var mi = Merged.View.Find(pos);
+        onDiskRun = fi >= 0 || mi >= 0;
+        if (ui >= 0)
+        {
+            unwrittenSize = u.Entries[ui].EncodedSize;
+            if (u.Entries[ui].Key.Type != KeyType.Deleted)
+                liveSize = unwrittenSize;
+        }
+        else if (fi >= 0)
+        {
+            if (InFlight!.Entries[fi].Key.Type != KeyType.Deleted)
+                liveSize = InFlight.Entries[fi].EncodedSize;
+        }
+        else if (mi >= 0)
+        {
+            liveSize = Merged.Entries[mi].EncodedSize;
+        }
+    }
+
+    /// <summary>Copies every live key (merged view) into a new run.</summary>
+    public KeyRun CollectLive()
+    {
+        var builder = new KeyRunBuilder(Merged.Count + Unwritten.Count + 1, (int)Math.Max(16, LiveBytes));
+        var cursor = new NodeCursor(this, MinKey, reverse: false);
+        while (cursor.Next(out var run, out var i))
+            builder.Add(run.Entries[i].Key, run.ValueOf(i));
+        return builder.Build();
+    }
+
+    /// <summary>Number of live keys, counting at most <paramref name="limit"/>.</summary>
+    public int CountLive(int limit)
+    {
+        var n = 0;
+        var cursor = new NodeCursor(this, MinKey, reverse: false);
+        while (n < limit && cursor.Next(out _, out _))
+            n++;
+        return n;
+    }
+
+    /// <summary>Folds the completed in-flight run into Merged (deletions drop what they shadow).</summary>
+    public void FoldInFlight()
+    {
+        if (InFlight is not { } f)
+            return;
+        InFlight = null;
+        if (Merged.Count == 0)
+        {
+            Merged = DropDeletions(f);
+            return;
+        }
+        var m = Merged;
+        var builder = new KeyRunBuilder(m.Count + f.Count, m.ArenaLength + f.ArenaLength);
+        int i = 0, j = 0;
+        while (i < m.Count || j < f.Count)
+        {
+            int c = i == m.Count ? 1 : j == f.Count ? -1 : m[i].Pos.CompareTo(f[j].Pos);
+            if (c < 0)
+            {
+                builder.Add(m[i].Key, m.ValueOf(i));
+                i++;
+                continue;
+            }
+            if (c == 0)
+                i++;
+            if (f[j].Key.Type != KeyType.Deleted)
+                builder.Add(f[j].Key, f.ValueOf(j));
+            j++;
+        }
+        Merged = builder.Build();
+    }
+
+    private static KeyRun DropDeletions(KeyRun run)
+    {
+        var any = false;
+        foreach (ref readonly var e in run.Entries)
+        {
+            if (e.Key.Type == KeyType.Deleted)
+            {
+                any = true;
+                break;
+            }
+        }
+        if (!any)
+            return run;
+        var builder = new KeyRunBuilder(run.Count, run.ArenaLength);
+        for (var i = 0; i < run.Count; i++)
+        {
+            if (run[i].Key.Type != KeyType.Deleted)
+                builder.Add(run[i].Key, run.ValueOf(i));
+        }
+        return builder.Build();
+    }
+
+    /// <summary>The pointer a parent (or the superblock) holds for this node.</summary>
+    public BtreePtrValue MakePtr(byte device) => new()
+    {
+        Seq = Seq,
+        SectorsWritten = checked((ushort)WrittenSectors),
+        MinKey = MinKey,
+        Ptrs = [new DevicePtr(device, (ulong)(Offset / 512), 0)],
+    };
+}
+
+/// <summary>Allocation-free reads of the fields of an encoded BtreePtr value.</summary>
+internal static class PtrFields
+{
+    public static ulong Seq(ReadOnlySpan<byte> value) => BinaryPrimitives.ReadUInt64LittleEndian(value[BtreePtrValue.SeqOffset..]);
+
+    public static long OffsetBytes(ReadOnlySpan<byte> value) =>
+        (long)BinaryPrimitives.ReadUInt64LittleEndian(value[(BtreePtrValue.PtrsOffset + BtreePtrValue.PtrOffsetOffset)..]) * 512;
+
+    public static int SectorsWritten(ReadOnlySpan<byte> value) =>
+        BinaryPrimitives.ReadUInt16LittleEndian(value[BtreePtrValue.SectorsWrittenOffset..]);
+
+    public static bool IsWellFormed(ReadOnlySpan<byte> value) => value.Length >= BtreePtrValue.SizeFor(1);
+}
+
+/// <summary>
+/// Walks a node's merged view (unwritten over in-flight over merged, deletions hidden) forward
+/// from the first key &gt;= pos, or backward from the last key &lt;= pos.
+/// </summary>
+internal struct NodeCursor
+{
+    private readonly RunView _u;
+    private readonly RunView _f;
+    private readonly RunView _m;
+    private readonly bool _reverse;
+    private int _iu;
+    private int _if;
+    private int _im;
+
+    public NodeCursor(BtreeNode node, Bpos pos, bool reverse)
+    {
+        _u = node.Unwritten.View;
+        _f = node.InFlight?.View ?? RunView.Empty;
+        _m = node.Merged.View;
+        _reverse = reverse;
+        _iu = Start(_u, pos, reverse);
+        _if = Start(_f, pos, reverse);
+        _im = Start(_m, pos, reverse);
+    }
+
+    private static int Start(in RunView run, Bpos pos, bool reverse)
+    {
+        var i = run.LowerBound(pos);
+        if (!reverse)
+            return i;
+        return i < run.Count && run.Entries[i].Key.Pos == pos ? i : i - 1;
+    }
+
+    /// <summary>The next live entry; false at the end of the node.</summary>
+    public bool Next(out RunView run, out int index)
+    {
+        while (true)
+        {
+            var have = false;
+            Bpos best = default;
+            if (Valid(_u, _iu))
+                Consider(_u.Entries[_iu].Key.Pos, ref have, ref best);
+            if (Valid(_f, _if))
+                Consider(_f.Entries[_if].Key.Pos, ref have, ref best);
+            if (Valid(_m, _im))
+                Consider(_m.Entries[_im].Key.Pos, ref have, ref best);
+            if (!have)
+            {
+                run = default;
+                index = -1;
+                return false;
+            }
+            var step = _reverse ? -1 : 1;
+            var found = false;
+            run = default;
+            index = -1;
+            if (Valid(_u, _iu) && _u.Entries[_iu].Key.Pos == best)
+            {
+                run = _u;
+                index = _iu;
+                found = true;
+                _iu += step;
+            }
+            if (Valid(_f, _if) && _f.Entries[_if].Key.Pos == best)
+            {
+                if (!found)
+                {
+                    run = _f;
+                    index = _if;
+                    found = true;
+                }
+                _if += step;
+            }
+            if (Valid(_m, _im) && _m.Entries[_im].Key.Pos == best)
+            {
+                if (!found)
+                {
+                    run = _m;
+                    index = _im;
+                }
+                _im += step;
+            }
+            if (run.Entries![index].Key.Type != KeyType.Deleted)
+                return true;
+        }
+    }
+
+    private static bool Valid(in RunView run, int i) => (uint)i < (uint)run.Count;
+
+    private readonly void Consider(Bpos pos, ref bool have, ref Bpos best)
+    {
+        if (!have || (_reverse ? pos > best : pos < best))
+        {
+            best = pos;
+            have = true;
+        }
+    }
+}

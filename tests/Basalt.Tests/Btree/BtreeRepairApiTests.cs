@@ -1,0 +1,176 @@
+using Basalt.Btree;
+using Basalt.Diagnostics;
+using Basalt.Format;
+using Basalt.TestKit;
+using static Basalt.Tests.Btree.BtreeTestData;
+
+namespace Basalt.Tests.Btree;
+
+/// <summary>The low-level API fsck's topology repair uses, and how node read failures surface.</summary>
+public sealed class BtreeRepairApiTests
+{
+    private static (BtreeFixture Fx, SortedDictionary<Bpos, byte[]> Model) TwoLevelTree()
+    {
+        var fx = new BtreeFixture();
+        var model = Fill(fx.Test, Enumerable.Range(0, 1500).Select(i => (long)i));
+        fx.Engine.Sync();
+        Assert.True(fx.Test.Root!.Level >= 1);
+        return (fx, model);
+    }
+
+    [Fact]
+    public void RewriteNode_replaces_a_node_with_a_fresh_copy_one_generation_newer()
+    {
+        var (fx, model) = TwoLevelTree();
+        using var owner = fx;
+        var target = Pointers(fx.Test)[3];
+        var generations = new Dictionary<ulong, uint>();
+        fx.ReadObserver = (_, level, ptr, result) =>
+        {
+            if (level == 0)
+                generations[ptr.Seq] = result.Header.Generation;
+        };
+        fx.Remount();
+        Assert.True(fx.Test.TryGet(model.Keys.First(k => k >= target.Ptr.MinKey), out _));
+        var before = generations[target.Ptr.Seq];
+        fx.Test.RewriteNode(0, target.Max);
+        var after = Pointers(fx.Test)[3];
+        Assert.Equal(target.Max, after.Max);
+        Assert.Equal(target.Ptr.MinKey, after.Ptr.MinKey);
+        Assert.NotEqual(target.Ptr.Seq, after.Ptr.Seq);
+        Assert.NotEqual(target.Ptr.Ptrs[0].OffsetSectors, after.Ptr.Ptrs[0].OffsetSectors);
+        fx.Engine.Sync();
+        fx.Remount();
+        foreach (var k in model.Keys.Where(k => k >= after.Ptr.MinKey && k <= after.Max))
+        {
+            Assert.True(fx.Test.TryGet(k, out var v));
+            Assert.Equal(model[k], v);
+        }
+        Assert.Equal(before + 1, generations[after.Ptr.Seq]);
+        BtreeAssertions.AssertContents(fx.Test, model);
+    }
+
+    [Fact]
+    public void DeleteAtLevel_and_InsertAtLevel_edit_interior_pointers()
+    {
+        var (fx, model) = TwoLevelTree();
+        using var owner = fx;
+        var ptrs = Pointers(fx.Test);
+        var victim = ptrs[2];
+        Assert.True(fx.Test.DeleteAtLevel(1, victim.Max));
+        Assert.False(fx.Test.DeleteAtLevel(1, victim.Max));
+        // The topology now has a hole: the check must notice.
+        Assert.ThrowsAny<Exception>(() => BtreeAssertions.AssertTopology(fx.Test));
+        // Keys of the dropped child are no longer reachable; lookups there land in the next child.
+        var lost = model.Keys.First(k => k >= victim.Ptr.MinKey && k <= victim.Max);
+        Assert.False(fx.Test.TryGet(lost, out _));
+
+        fx.Test.InsertAtLevel(1, new Bkey(victim.Max, KeyType.BtreePtr), victim.Ptr.ToBytes());
+        BtreeAssertions.AssertTopology(fx.Test);
+        BtreeAssertions.AssertContents(fx.Test, model);
+        fx.Engine.Sync();
+        fx.Remount();
+        BtreeAssertions.AssertTopology(fx.Test);
+        BtreeAssertions.AssertContents(fx.Test, model);
+
+        var bad = Assert.Throws<BasaltException>(() => fx.Test.InsertAtLevel(1, new Bkey(victim.Max, KeyType.Cookie), [1, 2, 3]));
+        Assert.Equal(ErrorCode.InvalidArgument, bad.Code);
+    }
+
+    [Fact]
+    public void ResetToEmpty_gives_an_empty_btree_that_persists()
+    {
+        var (fx, _) = TwoLevelTree();
+        using var owner = fx;
+        fx.Test.ResetToEmpty();
+        Assert.Equal(0, fx.Test.Root!.Level);
+        Assert.False(fx.Test.Iterate(Bpos.Min, Bpos.Max).MoveNext());
+        var model = Fill(fx.Test, Enumerable.Range(0, 10).Select(i => (long)i));
+        fx.Engine.Sync();
+        fx.Remount();
+        BtreeAssertions.AssertContents(fx.Test, model);
+        // Slots of the old tree are free again after the remount rebuilt the allocator.
+        Assert.True(fx.Engine.AllocatorState().Used.Count <= 2);
+    }
+
+    [Fact]
+    public void A_corrupt_node_read_is_an_error_naming_btree_level_and_node_not_a_crash()
+    {
+        var (fx, model) = TwoLevelTree();
+        using var owner = fx;
+        var target = Pointers(fx.Test)[1];
+        var offset = (int)target.Ptr.Ptrs[0].OffsetBytes;
+        fx.Remount();
+        fx.Memory.Contents[offset + 8] ^= 0xFF; // the node magic: not a node of this filesystem
+        var inside = model.Keys.First(k => k >= target.Ptr.MinKey && k <= target.Max);
+        var e = Assert.Throws<BasaltException>(() => fx.Test.TryGet(inside, out _));
+        Assert.True(e.Code is ErrorCode.BtreeNodeCorrupt or ErrorCode.TopologyError, e.Code.ToString());
+        Assert.Contains("level 0", e.Message);
+        Assert.Contains($"offset {offset}", e.Message);
+        Assert.Contains("test", e.Message);
+        Assert.Contains("magic", e.Message);
+        // Other nodes still read fine, and the failed one keeps failing the same way.
+        var elsewhere = model.Keys.Last();
+        Assert.True(fx.Test.TryGet(elsewhere, out var v));
+        Assert.Equal(model[elsewhere], v);
+        Assert.Equal(e.Code, Assert.Throws<BasaltException>(() => fx.Test.Insert(inside, [1])).Code);
+    }
+
+    [Fact]
+    public void A_bset_checksum_error_without_a_replica_drops_its_keys_and_flags_the_node_for_rewrite()
+    {
+        var (fx, model) = TwoLevelTree();
+        using var owner = fx;
+        var target = Pointers(fx.Test)[1];
+        var offset = (int)target.Ptr.Ptrs[0].OffsetBytes;
+        fx.Remount();
+        fx.Memory.Contents[offset + 200] ^= 0xFF; // inside the first bset's keys
+        var inside = model.Keys.Where(k => k >= target.Ptr.MinKey && k <= target.Max).ToList();
+        Assert.False(fx.Test.TryGet(inside[0], out _));
+        Assert.Equal(1, fx.Engine.Stats.NodesNeedingRewrite);
+        var elsewhere = model.Keys.Last();
+        Assert.True(fx.Test.TryGet(elsewhere, out var v));
+        Assert.Equal(model[elsewhere], v);
+        // Rewriting the node (what fsck does) persists the surviving state.
+        fx.Test.RewriteNode(0, target.Max);
+        fx.Engine.Sync();
+        fx.Remount();
+        Assert.False(fx.Test.TryGet(inside[0], out _));
+        Assert.Equal(0, fx.Engine.Stats.NodesNeedingRewrite);
+        BtreeAssertions.AssertTopology(fx.Test);
+    }
+
+    [Fact]
+    public void A_node_whose_seq_differs_from_its_pointer_is_reported_not_loaded()
+    {
+        var (fx, model) = TwoLevelTree();
+        using var owner = fx;
+        var ptrs = Pointers(fx.Test);
+        // Point child 1's pointer at child 2's node: a wrong-node read.
+        fx.Test.InsertAtLevel(1, new Bkey(ptrs[1].Max, KeyType.BtreePtr), ptrs[1].Ptr.With(sectorsWritten: ptrs[2].Ptr.SectorsWritten) is var p
+            ? new BtreePtrValue { Seq = p.Seq, SectorsWritten = p.SectorsWritten, MinKey = p.MinKey, Ptrs = ptrs[2].Ptr.Ptrs }.ToBytes()
+            : []);
+        fx.Engine.Sync();
+        fx.Remount();
+        var inside = model.Keys.First(k => k >= ptrs[1].Ptr.MinKey && k <= ptrs[1].Max);
+        var e = Assert.Throws<BasaltException>(() => fx.Test.TryGet(inside, out _));
+        Assert.True(e.Code is ErrorCode.BtreeNodeCorrupt or ErrorCode.TopologyError, e.Code.ToString());
+        Assert.Contains("seq", e.Message);
+    }
+
+    [Fact]
+    public void A_device_read_error_names_the_node()
+    {
+        BtreeFaultDevice? faults = null;
+        using var fx = new BtreeFixture(decorate: d => faults = new BtreeFaultDevice(d));
+        var model = Fill(fx.Test, Enumerable.Range(0, 1500).Select(i => (long)i));
+        fx.Engine.Sync();
+        fx.Remount();
+        faults!.FailReads = true;
+        var e = Assert.Throws<BasaltException>(() => fx.Test.TryGet(model.Keys.First(), out _));
+        Assert.Equal(ErrorCode.IoError, e.Code);
+        Assert.Contains("level 0 node at offset", e.Message);
+        faults.FailReads = false;
+        Assert.True(fx.Test.TryGet(model.Keys.First(), out _));
+    }
+}
