@@ -253,7 +253,7 @@ public sealed partial class BtreeEngine : IDisposable
             BtreeNode node;
             try
             {
-                node = ReadNode(root.Btree, root.Level, root.Ptr, Bpos.Max);
+                node = ReadNode(root.Btree, root.Level, RootReadPtr(root.Ptr), Bpos.Max);
             }
             catch (BasaltException ex) when (ex.Class is ErrorClass.Corruption or ErrorClass.Io)
             {

@@ -17,6 +17,16 @@ public static class CheckBtreeNodes
     /// <summary>Name under which bsets beyond sectors_written are counted.</summary>
     public const string IgnoredBsetsCounter = "bsets beyond sectors_written ignored";
 
+    /// <summary>
+    /// Runs check_btree_nodes over every btree of <paramref name="engine"/>: each node finding goes
+    /// to <paramref name="reporter"/>; accepted ones get the node rewritten through the engine.
+    /// </summary>
+    public static BtreeCheckResult Run(BtreeEngine engine, IFsckReporter reporter, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        return Run(new EngineCheckTarget(engine), reporter, ct);
+    }
+
     internal static BtreeCheckResult Run(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(target);

@@ -37,6 +37,17 @@ namespace Basalt.Btree;
 
 public static class CheckTopology
 {
+    /// <summary>
+    /// Runs check_topology over every btree of <paramref name="engine"/>: findings go to
+    /// <paramref name="reporter"/>, and each is repaired (through the engine's level edits, made
+    /// durable by one Sync at the end) only when the reporter says so.
+    /// </summary>
+    public static BtreeCheckResult Run(BtreeEngine engine, IFsckReporter reporter, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        return Run(new EngineCheckTarget(engine), reporter, ct);
+    }
+
     internal static BtreeCheckResult Run(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(target);
