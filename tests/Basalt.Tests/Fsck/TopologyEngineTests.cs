@@ -112,4 +112,35 @@ public sealed class TopologyEngineTests(ITestOutputHelper output)
             }
         }
     }
+
+    [Fact]
+    public void Engine_rewrites_a_node_with_a_bad_bset_from_what_validated()
+    {
+        var t = new CraftedTree(seed: 31);
+        var a = t.Leaf("A", Bpos.Min, CraftedTree.E(99), [0, 50, 90]);
+        var b = t.Leaf("B", CraftedTree.P(100), Bpos.Max, [100, 120, 140, 160]);
+        b.SecondBsetFrom = CraftedTree.P(140);
+        b.Damage = CraftedDamage.BadSecondBsetChecksum;
+        t.Write(t.Interior("root", 1, Bpos.Min, Bpos.Max, a, b));
+        var (engine, log) = Open(t);
+        using (engine)
+        {
+            var reporter = new TopologyReporter(repair: true);
+            CheckTopology.Run(engine, reporter, CancellationToken.None);
+            var result = CheckBtreeNodes.Run(engine, reporter, CancellationToken.None);
+            Assert.Equal([FsckErrorId.BsetBadChecksum], reporter.Ids);
+            Assert.Equal(1, result.Repairs);
+        }
+        var (again, _) = Open(t, log.Roots);
+        using (again)
+        {
+            var second = new TopologyReporter(repair: true);
+            CheckTopology.Run(again, second, CancellationToken.None);
+            CheckBtreeNodes.Run(again, second, CancellationToken.None);
+            Assert.True(second.Findings.Count == 0, second.ToText());
+            var walk = CraftedTreeInspector.Inspect(t.Device, t.Geometry, again[t.Btree].Root);
+            Assert.Empty(walk.Violations);
+            Assert.Equal(new ulong[] { 0, 50, 90, 100, 120 }, walk.Keys.Keys.Select(k => k.Offset));
+        }
+    }
 }
