@@ -24,10 +24,17 @@
 // changed is rewritten so its header matches again. Edits go through the engine's level edits
 // (IBtreeCheckTarget) and are made durable by one Sync at the end of the pass.
 //
+// A node whose range shrank is walked through its pointer as written, so a child sticking out
+// of the new range is clipped rather than lost with its in-range keys. Pointers left outside a
+// shrunk node are never edited directly (an edit at their position would reach a neighbour):
+// the node's rewrite drops them, or, should its range grow back, they are deleted then.
+//
 // Every finding goes through IFsckReporter and is repaired only when it answers true. Whatever
 // the answer, the walk continues as if the repair had been made: the pass keeps its own overlay
 // of the pointer edits it decided on, merged into every node it reads. So a run that declines
 // every repair (-n) reports exactly the findings a repairing run (-y) repairs, and changes nothing.
+// Repairs build on each other, so after one decline the rest of that btree's are only reported:
+// what is applied is always a consistent prefix of the full repair.
 //
 // This is Basalt's version of bcachefs's check_topology, without the node scan: gaps are closed
 // by extending a neighbour, never by pulling in nodes found by scanning the device.
