@@ -1,4 +1,4 @@
-// What topology repair needs from the btree engine (docs/parts/topology.md, "What the passes need
+// What topology repair needs from the btree engine (docs/topology.md, "What the passes need
 // from the btree engine"): a pointer's range is the truth for the node it leads to, and a node
 // whose pointer was deleted stays gone. The engine calls these at four points: reading a root,
 // descending to a cached child, rewriting a node, and capturing a dirty node for a Sync.
