@@ -63,9 +63,10 @@ public static class Fsck
         var implementations = new Dictionary<FsckPassId, Action<FsckContext>>
         {
             [FsckPassId.CheckSuperblock] = CheckSuperblock.Run,
+            [FsckPassId.CheckTopology] = FsckBtreePasses.CheckTopology,
+            [FsckPassId.CheckBtreeNodes] = FsckBtreePasses.CheckBtreeNodes,
         };
-        // Interim: the btree passes join the table when the topology branch is merged.
-        return [.. FsckCatalogue.Passes.Where(p => implementations.ContainsKey(p.Id)).Select(p => new FsckPass(p, implementations[p.Id]))];
+        return [.. FsckCatalogue.Passes.Select(p => new FsckPass(p, implementations[p.Id]))];
     }
 
     /// <summary>
