@@ -38,7 +38,10 @@ public static class Program
             Description = "show stack traces with errors",
             Recursive = true,
         };
-        var root = new RootCommand("basalt: create, inspect, check and repair Basalt filesystem images");
+        var root = new RootCommand("basalt: create, inspect, check and repair Basalt filesystem images")
+        {
+            HelpName = "basalt",
+        };
         root.Add(verbose);
         foreach (var command in Commands(cli))
             root.Add(command);
