@@ -268,9 +268,12 @@ internal static class ImageCorruptor
     private static CorruptResult CorruptSuperblock(IBlockDevice device, CorruptRequest request, NodeField field, Random random)
     {
         var read = SuperblockIo.Read(device);
-        var offsets = read.Superblock.CopyOffsets;
-        var copy = random.Next(offsets.Count);
-        var copyOffset = offsets[copy];
+        // Copies a truncated device no longer holds cannot be damaged further.
+        var copies = read.Superblock.CopyOffsets
+            .Select((offset, index) => (Offset: offset, Index: index))
+            .Where(c => c.Offset + SuperblockFormat.CopySize <= device.Size)
+            .ToList();
+        var (copyOffset, copy) = copies[random.Next(copies.Count)];
         var buffer = new byte[SuperblockFormat.CopySize];
         device.Read(copyOffset, buffer);
         var old = buffer.AsSpan(field.Offset, field.Size).ToArray();

@@ -87,6 +87,14 @@ public sealed class BadImageTests
         Assert.Contains("unreadable", show.Out, StringComparison.Ordinal);
         CliRunner.Fails(8, ["list", "--btree", "test", path], "truncated");
         CliRunner.Fails(8, ["fsck", "-n", path], "truncated");
+        // Only the copies still on the device are candidates for more damage.
+        for (var seed = 0; seed < 6; seed++)
+        {
+            var copy = dir.File($"copy{seed}.img");
+            File.Copy(path, copy);
+            var r = CliRunner.Succeeds("debug", "corrupt", "--target", "superblock", "--field", "label", "--seed", $"{seed}", copy);
+            Assert.Matches("superblock copy [01] at byte", r.Out);
+        }
     }
 
     [Fact]
