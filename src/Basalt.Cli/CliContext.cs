@@ -44,6 +44,9 @@ internal sealed class CliContext
     public CliTerminal Terminal { get; }
     public bool Verbose { get; set; }
 
+    /// <summary>True when the command line asked for --json: a failure then also prints a JSON error document.</summary>
+    public bool Json { get; set; }
+
     /// <summary>Cancelled by the first Ctrl-C (fsck then exits 32).</summary>
     public CancellationToken Cancellation { get; init; }
 
@@ -89,6 +92,8 @@ internal sealed class CliContext
     {
         var (code, message) = Classify(error, fsckCodes);
         Err.WriteLine($"{CommandName}: {OneLine(message)}");
+        if (Json)
+            JsonOutput.Write(Out, new ErrorJson(OneLine(message), code));
         if (Verbose)
             Err.WriteLine(error.ToString());
         return code;

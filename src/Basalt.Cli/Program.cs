@@ -48,6 +48,7 @@ public static class Program
 
         var parse = root.Parse(args);
         cli.Verbose = parse.GetValue(verbose);
+        cli.Json = parse.Tokens.Any(t => t.Value == "--json");
         cli.CommandName = parse.CommandResult.Command is RootCommand ? "basalt" : CommandPath(parse.CommandResult.Command, root);
         try
         {
@@ -58,7 +59,10 @@ public static class Program
                     .OrderBy(e => parse.UnmatchedTokens.Any(t => e.Message.Contains(t, StringComparison.Ordinal)) ? 0 : 1)
                     .First().Message;
                 var more = parse.Errors.Count > 1 ? $" (and {parse.Errors.Count - 1} more)" : "";
-                stderr.WriteLine($"{cli.CommandName}: {CliContext.OneLine(first).TrimEnd('.')}{more}; see '{cli.CommandName} --help'");
+                var line = $"{CliContext.OneLine(first).TrimEnd('.')}{more}; see '{cli.CommandName} --help'";
+                stderr.WriteLine($"{cli.CommandName}: {line}");
+                if (cli.Json)
+                    JsonOutput.Write(stdout, new ErrorJson(line, CliExitCodes.Usage));
                 return CliExitCodes.Usage;
             }
             return parse.Invoke(new InvocationConfiguration

@@ -166,6 +166,19 @@ public sealed class FsckCommandTests
         Assert.Contains("cancelled", stderr.ToString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Json_commands_that_fail_still_print_one_json_document()
+    {
+        using var dir = new TempDirectory("cli-fsck");
+        var r = CliRunner.Fails(8, ["fsck", "-n", "--json", dir.File("missing.img")], "no such file");
+        using var doc = JsonDocument.Parse(r.Out);
+        Assert.Equal(8, doc.RootElement.GetProperty("exit_code").GetInt32());
+        Assert.Contains("no such file", doc.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+        var show = CliRunner.Fails(1, ["show-super", "--json", dir.Path], "is a directory");
+        using var doc2 = JsonDocument.Parse(show.Out);
+        Assert.Equal(1, doc2.RootElement.GetProperty("exit_code").GetInt32());
+    }
+
     private static List<(string Name, string Where)> Findings(string json)
     {
         using var doc = JsonDocument.Parse(json);
