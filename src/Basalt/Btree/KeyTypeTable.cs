@@ -1,0 +1,139 @@
+// The per-key-type behaviour table (DESIGN §1). The btree layer owns it and registers the types
+// it understands itself (BtreePtr, Deleted, Cookie); higher layers register theirs (extents,
+// inodes, alloc…) at start-up, so the btree validates and prints values without referencing
+// them. A type nobody registered passes through untouched: any value is accepted and it prints
+// as its length. Lookups are lock-free reads of an immutable array; registration replaces it.
+using System.Globalization;
+using Basalt.Format;
+
+namespace Basalt.Btree;
+
+/// <summary>Where a value is being validated: enough for a type to check its value in context.</summary>
+/// <param name="NodeSize">Node size in bytes (bounds a child pointer's sectors_written).</param>
+/// <param name="DeviceSize">Device size in bytes, 0 when unknown.</param>
+public readonly record struct KeyValueContext(BtreeId Btree, byte Level, Bkey Key, int NodeSize, long DeviceSize);
+
+/// <summary>Validates a value: returns false with a one-line reason when it is malformed.</summary>
+public delegate bool KeyValueValidator(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem);
+
+/// <summary>Prints a value for errors, <c>list</c> and test failures.</summary>
+public delegate string KeyValuePrinter(ReadOnlySpan<byte> value);
+
+/// <summary>The behaviour of one key type.</summary>
+public sealed record KeyTypeBehaviour(KeyValueValidator Validate, KeyValuePrinter ToText);
+
+public static class KeyTypeTable
+{
+    private static readonly object s_registerLock = new();
+    private static KeyTypeBehaviour?[] s_table = BuildInitial();
+
+    private static KeyTypeBehaviour?[] BuildInitial()
+    {
+        var table = new KeyTypeBehaviour?[256];
+        table[(int)KeyType.Deleted] = new KeyTypeBehaviour(ValidateEmpty, _ => "");
+        table[(int)KeyType.Cookie] = new KeyTypeBehaviour(ValidateCookie, PrintCookie);
+        table[(int)KeyType.BtreePtr] = new KeyTypeBehaviour(ValidateBtreePtr, PrintBtreePtr);
+        return table;
+    }
+
+    /// <summary>Registers (or replaces) the behaviour of a key type. Called by higher layers at start-up.</summary>
+    public static void Register(KeyType type, KeyTypeBehaviour behaviour)
+    {
+        ArgumentNullException.ThrowIfNull(behaviour);
+        lock (s_registerLock)
+        {
+            var next = (KeyTypeBehaviour?[])s_table.Clone();
+            next[(int)type] = behaviour;
+            Volatile.Write(ref s_table, next);
+        }
+    }
+
+    public static bool IsRegistered(KeyType type) => Volatile.Read(ref s_table)[(int)type] is not null;
+
+    /// <summary>Validates a value with its type's validator; unregistered types always pass.</summary>
+    public static bool ValidateValue(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
+    {
+        var behaviour = Volatile.Read(ref s_table)[(int)context.Key.Type];
+        if (behaviour is null)
+        {
+            problem = null;
+            return true;
+        }
+        return behaviour.Validate(in context, value, out problem);
+    }
+
+    /// <summary>Prints a value with its type's printer; unregistered types print their length.</summary>
+    public static string ToText(KeyType type, ReadOnlySpan<byte> value)
+    {
+        var behaviour = Volatile.Read(ref s_table)[(int)type];
+        return behaviour is null ? PrintLength(value) : behaviour.ToText(value);
+    }
+
+    /// <summary>Prints a key and its value: <c>POS [len SIZE] TYPE: VALUE</c>.</summary>
+    public static string ToText(in Bkey key, ReadOnlySpan<byte> value)
+    {
+        var text = ToText(key.Type, value);
+        return text.Length == 0 ? key.ToText() : $"{key.ToText()}: {text}";
+    }
+
+    private static string PrintLength(ReadOnlySpan<byte> value) =>
+        string.Create(CultureInfo.InvariantCulture, $"{value.Length} bytes");
+
+    private static bool ValidateEmpty(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
+    {
+        problem = value.IsEmpty ? null : $"{context.Key.Type.ToText()} key with a {value.Length}-byte value (must be empty)";
+        return problem is null;
+    }
+
+    private static bool ValidateCookie(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
+    {
+        var max = BtreeNodeFormat.MaxValueBytes(context.NodeSize);
+        problem = value.Length <= max ? null : $"cookie value of {value.Length} bytes (at most {max})";
+        return problem is null;
+    }
+
+    private static string PrintCookie(ReadOnlySpan<byte> value)
+    {
+        const int Shown = 16;
+        var hex = Convert.ToHexStringLower(value[..Math.Min(value.Length, Shown)]);
+        return value.Length <= Shown
+            ? string.Create(CultureInfo.InvariantCulture, $"{value.Length} bytes {hex}")
+            : string.Create(CultureInfo.InvariantCulture, $"{value.Length} bytes {hex}…");
+    }
+
+    // A child pointer must parse, name between 1 and node-size sectors written, and point inside
+    // the device when its size is known. Parsing allocates; pointers live only in interior nodes
+    // and roots, a small fraction of all keys.
+    private static bool ValidateBtreePtr(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
+    {
+        if (!BtreePtrValue.TryRead(value, out var ptr, out problem))
+            return false;
+        var nodeSectors = context.NodeSize / BtreeNodeFormat.SectorSize;
+        if (ptr.SectorsWritten == 0 || ptr.SectorsWritten > nodeSectors)
+        {
+            problem = $"btree pointer with sectors_written {ptr.SectorsWritten} (node has {nodeSectors} sectors)";
+            return false;
+        }
+        if (ptr.Seq == 0)
+        {
+            problem = "btree pointer with seq 0";
+            return false;
+        }
+        if (context.DeviceSize > 0)
+        {
+            foreach (var p in ptr.Ptrs)
+            {
+                var end = (decimal)p.OffsetSectors * BtreeNodeFormat.SectorSize + context.NodeSize;
+                if (end > context.DeviceSize)
+                {
+                    problem = $"btree pointer {p.ToText()} reaches past the end of the device ({context.DeviceSize} bytes)";
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    private static string PrintBtreePtr(ReadOnlySpan<byte> value) =>
+        BtreePtrValue.TryRead(value, out var ptr, out var problem) ? ptr.ToText() : $"invalid btree pointer: {problem}";
+}

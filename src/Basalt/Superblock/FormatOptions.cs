@@ -1,0 +1,40 @@
+// What `format` may be told; every null means "choose the default" by the rules of
+// SuperblockGeometry (docs/parts/superblock.md "Geometry chosen by format").
+using Basalt.Format;
+
+namespace Basalt.Superblocks;
+
+/// <summary>Options of <see cref="SuperblockIo.Format"/>. Null means "choose the default".</summary>
+public sealed record FormatOptions
+{
+    /// <summary>Bytes per block (512 B..64 KiB, power of two). Default 4096.</summary>
+    public int? BlockSize { get; init; }
+
+    /// <summary>Bytes per bucket (4 KiB..16 MiB, power of two). Default from the device size.</summary>
+    public int? BucketSize { get; init; }
+
+    /// <summary>Bytes per btree node (1 KiB..1 MiB, power of two, block ≤ node ≤ bucket). Default min(256 KiB, bucket).</summary>
+    public int? NodeSize { get; init; }
+
+    public string Label { get; init; } = "";
+
+    /// <summary>Filesystem uuid; a random one when null (tests pass a fixed one).</summary>
+    public Guid? Uuid { get; init; }
+
+    /// <summary>Device uuid of member 0; a random one when null.</summary>
+    public Guid? DeviceUuid { get; init; }
+
+    /// <summary>User-visible uuid; null means the filesystem uuid.</summary>
+    public Guid? UserUuid { get; init; }
+
+    public ChecksumType MetadataChecksumType { get; init; } = ChecksumType.Crc32C;
+
+    /// <summary>Buckets in the node area. Default: a quarter of the buckets after the journal, at least 16.</summary>
+    public ulong? NodeAreaBuckets { get; init; }
+
+    /// <summary>Buckets in the journal. Default: about 1/128 of the device, at least 8, at most 512 MiB.</summary>
+    public ulong? JournalBuckets { get; init; }
+
+    /// <summary>Format time; now when null.</summary>
+    public DateTimeOffset? Time { get; init; }
+}
