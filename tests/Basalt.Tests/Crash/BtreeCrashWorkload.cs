@@ -25,10 +25,10 @@ internal sealed record BtreeCrashWorkloadOptions
     public int Seed { get; init; }
 
     /// <summary>Transactions, each ending with a Sync.</summary>
-    public int Transactions { get; init; } = 30;
+    public int Transactions { get; init; } = 48;
 
     /// <summary>Operations per transaction: 1..this.</summary>
-    public int MaxOperations { get; init; } = 24;
+    public int MaxOperations { get; init; } = 48;
 
     /// <summary>Keys are BtreeCrashWorkload.Pos(0..KeySpace-1).</summary>
     public int KeySpace { get; init; } = 600;
