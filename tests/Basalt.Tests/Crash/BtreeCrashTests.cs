@@ -12,7 +12,7 @@ namespace Basalt.Tests.Crash;
 public sealed class BtreeCrashTests(ITestOutputHelper output)
 {
     /// <summary>Caps the default run so the fast tier stays fast (about 30 s on 2 cores for everything here).</summary>
-    private const int DefaultMaxStates = 12_000;
+    internal const int DefaultMaxStates = 12_000;
 
     [Fact]
     public void Every_crash_state_of_a_synced_workload_mounts_as_a_committed_transaction()

@@ -47,6 +47,9 @@ internal sealed record BtreeCrashWorkloadOptions
 
     /// <summary>Adjusts the engine's options (debug faults).</summary>
     public Func<BtreeEngineOptions, BtreeEngineOptions>? ConfigureEngine { get; init; }
+
+    /// <summary>Called after every operation with its description (diagnosis: check the tree after each step).</summary>
+    public Action<Basalt.Btree.Btree, string>? AfterOperation { get; init; }
 }
 
 /// <summary>Sync number <see cref="Number"/> issued log writes [Start, End) and returned at End.</summary>
@@ -160,10 +163,12 @@ internal static class BtreeCrashWorkload
                 var counter = CounterValue(k);
                 tree.Insert(CounterPos, counter);
                 model[CounterPos] = counter;
+                options.AfterOperation?.Invoke(tree, $"counter {k}");
                 snapshots.Add(new SortedDictionary<Bpos, byte[]>(model));
 
                 var start = recorder.Log.Count;
                 engine.Sync();
+                options.AfterOperation?.Invoke(tree, $"sync {k}");
                 syncs.Add(new SyncMark(k, start, recorder.Log.Count));
                 maxLevel = Math.Max(maxLevel, tree.Root?.Level ?? 0);
             }
@@ -205,13 +210,14 @@ internal static class BtreeCrashWorkload
         {
             var r = rng.Next(100);
             var keys = model.Count - (model.ContainsKey(CounterPos) ? 1 : 0);
+            string done;
             if (r < insert || keys == 0)
             {
-                Put(tree, model, Pos(rng.Next(options.KeySpace)), RandomValue(rng, maxValue));
+                done = Put(tree, model, Pos(rng.Next(options.KeySpace)), RandomValue(rng, maxValue));
             }
             else if (r < insert + overwrite)
             {
-                Put(tree, model, model.Keys.ElementAt(rng.Next(keys)), RandomValue(rng, maxValue));
+                done = Put(tree, model, model.Keys.ElementAt(rng.Next(keys)), RandomValue(rng, maxValue));
             }
             else if (r < insert + overwrite + delete)
             {
@@ -219,6 +225,7 @@ internal static class BtreeCrashWorkload
                 if (!tree.Delete(pos))
                     throw new InvalidOperationException($"delete of {pos.ToText()} found nothing");
                 model.Remove(pos);
+                done = $"delete {pos.ToText()}";
             }
             else
             {
@@ -231,14 +238,17 @@ internal static class BtreeCrashWorkload
                     throw new InvalidOperationException($"range delete {start.ToText()}..{end.ToText()} removed {removed}, model has {expected.Count}");
                 foreach (var p in expected)
                     model.Remove(p);
+                done = $"delete range {start.ToText()}..{end.ToText()} ({removed} keys)";
             }
+            options.AfterOperation?.Invoke(tree, done);
         }
     }
 
-    private static void Put(Basalt.Btree.Btree tree, SortedDictionary<Bpos, byte[]> model, Bpos pos, byte[] value)
+    private static string Put(Basalt.Btree.Btree tree, SortedDictionary<Bpos, byte[]> model, Bpos pos, byte[] value)
     {
         tree.Insert(pos, value);
         model[pos] = value;
+        return $"insert {pos.ToText()} ({value.Length} bytes)";
     }
 
     private static byte[] RandomValue(Random rng, int maxValue)
