@@ -4,6 +4,7 @@
 // mount, hold a committed transaction k within the oracle's bounds and equal the model's
 // snapshot k, with every node reading cleanly. The suite must also fail when an ordering bug is
 // switched on: a device that drops flushes must produce violations.
+using Basalt.Superblocks;
 using Basalt.TestKit;
 using Xunit.Abstractions;
 
@@ -76,12 +77,43 @@ public sealed class BtreeCrashTests(ITestOutputHelper output)
         AssertBugIsCaught(recording, seed);
     }
 
-    private void AssertBugIsCaught(BtreeCrashRecording recording, int seed)
+    [Fact]
+    public void A_lost_superblock_write_is_caught_by_the_counter_bound()
+    {
+        // The superblock copies of one commit are acknowledged but lost: every node is intact and
+        // the older superblock mounts cleanly, so only the oracle's lower bound (a Sync returned,
+        // its k must survive) can tell.
+        var seed = TestSeed.Get(output, nameof(A_lost_superblock_write_is_caught_by_the_counter_bound));
+        const int LostCommit = 10;
+        WriteDroppingDevice? dropper = null;
+        var recording = BtreeCrashWorkload.Record(new BtreeCrashWorkloadOptions
+        {
+            Seed = seed,
+            Decorate = d =>
+            {
+                var copies = SuperblockIo.CopyOffsets(d.Size);
+                var commits = 0;
+                return dropper = new WriteDroppingDevice(d, (offset, _) =>
+                {
+                    if (offset == copies[0])
+                        commits++;
+                    return commits == LostCommit && copies.Contains(offset);
+                });
+            },
+        });
+        output.WriteLine($"workload: {recording.ToText()}");
+        Assert.Equal(3, dropper!.WritesDropped);
+        var result = AssertBugIsCaught(recording, seed);
+        Assert.Contains($"counter k = {LostCommit - 1} outside [{LostCommit}, ", result.Violations[0]);
+    }
+
+    private BtreeCrashSearchResult AssertBugIsCaught(BtreeCrashRecording recording, int seed)
     {
         var result = BtreeCrashSearch.Run(recording, new BtreeCrashSearchOptions { Seed = seed, MaxStates = DefaultMaxStates, MaxViolations = 1 });
         output.WriteLine($"crash search: {result.ToText()}");
         Assert.True(result.Violations.Count > 0, $"the crash search found no bad state in {result.StatesMounted} states");
         output.WriteLine($"first violation: {result.Violations[0]}");
+        return result;
     }
 
     private static void AssertExercisesEveryStructureChange(BtreeCrashRecording recording)
