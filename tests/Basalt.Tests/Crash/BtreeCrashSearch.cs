@@ -4,7 +4,9 @@
 //   - its counter key k lies in [last Sync returned before the crash point, last Sync started];
 //   - a full scan is strictly sorted and equals the model's snapshot k exactly;
 //   - every reachable node (root, every child pointer at every level) was read, and every read was
-//     clean: no finding of any kind (bsets beyond a pointer's sectors_written are only counted).
+//     clean: no finding of any kind (bsets beyond a pointer's sectors_written are only counted);
+//   - topology: each level's pointers tile [min, max], and a lookup at both ends of every node's
+//     range descends cleanly (each node's children cover its whole range).
 //
 // States are generated per crash point by CrashStateEnumerator (prefixes, drop-one, seeded random
 // subsets, torn last write). Deduplication is by content hash *and* bounds: the same bytes found at
@@ -16,6 +18,7 @@ using System.Diagnostics;
 using Basalt.Btree;
 using Basalt.Devices;
 using Basalt.Format;
+using Basalt.TestKit;
 
 namespace Basalt.Tests.Crash;
 
@@ -216,7 +219,9 @@ internal static class BtreeCrashSearch
         }
         if (tree.Root is not { } root)
             return reads.Count == 0 ? null : $"empty btree but {reads.Count} node reads";
+        BtreeAssertions.AssertTopology(tree);
         var expected = new HashSet<long> { root.Ptr.Ptrs[0].OffsetBytes };
+        var ranges = new List<(Bpos Min, Bpos Max)>();
         for (var level = (byte)1; level <= root.Level; level++)
         {
             var it = tree.Iterate(Bpos.Min, Bpos.Max, level: level);
@@ -226,7 +231,16 @@ internal static class BtreeCrashSearch
                     return $"level {level} pointer at {it.Key.Pos.ToText()}: {problem}";
                 if (!expected.Add(ptr.Ptrs[0].OffsetBytes))
                     return $"level {level} pointer at {it.Key.Pos.ToText()}: slot {ptr.Ptrs[0].OffsetBytes} reachable twice";
+                ranges.Add((ptr.MinKey, it.Key.Pos));
             }
+        }
+        // Every node's range is covered by its parent's children: a lookup at both ends of every
+        // node's range descends without a topology error (a node whose last child pointer ends
+        // before its own max key fails here, which the per-level tiling above cannot see).
+        foreach (var (min, max) in ranges)
+        {
+            tree.TryGet(min, out _);
+            tree.TryGet(max, out _);
         }
         var read = reads.Select(r => r.Ptr.Ptrs[0].OffsetBytes).ToHashSet();
         if (!read.SetEquals(expected))
