@@ -41,7 +41,18 @@ public sealed partial class BtreeEngine
                         $"node space full: sync needs up to {SyncReserve()} free node slots for parent rewrites, {_allocator.Available} free");
                 }
                 syncNumber = ++_syncsStarted;
-                levels = Capture();
+                try
+                {
+                    levels = Capture();
+                }
+                catch (Exception ex) when (ex is BasaltException or InvalidOperationException)
+                {
+                    // A capture that stopped half way leaves nodes in flight that will never be
+                    // written: nothing more may be persisted from this state.
+                    EnterEmergency(ex);
+                    ThrowEmergency(ex);
+                    throw;
+                }
                 roots = CurrentRoots();
                 rootsChanged = !SameRoots(roots, _committedRoots);
             }

@@ -119,11 +119,10 @@ public sealed partial class BtreeEngine
         _structureDepth++;
         try
         {
-            var keys = node.CollectLive();
-            if (liveAfter * 3 > (long)NodeCapacity * 2 && keys.Count >= 2)
-                Split(tree, node, keys);
+            if (liveAfter * 3 > (long)NodeCapacity * 2 && node.CountLive(2) >= 2)
+                Split(tree, node);
             else
-                Replace(tree, node, keys, countAsCompaction: true);
+                Replace(tree, node, node.CollectLive(), countAsCompaction: true);
         }
         finally
         {
@@ -131,24 +130,37 @@ public sealed partial class BtreeEngine
         }
     }
 
-    private void Split(Btree tree, BtreeNode node, KeyRun keys)
+    private void Split(Btree tree, BtreeNode node)
     {
         if (tree.RootNode == node && node.Level + 1 >= MaxDepth)
             BasaltException.Throw(ErrorCode.InvariantViolated, $"{node.ToText()}: btree would exceed {MaxDepth} levels");
-        var half = keys.EncodedBytes / 2;
-        var cut = 0;
+        // One pass over the live keys: the first node takes keys while it stays within half of the
+        // live bytes (at least one key), the second the rest (at least one: the caller saw two).
+        var half = node.LiveBytes / 2;
+        var estimate = (node.Merged.Count + node.Unwritten.Count) / 2 + 1;
+        var first = new KeyRunBuilder(estimate, (int)Math.Min(int.MaxValue, half + 64));
+        var second = new KeyRunBuilder(estimate, (int)Math.Min(int.MaxValue, half + 64));
         long acc = 0;
-        while (cut < keys.Count - 1 && acc + keys[cut].EncodedSize <= half)
+        var cursor = new NodeCursor(node, node.MinKey, reverse: false);
+        while (cursor.Next(out var run, out var i))
         {
-            acc += keys[cut].EncodedSize;
-            cut++;
+            ref readonly var e = ref run.Entries[i];
+            if (first.Count == 0 || (second.Count == 0 && acc + e.EncodedSize <= half))
+            {
+                first.Add(e.Key, run.ValueOf(i));
+                acc += e.EncodedSize;
+            }
+            else
+            {
+                second.Add(e.Key, run.ValueOf(i));
+            }
         }
-        if (cut == 0)
-            cut = 1;
-        var pivot = keys[cut - 1].Pos;
+        if (second.Count == 0)
+            throw new InvalidOperationException($"{node.ToText()}: split left the second node empty (live bytes {node.LiveBytes})");
+        var pivot = first.LastPos;
         var generation = node.Generation + 1;
-        var n1 = NewNode(tree, node.Level, node.MinKey, pivot, generation, Slice(keys, 0, cut));
-        var n2 = NewNode(tree, node.Level, pivot.Successor(), node.MaxKey, generation, Slice(keys, cut, keys.Count));
+        var n1 = NewNode(tree, node.Level, node.MinKey, pivot, generation, first.Build());
+        var n2 = NewNode(tree, node.Level, pivot.Successor(), node.MaxKey, generation, second.Build());
         var wasRoot = tree.RootNode == node;
         FreeNode(node);
         _splits++;
@@ -211,7 +223,7 @@ public sealed partial class BtreeEngine
             var combined = node.LiveBytes + sibling.LiveBytes;
             if ((combined * 3 > cap * 2 && node.LiveBytes != 0) ||
                 BtreeNodeWriter.FirstRecordSize(combined, _geometry.BlockSize) > _geometry.NodeSize ||
-                !HasReserve(tree))
+                !HasMergeReserve(tree))
                 break;
             var (lower, upper) = node.MinKey < sibling.MinKey ? (node, sibling) : (sibling, node);
             Merge(tree, lower, upper);
@@ -312,7 +324,7 @@ public sealed partial class BtreeEngine
         return node;
     }
 
-    /// <summary>Drops a replaced node from memory; its slot waits for a later Sync before reuse.</summary>
+    /// <summary>Drops a replaced node from memory; a slot that was ever written waits for a later Sync before reuse.</summary>
     private void FreeNode(BtreeNode node)
     {
         node.IsFreed = true;
@@ -320,15 +332,11 @@ public sealed partial class BtreeEngine
         node.Version++;
         _dirty.Remove(node);
         RemoveFromCache(node);
-        _allocator.Free(node.Offset, _syncsStarted);
-    }
-
-    private static KeyRun Slice(KeyRun keys, int from, int to)
-    {
-        var builder = new KeyRunBuilder(to - from, 256);
-        for (var i = from; i < to; i++)
-            builder.Add(keys[i].Key, keys.ValueOf(i));
-        return builder.Build();
+        // A node never captured by a Sync has no durable pointer to it: its slot is free at once.
+        if (node.HasFirstRecord)
+            _allocator.Free(node.Offset, _syncsStarted);
+        else
+            _allocator.Release(node.Offset);
     }
 
     /// <summary>
@@ -336,7 +344,13 @@ public sealed partial class BtreeEngine
     /// Sync's capture may need to restructure parents; checked before an operation changes anything
     /// so running out of node space fails cleanly and a Sync can still persist what exists.
     /// </summary>
-    private int ReserveNeeded(Btree tree) => (2 * ((tree.RootNode?.Level ?? 0) + 2)) + 1 + SyncReserve();
+    private int ReserveNeeded(Btree tree)
+    {
+        // A split at every level plus a new root, and the Sync reserve as it will be once this
+        // cascade has added up to one interior node per level.
+        var levels = (tree.RootNode?.Level ?? 0) + 2;
+        return (2 * levels) + 1 + SyncReserve() + (2 * levels);
+    }
 
     private int SyncReserve()
     {
@@ -348,6 +362,13 @@ public sealed partial class BtreeEngine
         }
         return (2 * _cachedInteriorNodes) + (2 * (maxLevel + 2));
     }
+
+    /// <summary>
+    /// A merge takes one slot and frees two (later); its parent edits may restructure a node per
+    /// level. Smaller than the insert reserve, so deletes can still merge when space is short.
+    /// </summary>
+    private bool HasMergeReserve(Btree tree) =>
+        _allocator.Available >= 2 + (2 * ((tree.RootNode?.Level ?? 0) + 1)) + SyncReserve();
 
     private bool HasReserve(Btree tree) => _inCapture || _structureDepth > 0 || _allocator.Available >= ReserveNeeded(tree);
 

@@ -219,8 +219,6 @@ public sealed partial class BtreeEngine : IDisposable
         return seq;
     }
 
-    internal void Tick() => _clock++;
-
     /// <summary>For tests: the allocator's used slots (pending frees included) and pending frees.</summary>
     internal (IReadOnlyList<long> Used, IReadOnlyList<long> PendingFree, int Available) AllocatorState()
     {

@@ -52,7 +52,7 @@ internal sealed class BtreeNode
     public bool IsFreed { get; set; }
     public bool IsCached { get; set; }
 
-    /// <summary>Bumped on every change; a restarted operation compares it to detect a moved node.</summary>
+    /// <summary>Bumped on every change (runs, dirtiness, fold): lets a holder of the node notice it changed.</summary>
     public int Version { get; set; }
 
     /// <summary>Approximate recency for eviction (engine clock value at last use).</summary>

@@ -80,6 +80,15 @@ internal sealed class NodeAllocator
         _pendingFree.Add((offset, tag));
     }
 
+    /// <summary>Frees a slot that no durable pointer can reach (its node was never written): reusable at once.</summary>
+    public void Release(long offset)
+    {
+        if (!Contains(offset) || !IsSet(SlotOf(offset)))
+            throw new InvalidOperationException($"releasing node slot at {offset} that is not allocated");
+        Clear(SlotOf(offset));
+        _observer?.NodeFreed(offset);
+    }
+
     /// <summary>Releases the frees made before Sync number <paramref name="syncNumber"/> began.</summary>
     public void ReleaseFreedBefore(long syncNumber)
     {

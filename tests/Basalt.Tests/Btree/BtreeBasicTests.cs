@@ -70,4 +70,73 @@ public sealed class BtreeBasicTests
         Assert.Equal(ErrorCode.InvalidArgument, e.Code);
         fx.Test.Insert(new Bpos(1, 1), new byte[fx.Engine.MaxValueBytes]);
     }
+
+    [Fact]
+    public void Iterators_seek_and_run_in_both_directions_across_nodes()
+    {
+        using var fx = new BtreeFixture();
+        for (var i = 0; i < 2000; i += 2)
+            fx.Test.Insert(BtreeFixture.Pos(i), Bytes($"v{i}"));
+        var it = fx.Test.Iterate(BtreeFixture.Pos(100), BtreeFixture.Pos(1900));
+        Assert.True(it.MoveNext());
+        Assert.Equal(BtreeFixture.Pos(100), it.Key.Pos);
+        it.Seek(BtreeFixture.Pos(1001));
+        Assert.True(it.MoveNext());
+        Assert.Equal(BtreeFixture.Pos(1002), it.Key.Pos);
+        Assert.Equal("v1002", Encoding.UTF8.GetString(it.Value));
+        it.Seek(BtreeFixture.Pos(5));
+        Assert.True(it.MoveNext());
+        Assert.Equal(BtreeFixture.Pos(100), it.Key.Pos);
+
+        var reverse = fx.Test.Iterate(BtreeFixture.Pos(3), BtreeFixture.Pos(1501), reverse: true);
+        var expected = 1500;
+        while (reverse.MoveNext())
+        {
+            Assert.Equal(BtreeFixture.Pos(expected), reverse.Key.Pos);
+            expected -= 2;
+        }
+        Assert.Equal(2, expected);
+        reverse.Seek(BtreeFixture.Pos(11));
+        Assert.True(reverse.MoveNext());
+        Assert.Equal(BtreeFixture.Pos(10), reverse.Key.Pos);
+        Assert.False(fx.Test.Iterate(BtreeFixture.Pos(9), BtreeFixture.Pos(3)).MoveNext());
+        Assert.False(fx.Engine[BtreeId.Inodes].Iterate(Bpos.Min, Bpos.Max).MoveNext());
+    }
+
+    [Fact]
+    public void Allocation_free_lookup_reports_the_length_and_copies_only_when_the_buffer_is_large_enough()
+    {
+        using var fx = new BtreeFixture();
+        fx.Test.Insert(new Bpos(1, 1), Bytes("hello"));
+        Span<byte> small = stackalloc byte[3];
+        small.Fill(9);
+        Assert.True(fx.Test.TryGet(new Bpos(1, 1), small, out var length));
+        Assert.Equal(5, length);
+        Assert.Equal(9, small[0]);
+        Span<byte> big = stackalloc byte[16];
+        Assert.True(fx.Test.TryGet(new Bpos(1, 1), big, out length));
+        Assert.Equal("hello", Encoding.UTF8.GetString(big[..length]));
+        Assert.False(fx.Test.TryGet(new Bpos(1, 2), big, out length));
+        Assert.Equal(0, length);
+    }
+
+    [Fact]
+    public void A_btree_emptied_by_deletes_stays_empty_across_remounts()
+    {
+        using var fx = new BtreeFixture();
+        for (var i = 0; i < 3000; i++)
+            fx.Test.Insert(BtreeFixture.Pos(i), Bytes($"v{i}"));
+        fx.Engine.Sync();
+        Assert.Equal(3000, fx.Test.DeleteRange(Bpos.Min, Bpos.Max));
+        Assert.Equal(0, fx.Test.Root!.Level);
+        Assert.True(fx.Engine.Stats.RootCollapses > 0);
+        fx.Engine.Sync();
+        fx.Remount();
+        Assert.False(fx.Test.Iterate(Bpos.Min, Bpos.Max).MoveNext());
+        fx.Test.ResetToEmpty();
+        fx.Engine.Sync();
+        fx.Remount();
+        Assert.False(fx.Test.Iterate(Bpos.Min, Bpos.Max).MoveNext());
+        Assert.Equal(0, fx.Engine.Stats.IgnoredBsetsBeyondWritten);
+    }
 }

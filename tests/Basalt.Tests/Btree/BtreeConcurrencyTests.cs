@@ -114,14 +114,44 @@ public sealed class BtreeConcurrencyTests(ITestOutputHelper output)
             }
         })).ToList();
 
+        // Syncs from another thread too: the writer keeps changing nodes while their images are
+        // being written (and Syncs from two threads serialise).
+        var syncs = 0;
+        var syncer = new Thread(() =>
+        {
+            try
+            {
+                var synced = 0L;
+                while (Interlocked.Read(ref done) == 0 && failures.IsEmpty)
+                {
+                    var progress = Interlocked.Read(ref permanentBelow);
+                    if (progress - synced < 40)
+                    {
+                        Thread.Yield();
+                        continue;
+                    }
+                    fx.Engine.Sync();
+                    synced = progress;
+                    syncs++;
+                }
+            }
+            catch (Exception e)
+            {
+                failures.Enqueue($"syncer: {e}");
+            }
+        });
+
         writer.Start();
+        syncer.Start();
         readers.ForEach(t => t.Start());
         Assert.True(writer.Join(TimeSpan.FromSeconds(90)), "writer did not finish: deadlock?");
+        Assert.True(syncer.Join(TimeSpan.FromSeconds(30)), "syncer did not finish: deadlock?");
         foreach (var t in readers)
             Assert.True(t.Join(TimeSpan.FromSeconds(30)), "reader did not finish: deadlock?");
         Assert.True(failures.IsEmpty, string.Join(Environment.NewLine, failures.Take(10)));
-        output.WriteLine($"reader operations {readerOps}; {fx.Engine.Stats.ToText()}");
+        output.WriteLine($"reader operations {readerOps}, background syncs {syncs}; {fx.Engine.Stats.ToText()}");
         Assert.True(readerOps > 3);
+        Assert.True(syncs > 0);
 
         fx.Engine.Sync();
         fx.Remount();

@@ -101,18 +101,43 @@ public sealed class BtreeRepairApiTests
         var target = Pointers(fx.Test)[1];
         var offset = (int)target.Ptr.Ptrs[0].OffsetBytes;
         fx.Remount();
-        fx.Memory.Contents[offset + 200] ^= 0xFF; // inside the first bset's keys: checksum mismatch
+        fx.Memory.Contents[offset + 8] ^= 0xFF; // the node magic: not a node of this filesystem
         var inside = model.Keys.First(k => k >= target.Ptr.MinKey && k <= target.Max);
         var e = Assert.Throws<BasaltException>(() => fx.Test.TryGet(inside, out _));
-        Assert.Equal(ErrorCode.BtreeNodeCorrupt, e.Code);
+        Assert.True(e.Code is ErrorCode.BtreeNodeCorrupt or ErrorCode.TopologyError, e.Code.ToString());
         Assert.Contains("level 0", e.Message);
         Assert.Contains($"offset {offset}", e.Message);
         Assert.Contains("test", e.Message);
+        Assert.Contains("magic", e.Message);
         // Other nodes still read fine, and the failed one keeps failing the same way.
         var elsewhere = model.Keys.Last();
         Assert.True(fx.Test.TryGet(elsewhere, out var v));
         Assert.Equal(model[elsewhere], v);
-        Assert.Equal(ErrorCode.BtreeNodeCorrupt, Assert.Throws<BasaltException>(() => fx.Test.Insert(inside, [1])).Code);
+        Assert.Equal(e.Code, Assert.Throws<BasaltException>(() => fx.Test.Insert(inside, [1])).Code);
+    }
+
+    [Fact]
+    public void A_bset_checksum_error_without_a_replica_drops_its_keys_and_flags_the_node_for_rewrite()
+    {
+        var (fx, model) = TwoLevelTree();
+        using var owner = fx;
+        var target = Pointers(fx.Test)[1];
+        var offset = (int)target.Ptr.Ptrs[0].OffsetBytes;
+        fx.Remount();
+        fx.Memory.Contents[offset + 200] ^= 0xFF; // inside the first bset's keys
+        var inside = model.Keys.Where(k => k >= target.Ptr.MinKey && k <= target.Max).ToList();
+        Assert.False(fx.Test.TryGet(inside[0], out _));
+        Assert.Equal(1, fx.Engine.Stats.NodesNeedingRewrite);
+        var elsewhere = model.Keys.Last();
+        Assert.True(fx.Test.TryGet(elsewhere, out var v));
+        Assert.Equal(model[elsewhere], v);
+        // Rewriting the node (what fsck does) persists the surviving state.
+        fx.Test.RewriteNode(0, target.Max);
+        fx.Engine.Sync();
+        fx.Remount();
+        Assert.False(fx.Test.TryGet(inside[0], out _));
+        Assert.Equal(0, fx.Engine.Stats.NodesNeedingRewrite);
+        BtreeAssertions.AssertTopology(fx.Test);
     }
 
     [Fact]
@@ -129,7 +154,7 @@ public sealed class BtreeRepairApiTests
         fx.Remount();
         var inside = model.Keys.First(k => k >= ptrs[1].Ptr.MinKey && k <= ptrs[1].Max);
         var e = Assert.Throws<BasaltException>(() => fx.Test.TryGet(inside, out _));
-        Assert.Equal(ErrorCode.BtreeNodeCorrupt, e.Code);
+        Assert.True(e.Code is ErrorCode.BtreeNodeCorrupt or ErrorCode.TopologyError, e.Code.ToString());
         Assert.Contains("seq", e.Message);
     }
 
