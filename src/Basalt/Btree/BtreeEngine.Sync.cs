@@ -119,6 +119,11 @@ public sealed partial class BtreeEngine
     {
         if (node.InFlight is not null)
             throw new InvalidOperationException($"{node.ToText()}: captured twice in one sync");
+        if (IsOrphaned(node))
+        {
+            FreeNode(node);
+            return null;
+        }
         node.IsDirty = false;
         node.Version++;
         _dirty.Remove(node);
