@@ -198,7 +198,8 @@ public sealed partial class BtreeEngine
         var buffer = ArrayPool<byte>.Shared.Rent(_geometry.NodeSize);
         try
         {
-            foreach (var level in levels)
+            if (_options.DebugFaults.WriteParentBeforeChildren) _committer.CommitRoots(roots);
+            foreach (var level in _options.DebugFaults.WriteParentBeforeChildren ? Enumerable.Reverse(levels) : levels)
             {
                 if (level.Count == 0)
                     continue;
@@ -217,7 +218,7 @@ public sealed partial class BtreeEngine
                     Interlocked.Increment(ref _nodeWrites);
                     Interlocked.Add(ref _nodeBytesWritten, image.Bytes);
                 }
-                _device.Flush();
+                if (!_options.DebugFaults.SkipLevelFlush) _device.Flush();
             }
             _committer.CommitRoots(roots);
         }

@@ -315,7 +315,7 @@ public sealed partial class BtreeEngine
 
     private BtreeNode NewNode(Btree tree, byte level, Bpos min, Bpos max, uint generation, KeyRun keys)
     {
-        var offset = _allocator.Allocate();
+        var offset = _options.DebugFaults.ReuseFreedSlotEarly ? BtreeDebugFaults.AllocateFreedSlotFirst(_allocator, _options.NodeSpaceObserver, _geometry.NodeSize) : _allocator.Allocate();
         var node = new BtreeNode(tree.Id, level, min, max, NextSeq(), generation, offset, keys);
         _clock++;
         node.LastAccess = _clock;
