@@ -44,7 +44,10 @@ internal static class ListCommand
     {
         CliParsing.RequireExistingImage(path);
         // A node the reader had to repair in memory (keys dropped, a bset cut off) is listed as
-        // read, and said so on stderr: the image needs fsck.
+        // read, and said so on stderr: the image needs fsck. Notes and warnings are held back
+        // (at most MaxWarnings lines) and printed after the listing, so a listing that fails
+        // part way still ends with exactly one error line on stderr.
+        var notes = new List<string>();
         var warnings = 0;
         var engine = new BtreeEngineOptions
         {
@@ -54,25 +57,27 @@ internal static class ListCommand
                 {
                     if (warnings++ < MaxWarnings)
                     {
-                        cli.Err.WriteLine($"{cli.CommandName}: warning: btree {btree.ToText()} level {nodeLevel} node at sector " +
-                                          $"{(ptr.Ptrs.Count > 0 ? ptr.Ptrs[0].OffsetSectors : 0)}: {finding.ToText()} (run basalt fsck)");
+                        notes.Add($"{cli.CommandName}: warning: btree {btree.ToText()} level {nodeLevel} node at sector " +
+                                  $"{(ptr.Ptrs.Count > 0 ? ptr.Ptrs[0].OffsetSectors : 0)}: {finding.ToText()} (run basalt fsck)");
                     }
                 }
             },
         };
         using var fs = BasaltFileSystem.Mount(path, new MountOptions { ReadOnly = true, Engine = engine });
         if (fs.SuperblockNote is { } note)
-            cli.Err.WriteLine($"{cli.CommandName}: note: {note}");
+            notes.Insert(0, $"{cli.CommandName}: note: {note}");
         var tree = fs.Btrees[id];
         var it = tree.Iterate(start, end, reverse: false, level: level);
-        var code = json ? WriteJson(cli, fs, id, level, start, end, it) : WriteText(cli, it, id, level);
+        var code = json ? WriteJson(cli, fs, id, level, start, end, it) : WriteText(cli, it, id, level, notes);
+        foreach (var line in notes)
+            cli.Err.WriteLine(line);
         if (warnings > MaxWarnings)
             cli.Err.WriteLine($"{cli.CommandName}: warning: {warnings - MaxWarnings} more node read findings not shown");
         return code;
     }
 
 
-    private static int WriteText(CliContext cli, BtreeIterator it, BtreeId id, byte level)
+    private static int WriteText(CliContext cli, BtreeIterator it, BtreeId id, byte level, List<string> notes)
     {
         long count = 0;
         while (it.MoveNext())
@@ -81,7 +86,7 @@ internal static class ListCommand
             count++;
             cli.Cancellation.ThrowIfCancellationRequested();
         }
-        cli.Err.WriteLine($"{cli.CommandName}: {count} keys in btree {id.ToText()} level {level}");
+        notes.Add($"{cli.CommandName}: {count} keys in btree {id.ToText()} level {level}");
         return CliExitCodes.Ok;
     }
 

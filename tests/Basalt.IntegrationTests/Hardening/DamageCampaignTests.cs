@@ -1,0 +1,251 @@
+// A seeded damage campaign through the CLI, in process, on real image files: every round copies
+// a small image with a 3-level test btree, damages it (debug corrupt on every target and mode,
+// with and without --fix-csum; random bytes overwritten; a sector zeroed; the file truncated; a
+// superblock copy wiped), then runs show-super, list (levels 0 and 1), fsck -n, fsck -y, fsck -n.
+// Every command must return within a time limit with a documented exit code, errors in one line
+// without a stack trace, and bounded memory; fsck -n must change no byte and report exactly what
+// -y repairs; after -y a second fsck -n is clean and list shows only keys that were written.
+using System.Diagnostics;
+using System.Text.Json;
+using Basalt.Btree;
+using Basalt.Format;
+using Basalt.Fs;
+using Basalt.IntegrationTests.Cli;
+using Basalt.TestKit;
+using Xunit.Abstractions;
+
+namespace Basalt.IntegrationTests.Hardening;
+
+public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.BaseImage>
+{
+    private static readonly TimeSpan s_callTimeout = TimeSpan.FromSeconds(30);
+    private const long MemoryGrowthLimit = 400L * 1024 * 1024;
+
+    private readonly BaseImage _base;
+    private readonly ITestOutputHelper _output;
+
+    public DamageCampaignTests(BaseImage image, ITestOutputHelper output)
+    {
+        _base = image;
+        _output = output;
+    }
+
+    /// <summary>The image every round starts from, formatted and filled once per test class.</summary>
+    public sealed class BaseImage : IDisposable
+    {
+        public static readonly string[] Geometry = ["--size", "16M", "--btree-node-size", "4K", "--block-size", "512", "--bucket-size", "128K"];
+        public const int Keys = 4000;
+
+        public BaseImage()
+        {
+            Dir = new TempDirectory("basalt-hardening");
+            Path = Dir.File("base.img");
+            var r = Cli(["format", .. Geometry, Path]);
+            if (r.ExitCode != 0)
+                throw new InvalidOperationException($"format failed: {r}");
+            var random = new Random(12345);
+            using (var fs = BasaltFileSystem.Mount(Path, new MountOptions()))
+            {
+                var tree = fs.Btrees[BtreeId.Test];
+                for (var i = 0; i < Keys; i++)
+                {
+                    var pos = new Bpos(1 + (ulong)random.Next(5), (ulong)random.Next(1_000_000), 0);
+                    var value = new byte[8 + random.Next(24)];
+                    random.NextBytes(value);
+                    tree.Insert(pos, value);
+                    Written[pos] = KeyTypeTable.ToText(KeyType.Cookie, value);
+                }
+                fs.Sync();
+                Levels = tree.Root is { } root ? root.Level + 1 : 0;
+            }
+            // BASALT_HARDENING_DUMP=DIR keeps a copy of the base image for replaying a recipe by hand.
+            if (Environment.GetEnvironmentVariable("BASALT_HARDENING_DUMP") is { Length: > 0 } dump)
+                File.Copy(Path, System.IO.Path.Combine(dump, "base.img"), overwrite: true);
+        }
+
+        public TempDirectory Dir { get; }
+        public string Path { get; }
+        public int Levels { get; }
+
+        /// <summary>Every key written with its value as list prints it (the last write wins).</summary>
+        public Dictionary<Bpos, string> Written { get; } = [];
+
+        public void Dispose() => Dir.Dispose();
+    }
+
+    [Fact]
+    public void Base_image_has_a_deep_test_btree()
+    {
+        Assert.True(_base.Levels >= 2, $"test btree has {_base.Levels} levels");
+        var r = Cli(["fsck", "-n", _base.Path]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+    }
+
+    [Fact]
+    public void Seeded_damage_rounds_never_crash_hang_or_diverge()
+    {
+        var seed = TestSeed.Get(_output, "damage campaign");
+        var rounds = LongTests.Scale(120, 10);
+        var single = Environment.GetEnvironmentVariable("BASALT_ROUND") is { } only && int.TryParse(only, out var o) ? o : -1;
+        var clock = Stopwatch.StartNew();
+        var failures = new List<string>();
+        for (var round = 0; round < rounds; round++)
+        {
+            if (single >= 0 && round != single)
+                continue;
+            var recipe = Damage.Pick(new Random(unchecked((seed * 1_000_003) + round)));
+            try
+            {
+                RunRound(round, recipe);
+            }
+            catch (Exception e) when (e is Xunit.Sdk.XunitException or TimeoutException)
+            {
+                failures.Add($"round {round} ({recipe}): {e.Message}");
+                _output.WriteLine($"FAILED round {round}: replay with BASALT_SEED={seed} BASALT_ROUND={round}: {recipe}\n{e.Message}");
+            }
+        }
+        _output.WriteLine($"{rounds} rounds in {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.True(failures.Count == 0, $"seed {seed}: {failures.Count} rounds failed:\n{string.Join("\n\n", failures)}");
+    }
+
+    /// <summary>Known recipes that once failed; each stays as a regression case.</summary>
+    [Theory]
+    [MemberData(nameof(Regressions))]
+    public void Regression_recipes(string recipe) => RunRound(-1, Damage.Parse(recipe));
+
+    public static TheoryData<string> Regressions() => new(DamageRegressions.Recipes);
+
+    internal void RunRound(int round, Damage damage)
+    {
+        var image = _base.Dir.File($"round-{round}-{Environment.CurrentManagedThreadId}.img");
+        File.Copy(_base.Path, image, overwrite: true);
+        try
+        {
+            var applied = damage.Apply(image);
+            _output.WriteLine($"round {round}: {damage}: {applied}");
+            var memoryBefore = GC.GetTotalMemory(forceFullCollection: true);
+
+            Check(["show-super", image], isFsck: false);
+            Check(["list", image, "--btree", "test"], isFsck: false);
+            Check(["list", image, "--btree", "test", "--level", "1"], isFsck: false);
+
+            var hash = CliImages(image);
+            var check = Check(["fsck", "-n", "--json", image], isFsck: true);
+            Assert.True(hash.AsSpan().SequenceEqual(CliImages(image)), $"fsck -n changed the image: {check}");
+            var repair = Check(["fsck", "-y", "--json", image], isFsck: true);
+            AssertMemory(memoryBefore);
+
+            if (check.ExitCode == 8 || repair.ExitCode == 8)
+            {
+                // An image fsck cannot open: both runs must say so, and nothing was written.
+                Assert.True(check.ExitCode == 8 && repair.ExitCode == 8, $"fsck -n exit {check.ExitCode}, fsck -y exit {repair.ExitCode}:\n{check}\n{repair}");
+                Assert.True(hash.AsSpan().SequenceEqual(CliImages(image)), "fsck -y that could not open the image changed it");
+                return;
+            }
+            var found = Findings(check);
+            var repaired = Findings(repair);
+            Assert.True(found.SequenceEqual(repaired),
+                $"fsck -n findings differ from fsck -y findings:\n-n:\n  {string.Join("\n  ", found)}\n-y:\n  {string.Join("\n  ", repaired)}");
+
+            var again = Check(["fsck", "-n", "--json", image], isFsck: true);
+            var unrepairable = Policies(repair).Contains("never");
+            if (!unrepairable)
+                Assert.True(again.ExitCode == 0, $"second fsck -n after fsck -y (exit {repair.ExitCode}) is not clean:\n{again}\nfirst -y:\n{repair.Out}");
+
+            var list = Check(["list", image, "--btree", "test", "--json"], isFsck: false);
+            Assert.True(list.ExitCode == 0, $"list after fsck -y failed: {Show(list)}");
+            AssertOnlyWrittenKeys(list, damage.ForgesOneKey ? 1 : 0);
+            AssertMemory(memoryBefore);
+        }
+        finally
+        {
+            File.Delete(image);
+        }
+    }
+
+    /// <summary>
+    /// Every listed key was written, with the value written last. <paramref name="forged"/> keys
+    /// may differ: a key changed by debug corrupt with its checksum recomputed is a valid key
+    /// (cookie values are arbitrary bytes), which no check can tell from a written one.
+    /// </summary>
+    private void AssertOnlyWrittenKeys(CliResult list, int forged)
+    {
+        using var doc = JsonDocument.Parse(list.Out);
+        var unexpected = new List<string>();
+        foreach (var key in doc.RootElement.GetProperty("keys").EnumerateArray())
+        {
+            var posText = key.GetProperty("pos").GetString()!;
+            Assert.True(Bpos.TryParse(posText, out var pos), $"list printed an unparsable position {posText}");
+            Assert.Equal("cookie", key.GetProperty("type").GetString());
+            if (!_base.Written.TryGetValue(pos, out var value))
+                unexpected.Add($"key {posText} was never written");
+            else if (value != key.GetProperty("value").GetString())
+                unexpected.Add($"key {posText} has value {key.GetProperty("value").GetString()}, written {value}");
+        }
+        Assert.True(unexpected.Count <= forged, $"list after fsck -y: {string.Join("; ", unexpected)}");
+    }
+
+    private static void AssertMemory(long before)
+    {
+        var after = GC.GetTotalMemory(forceFullCollection: true);
+        Assert.True(after - before < MemoryGrowthLimit, $"managed memory grew by {(after - before) >> 20} MiB");
+        var workingSet = Process.GetCurrentProcess().WorkingSet64;
+        Assert.True(workingSet < 2L * 1024 * 1024 * 1024, $"working set {workingSet >> 20} MiB");
+    }
+
+    private static byte[] CliImages(string path) => System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path));
+
+    private static List<string> Findings(CliResult fsck)
+    {
+        using var doc = JsonDocument.Parse(fsck.Out);
+        return [.. doc.RootElement.GetProperty("findings").EnumerateArray().Select(f =>
+            $"{f.GetProperty("name").GetString()} at {f.GetProperty("where").GetString()}: {f.GetProperty("detail").GetString()}")];
+    }
+
+    private static HashSet<string> Policies(CliResult fsck)
+    {
+        using var doc = JsonDocument.Parse(fsck.Out);
+        return [.. doc.RootElement.GetProperty("findings").EnumerateArray().Select(f => f.GetProperty("policy").GetString()!)];
+    }
+
+    /// <summary>Runs one command and checks the rules every command obeys on any image.</summary>
+    private CliResult Check(string[] args, bool isFsck)
+    {
+        var r = Cli(args);
+        var line = $"basalt {string.Join(' ', args)}";
+        _output.WriteLine($"  {line}: exit {r.ExitCode}{(r.ErrLines.Length > 0 ? $", {r.ErrLines[0]}" : "")}");
+        int[] allowed = isFsck ? [0, 1, 4, 5, 8] : [0, 1, 8];
+        Assert.True(allowed.Contains(r.ExitCode), $"{line}: undocumented exit code:\n{Show(r)}");
+        var isError = isFsck ? r.ExitCode >= 8 : r.ExitCode != 0;
+        if (isError)
+            Assert.True(r.ErrLines.Length <= 1, $"{line}: an error must be one line:\n{Show(r)}");
+        Assert.False(r.Err.Contains("   at ", StringComparison.Ordinal), $"{line}: stack trace on stderr:\n{Show(r)}");
+        Assert.False(r.Err.Contains("Exception", StringComparison.Ordinal) || r.Err.Contains("internal error", StringComparison.Ordinal),
+            $"{line}: an exception reached the user:\n{Show(r)}");
+        if (args.Contains("--json"))
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(r.Out);
+            }
+            catch (JsonException e)
+            {
+                Assert.Fail($"{line}: stdout is not one JSON document ({e.Message}):\n{Show(r)}");
+            }
+        }
+        return r;
+    }
+
+    private static string Show(CliResult r) =>
+        r.Out.Length <= 2000 ? r.ToString() : (r with { Out = r.Out[..1000] + "\n…\n" + r.Out[^600..] }).ToString();
+
+    internal static CliResult Cli(string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var task = Task.Run(() => Basalt.Cli.Program.Run(args, stdout, stderr));
+        if (!task.Wait(s_callTimeout))
+            throw new TimeoutException($"basalt {string.Join(' ', args)} did not finish within {s_callTimeout.TotalSeconds} s");
+        return new CliResult(task.Result, stdout.ToString(), stderr.ToString());
+    }
+}
