@@ -52,37 +52,37 @@ public sealed partial class BtreeEngine
     /// <summary>Deletes the key at pos in the node at <paramref name="level"/> covering it.</summary>
     internal DeleteOutcome DeleteKey(Btree tree, byte level, Bpos pos, out NodeMiss miss)
     {
-        for (var attempt = 0; ; attempt++)
+        var r = FindNode(tree, level, pos, out var node, out miss);
+        if (r == FindResult.Miss)
+            return DeleteOutcome.Miss;
+        if (r != FindResult.Found)
+            return DeleteOutcome.NotFound;
+        node.Probe(pos, out var live, out var unwritten, out var onDiskRun);
+        if (live == 0)
+            return DeleteOutcome.NotFound;
+        var liveAfter = node.LiveBytes - live;
+        if (!onDiskRun)
         {
-            var r = FindNode(tree, level, pos, out var node, out miss);
-            if (r == FindResult.Miss)
-                return DeleteOutcome.Miss;
-            if (r != FindResult.Found)
-                return DeleteOutcome.NotFound;
-            node.Probe(pos, out var live, out var unwritten, out var onDiskRun);
-            if (live == 0)
-                return DeleteOutcome.NotFound;
-            var liveAfter = node.LiveBytes - live;
-            if (!onDiskRun)
-            {
-                // Only in the unwritten run: nothing on disk or in older runs to shadow.
-                node.Unwritten.Remove(pos);
-                node.LiveBytes = liveAfter;
-                MarkDirty(node);
-                return DeleteOutcome.Deleted;
-            }
-            var unwrittenAfter = node.Unwritten.EncodedBytes - unwritten + BkeyFormat.HeaderSize;
-            if (Fits(node, liveAfter, unwrittenAfter))
-            {
-                node.Unwritten.Set(new Bkey(pos, KeyType.Deleted), []);
-                node.LiveBytes = liveAfter;
-                MarkDirty(node);
-                return DeleteOutcome.Deleted;
-            }
-            if (attempt >= 3)
-                throw new InvalidOperationException($"{node.ToText()}: whiteout at {pos.ToText()} does not fit after restructuring");
-            Restructure(tree, node, liveAfter);
+            // Only in the unwritten run: nothing on disk or in older runs to shadow.
+            node.Unwritten.Remove(pos);
+            node.LiveBytes = liveAfter;
+            MarkDirty(node);
+            return DeleteOutcome.Deleted;
         }
+        var unwrittenAfter = node.Unwritten.EncodedBytes - unwritten + BkeyFormat.HeaderSize;
+        if (Fits(node, liveAfter, unwrittenAfter))
+        {
+            node.Unwritten.Set(new Bkey(pos, KeyType.Deleted), []);
+            node.LiveBytes = liveAfter;
+            MarkDirty(node);
+            return DeleteOutcome.Deleted;
+        }
+        // The whiteout does not fit: rebuild the node without the key instead. A split must
+        // not pick the deleted key as its pivot: an interior node would end at a child pointer
+        // that is then gone, leaving its last child short of its max (topology repair deletes
+        // pointers through here, and would close that gap across the split).
+        Restructure(tree, node, liveAfter, dropping: pos);
+        return DeleteOutcome.Deleted;
     }
 
     internal void DeleteKeyCached(Btree tree, byte level, Bpos pos)
@@ -113,16 +113,17 @@ public sealed partial class BtreeEngine
     }
 
     /// <summary>Rebuilds a full node: split when its live data (after the pending change) exceeds 2/3, else compact.</summary>
-    private void Restructure(Btree tree, BtreeNode node, long liveAfter)
+    /// <param name="dropping">A key being deleted: left out of the rebuilt node(s).</param>
+    private void Restructure(Btree tree, BtreeNode node, long liveAfter, Bpos? dropping = null)
     {
         EnsureReserve(tree);
         _structureDepth++;
         try
         {
-            if (liveAfter * 3 > (long)NodeCapacity * 2 && node.CountLive(2) >= 2)
-                Split(tree, node);
+            if (liveAfter * 3 > (long)NodeCapacity * 2 && node.CountLive(dropping is null ? 2 : 3) >= (dropping is null ? 2 : 3))
+                Split(tree, node, dropping);
             else
-                Replace(tree, node, node.CollectLive(), countAsCompaction: true);
+                Replace(tree, node, dropping is { } d ? CollectLiveExcept(node, d) : node.CollectLive(), countAsCompaction: true);
         }
         finally
         {
@@ -130,7 +131,19 @@ public sealed partial class BtreeEngine
         }
     }
 
-    private void Split(Btree tree, BtreeNode node)
+    private static KeyRun CollectLiveExcept(BtreeNode node, Bpos dropping)
+    {
+        var live = node.CollectLive();
+        var keys = new KeyRunBuilder(live.Count, Math.Max(16, live.ArenaLength));
+        for (var k = 0; k < live.Count; k++)
+        {
+            if (live[k].Pos != dropping)
+                keys.Add(live[k].Key, live.ValueOf(k));
+        }
+        return keys.Build();
+    }
+
+    private void Split(Btree tree, BtreeNode node, Bpos? dropping = null)
     {
         if (tree.RootNode == node && node.Level + 1 >= MaxDepth)
             BasaltException.Throw(ErrorCode.InvariantViolated, $"{node.ToText()}: btree would exceed {MaxDepth} levels");
@@ -145,6 +158,8 @@ public sealed partial class BtreeEngine
         while (cursor.Next(out var run, out var i))
         {
             ref readonly var e = ref run.Entries[i];
+            if (e.Key.Pos == dropping)
+                continue;
             if (first.Count == 0 || (second.Count == 0 && acc + e.EncodedSize <= half))
             {
                 first.Add(e.Key, run.ValueOf(i));

@@ -140,5 +140,8 @@ internal static class DamageRegressions
         "bytes 4096+1 seed=1",
         // list printed its read warnings before failing: the error was not one line.
         "corrupt key ones fix seed=72 level=2",
+        // Topology repair deleted a dropped child's pointer; the whiteout did not fit, the parent
+        // split with that pointer as pivot, and the gap then closed across the split.
+        "corrupt bset random nofix seed=189",
     ];
 }
