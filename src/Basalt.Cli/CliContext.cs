@@ -84,8 +84,20 @@ internal sealed class CliContext
         return result;
     }
 
-    public static string OneLine(string text) =>
-        string.Join("; ", text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+    /// <summary>Joins a message's lines with "; "; the lines after one ending in ':' are a list, joined with ", ".</summary>
+    public static string OneLine(string text)
+    {
+        var line = new System.Text.StringBuilder();
+        var inList = false;
+        foreach (var part in text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (line.Length > 0)
+                line.Append(inList ? (line[^1] == ':' ? " " : ", ") : "; ");
+            line.Append(part);
+            inList |= part.EndsWith(':');
+        }
+        return line.ToString();
+    }
 
     /// <summary>Prints one error line and returns the exit code for <paramref name="error"/>.</summary>
     public int Fail(Exception error, bool fsckCodes)

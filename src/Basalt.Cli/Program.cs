@@ -5,6 +5,7 @@
 // commands exit 0 (ok), 1 (a failure the user can act on) or 8 (operational error).
 using System.CommandLine;
 using System.CommandLine.Help;
+using System.CommandLine.Parsing;
 using Basalt.Fsck;
 
 namespace Basalt.Cli;
@@ -52,6 +53,14 @@ public static class Program
         cli.CommandName = parse.CommandResult.Command is RootCommand ? "basalt" : CommandPath(parse.CommandResult.Command, root);
         try
         {
+            if (parse.Action is not HelpAction && UsageProblem(parse, root) is { } problem)
+            {
+                var line = $"{problem}; see '{cli.CommandName} --help'";
+                stderr.WriteLine($"{cli.CommandName}: {line}");
+                if (cli.Json)
+                    JsonOutput.Write(stdout, new ErrorJson(line, CliExitCodes.Usage));
+                return CliExitCodes.Usage;
+            }
             if (parse.Action is not HelpAction && parse.Errors.Count > 0)
             {
                 // A misspelt command or option explains more than what it caused to be missing.
@@ -91,6 +100,30 @@ public static class Program
         yield return FsckCommand.Create(cli);
         yield return DebugCommand.Create(cli);
         yield return DemoCommand.Create(cli);
+    }
+
+    /// <summary>
+    /// What the parser gets wrong for a new user: an unknown option is taken as the IMAGE argument
+    /// (the error then names the real image), and a misspelt command is one of several errors.
+    /// </summary>
+    private static string? UsageProblem(ParseResult parse, RootCommand root)
+    {
+        if (parse.CommandResult.Command is RootCommand && parse.UnmatchedTokens.Count > 0 &&
+            parse.Tokens.FirstOrDefault() is { Type: TokenType.Argument } first && !first.Value.StartsWith('-'))
+        {
+            return $"unknown command '{first.Value}' (commands: {string.Join(", ", root.Subcommands.Select(c => c.Name))})";
+        }
+        foreach (var token in parse.Tokens)
+        {
+            // "--", a lone "-" and negative numbers (--seed -1) are arguments; anything else that
+            // starts with '-' and was not matched as an option is a misspelt option.
+            if (token.Type == TokenType.Argument && token.Value.Length > 1 && token.Value[0] == '-' && token.Value != "--" &&
+                !double.TryParse(token.Value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out _))
+            {
+                return $"unknown option '{token.Value}'";
+            }
+        }
+        return null;
     }
 
     private static string CommandPath(Command command, RootCommand root)

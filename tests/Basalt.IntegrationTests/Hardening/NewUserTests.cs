@@ -1,0 +1,76 @@
+// The CLI as a new user meets it: help everywhere, typos in commands and options, a missing
+// --size, a bad btree name, an image another process holds. Every refusal is one line naming
+// what was wrong, with the documented exit code.
+using Basalt.IntegrationTests.Cli;
+using Basalt.TestKit;
+
+namespace Basalt.IntegrationTests.Hardening;
+
+public sealed class NewUserTests
+{
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("format", "--help")]
+    [InlineData("show-super", "--help")]
+    [InlineData("list", "--help")]
+    [InlineData("fsck", "--help")]
+    [InlineData("debug", "--help")]
+    [InlineData("debug", "corrupt", "--help")]
+    [InlineData("demo", "--help")]
+    public void Help_prints_usage_and_exits_0(params string[] args)
+    {
+        var r = CliRunner.Succeeds(args);
+        Assert.Contains("Usage:", r.Out, StringComparison.Ordinal);
+        Assert.Contains("basalt", r.Out, StringComparison.Ordinal);
+        Assert.Equal("", r.Err);
+    }
+
+    [Fact]
+    public void A_misspelt_command_is_named_with_the_known_ones()
+    {
+        var r = CliRunner.Fails(16, ["fsk", "fs.img"], "unknown command 'fsk'", "fsck", "see 'basalt --help'");
+        Assert.DoesNotContain("more", r.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unknown_option_is_named_not_the_image_after_it()
+    {
+        using var dir = new TempDirectory();
+        var image = CliImages.Formatted(dir);
+        var r = CliRunner.Fails(16, ["fsck", "--bogus", image], "unknown option '--bogus'", "basalt fsck --help");
+        Assert.DoesNotContain(image, r.Err, StringComparison.Ordinal);
+        CliRunner.Fails(16, ["list", image, "--btree", "test", "--levle", "1"], "unknown option '--levle'");
+        CliRunner.Fails(16, ["fsck", "--bogus"], "unknown option '--bogus'");
+    }
+
+    [Fact]
+    public void Negative_numbers_are_values_not_options()
+    {
+        using var dir = new TempDirectory();
+        // --start -5 reaches the position parser (a bad position), not the unknown-option check.
+        CliRunner.Fails(16, ["list", CliImages.Formatted(dir), "--btree", "test", "--start", "-5"], "--start '-5' is not a position");
+    }
+
+    [Fact]
+    public void A_choice_error_lists_the_choices_on_one_line()
+    {
+        using var dir = new TempDirectory();
+        var r = CliRunner.Fails(16, ["debug", "corrupt", CliImages.Formatted(dir), "--target", "nope"], "'node', 'bset', 'key', 'superblock'");
+        Assert.DoesNotContain(":;", r.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Format_of_a_missing_file_without_size_says_to_give_one()
+    {
+        using var dir = new TempDirectory();
+        CliRunner.Fails(16, ["format", dir.File("new.img")], "does not exist", "--size");
+        Assert.False(File.Exists(dir.File("new.img")));
+    }
+
+    [Fact]
+    public void List_with_a_bad_btree_names_the_known_ones()
+    {
+        using var dir = new TempDirectory();
+        CliRunner.Fails(16, ["list", CliImages.Formatted(dir), "--btree", "nope"], "'nope' is not a btree", "test");
+    }
+}
