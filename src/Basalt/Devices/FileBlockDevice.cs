@@ -321,7 +321,10 @@ public sealed class FileBlockDevice : IBlockDevice
                     if (errno != LibC.EAgain)
                         ThrowErrno(path, "lock (flock)", 0, 0);
                     var pid = HolderPid(handle, readOnly);
-                    ThrowInUse(path, pid, holderReadOnly: !readOnly);
+                    // A refused exclusive lock says nothing about the holder's: it is a reader
+                    // only when a shared lock is granted (released when the caller closes the handle).
+                    var holderReadOnly = !readOnly && LibC.FileLock(handle, LibC.LockSh | LibC.LockNb) == 0;
+                    ThrowInUse(path, pid, holderReadOnly);
                 }
                 if (!SetRecordLock(handle, readOnly))
                 {

@@ -73,4 +73,26 @@ public sealed class NewUserTests
         using var dir = new TempDirectory();
         CliRunner.Fails(16, ["list", CliImages.Formatted(dir), "--btree", "nope"], "'nope' is not a btree", "test");
     }
+
+    [Fact]
+    public void An_image_another_process_writes_is_refused_and_says_so()
+    {
+        using var dir = new TempDirectory();
+        var image = CliImages.Formatted(dir);
+        // .NET takes flock(LOCK_EX) for FileShare.None: a writer outside the device's lock registry.
+        using (new FileStream(image, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+        {
+            var writer = CliRunner.Fails(8, ["fsck", "-y", image], "in use");
+            Assert.DoesNotContain("read-only", writer.Err, StringComparison.Ordinal);
+            CliRunner.Fails(8, ["fsck", "-n", image], "in use");
+            CliRunner.Fails(1, ["show-super", image], "in use");
+            CliRunner.Fails(1, ["list", image, "--btree", "test"], "in use");
+        }
+        // A reader (flock LOCK_SH) lets checks run, and a writer is told the holder only reads.
+        using (new FileStream(image, FileMode.Open, FileAccess.Read, FileShare.Read))
+        {
+            CliRunner.Succeeds("fsck", "-n", image);
+            CliRunner.Fails(8, ["fsck", "-y", image], "in use", "opened read-only by the holder");
+        }
+    }
 }
