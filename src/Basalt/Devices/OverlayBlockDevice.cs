@@ -42,7 +42,10 @@ public sealed class OverlayBlockDevice : IBlockDevice
         _spillDirectory = spillDirectory ?? Path.GetTempPath();
     }
 
-    public string Name => _base.Name + " (overlay)";
+    /// <summary>The name errors and reports use; default "BASE (overlay)". A read-only mount shows the image's own name.</summary>
+    public string? DisplayName { get; init; }
+
+    public string Name => DisplayName ?? _base.Name + " (overlay)";
     public long Size => _base.Size;
     public bool IsReadOnly => false;
     public IBlockDevice Base => _base;

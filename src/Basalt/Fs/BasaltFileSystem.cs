@@ -124,7 +124,8 @@ public sealed partial class BasaltFileSystem : IDisposable
         if (!options.ReadOnly)
             return new BasaltFileSystem(device, null, SuperblockIo.Read(device), options);
         // Read-only: whatever the engine writes stays in an overlay the filesystem owns.
-        var overlay = new OverlayBlockDevice(device, ownsBase: false);
+        // Errors name the image the user gave, not the overlay.
+        var overlay = new OverlayBlockDevice(device, ownsBase: false) { DisplayName = device.Name };
         try
         {
             return new BasaltFileSystem(overlay, overlay, SuperblockIo.Read(overlay), options);
@@ -144,7 +145,7 @@ public sealed partial class BasaltFileSystem : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         var file = FileBlockDevice.Open(path, readOnly: options.ReadOnly);
-        IBlockDevice device = options.ReadOnly ? new OverlayBlockDevice(file, ownsBase: true) : file;
+        IBlockDevice device = options.ReadOnly ? new OverlayBlockDevice(file, ownsBase: true) { DisplayName = file.Name } : file;
         try
         {
             return new BasaltFileSystem(device, device, SuperblockIo.Read(device), options);

@@ -95,4 +95,16 @@ public sealed class NewUserTests
             CliRunner.Fails(8, ["fsck", "-y", image], "in use", "opened read-only by the holder");
         }
     }
+
+    [Fact]
+    public void Read_only_commands_name_the_image_not_an_overlay()
+    {
+        using var dir = new TempDirectory();
+        var junk = dir.File("junk.img");
+        File.WriteAllBytes(junk, new byte[1 << 20]);
+        var r = CliRunner.Fails(1, ["list", junk, "--btree", "test"], "not a Basalt filesystem");
+        Assert.DoesNotContain("overlay", r.Err, StringComparison.Ordinal);
+        var list = CliRunner.Succeeds("list", CliImages.WithKeys(dir, 10), "--btree", "test", "--json");
+        Assert.DoesNotContain("overlay", list.Out, StringComparison.Ordinal);
+    }
 }
