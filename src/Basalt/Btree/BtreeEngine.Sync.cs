@@ -194,7 +194,10 @@ public sealed partial class BtreeEngine
 
     private void WriteAndCommit(List<NodeImage>[] levels, IReadOnlyList<BtreeRoot> roots)
     {
-        var options = new BsetWriteOptions(_geometry.BlockSize, _geometry.ChecksumType, _geometry.Version, JournalSeq: 0);
+        // Bsets carry the format this build writes: a superblock may name a newer version (its
+        // version_min lets this build mount it), and a bset stamped with that would be unreadable here.
+        var version = Math.Min(_geometry.Version, FormatVersion.Current);
+        var options = new BsetWriteOptions(_geometry.BlockSize, _geometry.ChecksumType, (ushort)version, JournalSeq: 0);
         var buffer = ArrayPool<byte>.Shared.Rent(_geometry.NodeSize);
         try
         {
