@@ -148,13 +148,18 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
                 $"fsck -n findings differ from fsck -y findings:\n-n:\n  {string.Join("\n  ", found)}\n-y:\n  {string.Join("\n  ", repaired)}");
 
             var again = Check(["fsck", "-n", "--json", image], isFsck: true);
+            // The one exception to "clean after -y": findings whose catalogue policy is never
+            // (sb_member_invalid, btree_node_unsupported_version) have no repair, so they may stay;
+            // then the second run may report those and nothing else.
             var unrepairable = Policies(repair).Contains("never");
             if (!unrepairable)
                 Assert.True(again.ExitCode == 0, $"second fsck -n after fsck -y (exit {repair.ExitCode}) is not clean:\n{again}\nfirst -y:\n{repair.Out}");
+            else
+                Assert.True(again.ExitCode is 0 or 4 && Policies(again).All(p => p == "never"), $"after fsck -y, more than the unrepairable findings remain:\n{again}");
 
             var list = Check(["list", image, "--btree", "test", "--json"], isFsck: false);
             Assert.True(list.ExitCode == 0, $"list after fsck -y failed: {Show(list)}");
-            AssertOnlyWrittenKeys(list, damage.ForgesOneKey ? 1 : 0);
+            AssertOnlyWrittenKeys(list, damage.ForgedKeys);
             AssertMemory(memoryBefore);
         }
         finally
