@@ -81,14 +81,16 @@ internal static class FormatCommand
         if (size is { } s && s % IBlockDevice.SectorSize != 0)
             CliContext.Usage($"--size {s} is not a multiple of {IBlockDevice.SectorSize} bytes");
 
+        // Refuse a geometry that cannot work before creating or resizing anything.
+        if (size is { } requested)
+            SuperblockGeometry.Compute(path, requested, options);
+
         IBlockDevice device;
         var created = false;
         if (!File.Exists(path))
         {
             if (size is null)
                 CliContext.Usage($"{path} does not exist; give --size to create it");
-            // Refuse a geometry that cannot work before leaving a file behind.
-            SuperblockGeometry.Compute(path, size.Value, options);
             device = FileBlockDevice.Create(path, size.Value);
             created = true;
         }
