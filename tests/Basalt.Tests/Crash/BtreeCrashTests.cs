@@ -30,10 +30,9 @@ public sealed class BtreeCrashTests(ITestOutputHelper output)
         Assert.True(result.KHistogram.Count > recording.Syncs.Count / 2, "recovered states span many transactions");
     }
 
-    [Theory(Skip = "btree engine bug, open: Merge deletes the lower sibling's pointer first; when that delete " +
-        "restructures the parent by a split, the cut can fall between the lower and upper pointers, and the " +
-        "delete then leaves the left half with a max key no child pointer covers (TopologyError 'no child " +
-        "pointer covers the position' on a later descent). Un-skip when fixed.")]
+    // Seeds whose workload once broke a merge: deleting the lower sibling's pointer restructured
+    // the parent by a split that cut between the two pointers, leaving a range no pointer covered.
+    [Theory]
     [InlineData(75)]
     [InlineData(170)]
     [InlineData(258)]
