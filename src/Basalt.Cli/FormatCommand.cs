@@ -81,12 +81,18 @@ internal static class FormatCommand
         if (size is { } s && s % IBlockDevice.SectorSize != 0)
             CliContext.Usage($"--size {s} is not a multiple of {IBlockDevice.SectorSize} bytes");
 
+        // Refuse a geometry that cannot work before creating or resizing anything.
+        if (size is { } requested)
+            SuperblockGeometry.Compute(path, requested, options);
+
         IBlockDevice device;
+        var created = false;
         if (!File.Exists(path))
         {
             if (size is null)
                 CliContext.Usage($"{path} does not exist; give --size to create it");
             device = FileBlockDevice.Create(path, size.Value);
+            created = true;
         }
         else
         {
@@ -107,7 +113,7 @@ internal static class FormatCommand
                 : FileBlockDevice.Open(path, readOnly: false);
         }
 
-        using (device)
+        try
         {
             using var fs = BasaltFileSystem.Format(device, options);
             var sb = fs.Superblock;
@@ -117,6 +123,16 @@ internal static class FormatCommand
                 $"block size {sb.BlockSize}, btree node size {sb.NodeSize}, bucket size {sb.BucketSize}, " +
                 $"{sb.Member.Nbuckets} buckets, node area {SuperblockText.Size(sb.NodeAreaLength)} at byte {sb.NodeAreaOffset}, " +
                 $"superblock copies at {string.Join(", ", sb.CopyOffsets)}"));
+        }
+        catch when (created)
+        {
+            // Unlinking an open file is fine on Linux; finally closes it.
+            File.Delete(path);
+            throw;
+        }
+        finally
+        {
+            device.Dispose();
         }
         return CliExitCodes.Ok;
     }

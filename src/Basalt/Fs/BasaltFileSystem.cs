@@ -31,12 +31,21 @@ public sealed class MountOptions
 
     /// <summary>Engine tuning (node cache budget, checks); defaults when null.</summary>
     public BtreeEngineOptions? Engine { get; init; }
+
+    /// <summary>
+    /// Route every write through a <see cref="WriteOnceCheckingDevice"/> that fails any write below a
+    /// live node's sectors_written. Off by default; on when the environment sets
+    /// BASALT_CHECK_WRITE_ONCE=1, as the test suites do, so every test that mounts proves the
+    /// append-only rule.
+    /// </summary>
+    public bool CheckWriteOnce { get; init; } = Environment.GetEnvironmentVariable("BASALT_CHECK_WRITE_ONCE") == "1";
 }
 
 public sealed partial class BasaltFileSystem : IDisposable
 {
     private readonly IBlockDevice _device;
     private readonly IBlockDevice? _ownedDevice;
+    private readonly WriteOnceCheckingDevice? _writeOnceChecker;
     private readonly Lock _superblockLock = new();
     private readonly BtreeEngine _engine;
     private Superblock _superblock;
@@ -55,12 +64,23 @@ public sealed partial class BasaltFileSystem : IDisposable
         SuperblockRead = read;
         ReadOnly = options.ReadOnly;
         Geometry = GeometryOf(read.Superblock);
-        _engine = BtreeEngine.Open(device, Geometry, read.Superblock.Roots, options.Engine ?? new BtreeEngineOptions(),
+        var engineOptions = options.Engine ?? new BtreeEngineOptions();
+        if (options.CheckWriteOnce && engineOptions.NodeSpaceObserver is null)
+        {
+            var checker = new WriteOnceCheckingDevice(device);
+            _writeOnceChecker = checker;
+            _device = checker;
+            engineOptions = engineOptions with { NodeSpaceObserver = checker };
+        }
+        _engine = BtreeEngine.Open(_device, Geometry, read.Superblock.Roots, engineOptions,
             new SuperblockRootCommitter(this));
     }
 
     /// <summary>The device the filesystem reads and writes (an overlay for read-only mounts by path).</summary>
     public IBlockDevice Device => _device;
+
+    /// <summary>The write-once checker every write goes through, when <see cref="MountOptions.CheckWriteOnce"/> is on.</summary>
+    internal WriteOnceCheckingDevice? WriteOnceChecker => _writeOnceChecker;
 
     /// <summary>The superblock as last read or written.</summary>
     public Superblock Superblock

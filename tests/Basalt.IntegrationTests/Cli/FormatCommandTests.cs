@@ -88,6 +88,7 @@ public sealed class FormatCommandTests
         Assert.True(r.ExitCode is 1 or 16, r.ToString());
         Assert.Single(r.ErrLines);
         Assert.Contains("block size", r.Err, StringComparison.Ordinal);
+        Assert.False(File.Exists(dir.File("g.img")), "a refused format left the new file behind");
     }
 
     [Fact]
@@ -95,6 +96,7 @@ public sealed class FormatCommandTests
     {
         using var dir = new TempDirectory("cli-format");
         CliRunner.Fails(1, ["format", "--size", "64K", dir.File("tiny.img")], "at least");
+        Assert.False(File.Exists(dir.File("tiny.img")));
     }
 
     [Fact]

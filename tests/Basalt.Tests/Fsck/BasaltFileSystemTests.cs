@@ -34,6 +34,25 @@ public sealed class BasaltFileSystemTests
     }
 
     [Fact]
+    public void Test_mounts_route_writes_through_the_write_once_checker()
+    {
+        using var device = new MemoryBlockDevice(8 * 1024 * 1024, "mem.img");
+        using var fs = BasaltFileSystem.Format(device, FsckTestImages.SmallGeometry);
+        var checker = fs.WriteOnceChecker;
+        Assert.NotNull(checker);
+        for (var i = 0; i < 2000; i++)
+            fs.Btrees[BtreeId.Test].Insert(new Bpos(1, (ulong)i), [(byte)i]);
+        fs.Sync();
+        Assert.True(checker.LiveSlots > 1, $"{checker.LiveSlots} live slots tracked");
+        Assert.True(checker.CheckedWrites > 0);
+
+        // A write below a live node's written prefix is refused.
+        var slot = fs.Btrees[BtreeId.Test].Root!.Ptr.Ptrs[0].OffsetBytes;
+        var ex = Assert.Throws<BasaltException>(() => fs.Device.Write(slot, new byte[512]));
+        Assert.Equal(ErrorCode.WriteOnceViolation, ex.Code);
+    }
+
+    [Fact]
     public void Read_only_mount_never_writes_the_device()
     {
         using var device = FsckTestImages.WithKeys(300);
