@@ -77,7 +77,7 @@ public sealed class KeyRun
     internal bool HasIndex => !_index.IsEmpty;
 
     /// <summary>LowerBound through the prefix index (HasIndex must be true).</summary>
-    internal int IndexLowerBound(Bpos pos) => _index.LowerBound(_entries, pos);
+    internal int IndexLowerBound(Bpos pos, bool prefetchValue) => _index.LowerBound(_entries, pos, prefetchValue ? _arena : null);
 }
 
 /// <summary>Builds a KeyRun by appending keys in ascending order.</summary>

@@ -41,6 +41,12 @@ internal readonly struct KeyRunIndex
 
     private const int CacheLine = 64;
 
+    /// <summary>Bytes fetched past the start of the window's last value (it may be the answer).</summary>
+    private const int ValueLookahead = 2 * CacheLine;
+
+    /// <summary>Largest value range a lookup prefetches.</summary>
+    private const int ValuePrefetchLimit = 32 * CacheLine;
+
     /// <summary>All levels, top first, each padded with ulong.MaxValue to whole segments; null: no index.</summary>
     private readonly ulong[]? _prefixes;
     private readonly LevelStarts _starts;
@@ -49,6 +55,13 @@ internal readonly struct KeyRunIndex
     private readonly int _shift;
     private readonly Bpos _first;
     private readonly Bpos _last;
+
+    /// <summary>
+    /// Arena offset of the value of every sampled entry, plus the arena end, when values are stored
+    /// in key order (runs built by KeyRunBuilder); else null. Lets a point lookup fetch the values
+    /// of its window while it is still searching for the key.
+    /// </summary>
+    private readonly int[]? _valueStarts;
 
     /// <summary>The smallest and largest positions whose leading _shift bits are the run's common ones.</summary>
     private readonly Bpos _low;
@@ -106,6 +119,21 @@ internal readonly struct KeyRunIndex
             level[sizes[k]..].Fill(ulong.MaxValue);
         }
         _prefixes = prefixes;
+        _valueStarts = ValueStarts(entries, count, samples);
+    }
+
+    private static int[]? ValueStarts(KeyEntry[] entries, int count, int samples)
+    {
+        for (var i = 1; i < count; i++)
+        {
+            if (entries[i].ValueOffset < entries[i - 1].ValueOffset + entries[i - 1].ValueLength)
+                return null;
+        }
+        var starts = new int[samples + 1];
+        for (var j = 0; j < samples; j++)
+            starts[j] = entries[j * Fanout].ValueOffset;
+        starts[samples] = entries[count - 1].ValueOffset + entries[count - 1].ValueLength;
+        return starts;
     }
 
     /// <summary>The index of a run, or an empty one (IsEmpty) when the run is too short to need one.</summary>
@@ -116,8 +144,12 @@ internal readonly struct KeyRunIndex
     /// <summary>Bytes of the prefix array.</summary>
     public long Bytes => (_prefixes?.Length ?? 0) * (long)sizeof(ulong);
 
-    /// <summary>Index of the first entry with Pos &gt;= pos (Count if none). <paramref name="entries"/> is the indexed run.</summary>
-    public int LowerBound(KeyEntry[] entries, Bpos pos)
+    /// <summary>
+    /// Index of the first entry with Pos &gt;= pos (Count if none). <paramref name="entries"/> is the
+    /// indexed run; a non-null <paramref name="arena"/> (its value arena) also prefetches the values
+    /// the answer may have, for a lookup that is about to read one.
+    /// </summary>
+    public int LowerBound(KeyEntry[] entries, Bpos pos, byte[]? arena = null)
     {
         if (pos.CompareTo(_first) <= 0)
             return 0;
@@ -130,11 +162,31 @@ internal readonly struct KeyRunIndex
         var lo = j == 0 ? 0 : ((j - 1) * Fanout) + 1;
         var hi = Math.Min(j * Fanout, _count);
         PrefetchWindow(entries, lo, hi);
+        if (arena is not null && _valueStarts is { } starts)
+            PrefetchValues(arena, starts, j);
         var i = BinarySearch(entries, lo, hi, pos);
         if (i < hi || hi == _count || entries[hi].Key.Pos.CompareTo(pos) >= 0)
             return i;
         // Equal prefixes past the window (keys that differ only below the prefix window).
         return BinarySearch(entries, hi + 1, _count, pos);
+    }
+
+    /// <summary>Values of the window's entries: from sample j - 1's value to just past sample j's start.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void PrefetchValues(byte[] arena, int[] starts, int j)
+    {
+        if (!Sse.IsSupported || (uint)j >= (uint)starts.Length)
+            return;
+        var from = j == 0 ? 0 : starts[j - 1];
+        var to = Math.Min(starts[j] + ValueLookahead, arena.Length);
+        // Windows of large values are not worth it: their copy dominates the lookup anyway.
+        if (from >= to || to - from > ValuePrefetchLimit)
+            return;
+        var start = (byte*)Unsafe.AsPointer(ref arena[from]);
+        var end = start + (to - from);
+        for (var line = start; line < end; line += CacheLine)
+            Sse.Prefetch0(line);
+        Sse.Prefetch0(end - 1);
     }
 
     private static int BinarySearch(KeyEntry[] entries, int lo, int hi, Bpos pos)

@@ -35,10 +35,13 @@ internal readonly struct RunView
     }
 
     /// <summary>Index of the first entry with Pos &gt;= pos (Count if none).</summary>
-    public int LowerBound(Bpos pos)
+    public int LowerBound(Bpos pos) => LowerBound(pos, prefetchValue: false);
+
+    /// <summary>LowerBound; <paramref name="prefetchValue"/>: the caller is about to read the value found.</summary>
+    private int LowerBound(Bpos pos, bool prefetchValue)
     {
         if (_indexed is { } run)
-            return run.IndexLowerBound(pos);
+            return run.IndexLowerBound(pos, prefetchValue);
         var entries = Entries;
         int lo = 0, hi = Count;
         while (lo < hi)
@@ -54,9 +57,9 @@ internal readonly struct RunView
 
     /// <summary>Index of the entry at exactly pos, or -1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int Find(Bpos pos)
+    public int Find(Bpos pos, bool prefetchValue = false)
     {
-        var i = LowerBound(pos);
+        var i = LowerBound(pos, prefetchValue);
         return i < Count && Entries[i].Key.Pos == pos ? i : -1;
     }
 }
