@@ -1,23 +1,26 @@
 // KeyRunIndex: the in-memory search structure of an immutable KeyRun (never on disk; bcachefs
-// builds one per written bset, digest §3.9). Point lookups on a warm cache are bound by cache
-// misses, and a plain binary search over 40-byte entries misses on nearly every probe. The index
-// keeps a compact 64-bit prefix of every key and searches those instead:
+// builds one per written bset, digest §3.9). Point lookups on a warm cache are bound by memory
+// latency: a binary search over 40-byte entries waits for a cache miss on nearly every probe. The
+// index searches compact key prefixes instead and waits for the entries once:
 //
 //   - Prefix: the run's keys (all but the first and last, which in an interior node are often far
 //     away, like Bpos.Max) share the leading bits of the 160-bit Bpos (inode, offset, snapshot)
 //     where the second and the second-to-last key agree. The prefix of a position with those
-//     leading bits is the next 64 bits; a position below (above) them gets 0 (ulong.MaxValue). So the
-//     prefix is monotone (k1 <= k2 implies p(k1) <= p(k2)) and usually distinct per key; equal
-//     prefixes are resolved by comparing the full keys.
-//   - Layout: level 0 holds every key's prefix in key order; level k + 1 holds every Fanout-th
+//     leading bits is the next 64 bits; a position below (above) them gets 0 (ulong.MaxValue). So
+//     the prefix is monotone (k1 <= k2 implies p(k1) <= p(k2)) and usually distinct per key.
+//   - Samples: level 0 holds the prefix of every Fanout-th key; level k + 1 holds every Fanout-th
 //     element of level k; the top level has at most Fanout elements. All levels share one array,
-//     top first, so a search follows no references beyond the run's own fields and that array. A search counts the elements
-//     below the target in one Fanout-wide segment per level (128 bytes, one or two vector
-//     compares), so it touches about two cache lines per level — three levels for a full 256 KiB
-//     leaf — where a binary search touches one line per probe.
+//     top first, so a search follows no reference beyond the run's own fields and that array. A
+//     search counts the elements below the target in one Fanout-wide segment per level (128 bytes,
+//     two vector compares): two levels for a full 256 KiB leaf, mostly in cache.
+//   - Window: the samples bound the answer to Fanout entries. Their cache lines are prefetched
+//     together, then a binary search over the full keys finds it (so equal prefixes are handled
+//     exactly), waiting for memory once. When the run's values are in key order (every run built
+//     by KeyRunBuilder), the array also keeps each sample's value offset and a point lookup
+//     prefetches the window's values in the same round trip.
 //
-// The index is a struct held inline by its KeyRun; it is built once with the run and never changes; it is read under the engine's read lock
-// by any number of threads.
+// The index is a struct held inline by its KeyRun, built once with the run and never changed; it is
+// read under the engine's read lock by any number of threads. It costs about 0.75 byte per key.
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -31,7 +34,7 @@ namespace Basalt.Btree;
 internal readonly struct KeyRunIndex
 {
     /// <summary>Elements per segment: a level-k+1 element samples every Fanout-th level-k element.</summary>
-    public const int Fanout = 8;
+    public const int Fanout = 16;
 
     /// <summary>Runs shorter than this are binary searched directly (a few probes, little to gain).</summary>
     public const int MinimumCount = 64;
@@ -57,11 +60,13 @@ internal readonly struct KeyRunIndex
     private readonly Bpos _last;
 
     /// <summary>
-    /// Arena offset of the value of every sampled entry, plus the arena end, when values are stored
-    /// in key order (runs built by KeyRunBuilder); else null. Lets a point lookup fetch the values
-    /// of its window while it is still searching for the key.
+    /// Where (in _prefixes, as 32-bit ints after the levels) the arena offset of the value of every
+    /// sampled entry is kept, plus the end of the last value, when values are stored in key order
+    /// (runs built by KeyRunBuilder); -1 otherwise. Lets a point lookup fetch the values of its
+    /// window while it is still searching for the key. Sharing the array keeps a node read's
+    /// allocations to the run and one index array.
     /// </summary>
-    private readonly int[]? _valueStarts;
+    private readonly int _valueStartsAt;
 
     /// <summary>The smallest and largest positions whose leading _shift bits are the run's common ones.</summary>
     private readonly Bpos _low;
@@ -98,7 +103,9 @@ internal readonly struct KeyRunIndex
             n = (n + Fanout - 1) / Fanout;
         }
         _levels = levels;
-        var prefixes = new ulong[total];
+        var ordered = ValuesInKeyOrder(entries, count);
+        _valueStartsAt = ordered ? total : -1;
+        var prefixes = new ulong[ordered ? total + ((samples + 2) / 2) : total];
         // Top level first: level k starts after the padded sizes of the levels above it.
         var at = 0;
         for (var k = levels - 1; k >= 0; k--)
@@ -118,22 +125,24 @@ internal readonly struct KeyRunIndex
                 level[i] = below[i * Fanout];
             level[sizes[k]..].Fill(ulong.MaxValue);
         }
+        if (ordered)
+        {
+            var starts = MemoryMarshal.Cast<ulong, int>(prefixes.AsSpan(total));
+            for (var j = 0; j < samples; j++)
+                starts[j] = entries[j * Fanout].ValueOffset;
+            starts[samples] = entries[count - 1].ValueOffset + entries[count - 1].ValueLength;
+        }
         _prefixes = prefixes;
-        _valueStarts = ValueStarts(entries, count, samples);
     }
 
-    private static int[]? ValueStarts(KeyEntry[] entries, int count, int samples)
+    private static bool ValuesInKeyOrder(KeyEntry[] entries, int count)
     {
         for (var i = 1; i < count; i++)
         {
             if (entries[i].ValueOffset < entries[i - 1].ValueOffset + entries[i - 1].ValueLength)
-                return null;
+                return false;
         }
-        var starts = new int[samples + 1];
-        for (var j = 0; j < samples; j++)
-            starts[j] = entries[j * Fanout].ValueOffset;
-        starts[samples] = entries[count - 1].ValueOffset + entries[count - 1].ValueLength;
-        return starts;
+        return true;
     }
 
     /// <summary>The index of a run, or an empty one (IsEmpty) when the run is too short to need one.</summary>
@@ -155,6 +164,7 @@ internal readonly struct KeyRunIndex
             return 0;
         if (pos.CompareTo(_last) > 0)
             return _count;
+        var prefixes = _prefixes!;
         // Sample j - 1 (entry (j - 1) * Fanout) has a prefix below pos's, so it is below pos; sample j
         // has a prefix >= pos's, so the answer is in the window up to entry j * Fanout unless
         // prefixes tie, which the check after the window search catches.
@@ -162,8 +172,8 @@ internal readonly struct KeyRunIndex
         var lo = j == 0 ? 0 : ((j - 1) * Fanout) + 1;
         var hi = Math.Min(j * Fanout, _count);
         PrefetchWindow(entries, lo, hi);
-        if (arena is not null && _valueStarts is { } starts)
-            PrefetchValues(arena, starts, j);
+        if (arena is not null && _valueStartsAt >= 0)
+            PrefetchValues(arena, MemoryMarshal.Cast<ulong, int>(prefixes.AsSpan(_valueStartsAt)), j);
         var i = BinarySearch(entries, lo, hi, pos);
         if (i < hi || hi == _count || entries[hi].Key.Pos.CompareTo(pos) >= 0)
             return i;
@@ -173,7 +183,7 @@ internal readonly struct KeyRunIndex
 
     /// <summary>Values of the window's entries: from sample j - 1's value to just past sample j's start.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void PrefetchValues(byte[] arena, int[] starts, int j)
+    private static unsafe void PrefetchValues(byte[] arena, ReadOnlySpan<int> starts, int j)
     {
         if (!Sse.IsSupported || (uint)j >= (uint)starts.Length)
             return;
@@ -244,13 +254,19 @@ internal readonly struct KeyRunIndex
             ThrowCorrupt();
         ref var at = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(prefixes), start);
         if (Vector512.IsHardwareAccelerated)
-            return BitOperations.PopCount(Vector512.LessThan(Vector512.LoadUnsafe(ref at), Vector512.Create(p)).ExtractMostSignificantBits());
+        {
+            var target = Vector512.Create(p);
+            var lo = Vector512.LessThan(Vector512.LoadUnsafe(ref at), target).ExtractMostSignificantBits();
+            var hi = Vector512.LessThan(Vector512.LoadUnsafe(ref at, 8), target).ExtractMostSignificantBits();
+            return BitOperations.PopCount(lo | (hi << 8));
+        }
         if (Vector256.IsHardwareAccelerated)
         {
             var target = Vector256.Create(p);
-            var lo = Vector256.LessThan(Vector256.LoadUnsafe(ref at), target).ExtractMostSignificantBits();
-            var hi = Vector256.LessThan(Vector256.LoadUnsafe(ref at, 4), target).ExtractMostSignificantBits();
-            return BitOperations.PopCount(lo | (hi << 4));
+            var mask = 0u;
+            for (nuint v = 0; v < Fanout / 4; v++)
+                mask |= Vector256.LessThan(Vector256.LoadUnsafe(ref at, v * 4), target).ExtractMostSignificantBits() << (int)(v * 4);
+            return BitOperations.PopCount(mask);
         }
         var n = 0;
         for (var i = 0; i < Fanout; i++)
