@@ -59,7 +59,7 @@ public sealed partial class BtreeEngine
                 return FindResult.Empty;
             if (level > root.Level)
                 return FindResult.NoSuchLevel;
-            miss = new NodeMiss(tree, null, root.Level, Bpos.Max, root.Ptr.ToBytes());
+            miss = new NodeMiss(tree, null, root.Level, Bpos.Max, RootReadPtr(root.Ptr).ToBytes());
             return FindResult.Miss;
         }
         if (level > n.Level)
@@ -74,6 +74,7 @@ public sealed partial class BtreeEngine
             if (run.Entries[i].Key.Type != KeyType.BtreePtr || !PtrFields.IsWellFormed(value))
                 ThrowTopology(n, pos, $"key {run.Entries[i].Key.ToText()} is not a btree pointer");
             var offset = PtrFields.OffsetBytes(value);
+            EvictIfRangeMoved(offset, value, run.Entries[i].Key.Pos);
             if (!_cache.TryGetValue(offset, out var child) || child.Seq != PtrFields.Seq(value) || child.Level != n.Level - 1)
             {
                 miss = new NodeMiss(tree, n, (byte)(n.Level - 1), run.Entries[i].Key.Pos, value.ToArray());

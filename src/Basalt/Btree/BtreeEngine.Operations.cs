@@ -229,7 +229,7 @@ public sealed partial class BtreeEngine
                     _structureDepth++;
                     try
                     {
-                        Replace(tree, node, node.CollectLive(), countAsCompaction: false);
+                        RewriteOverPointerRange(tree, level, pos, node);
                     }
                     finally
                     {

@@ -119,6 +119,11 @@ public sealed partial class BtreeEngine
     {
         if (node.InFlight is not null)
             throw new InvalidOperationException($"{node.ToText()}: captured twice in one sync");
+        if (IsOrphaned(node))
+        {
+            FreeNode(node);
+            return null;
+        }
         node.IsDirty = false;
         node.Version++;
         _dirty.Remove(node);
@@ -193,7 +198,8 @@ public sealed partial class BtreeEngine
         var buffer = ArrayPool<byte>.Shared.Rent(_geometry.NodeSize);
         try
         {
-            foreach (var level in levels)
+            if (_options.DebugFaults.WriteParentBeforeChildren) _committer.CommitRoots(roots);
+            foreach (var level in _options.DebugFaults.WriteParentBeforeChildren ? Enumerable.Reverse(levels) : levels)
             {
                 if (level.Count == 0)
                     continue;
@@ -212,7 +218,7 @@ public sealed partial class BtreeEngine
                     Interlocked.Increment(ref _nodeWrites);
                     Interlocked.Add(ref _nodeBytesWritten, image.Bytes);
                 }
-                _device.Flush();
+                if (!_options.DebugFaults.SkipLevelFlush) _device.Flush();
             }
             _committer.CommitRoots(roots);
         }

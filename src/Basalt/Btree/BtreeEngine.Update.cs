@@ -204,6 +204,7 @@ public sealed partial class BtreeEngine
     {
         miss = default;
         var cap = (long)NodeCapacity;
+        var compactedParent = false;
         while (tree.RootNode is { } root && level < root.Level)
         {
             var r = FindNode(tree, level, pos, out var node, out miss);
@@ -225,8 +226,19 @@ public sealed partial class BtreeEngine
                 BtreeNodeWriter.FirstRecordSize(combined, _geometry.BlockSize) > _geometry.NodeSize ||
                 !HasMergeReserve(tree))
                 break;
+            if (!ParentAbsorbsMerge(parent))
+            {
+                // Compact the parent first (a fresh node has room for both edits); a parent that
+                // would split instead is left alone and the merge waits.
+                if (compactedParent || parent.LiveBytes * 3 > cap * 2 || !HasReserve(tree))
+                    break;
+                Restructure(tree, parent, parent.LiveBytes);
+                compactedParent = true;
+                continue;
+            }
             var (lower, upper) = node.MinKey < sibling.MinKey ? (node, sibling) : (sibling, node);
             Merge(tree, lower, upper);
+            compactedParent = false;
             level++;
         }
         return CollapseRoot(tree, out miss);
@@ -257,6 +269,19 @@ public sealed partial class BtreeEngine
         siblingMax = default;
         value = default;
         return false;
+    }
+
+    /// <summary>
+    /// Both parent edits of a merge (drop the lower pointer, overwrite the upper one) must land in
+    /// this parent without restructuring it: a split between them could put the pivot at the lower
+    /// pointer's key and leave a parent whose range no child pointer covers. When they would not
+    /// fit, the parent is compacted first, or the merge waits when it would have to split.
+    /// </summary>
+    private bool ParentAbsorbsMerge(BtreeNode parent)
+    {
+        var pointerBytes = BkeyFormat.EncodedSize(BtreePtrValue.SizeFor(1));
+        var unwrittenAfter = parent.Unwritten.EncodedBytes + BkeyFormat.HeaderSize + pointerBytes;
+        return Fits(parent, parent.LiveBytes, unwrittenAfter);
     }
 
     private void Merge(Btree tree, BtreeNode lower, BtreeNode upper)
@@ -315,7 +340,7 @@ public sealed partial class BtreeEngine
 
     private BtreeNode NewNode(Btree tree, byte level, Bpos min, Bpos max, uint generation, KeyRun keys)
     {
-        var offset = _allocator.Allocate();
+        var offset = _options.DebugFaults.ReuseFreedSlotEarly ? BtreeDebugFaults.AllocateFreedSlotFirst(_allocator, _options.NodeSpaceObserver, _geometry.NodeSize) : _allocator.Allocate();
         var node = new BtreeNode(tree.Id, level, min, max, NextSeq(), generation, offset, keys);
         _clock++;
         node.LastAccess = _clock;

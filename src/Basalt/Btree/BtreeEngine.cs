@@ -1,7 +1,7 @@
 // The btree engine: every btree of one mounted filesystem, their cached nodes, the node-space
 // allocator and Sync, the durability path that is used until the journal exists.
 //
-// Key decisions (docs/parts/btree.md has the full story):
+// Key decisions (docs/btree.md has the full story):
 //  - Nodes are copy-on-write: a node that runs out of space is compacted or split into fresh
 //    nodes, underfull siblings are merged into a fresh node; the parent's pointer is replaced.
 //    A written node is only ever appended to (one bset per Sync), never rewritten in place.
@@ -251,7 +251,7 @@ public sealed partial class BtreeEngine : IDisposable
             BtreeNode node;
             try
             {
-                node = ReadNode(root.Btree, root.Level, root.Ptr, Bpos.Max);
+                node = ReadNode(root.Btree, root.Level, RootReadPtr(root.Ptr), Bpos.Max);
             }
             catch (BasaltException ex) when (ex.Class is ErrorClass.Corruption or ErrorClass.Io)
             {

@@ -30,6 +30,9 @@ public sealed record BtreeEngineOptions
 
     /// <summary>Largest value in bytes; default and upper bound min(64 KiB, node size / 4).</summary>
     public int? MaxValueBytes { get; init; }
+
+    /// <summary>Debug-only ordering bugs for the crash suite's must-fail checks; all off by default.</summary>
+    internal BtreeDebugFaults DebugFaults { get; init; } = BtreeDebugFaults.None;
 }
 
 /// <summary>A snapshot of the engine's counters.</summary>

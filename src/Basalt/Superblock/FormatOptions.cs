@@ -1,5 +1,5 @@
 // What `format` may be told; every null means "choose the default" by the rules of
-// SuperblockGeometry (docs/parts/superblock.md "Geometry chosen by format").
+// SuperblockGeometry (docs/format.md "Geometry chosen by format").
 using Basalt.Format;
 
 namespace Basalt.Superblocks;

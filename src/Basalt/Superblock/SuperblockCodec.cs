@@ -2,7 +2,7 @@
 // Decoding never throws on bad input: every length read from disk is bounded before it is
 // used, and the outcome is a CopyStatus with a reason. Checks run in this order: magic,
 // checksum type, total size, checksum (nothing else is parsed before it matches), versions,
-// incompatible features, then the header fields and each section (docs/parts/superblock.md
+// incompatible features, then the header fields and each section (docs/format.md
 // "Validation").
 using System.Buffers.Binary;
 using System.Text;
@@ -554,7 +554,7 @@ public static class SuperblockCodec
 
     // ---- Validation of a parsed superblock --------------------------------------------------
 
-    /// <summary>Checks the rules of docs/parts/superblock.md "Validation"; returns the first problem or null.</summary>
+    /// <summary>Checks the rules of docs/format.md "Validation"; returns the first problem or null.</summary>
     public static string? Validate(Superblock sb)
     {
         if (sb.Uuid == Guid.Empty)

@@ -1,6 +1,6 @@
 // On-disk constants of the superblock: the fixed header's field offsets, the variable
 // sections' type tags and payload layouts, where the copies live, persisted flag and feature
-// bits. docs/parts/superblock.md describes every byte; SuperblockLayoutTests pins these
+// bits. docs/format.md describes every byte; SuperblockLayoutTests pins these
 // numbers against it. All integers are little-endian.
 //
 // The namespace is Basalt.Superblocks (plural) although the folder is Superblock/: a type

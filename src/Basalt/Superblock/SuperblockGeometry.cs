@@ -1,6 +1,6 @@
 // The geometry decisions of `format`: from a device size and the user's options, choose the
 // block, node and bucket sizes, where the superblock copies go, which buckets exist, the journal
-// ranges and the node area. Every rule is in docs/parts/superblock.md "Geometry"; the numbers
+// ranges and the node area. Every rule is in docs/format.md "Geometry"; the numbers
 // here are the ones it quotes.
 using Basalt.Diagnostics;
 using Basalt.Format;

@@ -1,5 +1,5 @@
 // Pins the superblock layout: the constants in SuperblockFormat against the tables of
-// docs/parts/superblock.md, and the bytes the encoder writes against those offsets.
+// docs/format.md (section "Superblock"), and the bytes the encoder writes against those offsets.
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
@@ -17,7 +17,7 @@ public sealed class SuperblockLayoutTests
         while (dir is not null && !File.Exists(Path.Combine(dir, "Basalt.slnx")))
             dir = Path.GetDirectoryName(dir);
         Assert.NotNull(dir);
-        return Path.Combine(dir, "docs", "parts", "superblock.md");
+        return Path.Combine(dir, "docs", "format.md");
     }
 
     /// <summary>The (offset, size, field) rows of the first table after the line starting with <paramref name="heading"/>.</summary>
@@ -69,7 +69,7 @@ public sealed class SuperblockLayoutTests
             (SuperblockFormat.DeviceSizeOffset, 8, "device_size"),
             (SuperblockFormat.ReservedTailOffset, SuperblockFormat.HeaderSize - SuperblockFormat.ReservedTailOffset, "reserved"),
         };
-        Assert.Equal(expected, Table("## Fixed header"));
+        Assert.Equal(expected, Table("### Fixed header"));
         AssertContiguous(expected, SuperblockFormat.HeaderSize);
     }
 
@@ -94,16 +94,16 @@ public sealed class SuperblockLayoutTests
     [Fact]
     public void Section_tables_match_the_constants()
     {
-        Assert.Equal([(0, 4, "bytes"), (4, 4, "type")], Table("## Sections"));
+        Assert.Equal([(0, 4, "bytes"), (4, 4, "type")], Table("### Sections"));
         Assert.Equal(8, SuperblockFormat.SectionHeaderSize);
         Assert.Equal([(0, 1, "btree"), (1, 1, "level"), (2, 2, "value_bytes"), (4, 4, "reserved"), (8, -1, "value")], Table("Root entry"));
         Assert.Equal(8, SuperblockFormat.RootEntryHeaderSize);
         Assert.Equal([(0, 2, "id"), (2, 6, "reserved"), (8, 8, "count"), (16, 8, "last_time")], Table("Counter entry"));
         Assert.Equal(24, SuperblockFormat.ErrorEntrySize);
-        Assert.Equal([(0, 8, "last_mount"), (8, 8, "last_unmount"), (16, 8, "journal_seq"), (24, 8, "reserved")], Table("### clean"));
+        Assert.Equal([(0, 8, "last_mount"), (8, 8, "last_unmount"), (16, 8, "journal_seq"), (24, 8, "reserved")], Table("#### clean"));
         Assert.Equal(32, SuperblockFormat.CleanPayloadSize);
-        Assert.Equal([(0, 4, "copy_count"), (4, 4, "copy_size"), (8, -1, "offsets")], Table("### layout"));
-        Assert.Equal([(0, 4, "count"), (4, 4, "reserved"), (8, -1, "ranges")], Table("### journal"));
+        Assert.Equal([(0, 4, "copy_count"), (4, 4, "copy_size"), (8, -1, "offsets")], Table("#### layout"));
+        Assert.Equal([(0, 4, "count"), (4, 4, "reserved"), (8, -1, "ranges")], Table("#### journal"));
 
         Assert.Equal(1u, (uint)SectionType.Members);
         Assert.Equal(2u, (uint)SectionType.Journal);

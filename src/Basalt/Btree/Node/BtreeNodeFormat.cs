@@ -3,7 +3,7 @@
 // (node header + bset header + keys) at offset 0 and later records ("node entries": checksum +
 // bset header + keys) at block-aligned offsets; every record carries the node's seq, so a reader
 // recognises where the node's records end. The layout is described byte by byte in
-// docs/parts/nodes.md; BtreeNodeFormatTests pins every offset below.
+// docs/format.md; BtreeNodeFormatTests pins every offset below.
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using Basalt.Format;

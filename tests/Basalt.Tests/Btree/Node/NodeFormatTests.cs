@@ -1,4 +1,4 @@
-// Pins the node layout (docs/parts/nodes.md) byte by byte, and the inspector's view of it.
+// Pins the node layout (docs/format.md, section "Btree nodes on disk") byte by byte, and the inspector's view of it.
 using System.Buffers.Binary;
 using Basalt.Btree;
 using Basalt.Format;

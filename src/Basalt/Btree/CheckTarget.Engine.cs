@@ -1,0 +1,47 @@
+// The production check target: the btree engine. Nodes are read raw from the engine's device
+// (the passes never go through the node cache), and repairs are the engine's level edits, made
+// durable by its Sync.
+using Basalt.Devices;
+using Basalt.Format;
+
+namespace Basalt.Btree;
+
+internal sealed class EngineCheckTarget : IBtreeCheckTarget
+{
+    private readonly BtreeEngine _engine;
+
+    public EngineCheckTarget(BtreeEngine engine) => _engine = engine;
+
+    public IBlockDevice Device => _engine.CheckDevice;
+
+    public BtreeGeometry Geometry => _engine.Geometry;
+
+    public IReadOnlyList<BtreeRoot> Roots()
+    {
+        var roots = new List<BtreeRoot>();
+        foreach (var d in BtreeIds.All)
+        {
+            if (_engine[d.Id].Root is { } root)
+                roots.Add(root);
+        }
+        return roots;
+    }
+
+    public void DeletePointer(BtreeId btree, int level, Bpos pos) => _engine[btree].DeleteAtLevel(checked((byte)level), pos);
+
+    public void PutPointer(BtreeId btree, int level, Bpos pos, BtreePtrValue value) =>
+        _engine[btree].InsertAtLevel(checked((byte)level), new Bkey(pos, KeyType.BtreePtr), value.ToBytes());
+
+    public void RewriteNode(BtreeId btree, int level, Bpos pos) => _engine[btree].RewriteNode(checked((byte)level), pos);
+
+    public void RewriteRootFullRange(BtreeId btree)
+    {
+        var tree = _engine[btree];
+        if (tree.Root is { } root)
+            tree.RewriteNode(root.Level, Bpos.Max);
+    }
+
+    public void ResetToEmpty(BtreeId btree) => _engine[btree].ResetToEmpty();
+
+    public void Sync() => _engine.Sync();
+}

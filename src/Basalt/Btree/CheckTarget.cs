@@ -1,0 +1,68 @@
+// What the btree fsck passes (CheckTopology, CheckBtreeNodes) need from the btrees they check:
+// the device and geometry to read nodes from raw (never through the node cache, so a check sees
+// exactly what is on disk), the current roots, and the level edits a repair is made of. The
+// passes are written against this seam; BtreeEngine is the production implementation
+// (EngineCheckTarget) and the test kit has a model-backed one for crafted images.
+//
+// Edits name nodes the way the engine's level edits do: by level and position. A pointer key at
+// level L lives in the level-L node whose range contains its position, and is keyed at its
+// child's max key.
+using Basalt.Devices;
+using Basalt.Format;
+
+namespace Basalt.Btree;
+
+internal interface IBtreeCheckTarget
+{
+    IBlockDevice Device { get; }
+
+    BtreeGeometry Geometry { get; }
+
+    /// <summary>The current root of every btree that has one, in btree id order.</summary>
+    IReadOnlyList<BtreeRoot> Roots();
+
+    /// <summary>Deletes the child pointer keyed at <paramref name="pos"/> from the level-<paramref name="level"/> node holding it.</summary>
+    void DeletePointer(BtreeId btree, int level, Bpos pos);
+
+    /// <summary>Inserts (or overwrites) the child pointer keyed at <paramref name="pos"/> at <paramref name="level"/>.</summary>
+    void PutPointer(BtreeId btree, int level, Bpos pos, BtreePtrValue value);
+
+    /// <summary>
+    /// Rewrites the level-<paramref name="level"/> node whose range contains <paramref name="pos"/>
+    /// so its header matches its pointer's range (keys outside it are dropped).
+    /// </summary>
+    void RewriteNode(BtreeId btree, int level, Bpos pos);
+
+    /// <summary>Rewrites the root so its header covers [Bpos.Min, Bpos.Max].</summary>
+    void RewriteRootFullRange(BtreeId btree);
+
+    /// <summary>Replaces the btree with an empty leaf root (every key is lost).</summary>
+    void ResetToEmpty(BtreeId btree);
+
+    /// <summary>Makes every edit so far durable (nodes written, roots committed).</summary>
+    void Sync();
+}
+
+/// <summary>What a btree fsck pass did: its counters, for the fsck driver's report.</summary>
+public readonly record struct BtreeCheckResult(
+    long NodesVisited,
+    long Findings,
+    long Repairs,
+    long NodesDropped,
+    long KeysDropped)
+{
+    public string ToText() =>
+        $"{NodesVisited} nodes visited, {Findings} findings, {Repairs} repairs, {NodesDropped} nodes dropped, {KeysDropped} keys dropped";
+}
+
+/// <summary>Mutable counters behind a <see cref="BtreeCheckResult"/>.</summary>
+internal sealed class BtreeCheckCounters
+{
+    public long NodesVisited;
+    public long Findings;
+    public long Repairs;
+    public long NodesDropped;
+    public long KeysDropped;
+
+    public BtreeCheckResult ToResult() => new(NodesVisited, Findings, Repairs, NodesDropped, KeysDropped);
+}

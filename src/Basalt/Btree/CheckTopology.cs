@@ -1,0 +1,643 @@
+// check_topology (fsck pass FsckPassId.CheckTopology): the children of every interior node tile
+// its range exactly (DESIGN §2 invariant 2), and every reachable node can be read.
+//
+// The walk is top-down over every btree with a root. Nodes are read raw from the device (one
+// buffer per level, see CheckNodeReader), never through the node cache. For each interior node
+// the child pointers are taken in key order, keeping the previous kept child `prev`; the child is
+// expected to start at succ(prev.max), or at the node's min for the first child:
+//   - a child that cannot be read, or sits at the wrong level, is dropped from its parent;
+//   - a gap before it extends it down;
+//   - an overlap is settled by generation (a node that replaces others gets max(old)+1): a newer
+//     child wins over an older prev (prev is dropped when it lies inside the child, else its max
+//     is shrunk); otherwise the older-or-equal child loses: dropped when everything it holds lies
+//     inside prev, else its min is shrunk. (Children come in max-key order, so a child's range
+//     always ends after prev's: "inside prev" is decided by its keys, not its range.)
+//   - after the last child, a max short of the node's max extends the last child.
+// Then it recurses into the kept children. An interior node left with no children is dropped
+// from its parent; the dropped child's neighbours are re-tiled (a gap closed by the next child,
+// or by extending the previous child, whose subtree's right edge is then walked again). An empty
+// root becomes an empty leaf root. An unreadable root resets its btree to empty.
+//
+// A repair changes a node's range by rewriting its pointer in the parent with the RangeUpdated
+// flag (a new max means deleting the pointer keyed at the old max first); the node reader trusts
+// such pointers and drops keys outside them, and at the end of the btree every node whose range
+// changed is rewritten so its header matches again. Edits go through the engine's level edits
+// (IBtreeCheckTarget) and are made durable by one Sync at the end of the pass.
+//
+// A node whose range shrank is walked through its pointer as written, so a child sticking out
+// of the new range is clipped rather than lost with its in-range keys. Pointers left outside a
+// shrunk node are never edited directly (an edit at their position would reach a neighbour):
+// the node's rewrite drops them, or, should its range grow back, they are deleted then.
+//
+// Every finding goes through IFsckReporter and is repaired only when it answers true. Whatever
+// the answer, the walk continues as if the repair had been made: the pass keeps its own overlay
+// of the pointer edits it decided on, merged into every node it reads. So a run that declines
+// every repair (-n) reports exactly the findings a repairing run (-y) repairs, and changes nothing.
+// Repairs build on each other, so after one decline the rest of that btree's are only reported:
+// what is applied is always a consistent prefix of the full repair.
+//
+// This is Basalt's version of bcachefs's check_topology, without the node scan: gaps are closed
+// by extending a neighbour, never by pulling in nodes found by scanning the device.
+using Basalt.Format;
+
+namespace Basalt.Btree;
+
+public static class CheckTopology
+{
+    /// <summary>
+    /// Runs check_topology over every btree of <paramref name="engine"/>: findings go to
+    /// <paramref name="reporter"/>, and each is repaired (through the engine's level edits, made
+    /// durable by one Sync at the end) only when the reporter says so.
+    /// </summary>
+    public static BtreeCheckResult Run(BtreeEngine engine, IFsckReporter reporter, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        return Run(new EngineCheckTarget(engine), reporter, ct);
+    }
+
+    internal static BtreeCheckResult Run(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(reporter);
+        var walk = new TopologyWalk(target, reporter, ct);
+        walk.Run();
+        return walk.Counters.ToResult();
+    }
+
+    /// <summary>A node of the walk, as its parent's (possibly repaired) pointer describes it.</summary>
+    private sealed class NodeRef
+    {
+        public required BtreeId Btree { get; init; }
+        public required int Level { get; init; }
+        public required NodeRef? Parent { get; init; }
+
+        /// <summary>The pointer as the parent holds it now (RangeUpdated once repaired).</summary>
+        public required BtreePtrValue Ptr { get; set; }
+
+        /// <summary>The node's max key: the position its pointer is keyed at.</summary>
+        public required Bpos Max { get; set; }
+
+        /// <summary>The pointer and max before this pass changed anything.</summary>
+        public required BtreePtrValue OriginalPtr { get; init; }
+        public required Bpos OriginalMax { get; init; }
+
+        public Bpos Min => Ptr.MinKey;
+        public uint Generation { get; set; }
+        public int LiveKeys { get; set; }
+
+        /// <summary>Position of the node's last live key (last child pointer for an interior node); null when it holds none.</summary>
+        public Bpos? LastKey { get; set; }
+        public bool Dropped { get; set; }
+
+        /// <summary>The drop was an accepted repair (Dropped alone may be a declined one).</summary>
+        public bool DropApplied { get; set; }
+
+        /// <summary>
+        /// A clipped child whose new pointer is not in its parent yet (its max moved onto the
+        /// parent's max); <see cref="PlaceApplies"/> says whether placing it is an accepted repair.
+        /// </summary>
+        public bool Unplaced { get; set; }
+        public bool PlaceApplies { get; set; }
+
+        /// <summary>An accepted repair changed the range: the node is rewritten at the end.</summary>
+        public bool RewritePending { get; set; }
+
+        /// <summary>The range as of the last accepted change: what the parent's pointer holds.</summary>
+        public Bpos AppliedMin { get; set; }
+        public Bpos AppliedMax { get; set; }
+
+        public NodeKey Key => new(OriginalPtr.Ptrs.Count > 0 ? OriginalPtr.Ptrs[0].OffsetSectors : 0, OriginalPtr.Seq);
+
+        public bool DroppedOrOrphaned()
+        {
+            for (var n = this; n is not null; n = n.Parent)
+            {
+                if (n.DropApplied)
+                    return true;
+            }
+            return false;
+        }
+
+        public string ToText() =>
+            CheckNodeReader.Where(Btree, Level, OriginalPtr, Min, Max);
+
+        public string Describe() =>
+            $"node at offset {Key.OffsetSectors * 512} [{Min.ToText()}..{Max.ToText()}] gen {Generation}";
+    }
+
+    /// <summary>Identifies a node read by this pass: its slot (sectors) and seq.</summary>
+    private readonly record struct NodeKey(ulong OffsetSectors, ulong Seq);
+
+    private sealed class TopologyWalk
+    {
+        private readonly IBtreeCheckTarget _target;
+        private readonly IFsckReporter _reporter;
+        private readonly CancellationToken _ct;
+        private readonly CheckNodeReader _reader;
+
+        // Pointer edits decided on by this pass, per parent node: position -> new pointer, or null
+        // for a deleted pointer. Merged into every read of that parent, whether or not the repair
+        // was applied, so the walk sees the tree as repaired.
+        private readonly Dictionary<NodeKey, SortedDictionary<Bpos, BtreePtrValue?>> _overlay = [];
+
+        // Nodes whose range an accepted repair changed, by node identity (latest view wins).
+        private readonly Dictionary<NodeKey, NodeRef> _rewrites = [];
+
+        // Child pointers a shrunk node no longer covers, per node: gone from this pass's view, but
+        // still in the node until its rewrite drops them. Should the node's range grow over one
+        // again (a neighbour dropped later), it is deleted for real, now that an edit at its
+        // position reaches the node. The value says whether the shrink was an accepted repair.
+        private readonly Dictionary<NodeKey, Dictionary<Bpos, bool>> _stale = [];
+
+        private bool _edited;
+
+        // A repair of the current btree was declined: later ones are reported, not applied.
+        private bool _declined;
+
+        public TopologyWalk(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct)
+        {
+            _target = target;
+            _reporter = reporter;
+            _ct = ct;
+            _reader = new CheckNodeReader(target.Device, target.Geometry);
+        }
+
+        public BtreeCheckCounters Counters { get; } = new();
+
+        public void Run()
+        {
+            foreach (var root in _target.Roots())
+            {
+                _ct.ThrowIfCancellationRequested();
+                CheckBtree(root);
+            }
+            if (_edited)
+                _target.Sync();
+        }
+
+        private void CheckBtree(BtreeRoot root)
+        {
+            _overlay.Clear();
+            _rewrites.Clear();
+            _stale.Clear();
+            _declined = false;
+
+            // The root covers [min, max] whatever its header says: read it through a pointer that
+            // says so (RangeUpdated), then compare the header.
+            var rootPtr = root.Ptr.With(minKey: Bpos.Min, flags: root.Ptr.Flags | BtreePtrFlags.RangeUpdated);
+            var node = new NodeRef
+            {
+                Btree = root.Btree,
+                Level = root.Level,
+                Parent = null,
+                Ptr = rootPtr,
+                Max = Bpos.Max,
+                OriginalPtr = root.Ptr,
+                OriginalMax = Bpos.Max,
+            };
+            var read = _reader.Read(root.Btree, root.Level, Bpos.Max, rootPtr);
+            Counters.NodesVisited++;
+            if (!read.Ok)
+            {
+                if (Report(FsckErrorId.BtreeRootUnreadable, node, $"{read.Failure}; btree reset to an empty root"))
+                {
+                    _target.ResetToEmpty(root.Btree);
+                    _edited = true;
+                    Counters.NodesDropped++;
+                }
+                return;
+            }
+            node.Generation = read.Generation;
+
+            var rewriteRoot = false;
+            if (read.HeaderMin != Bpos.Min || read.HeaderMax != Bpos.Max)
+            {
+                rewriteRoot = Report(FsckErrorId.BtreeRootBadRange, node,
+                    $"root header covers [{read.HeaderMin.ToText()}..{read.HeaderMax.ToText()}]; rewritten to cover [min..max]");
+            }
+
+            if (root.Level > 0)
+            {
+                var (empty, dropAccepted) = WalkInterior(node, read);
+                if (empty)
+                {
+                    if (dropAccepted)
+                    {
+                        _target.ResetToEmpty(root.Btree);
+                        _edited = true;
+                        Counters.NodesDropped++;
+                    }
+                    return;
+                }
+            }
+
+            if (rewriteRoot)
+            {
+                _target.RewriteRootFullRange(root.Btree);
+                _edited = true;
+            }
+            RewriteChangedNodes();
+        }
+
+        /// <summary>
+        /// Checks and repairs the children of an interior node, then recurses into them. Returns
+        /// whether the node was left with no children (reported here) and whether dropping it was accepted.
+        /// </summary>
+        private (bool Empty, bool DropAccepted) WalkInterior(NodeRef node, CheckedNode read)
+        {
+            var pointers = ChildPointers(node, read);
+            var live = new List<NodeRef>(pointers.Count);
+
+            foreach (var (max, ptr) in pointers)
+            {
+                _ct.ThrowIfCancellationRequested();
+                var child = new NodeRef
+                {
+                    Btree = node.Btree,
+                    Level = node.Level - 1,
+                    Parent = node,
+                    Ptr = ptr,
+                    Max = max,
+                    OriginalPtr = ptr,
+                    OriginalMax = max,
+                };
+                var childRead = _reader.Read(node.Btree, child.Level, max, ptr, anyLevel: true);
+                Counters.NodesVisited++;
+                if (!childRead.Ok)
+                {
+                    Drop(child, Report(FsckErrorId.BtreeNodeUnreadable, child,
+                        $"{childRead.Failure}; pointer dropped from its parent, its keys are lost"));
+                    continue;
+                }
+                if (childRead.Level != child.Level)
+                {
+                    Drop(child, Report(FsckErrorId.BtreeNodeTopologyChildLevelMismatch, child,
+                        $"node is at level {childRead.Level}, expected {child.Level}; pointer dropped, its keys are lost"));
+                    continue;
+                }
+                child.Generation = childRead.Generation;
+                child.LiveKeys = childRead.LiveKeyCount();
+                child.LastKey = childRead.LastLiveKey();
+                if (child.Max > node.Max)
+                {
+                    // The node's own max was shrunk by a repair above: clip the child that straddles
+                    // it. Its old pointer lies outside the node now and goes when the node is
+                    // rewritten; its new one is placed once its boundary is settled, since another
+                    // child may already sit at the node's max.
+                    var clip = Report(FsckErrorId.BtreeNodeTopologyBadMaxKey, child,
+                        $"ends after its parent's max {node.Max.ToText()}; max shrunk to it, keys after it are lost");
+                    child.Unplaced = true;
+                    MarkStale(node, child.Max, clip);
+                    child.Max = node.Max;
+                    child.Ptr = child.Ptr.With(flags: child.Ptr.Flags | BtreePtrFlags.RangeUpdated);
+                    child.PlaceApplies |= clip;
+                    MarkRangeChanged(child, clip);
+                }
+                if (CheckBoundary(node, live, child) && child.Unplaced)
+                {
+                    child.Unplaced = false;
+                    PutPointer(node, child.Max, child.Ptr, child.PlaceApplies);
+                }
+            }
+            CheckEnd(node, live);
+
+            for (var i = 0; i < live.Count; i++)
+            {
+                var child = live[i];
+                if (child.Level == 0)
+                    continue;
+                if (!WalkChild(child))
+                    continue;
+                live.RemoveAt(i);
+                Retile(node, live, i);
+                i--;
+            }
+
+            if (live.Count > 0)
+                return (false, false);
+            var accepted = Report(FsckErrorId.BtreeNodeTopologyInteriorNodeEmpty, node,
+                node.Parent is null ? "root has no children; btree reset to an empty leaf root" : "no children left; dropped from its parent");
+            return (true, accepted);
+        }
+
+        /// <summary>Reads an interior child and walks it. Returns true when it was dropped.</summary>
+        private bool WalkChild(NodeRef child)
+        {
+            // Read through the pointer as it was: a repaired (RangeUpdated) pointer would make the
+            // reader drop the children that now stick out of the range, and those are clipped instead.
+            var read = _reader.Read(child.Btree, child.Level, child.OriginalMax, child.OriginalPtr);
+            if (!read.Ok)
+            {
+                Drop(child, Report(FsckErrorId.BtreeNodeUnreadable, child,
+                    $"{read.Failure}; pointer dropped from its parent, its keys are lost"));
+                return true;
+            }
+            var (empty, dropAccepted) = WalkInterior(child, read);
+            if (!empty)
+                return false;
+            Drop(child, dropAccepted);
+            return true;
+        }
+
+        /// <summary>
+        /// Closes the hole a child dropped after the boundary checks left at <paramref name="index"/>:
+        /// the next child is extended down, or, when it was the last, the previous child is extended
+        /// up and its subtree (already walked) walked again for its new right edge.
+        /// </summary>
+        private void Retile(NodeRef node, List<NodeRef> live, int index)
+        {
+            if (index < live.Count)
+            {
+                var next = live[index];
+                var expected = index == 0 ? node.Min : live[index - 1].Max.Successor();
+                if (expected < next.Min)
+                {
+                    SetMin(next, expected, Report(FsckErrorId.BtreeNodeTopologyGap, next,
+                        $"gap [{expected.ToText()}..{next.Min.Predecessor().ToText()}] left by a dropped node; min extended to {expected.ToText()}"));
+                }
+                return;
+            }
+            if (live.Count == 0)
+                return;
+            var last = live[^1];
+            CheckEnd(node, live);
+            if (last.Level > 0 && WalkChild(last))
+            {
+                live.RemoveAt(live.Count - 1);
+                Retile(node, live, live.Count);
+            }
+        }
+
+        /// <summary>Settles cur against the kept children before it; returns false when cur was dropped.</summary>
+        private bool CheckBoundary(NodeRef node, List<NodeRef> live, NodeRef cur)
+        {
+            while (true)
+            {
+                var prev = live.Count > 0 ? live[^1] : null;
+                // The first position cur may start at; none when prev already reaches Bpos.Max.
+                Bpos? expected = prev is null ? node.Min : prev.Max.IsMax ? null : prev.Max.Successor();
+
+                if (expected is { } e && e == cur.Min)
+                    break;
+
+                if (expected is { } start && start < cur.Min)
+                {
+                    SetMin(cur, start, Report(FsckErrorId.BtreeNodeTopologyGap, cur,
+                        $"gap [{start.ToText()}..{cur.Min.Predecessor().ToText()}] before it; min extended to {start.ToText()}"));
+                    break;
+                }
+
+                // Overlap: cur starts before succ(prev.max) (or before the parent's min).
+                if (prev is not null && cur.Generation > prev.Generation)
+                {
+                    if (prev.Min >= cur.Min)
+                    {
+                        Drop(prev, Report(FsckErrorId.BtreeNodeTopologyOverwrittenByNextNode, prev,
+                            $"lies inside newer next {cur.Describe()}; dropped, its keys are lost"));
+                        live.RemoveAt(live.Count - 1);
+                        continue;
+                    }
+                    var newMax = cur.Min.Predecessor();
+                    SetMax(prev, newMax, Report(FsckErrorId.BtreeNodeTopologyBadMaxKey, prev,
+                        $"overlaps newer next {cur.Describe()}; max shrunk to {newMax.ToText()}, keys after it are lost"));
+                    break;
+                }
+
+                // Children come in max-key order, so cur's range sticks out past prev's (unless cur
+                // was clipped onto prev's max); cur is overwritten when nothing it holds does.
+                if (prev is not null && (expected is null || cur.Max <= prev.Max || cur.LastKey is not { } last || last <= prev.Max))
+                {
+                    Drop(cur, Report(FsckErrorId.BtreeNodeTopologyOverwrittenByPrevNode, cur,
+                        $"everything it holds lies inside newer-or-equal previous {prev.Describe()}; dropped"));
+                    return false;
+                }
+
+                var newMin = expected!.Value;
+                SetMin(cur, newMin, Report(FsckErrorId.BtreeNodeTopologyBadMinKey, cur,
+                    prev is null
+                        ? $"starts before its parent's min; min shrunk to {newMin.ToText()}, keys before it are lost"
+                        : $"overlaps newer-or-equal previous {prev.Describe()}; min shrunk to {newMin.ToText()}, keys before it are lost"));
+                break;
+            }
+            live.Add(cur);
+            return true;
+        }
+
+        private void CheckEnd(NodeRef node, List<NodeRef> live)
+        {
+            if (live.Count == 0)
+                return;
+            var last = live[^1];
+            if (last.Max == node.Max)
+                return;
+            SetMax(last, node.Max, Report(FsckErrorId.BtreeNodeTopologyBadMaxKey, last,
+                $"last child ends at {last.Max.ToText()}, its parent at {node.Max.ToText()}; max set to {node.Max.ToText()}"));
+        }
+
+        /// <summary>The node's child pointers in key order, with this pass's edits merged in.</summary>
+        private List<(Bpos Max, BtreePtrValue Ptr)> ChildPointers(NodeRef node, CheckedNode read)
+        {
+            var result = new List<(Bpos, BtreePtrValue)>(read.Keys.Count);
+            var keys = read.Keys;
+            for (var i = 0; i < keys.Count; i++)
+            {
+                ref readonly var e = ref keys[i];
+                if (e.Key.Type != KeyType.BtreePtr)
+                    continue;
+                if (!BtreePtrValue.TryRead(keys.ValueOf(i), out var ptr, out _))
+                    continue;
+                result.Add((e.Key.Pos, ptr));
+            }
+            if (_overlay.TryGetValue(node.Key, out var edits))
+            {
+                var merged = new SortedDictionary<Bpos, BtreePtrValue>();
+                foreach (var (pos, ptr) in result)
+                    merged[pos] = ptr;
+                foreach (var (pos, ptr) in edits)
+                {
+                    if (ptr is null)
+                        merged.Remove(pos);
+                    else
+                        merged[pos] = ptr;
+                }
+                result.Clear();
+                foreach (var (pos, ptr) in merged)
+                    result.Add((pos, ptr));
+            }
+            // A repair above may have shrunk this node: children entirely outside its range now are
+            // gone with the keys outside it (the rewrite drops them); one straddling an end is clipped.
+            result.RemoveAll(c =>
+            {
+                if (c.Item1 >= node.Min && c.Item2.MinKey <= node.Max)
+                    return false;
+                MarkStale(node, c.Item1, node.RewritePending);
+                return true;
+            });
+            return result;
+        }
+
+        private void MarkStale(NodeRef node, Bpos pos, bool apply)
+        {
+            Overlay(node)[pos] = null;
+            if (!_stale.TryGetValue(node.Key, out var stale))
+            {
+                stale = [];
+                _stale[node.Key] = stale;
+            }
+            stale[pos] = apply;
+        }
+
+        /// <summary>After <paramref name="node"/>'s range grew: deletes the stale pointers it covers again.</summary>
+        private void DeleteUncoveredStale(NodeRef node, bool growthApplied)
+        {
+            if (!_stale.TryGetValue(node.Key, out var stale))
+                return;
+            foreach (var (pos, applied) in stale.Where(e => e.Key >= node.Min && e.Key <= node.Max).ToList())
+            {
+                stale.Remove(pos);
+                DeletePointer(node, pos, applied && growthApplied);
+            }
+        }
+
+        private void SetMin(NodeRef child, Bpos newMin, bool apply)
+        {
+            var grows = newMin < child.Min;
+            child.Ptr = child.Ptr.With(minKey: newMin, flags: child.Ptr.Flags | BtreePtrFlags.RangeUpdated);
+            MarkRangeChanged(child, apply);
+            if (child.Unplaced)
+            {
+                child.PlaceApplies |= apply;
+                return;
+            }
+            PutPointer(child.Parent!, child.Max, child.Ptr, apply);
+            if (grows)
+                DeleteUncoveredStale(child, apply);
+        }
+
+        private void SetMax(NodeRef child, Bpos newMax, bool apply)
+        {
+            var grows = newMax > child.Max;
+            DeletePointer(child.Parent!, child.Max, apply);
+            child.Max = newMax;
+            child.Ptr = child.Ptr.With(flags: child.Ptr.Flags | BtreePtrFlags.RangeUpdated);
+            PutPointer(child.Parent!, newMax, child.Ptr, apply);
+            MarkRangeChanged(child, apply);
+            if (grows)
+                DeleteUncoveredStale(child, apply);
+        }
+
+        private void MarkRangeChanged(NodeRef child, bool applied)
+        {
+            if (!applied)
+                return;
+            child.RewritePending = true;
+            child.AppliedMin = child.Min;
+            child.AppliedMax = child.Max;
+            _rewrites[child.Key] = child;
+        }
+
+        private void Drop(NodeRef child, bool apply)
+        {
+            child.Dropped = true;
+            if (!child.Unplaced)
+                DeletePointer(child.Parent!, child.Max, apply);
+            if (!apply)
+                return;
+            child.DropApplied = true;
+            _rewrites.Remove(child.Key);
+            Counters.NodesDropped++;
+            if (child.Level == 0)
+                Counters.KeysDropped += child.LiveKeys;
+        }
+
+        private void DeletePointer(NodeRef parent, Bpos pos, bool apply)
+        {
+            if (pos < parent.Min || pos > parent.Max)
+            {
+                // Outside the parent's (shrunk) range an edit at this position would reach a
+                // neighbour: leave the pointer to the parent's rewrite, unless the range grows back.
+                MarkStale(parent, pos, apply);
+                return;
+            }
+            Overlay(parent)[pos] = null;
+            if (!apply)
+                return;
+            _target.DeletePointer(parent.Btree, parent.Level, pos);
+            _edited = true;
+        }
+
+        private void PutPointer(NodeRef parent, Bpos pos, BtreePtrValue value, bool apply)
+        {
+            if (pos < parent.Min || pos > parent.Max)
+                throw new InvalidOperationException($"topology repair would put a pointer at {pos.ToText()} outside {parent.ToText()}");
+            Overlay(parent)[pos] = value;
+            if (!apply)
+                return;
+            _target.PutPointer(parent.Btree, parent.Level, pos, value);
+            _edited = true;
+        }
+
+        private SortedDictionary<Bpos, BtreePtrValue?> Overlay(NodeRef parent)
+        {
+            if (!_overlay.TryGetValue(parent.Key, out var edits))
+            {
+                edits = [];
+                _overlay[parent.Key] = edits;
+            }
+            return edits;
+        }
+
+        /// <summary>
+        /// Rewrites, top-down, every live node whose range an accepted repair changed, so its header
+        /// matches its pointer again. Keys a shrunk leaf loses are counted first, from its old slot.
+        /// </summary>
+        private void RewriteChangedNodes()
+        {
+            var nodes = _rewrites.Values
+                .Where(n => n.RewritePending && !n.DroppedOrOrphaned())
+                .OrderByDescending(n => n.Level)
+                .ThenBy(n => n.AppliedMax)
+                .ToList();
+            foreach (var n in nodes)
+            {
+                _ct.ThrowIfCancellationRequested();
+                if (n.Level == 0)
+                    Counters.KeysDropped += KeysOutside(n);
+                _target.RewriteNode(n.Btree, n.Level, n.AppliedMax);
+                _edited = true;
+            }
+        }
+
+        private int KeysOutside(NodeRef leaf)
+        {
+            var read = _reader.Read(leaf.Btree, 0, leaf.OriginalMax, leaf.OriginalPtr);
+            if (!read.Ok)
+                return 0;
+            var lost = 0;
+            foreach (ref readonly var e in read.Keys.Entries)
+            {
+                if (!e.Key.IsDeletion && (e.Key.Pos < leaf.AppliedMin || e.Key.Pos > leaf.AppliedMax))
+                    lost++;
+            }
+            return lost;
+        }
+
+        /// <summary>
+        /// Reports a finding; true when its repair is to be applied. The repairs of one btree build on
+        /// each other, so once one is declined the rest of that btree's are reported and not applied:
+        /// what is applied is always a consistent prefix, and the next run takes it from there.
+        /// </summary>
+        private bool Report(FsckErrorId id, NodeRef node, string detail)
+        {
+            Counters.Findings++;
+            var repair = _reporter.Report(id, node.ToText(), detail) && !_declined;
+            if (!repair)
+            {
+                _declined = true;
+                return false;
+            }
+            Counters.Repairs++;
+            return true;
+        }
+    }
+}
