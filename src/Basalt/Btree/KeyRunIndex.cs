@@ -9,10 +9,11 @@
 //     leading bits is the next 64 bits; a position below (above) them gets 0 (ulong.MaxValue). So
 //     the prefix is monotone (k1 <= k2 implies p(k1) <= p(k2)) and usually distinct per key.
 //   - Samples: level 0 holds the prefix of every Fanout-th key; level k + 1 holds every Fanout-th
-//     element of level k; the top level has at most Fanout elements. All levels share one array,
-//     top first, so a search follows no reference beyond the run's own fields and that array. A
-//     search counts the elements below the target in one Fanout-wide segment per level (128 bytes,
-//     two vector compares): two levels for a full 256 KiB leaf, mostly in cache.
+//     element of level k, up to a top level of at most 8 * Fanout elements. All levels share one
+//     array, top first, so a search follows no reference beyond the run's own fields and that
+//     array. A search counts the elements below the target in the whole top level (independent
+//     loads, one memory round trip) and then in one Fanout-wide segment per lower level (128
+//     bytes, two vector compares). A full 256 KiB leaf has only the top level.
 //   - Window: the samples bound the answer to Fanout entries. Their cache lines are prefetched
 //     together, then a binary search over the full keys finds it (so equal prefixes are handled
 //     exactly), waiting for memory once. When the run's values are in key order (every run built
@@ -39,6 +40,9 @@ internal readonly struct KeyRunIndex
     /// <summary>Runs shorter than this are binary searched directly (a few probes, little to gain).</summary>
     public const int MinimumCount = 64;
 
+    /// <summary>Most elements in the top level, which is counted whole (a full 256 KiB leaf has fewer samples).</summary>
+    private const int TopLimit = 8 * Fanout;
+
     /// <summary>Levels an index may have: Fanout^MaxLevels keys is far beyond any node.</summary>
     private const int MaxLevels = 8;
 
@@ -54,6 +58,9 @@ internal readonly struct KeyRunIndex
     private readonly ulong[]? _prefixes;
     private readonly LevelStarts _starts;
     private readonly int _levels;
+
+    /// <summary>Padded length of the top level (at most TopLimit elements, at the start of _prefixes).</summary>
+    private readonly int _topLength;
     private readonly int _count;
     private readonly int _shift;
     private readonly Bpos _first;
@@ -98,11 +105,12 @@ internal readonly struct KeyRunIndex
         {
             sizes[levels++] = n;
             total += Padded(n);
-            if (n <= Fanout)
+            if (n <= TopLimit)
                 break;
             n = (n + Fanout - 1) / Fanout;
         }
         _levels = levels;
+        _topLength = Padded(sizes[levels - 1]);
         var ordered = ValuesInKeyOrder(entries, count);
         _valueStartsAt = ordered ? total : -1;
         var prefixes = new ulong[ordered ? total + ((samples + 2) / 2) : total];
@@ -233,7 +241,11 @@ internal readonly struct KeyRunIndex
     private int PrefixLowerBound(ulong p)
     {
         var prefixes = _prefixes!;
-        var j = CountBelow(prefixes, 0, p);
+        // The whole top level is counted: its segments have no dependence on each other, so their
+        // cache lines are fetched together, where one more level would cost a round trip.
+        var j = 0;
+        for (var start = 0; start < _topLength; start += Fanout)
+            j += CountBelow(prefixes, start, p);
         for (var k = _levels - 2; k >= 0; k--)
         {
             // Level k+1 element j - 1 is level k element (j - 1) * Fanout, below p; element j (if
