@@ -1,6 +1,123 @@
+// The `basalt` command line: format, show-super, list, fsck, debug corrupt and demo (DESIGN §7).
+// Program.Run is the in-process entry point the tests use; Main only attaches the console.
+// Rules every command follows: errors are one line on stderr saying what and where (--verbose
+// adds the stack trace); usage errors exit 16; fsck exits with fsck(8)'s bit flags; other
+// commands exit 0 (ok), 1 (a failure the user can act on) or 8 (operational error).
+using System.CommandLine;
+using System.CommandLine.Help;
+using Basalt.Fsck;
+
 namespace Basalt.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => args.Length == 0 ? 16 : 0;
+    public static int Main(string[] args)
+    {
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            // First Ctrl-C asks the running command to stop cleanly (fsck exits 32); a second one kills.
+            if (!cancel.IsCancellationRequested)
+            {
+                e.Cancel = true;
+                cancel.Cancel();
+            }
+        };
+        return Run(args, Console.Out, Console.Error, CliTerminal.FromConsole(), cancel.Token);
+    }
+
+    /// <summary>Runs the CLI in process with the given output writers (not a terminal).</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr) =>
+        Run(args, stdout, stderr, CliTerminal.None, CancellationToken.None);
+
+    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, CliTerminal terminal, CancellationToken cancellation)
+    {
+        var cli = new CliContext(stdout, stderr, terminal) { Cancellation = cancellation };
+        var verbose = new Option<bool>("--verbose", "-v")
+        {
+            Description = "show stack traces with errors",
+            Recursive = true,
+        };
+        var root = new RootCommand("basalt: create, inspect, check and repair Basalt filesystem images")
+        {
+            HelpName = "basalt",
+        };
+        root.Add(verbose);
+        foreach (var command in Commands(cli))
+            root.Add(command);
+
+        var parse = root.Parse(args);
+        cli.Verbose = parse.GetValue(verbose);
+        cli.Json = parse.Tokens.Any(t => t.Value == "--json");
+        cli.CommandName = parse.CommandResult.Command is RootCommand ? "basalt" : CommandPath(parse.CommandResult.Command, root);
+        try
+        {
+            if (parse.Action is not HelpAction && parse.Errors.Count > 0)
+            {
+                // A misspelt command or option explains more than what it caused to be missing.
+                var first = parse.Errors
+                    .OrderBy(e => parse.UnmatchedTokens.Any(t => e.Message.Contains(t, StringComparison.Ordinal)) ? 0 : 1)
+                    .First().Message;
+                var more = parse.Errors.Count > 1 ? $" (and {parse.Errors.Count - 1} more)" : "";
+                var line = $"{CliContext.OneLine(first).TrimEnd('.')}{more}; see '{cli.CommandName} --help'";
+                stderr.WriteLine($"{cli.CommandName}: {line}");
+                if (cli.Json)
+                    JsonOutput.Write(stdout, new ErrorJson(line, CliExitCodes.Usage));
+                return CliExitCodes.Usage;
+            }
+            return parse.Invoke(new InvocationConfiguration
+            {
+                Output = stdout,
+                Error = stderr,
+                EnableDefaultExceptionHandler = false,
+            });
+        }
+        catch (Exception e)
+        {
+            return cli.Fail(e, fsckCodes: parse.CommandResult.Command.Name == "fsck");
+        }
+        finally
+        {
+            stdout.Flush();
+            stderr.Flush();
+        }
+    }
+
+    private static IEnumerable<Command> Commands(CliContext cli)
+    {
+        yield return FormatCommand.Create(cli);
+        yield return ShowSuperCommand.Create(cli);
+        yield return ListCommand.Create(cli);
+        yield return FsckCommand.Create(cli);
+        yield return DebugCommand.Create(cli);
+        yield return DemoCommand.Create(cli);
+    }
+
+    private static string CommandPath(Command command, RootCommand root)
+    {
+        foreach (var top in root.Subcommands)
+        {
+            if (top == command)
+                return $"basalt {top.Name}";
+            foreach (var sub in top.Subcommands)
+            {
+                if (sub == command)
+                    return $"basalt {top.Name} {sub.Name}";
+            }
+        }
+        return $"basalt {command.Name}";
+    }
+
+    /// <summary>Runs a command body: exceptions become one error line and an exit code.</summary>
+    internal static int Execute(CliContext cli, Func<int> body, bool fsckCodes = false)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Exception e)
+        {
+            return cli.Fail(e, fsckCodes);
+        }
+    }
 }

@@ -67,8 +67,12 @@ public sealed class SuperblockFileTests
         FormatFile(path, 16 * MiB);
         using (var stream = new FileStream(path, FileMode.Open))
         {
+            // Invert the byte: writing a fixed value would change nothing when the byte (part of a
+            // random uuid) already holds it.
             stream.Position = SuperblockFormat.FirstCopyOffset + 300;
-            stream.WriteByte(0x5A);
+            var old = stream.ReadByte();
+            stream.Position = SuperblockFormat.FirstCopyOffset + 300;
+            stream.WriteByte((byte)~old);
         }
 
         using var device = FileBlockDevice.Open(path);

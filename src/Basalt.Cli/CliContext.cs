@@ -1,0 +1,125 @@
+// Everything a command needs from the process around it: where output and errors go, whether
+// a person is watching (a terminal gets Spectre.Console output and prompts, anything else plain
+// lines), and the one place where exceptions become a single stderr line and an exit code.
+using System.Diagnostics.CodeAnalysis;
+using Basalt.Diagnostics;
+using Basalt.Fsck;
+using Spectre.Console;
+
+namespace Basalt.Cli;
+
+/// <summary>Exit codes of every command but fsck (fsck uses <see cref="FsckExitCodes"/>).</summary>
+internal static class CliExitCodes
+{
+    public const int Ok = 0;
+    /// <summary>A failure the user can act on: format refused, image not found, image in use.</summary>
+    public const int Failure = 1;
+    /// <summary>An operational error: I/O, a corrupt image, an internal error.</summary>
+    public const int Operational = 8;
+    public const int Usage = 16;
+}
+
+/// <summary>What the process is attached to. Tests run with <see cref="None"/>.</summary>
+internal sealed record CliTerminal(bool OutputIsTerminal, bool InputIsTerminal, TextReader? Input)
+{
+    public static readonly CliTerminal None = new(false, false, null);
+
+    public static CliTerminal FromConsole() =>
+        new(!Console.IsOutputRedirected, !Console.IsInputRedirected, Console.In);
+}
+
+internal sealed class CliContext
+{
+    private IAnsiConsole? _ansi;
+
+    public CliContext(TextWriter stdout, TextWriter stderr, CliTerminal terminal)
+    {
+        Out = stdout;
+        Err = stderr;
+        Terminal = terminal;
+    }
+
+    public TextWriter Out { get; }
+    public TextWriter Err { get; }
+    public CliTerminal Terminal { get; }
+    public bool Verbose { get; set; }
+
+    /// <summary>True when the command line asked for --json: a failure then also prints a JSON error document.</summary>
+    public bool Json { get; set; }
+
+    /// <summary>Cancelled by the first Ctrl-C (fsck then exits 32).</summary>
+    public CancellationToken Cancellation { get; init; }
+
+    /// <summary>The command name used to prefix error lines ("basalt fsck: ...").</summary>
+    public string CommandName { get; set; } = "basalt";
+
+    /// <summary>True when a person can answer prompts (both stdin and stdout are terminals).</summary>
+    public bool CanAsk => Terminal.OutputIsTerminal && Terminal.InputIsTerminal && Terminal.Input is not null;
+
+    /// <summary>Spectre.Console on the output writer, only when stdout is a terminal.</summary>
+    public IAnsiConsole? Ansi =>
+        !Terminal.OutputIsTerminal ? null : _ansi ??= AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(Out),
+        });
+
+    public void Line(string text = "") => Out.WriteLine(text);
+
+    /// <summary>Writes a line, coloured on a terminal (Spectre markup style name, e.g. "red").</summary>
+    public void Line(string text, string style)
+    {
+        if (Ansi is { } ansi)
+            ansi.MarkupLine($"[{style}]{Markup.Escape(text)}[/]");
+        else
+            Out.WriteLine(text);
+    }
+
+    /// <summary>Runs <paramref name="work"/> under a spinner on a terminal; plainly otherwise.</summary>
+    public T WithStatus<T>(string message, Func<T> work)
+    {
+        if (Ansi is not { } ansi)
+            return work();
+        var result = default(T)!;
+        ansi.Status().Start(message, _ => result = work());
+        return result;
+    }
+
+    public static string OneLine(string text) =>
+        string.Join("; ", text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+    /// <summary>Prints one error line and returns the exit code for <paramref name="error"/>.</summary>
+    public int Fail(Exception error, bool fsckCodes)
+    {
+        var (code, message) = Classify(error, fsckCodes);
+        Err.WriteLine($"{CommandName}: {OneLine(message)}");
+        if (Json)
+            JsonOutput.Write(Out, new ErrorJson(OneLine(message), code));
+        if (Verbose)
+            Err.WriteLine(error.ToString());
+        return code;
+    }
+
+    [DoesNotReturn]
+    public static void Usage(string message) => throw new BasaltException(ErrorCode.InvalidArgument, message);
+
+    private static (int Code, string Message) Classify(Exception error, bool fsckCodes)
+    {
+        int Operational() => fsckCodes ? FsckExitCodes.OperationalError : CliExitCodes.Operational;
+        int Failure() => fsckCodes ? FsckExitCodes.OperationalError : CliExitCodes.Failure;
+        return error switch
+        {
+            BasaltException b => b.Class switch
+            {
+                ErrorClass.Usage => (CliExitCodes.Usage, b.Message),
+                ErrorClass.NotFound or ErrorClass.InUse or ErrorClass.NoSpace => (Failure(), b.Message),
+                _ => (Operational(), b.Message),
+            },
+            OperationCanceledException => (fsckCodes ? FsckExitCodes.Cancelled : CliExitCodes.Operational, "cancelled"),
+            FileNotFoundException or DirectoryNotFoundException => (Failure(), error.Message),
+            UnauthorizedAccessException => (Failure(), $"permission denied: {error.Message}"),
+            IOException => (Operational(), $"I/O error: {error.Message}"),
+            _ => (Operational(), $"internal error: {error.GetType().Name}: {error.Message}" +
+                                 " (run with --verbose for the stack trace)"),
+        };
+    }
+}

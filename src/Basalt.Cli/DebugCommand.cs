@@ -1,0 +1,67 @@
+// basalt debug corrupt IMAGE --target node|bset|key|superblock [--btree B] [--level L]
+//                      [--field F] [--mode zero|ones|random|bitflip] [--fix-csum] [--seed N]
+// Fault injection for tests and the corrupt-image corpus: the target is picked deterministically
+// from the seed, and the command prints exactly what it changed.
+using System.CommandLine;
+using Basalt.Devices;
+
+namespace Basalt.Cli;
+
+internal static class DebugCommand
+{
+    public static Command Create(CliContext cli)
+    {
+        var debug = new Command("debug", "fault injection and inspection tools (they damage images on purpose)");
+        debug.Add(CreateCorrupt(cli));
+        return debug;
+    }
+
+    private static Command CreateCorrupt(CliContext cli)
+    {
+        var target = new Option<string>("--target", "-t") { Description = "node, bset, key or superblock", Required = true };
+        target.AcceptOnlyFromAmong("node", "bset", "key", "superblock");
+        var btree = new Option<string>("--btree", "-b") { Description = "only nodes of this btree" };
+        var level = new Option<int?>("--level", "-l") { Description = "only nodes at this level" };
+        var field = new Option<string>("--field", "-f") { Description = "the field to change (default: picked from the seed)" };
+        var mode = new Option<string>("--mode", "-m") { Description = "zero, ones, random or bitflip (default bitflip)", DefaultValueFactory = _ => "bitflip" };
+        mode.AcceptOnlyFromAmong("zero", "ones", "random", "bitflip");
+        var fixCsum = new Option<bool>("--fix-csum") { Description = "recompute the record's (or superblock copy's) checksum afterwards" };
+        var seed = new Option<int>("--seed") { Description = "seed that picks node, record, key, field and bytes (default 0)" };
+        var image = new Argument<string>("IMAGE") { Description = "image file" };
+        var command = new Command("corrupt", "change one on-disk field of IMAGE and print what changed")
+        {
+            target, btree, level, field, mode, fixCsum, seed, image,
+        };
+        command.SetAction(parse => Program.Execute(cli, () =>
+        {
+            var lvl = parse.GetValue(level);
+            if (lvl is < 0 or > 7)
+                CliContext.Usage($"--level {lvl} is outside 0..7");
+            var request = new CorruptRequest
+            {
+                Target = Enum.Parse<CorruptTarget>(parse.GetValue(target)!, ignoreCase: true),
+                Btree = parse.GetValue(btree) is { } b ? CliParsing.ParseBtree(b) : null,
+                Level = lvl,
+                Field = parse.GetValue(field),
+                Mode = Enum.Parse<CorruptMode>(parse.GetValue(mode)!, ignoreCase: true),
+                FixChecksum = parse.GetValue(fixCsum),
+                Seed = parse.GetValue(seed),
+            };
+            if (request.Target == CorruptTarget.Superblock && (request.Btree is not null || request.Level is not null))
+                CliContext.Usage("--btree and --level select nodes; they do not apply to --target superblock");
+            return Run(cli, CliParsing.ResolveImage(parse.GetValue(image)!), request);
+        }));
+        return command;
+    }
+
+    private static int Run(CliContext cli, string path, CorruptRequest request)
+    {
+        CliParsing.RequireExistingImage(path);
+        using var device = FileBlockDevice.Open(path, readOnly: false);
+        var result = ImageCorruptor.Corrupt(device, request);
+        cli.Line($"corrupted {device.Name} (seed {request.Seed}, mode {request.Mode.ToString().ToLowerInvariant()})");
+        foreach (var line in result.ToText().Split('\n'))
+            cli.Line($"  {line}");
+        return CliExitCodes.Ok;
+    }
+}

@@ -1,0 +1,78 @@
+// The documents `--json` prints: explicit DTOs (the JSON shape is a contract of its own, kept
+// apart from the library's types) serialised with System.Text.Json source generation. Every
+// command prints exactly one document on stdout.
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Basalt.Cli;
+
+internal sealed record SuperblockCopyJson(int Index, long Offset, string Status, ulong? Seq, string Detail, bool Used);
+
+internal sealed record RootJson(string Btree, int Level, string Pointer);
+
+internal sealed record ErrorCounterJson(int Id, string Name, ulong Count, string LastTime);
+
+internal sealed record MemberJson(string DeviceUuid, ulong Buckets, int BucketSize, uint FirstBucket,
+    ulong NodeAreaFirstBucket, ulong NodeAreaBuckets, long NodeAreaOffset, long NodeAreaLength, string State);
+
+internal sealed record SuperblockJson(
+    string Device,
+    int UsedCopy,
+    string? Note,
+    IReadOnlyList<SuperblockCopyJson> Copies,
+    string Uuid,
+    string Label,
+    int Version,
+    int VersionMin,
+    ulong Seq,
+    string WriteTime,
+    string Flags,
+    bool Clean,
+    string MetadataChecksum,
+    long DeviceSize,
+    int BlockSize,
+    int NodeSize,
+    int BucketSize,
+    string NodeMagic,
+    IReadOnlyList<MemberJson> Members,
+    IReadOnlyList<string> Journal,
+    IReadOnlyList<RootJson> Roots,
+    IReadOnlyList<ErrorCounterJson> ErrorCounters);
+
+internal sealed record FindingJson(int Id, string Name, string? Pass, string Policy, string Where, string Detail, string Outcome, bool Corrected);
+
+internal sealed record FsckCountJson(int Id, string Name, long Count);
+
+internal sealed record FsckJson(
+    string Device,
+    string Mode,
+    bool ImplicitCheckOnly,
+    IReadOnlyList<string> Passes,
+    string? SuperblockNote,
+    IReadOnlyList<FindingJson> Findings,
+    IReadOnlyList<FsckCountJson> Counts,
+    IReadOnlyDictionary<string, long> Counters,
+    int Corrected,
+    int Uncorrected,
+    bool CountersPersisted,
+    int ExitCode);
+
+internal sealed record ErrorJson(string Error, int ExitCode);
+
+[JsonSourceGenerationOptions(
+    WriteIndented = true,
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSerializable(typeof(SuperblockJson))]
+[JsonSerializable(typeof(FsckJson))]
+[JsonSerializable(typeof(ErrorJson))]
+internal sealed partial class CliJsonContext : JsonSerializerContext;
+
+internal static class JsonOutput
+{
+    public static void Write<T>(TextWriter output, T document)
+    {
+        var info = (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)CliJsonContext.Default.GetTypeInfo(typeof(T))!;
+        output.WriteLine(JsonSerializer.Serialize(document, info));
+    }
+}

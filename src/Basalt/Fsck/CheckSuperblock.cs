@@ -1,0 +1,83 @@
+// check_superblock: the first fsck pass. Reads every superblock copy; each copy that is
+// unreadable, damaged, invalid or older than the newest good one is reported (SbCopy* ids) and,
+// when the reporter says so, rewritten from the newest good copy (same seq, so the copies agree
+// again). It also checks the btree roots the superblock records: a root that points outside the
+// node area, or at a misaligned slot, is reported (SbRootInvalid) and, when repaired, dropped so
+// its btree reads as empty instead of leading every later pass into garbage.
+//
+// No good copy at all is not a finding but an operational error: there is nothing to repair from.
+using Basalt.Diagnostics;
+using Basalt.Format;
+using Basalt.Superblocks;
+
+namespace Basalt.Fsck;
+
+public static class CheckSuperblock
+{
+    public static void Run(FsckContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var device = context.Device;
+        var reporter = context.Reporter;
+        var read = SuperblockIo.Read(device);
+        context.InitialSuperblockRead ??= read;
+        var sb = read.Superblock;
+        if (device.Size < sb.DeviceSize)
+        {
+            // Not a finding: rewriting copies cannot bring back the missing end of the device.
+            throw new BasaltException(ErrorCode.ShortDevice,
+                $"{device.Name}: the device is {device.Size} bytes but the filesystem was made for {sb.DeviceSize} bytes (truncated?)");
+        }
+
+        foreach (var copy in read.Copies)
+        {
+            if (copy.FsckError is not { } id)
+                continue;
+            var where = $"{device.Name}: superblock copy {copy.Index} at byte {copy.Offset}";
+            var detail = copy.Status == CopyStatus.Stale
+                ? $"seq {copy.Seq} is older than the newest good copy's seq {sb.Seq} (copy {read.UsedCopy})"
+                : copy.Detail;
+            if (reporter.Report(id, where, detail))
+                SuperblockIo.WriteCopy(device, sb, copy.Index);
+        }
+
+        var roots = sb;
+        foreach (var root in sb.Roots)
+        {
+            var problem = RootProblem(sb, root);
+            if (problem is null)
+                continue;
+            if (reporter.Report(FsckErrorId.SbRootInvalid, $"{device.Name}: superblock root of btree {root.Btree.ToText()}", problem))
+                roots = roots.WithRoot(root.Btree, null);
+        }
+        if (!ReferenceEquals(roots, sb))
+            sb = SuperblockIo.Write(device, roots);
+
+        context.SuperblockRead = ReferenceEquals(roots, read.Superblock) ? read : SuperblockIo.Read(device);
+    }
+
+    /// <summary>Why a root cannot be followed, or null when it is plausible.</summary>
+    internal static string? RootProblem(Superblock sb, BtreeRoot root)
+    {
+        if (root.Level > SuperblockFormat.MaxRootLevel)
+            return $"level {root.Level} is above the maximum {SuperblockFormat.MaxRootLevel}";
+        if (root.Ptr.Ptrs.Count == 0)
+            return "the root pointer has no replica";
+        if (root.Ptr.SectorsWritten == 0 || root.Ptr.SectorsWritten > sb.NodeSize / 512)
+            return $"sectors_written {root.Ptr.SectorsWritten} is outside 1..{sb.NodeSize / 512}";
+        foreach (var p in root.Ptr.Ptrs)
+        {
+            if (p.Device != sb.DeviceIndex)
+                return $"replica on device {p.Device}, but this filesystem has only device {sb.DeviceIndex}";
+            var offset = (long)Math.Min(p.OffsetSectors, (ulong)(long.MaxValue / 512)) * 512;
+            if (offset < sb.NodeAreaOffset || offset + sb.NodeSize > sb.NodeAreaOffset + sb.NodeAreaLength)
+            {
+                return $"node at byte {offset} lies outside the node area " +
+                       $"[{sb.NodeAreaOffset}, {sb.NodeAreaOffset + sb.NodeAreaLength})";
+            }
+            if ((offset - sb.NodeAreaOffset) % sb.NodeSize != 0)
+                return $"node at byte {offset} is not on a node slot boundary (node size {sb.NodeSize})";
+        }
+        return null;
+    }
+}

@@ -1,0 +1,160 @@
+// The fsck driver: runs the passes of FsckCatalogue.Passes in order against one device, with one
+// FsckReporter deciding every repair (DESIGN §6, digest §11).
+//
+// Check-only runs (-n, or no flag without a terminal) open the image read-only and put a
+// copy-on-write overlay on top: every pass then runs exactly the code path a repairing run
+// takes, its writes land in the overlay, and the image does not change by one byte. That is
+// why -n reports precisely what -y repairs.
+//
+// A repairing run persists the counters of what it found into the superblock's error table and
+// sets or clears the HasErrors flag, so the history survives and `show-super` can print it.
+using Basalt.Devices;
+using Basalt.Diagnostics;
+using Basalt.Format;
+using Basalt.Fs;
+using Basalt.Superblocks;
+
+namespace Basalt.Fsck;
+
+/// <summary>What a pass gets: the device (an overlay in check-only runs), the reporter, and the mounted filesystem.</summary>
+public sealed class FsckContext
+{
+    private BasaltFileSystem? _fs;
+
+    internal FsckContext(IBlockDevice device, FsckReporter reporter, FsckOptions options)
+    {
+        Device = device;
+        Reporter = reporter;
+        Options = options;
+    }
+
+    /// <summary>The device passes read and repair (a copy-on-write overlay in check-only runs).</summary>
+    public IBlockDevice Device { get; }
+
+    public FsckReporter Reporter { get; }
+
+    public FsckOptions Options { get; }
+
+    /// <summary>The superblock as check_superblock first found it (before any repair).</summary>
+    public SuperblockReadResult? InitialSuperblockRead { get; internal set; }
+
+    /// <summary>The superblock read by check_superblock (after its repairs).</summary>
+    public SuperblockReadResult? SuperblockRead { get; internal set; }
+
+    /// <summary>The filesystem, mounted read-write on <see cref="Device"/> on first use (after check_superblock).</summary>
+    public BasaltFileSystem FileSystem => _fs ??= BasaltFileSystem.Mount(Device, new MountOptions());
+
+    internal BasaltFileSystem? MountedFileSystem => _fs;
+}
+
+/// <summary>One entry of the ordered pass table: the catalogue's permanent pass and its implementation.</summary>
+public sealed record FsckPass(FsckPassInfo Info, Action<FsckContext> Run);
+
+public static class Fsck
+{
+    /// <summary>
+    /// The implementations of <see cref="FsckCatalogue.Passes"/>, in the catalogue's order. Passes
+    /// live beside their subsystem; this table only names them.
+    /// </summary>
+    public static IReadOnlyList<FsckPass> Passes { get; } = BuildPasses();
+
+    private static FsckPass[] BuildPasses()
+    {
+        var implementations = new Dictionary<FsckPassId, Action<FsckContext>>
+        {
+            [FsckPassId.CheckSuperblock] = CheckSuperblock.Run,
+            [FsckPassId.CheckTopology] = FsckBtreePasses.CheckTopology,
+            [FsckPassId.CheckBtreeNodes] = FsckBtreePasses.CheckBtreeNodes,
+        };
+        return [.. FsckCatalogue.Passes.Select(p => new FsckPass(p, implementations[p.Id]))];
+    }
+
+    /// <summary>
+    /// Checks the image at <paramref name="imagePath"/>. Check-only modes open it read-only (a
+    /// shared lock); repairing modes open it for writing (an exclusive lock: "in use (pid N)").
+    /// </summary>
+    public static FsckReport Run(string imagePath, FsckOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        using var device = FileBlockDevice.Open(imagePath, readOnly: !options.Writes);
+        return Run(device, options);
+    }
+
+    /// <summary>Checks <paramref name="device"/>; in check-only mode nothing is written to it.</summary>
+    public static FsckReport Run(IBlockDevice device, FsckOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Writes && device.IsReadOnly)
+        {
+            throw new BasaltException(ErrorCode.ReadOnlyDevice,
+                $"{device.Name}: cannot repair: the device is open read-only (use -n to check only)");
+        }
+
+        using var overlay = options.Writes ? null : new OverlayBlockDevice(device, ownsBase: false);
+        // Findings name the image, not "image (overlay)": -n must print what -y prints.
+        IBlockDevice target = overlay is null ? device : new NamedDevice(overlay, device.Name);
+        var reporter = new FsckReporter(options);
+        var context = new FsckContext(target, reporter, options);
+        var persisted = false;
+        var completed = false;
+        try
+        {
+            foreach (var pass in Passes)
+            {
+                options.Cancellation.ThrowIfCancellationRequested();
+                reporter.CurrentPass = pass.Info.Id;
+                options.OnPassStarted?.Invoke(pass.Info);
+                var before = reporter.FindingCount;
+                pass.Run(context);
+                options.OnPassFinished?.Invoke(pass.Info, reporter.FindingCount - before);
+            }
+            reporter.CurrentPass = null;
+
+            if (options.Writes)
+            {
+                var fs = context.FileSystem;
+                fs.Sync();
+                var left = reporter.Findings.Any(f => !f.Corrected);
+                persisted = fs.RecordErrors(reporter.CountsById,
+                    set: left ? SuperblockFlags.HasErrors : SuperblockFlags.None,
+                    clear: left ? SuperblockFlags.None : SuperblockFlags.HasErrors | SuperblockFlags.HasTopologyErrors);
+            }
+            completed = true;
+        }
+        finally
+        {
+            context.MountedFileSystem?.Close(sync: completed);
+        }
+
+        return new FsckReport
+        {
+            Device = device.Name,
+            Mode = options.Mode,
+            ImplicitCheckOnly = options.ImplicitCheckOnly,
+            Findings = reporter.Findings,
+            CountsById = reporter.CountsById,
+            Counters = reporter.Counters,
+            Passes = [.. Passes.Select(p => p.Info)],
+            SuperblockNote = context.InitialSuperblockRead is { } read ? MountNote.For(read) : null,
+            CountersPersisted = persisted,
+        };
+    }
+
+    /// <summary>A device seen under another name; everything else is forwarded.</summary>
+    private sealed class NamedDevice(IBlockDevice inner, string name) : IBlockDevice
+    {
+        public string Name => name;
+        public long Size => inner.Size;
+        public bool IsReadOnly => inner.IsReadOnly;
+        public void Read(long offset, Span<byte> buffer) => inner.Read(offset, buffer);
+        public void Write(long offset, ReadOnlySpan<byte> data) => inner.Write(offset, data);
+        public void Flush() => inner.Flush();
+        public void Discard(long offset, long length) => inner.Discard(offset, length);
+
+        // The overlay is owned and disposed by the run.
+        public void Dispose()
+        {
+        }
+    }
+}

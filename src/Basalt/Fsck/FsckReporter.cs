@@ -1,0 +1,115 @@
+// The fsck decision procedure (digest §11.2, simplified): every detection is counted per error
+// id, then the repair is decided from the run's mode and the id's repair policy.
+//
+//   policy      -y     -p     ask                -n (check only)
+//   Automatic   fix    fix    prompt             repair on the overlay, report "not fixing"
+//   WithYes     fix    leave  prompt             repair on the overlay, report "not fixing"
+//   Never       leave  leave  leave              leave
+//
+// In check-only mode Report returns true exactly where -y would, so the passes run the very
+// code path -y runs; the device underneath is a copy-on-write overlay, which is what makes the
+// findings of -n and -y identical by construction while the image stays untouched.
+using Basalt.Format;
+
+namespace Basalt.Fsck;
+
+public sealed class FsckReporter : IFsckReporter
+{
+    private readonly FsckOptions _options;
+    private readonly Lock _lock = new();
+    private readonly List<FsckFinding> _findings = [];
+    private readonly Dictionary<FsckErrorId, long> _countsById = [];
+    private readonly Dictionary<string, long> _counters = new(StringComparer.Ordinal);
+    private readonly Dictionary<FsckErrorId, bool> _answerForAll = [];
+
+    public FsckReporter(FsckOptions options)
+    {
+        if (options.Mode == FsckMode.Ask && options.Ask is null)
+            throw new ArgumentException("ask mode needs a prompt callback", nameof(options));
+        _options = options;
+    }
+
+    /// <summary>The pass whose findings are being reported now (set by the driver).</summary>
+    public FsckPassId? CurrentPass { get; set; }
+
+    public IReadOnlyList<FsckFinding> Findings
+    {
+        get
+        {
+            lock (_lock)
+                return [.. _findings];
+        }
+    }
+
+    public IReadOnlyDictionary<FsckErrorId, long> CountsById
+    {
+        get
+        {
+            lock (_lock)
+                return new Dictionary<FsckErrorId, long>(_countsById);
+        }
+    }
+
+    public IReadOnlyDictionary<string, long> Counters
+    {
+        get
+        {
+            lock (_lock)
+                return new Dictionary<string, long>(_counters, StringComparer.Ordinal);
+        }
+    }
+
+    public int FindingCount
+    {
+        get
+        {
+            lock (_lock)
+                return _findings.Count;
+        }
+    }
+
+    public bool Report(FsckErrorId id, string where, string detail)
+    {
+        _options.Cancellation.ThrowIfCancellationRequested();
+        var info = FsckCatalogue.Get(id);
+        FsckFinding finding;
+        lock (_lock)
+        {
+            _countsById[id] = _countsById.GetValueOrDefault(id) + 1;
+            var outcome = Decide(info, where, detail);
+            finding = new FsckFinding(id, CurrentPass, where, detail, outcome);
+            _findings.Add(finding);
+        }
+        _options.OnFinding?.Invoke(finding);
+        return finding.Outcome is FsckOutcome.Fixed or FsckOutcome.WouldFix;
+    }
+
+    public void Count(string what, long amount = 1)
+    {
+        lock (_lock)
+            _counters[what] = _counters.GetValueOrDefault(what) + amount;
+    }
+
+    private FsckOutcome Decide(FsckErrorInfo info, string where, string detail)
+    {
+        if (info.Policy == RepairPolicy.Never)
+            return FsckOutcome.NoRepair;
+        switch (_options.Mode)
+        {
+            case FsckMode.CheckOnly:
+                return FsckOutcome.WouldFix;
+            case FsckMode.Yes:
+                return FsckOutcome.Fixed;
+            case FsckMode.Preen:
+                return info.Policy == RepairPolicy.Automatic ? FsckOutcome.Fixed : FsckOutcome.NotFixed;
+            default:
+                if (_answerForAll.TryGetValue(info.Id, out var all))
+                    return all ? FsckOutcome.Fixed : FsckOutcome.NotFixed;
+                // The prompt sees the finding as it would be if fixed; the answer decides.
+                var answer = _options.Ask!(new FsckFinding(info.Id, CurrentPass, where, detail, FsckOutcome.Fixed));
+                if (answer is FsckAnswer.YesToAll or FsckAnswer.NoToAll)
+                    _answerForAll[info.Id] = answer == FsckAnswer.YesToAll;
+                return answer is FsckAnswer.Yes or FsckAnswer.YesToAll ? FsckOutcome.Fixed : FsckOutcome.NotFixed;
+        }
+    }
+}

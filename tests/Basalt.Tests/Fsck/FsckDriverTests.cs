@@ -1,0 +1,197 @@
+using Basalt.Cli;
+using Basalt.Devices;
+using Basalt.Format;
+using Basalt.Fs;
+using Basalt.Fsck;
+using Basalt.Superblocks;
+using Basalt.TestKit;
+using Xunit.Abstractions;
+
+namespace Basalt.Tests.Fsck;
+
+public sealed class FsckDriverTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Passes_run_in_the_catalogue_order_and_every_pass_has_an_implementation()
+    {
+        Assert.Equal(FsckCatalogue.Passes.Select(p => p.Id), Basalt.Fsck.Fsck.Passes.Select(p => p.Info.Id));
+        var started = new List<FsckPassId>();
+        using var device = FsckTestImages.Formatted();
+        var report = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Yes, OnPassStarted = p => started.Add(p.Id) });
+        Assert.Equal(FsckCatalogue.Passes.Select(p => p.Id), started);
+        Assert.True(report.Clean);
+        Assert.Equal(0, report.ExitCode);
+    }
+
+    [Fact]
+    public void Check_only_changes_no_byte_and_finds_exactly_what_yes_repairs_then_the_image_is_clean()
+    {
+        using var device = FsckTestImages.Formatted();
+        var offset = FsckTestImages.DamageCopy(device, 1);
+        var before = device.Contents.ToArray();
+
+        var check = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly });
+        Assert.True(device.Contents.SequenceEqual(before), "check-only run wrote to the device");
+        var finding = Assert.Single(check.Findings);
+        Assert.Equal(FsckErrorId.SbCopyBadChecksum, finding.Id);
+        Assert.Equal($"mem.img: superblock copy 1 at byte {offset}", finding.Where);
+        Assert.Equal(FsckOutcome.WouldFix, finding.Outcome);
+        Assert.Equal(FsckExitCodes.Uncorrected, check.ExitCode);
+        Assert.False(check.CountersPersisted);
+
+        var repair = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Yes });
+        Assert.Equal(FsckTestImages.Keyed(check), FsckTestImages.Keyed(repair));
+        Assert.Equal(FsckExitCodes.Corrected, repair.ExitCode);
+        Assert.True(repair.CountersPersisted);
+
+        var again = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly });
+        Assert.True(again.Clean, string.Join("\n", again.Findings.Select(f => f.ToText())));
+        var read = SuperblockIo.Read(device);
+        Assert.True(read.AllCopiesGood);
+        var counter = Assert.Single(read.Superblock.ErrorCounters);
+        Assert.Equal((FsckErrorId.SbCopyBadChecksum, 1UL), (counter.Id, counter.Count));
+        Assert.False(read.Superblock.Flags.HasFlag(SuperblockFlags.HasErrors));
+    }
+
+    [Fact]
+    public void A_stale_copy_is_found_and_rewritten()
+    {
+        using var device = FsckTestImages.Formatted();
+        var old = SuperblockIo.Read(device).Superblock;
+        SuperblockIo.Write(device, old);
+        SuperblockIo.WriteCopy(device, old, 2);
+        var report = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Preen });
+        var finding = Assert.Single(report.Findings);
+        Assert.Equal(FsckErrorId.SbCopyStale, finding.Id);
+        Assert.True(finding.Corrected);
+        Assert.True(SuperblockIo.Read(device).AllCopiesGood);
+    }
+
+    [Fact]
+    public void An_invalid_root_is_left_by_preen_and_dropped_by_yes()
+    {
+        using var device = FsckTestImages.Formatted();
+        var sb = SuperblockIo.Read(device).Superblock;
+        var misaligned = new BtreePtrValue
+        {
+            Seq = 77, SectorsWritten = 1, MinKey = Bpos.Min,
+            Ptrs = [new DevicePtr(0, (ulong)(sb.NodeAreaOffset / 512) + 1, 0)],
+        };
+        SuperblockIo.Write(device, sb.WithRoot(BtreeId.Test, new BtreeRoot(BtreeId.Test, 0, misaligned)));
+
+        // Preen leaves the root (the btree passes then meet what it points at: more findings).
+        var preen = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Preen });
+        var left = preen.Findings[0];
+        Assert.Equal(FsckErrorId.SbRootInvalid, left.Id);
+        Assert.Equal(FsckOutcome.NotFixed, left.Outcome);
+        Assert.Contains("not on a node slot boundary", left.Detail, StringComparison.Ordinal);
+        Assert.NotEqual(0, preen.ExitCode & FsckExitCodes.Uncorrected);
+        Assert.True(SuperblockIo.Read(device).Superblock.Flags.HasFlag(SuperblockFlags.HasErrors));
+
+        var yes = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Yes });
+        Assert.Equal(FsckErrorId.SbRootInvalid, Assert.Single(yes.Findings).Id);
+        Assert.Equal(FsckExitCodes.Corrected, yes.ExitCode);
+        var after = SuperblockIo.Read(device).Superblock;
+        Assert.Null(after.RootOf(BtreeId.Test));
+        Assert.False(after.Flags.HasFlag(SuperblockFlags.HasErrors));
+        Assert.Equal(2UL, after.ErrorCounters.Single(e => e.Id == FsckErrorId.SbRootInvalid).Count);
+    }
+
+    [Fact]
+    public void Ask_mode_applies_only_the_accepted_repairs()
+    {
+        using var device = FsckTestImages.Formatted();
+        FsckTestImages.DamageCopy(device, 1);
+        FsckTestImages.DamageCopy(device, 2);
+        var answers = new Queue<FsckAnswer>([FsckAnswer.No, FsckAnswer.Yes]);
+        var report = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Ask, Ask = _ => answers.Dequeue() });
+        Assert.Equal(new[] { FsckOutcome.NotFixed, FsckOutcome.Fixed }, report.Findings.Select(f => f.Outcome));
+        Assert.Equal(FsckExitCodes.Corrected | FsckExitCodes.Uncorrected, report.ExitCode);
+        // The declined copy stays as it was until the end of the run; persisting the error counters
+        // then writes the superblock, which rewrites every copy (docs/cli.md, "fsck").
+        var counters = SuperblockIo.Read(device).Superblock.ErrorCounters;
+        Assert.Equal(2UL, counters.Single(e => e.Id == FsckErrorId.SbCopyBadChecksum).Count);
+        Assert.True(SuperblockIo.Read(device).Superblock.Flags.HasFlag(SuperblockFlags.HasErrors));
+    }
+
+    [Fact]
+    public void Repairing_a_read_only_device_is_refused()
+    {
+        using var device = FsckTestImages.Formatted();
+        using var readOnly = new ReadOnlyView(device);
+        var e = Assert.Throws<Basalt.Diagnostics.BasaltException>(() =>
+            Basalt.Fsck.Fsck.Run(readOnly, new FsckOptions { Mode = FsckMode.Yes }));
+        Assert.Contains("-n", e.Message, StringComparison.Ordinal);
+        Assert.True(Basalt.Fsck.Fsck.Run(readOnly, new FsckOptions { Mode = FsckMode.CheckOnly }).Clean);
+    }
+
+    [Fact]
+    public void Cancellation_stops_the_run()
+    {
+        using var device = FsckTestImages.Formatted();
+        using var cancel = new CancellationTokenSource();
+        cancel.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Yes, Cancellation = cancel.Token }));
+    }
+
+    [Theory]
+    [InlineData("bset")]
+    [InlineData("key")]
+    [InlineData("node")]
+    public void Damaged_nodes_check_only_equals_yes_and_a_second_run_is_clean(string targetName)
+    {
+        var target = Enum.Parse<CorruptTarget>(targetName, ignoreCase: true);
+        var seed = TestSeed.Get(output);
+        using var device = FsckTestImages.WithKeys(3000);
+        // Any reachable node, leaves and interior nodes alike.
+        var damage = ImageCorruptor.Corrupt(device, new CorruptRequest { Target = target, Btree = BtreeId.Test, Seed = seed });
+        output.WriteLine(damage.ToText());
+        var before = device.Contents.ToArray();
+
+        var check = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly });
+        output.WriteLine(string.Join("\n", check.Findings.Select(f => f.ToText())));
+        Assert.True(device.Contents.SequenceEqual(before), "check-only run wrote to the device");
+        Assert.False(check.Clean);
+
+        var repair = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Yes });
+        Assert.Equal(FsckTestImages.Keyed(check), FsckTestImages.Keyed(repair));
+        Assert.NotEqual(0, repair.ExitCode & FsckExitCodes.Corrected);
+
+        var again = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly });
+        Assert.True(again.Clean, string.Join("\n", again.Findings.Select(f => f.ToText())));
+
+        // What survived is readable and correct.
+        using var fs = BasaltFileSystem.Mount(device, new MountOptions { ReadOnly = true });
+        var it = fs.Btrees[BtreeId.Test].Iterate(Bpos.Min, Bpos.Max);
+        var kept = 0;
+        while (it.MoveNext())
+        {
+            var i = (long)(it.Key.Pos.Offset / 7);
+            Assert.Equal(BitConverter.GetBytes(i * 1_000_003), it.Value.ToArray());
+            kept++;
+        }
+        // A damaged node covering the whole key space (the root) may lose every key; any other
+        // leaves the keys outside its range.
+        output.WriteLine($"{kept} of 3000 keys kept");
+        var coveredEverything = damage.Node!.Min.IsMin && damage.Node.Max.IsMax;
+        Assert.InRange(kept, coveredEverything ? 0 : 1, 3000);
+    }
+
+    /// <summary>A read-only view of a device.</summary>
+    private sealed class ReadOnlyView(IBlockDevice inner) : IBlockDevice
+    {
+        public string Name => inner.Name;
+        public long Size => inner.Size;
+        public bool IsReadOnly => true;
+        public void Read(long offset, Span<byte> buffer) => inner.Read(offset, buffer);
+        public void Write(long offset, ReadOnlySpan<byte> data) => throw new InvalidOperationException("read-only");
+        public void Flush()
+        {
+        }
+        public void Discard(long offset, long length) => throw new InvalidOperationException("read-only");
+        public void Dispose()
+        {
+        }
+    }
+}
