@@ -68,8 +68,7 @@ public sealed partial class BtreeEngine
         while (n.Level > level)
         {
             n.LastAccess = stamp;
-            var cursor = new NodeCursor(n, pos, reverse: false);
-            if (!cursor.Next(out var run, out var i))
+            if (!n.TryFindChild(pos, out var run, out var i))
                 ThrowTopology(n, pos, "no child pointer covers the position");
             var value = run.ValueOf(i);
             if (run.Entries[i].Key.Type != KeyType.BtreePtr || !PtrFields.IsWellFormed(value))

@@ -72,19 +72,41 @@ internal sealed class BtreeNode
     /// <summary>Finds the live entry at pos in the merged view; false when absent or deleted.</summary>
     public bool TryFind(Bpos pos, out RunView run, out int index)
     {
-        run = Unwritten.View;
-        index = run.Find(pos);
+        // Empty unwritten and in-flight runs (the common case for a clean node) cost no search.
+        index = -1;
+        run = default;
+        if (Unwritten.Count > 0)
+        {
+            run = Unwritten.View;
+            index = run.Find(pos);
+        }
         if (index < 0 && InFlight is { } f)
         {
             run = f.View;
-            index = run.Find(pos);
+            index = run.Find(pos, prefetchValue: true);
         }
         if (index < 0)
         {
             run = Merged.View;
-            index = run.Find(pos);
+            index = run.Find(pos, prefetchValue: true);
         }
-        return index >= 0 && run.Entries[index].Key.Type != KeyType.Deleted;
+        return index >= 0 && run.Entries![index].Key.Type != KeyType.Deleted;
+    }
+
+    /// <summary>
+    /// Interior nodes: the pointer key covering pos (the first key &gt;= pos in the merged view),
+    /// false when none. Takes the single-run path when nothing is unwritten or in flight.
+    /// </summary>
+    public bool TryFindChild(Bpos pos, out RunView run, out int index)
+    {
+        if (Unwritten.Count == 0 && InFlight is null)
+        {
+            run = Merged.View;
+            index = run.LowerBound(pos);
+            return index < run.Count;
+        }
+        var cursor = new NodeCursor(this, pos, reverse: false);
+        return cursor.Next(out run, out index);
     }
 
     /// <summary>What an update at pos replaces: the live key's size, the unwritten entry's size, whether a written run holds pos.</summary>

@@ -34,7 +34,7 @@ public sealed class KeyRun
 
     private readonly KeyEntry[] _entries;
     private readonly byte[] _arena;
-    private readonly Bpos[]? _samples;
+    private readonly KeyRunIndex _index;
 
     public KeyRun(KeyEntry[] entries, int count, byte[] arena, int arenaLength)
     {
@@ -46,7 +46,7 @@ public sealed class KeyRun
         for (var i = 0; i < count; i++)
             bytes += entries[i].EncodedSize;
         EncodedBytes = bytes;
-        _samples = RunView.BuildSamples(entries, count);
+        _index = KeyRunIndex.Build(entries, count);
     }
 
     public int Count { get; }
@@ -58,7 +58,7 @@ public sealed class KeyRun
     public ReadOnlySpan<KeyEntry> Entries => _entries.AsSpan(0, Count);
 
     /// <summary>The run as the node's merge cursor sees it (no copy).</summary>
-    internal RunView View => new(_entries, Count, _arena, _samples);
+    internal RunView View => new(_entries, Count, _arena, this);
 
     public ref readonly KeyEntry this[int index] => ref _entries[index];
 
@@ -73,6 +73,11 @@ public sealed class KeyRun
 
     /// <summary>Index of the first entry with Pos &gt;= pos (Count if none).</summary>
     public int LowerBound(Bpos pos) => View.LowerBound(pos);
+
+    internal bool HasIndex => !_index.IsEmpty;
+
+    /// <summary>LowerBound through the prefix index (HasIndex must be true).</summary>
+    internal int IndexLowerBound(Bpos pos, bool prefetchValue) => _index.LowerBound(_entries, pos, prefetchValue ? _arena : null);
 }
 
 /// <summary>Builds a KeyRun by appending keys in ascending order.</summary>

@@ -10,31 +10,19 @@ namespace Basalt.Btree;
 /// <summary>A read-only view of a sorted run (a KeyRun or an UnwrittenRun) for merge cursors.</summary>
 internal readonly struct RunView
 {
-    /// <summary>Every SampleStride-th position of a large immutable run, searched first (it stays in cache).</summary>
-    public const int SampleStride = 16;
-    private const int SampleMinimum = 64;
-
     public readonly KeyEntry[] Entries;
     public readonly int Count;
     public readonly byte[] Arena;
-    private readonly Bpos[]? _samples;
 
-    public RunView(KeyEntry[] entries, int count, byte[] arena, Bpos[]? samples = null)
+    /// <summary>The immutable run behind this view when it has a prefix index, else null.</summary>
+    private readonly KeyRun? _indexed;
+
+    public RunView(KeyEntry[] entries, int count, byte[] arena, KeyRun? run = null)
     {
         Entries = entries;
         Count = count;
         Arena = arena;
-        _samples = samples;
-    }
-
-    public static Bpos[]? BuildSamples(KeyEntry[] entries, int count)
-    {
-        if (count < SampleMinimum)
-            return null;
-        var samples = new Bpos[(count + SampleStride - 1) / SampleStride];
-        for (var j = 0; j < samples.Length; j++)
-            samples[j] = entries[j * SampleStride].Key.Pos;
-        return samples;
+        _indexed = run is { HasIndex: true } ? run : null;
     }
 
     public static RunView Empty => new([], 0, []);
@@ -47,27 +35,15 @@ internal readonly struct RunView
     }
 
     /// <summary>Index of the first entry with Pos &gt;= pos (Count if none).</summary>
-    public int LowerBound(Bpos pos)
+    public int LowerBound(Bpos pos) => LowerBound(pos, prefetchValue: false);
+
+    /// <summary>LowerBound; <paramref name="prefetchValue"/>: the caller is about to read the value found.</summary>
+    private int LowerBound(Bpos pos, bool prefetchValue)
     {
-        int lo = 0, hi = Count;
-        if (_samples is { } samples)
-        {
-            // First sample >= pos; the answer lies after the previous sample, up to this one.
-            int slo = 0, shi = samples.Length;
-            while (slo < shi)
-            {
-                var mid = (int)((uint)(slo + shi) >> 1);
-                if (samples[mid].CompareTo(pos) < 0)
-                    slo = mid + 1;
-                else
-                    shi = mid;
-            }
-            if (slo == 0)
-                return 0;
-            lo = ((slo - 1) * SampleStride) + 1;
-            hi = Math.Min(slo * SampleStride, Count);
-        }
+        if (_indexed is { } run)
+            return run.IndexLowerBound(pos, prefetchValue);
         var entries = Entries;
+        int lo = 0, hi = Count;
         while (lo < hi)
         {
             var mid = (int)((uint)(lo + hi) >> 1);
@@ -81,9 +57,9 @@ internal readonly struct RunView
 
     /// <summary>Index of the entry at exactly pos, or -1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int Find(Bpos pos)
+    public int Find(Bpos pos, bool prefetchValue = false)
     {
-        var i = LowerBound(pos);
+        var i = LowerBound(pos, prefetchValue);
         return i < Count && Entries[i].Key.Pos == pos ? i : -1;
     }
 }
