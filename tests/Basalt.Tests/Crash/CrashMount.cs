@@ -5,6 +5,7 @@
 using Basalt.Btree;
 using Basalt.Devices;
 using Basalt.Format;
+using Basalt.Fs;
 using Basalt.Superblocks;
 
 namespace Basalt.Tests.Crash;
@@ -33,19 +34,8 @@ internal sealed class RefusingRootCommitter : IRootCommitter
 
 internal static class CrashMount
 {
-    /// <summary>The btree geometry a superblock describes.</summary>
-    public static BtreeGeometry GeometryOf(Superblock sb) => new()
-    {
-        NodeSize = sb.NodeSize,
-        BlockSize = sb.BlockSize,
-        NodeAreaOffset = sb.NodeAreaOffset,
-        NodeAreaLength = sb.NodeAreaLength,
-        NodeMagic = sb.NodeMagic,
-        ChecksumType = sb.MetadataChecksumType,
-        Version = sb.Version,
-        VersionMin = sb.VersionMin,
-        Device = sb.DeviceIndex,
-    };
+    /// <summary>The btree geometry a superblock describes (the mount glue's own rule).</summary>
+    public static BtreeGeometry GeometryOf(Superblock sb) => BasaltFileSystem.GeometryOf(sb);
 
     /// <summary>Reads the superblock and opens the btrees from its roots.</summary>
     public static BtreeEngine Mount(IBlockDevice device, BtreeEngineOptions options, IRootCommitter committer, out Superblock superblock)
