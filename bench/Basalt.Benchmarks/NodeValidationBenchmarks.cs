@@ -1,13 +1,14 @@
 // Node read: checksum, validate every key and merge the bsets into one run, for a full 256 KiB
 // leaf of 100-byte cookie values. Target (bench/README.md): at least 1 GB/s on the clean path.
 using System.Reflection;
+using Basalt.Btree;
+using Basalt.Btree.Node;
+using Basalt.Format;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
-using Basalt.Btree;
-using Basalt.Format;
 
 namespace Basalt.Benchmarks;
 

@@ -7,6 +7,7 @@ using System.CommandLine;
 using System.Globalization;
 using Basalt.Devices;
 using Basalt.Diagnostics;
+using Basalt.Format;
 using Basalt.Fs;
 using Basalt.Superblocks;
 
@@ -78,8 +79,8 @@ internal static class FormatCommand
     {
         if (Directory.Exists(path))
             throw new BasaltException(ErrorCode.FileNotFound, $"{path}: is a directory, not an image file or block device");
-        if (size is { } s && s % IBlockDevice.SectorSize != 0)
-            CliContext.Usage($"--size {s} is not a multiple of {IBlockDevice.SectorSize} bytes");
+        if (size is { } s && s % FormatLimits.SectorSize != 0)
+            CliContext.Usage($"--size {s} is not a multiple of {FormatLimits.SectorSize} bytes");
 
         // Refuse a geometry that cannot work before creating or resizing anything.
         if (size is { } requested)

@@ -10,6 +10,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using Basalt.Btree;
+using Basalt.Btree.Node;
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -146,7 +147,7 @@ internal static class ImageCorruptor
         var node = candidates[random.Next(candidates.Count)];
         var slot = new byte[sb.NodeSize];
         device.Read(node.Offset, slot);
-        var written = Math.Min(slot.Length, node.SectorsWritten * 512);
+        var written = Math.Min(slot.Length, node.SectorsWritten * FormatLimits.SectorSize);
         var records = BtreeNodeInspector.Walk(slot).Where(r => r.Offset < written).ToList();
 
         int recordOffset;
@@ -223,7 +224,7 @@ internal static class ImageCorruptor
                 if (node.Level == 0)
                     continue;
                 device.Read(node.Offset, slot);
-                foreach (var (max, ptr) in ChildPointers(slot, node.SectorsWritten * 512))
+                foreach (var (max, ptr) in ChildPointers(slot, node.SectorsWritten * FormatLimits.SectorSize))
                 {
                     if (SlotOf(device, sb, ptr) is { } child)
                         queue.Enqueue(new ReachableNode(node.Btree, (byte)(node.Level - 1), child, ptr.SectorsWritten, ptr.MinKey, max));
@@ -257,7 +258,7 @@ internal static class ImageCorruptor
 
     private static long? SlotOf(IBlockDevice device, Superblock sb, BtreePtrValue ptr)
     {
-        if (ptr.Ptrs.Count == 0 || ptr.Ptrs[0].OffsetSectors > (ulong)(device.Size / 512))
+        if (ptr.Ptrs.Count == 0 || ptr.Ptrs[0].OffsetSectors > (ulong)(device.Size / FormatLimits.SectorSize))
             return null;
         var offset = ptr.Ptrs[0].OffsetBytes;
         return offset + sb.NodeSize <= device.Size ? offset : null;
@@ -343,8 +344,8 @@ internal static class ImageCorruptor
             first = Math.Min(first, checksumOffset);
             end = Math.Max(end, checksumOffset + 8);
         }
-        var start = first / 512 * 512;
-        var stop = (end + 511) / 512 * 512;
+        var start = first / FormatLimits.SectorSize * FormatLimits.SectorSize;
+        var stop = (end + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize * FormatLimits.SectorSize;
         device.Write(baseOffset + start, buffer.AsSpan(start, stop - start));
         device.Flush();
     }

@@ -4,6 +4,7 @@
 // slots of a MemoryBlockDevice with a tiny geometry, and can be damaged afterwards. The model
 // also knows which keys each node holds, so a test can compute the key set a repair must leave.
 using Basalt.Btree;
+using Basalt.Btree.Node;
 using Basalt.Devices;
 using Basalt.Format;
 

@@ -107,7 +107,7 @@ public sealed class Btree
             BasaltException.Throw(ErrorCode.InvalidArgument,
                 $"btree {Id.ToText()}: value of {value.Length} bytes at {key.Pos.ToText()} exceeds the limit of {_engine.MaxValueBytes}");
         }
-        if (level >= BtreeEngine.MaxDepth)
+        if (level >= FormatLimits.MaxBtreeDepth)
             BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {Id.ToText()}: level {level} is beyond the maximum depth");
         if (!KeyValidation.Validate(Id, level, key, value, Bpos.Min, Bpos.Max, _engine.Geometry.NodeSize, out var id, out var detail))
         {

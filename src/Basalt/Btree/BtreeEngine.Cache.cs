@@ -2,6 +2,7 @@
 // no lock held), installing a read node after re-checking that its parent still points at it,
 // and eviction of clean nodes under the byte budget.
 using System.Buffers;
+using Basalt.Btree.Node;
 using Basalt.Diagnostics;
 using Basalt.Format;
 
@@ -180,7 +181,7 @@ public sealed partial class BtreeEngine
             BasaltException.Throw(ErrorCode.BtreeNodeCorrupt, $"{where} ending at {maxKey.ToText()}: pointer has no device pointer");
         var offset = ptr.Ptrs[0].OffsetBytes;
         var size = _geometry.NodeSize;
-        if (offset < 0 || offset % 512 != 0 || offset + size > _device.Size)
+        if (offset < 0 || offset % FormatLimits.SectorSize != 0 || offset + size > _device.Size)
             BasaltException.Throw(ErrorCode.BtreeNodeCorrupt, $"{where} at offset {offset}: pointer is outside the device");
         var buffer = ArrayPool<byte>.Shared.Rent(size);
         try
@@ -230,7 +231,7 @@ public sealed partial class BtreeEngine
             return;
         var target = budget - (budget / 8);
         // Leaves first; an interior node becomes evictable once none of its children is cached.
-        for (var pass = 0; pass <= MaxDepth && _cache.Count * nodeSize > target; pass++)
+        for (var pass = 0; pass <= FormatLimits.MaxBtreeDepth && _cache.Count * nodeSize > target; pass++)
         {
             var candidates = new List<BtreeNode>();
             foreach (var node in _cache.Values)

@@ -9,6 +9,7 @@
 // A crash before step 2's root commit leaves the old roots, whose nodes are intact: nothing
 // below any node's committed sectors_written was touched and no slot they use was reused.
 using System.Buffers;
+using Basalt.Btree.Node;
 using Basalt.Diagnostics;
 using Basalt.Format;
 
@@ -72,7 +73,7 @@ public sealed partial class BtreeEngine
                     foreach (var image in level)
                     {
                         var node = image.Node;
-                        node.DurableSectors = image.SectorOffset + (image.Bytes / 512);
+                        node.DurableSectors = image.SectorOffset + (image.Bytes / FormatLimits.SectorSize);
                         node.FoldInFlight();
                         node.Version++;
                     }
@@ -91,11 +92,11 @@ public sealed partial class BtreeEngine
 
     private List<NodeImage>[] Capture()
     {
-        var levels = new List<NodeImage>[MaxDepth];
+        var levels = new List<NodeImage>[FormatLimits.MaxBtreeDepth];
         _inCapture = true;
         try
         {
-            for (var level = 0; level < MaxDepth; level++)
+            for (var level = 0; level < FormatLimits.MaxBtreeDepth; level++)
             {
                 levels[level] = [];
                 var nodes = _dirty.Where(n => n.Level == level).OrderBy(n => n.Offset).ToList();
@@ -136,7 +137,7 @@ public sealed partial class BtreeEngine
             node.Merged = KeyRun.Empty;
             node.InFlight = keys;
             var bytes = BtreeNodeWriter.FirstRecordSize(keys.EncodedBytes, block);
-            node.WrittenSectors = bytes / 512;
+            node.WrittenSectors = bytes / FormatLimits.SectorSize;
             var header = new NodeHeader(node.Seq, node.Generation, node.Btree, node.Level, node.MinKey, node.MaxKey);
             image = new NodeImage(node, First: true, header, keys, 0, bytes);
         }
@@ -148,9 +149,9 @@ public sealed partial class BtreeEngine
             node.InFlight = keys;
             var bytes = BtreeNodeWriter.AppendRecordSize(keys.EncodedBytes, block);
             var sectorOffset = node.WrittenSectors;
-            if ((sectorOffset * 512) + bytes > _geometry.NodeSize)
+            if ((sectorOffset * FormatLimits.SectorSize) + bytes > _geometry.NodeSize)
                 throw new InvalidOperationException($"{node.ToText()}: append of {bytes} bytes does not fit");
-            node.WrittenSectors += bytes / 512;
+            node.WrittenSectors += bytes / FormatLimits.SectorSize;
             image = new NodeImage(node, First: false, default, keys, sectorOffset, bytes);
         }
         var tree = _trees[(int)node.Btree]!;
@@ -217,7 +218,7 @@ public sealed partial class BtreeEngine
                         throw new InvalidOperationException($"{node.ToText()}: encoded {written} bytes, expected {image.Bytes}");
                     var at = node.Offset + (image.SectorOffset * 512L);
                     _device.Write(at, span);
-                    _options.NodeSpaceObserver?.NodeWritten(node.Offset, (image.SectorOffset * 512) + image.Bytes);
+                    _options.NodeSpaceObserver?.NodeWritten(node.Offset, (image.SectorOffset * FormatLimits.SectorSize) + image.Bytes);
                     Interlocked.Increment(ref _nodeWrites);
                     Interlocked.Add(ref _nodeBytesWritten, image.Bytes);
                 }

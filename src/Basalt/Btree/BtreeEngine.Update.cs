@@ -2,6 +2,7 @@
 // runs under the write lock. A change to a node that does not fit rebuilds the node: split when
 // its live data is above 2/3 of capacity, else compact. Parent edits re-descend from the root
 // at the parent's level, so a parent that itself restructures in between is handled naturally.
+using Basalt.Btree.Node;
 using Basalt.Diagnostics;
 using Basalt.Format;
 
@@ -97,7 +98,7 @@ public sealed partial class BtreeEngine
         var nodeSize = _geometry.NodeSize;
         if (!node.HasFirstRecord)
             return BtreeNodeWriter.FirstRecordSize(liveAfter, _geometry.BlockSize) <= nodeSize;
-        var used = (long)node.WrittenSectors * 512;
+        var used = (long)node.WrittenSectors * FormatLimits.SectorSize;
         if (unwrittenAfter > 0)
             used += BtreeNodeWriter.AppendRecordSize(unwrittenAfter, _geometry.BlockSize);
         return used <= nodeSize;
@@ -145,8 +146,8 @@ public sealed partial class BtreeEngine
 
     private void Split(Btree tree, BtreeNode node, Bpos? dropping = null)
     {
-        if (tree.RootNode == node && node.Level + 1 >= MaxDepth)
-            BasaltException.Throw(ErrorCode.InvariantViolated, $"{node.ToText()}: btree would exceed {MaxDepth} levels");
+        if (tree.RootNode == node && node.Level + 1 >= FormatLimits.MaxBtreeDepth)
+            BasaltException.Throw(ErrorCode.InvariantViolated, $"{node.ToText()}: btree would exceed {FormatLimits.MaxBtreeDepth} levels");
         // One pass over the live keys: the first node takes keys while it stays within half of the
         // live bytes (at least one key), the second the rest (at least one: the caller saw two).
         var half = node.LiveBytes / 2;

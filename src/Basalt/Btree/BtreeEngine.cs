@@ -16,6 +16,7 @@
 //    byte budget; roots, dirty and in-flight nodes and parents of cached nodes stay, so the
 //    cached set is always closed under "parent of".
 using System.Diagnostics.CodeAnalysis;
+using Basalt.Btree.Node;
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -24,9 +25,6 @@ namespace Basalt.Btree;
 
 public sealed partial class BtreeEngine : IDisposable
 {
-    /// <summary>Maximum number of levels of a btree (DESIGN §3).</summary>
-    public const int MaxDepth = 8;
-
     private readonly IBlockDevice _device;
     private readonly BtreeGeometry _geometry;
     private readonly BtreeEngineOptions _options;
@@ -111,7 +109,7 @@ public sealed partial class BtreeEngine : IDisposable
     {
         if (g.BlockSize < 512 || g.BlockSize > 65536 || (g.BlockSize & (g.BlockSize - 1)) != 0 ||
             g.NodeSize < g.BlockSize || g.NodeSize % g.BlockSize != 0 || g.NodeSize > 1024 * 1024 ||
-            g.NodeAreaOffset < 0 || g.NodeAreaOffset % 512 != 0 || g.NodeAreaLength < g.NodeSize ||
+            g.NodeAreaOffset < 0 || g.NodeAreaOffset % FormatLimits.SectorSize != 0 || g.NodeAreaLength < g.NodeSize ||
             g.NodeAreaOffset + g.NodeAreaLength > device.Size)
         {
             BasaltException.Throw(ErrorCode.InvalidArgument,
@@ -310,7 +308,7 @@ public sealed partial class BtreeEngine : IDisposable
         if (_allocator.MarkUsed(offset) && _options.NodeSpaceObserver is { } observer)
         {
             observer.NodeAllocated(offset, _geometry.NodeSize);
-            observer.NodeWritten(offset, ptr.SectorsWritten * 512);
+            observer.NodeWritten(offset, ptr.SectorsWritten * FormatLimits.SectorSize);
         }
     }
 }

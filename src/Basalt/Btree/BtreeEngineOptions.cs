@@ -1,5 +1,6 @@
 // Options and collaborators of a BtreeEngine: the cache budget, the root committer (the mount
 // glue's superblock write) and the hooks tests and fsck attach.
+using Basalt.Btree.Node;
 using Basalt.Devices;
 using Basalt.Format;
 

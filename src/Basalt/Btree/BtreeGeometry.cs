@@ -33,5 +33,5 @@ public sealed record BtreeGeometry
     /// <summary>Device index written into node pointers (one device for now).</summary>
     public byte Device { get; init; }
 
-    public int NodeSectors => NodeSize / 512;
+    public int NodeSectors => NodeSize / FormatLimits.SectorSize;
 }

@@ -216,7 +216,7 @@ internal sealed class BtreeNode
         Seq = Seq,
         SectorsWritten = checked((ushort)WrittenSectors),
         MinKey = MinKey,
-        Ptrs = [new DevicePtr(device, (ulong)(Offset / 512), 0)],
+        Ptrs = [new DevicePtr(device, (ulong)(Offset / FormatLimits.SectorSize), 0)],
     };
 }
 
@@ -226,7 +226,7 @@ internal static class PtrFields
     public static ulong Seq(ReadOnlySpan<byte> value) => BinaryPrimitives.ReadUInt64LittleEndian(value[BtreePtrValue.SeqOffset..]);
 
     public static long OffsetBytes(ReadOnlySpan<byte> value) =>
-        (long)BinaryPrimitives.ReadUInt64LittleEndian(value[(BtreePtrValue.PtrsOffset + BtreePtrValue.PtrOffsetOffset)..]) * 512;
+        (long)BinaryPrimitives.ReadUInt64LittleEndian(value[(BtreePtrValue.PtrsOffset + BtreePtrValue.PtrOffsetOffset)..]) * FormatLimits.SectorSize;
 
     public static int SectorsWritten(ReadOnlySpan<byte> value) =>
         BinaryPrimitives.ReadUInt16LittleEndian(value[BtreePtrValue.SectorsWrittenOffset..]);

@@ -1,6 +1,7 @@
 // Raw node reads for the btree fsck passes: a node is read straight from its slot on the device
 // and validated by the node reader, never through the node cache, so a check sees exactly what
 // is on disk. Memory stays bounded by the tree's depth: one node buffer per level, reused.
+using Basalt.Btree.Node;
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -63,12 +64,9 @@ internal sealed class CheckedNode
 
 internal sealed class CheckNodeReader
 {
-    /// <summary>Deepest tree the format allows (DESIGN §3), so at most this many levels of buffers.</summary>
-    public const int MaxDepth = 8;
-
     private readonly IBlockDevice _device;
     private readonly BtreeGeometry _geometry;
-    private readonly byte[]?[] _buffers = new byte[MaxDepth + 1][];
+    private readonly byte[]?[] _buffers = new byte[FormatLimits.MaxBtreeDepth + 1][];
 
     public CheckNodeReader(IBlockDevice device, BtreeGeometry geometry)
     {
@@ -107,7 +105,7 @@ internal sealed class CheckNodeReader
 
     private byte[] BufferFor(int level)
     {
-        var index = Math.Clamp(level, 0, MaxDepth);
+        var index = Math.Clamp(level, 0, FormatLimits.MaxBtreeDepth);
         return _buffers[index] ??= new byte[_geometry.NodeSize];
     }
 

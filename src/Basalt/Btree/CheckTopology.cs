@@ -122,7 +122,7 @@ public static class CheckTopology
             CheckNodeReader.Where(Btree, Level, OriginalPtr, Min, Max);
 
         public string Describe() =>
-            $"node at offset {Key.OffsetSectors * 512} [{Min.ToText()}..{Max.ToText()}] gen {Generation}";
+            $"node at offset {Key.OffsetSectors * FormatLimits.SectorSize} [{Min.ToText()}..{Max.ToText()}] gen {Generation}";
     }
 
     /// <summary>Identifies a node read by this pass: its slot (sectors) and seq.</summary>

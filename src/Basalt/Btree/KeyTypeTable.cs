@@ -4,6 +4,7 @@
 // them. A type nobody registered passes through untouched: any value is accepted and it prints
 // as its length. Lookups are lock-free reads of an immutable array; registration replaces it.
 using System.Globalization;
+using Basalt.Btree.Node;
 using Basalt.Format;
 
 namespace Basalt.Btree;
@@ -108,7 +109,7 @@ public static class KeyTypeTable
     {
         if (!BtreePtrValue.TryRead(value, out var ptr, out problem))
             return false;
-        var nodeSectors = context.NodeSize / BtreeNodeFormat.SectorSize;
+        var nodeSectors = context.NodeSize / FormatLimits.SectorSize;
         if (ptr.SectorsWritten == 0 || ptr.SectorsWritten > nodeSectors)
         {
             problem = $"btree pointer with sectors_written {ptr.SectorsWritten} (node has {nodeSectors} sectors)";
@@ -123,7 +124,7 @@ public static class KeyTypeTable
         {
             foreach (var p in ptr.Ptrs)
             {
-                var end = (decimal)p.OffsetSectors * BtreeNodeFormat.SectorSize + context.NodeSize;
+                var end = (decimal)p.OffsetSectors * FormatLimits.SectorSize + context.NodeSize;
                 if (end > context.DeviceSize)
                 {
                     problem = $"btree pointer {p.ToText()} reaches past the end of the device ({context.DeviceSize} bytes)";

@@ -2,6 +2,7 @@
 // size, snapshot, position inside the node), then its type's value rules from KeyTypeTable.
 // Node reads drop a key that fails (a fixable finding); writers may run it before a write. The
 // generic checks allocate nothing; a detail string is built only for a failing key.
+using Basalt.Btree.Node;
 using Basalt.Format;
 
 namespace Basalt.Btree;

@@ -111,7 +111,7 @@ public sealed class CrashState
 
     private static void Apply(IBlockDevice device, RecordedWrite write, int sectors)
     {
-        var length = (long)sectors * IBlockDevice.SectorSize;
+        var length = (long)sectors * FormatLimits.SectorSize;
         if (write.Data is null)
             device.Discard(write.Offset, length);
         else
@@ -127,7 +127,7 @@ public sealed class CrashState
 
 public sealed class CrashStateEnumerator
 {
-    private const int Sector = IBlockDevice.SectorSize;
+    private const int Sector = FormatLimits.SectorSize;
 
     private readonly WriteLog _log;
     private readonly CrashStateOptions _options;
@@ -287,7 +287,7 @@ public sealed class CrashStateEnumerator
                 BinaryPrimitives.WriteUInt64LittleEndian(span[(at + 8)..], SectorHash(source));
                 at += 16;
             }
-            return XxHash64.Compute(span);
+            return System.IO.Hashing.XxHash64.HashToUInt64(span);
         }
         finally
         {
@@ -308,7 +308,7 @@ public sealed class CrashStateEnumerator
         var w = _log.Writes[source.Write];
         if (w.Data is null)
             return 1; // discarded: zeroes (or old data; the model treats it as zeroes)
-        return XxHash64.Compute(w.Data.AsSpan(source.Sector * Sector, Sector), seed: 2);
+        return System.IO.Hashing.XxHash64.HashToUInt64(w.Data.AsSpan(source.Sector * Sector, Sector), seed: 2);
     }
 
     private (int Write, int Sector) DurableSource(long sector) =>

@@ -8,6 +8,7 @@
 using System.Buffers;
 using System.Globalization;
 using Basalt.Diagnostics;
+using Basalt.Format;
 
 namespace Basalt.Devices;
 
@@ -239,7 +240,7 @@ public sealed class FaultyBlockDevice : IBlockDevice
 
         var length = data.Length;
         if (torn is not null)
-            length = Math.Min(length, torn.KeepSectors * IBlockDevice.SectorSize);
+            length = Math.Min(length, torn.KeepSectors * FormatLimits.SectorSize);
 
         if (flip is null)
         {

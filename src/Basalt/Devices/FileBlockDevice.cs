@@ -18,6 +18,7 @@
 using System.Globalization;
 using Basalt.Devices.Interop;
 using Basalt.Diagnostics;
+using Basalt.Format;
 using Microsoft.Win32.SafeHandles;
 
 namespace Basalt.Devices;
@@ -74,9 +75,9 @@ public sealed class FileBlockDevice : IBlockDevice
     public static FileBlockDevice Create(string path, long sizeBytes, bool overwrite = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (sizeBytes <= 0 || sizeBytes % IBlockDevice.SectorSize != 0)
+        if (sizeBytes <= 0 || sizeBytes % FormatLimits.SectorSize != 0)
             throw new BasaltException(ErrorCode.InvalidArgument,
-                $"{path}: image size {sizeBytes} is not a positive multiple of {IBlockDevice.SectorSize}");
+                $"{path}: image size {sizeBytes} is not a positive multiple of {FormatLimits.SectorSize}");
         var flags = LibC.ORdWr | LibC.OCreat | LibC.OCloExec | (overwrite ? 0 : LibC.OExcl);
         var fd = LibC.Open(path, flags, 0b110_100_100); // 0644
         if (fd < 0)
@@ -113,7 +114,7 @@ public sealed class FileBlockDevice : IBlockDevice
                         ThrowErrno(path, "set the size of", 0, createSize);
                 }
                 var size = isBlock ? BlockDeviceSize(path, handle) : RandomAccess.GetLength(handle);
-                size -= size % IBlockDevice.SectorSize;
+                size -= size % FormatLimits.SectorSize;
                 return new FileBlockDevice(path, handle, identity, size, readOnly, isBlock);
             });
             return device;

@@ -5,13 +5,10 @@ namespace Basalt.Devices;
 
 public interface IBlockDevice : IDisposable
 {
-    /// <summary>Sector size in bytes; every offset and length is a multiple of it.</summary>
-    const int SectorSize = 512;
-
     /// <summary>Path or description used in messages ("image.img", "memory").</summary>
     string Name { get; }
 
-    /// <summary>Usable size in bytes, a multiple of <see cref="SectorSize"/>.</summary>
+    /// <summary>Usable size in bytes, a multiple of <see cref="Format.FormatLimits.SectorSize"/>.</summary>
     long Size { get; }
 
     bool IsReadOnly { get; }

@@ -1,5 +1,7 @@
 // An in-memory block device for fast tests. Flush is a no-op: everything written is "durable".
 // Crash behaviour is modelled by RecordingBlockDevice on top of it, not here.
+using Basalt.Format;
+
 namespace Basalt.Devices;
 
 public sealed class MemoryBlockDevice : IBlockDevice
@@ -9,8 +11,8 @@ public sealed class MemoryBlockDevice : IBlockDevice
 
     public MemoryBlockDevice(long size, string name = "memory")
     {
-        if (size <= 0 || size % IBlockDevice.SectorSize != 0)
-            throw new ArgumentOutOfRangeException(nameof(size), $"device size {size} is not a positive multiple of 512");
+        if (size <= 0 || size % FormatLimits.SectorSize != 0)
+            throw new ArgumentOutOfRangeException(nameof(size), $"device size {size} is not a positive multiple of {FormatLimits.SectorSize}");
         _data = new byte[size];
         Name = name;
     }
@@ -60,7 +62,7 @@ public static class DeviceRange
 {
     public static void Check(IBlockDevice device, long offset, long length)
     {
-        if (offset < 0 || length < 0 || offset % IBlockDevice.SectorSize != 0 || length % IBlockDevice.SectorSize != 0)
+        if (offset < 0 || length < 0 || offset % FormatLimits.SectorSize != 0 || length % FormatLimits.SectorSize != 0)
             throw new ArgumentException($"{device.Name}: I/O at {offset}+{length} is not sector aligned");
         if (offset + length > device.Size)
             throw new ArgumentOutOfRangeException(nameof(offset),

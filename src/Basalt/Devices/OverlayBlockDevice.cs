@@ -6,6 +6,7 @@
 // with the process); Discard stores zeroes aside.
 using System.Globalization;
 using Basalt.Diagnostics;
+using Basalt.Format;
 using Microsoft.Win32.SafeHandles;
 
 namespace Basalt.Devices;
@@ -14,7 +15,7 @@ public sealed class OverlayBlockDevice : IBlockDevice
 {
     public const long DefaultMemoryThreshold = 64L * 1024 * 1024;
 
-    private const int Sector = IBlockDevice.SectorSize;
+    private const int Sector = FormatLimits.SectorSize;
     private const int SectorsPerChunk = 128; // 64 KiB memory chunks
 
     private readonly IBlockDevice _base;

@@ -5,6 +5,7 @@
 // each independently have reached the media or not. CrashStateEnumerator turns such a log into
 // the set of device states a crash could leave behind.
 using Basalt.Diagnostics;
+using Basalt.Format;
 
 namespace Basalt.Devices;
 
@@ -30,7 +31,7 @@ public sealed class RecordedWrite
     public long Length { get; }
     public byte[]? Data { get; }
     public bool IsDiscard => Data is null;
-    public int Sectors => (int)(Length / IBlockDevice.SectorSize);
+    public int Sectors => (int)(Length / FormatLimits.SectorSize);
 
     public override string ToString() => $"#{Index} epoch {Epoch} {(IsDiscard ? "discard" : "write")} {Offset}+{Length}";
 }
@@ -117,7 +118,7 @@ public sealed class WriteLog
 
     private static void CheckAligned(long offset, long length)
     {
-        if (offset < 0 || length < 0 || offset % IBlockDevice.SectorSize != 0 || length % IBlockDevice.SectorSize != 0)
+        if (offset < 0 || length < 0 || offset % FormatLimits.SectorSize != 0 || length % FormatLimits.SectorSize != 0)
             throw new BasaltException(ErrorCode.InvalidArgument, $"write log: {offset}+{length} is not sector aligned");
     }
 }

@@ -12,7 +12,7 @@ public readonly record struct DevicePtr(byte Device, ulong OffsetSectors, byte G
 {
     public const int SizeOf = 16;
 
-    public long OffsetBytes => checked((long)OffsetSectors * 512);
+    public long OffsetBytes => checked((long)OffsetSectors * FormatLimits.SectorSize);
 
     public string ToText() => $"dev {Device} offset {OffsetSectors} gen {Gen}{(Cached ? " cached" : "")}";
 }

@@ -59,17 +59,17 @@ public static class CheckSuperblock
     /// <summary>Why a root cannot be followed, or null when it is plausible.</summary>
     internal static string? RootProblem(Superblock sb, BtreeRoot root)
     {
-        if (root.Level > SuperblockFormat.MaxRootLevel)
-            return $"level {root.Level} is above the maximum {SuperblockFormat.MaxRootLevel}";
+        if (root.Level > FormatLimits.MaxBtreeLevel)
+            return $"level {root.Level} is above the maximum {FormatLimits.MaxBtreeLevel}";
         if (root.Ptr.Ptrs.Count == 0)
             return "the root pointer has no replica";
-        if (root.Ptr.SectorsWritten == 0 || root.Ptr.SectorsWritten > sb.NodeSize / 512)
-            return $"sectors_written {root.Ptr.SectorsWritten} is outside 1..{sb.NodeSize / 512}";
+        if (root.Ptr.SectorsWritten == 0 || root.Ptr.SectorsWritten > sb.NodeSize / FormatLimits.SectorSize)
+            return $"sectors_written {root.Ptr.SectorsWritten} is outside 1..{sb.NodeSize / FormatLimits.SectorSize}";
         foreach (var p in root.Ptr.Ptrs)
         {
             if (p.Device != sb.DeviceIndex)
                 return $"replica on device {p.Device}, but this filesystem has only device {sb.DeviceIndex}";
-            var offset = (long)Math.Min(p.OffsetSectors, (ulong)(long.MaxValue / 512)) * 512;
+            var offset = (long)Math.Min(p.OffsetSectors, (ulong)(long.MaxValue / FormatLimits.SectorSize)) * FormatLimits.SectorSize;
             if (offset < sb.NodeAreaOffset || offset + sb.NodeSize > sb.NodeAreaOffset + sb.NodeAreaLength)
             {
                 return $"node at byte {offset} lies outside the node area " +

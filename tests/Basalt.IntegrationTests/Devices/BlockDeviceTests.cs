@@ -4,13 +4,14 @@
 using System.Runtime.Versioning;
 using Basalt.Devices;
 using Basalt.Diagnostics;
+using Basalt.Format;
 
 namespace Basalt.IntegrationTests.Devices;
 
 [SupportedOSPlatform("linux")]
 public sealed class BlockDeviceTests
 {
-    private const int Sector = IBlockDevice.SectorSize;
+    private const int Sector = FormatLimits.SectorSize;
     private static readonly string? s_device = Environment.GetEnvironmentVariable("BASALT_TEST_BLOCK_DEVICE");
 
     [Fact]

@@ -3,6 +3,7 @@ using System.Runtime.Versioning;
 using Basalt.Devices;
 using Basalt.Devices.Interop;
 using Basalt.Diagnostics;
+using Basalt.Format;
 using Basalt.TestKit;
 
 namespace Basalt.IntegrationTests.Devices;
@@ -10,7 +11,7 @@ namespace Basalt.IntegrationTests.Devices;
 [SupportedOSPlatform("linux")]
 public sealed class FileBlockDeviceTests : IDisposable
 {
-    private const int Sector = IBlockDevice.SectorSize;
+    private const int Sector = FormatLimits.SectorSize;
     private readonly TempDirectory _dir = new("devices");
 
     public void Dispose() => _dir.Dispose();

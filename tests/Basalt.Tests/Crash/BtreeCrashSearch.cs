@@ -16,6 +16,7 @@
 // one image copy plus its current-epoch writes, not a replay of the whole log.
 using System.Diagnostics;
 using Basalt.Btree;
+using Basalt.Btree.Node;
 using Basalt.Devices;
 using Basalt.Format;
 using Basalt.TestKit;
@@ -275,7 +276,7 @@ internal static class BtreeCrashSearch
 
         private static void Apply(Span<byte> image, RecordedWrite write, int sectors)
         {
-            var length = sectors * IBlockDevice.SectorSize;
+            var length = sectors * FormatLimits.SectorSize;
             var target = image.Slice(checked((int)write.Offset), length);
             if (write.Data is null)
                 target.Clear();

@@ -8,7 +8,7 @@ using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using Basalt.Format;
 
-namespace Basalt.Btree;
+namespace Basalt.Btree.Node;
 
 /// <summary>The node header fields: the identity and range of a node.</summary>
 /// <param name="Seq">Random non-zero cookie, the same in every bset of the node and in the parent pointer.</param>
@@ -27,11 +27,6 @@ public readonly record struct BsetWriteOptions(int BlockSize, ChecksumType Check
 /// <summary>Byte offsets and sizes of the node's on-disk records.</summary>
 public static class BtreeNodeFormat
 {
-    public const int SectorSize = 512;
-
-    /// <summary>Levels run from 0 (leaf) to MaxLevel (DESIGN §3: maximum depth 8).</summary>
-    public const int MaxLevel = 7;
-
     // Node header, at offset 0 of the slot.
     public const int NodeChecksumOffset = 0;     // u64: checksum of the first record
     public const int NodeMagicOffset = 8;        // u64: filesystem node magic

@@ -3,10 +3,11 @@
 // checksums so a deliberate corruption can carry a valid checksum (`--fix-csum`). The reader is
 // the only judge of validity; nothing here decides whether a node is good.
 using System.Buffers.Binary;
+using Basalt.Btree.Node;
 using Basalt.Format;
-using static Basalt.Btree.BtreeNodeFormat;
+using static Basalt.Btree.Node.BtreeNodeFormat;
 
-namespace Basalt.Btree;
+namespace Basalt.Btree.Node;
 
 /// <summary>A named on-disk field: its offset (relative to the structure named in the table) and size in bytes.</summary>
 public readonly record struct NodeField(string Name, int Offset, int Size);
@@ -51,7 +52,7 @@ public sealed record NodeRecordInfo
             ? (c == StoredChecksum ? $"csum {StoredChecksum:x16} ok" : $"csum {StoredChecksum:x16} BAD (computed {c:x16})")
             : $"csum {StoredChecksum:x16} (not computable)";
         var head = Header is { } h ? $" magic {Magic:x16} {h.ToText()}" : "";
-        return $"record at {Offset} (sector {Offset / SectorSize}){head} bset seq {Seq:x16} journal_seq {JournalSeq} " +
+        return $"record at {Offset} (sector {Offset / FormatLimits.SectorSize}){head} bset seq {Seq:x16} journal_seq {JournalSeq} " +
             $"version {Version} {((ChecksumType)ChecksumType).ToText()} offset {SectorOffsetField} u64s {U64s} {Keys.Count} keys {csum}";
     }
 }
@@ -189,7 +190,7 @@ public static class BtreeNodeInspector
         records.Add(first);
         var seq = first.Seq;
         var next = NextSearchStart(slot, first);
-        for (var offset = next; offset + EntryKeysOffset <= slot.Length; offset += SectorSize)
+        for (var offset = next; offset + EntryKeysOffset <= slot.Length; offset += FormatLimits.SectorSize)
         {
             if (offset < next || BinaryPrimitives.ReadUInt64LittleEndian(slot[(offset + EntryBsetOffset + BsetSeqOffset)..]) != seq)
                 continue;
@@ -270,7 +271,7 @@ public static class BtreeNodeInspector
     private static int NextSearchStart(ReadOnlySpan<byte> slot, NodeRecordInfo record)
     {
         var end = record.Offset + record.Length;
-        return end <= slot.Length ? (int)RoundUp(end, SectorSize) : record.Offset + SectorSize;
+        return end <= slot.Length ? (int)RoundUp(end, FormatLimits.SectorSize) : record.Offset + FormatLimits.SectorSize;
     }
 
     private static List<NodeKeyInfo> ListKeys(ReadOnlySpan<byte> slot, int start, int end)

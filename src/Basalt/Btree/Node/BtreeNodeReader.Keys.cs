@@ -1,9 +1,10 @@
 // Per-key checks of one bset and the merge of the kept bsets into the result's KeyRun.
 using System.Buffers.Binary;
+using Basalt.Btree.Node;
 using Basalt.Format;
-using static Basalt.Btree.BtreeNodeFormat;
+using static Basalt.Btree.Node.BtreeNodeFormat;
 
-namespace Basalt.Btree;
+namespace Basalt.Btree.Node;
 
 public static partial class BtreeNodeReader
 {
@@ -93,7 +94,7 @@ public static partial class BtreeNodeReader
                     Header = _header,
                     Findings = findings,
                     NeedsRewrite = true,
-                    SectorsFound = _walked / SectorSize,
+                    SectorsFound = _walked / FormatLimits.SectorSize,
                     BsetCount = _bsetCount,
                     IgnoredBsetsBeyondWritten = _ignoredBeyond,
                     MaxJournalSeq = _maxJournalSeq,
@@ -112,7 +113,7 @@ public static partial class BtreeNodeReader
                 Keys = keys,
                 Findings = findings,
                 NeedsRewrite = findings.Count > 0 || droppedOutsideRange > 0,
-                SectorsFound = _walked / SectorSize,
+                SectorsFound = _walked / FormatLimits.SectorSize,
                 BsetCount = _bsetCount,
                 IgnoredBsetsBeyondWritten = _ignoredBeyond,
                 MaxJournalSeq = _maxJournalSeq,

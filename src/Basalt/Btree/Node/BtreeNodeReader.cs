@@ -14,10 +14,11 @@
 // pooled scratch array, and copied once into the result's entry array and single value arena.
 using System.Buffers;
 using System.Buffers.Binary;
+using Basalt.Btree.Node;
 using Basalt.Format;
-using static Basalt.Btree.BtreeNodeFormat;
+using static Basalt.Btree.Node.BtreeNodeFormat;
 
-namespace Basalt.Btree;
+namespace Basalt.Btree.Node;
 
 public static partial class BtreeNodeReader
 {
@@ -44,14 +45,14 @@ public static partial class BtreeNodeReader
     private static NodeReadResult Read(ReadOnlySpan<byte> slot, byte[]? arena, in NodeReadContext context)
     {
         ArgumentNullException.ThrowIfNull(context.Ptr, nameof(context));
-        if (context.BlockSize < SectorSize || (context.BlockSize & (context.BlockSize - 1)) != 0)
+        if (context.BlockSize < FormatLimits.SectorSize || (context.BlockSize & (context.BlockSize - 1)) != 0)
             throw new ArgumentOutOfRangeException(nameof(context), $"block size {context.BlockSize} is not a power of two >= 512");
         if (context.NodeSize < context.BlockSize || context.NodeSize % context.BlockSize != 0)
             throw new ArgumentOutOfRangeException(nameof(context), $"node size {context.NodeSize} is not a multiple of block size {context.BlockSize}");
 
         var maxKeys = Math.Max(1, Math.Min(slot.Length, context.NodeSize) / BkeyFormat.HeaderSize);
         var scratch = ArrayPool<KeyEntry>.Shared.Rent(maxKeys);
-        var bsetEnds = ArrayPool<int>.Shared.Rent(Math.Max(1, context.NodeSize / SectorSize) + 1);
+        var bsetEnds = ArrayPool<int>.Shared.Rent(Math.Max(1, context.NodeSize / FormatLimits.SectorSize) + 1);
         try
         {
             var walk = new NodeWalk(slot, arena, context, scratch, bsetEnds);
@@ -102,8 +103,8 @@ public static partial class BtreeNodeReader
             _slot = slot;
             _inPlaceArena = inPlaceArena;
             _context = context;
-            _nodeEnd = Math.Min(slot.Length, context.NodeSize) / SectorSize * SectorSize;
-            var written = context.Ptr.SectorsWritten * SectorSize;
+            _nodeEnd = Math.Min(slot.Length, context.NodeSize) / FormatLimits.SectorSize * FormatLimits.SectorSize;
+            var written = context.Ptr.SectorsWritten * FormatLimits.SectorSize;
             _limit = written > 0 ? Math.Min(written, context.NodeSize) : context.NodeSize;
             _sbVersion = context.Version != 0 ? context.Version : FormatVersion.Current;
             _sbVersionMin = context.VersionMin != 0 ? context.VersionMin : FormatVersion.Min;
@@ -158,7 +159,7 @@ public static partial class BtreeNodeReader
                 var keysStart = offset + KeysOffsetIn(first);
                 if (keysStart > _nodeEnd)
                     break;
-                var sector = offset / SectorSize;
+                var sector = offset / FormatLimits.SectorSize;
                 var bset = _slot.Slice(offset + BsetOffsetIn(first), BsetHeaderSize);
                 if (!first && BinaryPrimitives.ReadUInt64LittleEndian(bset[BsetSeqOffset..]) != _seq)
                     break;
@@ -196,7 +197,7 @@ public static partial class BtreeNodeReader
                 if (recordEnd > _limit)
                 {
                     Report(FsckErrorId.BsetPastEndOfBtreeNode, sector,
-                        $"bset at sectors {sector}-{recordEnd / SectorSize} runs past sectors_written {_limit / SectorSize}: treated as empty");
+                        $"bset at sectors {sector}-{recordEnd / FormatLimits.SectorSize} runs past sectors_written {_limit / FormatLimits.SectorSize}: treated as empty");
                     keep = false;
                 }
                 else if (BinaryPrimitives.ReadUInt16LittleEndian(bset[BsetSectorOffsetOffset..]) is var recorded && recorded != sector)
@@ -234,8 +235,8 @@ public static partial class BtreeNodeReader
             var reserved = BinaryPrimitives.ReadUInt64LittleEndian(_slot[NodeReservedOffset..]);
             if (flags != 0 || reserved != 0)
                 return Report(FsckErrorId.BtreeNodeBadHeader, 0, $"reserved header fields set: flags {flags:x4}, reserved {reserved:x16}");
-            if (header.Level > MaxLevel)
-                return Report(FsckErrorId.BtreeNodeBadHeader, 0, $"level {header.Level} above the maximum {MaxLevel}");
+            if (header.Level > FormatLimits.MaxBtreeLevel)
+                return Report(FsckErrorId.BtreeNodeBadHeader, 0, $"level {header.Level} above the maximum {FormatLimits.MaxBtreeLevel}");
             if (header.MinKey > header.MaxKey)
                 return Report(FsckErrorId.BtreeNodeBadHeader, 0, $"min key {header.MinKey.ToText()} after max key {header.MaxKey.ToText()}");
             var bsetSeq = BinaryPrimitives.ReadUInt64LittleEndian(firstBset[BsetSeqOffset..]);
@@ -289,8 +290,8 @@ public static partial class BtreeNodeReader
 
         // The walk ended inside sectors_written: data is missing.
         private bool ReportMissingData() =>
-            Report(FsckErrorId.BtreeNodeDataMissing, _walked / SectorSize,
-                $"expected {_limit / SectorSize} sectors, found {_walked / SectorSize}");
+            Report(FsckErrorId.BtreeNodeDataMissing, _walked / FormatLimits.SectorSize,
+                $"expected {_limit / FormatLimits.SectorSize} sectors, found {_walked / FormatLimits.SectorSize}");
 
         // A record of this node at a later block before <paramref name="end"/> means an append in
         // the middle went missing (a gap), not just a short tail; what follows the gap is dropped.
@@ -300,8 +301,8 @@ public static partial class BtreeNodeReader
             {
                 if (BinaryPrimitives.ReadUInt64LittleEndian(_slot[(block + EntryBsetOffset + BsetSeqOffset)..]) == _seq)
                 {
-                    Report(FsckErrorId.BtreeNodeBsetAfterEnd, block / SectorSize,
-                        $"a bset of this node at sector {block / SectorSize} after the end of its records at sector {_walked / SectorSize}: dropped");
+                    Report(FsckErrorId.BtreeNodeBsetAfterEnd, block / FormatLimits.SectorSize,
+                        $"a bset of this node at sector {block / FormatLimits.SectorSize} after the end of its records at sector {_walked / FormatLimits.SectorSize}: dropped");
                     return;
                 }
             }

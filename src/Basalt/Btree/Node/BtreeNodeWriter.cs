@@ -5,10 +5,11 @@
 // size and checksummed over [8, end of its keys).
 using System.Buffers.Binary;
 using System.Diagnostics;
+using Basalt.Btree.Node;
 using Basalt.Format;
-using static Basalt.Btree.BtreeNodeFormat;
+using static Basalt.Btree.Node.BtreeNodeFormat;
 
-namespace Basalt.Btree;
+namespace Basalt.Btree.Node;
 
 public static class BtreeNodeWriter
 {
@@ -30,8 +31,8 @@ public static class BtreeNodeWriter
         CheckOptions(options);
         if (header.Seq == 0)
             throw new ArgumentException("a node seq must be non-zero", nameof(header));
-        if (header.Level > MaxLevel)
-            throw new ArgumentException($"level {header.Level} above the maximum {MaxLevel}", nameof(header));
+        if (header.Level > FormatLimits.MaxBtreeLevel)
+            throw new ArgumentException($"level {header.Level} above the maximum {FormatLimits.MaxBtreeLevel}", nameof(header));
         var size = FirstRecordSize(keys.EncodedBytes, options.BlockSize);
         if (destination.Length < size)
             throw new ArgumentException($"destination of {destination.Length} bytes, first record needs {size}", nameof(destination));
@@ -61,7 +62,7 @@ public static class BtreeNodeWriter
         CheckOptions(options);
         if (nodeSeq == 0)
             throw new ArgumentException("a node seq must be non-zero", nameof(nodeSeq));
-        if (sectorOffset <= 0 || sectorOffset > ushort.MaxValue || sectorOffset * SectorSize % options.BlockSize != 0)
+        if (sectorOffset <= 0 || sectorOffset > ushort.MaxValue || sectorOffset * FormatLimits.SectorSize % options.BlockSize != 0)
             throw new ArgumentOutOfRangeException(nameof(sectorOffset), $"sector offset {sectorOffset} is not a later block boundary");
         var size = AppendRecordSize(keys.EncodedBytes, options.BlockSize);
         if (destination.Length < size)
@@ -72,7 +73,7 @@ public static class BtreeNodeWriter
 
     private static void CheckOptions(in BsetWriteOptions options)
     {
-        if (options.BlockSize < SectorSize || options.BlockSize > 64 * 1024 || (options.BlockSize & (options.BlockSize - 1)) != 0)
+        if (options.BlockSize < FormatLimits.SectorSize || options.BlockSize > 64 * 1024 || (options.BlockSize & (options.BlockSize - 1)) != 0)
             throw new ArgumentOutOfRangeException(nameof(options), $"block size {options.BlockSize} is not a power of two in 512..65536");
         if (!IsNodeChecksumType((byte)options.ChecksumType))
             throw new ArgumentOutOfRangeException(nameof(options), $"checksum type {options.ChecksumType.ToText()} cannot protect a node");

@@ -2,7 +2,7 @@
 // findings validation made (each an fsck error id with its read class) and the merged keys.
 using Basalt.Format;
 
-namespace Basalt.Btree;
+namespace Basalt.Btree.Node;
 
 /// <summary>What the reader expects of a node: taken from the pointer that leads to it and the superblock.</summary>
 /// <param name="MaxKey">The pointer key's position: the node's max key.</param>

@@ -1,6 +1,7 @@
 // Pins the node layout (docs/format.md, section "Btree nodes on disk") byte by byte, and the inspector's view of it.
 using System.Buffers.Binary;
 using Basalt.Btree;
+using Basalt.Btree.Node;
 using Basalt.Format;
 using static Basalt.Tests.Btree.Node.TestNode;
 

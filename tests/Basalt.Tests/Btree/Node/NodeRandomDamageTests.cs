@@ -2,6 +2,7 @@
 // exception, never a hang) and the inspector walks it; a usable result is always a sorted,
 // validated run.
 using Basalt.Btree;
+using Basalt.Btree.Node;
 using Basalt.Format;
 using Basalt.TestKit;
 using Xunit.Abstractions;

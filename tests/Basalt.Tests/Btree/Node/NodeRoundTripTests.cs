@@ -1,4 +1,5 @@
 using Basalt.Btree;
+using Basalt.Btree.Node;
 using Basalt.Format;
 using Basalt.TestKit;
 using Xunit.Abstractions;

@@ -2,6 +2,7 @@
 // inspector's field tables), recompute the checksum when the check runs after it, read, and
 // assert the finding's id and class and what survived.
 using Basalt.Btree;
+using Basalt.Btree.Node;
 using Basalt.Format;
 using static Basalt.Tests.Btree.Node.TestNode;
 

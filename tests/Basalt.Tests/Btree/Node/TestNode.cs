@@ -1,6 +1,7 @@
 // Builds real node slots for the node tests: a first record and appended bsets written with
 // BtreeNodeWriter, plus the read context a parent pointer to the node would give.
 using Basalt.Btree;
+using Basalt.Btree.Node;
 using Basalt.Format;
 
 namespace Basalt.Tests.Btree.Node;

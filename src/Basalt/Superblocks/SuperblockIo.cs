@@ -161,10 +161,10 @@ public static class SuperblockIo
     /// <summary>Reads and decodes the copy at <paramref name="offset"/>; I/O errors and short devices become Unreadable.</summary>
     public static DecodedCopy ReadCopy(IBlockDevice device, long offset)
     {
-        if (offset < 0 || offset % IBlockDevice.SectorSize != 0)
+        if (offset < 0 || offset % FormatLimits.SectorSize != 0)
             return new(CopyStatus.Unreadable, null, null, $"offset {offset} is not sector aligned");
         var available = Math.Min(CopySize, device.Size - offset);
-        available -= available % IBlockDevice.SectorSize;
+        available -= available % FormatLimits.SectorSize;
         if (available < HeaderSize)
         {
             return new(CopyStatus.Unreadable, null, null,
@@ -179,7 +179,7 @@ public static class SuperblockIo
             if (head < available && buffer.AsSpan(MagicOffset, 16).SequenceEqual(Magic))
             {
                 var total = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(TotalBytesOffset));
-                var want = (int)Math.Min(available, ((long)total + 511) / 512 * 512);
+                var want = (int)Math.Min(available, ((long)total + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize * FormatLimits.SectorSize);
                 if (want > head)
                     device.Read(offset + head, buffer.AsSpan(head, want - head));
                 return SuperblockCodec.Decode(buffer.AsSpan(0, Math.Max(want, head)), offset);

@@ -3,9 +3,9 @@
 // bits. docs/format.md describes every byte; SuperblockLayoutTests pins these
 // numbers against it. All integers are little-endian.
 //
-// The namespace is Basalt.Superblocks (plural) although the folder is Superblock/: a type
-// named Superblock inside a namespace Basalt.Superblock would be shadowed by the namespace
-// for every caller elsewhere under Basalt.* (C# name lookup finds the namespace first).
+// The folder and namespace are Superblocks (plural): a type named Superblock inside a namespace
+// Basalt.Superblock would be shadowed by the namespace for every caller elsewhere under Basalt.*
+// (C# name lookup finds the namespace first).
 namespace Basalt.Superblocks;
 
 public static class SuperblockFormat
@@ -95,7 +95,6 @@ public static class SuperblockFormat
     // {u8 btree, u8 level, u16 value_bytes, u32 reserved} + value padded to 8 bytes.
     public const int RootsHeaderSize = 8;
     public const int RootEntryHeaderSize = 8;
-    public const int MaxRootLevel = 7;
 
     // Clean payload: {i64 last_mount_time, i64 last_unmount_time, u64 journal_seq, u64 reserved}.
     public const int CleanPayloadSize = 32;

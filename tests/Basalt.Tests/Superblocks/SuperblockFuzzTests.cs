@@ -1,5 +1,5 @@
-using Basalt.Diagnostics;
 using Basalt.Devices;
+using Basalt.Diagnostics;
 using Basalt.Format;
 using Basalt.Superblocks;
 using Basalt.TestKit;

@@ -4,6 +4,7 @@
 using System.Buffers.Binary;
 using Basalt.Devices;
 using Basalt.Diagnostics;
+using Basalt.Format;
 
 namespace Basalt.Superblocks;
 
@@ -84,8 +85,8 @@ public static class SignatureProbe
     /// <summary>Reads bytes at any offset through sector-aligned reads; false when past the end or unreadable.</summary>
     private static bool TryReadAt(IBlockDevice device, long offset, Span<byte> destination)
     {
-        var start = offset / IBlockDevice.SectorSize * IBlockDevice.SectorSize;
-        var end = (offset + destination.Length + IBlockDevice.SectorSize - 1) / IBlockDevice.SectorSize * IBlockDevice.SectorSize;
+        var start = offset / FormatLimits.SectorSize * FormatLimits.SectorSize;
+        var end = (offset + destination.Length + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize * FormatLimits.SectorSize;
         if (offset < 0 || end > device.Size)
             return false;
         var buffer = new byte[end - start];

@@ -82,7 +82,7 @@ public static class SuperblockCodec
         var total = EncodedSize(sb);
         if (total > CopySize)
             throw new ArgumentException($"superblock of {total} bytes does not fit the {CopySize}-byte copy area", nameof(sb));
-        var buffer = new byte[(total + 511) / 512 * 512];
+        var buffer = new byte[(total + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize * FormatLimits.SectorSize];
         var b = buffer.AsSpan();
 
         Magic.CopyTo(b[MagicOffset..]);
@@ -303,7 +303,7 @@ public static class SuperblockCodec
             return $"metadata checksum type {metaCsum} is not a usable checksum type";
 
         var deviceSize = BinaryPrimitives.ReadUInt64LittleEndian(b[DeviceSizeOffset..]);
-        if (deviceSize > long.MaxValue || deviceSize % 512 != 0)
+        if (deviceSize > long.MaxValue || deviceSize % FormatLimits.SectorSize != 0)
             return $"device size {deviceSize} is not a sector multiple that fits in 63 bits";
 
         Member[]? members = null;
@@ -477,8 +477,8 @@ public static class SuperblockCodec
                 return $"root {i}: btree id {btree} (at most {BtreeIds.MaxId})";
             if (i > 0 && btree <= (byte)list[i - 1].Btree)
                 return $"root {i}: btree id {btree} is not after {(byte)list[i - 1].Btree} (roots are sorted, one per btree)";
-            if (level > MaxRootLevel)
-                return $"root of {((BtreeId)btree).ToText()}: level {level} (at most {MaxRootLevel})";
+            if (level > FormatLimits.MaxBtreeLevel)
+                return $"root of {((BtreeId)btree).ToText()}: level {level} (at most {FormatLimits.MaxBtreeLevel})";
             if (!BtreePtrValue.TryRead(p.Slice(at + RootEntryHeaderSize, valueBytes), out var ptr, out var why))
                 return $"root of {((BtreeId)btree).ToText()}: {why}";
             list[i] = new BtreeRoot((BtreeId)btree, level, ptr);
@@ -542,7 +542,7 @@ public static class SuperblockCodec
         for (var i = 0; i < count; i++)
         {
             var o = BinaryPrimitives.ReadUInt64LittleEndian(p[(LayoutHeaderSize + (8 * i))..]);
-            if (o > long.MaxValue - CopySize || o % 512 != 0 || o < FirstCopyOffset)
+            if (o > long.MaxValue - CopySize || o % FormatLimits.SectorSize != 0 || o < FirstCopyOffset)
                 return $"copy {i} at offset {o} (sector aligned, at least {FirstCopyOffset})";
             if (i > 0 && (long)o < list[i - 1] + CopySize)
                 return $"copy {i} at offset {o} overlaps copy {i - 1} at {list[i - 1]}";
@@ -602,15 +602,15 @@ public static class SuperblockCodec
 
         foreach (var r in sb.Roots)
         {
-            if (r.Ptr.SectorsWritten == 0 || r.Ptr.SectorsWritten > sb.NodeSize / 512)
-                return $"root of {r.Btree.ToText()}: sectors_written {r.Ptr.SectorsWritten} (1..{sb.NodeSize / 512})";
+            if (r.Ptr.SectorsWritten == 0 || r.Ptr.SectorsWritten > sb.NodeSize / FormatLimits.SectorSize)
+                return $"root of {r.Btree.ToText()}: sectors_written {r.Ptr.SectorsWritten} (1..{sb.NodeSize / FormatLimits.SectorSize})";
             foreach (var ptr in r.Ptr.Ptrs)
             {
                 if (ptr.Device >= sb.Members.Count)
                     return $"root of {r.Btree.ToText()}: device {ptr.Device} is not a member";
                 var m = sb.Members[ptr.Device];
                 var deviceBytes = (ulong)m.Nbuckets * (ulong)m.BucketSize;
-                if (ptr.OffsetSectors > deviceBytes / 512 || (ptr.OffsetSectors * 512) + (ulong)sb.NodeSize > deviceBytes)
+                if (ptr.OffsetSectors > deviceBytes / FormatLimits.SectorSize || (ptr.OffsetSectors * FormatLimits.SectorSize) + (ulong)sb.NodeSize > deviceBytes)
                     return $"root of {r.Btree.ToText()}: node at sector {ptr.OffsetSectors} is outside device {ptr.Device}";
             }
         }
