@@ -137,7 +137,7 @@ public static class PeerComparison
         text.AppendLine(CultureInfo.InvariantCulture, $"A: {a.Note("label")}, started {a.Note("started")}, load average {a.Note("loadavg-before")} → {a.Note("loadavg-after")}");
         text.AppendLine(CultureInfo.InvariantCulture, $"B: {b.Note("label")}, started {b.Note("started")}, load average {b.Note("loadavg-before")} → {b.Note("loadavg-after")}");
         text.AppendLine();
-        var rows = new List<string[]> { new[] { "benchmark", "peer", "A", "B", "A/B" } };
+        var rows = new List<string[]> { new[] { "benchmark", "peer", "A", "spread", "B", "spread", "A/B" } };
         foreach (var group in a.Results.GroupBy(r => r.Benchmark).OrderBy(g => PeerRates.Of(g.Key).Order))
         {
             var title = PeerRates.Of(group.Key).Title;
@@ -146,18 +146,19 @@ public static class PeerComparison
                 var rb = b.Results.FirstOrDefault(r => r.Benchmark == ra.Benchmark && r.Peer == ra.Peer);
                 if (rb is null)
                     continue;
-                rows.Add([title, ra.Peer, $"{Rate(ra.Median)} {ra.Unit}", $"{Rate(rb.Median)} {rb.Unit}", Ratio(ra.Median, rb.Median)]);
+                rows.Add([title, ra.Peer, $"{Rate(ra.Median)} {ra.Unit}", Spread(ra), $"{Rate(rb.Median)} {rb.Unit}", Spread(rb), Ratio(ra.Median, rb.Median)]);
                 title = "";
             }
         }
         foreach (var (peer, sa) in a.Sizes.OrderBy(kv => PeerOrder(kv.Key)))
         {
             if (b.Sizes.TryGetValue(peer, out var sb))
-                rows.Add(["store size (allocated)", peer, Bytes(sa.AllocatedBytes), Bytes(sb.AllocatedBytes), Ratio(sa.AllocatedBytes, sb.AllocatedBytes)]);
+                rows.Add(["store size (allocated)", peer, Bytes(sa.AllocatedBytes), "", Bytes(sb.AllocatedBytes), "", Ratio(sa.AllocatedBytes, sb.AllocatedBytes)]);
         }
-        AppendColumns(text, rows, rightAligned: [2, 3, 4]);
+        AppendColumns(text, rows, rightAligned: [2, 3, 4, 5, 6]);
         text.AppendLine();
-        text.AppendLine("A/B above 1 means A is faster (rates) or larger (sizes).");
+        text.AppendLine("A/B above 1 means A is faster (rates) or larger (sizes). Spread: half the range between the");
+        text.AppendLine("worst and best iteration, relative to the median; a ratio inside the spreads is noise.");
         return text.ToString();
     }
 
@@ -168,6 +169,9 @@ public static class PeerComparison
         PeerCatalog.Lmdb => 2,
         _ => 3,
     };
+
+    private static string Spread(PeerResult r) =>
+        r.Median > 0 ? "±" + ((r.Best - r.Worst) / 2 / r.Median * 100).ToString("0", CultureInfo.InvariantCulture) + "%" : "";
 
     private static string Rate(double perSecond) => perSecond.ToString(perSecond >= 100 ? "N0" : "N1", CultureInfo.InvariantCulture);
 
