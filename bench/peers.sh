@@ -12,6 +12,8 @@
 #     --keys N        keys in the load and read benchmarks (default 1000000)
 #     --dir DIR       where the stores are created (default ${TMPDIR:-/tmp}); must not be tmpfs
 #     --out DIR       where results go (default BenchmarkDotNet.Artifacts/peers-TIMESTAMP)
+#     --rounds N      run everything N times (A/B: alternating A,B then B,A) and quote the median
+#                     of the rounds' medians; default 1
 #     -- ARGS         passed to BenchmarkDotNet (e.g. -- --filter '*PeerCommit*')
 #
 # In --ab mode REV is measured with this tree's harness (bench/Basalt.Benchmarks) but with REV's
@@ -26,6 +28,7 @@ peers=""
 keys=""
 store_dir=${TMPDIR:-/tmp}
 out=""
+rounds=1
 bdn_args=()
 
 while [[ $# -gt 0 ]]; do
@@ -35,8 +38,9 @@ while [[ $# -gt 0 ]]; do
     --keys) keys=$2; shift 2 ;;
     --dir) store_dir=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     --) shift; bdn_args=("$@"); break ;;
-    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "peers.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -79,12 +83,17 @@ build() { # tree
     || { cat "$out/build-$(basename "$1").log" >&2; exit 1; }
 }
 
-run() { # tree label tsv
+run() { # tree label tsv: runs the peer benchmarks (bdn_args) and adds them to tsv
   local dll=$1/$project/bin/Release/net10.0/Basalt.Benchmarks.dll
-  log "running the peer benchmarks of $2 (log: ${3%.tsv}.log)"
-  (cd "$out" && dotnet "$dll" peers run --out "$3" --label "$2" --artifacts "$out/artifacts-$(basename "${3%.tsv}")" \
-     "${bdn_args[@]}" >"${3%.tsv}.log" 2>&1) || { tail -50 "${3%.tsv}.log" >&2; log "run failed: ${3%.tsv}.log"; exit 1; }
+  local name
+  name=$(basename "${3%.tsv}")
+  runs=$((runs + 1))
+  local log_file=$out/$name-$runs.log
+  log "running the peer benchmarks of $2 ${bdn_args[*]} (log: $log_file)"
+  (cd "$out" && dotnet "$dll" peers run --out "$3" --label "$2" --artifacts "$out/artifacts-$name" \
+     "${bdn_args[@]}" >"$log_file" 2>&1) || { tail -50 "$log_file" >&2; log "run failed: $log_file"; exit 1; }
 }
+runs=0
 
 head_label() {
   local label="working tree at $(git -C "$root" rev-parse --short HEAD)"
@@ -96,7 +105,9 @@ dll=$root/$project/bin/Release/net10.0/Basalt.Benchmarks.dll
 build "$root"
 
 if [[ -z "$ab_rev" ]]; then
-  run "$root" "$(head_label)" "$out/peers.tsv"
+  for ((round = 1; round <= rounds; round++)); do
+    run "$root" "$(head_label)" "$out/peers.tsv"
+  done
   dotnet "$dll" peers table "$out/peers.tsv"
   log "saved: $out/peers.tsv"
   exit 0
@@ -121,8 +132,19 @@ mkdir -p "$tmp/rev/$project"
 cp "$root/Directory.Packages.props" "$tmp/rev/bench/Directory.Packages.props"
 build "$tmp/rev"
 
-run "$root" "$(head_label)" "$out/a.tsv"
-run "$tmp/rev" "$ab_rev (${rev_sha:0:10})" "$out/b.tsv"
+# A and B alternate class by class (and swap who goes first every round), so machine drift
+# falls on both sides alike; with BenchmarkDotNet arguments of your own, each side runs them whole.
+run_a() { run "$root" "$(head_label)" "$out/a.tsv"; }
+run_b() { run "$tmp/rev" "$ab_rev (${rev_sha:0:10})" "$out/b.tsv"; }
+user_args=("${bdn_args[@]}")
+for ((round = 1; round <= rounds; round++)); do
+  parts=(PeerCommitBenchmarks PeerLoadBenchmarks PeerReadBenchmarks)
+  [[ ${#user_args[@]} -gt 0 ]] && parts=(whole)
+  for part in "${parts[@]}"; do
+    if [[ $part == whole ]]; then bdn_args=("${user_args[@]}"); else bdn_args=(--filter "*.$part.*"); fi
+    if ((round % 2 == 1)); then run_a; run_b; else run_b; run_a; fi
+  done
+done
 dotnet "$dll" peers table "$out/a.tsv"
 dotnet "$dll" peers table "$out/b.tsv"
 dotnet "$dll" peers compare "$out/a.tsv" "$out/b.tsv"

@@ -1,6 +1,7 @@
 // `Basalt.Benchmarks peers …`: runs the peer benchmarks in this one process and prints them side by
 // side, or compares two earlier runs (bench/peers.sh --ab).
 //   peers run [--out FILE] [--label TEXT] [BenchmarkDotNet args…]   run, print the table, save FILE
+//                                                                    (added to FILE when it exists)
 //   peers table FILE                                                 print the table of a saved run
 //   peers compare FILE_A FILE_B                                      print A, B and A/B per row
 // A saved run is tab-separated lines: `note NAME TEXT`, `setting PEER TEXT`,
@@ -79,7 +80,11 @@ public static class PeerComparison
             run.Sizes[peer] = size;
 
         if (output is not null)
-            run.Save(output);
+        {
+            var saved = File.Exists(output) ? PeerRun.Load(output) : new PeerRun();
+            saved.Add(run);
+            saved.Save(output);
+        }
         Console.WriteLine();
         Console.Write(Table(run));
         return run.Results.Count == 0 || summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
@@ -93,7 +98,7 @@ public static class PeerComparison
         text.AppendLine(CultureInfo.InvariantCulture, $"  {run.Note("machine")}; stores under {run.Note("directory")}; load average before {run.Note("loadavg-before")}, after {run.Note("loadavg-after")}");
         text.AppendLine();
         var rows = new List<string[]> { new[] { "benchmark", "peer", "rate (median)", "iterations (worst–best)", $"vs {PeerCatalog.Reference}", "vs raw", "alloc/op" } };
-        foreach (var group in run.Results.GroupBy(r => r.Benchmark).OrderBy(g => PeerRates.Of(g.Key).Order))
+        foreach (var group in run.Combined().GroupBy(r => r.Benchmark).OrderBy(g => PeerRates.Of(g.Key).Order))
         {
             var reference = group.FirstOrDefault(r => r.Peer == PeerCatalog.Reference);
             var raw = group.FirstOrDefault(r => r.Peer == PeerCatalog.Raw);
@@ -104,7 +109,7 @@ public static class PeerComparison
                     title,
                     r.Peer,
                     $"{Rate(r.Median)} {r.Unit}",
-                    $"{Rate(r.Worst)}–{Rate(r.Best)}",
+                    $"{Rate(r.Worst)}–{Rate(r.Best)}" + (r.Rounds > 1 ? $" ({r.Rounds} rounds)" : ""),
                     reference is null ? "" : Ratio(r.Median, reference.Median),
                     raw is null ? "" : Ratio(r.Median, raw.Median),
                     r.AllocatedBytes < 0 ? "-" : Bytes(r.AllocatedBytes),
@@ -137,28 +142,31 @@ public static class PeerComparison
         text.AppendLine(CultureInfo.InvariantCulture, $"A: {a.Note("label")}, started {a.Note("started")}, load average {a.Note("loadavg-before")} → {a.Note("loadavg-after")}");
         text.AppendLine(CultureInfo.InvariantCulture, $"B: {b.Note("label")}, started {b.Note("started")}, load average {b.Note("loadavg-before")} → {b.Note("loadavg-after")}");
         text.AppendLine();
-        var rows = new List<string[]> { new[] { "benchmark", "peer", "A", "spread", "B", "spread", "A/B" } };
-        foreach (var group in a.Results.GroupBy(r => r.Benchmark).OrderBy(g => PeerRates.Of(g.Key).Order))
+        var rows = new List<string[]> { new[] { "benchmark", "peer", "A", "spread", "B", "spread", "A/B", "rounds" } };
+        var combinedB = b.Combined();
+        foreach (var group in a.Combined().GroupBy(r => r.Benchmark).OrderBy(g => PeerRates.Of(g.Key).Order))
         {
             var title = PeerRates.Of(group.Key).Title;
             foreach (var ra in group.OrderBy(r => PeerOrder(r.Peer)))
             {
-                var rb = b.Results.FirstOrDefault(r => r.Benchmark == ra.Benchmark && r.Peer == ra.Peer);
+                var rb = combinedB.FirstOrDefault(r => r.Benchmark == ra.Benchmark && r.Peer == ra.Peer);
                 if (rb is null)
                     continue;
-                rows.Add([title, ra.Peer, $"{Rate(ra.Median)} {ra.Unit}", Spread(ra), $"{Rate(rb.Median)} {rb.Unit}", Spread(rb), Ratio(ra.Median, rb.Median)]);
+                rows.Add([title, ra.Peer, $"{Rate(ra.Median)} {ra.Unit}", Spread(ra), $"{Rate(rb.Median)} {rb.Unit}", Spread(rb), Ratio(ra.Median, rb.Median),
+                    ra.Rounds > 1 || rb.Rounds > 1 ? $"{ra.Rounds}/{rb.Rounds}" : ""]);
                 title = "";
             }
         }
         foreach (var (peer, sa) in a.Sizes.OrderBy(kv => PeerOrder(kv.Key)))
         {
             if (b.Sizes.TryGetValue(peer, out var sb))
-                rows.Add(["store size (allocated)", peer, Bytes(sa.AllocatedBytes), "", Bytes(sb.AllocatedBytes), "", Ratio(sa.AllocatedBytes, sb.AllocatedBytes)]);
+                rows.Add(["store size (allocated)", peer, Bytes(sa.AllocatedBytes), "", Bytes(sb.AllocatedBytes), "", Ratio(sa.AllocatedBytes, sb.AllocatedBytes), ""]);
         }
         AppendColumns(text, rows, rightAligned: [2, 3, 4, 5, 6]);
         text.AppendLine();
         text.AppendLine("A/B above 1 means A is faster (rates) or larger (sizes). Spread: half the range between the");
-        text.AppendLine("worst and best iteration, relative to the median; a ratio inside the spreads is noise.");
+        text.AppendLine("worst and best iteration (of any round), relative to the median; a ratio inside the spreads");
+        text.AppendLine("is noise, and on a shared machine so is one that does not repeat over rounds (--rounds).");
         return text.ToString();
     }
 
@@ -220,7 +228,11 @@ public static class PeerComparison
 }
 
 /// <summary>One benchmark result of one peer, as rates per second.</summary>
-public sealed record PeerResult(string Benchmark, string Peer, string Unit, double Median, double Best, double Worst, long AllocatedBytes);
+public sealed record PeerResult(string Benchmark, string Peer, string Unit, double Median, double Best, double Worst, long AllocatedBytes)
+{
+    /// <summary>How many rounds were combined into this result (1 for a single run).</summary>
+    public int Rounds { get; init; } = 1;
+}
 
 /// <summary>A peer run: its notes, results, sizes and settings; saved and loaded as tab-separated lines.</summary>
 public sealed class PeerRun
@@ -231,6 +243,37 @@ public sealed class PeerRun
     public Dictionary<string, string> Settings { get; } = [];
 
     public string Note(string name) => Notes.TryGetValue(name, out var value) ? value : "?";
+
+    /// <summary>
+    /// Adds a later run (bench/peers.sh runs the benchmark classes in parts, and A/B in alternating
+    /// parts and rounds): its results join this run's, rounds of the same benchmark and peer are
+    /// combined by <see cref="Combined"/>; the first run's start and the last run's end are kept.
+    /// </summary>
+    public void Add(PeerRun later)
+    {
+        foreach (var (name, value) in later.Notes)
+        {
+            if (name is not ("started" or "loadavg-before") || !Notes.ContainsKey(name))
+                Notes[name] = value;
+        }
+        Results.AddRange(later.Results);
+        foreach (var (peer, size) in later.Sizes)
+            Sizes[peer] = size;
+        foreach (var (peer, setting) in later.Settings)
+            Settings[peer] = setting;
+    }
+
+    /// <summary>
+    /// One result per benchmark and peer: with several rounds, the median of the rounds' medians and
+    /// the worst and best iteration of any round; <see cref="PeerResult.Rounds"/> says how many.
+    /// </summary>
+    public List<PeerResult> Combined() =>
+        [.. Results.GroupBy(r => (r.Benchmark, r.Peer)).Select(g =>
+        {
+            var medians = g.Select(r => r.Median).Order().ToArray();
+            var median = medians.Length % 2 == 1 ? medians[medians.Length / 2] : (medians[(medians.Length / 2) - 1] + medians[medians.Length / 2]) / 2;
+            return g.First() with { Median = median, Best = g.Max(r => r.Best), Worst = g.Min(r => r.Worst), Rounds = medians.Length };
+        })];
 
     public void AddResults(Summary summary)
     {
