@@ -54,7 +54,10 @@ public interface IKvPeer : IDurableCommitter
     IKvReader OpenReader();
 }
 
-/// <summary>Point reads and ordered scans. Owned by one thread; dispose before the next write on LMDB.</summary>
+/// <summary>
+/// Point reads and ordered scans. Owned by one thread; dispose it before writing again (an open
+/// LMDB read transaction pins the pages of its snapshot).
+/// </summary>
 public interface IKvReader : IDisposable
 {
     /// <summary>Copies the value of <paramref name="key"/> into <paramref name="value"/>; false when absent.</summary>

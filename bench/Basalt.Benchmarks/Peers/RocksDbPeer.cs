@@ -18,6 +18,8 @@ public sealed class RocksDbPeer : IKvPeer
     private const ulong BlockCacheBytes = 1L << 30;
 
     private readonly RocksDb _db;
+    // The native database keeps pointers into its options (block cache, table factory): they live
+    // as long as the database.
     private readonly DbOptions _options;
     private readonly WriteOptions _durable = new WriteOptions().SetSync(true);
     private readonly WriteOptions _buffered = new WriteOptions().SetSync(false);
