@@ -42,9 +42,6 @@ internal readonly struct NodeMiss
 
 public sealed partial class BtreeEngine
 {
-    private readonly BtreeNode?[] _recentInstalls = new BtreeNode?[8];
-    private int _recentInstallIndex;
-
     /// <summary>
     /// Finds the node at <paramref name="level"/> whose range covers <paramref name="pos"/>. Caller
     /// holds the lock (read or write).
@@ -65,7 +62,7 @@ public sealed partial class BtreeEngine
         }
         if (level > n.Level)
             return FindResult.NoSuchLevel;
-        var stamp = _clock;
+        var stamp = _cache.Clock;
         while (n.Level > level)
         {
             n.LastAccess = stamp;
@@ -75,8 +72,8 @@ public sealed partial class BtreeEngine
             if (run.Entries[i].Key.Type != KeyType.BtreePtr || !PtrFields.IsWellFormed(value))
                 ThrowTopology(n, pos, $"key {run.Entries[i].Key.ToText()} is not a btree pointer");
             var offset = PtrFields.OffsetBytes(value);
-            EvictIfRangeMoved(offset, value, run.Entries[i].Key.Pos);
-            if (!_cache.TryGetValue(offset, out var child) || child.Seq != PtrFields.Seq(value) || child.Level != n.Level - 1)
+            if (!_cache.TryGet(offset, out var child) || child.Seq != PtrFields.Seq(value) || child.Level != n.Level - 1 ||
+                RangeMoved(child, value, run.Entries[i].Key.Pos))
             {
                 miss = new NodeMiss(tree, n, (byte)(n.Level - 1), run.Entries[i].Key.Pos, value.ToArray());
                 return FindResult.Miss;
@@ -122,7 +119,7 @@ public sealed partial class BtreeEngine
 
     private void Install(in NodeMiss miss, BtreeNode node)
     {
-        if (_cache.ContainsKey(node.Offset))
+        if (_cache.TryGet(node.Offset, out var cached) && !IsStaleCopy(cached, node))
             return;
         if (miss.Parent is null)
         {
@@ -146,31 +143,8 @@ public sealed partial class BtreeEngine
                 PtrFields.SectorsWritten(value) != node.WrittenSectors)
                 return;
         }
-        _clock++;
-        node.LastAccess = _clock;
-        AddToCache(node);
-        // The restarted operation needs this node (and maybe a few read just before it, like a
-        // leaf and its sibling): the most recent installs are not evicted, so it makes progress.
-        _recentInstalls[_recentInstallIndex++ % _recentInstalls.Length] = node;
+        _cache.Install(node, cached => IsStaleCopy(cached, node));
         Evict();
-    }
-
-    private void AddToCache(BtreeNode node)
-    {
-        _cache.Add(node.Offset, node);
-        node.IsCached = true;
-        if (node.Level > 0)
-            _cachedInteriorNodes++;
-    }
-
-    private void RemoveFromCache(BtreeNode node)
-    {
-        if (!node.IsCached)
-            return;
-        _cache.Remove(node.Offset);
-        node.IsCached = false;
-        if (node.Level > 0)
-            _cachedInteriorNodes--;
     }
 
     /// <summary>Reads and validates one node. Throws BasaltException naming btree, level, node and finding on failure.</summary>
@@ -223,49 +197,8 @@ public sealed partial class BtreeEngine
     }
 
     /// <summary>Evicts clean nodes, least recently used first, until the cache is within budget.</summary>
-    private void Evict()
-    {
-        var nodeSize = (long)_geometry.NodeSize;
-        var budget = _options.CacheBudgetBytes;
-        if (_cache.Count * nodeSize <= budget)
-            return;
-        var target = budget - (budget / 8);
-        // Leaves first; an interior node becomes evictable once none of its children is cached.
-        for (var pass = 0; pass <= FormatLimits.MaxBtreeDepth && _cache.Count * nodeSize > target; pass++)
-        {
-            var candidates = new List<BtreeNode>();
-            foreach (var node in _cache.Values)
-            {
-                if (IsEvictable(node))
-                    candidates.Add(node);
-            }
-            if (candidates.Count == 0)
-                return;
-            candidates.Sort(static (a, b) => a.LastAccess.CompareTo(b.LastAccess));
-            foreach (var node in candidates)
-            {
-                if (_cache.Count * nodeSize <= target)
-                    return;
-                if (node.Level > 0 && HasCachedChild(node))
-                    continue;
-                RemoveFromCache(node);
-                _evictions++;
-            }
-        }
-    }
+    private void Evict() => _cache.Evict(_options.CacheBudgetBytes, _geometry.NodeSize, MustStayCached);
 
-    private bool IsEvictable(BtreeNode node) =>
-        !node.IsDirty && node.InFlight is null && _trees[(int)node.Btree]!.RootNode != node && Array.IndexOf(_recentInstalls, node) < 0;
-
-    private bool HasCachedChild(BtreeNode node)
-    {
-        var cursor = new NodeCursor(node, node.MinKey, reverse: false);
-        while (cursor.Next(out var run, out var i))
-        {
-            var value = run.ValueOf(i);
-            if (PtrFields.IsWellFormed(value) && _cache.ContainsKey(PtrFields.OffsetBytes(value)))
-                return true;
-        }
-        return false;
-    }
+    private bool MustStayCached(BtreeNode node) =>
+        node.IsDirty || node.InFlight is not null || _trees[(int)node.Btree]!.RootNode == node;
 }

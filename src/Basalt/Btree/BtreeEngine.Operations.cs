@@ -23,7 +23,7 @@ public sealed partial class BtreeEngine
                     BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {tree.Id.ToText()} is empty: no level {level}");
                 if (InsertKey(tree, level, key, value, out miss))
                 {
-                    _clock++;
+                    _cache.Tick();
                     return;
                 }
             }
@@ -57,7 +57,7 @@ public sealed partial class BtreeEngine
                     return false;
                 if (outcome == DeleteOutcome.Deleted)
                 {
-                    _clock++;
+                    _cache.Tick();
                     break;
                 }
             }
@@ -123,7 +123,7 @@ public sealed partial class BtreeEngine
                         if (DeleteKey(tree, 0, pos, out _) == DeleteOutcome.Deleted)
                             deleted++;
                     }
-                    _clock++;
+                    _cache.Tick();
                 }
             }
             finally
@@ -235,7 +235,7 @@ public sealed partial class BtreeEngine
                     {
                         _structureDepth--;
                     }
-                    _clock++;
+                    _cache.Tick();
                     return;
                 }
             }
@@ -255,13 +255,13 @@ public sealed partial class BtreeEngine
             ThrowIfReadOnly();
             EnsureReserve(tree);
             var generation = (tree.RootNode?.Generation ?? 0) + 1;
-            foreach (var node in _cache.Values.Where(n => n.Btree == tree.Id).ToList())
+            foreach (var node in _cache.Nodes.Where(n => n.Btree == tree.Id).ToList())
                 FreeNode(node);
             if (tree.PendingRoot is { } pending && pending.Ptr.Ptrs.Count > 0 && _allocator.IsUsed(pending.Ptr.Ptrs[0].OffsetBytes))
                 _allocator.Free(pending.Ptr.Ptrs[0].OffsetBytes, _syncsStarted);
             tree.PendingRoot = null;
             tree.RootNode = NewNode(tree, 0, Bpos.Min, Bpos.Max, generation, KeyRun.Empty);
-            _clock++;
+            _cache.Tick();
         }
         finally
         {

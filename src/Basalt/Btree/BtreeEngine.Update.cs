@@ -232,7 +232,7 @@ public sealed partial class BtreeEngine
             if (!TryFindSibling(parent, node, out var siblingMax, out var siblingValue))
                 break;
             var offset = PtrFields.OffsetBytes(siblingValue);
-            if (!_cache.TryGetValue(offset, out var sibling) || sibling.Seq != PtrFields.Seq(siblingValue))
+            if (!_cache.TryGet(offset, out var sibling) || sibling.Seq != PtrFields.Seq(siblingValue))
             {
                 miss = new NodeMiss(tree, parent, level, siblingMax, siblingValue.ToArray());
                 return false;
@@ -340,7 +340,7 @@ public sealed partial class BtreeEngine
             var value = run.ValueOf(i);
             if (!PtrFields.IsWellFormed(value))
                 return true;
-            if (!_cache.TryGetValue(PtrFields.OffsetBytes(value), out var child) || child.Seq != PtrFields.Seq(value))
+            if (!_cache.TryGet(PtrFields.OffsetBytes(value), out var child) || child.Seq != PtrFields.Seq(value))
             {
                 miss = new NodeMiss(tree, root, (byte)(root.Level - 1), run.Entries[i].Key.Pos, value.ToArray());
                 return false;
@@ -358,9 +358,7 @@ public sealed partial class BtreeEngine
     {
         var offset = _options.DebugFaults.ReuseFreedSlotEarly ? BtreeDebugFaults.AllocateFreedSlotFirst(_allocator, _options.NodeSpaceObserver, _geometry.NodeSize) : _allocator.Allocate();
         var node = new BtreeNode(tree.Id, level, min, max, NextSeq(), generation, offset, keys);
-        _clock++;
-        node.LastAccess = _clock;
-        AddToCache(node);
+        _cache.Add(node);
         MarkDirty(node);
         return node;
     }
@@ -372,7 +370,7 @@ public sealed partial class BtreeEngine
         node.IsDirty = false;
         node.Version++;
         _dirty.Remove(node);
-        RemoveFromCache(node);
+        _cache.Remove(node);
         // A node never captured by a Sync has no durable pointer to it: its slot is free at once.
         if (node.HasFirstRecord)
             _allocator.Free(node.Offset, _syncsStarted);
@@ -401,7 +399,7 @@ public sealed partial class BtreeEngine
             if (t?.RootNode is { } r)
                 maxLevel = Math.Max(maxLevel, r.Level);
         }
-        return (2 * _cachedInteriorNodes) + (2 * (maxLevel + 2));
+        return (2 * _cache.InteriorCount) + (2 * (maxLevel + 2));
     }
 
     /// <summary>

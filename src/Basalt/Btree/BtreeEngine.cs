@@ -31,7 +31,7 @@ public sealed partial class BtreeEngine : IDisposable
     private readonly IRootCommitter _committer;
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
     private readonly object _syncGate = new();
-    private readonly Dictionary<long, BtreeNode> _cache = [];
+    private readonly NodeCache _cache;
     private readonly HashSet<BtreeNode> _dirty = [];
     private readonly NodeAllocator _allocator;
     private readonly Btree?[] _trees = new Btree?[BtreeIds.MaxId + 1];
@@ -40,8 +40,6 @@ public sealed partial class BtreeEngine : IDisposable
     private IReadOnlyList<BtreeRoot> _committedRoots;
     private Exception? _emergencyCause;
     private long _syncsStarted;
-    private long _clock;
-    private int _cachedInteriorNodes;
     private int _structureDepth;
     private bool _inCapture;
     private bool _disposed;
@@ -55,7 +53,6 @@ public sealed partial class BtreeEngine : IDisposable
     private long _nodeReads;
     private long _nodeWrites;
     private long _nodeBytesWritten;
-    private long _evictions;
     private long _ignoredBsets;
     private long _nodesNeedingRewrite;
     private long _syncs;
@@ -68,6 +65,7 @@ public sealed partial class BtreeEngine : IDisposable
         _options = options;
         _committer = committer;
         _random = options.Random ?? new Random();
+        _cache = new NodeCache(_lock);
         _allocator = new NodeAllocator(geometry, options.NodeSpaceObserver);
         _committedRoots = roots.ToArray();
         var limit = Math.Min(BkeyFormat.MaxValueBytes, geometry.NodeSize / 4);
@@ -101,7 +99,15 @@ public sealed partial class BtreeEngine : IDisposable
                 BasaltException.Throw(ErrorCode.InvalidArgument, $"two roots for btree {root.Btree.ToText()}");
             tree.PendingRoot = root;
         }
-        engine.RebuildAllocator();
+        engine._lock.EnterWriteLock();
+        try
+        {
+            engine.RebuildAllocator();
+        }
+        finally
+        {
+            engine._lock.ExitWriteLock();
+        }
         return engine;
     }
 
@@ -150,7 +156,7 @@ public sealed partial class BtreeEngine : IDisposable
             try
             {
                 long dirty = 0;
-                foreach (var node in _cache.Values)
+                foreach (var node in _cache.Nodes)
                 {
                     if (node.IsDirty || node.InFlight is not null)
                         dirty++;
@@ -165,7 +171,7 @@ public sealed partial class BtreeEngine : IDisposable
                     NodeReads = Interlocked.Read(ref _nodeReads),
                     NodeWrites = _nodeWrites,
                     NodeBytesWritten = _nodeBytesWritten,
-                    Evictions = _evictions,
+                    Evictions = _cache.Evictions,
                     CacheBytes = (long)_cache.Count * _geometry.NodeSize,
                     DirtyBytes = dirty * _geometry.NodeSize,
                     IgnoredBsetsBeyondWritten = Interlocked.Read(ref _ignoredBsets),
@@ -231,6 +237,20 @@ public sealed partial class BtreeEngine : IDisposable
         }
     }
 
+    /// <summary>For tests: the cache's interior-node counter and the number of interior nodes actually cached.</summary>
+    internal (int Counter, int Actual) CacheInteriorCounts()
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            return (_cache.InteriorCount, _cache.Nodes.Count(n => n.Level > 0));
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
     /// <summary>Reads the whole interior structure from the roots and marks every reachable slot used.</summary>
     private void RebuildAllocator()
     {
@@ -256,7 +276,7 @@ public sealed partial class BtreeEngine : IDisposable
                 _mountProblems.Add(ex.Message);
                 continue;
             }
-            AddToCache(node);
+            _cache.Add(node);
             tree.RootNode = node;
             tree.PendingRoot = null;
             WalkInterior(node);
@@ -290,12 +310,12 @@ public sealed partial class BtreeEngine : IDisposable
                 _mountProblems.Add(ex.Message);
                 continue;
             }
-            if (_cache.ContainsKey(child.Offset))
+            if (_cache.TryGet(child.Offset, out _))
             {
                 _mountProblems.Add($"{child.ToText()}: reachable twice");
                 continue;
             }
-            AddToCache(child);
+            _cache.Add(child);
             WalkInterior(child);
         }
     }

@@ -78,6 +78,61 @@ public sealed class BtreeRepairApiTests
     }
 
     [Fact]
+    public void A_pointer_whose_range_moved_reloads_its_cached_child_under_the_write_lock()
+    {
+        // Repair-style edit: a child's pointer gets a narrower range (RangeUpdated) while the child
+        // is cached. Lookups from many threads then descend through it: the stale copy must be
+        // replaced by an install under the write lock (the node cache refuses any change made
+        // under the read lock), and the cache's interior-node count must stay exact.
+        using var fx = new BtreeFixture();
+        var model = Fill(fx.Test, Enumerable.Range(0, 6000).Select(i => (long)i));
+        fx.Engine.Sync();
+        Assert.True(fx.Test.Root!.Level >= 2);
+        var reads = new System.Collections.Concurrent.ConcurrentDictionary<ulong, int>();
+        fx.ReadObserver = (_, level, ptr, _) =>
+        {
+            if (level == 1)
+                reads.AddOrUpdate(ptr.Seq, 1, (_, n) => n + 1);
+        };
+        fx.Remount();
+        var level1 = Pointers(fx.Test, level: 2);
+        var (max1, ptr1) = level1[1];
+        // Warm the level-1 child, then narrow its range by one key at the low end.
+        Assert.True(fx.Test.TryGet(model.Keys.First(k => k >= ptr1.MinKey), out _));
+        var keysIn1 = model.Keys.Where(k => k >= ptr1.MinKey && k <= max1).ToList();
+        fx.Test.InsertAtLevel(2, new Bkey(max1, KeyType.BtreePtr),
+            ptr1.With(minKey: keysIn1[0].Successor(), flags: ptr1.Flags | BtreePtrFlags.RangeUpdated).ToBytes());
+        var (interiorBefore, actualBefore) = fx.Engine.CacheInteriorCounts();
+        Assert.Equal(actualBefore, interiorBefore);
+        var readsBefore = reads[ptr1.Seq];
+
+        var errors = new System.Collections.Concurrent.ConcurrentBag<Exception>();
+        var readers = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        {
+            try
+            {
+                foreach (var k in keysIn1.Skip(1 + t).Take(200))
+                {
+                    Assert.True(fx.Test.TryGet(k, out var v));
+                    Assert.Equal(model[k], v);
+                }
+            }
+            catch (Exception e)
+            {
+                errors.Add(e);
+            }
+        })).ToList();
+        readers.ForEach(r => r.Start());
+        readers.ForEach(r => r.Join());
+        Assert.Empty(errors);
+        // The stale interior node was read again through its new pointer, once, and replaced in the
+        // cache without drifting the interior-node counter.
+        Assert.Equal(readsBefore + 1, reads[ptr1.Seq]);
+        var (interior, actual) = fx.Engine.CacheInteriorCounts();
+        Assert.Equal(actual, interior);
+    }
+
+    [Fact]
     public void ResetToEmpty_gives_an_empty_btree_that_persists()
     {
         var (fx, _) = TwoLevelTree();
