@@ -68,6 +68,9 @@ public sealed class BtreeFixture : IDisposable
 
     /// <summary>Passed to the engine at the next (re)mount.</summary>
     public NodeReadObserver? ReadObserver { get; set; }
+
+    /// <summary>Random restart injection, passed to the engine at the next (re)mount.</summary>
+    public RestartInjection? RestartInjection { get; set; }
     public Random Random { get; }
     public BtreeEngine Engine { get; private set; }
     public Basalt.Btree.Btree Test => Engine[BtreeId.Test];
@@ -78,6 +81,7 @@ public sealed class BtreeFixture : IDisposable
         NodeSpaceObserver = NodeSpace,
         NodeReadObserver = ReadObserver,
         Random = new Random(Random.Next()),
+        RestartInjection = RestartInjection,
     };
 
     /// <summary>Drops the engine (no sync: unsynced changes are lost as in a crash) and reopens it.</summary>

@@ -1,7 +1,7 @@
 // One btree of a mounted filesystem: point updates, lookups and iterators over its keys, plus
 // the low-level per-level edits that fsck's topology repair uses. Every operation is
-// restartable: it runs under the engine lock until it needs a node that is not cached, drops
-// the lock to read it, installs it and starts over.
+// restartable (Restart.cs): it runs under the engine lock until it needs a node that is not
+// cached, drops the lock to read it, installs it and starts over.
 using Basalt.Diagnostics;
 using Basalt.Format;
 
@@ -28,21 +28,7 @@ public sealed class Btree
     internal BtreeEngine Engine => _engine;
 
     /// <summary>The current root (in memory; the committed one is in <see cref="BtreeEngine.Roots"/>), or null when empty.</summary>
-    public BtreeRoot? Root
-    {
-        get
-        {
-            _engine.Lock.EnterReadLock();
-            try
-            {
-                return RootNode is { } r ? new BtreeRoot(Id, r.Level, r.MakePtr(_engine.Geometry.Device)) : PendingRoot;
-            }
-            finally
-            {
-                _engine.Lock.ExitReadLock();
-            }
-        }
-    }
+    public BtreeRoot? Root => _engine.RootOf(this);
 
     /// <summary>Inserts or overwrites the key at <paramref name="pos"/>.</summary>
     public void Insert(Bpos pos, ReadOnlySpan<byte> value, KeyType type = KeyType.Cookie, uint size = 0)

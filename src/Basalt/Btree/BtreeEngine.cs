@@ -42,6 +42,7 @@ public sealed partial class BtreeEngine : IDisposable
     private long _syncsStarted;
     private int _structureDepth;
     private bool _inCapture;
+    private IRestartHandler? _restartHandler;
     private bool _disposed;
 
     // Counters; the ones readers bump are updated with Interlocked.
@@ -145,8 +146,6 @@ public sealed partial class BtreeEngine : IDisposable
 
     /// <summary>Key bytes a node can hold in its first record.</summary>
     internal int NodeCapacity { get; }
-
-    internal ReaderWriterLockSlim Lock => _lock;
 
     public BtreeStats Stats
     {

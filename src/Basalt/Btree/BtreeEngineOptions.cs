@@ -32,6 +32,9 @@ public sealed record BtreeEngineOptions
     /// <summary>Largest value in bytes; default and upper bound min(64 KiB, node size / 4).</summary>
     public int? MaxValueBytes { get; init; }
 
+    /// <summary>Tests: restart attempts at random to prove every operation restartable. Off by default.</summary>
+    public RestartInjection? RestartInjection { get; init; }
+
     /// <summary>Debug-only ordering bugs for the crash suite's must-fail checks; all off by default.</summary>
     internal BtreeDebugFaults DebugFaults { get; init; } = BtreeDebugFaults.None;
 }
