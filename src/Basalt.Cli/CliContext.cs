@@ -47,6 +47,15 @@ internal sealed class CliContext
     /// <summary>True when the command line asked for --json: a failure then also prints a JSON error document.</summary>
     public bool Json { get; set; }
 
+    /// <summary>
+    /// Debugging switch: route node writes through the write-once checker (environment variable
+    /// BASALT_CHECK_WRITE_ONCE=1; the test suites set it). The library itself never reads the environment.
+    /// </summary>
+    public bool CheckWriteOnce { get; init; } = Environment.GetEnvironmentVariable("BASALT_CHECK_WRITE_ONCE") == "1";
+
+    /// <summary>Mount options every command that mounts read-write starts from.</summary>
+    public Basalt.Fs.MountOptions WritableMount => new() { CheckWriteOnce = CheckWriteOnce };
+
     /// <summary>Cancelled by the first Ctrl-C (fsck then exits 32).</summary>
     public CancellationToken Cancellation { get; init; }
 

@@ -68,7 +68,7 @@ internal static class DemoCommand
             }
 
             // 3. Remount and verify every key.
-            using (var fs = BasaltFileSystem.Mount(image, new MountOptions()))
+            using (var fs = BasaltFileSystem.Mount(image, cli.WritableMount))
             {
                 var v = Verify(fs);
                 Step($"remounted: {v.Intact} of {_model.Count} keys intact, {v.Missing} missing, {v.Wrong} wrong, {v.Unexpected} unexpected, " +

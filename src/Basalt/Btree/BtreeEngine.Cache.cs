@@ -120,7 +120,10 @@ public sealed partial class BtreeEngine
     private void Install(in NodeMiss miss, BtreeNode node)
     {
         if (_cache.TryGet(node.Offset, out var cached) && !IsStaleCopy(cached, node))
+        {
+            Keep(cached);
             return;
+        }
         if (miss.Parent is null)
         {
             var tree = miss.Tree;
@@ -144,11 +147,54 @@ public sealed partial class BtreeEngine
                 return;
         }
         _cache.Install(node, cached => IsStaleCopy(cached, node));
+        Keep(node);
         Evict();
     }
 
+    // The nodes a transaction on this thread had to read: kept cached until it ends, so a
+    // transaction touching more nodes than a small cache holds still completes (each restart reads
+    // one more node; none it read before is evicted meanwhile).
+    [ThreadStatic]
+    private static List<BtreeNode>? s_kept;
+
+    /// <summary>From now until EndKeep, nodes read for this thread stay cached.</summary>
+    internal static void BeginKeep() => s_kept = [];
+
+    /// <summary>Releases the nodes kept for this thread's transaction.</summary>
+    internal void EndKeep()
+    {
+        if (s_kept is not { } kept)
+            return;
+        s_kept = null;
+        if (kept.Count == 0)
+            return;
+        _lock.EnterWriteLock();
+        try
+        {
+            foreach (var node in kept)
+                node.KeepCount--;
+            Evict();
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+        }
+    }
+
+    private static void Keep(BtreeNode node)
+    {
+        if (s_kept is { } kept)
+        {
+            node.KeepCount++;
+            kept.Add(node);
+        }
+    }
+
     /// <summary>Reads and validates one node. Throws BasaltException naming btree, level, node and finding on failure.</summary>
-    internal BtreeNode ReadNode(BtreeId btree, byte level, BtreePtrValue ptr, Bpos maxKey)
+    internal BtreeNode ReadNode(BtreeId btree, byte level, BtreePtrValue ptr, Bpos maxKey) =>
+        ReadNode(btree, level, ptr, maxKey, observe: true);
+
+    private BtreeNode ReadNode(BtreeId btree, byte level, BtreePtrValue ptr, Bpos maxKey, bool observe)
     {
         var where = $"btree {btree.ToText()} level {level} node";
         if (ptr.Ptrs.Count == 0)
@@ -170,13 +216,17 @@ public sealed partial class BtreeEngine
                 throw new BasaltException(ErrorCode.IoError, $"{where} at offset {offset}: read failed: {ex.Message}", ex);
             }
             var ctx = new NodeReadContext(btree, level, maxKey, ptr, _geometry.NodeMagic, size, _geometry.BlockSize,
-                _geometry.Version, _geometry.VersionMin, _device.Size);
+                _geometry.Version, _geometry.VersionMin, _device.Size, IsBlacklisted: _journal.IsBlacklisted);
             var result = BtreeNodeReader.Read(slot, ctx);
             Interlocked.Increment(ref _nodeReads);
-            Interlocked.Add(ref _ignoredBsets, result.IgnoredBsetsBeyondWritten);
-            if (result.NeedsRewrite)
-                Interlocked.Increment(ref _nodesNeedingRewrite);
-            _options.NodeReadObserver?.Invoke(btree, level, ptr, result);
+            if (observe)
+            {
+                Interlocked.Add(ref _ignoredBsets, result.IgnoredBsetsBeyondWritten);
+                Interlocked.Add(ref _blacklistedBsets, result.BlacklistedBsets);
+                if (result.NeedsRewrite)
+                    Interlocked.Increment(ref _nodesNeedingRewrite);
+                _options.NodeReadObserver?.Invoke(btree, level, ptr, result);
+            }
             if (!result.Ok)
             {
                 var finding = result.Findings.Count > 0 ? result.Findings[^1].ToString() : "unreadable";
@@ -188,6 +238,7 @@ public sealed partial class BtreeEngine
             {
                 WrittenSectors = ptr.SectorsWritten,
                 DurableSectors = ptr.SectorsWritten,
+                MaxSeq = result.MaxJournalSeq,
             };
         }
         finally
@@ -200,5 +251,5 @@ public sealed partial class BtreeEngine
     private void Evict() => _cache.Evict(_options.CacheBudgetBytes, _geometry.NodeSize, MustStayCached);
 
     private bool MustStayCached(BtreeNode node) =>
-        node.IsDirty || node.InFlight is not null || _trees[(int)node.Btree]!.RootNode == node;
+        node.IsDirty || node.InFlight is not null || node.IsPinned || node.KeepCount > 0 || _trees[(int)node.Btree]!.RootNode == node;
 }

@@ -1,6 +1,7 @@
 // The operations behind the Btree API, each one attempt (IEngineOp) run by the restart driver
 // (Restart.cs): an attempt that needs a node that is not cached stops with a node-miss restart,
-// and the driver reads the node with no lock held and runs it again.
+// and the driver reads the node with no lock held and runs it again. Mutating operations hold the
+// writer gate and run inside a change scope, so their interior edits are grouped for the journal.
 using Basalt.Diagnostics;
 using Basalt.Format;
 
@@ -116,7 +117,7 @@ public sealed partial class BtreeEngine
         if (tree.RootNode is not null || tree.PendingRoot is not null)
             return;
         EnsureReserve(tree);
-        tree.RootNode = NewNode(tree, 0, Bpos.Min, Bpos.Max, 1, KeyRun.Empty);
+        SetRoot(tree, NewNode(tree, 0, Bpos.Min, Bpos.Max, 1, KeyRun.Empty));
     }
 
     private readonly struct InsertOp(Btree tree, byte level, Bkey key, byte[] value) : IEngineOp<bool>
@@ -125,6 +126,7 @@ public sealed partial class BtreeEngine
         {
             result = true;
             engine.ThrowIfReadOnly();
+            using var change = engine.OpenChange();
             if (level == 0)
                 engine.EnsureRoot(tree);
             else if (tree.RootNode is null && tree.PendingRoot is null)
@@ -146,6 +148,7 @@ public sealed partial class BtreeEngine
         {
             engine.ThrowIfReadOnly();
             restart = default;
+            using var change = engine.OpenChange();
             var outcome = engine.DeleteKey(tree, level, pos, out var miss);
             result = outcome == DeleteOutcome.Deleted;
             if (outcome == DeleteOutcome.Miss)
@@ -165,6 +168,7 @@ public sealed partial class BtreeEngine
         {
             result = true;
             restart = default;
+            using var change = engine.OpenChange();
             if (engine.IsEmergencyReadOnly || engine.TryMergeAt(tree, level, pos, out var miss))
                 return true;
             restart = Restart.ForMiss(miss);
@@ -196,6 +200,7 @@ public sealed partial class BtreeEngine
                 return true;
             }
             _positions.Clear();
+            using var change = engine.OpenChange();
             var cursor = new NodeCursor(leaf, Next, reverse: false);
             while (cursor.Next(out var run, out var i) && run.Entries[i].Key.Pos <= end)
                 _positions.Add(run.Entries[i].Key.Pos);
@@ -271,6 +276,7 @@ public sealed partial class BtreeEngine
                 return false;
             }
             engine.EnsureReserve(tree);
+            using var change = engine.OpenChange();
             engine._structureDepth++;
             try
             {
@@ -293,14 +299,19 @@ public sealed partial class BtreeEngine
             restart = default;
             engine.ThrowIfReadOnly();
             engine.EnsureReserve(tree);
+            using var change = engine.OpenChange();
             var generation = (tree.RootNode?.Generation ?? 0) + 1;
             var id = tree.Id;
+            var root = PendingPosition.Root(id);
+            // Every slot of the old tree is freed by the root change; edits pending inside it are moot.
             foreach (var node in engine._cache.Nodes.Where(n => n.Btree == id).ToList())
-                engine.FreeNode(node);
+                engine.FreeNode(node, root);
             if (tree.PendingRoot is { } pending && pending.Ptr.Ptrs.Count > 0 && engine._allocator.IsUsed(pending.Ptr.Ptrs[0].OffsetBytes))
-                engine._allocator.Free(pending.Ptr.Ptrs[0].OffsetBytes, engine._syncsStarted);
+                engine.FreeLater(pending.Ptr.Ptrs[0].OffsetBytes, root);
+            for (var level = 1; level < FormatLimits.MaxBtreeDepth; level++)
+                engine.DropPendingAtLevel(id, (byte)level);
             tree.PendingRoot = null;
-            tree.RootNode = engine.NewNode(tree, 0, Bpos.Min, Bpos.Max, generation, KeyRun.Empty);
+            engine.SetRoot(tree, engine.NewNode(tree, 0, Bpos.Min, Bpos.Max, generation, KeyRun.Empty));
             engine._cache.Tick();
             return true;
         }

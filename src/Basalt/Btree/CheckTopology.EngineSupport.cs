@@ -63,18 +63,18 @@ public sealed partial class BtreeEngine
             if (live[k].Pos >= min && live[k].Pos <= max)
                 keys.Add(live[k].Key, live.ValueOf(k));
         }
-        var fresh = NewNode(tree, node.Level, min, max, node.Generation + 1, keys.Build());
+        var fresh = NewNode(tree, node.Level, min, max, node.Generation + 1, keys.Build(), node);
         var wasRoot = tree.RootNode == node;
         FreeNode(node);
         if (wasRoot)
-            tree.RootNode = fresh;
+            SetRoot(tree, fresh);
         else
             InsertKeyCached(tree, (byte)(level + 1), new Bkey(max, KeyType.BtreePtr), fresh.MakePtr(_geometry.Device).ToBytes());
     }
 
     /// <summary>
     /// A dirty node whose parent no longer points at it (topology repair deleted its pointer after
-    /// editing inside it): writing it would put its pointer back, so a Sync frees it instead.
+    /// editing inside it): writing it would put its pointer back, so write-back frees it instead.
     /// </summary>
     private bool IsOrphaned(BtreeNode node)
     {

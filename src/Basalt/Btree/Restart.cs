@@ -124,6 +124,8 @@ public sealed partial class BtreeEngine
         {
             T result;
             Restart restart;
+            if (mode == LockMode.Write)
+                _writerGate.Enter();
             EnterLock(mode);
             try
             {
@@ -140,6 +142,8 @@ public sealed partial class BtreeEngine
             finally
             {
                 ExitLock(mode);
+                if (mode == LockMode.Write)
+                    _writerGate.Exit();
             }
             Resolve(restart, attempt);
         }

@@ -51,7 +51,11 @@ public sealed record Member
         $"buckets {FirstBucket}..{Nbuckets - 1} (first {FirstBucket}, nbuckets {Nbuckets}) node area {NodeArea.ToText()}";
 }
 
-/// <summary>Data of the clean section.</summary>
+/// <summary>
+/// Data of the clean section. <paramref name="JournalSeq"/> is the checkpoint: the superblock's
+/// roots hold every journal commit up to it, so recovery replays only later entries. It is kept
+/// current whether or not the filesystem is clean.
+/// </summary>
 public sealed record CleanInfo(DateTimeOffset LastMount, DateTimeOffset LastUnmount, ulong JournalSeq)
 {
     public static CleanInfo Empty { get; } = new(DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, 0);
@@ -110,8 +114,11 @@ public sealed record Superblock
 
     public required IReadOnlyList<Member> Members { get; init; }
 
-    /// <summary>Journal bucket ranges on this device (reserved at format, unused until the journal lands).</summary>
+    /// <summary>Journal bucket ranges on this device, in ring order.</summary>
     public IReadOnlyList<BucketRange> JournalBuckets { get; init; } = [];
+
+    /// <summary>Journal seqs written but never flushed before a crash (sorted, disjoint): never replayed.</summary>
+    public IReadOnlyList<SeqRange> JournalBlacklist { get; init; } = [];
 
     /// <summary>Btree roots, sorted by btree id; a btree without an entry is empty.</summary>
     public IReadOnlyList<BtreeRoot> Roots { get; init; } = [];
@@ -221,9 +228,10 @@ public sealed record Superblock
         for (var i = 0; i < Members.Count; i++)
             Line($"  member {i}:", Members[i].ToText());
         Line("journal:", JournalBuckets.Count == 0 ? "none" : string.Join(", ", JournalBuckets.Select(r => r.ToText())));
+        Line("journal blacklist:", JournalBlacklist.Count == 0 ? "none" : string.Join(", ", JournalBlacklist.Select(r => r.ToText())));
         Line("superblock copies:", string.Join(", ", CopyOffsets.Select(o => o.ToString(CultureInfo.InvariantCulture))));
         Line("clean:", $"{(IsClean ? "yes" : "no")}; last mount {SuperblockText.Time(CleanInfo.LastMount)}, " +
-            $"last unmount {SuperblockText.Time(CleanInfo.LastUnmount)}, journal seq {CleanInfo.JournalSeq}");
+            $"last unmount {SuperblockText.Time(CleanInfo.LastUnmount)}, checkpoint journal seq {CleanInfo.JournalSeq}");
         Line("btree roots:", Roots.Count == 0 ? "none" : Roots.Count.ToString(CultureInfo.InvariantCulture));
         foreach (var r in Roots)
             Line("  " + r.Btree.ToText() + ":", $"level {r.Level} {r.Ptr.ToText()}");

@@ -66,6 +66,8 @@ public static class SuperblockCodec
         foreach (var r in sb.Roots)
             size += RootEntryHeaderSize + Pad8(r.Ptr.EncodedSize);
         size += SectionHeaderSize + CleanPayloadSize;
+        if (sb.JournalBlacklist.Count > 0)
+            size += SectionHeaderSize + BlacklistHeaderSize + (BlacklistRangeSize * (long)sb.JournalBlacklist.Count);
         size += SectionHeaderSize + ErrorsHeaderSize + (ErrorEntrySize * (long)sb.ErrorCounters.Count);
         size += SectionHeaderSize + LayoutHeaderSize + (8L * sb.CopyOffsets.Count);
         foreach (var s in sb.UnknownSections)
@@ -159,6 +161,19 @@ public static class SuperblockCodec
         BinaryPrimitives.WriteInt64LittleEndian(s, SuperblockText.ToUnixNanos(sb.CleanInfo.LastMount));
         BinaryPrimitives.WriteInt64LittleEndian(s[8..], SuperblockText.ToUnixNanos(sb.CleanInfo.LastUnmount));
         BinaryPrimitives.WriteUInt64LittleEndian(s[16..], sb.CleanInfo.JournalSeq);
+
+        // Journal blacklist (only when it holds ranges)
+        if (sb.JournalBlacklist.Count > 0)
+        {
+            s = BeginSection(b, ref at, SectionType.JournalBlacklist, BlacklistHeaderSize + (BlacklistRangeSize * sb.JournalBlacklist.Count));
+            BinaryPrimitives.WriteUInt32LittleEndian(s, (uint)sb.JournalBlacklist.Count);
+            for (var i = 0; i < sb.JournalBlacklist.Count; i++)
+            {
+                var e = s[(BlacklistHeaderSize + (i * BlacklistRangeSize))..];
+                BinaryPrimitives.WriteUInt64LittleEndian(e, sb.JournalBlacklist[i].First);
+                BinaryPrimitives.WriteUInt64LittleEndian(e[8..], sb.JournalBlacklist[i].Last);
+            }
+        }
 
         // Error counters
         s = BeginSection(b, ref at, SectionType.ErrorCounters, ErrorsHeaderSize + (ErrorEntrySize * sb.ErrorCounters.Count));
@@ -308,6 +323,7 @@ public static class SuperblockCodec
 
         Member[]? members = null;
         BucketRange[] journal = [];
+        SeqRange[] blacklist = [];
         BtreeRoot[] roots = [];
         CleanInfo clean = CleanInfo.Empty;
         ErrorCounter[] errors = [];
@@ -336,6 +352,7 @@ public static class SuperblockCodec
                 SectionType.Clean => ParseClean(payload, out clean),
                 SectionType.ErrorCounters => ParseErrors(payload, out errors),
                 SectionType.Layout => ParseLayout(payload, out layout),
+                SectionType.JournalBlacklist => ParseBlacklist(payload, out blacklist),
                 _ => null,
             };
             if (p is not null)
@@ -375,6 +392,7 @@ public static class SuperblockCodec
             DeviceIndex = deviceIndex,
             Members = members,
             JournalBuckets = journal,
+            JournalBlacklist = blacklist,
             Roots = roots,
             CleanInfo = clean,
             ErrorCounters = errors,
@@ -392,6 +410,7 @@ public static class SuperblockCodec
         SectionType.Clean => "clean",
         SectionType.ErrorCounters => "error_counters",
         SectionType.Layout => "layout",
+        SectionType.JournalBlacklist => "journal_blacklist",
         _ => $"type {(uint)type}",
     };
 
@@ -449,6 +468,28 @@ public static class SuperblockCodec
         {
             var e = p[(JournalHeaderSize + (i * JournalRangeSize))..];
             list[i] = new BucketRange(BinaryPrimitives.ReadUInt64LittleEndian(e), BinaryPrimitives.ReadUInt64LittleEndian(e[8..]));
+        }
+        ranges = list;
+        return null;
+    }
+
+    private static string? ParseBlacklist(ReadOnlySpan<byte> p, out SeqRange[] ranges)
+    {
+        ranges = [];
+        if (p.Length < BlacklistHeaderSize)
+            return "shorter than its header";
+        var count = BinaryPrimitives.ReadUInt32LittleEndian(p);
+        if (count > MaxBlacklistRanges)
+            return $"{count} ranges (at most {MaxBlacklistRanges})";
+        if ((long)count * BlacklistRangeSize > p.Length - BlacklistHeaderSize)
+            return $"{count} ranges do not fit in {p.Length - BlacklistHeaderSize} bytes";
+        var list = new SeqRange[count];
+        for (var i = 0; i < count; i++)
+        {
+            var e = p[(BlacklistHeaderSize + (i * BlacklistRangeSize))..];
+            list[i] = new SeqRange(BinaryPrimitives.ReadUInt64LittleEndian(e), BinaryPrimitives.ReadUInt64LittleEndian(e[8..]));
+            if (list[i].First > list[i].Last || (i > 0 && list[i].First <= list[i - 1].Last))
+                return $"range {i} ({list[i].First}..{list[i].Last}) is empty, unsorted or overlaps the one before";
         }
         ranges = list;
         return null;

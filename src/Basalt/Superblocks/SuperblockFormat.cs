@@ -97,7 +97,14 @@ public static class SuperblockFormat
     public const int RootEntryHeaderSize = 8;
 
     // Clean payload: {i64 last_mount_time, i64 last_unmount_time, u64 journal_seq, u64 reserved}.
+    // journal_seq is the checkpoint: the roots hold every journal entry up to it (Clean or not).
     public const int CleanPayloadSize = 32;
+
+    // Journal blacklist payload: {u32 count, u32 reserved} then count ranges {u64 first seq, u64 last seq},
+    // ascending, disjoint.
+    public const int BlacklistHeaderSize = 8;
+    public const int BlacklistRangeSize = 16;
+    public const int MaxBlacklistRanges = 1024;
 
     // Error counters payload: {u32 count, u32 reserved} then {u16 id, u16 0, u32 0, u64 count, i64 last_time}.
     public const int ErrorsHeaderSize = 8;
@@ -122,6 +129,8 @@ public enum SectionType : uint
     ErrorCounters = 5,
     /// <summary>Byte offsets of every superblock copy.</summary>
     Layout = 6,
+    /// <summary>Journal seq ranges written but never flushed before a crash: never replayed.</summary>
+    JournalBlacklist = 7,
 }
 
 /// <summary>Header flag bits. Permanent numbers.</summary>

@@ -295,7 +295,9 @@ public static class SuperblockIo
             CopyOffsets = g.CopyOffsets,
         };
 
-        // Zero [0, 4096) and every copy area; discard everything in between.
+        // Zero [0, 4096) and every copy area; discard everything in between. Then write zeroes
+        // over the journal: its buckets are allocated for real (not a sparse hole that a later
+        // write could fail to fill), and no entry of an earlier filesystem survives in them.
         var zero = new byte[CopySize];
         device.Write(0, zero.AsSpan(0, (int)FirstCopyOffset));
         var at = FirstCopyOffset;
@@ -308,6 +310,11 @@ public static class SuperblockIo
         }
         if (at < device.Size)
             device.Discard(at, device.Size - at);
+        var chunk = new byte[1024 * 1024];
+        var journalStart = checked((long)g.Journal.Start * g.BucketSize);
+        var journalEnd = checked((long)g.Journal.End * g.BucketSize);
+        for (var o = journalStart; o < journalEnd; o += chunk.Length)
+            device.Write(o, chunk.AsSpan(0, (int)Math.Min(chunk.Length, journalEnd - o)));
         device.Flush();
 
         return Write(device, sb, now);

@@ -13,7 +13,7 @@ public sealed class BtreeRepairApiTests
     {
         var fx = new BtreeFixture();
         var model = Fill(fx.Test, Enumerable.Range(0, 1500).Select(i => (long)i));
-        fx.Engine.Sync();
+        fx.Checkpoint();
         Assert.True(fx.Test.Root!.Level >= 1);
         return (fx, model);
     }
@@ -39,7 +39,7 @@ public sealed class BtreeRepairApiTests
         Assert.Equal(target.Ptr.MinKey, after.Ptr.MinKey);
         Assert.NotEqual(target.Ptr.Seq, after.Ptr.Seq);
         Assert.NotEqual(target.Ptr.Ptrs[0].OffsetSectors, after.Ptr.Ptrs[0].OffsetSectors);
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         foreach (var k in model.Keys.Where(k => k >= after.Ptr.MinKey && k <= after.Max))
         {
@@ -68,7 +68,7 @@ public sealed class BtreeRepairApiTests
         fx.Test.InsertAtLevel(1, new Bkey(victim.Max, KeyType.BtreePtr), victim.Ptr.ToBytes());
         BtreeAssertions.AssertTopology(fx.Test);
         BtreeAssertions.AssertContents(fx.Test, model);
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         BtreeAssertions.AssertTopology(fx.Test);
         BtreeAssertions.AssertContents(fx.Test, model);
@@ -86,7 +86,7 @@ public sealed class BtreeRepairApiTests
         // under the read lock), and the cache's interior-node count must stay exact.
         using var fx = new BtreeFixture();
         var model = Fill(fx.Test, Enumerable.Range(0, 6000).Select(i => (long)i));
-        fx.Engine.Sync();
+        fx.Checkpoint();
         Assert.True(fx.Test.Root!.Level >= 2);
         var reads = new System.Collections.Concurrent.ConcurrentDictionary<ulong, int>();
         fx.ReadObserver = (_, level, ptr, _) =>
@@ -141,7 +141,7 @@ public sealed class BtreeRepairApiTests
         Assert.Equal(0, fx.Test.Root!.Level);
         Assert.False(fx.Test.Iterate(Bpos.Min, Bpos.Max).MoveNext());
         var model = Fill(fx.Test, Enumerable.Range(0, 10).Select(i => (long)i));
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         BtreeAssertions.AssertContents(fx.Test, model);
         // Slots of the old tree are free again after the remount rebuilt the allocator.
@@ -188,7 +188,7 @@ public sealed class BtreeRepairApiTests
         Assert.Equal(model[elsewhere], v);
         // Rewriting the node (what fsck does) persists the surviving state.
         fx.Test.RewriteNode(0, target.Max);
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         Assert.False(fx.Test.TryGet(inside[0], out _));
         Assert.Equal(0, fx.Engine.Stats.NodesNeedingRewrite);
@@ -205,7 +205,7 @@ public sealed class BtreeRepairApiTests
         fx.Test.InsertAtLevel(1, new Bkey(ptrs[1].Max, KeyType.BtreePtr), ptrs[1].Ptr.With(sectorsWritten: ptrs[2].Ptr.SectorsWritten) is var p
             ? new BtreePtrValue { Seq = p.Seq, SectorsWritten = p.SectorsWritten, MinKey = p.MinKey, Ptrs = ptrs[2].Ptr.Ptrs }.ToBytes()
             : []);
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         var inside = model.Keys.First(k => k >= ptrs[1].Ptr.MinKey && k <= ptrs[1].Max);
         var e = Assert.Throws<BasaltException>(() => fx.Test.TryGet(inside, out _));
@@ -219,7 +219,7 @@ public sealed class BtreeRepairApiTests
         BtreeFaultDevice? faults = null;
         using var fx = new BtreeFixture(decorate: d => faults = new BtreeFaultDevice(d));
         var model = Fill(fx.Test, Enumerable.Range(0, 1500).Select(i => (long)i));
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         faults!.FailReads = true;
         var e = Assert.Throws<BasaltException>(() => fx.Test.TryGet(model.Keys.First(), out _));

@@ -45,7 +45,7 @@ public sealed class BtreeRestartTests(ITestOutputHelper output)
             }
             if (op % 1500 == 1499)
             {
-                fx.Engine.Sync();
+                fx.Checkpoint();
                 fx.Remount();
             }
         }

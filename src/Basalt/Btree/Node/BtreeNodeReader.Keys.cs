@@ -97,6 +97,7 @@ public static partial class BtreeNodeReader
                     SectorsFound = _walked / FormatLimits.SectorSize,
                     BsetCount = _bsetCount,
                     IgnoredBsetsBeyondWritten = _ignoredBeyond,
+                    BlacklistedBsets = _blacklisted,
                     MaxJournalSeq = _maxJournalSeq,
                 };
             }
@@ -116,6 +117,7 @@ public static partial class BtreeNodeReader
                 SectorsFound = _walked / FormatLimits.SectorSize,
                 BsetCount = _bsetCount,
                 IgnoredBsetsBeyondWritten = _ignoredBeyond,
+                BlacklistedBsets = _blacklisted,
                 MaxJournalSeq = _maxJournalSeq,
             };
         }

@@ -96,6 +96,7 @@ public static partial class BtreeNodeReader
         private int _walked;                    // end of the last record walked, bytes
         private int _bsetCount;
         private int _ignoredBeyond;
+        private int _blacklisted;
         private ulong _maxJournalSeq;
 
         public NodeWalk(ReadOnlySpan<byte> slot, byte[]? inPlaceArena, in NodeReadContext context, KeyEntry[] scratch, int[] bsetEnds)
@@ -209,6 +210,14 @@ public static partial class BtreeNodeReader
                 else if (!first && u64s == 0)
                 {
                     Report(FsckErrorId.BsetEmpty, sector, "bset after the first holds no keys");
+                    keep = false;
+                }
+                else if (!first && _context.IsBlacklisted is { } blacklisted &&
+                         blacklisted(BinaryPrimitives.ReadUInt64LittleEndian(bset[BsetJournalSeqOffset..])))
+                {
+                    // Written for a journal entry that was never flushed before a crash: not part of
+                    // the recovered history. The first bset cannot be skipped (it holds the header).
+                    _blacklisted++;
                     keep = false;
                 }
 
