@@ -239,6 +239,8 @@ public sealed partial class BtreeEngine
                 WrittenSectors = ptr.SectorsWritten,
                 DurableSectors = ptr.SectorsWritten,
                 MaxSeq = result.MaxJournalSeq,
+                ContentSeq = result.MaxJournalSeq,
+                Reachable = true,
             };
         }
         finally
@@ -251,5 +253,6 @@ public sealed partial class BtreeEngine
     private void Evict() => _cache.Evict(_options.CacheBudgetBytes, _geometry.NodeSize, MustStayCached);
 
     private bool MustStayCached(BtreeNode node) =>
-        node.IsDirty || node.InFlight is not null || node.IsPinned || node.KeepCount > 0 || _trees[(int)node.Btree]!.RootNode == node;
+        node.IsDirty || node.InFlight is not null || node.IsPinned || node.KeepCount > 0 || !node.Reachable ||
+        _trees[(int)node.Btree]!.RootNode == node;
 }

@@ -15,6 +15,14 @@
 // written bsets (rule (c)), the node holding each position pins the commit's seq, and the slots
 // the group freed become reusable once that seq is durable (rule (d)).
 //
+// Only edits inside reachable nodes are recorded (BtreeNode.Reachable): replay applies a key by
+// its position, so the node covering that position in the durable tree must be the node the edit
+// was made in. A new node (a split's, a merge's, a compaction's, a new root) is not reachable until
+// the update naming it commits; edits inside it are its content, written with it, and the slots
+// they free wait with it (HeldFrees) until an update naming that write commits. When the node
+// becomes reachable its unwritten edits are recorded. A reachable node replaced before its pending
+// edits committed takes them out of their groups: its replacements carry them.
+//
 // Replay applies keys the journal already holds: their own positions are not recorded, only
 // the structure changes they cause. A checkpoint commits everything through the superblock and
 // clears every group.
@@ -39,6 +47,9 @@ internal sealed class PendingGroup
     public List<PendingPosition> Positions { get; } = [];
 
     public List<long> Frees { get; } = [];
+
+    /// <summary>A root change that removes levels: journal keys of these levels and above, before it, are void.</summary>
+    public Dictionary<BtreeId, byte>? VoidLevels { get; set; }
 }
 
 public sealed partial class BtreeEngine
@@ -81,6 +92,10 @@ public sealed partial class BtreeEngine
     {
         if (_checkpointFrees is not null || _replayedPosition == position)
             return null;
+        if (!position.IsRoot && position.Level == 0)
+            throw new InvalidOperationException($"interior edit recorded at level 0 ({position})");
+        if (!position.IsRoot && HolderOf(position) is { Reachable: false })
+            return null; // carried by the node's own content (see BtreeNode.Reachable)
         if (_scopeDepth == 0)
             throw new InvalidOperationException($"interior edit at {position} outside a structure change");
         var scopeKey = (position.Btree, position.Level);
@@ -117,6 +132,12 @@ public sealed partial class BtreeEngine
             _pendingByPosition[p] = keep;
         }
         keep.Frees.AddRange(gone.Frees);
+        if (gone.VoidLevels is { } voids)
+        {
+            keep.VoidLevels ??= [];
+            foreach (var (btree, level) in voids)
+                keep.VoidLevels[btree] = keep.VoidLevels.TryGetValue(btree, out var l) ? Math.Min(l, level) : level;
+        }
         _pendingGroups.Remove(gone);
         foreach (var k in _scopeGroups.Where(kv => kv.Value == gone).Select(kv => kv.Key).ToList())
             _scopeGroups[k] = keep;
@@ -124,13 +145,32 @@ public sealed partial class BtreeEngine
         return keep;
     }
 
+    /// <summary>
+    /// The root change being recorded removes <paramref name="fromLevel"/> and above (a collapse) or
+    /// the whole tree (a reset, level 0): the journal learns it with the root, so a replay never
+    /// applies a key journaled for a level that no longer exists to a level grown again later.
+    /// </summary>
+    private void VoidLevelsWithRootChange(BtreeId btree, byte fromLevel)
+    {
+        if (Record(PendingPosition.Root(btree)) is not { } group)
+            return;
+        group.VoidLevels ??= [];
+        group.VoidLevels[btree] = group.VoidLevels.TryGetValue(btree, out var level) ? Math.Min(level, fromLevel) : fromLevel;
+    }
+
     /// <summary>Where a node's pointer lives: its parent's key at its max, or its btree's root.</summary>
     private PendingPosition PointerPosition(BtreeNode node) =>
         _trees[(int)node.Btree]!.RootNode == node ? PendingPosition.Root(node.Btree) : new(node.Btree, (byte)(node.Level + 1), node.MaxKey);
 
+    /// <summary>The cached node holding a pointer position (null when the tree has no such node cached).</summary>
+    private BtreeNode? HolderOf(PendingPosition position) =>
+        FindNode(_trees[(int)position.Btree]!, position.Level, position.Pos, out var node, out _) == FindResult.Found ? node : null;
+
     /// <summary>
     /// A written node is replaced: its slot is freed by the interior update that stops pointing at
-    /// it, and becomes reusable once that update's entry is durable.
+    /// it, and becomes reusable once that update's entry is durable. When that update is an edit
+    /// inside a node not yet reachable, the slot waits with that node (HeldFrees) until a write of
+    /// it is named by a journaled update.
     /// </summary>
     private void FreeLater(long offset, PendingPosition pointer)
     {
@@ -145,22 +185,91 @@ public sealed partial class BtreeEngine
             _earlyReusable = offset;
             return;
         }
-        var group = _pendingByPosition.TryGetValue(pointer, out var g) ? g : Record(pointer);
-        if (group is null)
+        if (_replayedPosition == pointer)
         {
             // Replay of the very edit that replaced this node: it is journaled already and durable.
             _allocator.Release(offset);
             return;
         }
-        group.Frees.Add(offset);
+        if (_pendingByPosition.TryGetValue(pointer, out var pending))
+        {
+            pending.Frees.Add(offset);
+            return;
+        }
+        if (!pointer.IsRoot && HolderOf(pointer) is { Reachable: false } holder)
+        {
+            (holder.HeldFrees ??= []).Add(offset);
+            return;
+        }
+        if (Record(pointer) is { } group)
+            group.Frees.Add(offset);
+        else
+            _allocator.Release(offset);
     }
 
-    /// <summary>True when a pending interior edit lies inside <paramref name="node"/>: it may not be written yet.</summary>
+    /// <summary>The node's held frees follow the update at <paramref name="pointer"/> (its write's, or its replacement's).</summary>
+    private void ReleaseHeldFrees(BtreeNode node, PendingPosition pointer)
+    {
+        if (node.HeldFrees is not { Count: > 0 } held)
+            return;
+        node.HeldFrees = null;
+        foreach (var offset in held)
+            FreeLater(offset, pointer);
+    }
+
+    /// <summary>
+    /// A reachable interior node is replaced before its pending edits were journaled: its
+    /// replacements carry those edits as their content, so the positions leave their groups, and
+    /// the slots those groups free wait for the update that replaces the node (conservatively, all
+    /// of them: a group's frees are not tied to single positions).
+    /// </summary>
+    private void DropPendingInside(BtreeNode node, PendingPosition replacedAt)
+    {
+        if (!_pendingByLevel.TryGetValue((node.Btree, node.Level), out var set) || set.Count == 0)
+            return;
+        var inside = set.GetViewBetween(node.MinKey, node.MaxKey).ToList();
+        if (inside.Count == 0)
+            return;
+        var frees = new List<long>();
+        foreach (var pos in inside)
+        {
+            var p = new PendingPosition(node.Btree, node.Level, pos);
+            var group = _pendingByPosition[p];
+            _pendingByPosition.Remove(p);
+            set.Remove(pos);
+            group.Positions.Remove(p);
+            frees.AddRange(group.Frees);
+            group.Frees.Clear();
+            if (group.Positions.Count == 0 && group.VoidLevels is null && !_scopeGroups.ContainsValue(group))
+                _pendingGroups.Remove(group);
+        }
+        foreach (var offset in frees)
+            FreeLater(offset, replacedAt);
+    }
+
+    /// <summary>
+    /// True when <paramref name="node"/> may not be written yet: a pending interior edit lies inside
+    /// it, or it is not reachable and names a child not durable up to the pointer's sectors_written
+    /// (its own edits are not journaled, so its content must point at durable nodes only).
+    /// </summary>
     private bool IsBlocked(BtreeNode node)
     {
-        if (node.Level == 0 || !_pendingByLevel.TryGetValue((node.Btree, node.Level), out var set) || set.Count == 0)
+        if (node.Level == 0)
             return false;
-        return set.GetViewBetween(node.MinKey, node.MaxKey).Count > 0;
+        if (_pendingByLevel.TryGetValue((node.Btree, node.Level), out var set) && set.Count > 0 &&
+            set.GetViewBetween(node.MinKey, node.MaxKey).Count > 0)
+            return true;
+        if (node.Reachable)
+            return false;
+        var cursor = new NodeCursor(node, node.MinKey, reverse: false);
+        while (cursor.Next(out var run, out var i))
+        {
+            var value = run.ValueOf(i);
+            if (PtrFields.IsWellFormed(value) && _cache.TryGet(PtrFields.OffsetBytes(value), out var child) &&
+                child.Seq == PtrFields.Seq(value) && (PtrFields.SectorsWritten(value) == 0 || child.DurableSectors < PtrFields.SectorsWritten(value)))
+                return true;
+        }
+        return false;
     }
 
     /// <summary>
@@ -182,6 +291,11 @@ public sealed partial class BtreeEngine
             return true;
         foreach (var group in ready)
         {
+            if (group.VoidLevels is { } voids)
+            {
+                foreach (var (btree, level) in voids)
+                    commit.VoidLevels.Add((btree, level));
+            }
             foreach (var p in group.Positions)
             {
                 if (p.IsRoot)
@@ -219,9 +333,11 @@ public sealed partial class BtreeEngine
         _pendingByPosition.Remove(p);
         if (p.IsRoot)
         {
-            var tree = _trees[(int)p.Btree]!;
-            if (tree.RootNode is { } root)
+            if (_trees[(int)p.Btree]!.RootNode is { } root)
+            {
                 ReleaseWrittenPins(root, root.WrittenSectors);
+                BecomeReachable(root, root.WrittenSectors);
+            }
             return;
         }
         _pendingByLevel[(p.Btree, p.Level)].Remove(p.Pos);
@@ -230,9 +346,67 @@ public sealed partial class BtreeEngine
         if (holder.TryFind(p.Pos, out var run, out var i) && PtrFields.IsWellFormed(run.ValueOf(i)))
         {
             var value = run.ValueOf(i);
+            var sectors = PtrFields.SectorsWritten(value);
             if (_cache.TryGet(PtrFields.OffsetBytes(value), out var child) && child.Seq == PtrFields.Seq(value))
-                ReleaseWrittenPins(child, PtrFields.SectorsWritten(value));
+            {
+                ReleaseWrittenPins(child, sectors);
+                if (child.DurableSectors >= sectors && sectors > 0)
+                    BecomeReachable(child, sectors);
+            }
         }
+    }
+
+    /// <summary>
+    /// A journaled update names <paramref name="node"/> durable up to <paramref name="sectors"/>.
+    /// Newly reachable, the edits it holds unwritten are recorded (they were not journaled while it
+    /// was unreachable) and take its held frees; the children its durable content names become
+    /// reachable too (only when that content is exactly its merged run: a later write of the node
+    /// names them again through its own pointer update).
+    /// </summary>
+    private void BecomeReachable(BtreeNode node, int sectors)
+    {
+        var wasReachable = node.Reachable;
+        node.Reachable = true;
+        if (node.Level == 0)
+            return;
+        if (!wasReachable)
+        {
+            using var change = OpenChange();
+            PendingGroup? group = null;
+            var unwritten = node.Unwritten.View;
+            for (var i = 0; i < unwritten.Count; i++)
+                group = Record(new PendingPosition(node.Btree, node.Level, unwritten.Entries[i].Key.Pos)) ?? group;
+            if (node.HeldFrees is { Count: > 0 } held)
+            {
+                if (group is not null)
+                {
+                    group.Frees.AddRange(held);
+                    node.HeldFrees = null;
+                }
+                else
+                {
+                    ReleaseHeldFrees(node, PointerPosition(node));
+                }
+            }
+        }
+        if (node.DurableSectors != sectors)
+            return;
+        var children = new List<(BtreeNode Child, int Sectors)>();
+        var merged = node.Merged.View;
+        for (var i = 0; i < merged.Count; i++)
+        {
+            var value = merged.ValueOf(i);
+            if (!PtrFields.IsWellFormed(value) || !_cache.TryGet(PtrFields.OffsetBytes(value), out var child) ||
+                child.Seq != PtrFields.Seq(value) || child.Reachable)
+            {
+                continue;
+            }
+            var childSectors = PtrFields.SectorsWritten(value);
+            if (childSectors > 0 && child.DurableSectors >= childSectors)
+                children.Add((child, childSectors));
+        }
+        foreach (var (child, childSectors) in children)
+            BecomeReachable(child, childSectors);
     }
 
     /// <summary>The pointer value at a pending position, or false when the edit deleted it.</summary>

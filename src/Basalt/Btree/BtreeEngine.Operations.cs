@@ -312,6 +312,8 @@ public sealed partial class BtreeEngine
                 engine.DropPendingAtLevel(id, (byte)level);
             tree.PendingRoot = null;
             engine.SetRoot(tree, engine.NewNode(tree, 0, Bpos.Min, Bpos.Max, generation, KeyRun.Empty));
+            // Every key journaled for the old tree, leaves included, is void from this commit on.
+            engine.VoidLevelsWithRootChange(id, 0);
             engine._cache.Tick();
             return true;
         }

@@ -16,6 +16,7 @@
 // has started. In tolerant mode (fsck, read-only mounts) a key that cannot be replayed because a
 // node on its path is unreadable is set aside, its seq stays pinned, and RetryReplay tries again
 // after topology repair.
+using Basalt.Btree.Node;
 using Basalt.Diagnostics;
 using Basalt.Format;
 
@@ -121,6 +122,11 @@ public sealed partial class BtreeEngine
                         $"journal replay: btree {u.Btree.ToText()} has no level {u.Level} for the pointer at {u.Key.Pos.ToText()} (seq {key.Seq})");
                 }
             }
+            // An interior key the node's durable content already holds (or holds a newer edit of):
+            // replaying it again would put back a pointer a later, unjournaled edit of a node not
+            // yet reachable then replaced.
+            if (u.Level > 0 && holder is not null && holder.ContentSeq >= key.Seq)
+                return true;
             using var change = engine.OpenChange();
             engine._structureDepth++;
             engine._replayedPosition = u.Level > 0 ? new PendingPosition(u.Btree, u.Level, u.Key.Pos) : null;
@@ -204,23 +210,40 @@ public sealed partial class BtreeEngine
         _options.NodeSpaceObserver?.NodeAllocated(offset, _geometry.NodeSize);
         if (level == 0)
             return;
-        BtreeNode node;
+        // Every version of every pointer in every bset of the node, not only the newest: the replayed
+        // tree may see the node at any of its sectors_written, and each version names its own child.
+        foreach (var (key, value) in ReadAllVersions(btree, level, ptr, max))
+        {
+            if (key.Type == KeyType.BtreePtr && BtreePtrValue.TryRead(value, out var childPtr, out _))
+                MarkSubtreeConservatively(btree, (byte)(level - 1), childPtr, key.Pos);
+        }
+    }
+
+    /// <summary>Reads a node's slot raw and returns every key of every bset of it (nothing when unreadable).</summary>
+    private List<(Bkey Key, byte[] Value)> ReadAllVersions(BtreeId btree, byte level, BtreePtrValue ptr, Bpos max)
+    {
+        var offset = ptr.Ptrs[0].OffsetBytes;
+        var size = _geometry.NodeSize;
+        if (offset < 0 || offset % FormatLimits.SectorSize != 0 || offset + size > _device.Size)
+            return [];
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(size);
         try
         {
-            node = ReadNode(btree, level, ptr.With(sectorsWritten: 0, flags: ptr.Flags | BtreePtrFlags.RangeUpdated), max, observe: false);
+            try
+            {
+                _device.Read(offset, buffer.AsSpan(0, size));
+            }
+            catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
+            {
+                return [];
+            }
+            var ctx = new NodeReadContext(btree, level, max, ptr.With(sectorsWritten: 0, flags: ptr.Flags | BtreePtrFlags.RangeUpdated),
+                _geometry.NodeMagic, size, _geometry.BlockSize, _geometry.Version, _geometry.VersionMin, _device.Size);
+            return BtreeNodeReader.ReadAllVersions(buffer.AsSpan(0, size), ctx);
         }
-        catch (BasaltException ex) when (ex.Class is ErrorClass.Corruption or ErrorClass.Io)
+        finally
         {
-            return;
-        }
-        var cursor = new NodeCursor(node, node.MinKey, reverse: false);
-        var children = new List<(Bpos Max, byte[] Value)>();
-        while (cursor.Next(out var run, out var i))
-            children.Add((run.Entries[i].Key.Pos, run.ValueOf(i).ToArray()));
-        foreach (var (childMax, value) in children)
-        {
-            if (BtreePtrValue.TryRead(value, out var childPtr, out _))
-                MarkSubtreeConservatively(btree, (byte)(level - 1), childPtr, childMax);
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
@@ -240,6 +263,11 @@ public sealed partial class BtreeEngine
                 foreach (var group in _pendingGroups)
                 {
                     foreach (var offset in group.Frees)
+                        reachable.TryAdd(offset, -1);
+                }
+                foreach (var node in _cache.Nodes)
+                {
+                    foreach (var offset in node.HeldFrees ?? [])
                         reachable.TryAdd(offset, -1);
                 }
                 foreach (var offset in _allocator.UsedSlots())

@@ -192,11 +192,9 @@ public sealed partial class BtreeEngine
             var builder = new KeyRunBuilder(2, 2 * BtreePtrValue.SizeFor(1));
             builder.Add(new Bkey(pivot, KeyType.BtreePtr), n1.MakePtr(_geometry.Device).ToBytes());
             builder.Add(new Bkey(Bpos.Max, KeyType.BtreePtr), n2.MakePtr(_geometry.Device).ToBytes());
-            var rootLevel = (byte)(node.Level + 1);
-            SetRoot(tree, NewNode(tree, rootLevel, Bpos.Min, Bpos.Max, generation, builder.Build()));
-            // The new root's two pointers name nodes not yet written: it may not be written before them.
-            Record(new PendingPosition(tree.Id, rootLevel, pivot));
-            Record(new PendingPosition(tree.Id, rootLevel, Bpos.Max));
+            // The new root's two pointers are part of its first write, not interior edits of their
+            // own: the new root is blocked until both children are durable (IsBlocked).
+            SetRoot(tree, NewNode(tree, (byte)(node.Level + 1), Bpos.Min, Bpos.Max, generation, builder.Build()));
             _rootSplits++;
             return;
         }
@@ -362,6 +360,8 @@ public sealed partial class BtreeEngine
             FreeNode(root);
             DropPendingAtLevel(tree.Id, root.Level);
             SetRoot(tree, child);
+            // Interior keys journaled for the level that is gone are void from this commit on.
+            VoidLevelsWithRootChange(tree.Id, root.Level);
             _rootCollapses++;
         }
         return true;
@@ -376,6 +376,13 @@ public sealed partial class BtreeEngine
         MarkDirty(node);
         foreach (var old in replacing)
             InheritPins(node, old);
+        if (replacing.Length > 0)
+        {
+            var contentSeq = ulong.MaxValue;
+            foreach (var old in replacing)
+                contentSeq = Math.Min(contentSeq, old.ContentSeq);
+            node.ContentSeq = contentSeq;
+        }
         return node;
     }
 
@@ -415,6 +422,9 @@ public sealed partial class BtreeEngine
         _dirty.Remove(node);
         _cache.Remove(node);
         DropPins(node);
+        if (node.Reachable && node.Level > 0)
+            DropPendingInside(node, at);
+        ReleaseHeldFrees(node, at);
         if (node.HasFirstRecord)
             FreeLater(node.Offset, at);
         else

@@ -197,6 +197,8 @@ public sealed partial class BtreeEngine
             Record(PendingPosition.Root(node.Btree));
         else
             InsertKeyCached(tree, (byte)(node.Level + 1), new Bkey(node.MaxKey, KeyType.BtreePtr), node.MakePtr(_geometry.Device).ToBytes());
+        // The slots the captured edits freed go with the update that names this write.
+        ReleaseHeldFrees(node, PointerPosition(node));
         return image;
     }
 
@@ -384,7 +386,17 @@ public sealed partial class BtreeEngine
         _pendingByLevel.Clear();
         _allocator.ReleaseFreedUpTo(ulong.MaxValue);
         foreach (var node in _cache.Nodes)
+        {
             DropPins(node);
+            // The superblock now names every cached node as it is.
+            node.Reachable = true;
+            if (node.HeldFrees is { } held)
+            {
+                foreach (var offset in held)
+                    _allocator.Release(offset);
+                node.HeldFrees = null;
+            }
+        }
         Interlocked.Increment(ref _checkpoints);
         Evict();
     }

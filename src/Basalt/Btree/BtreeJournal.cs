@@ -25,7 +25,13 @@ public sealed class InteriorCommit
     /// <summary>Btrees whose root changed, with the new root (null: the btree is now empty).</summary>
     public List<(BtreeId Btree, BtreeRoot? Root)> Roots { get; } = [];
 
-    public bool IsEmpty => Keys.Count == 0 && Roots.Count == 0;
+    /// <summary>
+    /// Root changes that removed levels (a collapse, or a reset from level 0): every key of that
+    /// btree at that level or above journaled before this commit is void for replay.
+    /// </summary>
+    public List<(BtreeId Btree, byte Level)> VoidLevels { get; } = [];
+
+    public bool IsEmpty => Keys.Count == 0 && Roots.Count == 0 && VoidLevels.Count == 0;
 
     /// <summary>Encoded bytes of the keys (what the journal entry's key records take).</summary>
     public int KeyBytes

@@ -60,6 +60,27 @@ internal sealed class BtreeNode
     /// <summary>Newest journal seq among the node's keys: the journal_seq of its next bset.</summary>
     public ulong MaxSeq { get; set; }
 
+    /// <summary>
+    /// The durable tree reaches this node as it is (read from disk, or its pointer's commit named it):
+    /// interior edits inside it are journaled by position. Edits inside a node not yet reachable (a
+    /// split's or merge's new node) are not: they reach the durable tree as the node's own content
+    /// when the pointer that makes it reachable commits. Unreachable nodes stay cached.
+    /// </summary>
+    public bool Reachable { get; set; }
+
+    /// <summary>
+    /// Slots freed by edits made inside this node while it was unreachable and not yet captured for
+    /// a write: they become reusable once an update naming the node's content with those edits is durable.
+    /// </summary>
+    public List<long>? HeldFrees { get; set; }
+
+    /// <summary>
+    /// Journal seq up to which the node's content already holds every journal key for its positions
+    /// (the newest bset journal_seq read from disk; a replacement made during replay keeps the
+    /// smallest of the nodes it replaces). Replay skips older interior keys for this node.
+    /// </summary>
+    public ulong ContentSeq { get; set; }
+
     /// <summary>Transactions in progress that read this node: it stays cached until they end.</summary>
     public int KeepCount { get; set; }
 

@@ -9,6 +9,7 @@
 // random (RestartInjection) to prove that every operation is restartable.
 using System.Diagnostics.CodeAnalysis;
 using Basalt.Diagnostics;
+using Basalt.Format;
 
 namespace Basalt.Btree;
 
@@ -114,7 +115,7 @@ internal enum LockMode
 public sealed partial class BtreeEngine
 {
     /// <summary>Attempts after which a restart loop is a bug, not contention.</summary>
-    private const int MaxAttempts = 1_000_000;
+    private const int MaxAttempts = 100_000;
 
     /// <summary>Runs <paramref name="op"/> until it completes, resolving each restart in between with no lock held.</summary>
     internal T Run<TOp, T>(ref TOp op, LockMode mode)
@@ -153,7 +154,13 @@ public sealed partial class BtreeEngine
     internal void Resolve(in Restart restart, int attempt)
     {
         if (attempt >= MaxAttempts)
-            throw new InvalidOperationException($"operation restarted {attempt} times (last: {restart.Reason})");
+        {
+            var detail = restart.Reason == RestartReason.NodeMiss
+                ? $": {restart.Miss.Tree.Id.ToText()} level {restart.Miss.Level} node ending at {restart.Miss.MaxKey.ToText()}" +
+                  (BtreePtrValue.TryRead(restart.Miss.PtrValue, out var ptr, out _) ? $" ({ptr.ToText()})" : "")
+                : "";
+            throw new InvalidOperationException($"operation restarted {attempt} times (last: {restart.Reason}{detail})");
+        }
         switch (restart.Reason)
         {
             case RestartReason.NodeMiss:

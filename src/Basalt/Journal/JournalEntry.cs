@@ -46,6 +46,7 @@ public readonly record struct JournalRecord(JournalRecordType Type, BtreeId Btre
         JournalRecordType.BtreeRoot => Root() is { } r ? $"btree_root {Btree.ToText()} level {Level} {r.Ptr.ToText()}" : $"btree_root {Btree.ToText()}: none",
         JournalRecordType.Blacklist => $"blacklist {Blacklist().ToText()}",
         JournalRecordType.Datetime => $"datetime {Time().UtcDateTime:yyyy-MM-dd HH:mm:ss.fff}Z",
+        JournalRecordType.LevelsVoided => $"levels_voided {Btree.ToText()} from level {Level}",
         _ => $"record type {(byte)Type}",
     };
 }
@@ -222,6 +223,14 @@ public static class JournalEntryReader
                 }
                 problem = "";
                 return true;
+            case JournalRecordType.LevelsVoided:
+                if (!BtreeIds.IsKnown(btree) || level > FormatLimits.MaxBtreeLevel || body.Length != 0)
+                {
+                    problem = $"levels_voided record of btree {btree} level {level} with {body.Length} payload bytes";
+                    return false;
+                }
+                problem = "";
+                return true;
             case JournalRecordType.Blacklist:
                 if (body.Length != BlacklistPayloadSize || record.Blacklist().First > record.Blacklist().Last)
                 {
@@ -345,6 +354,13 @@ internal sealed class JournalEntryBuilder : IDisposable
         WriteRecordHeader(start, RootRecordBytes(value.Length), JournalRecordType.BtreeRoot, btree, root?.Level ?? 0);
         value.CopyTo(Buffer.AsSpan(start + RecordHeaderSize));
         _end = start + RootRecordBytes(value.Length);
+    }
+
+    public void AppendLevelsVoided(BtreeId btree, byte level)
+    {
+        CloseRecord();
+        WriteRecordHeader(_end, RecordHeaderSize, JournalRecordType.LevelsVoided, btree, level);
+        _end += RecordHeaderSize;
     }
 
     public void AppendBlacklist(SeqRange range)

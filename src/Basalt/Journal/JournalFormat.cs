@@ -93,11 +93,16 @@ public enum JournalRecordType : byte
     Blacklist = 3,
     /// <summary>Wall-clock time the entry was written.</summary>
     Datetime = 4,
+    /// <summary>
+    /// A root change removed levels (a collapse; a reset: level 0): every key of the btree at the
+    /// record's level or above that an earlier record journaled is void. No payload.
+    /// </summary>
+    LevelsVoided = 5,
 }
 
 public static class JournalRecordTypes
 {
-    public static bool IsKnown(byte type) => type is >= (byte)JournalRecordType.BtreeKeys and <= (byte)JournalRecordType.Datetime;
+    public static bool IsKnown(byte type) => type is >= (byte)JournalRecordType.BtreeKeys and <= (byte)JournalRecordType.LevelsVoided;
 
     public static string ToText(this JournalRecordType type) => type switch
     {
@@ -105,6 +110,7 @@ public static class JournalRecordTypes
         JournalRecordType.BtreeRoot => "btree_root",
         JournalRecordType.Blacklist => "blacklist",
         JournalRecordType.Datetime => "datetime",
+        JournalRecordType.LevelsVoided => "levels_voided",
         _ => $"unknown({(byte)type})",
     };
 }

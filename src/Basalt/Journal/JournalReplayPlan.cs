@@ -139,7 +139,10 @@ public sealed class JournalReplayPlan
         };
     }
 
-    /// <summary>Every key of the window, newest commit per (btree, level, position).</summary>
+    /// <summary>
+    /// Every key of the window, newest commit per (btree, level, position), in commit order; a
+    /// levels_voided record drops every key of its btree at its level or above journaled before it.
+    /// </summary>
     private static List<ReplayKey> SortAndDedup(List<JournalEntry> window)
     {
         var newest = new Dictionary<(BtreeId, byte, Bpos), ReplayKey>();
@@ -147,6 +150,12 @@ public sealed class JournalReplayPlan
         {
             foreach (var record in entry.Records)
             {
+                if (record.Type == JournalRecordType.LevelsVoided)
+                {
+                    foreach (var key in newest.Keys.Where(k => k.Item1 == record.Btree && k.Item2 >= record.Level).ToList())
+                        newest.Remove(key);
+                    continue;
+                }
                 if (record.Type != JournalRecordType.BtreeKeys)
                     continue;
                 foreach (var key in record.Keys())

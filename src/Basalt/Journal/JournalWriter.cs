@@ -145,6 +145,7 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
     private readonly int _reserveBuckets;
     private readonly int _rootsReserve;
     private JournalEntryBuilder? _open;
+    private JournalEntryBuilder? _lastWritten;
     private int _ringIndex;
     private int _offset;
     private bool _inBucket;
@@ -207,7 +208,7 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
         _rootsReserve = (BtreeIds.All.Count * JournalFormat.RootRecordBytes(BtreePtrValue.SizeFor(1))) +
             JournalFormat.RecordHeaderSize + JournalFormat.DatetimePayloadSize + (4 * (JournalFormat.RecordHeaderSize + JournalFormat.BlacklistPayloadSize));
         MaxCommitBytes = Math.Min(JournalFormat.MaxEntryBytes, ring.BucketSize) - JournalFormat.HeaderSize - _rootsReserve;
-        if (MaxCommitBytes < 4096)
+        if (MaxCommitBytes < 1024)
         {
             throw new BasaltException(ErrorCode.InvalidArgument,
                 $"{device.Name}: journal buckets of {ring.BucketSize} bytes are too small for journal entries");
@@ -332,9 +333,9 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
         {
             if (_started)
                 throw new InvalidOperationException("the journal is already started");
-            _started = true;
             if (!OpenEntry(0, useReserve: true))
                 throw new BasaltException(ErrorCode.JournalFull, $"{_device.Name}: the journal has no free bucket to start in");
+            _started = true;
             _open!.Commits = 1; // the start entry itself must be written
             _committed = _open.Seq;
             _flushRequested = Math.Max(_flushRequested, _open.Seq);
@@ -371,6 +372,8 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                 _closed.Dequeue().Dispose();
             _open?.Dispose();
             _open = null;
+            _lastWritten?.Dispose();
+            _lastWritten = null;
         }
     }
 
@@ -431,7 +434,7 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
     public bool TryCommitInterior(InteriorCommit commit, out ulong seq)
     {
         ArgumentNullException.ThrowIfNull(commit);
-        var bytes = CommitBytes(commit.Keys);
+        var bytes = CommitBytes(commit.Keys) + (commit.VoidLevels.Count * JournalFormat.RecordHeaderSize);
         lock (_lock)
         {
             _emergency.ThrowIfSet();
@@ -441,6 +444,8 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                 return false;
             }
             var open = _open!;
+            foreach (var (btree, level) in commit.VoidLevels)
+                open.AppendLevelsVoided(btree, level);
             foreach (var u in commit.Keys)
                 open.AppendKey(u.Btree, u.Level, u.Key, u.Value.Span);
             open.CloseRecord();
@@ -450,6 +455,26 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
             seq = open.Seq;
             _committed = seq;
             return true;
+        }
+    }
+
+    /// <summary>
+    /// A checkpoint is about to commit <paramref name="roots"/> through the superblock, holding every
+    /// commit up to <paramref name="committed"/>: entries closed from now on carry these roots, and the
+    /// seq returned (the checkpoint's) covers every entry closed before, which may carry older roots
+    /// and hold no later commit. Replay after the checkpoint thus never takes roots older than its own.
+    /// </summary>
+    public ulong BeginCheckpoint(ulong committed, IReadOnlyList<BtreeRoot> roots)
+    {
+        ArgumentNullException.ThrowIfNull(roots);
+        lock (_lock)
+        {
+            foreach (var key in _roots.Keys.ToList())
+                _roots[key] = null;
+            foreach (var r in roots)
+                _roots[r.Btree] = r;
+            var lastClosed = (_open?.Seq ?? _nextSeq) - 1;
+            return Math.Max(committed, lastClosed);
         }
     }
 
@@ -553,7 +578,11 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                 {
                     _emergency.ThrowIfSet();
                     if (_durable < seq)
-                        throw new InvalidOperationException($"journal seq {seq} not durable after writing every entry (durable {_durable})");
+                    {
+                        throw new InvalidOperationException(
+                            $"journal seq {seq} not durable after writing every entry (durable {_durable}, written {_written}, committed {_committed}, " +
+                            $"open {_open?.Seq}/{_open?.Commits}, closed {_closed.Count}, next {_nextSeq}, flush requested {_flushRequested})");
+                    }
                 }
             }
             return;
@@ -727,7 +756,8 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                     Monitor.PulseAll(_lock);
                     return false;
                 }
-                var due = _committed > _durable && _clock.Elapsed - _lastFlush >= _options.FlushDelay;
+                // The flush delay is a timer: the deterministic step mode has none.
+                var due = !_options.Manual && _committed > _durable && _clock.Elapsed - _lastFlush >= _options.FlushDelay;
                 var needFlush = _flushRequested > _durable || due || (manualFlush && _committed > _durable);
                 if (needFlush && _open is { Commits: > 0 })
                     CloseOpen();
@@ -738,6 +768,17 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                     {
                         _open!.Commits = 0;
                         CloseOpen();
+                    }
+                    else if (_lastWritten is { } last && last.Seq == _written)
+                    {
+                        // No room for one more entry: the newest entry is written again, in place,
+                        // as a flush entry. A crash that tears it loses only what no flush had
+                        // acknowledged yet; everything before it is made durable by the pre-flush.
+                        entry = last;
+                        _lastWritten = null;
+                        flush = true;
+                        lastSeq = CurrentLastSeq(entry.Seq);
+                        break;
                     }
                 }
                 if (_closed.Count > 0)
@@ -779,6 +820,11 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
             lock (_lock)
             {
                 _written = Math.Max(_written, entry.Seq);
+                if (!ReferenceEquals(_lastWritten, entry))
+                {
+                    _lastWritten?.Dispose();
+                    _lastWritten = entry;
+                }
                 _releases.RemoveAll(r => r.ReleasedAt <= _written);
                 _entriesWritten++;
                 _bytesWritten += bytes;
@@ -804,12 +850,9 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                 _emergency.Enter(cause);
                 Monitor.PulseAll(_lock);
             }
+            entry.Dispose();
             _emergency.ThrowIfSet();
             throw;
-        }
-        finally
-        {
-            entry.Dispose();
         }
         if (flush)
             SpaceWanted?.Invoke();

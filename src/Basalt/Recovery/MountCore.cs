@@ -334,6 +334,7 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
     {
         var clean = _checkpointClean;
         var now = DateTimeOffset.UtcNow;
+        journalSeq = Journal.BeginCheckpoint(journalSeq, roots);
         Superblocks.Update(s => s with
         {
             Roots = [.. roots.OrderBy(r => r.Btree)],

@@ -42,6 +42,32 @@ public static partial class BtreeNodeReader
         return Read(slot, slot, context);
     }
 
+    /// <summary>
+    /// Every key of every bset the reader keeps, unmerged (an older bset's version of a position as
+    /// well as the newest): what a node may have pointed at in any of its versions. Recovery marks
+    /// node slots from it before a replay. Never throws for any slot content.
+    /// </summary>
+    public static List<(Bkey Key, byte[] Value)> ReadAllVersions(ReadOnlySpan<byte> slot, in NodeReadContext context)
+    {
+        var maxKeys = Math.Max(1, Math.Min(slot.Length, context.NodeSize) / BkeyFormat.HeaderSize);
+        var scratch = ArrayPool<KeyEntry>.Shared.Rent(maxKeys);
+        var bsetEnds = ArrayPool<int>.Shared.Rent(Math.Max(1, context.NodeSize / FormatLimits.SectorSize) + 1);
+        try
+        {
+            var walk = new NodeWalk(slot, null, context, scratch, bsetEnds);
+            walk.Run();
+            var keys = new List<(Bkey, byte[])>();
+            foreach (var e in walk.AcceptedKeys)
+                keys.Add((e.Key, slot.Slice(e.ValueOffset, e.ValueLength).ToArray()));
+            return keys;
+        }
+        finally
+        {
+            ArrayPool<KeyEntry>.Shared.Return(scratch);
+            ArrayPool<int>.Shared.Return(bsetEnds);
+        }
+    }
+
     private static NodeReadResult Read(ReadOnlySpan<byte> slot, byte[]? arena, in NodeReadContext context)
     {
         ArgumentNullException.ThrowIfNull(context.Ptr, nameof(context));
@@ -84,6 +110,9 @@ public static partial class BtreeNodeReader
         private readonly int[] _bsetEnds;
         private int _keyCount;
         private int _keptBsets;
+
+        /// <summary>Every accepted key of the kept bsets, in slot order, before the merge.</summary>
+        public readonly ReadOnlySpan<KeyEntry> AcceptedKeys => _scratch.AsSpan(0, _keyCount);
         private long _valueBytes;
 
         private List<NodeFinding>? _findings;
