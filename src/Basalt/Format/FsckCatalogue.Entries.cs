@@ -30,6 +30,10 @@ public static partial class FsckCatalogue
         new(FsckErrorId.SbErrorCountersInvalid, "sb_error_counters_invalid", ReadClass: null, RepairPolicy.Automatic,
             "the persisted error counters section is malformed",
             "the counters are reset"),
+        // Automatic: the winner is what every mount already uses, so rewriting the loser changes nothing the filesystem sees.
+        new(FsckErrorId.SbCopiesDiffer, "sb_copies_differ", ReadClass: null, RepairPolicy.Automatic,
+            "two good superblock copies have the same seq but different contents (beyond the per-copy offset field and checksum)",
+            "the differing copy is rewritten from the winning copy: of the good copies with the highest seq, the first in layout order"),
 
         // Btree node read validation
         new(FsckErrorId.BtreeNodeUnreadable, "btree_node_unreadable", NodeErrorClass.BadNode, RepairPolicy.WithYes,
