@@ -134,6 +134,51 @@ public sealed class FileBlockDeviceTests : IDisposable
     }
 
     [Fact]
+    public void Lock_IsReleasedOnDisposeWhileChildProcessesAreStarted()
+    {
+        // A child process started by any thread holds a duplicate of every descriptor (O_CLOEXEC ones
+        // too) from its fork until its exec. A close that left the flock with that duplicate made the
+        // next open of the same image fail "in use (pid unknown)" (seen as a flaky CLI test).
+        var child = FindOnPath("true");
+        Assert.NotNull(child);
+        var path = _dir.File("img");
+        FileBlockDevice.Create(path, 16 * Sector).Dispose();
+        var stop = 0;
+        var spawner = new Thread(() =>
+        {
+            while (Volatile.Read(ref stop) == 0)
+            {
+                using var process = Process.Start(new ProcessStartInfo(child) { UseShellExecute = false })!;
+                process.WaitForExit();
+            }
+        });
+        spawner.Start();
+        var refusals = new List<string>();
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            for (var i = 0; i < 5000 && clock.Elapsed < TimeSpan.FromSeconds(2); i++)
+            {
+                try
+                {
+                    FileBlockDevice.Open(path, readOnly: true).Dispose();
+                    FileBlockDevice.Open(path).Dispose();
+                }
+                catch (BasaltException e) when (e.Code == ErrorCode.DeviceInUse)
+                {
+                    refusals.Add(e.Message);
+                }
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref stop, 1);
+            spawner.Join();
+        }
+        Assert.True(refusals.Count == 0, $"{refusals.Count} refused reopens, first: {refusals.FirstOrDefault()}");
+    }
+
+    [Fact]
     public void AnotherProcess_SeesOurPidAfterARefusedOpen()
     {
         var path = _dir.File("img");
