@@ -9,6 +9,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using Basalt.Devices;
+using Basalt.Diagnostics;
 using Basalt.Format;
 using Basalt.Fs;
 using Basalt.Fsck;
@@ -21,18 +22,15 @@ internal static class DemoCommand
     public static Command Create(CliContext cli)
     {
         var dir = new Argument<string?>("DIR") { Description = "directory for the image (default: a new temporary directory)", Arity = ArgumentArity.ZeroOrOne };
-        var keys = new Option<int>("--keys") { Description = "workload operations (default 50000)", DefaultValueFactory = _ => 50_000 };
-        var seed = new Option<int>("--seed") { Description = "workload and corruption seed (default 42)", DefaultValueFactory = _ => 42 };
+        var keys = CliOptions.Int("--keys", null, "workload operations, 100..10000000 (default 50000)", min: 100, max: 10_000_000, defaultValue: 50_000);
+        var seed = CliOptions.Int("--seed", null, "workload and corruption seed (default 42)", defaultValue: 42);
         var command = new Command("demo", "format, fill, verify, damage, fsck, repair and verify again: a self-check in a few seconds")
         {
             dir, keys, seed,
         };
         command.SetAction(parse => Program.Execute(cli, () =>
         {
-            var ops = parse.GetValue(keys);
-            if (ops is < 100 or > 10_000_000)
-                CliContext.Usage($"--keys {ops} is outside 100..10000000");
-            return new Demo(cli, parse.GetValue(dir), ops, parse.GetValue(seed)).Run();
+            return new Demo(cli, parse.GetValue(dir), parse.GetValue(keys), parse.GetValue(seed)).Run();
         }));
         return command;
     }
@@ -46,7 +44,14 @@ internal static class DemoCommand
         public int Run()
         {
             var directory = dir ?? Directory.CreateTempSubdirectory("basalt-demo-").FullName;
-            Directory.CreateDirectory(directory);
+            try
+            {
+                Directory.CreateDirectory(directory);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new BasaltException(ErrorCode.IoError, $"{directory}: cannot create the directory: {IoErrorText.Describe(e)}", e);
+            }
             var image = Path.Combine(directory, "demo.img");
             Step($"image {image} (seed {seed})");
 

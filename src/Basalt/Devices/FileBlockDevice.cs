@@ -152,10 +152,10 @@ public sealed class FileBlockDevice : IBlockDevice
             {
                 n = RandomAccess.Read(_handle, buffer[done..], offset + done);
             }
-            catch (IOException e)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new BasaltException(ErrorCode.IoError,
-                    $"{Name}: read of {buffer.Length} bytes at offset {offset} failed: {e.Message}", e);
+                throw new BasaltException(ErrorCode.IoError, string.Create(CultureInfo.InvariantCulture,
+                    $"{Name}: cannot read at offset {offset}+{buffer.Length}: {IoErrorText.Describe(e)}"), e);
             }
             if (n == 0)
                 throw new BasaltException(ErrorCode.ShortDevice,
@@ -173,11 +173,10 @@ public sealed class FileBlockDevice : IBlockDevice
         {
             RandomAccess.Write(_handle, data, offset);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // .NET reports the errno as the HResult of a plain IOException on Unix.
-            throw new BasaltException(e.HResult == LibC.ENoSpc ? ErrorCode.DeviceFull : ErrorCode.IoError,
-                $"{Name}: write of {data.Length} bytes at offset {offset} failed: {e.Message}", e);
+            throw new BasaltException(IoErrorText.ErrnoOf(e) == LibC.ENoSpc ? ErrorCode.DeviceFull : ErrorCode.IoError,
+                string.Create(CultureInfo.InvariantCulture, $"{Name}: cannot write at offset {offset}+{data.Length}: {IoErrorText.Describe(e)}"), e);
         }
     }
 
