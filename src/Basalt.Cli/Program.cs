@@ -50,6 +50,13 @@ public static class Program
                     JsonOutput.Write(stdout, new ErrorJson(line, CliExitCodes.Usage));
                 return CliExitCodes.Usage;
             }
+            if (parse.Action is HelpAction && parse.CommandResult.Command is RootCommand)
+            {
+                var help = new StringWriter();
+                var code = parse.Invoke(new InvocationConfiguration { Output = help, Error = stderr, EnableDefaultExceptionHandler = false });
+                stdout.Write(WithOptionalArgumentsBracketed(help.ToString(), root));
+                return code;
+            }
             return parse.Invoke(new InvocationConfiguration
             {
                 Output = stdout,
@@ -94,6 +101,30 @@ public static class Program
         yield return FsckCommand.Create(cli);
         yield return DebugCommand.Create(cli);
         yield return DemoCommand.Create(cli);
+    }
+
+    /// <summary>
+    /// The command list of `basalt --help` with each optional argument in brackets, as the
+    /// command's own usage line has it ("demo [&lt;DIR&gt;]"): the library's list prints every argument
+    /// as if it were required, and offers no public way to change that row, so the row is rewritten
+    /// in the text (two columns of padding absorb the two brackets).
+    /// </summary>
+    private static string WithOptionalArgumentsBracketed(string help, RootCommand root)
+    {
+        foreach (var command in root.Subcommands.Where(c => !c.Hidden))
+        {
+            var plain = string.Join(' ', [command.Name, .. command.Arguments.Where(a => !a.Hidden).Select(a => $"<{a.Name}>")]);
+            var bracketed = string.Join(' ', [command.Name, .. command.Arguments.Where(a => !a.Hidden)
+                .Select(a => a.Arity.MinimumNumberOfValues == 0 ? $"[<{a.Name}>]" : $"<{a.Name}>")]);
+            if (plain == bracketed)
+                continue;
+            var extra = bracketed.Length - plain.Length;
+            var row = $"\n  {plain}{new string(' ', extra)}";
+            help = help.Contains(row, StringComparison.Ordinal)
+                ? help.Replace(row, $"\n  {bracketed}", StringComparison.Ordinal)
+                : help.Replace($"\n  {plain} ", $"\n  {bracketed} ", StringComparison.Ordinal);
+        }
+        return help;
     }
 
     private static string CommandPath(Command command, RootCommand root)
