@@ -56,8 +56,8 @@ internal static class ListCommand
                 {
                     if (warnings++ < MaxWarnings)
                     {
-                        notes.Add($"{cli.CommandName}: warning: btree {btree.ToText()} level {nodeLevel} node at sector " +
-                                  $"{(ptr.Ptrs.Count > 0 ? ptr.Ptrs[0].OffsetSectors : 0)}: {finding.ToText()} (run basalt fsck)");
+                        notes.Add($"{cli.CommandName}: warning: btree {btree.ToText()} level {nodeLevel} node at byte " +
+                                  $"{(ptr.Ptrs.Count > 0 ? (UInt128)ptr.Ptrs[0].OffsetSectors * FormatLimits.SectorSize : 0)}: {finding.ToText()} (run basalt fsck)");
                     }
                 }
             },

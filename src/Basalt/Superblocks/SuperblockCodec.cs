@@ -646,7 +646,7 @@ public static class SuperblockCodec
                 var m = sb.Members[ptr.Device];
                 var deviceBytes = (ulong)m.Nbuckets * (ulong)m.BucketSize;
                 if (ptr.OffsetSectors > deviceBytes / FormatLimits.SectorSize || (ptr.OffsetSectors * FormatLimits.SectorSize) + (ulong)sb.NodeSize > deviceBytes)
-                    return $"root of {r.Btree.ToText()}: node at sector {ptr.OffsetSectors} is outside device {ptr.Device}";
+                    return $"root of {r.Btree.ToText()}: node at byte {(UInt128)ptr.OffsetSectors * FormatLimits.SectorSize} is outside device {ptr.Device}";
             }
         }
 
