@@ -2,6 +2,7 @@
 // a person is watching (a terminal gets Spectre.Console output and prompts, anything else plain
 // lines), and the one place where exceptions become a single stderr line and an exit code.
 using System.Diagnostics.CodeAnalysis;
+using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Fsck;
 using Spectre.Console;
@@ -136,11 +137,12 @@ internal sealed class CliContext
                 _ => (Operational(), b.Message),
             },
             OperationCanceledException => (fsckCodes ? FsckExitCodes.Cancelled : CliExitCodes.Operational, "cancelled"),
-            FileNotFoundException or DirectoryNotFoundException => (Failure(), error.Message),
-            UnauthorizedAccessException => (Failure(), $"permission denied: {error.Message}"),
-            IOException => (Operational(), $"I/O error: {error.Message}"),
-            _ => (Operational(), $"internal error: {error.GetType().Name}: {error.Message}" +
-                                 " (run with --verbose for the stack trace)"),
+            // The last resort for .NET I/O exceptions no command turned into its own message: the
+            // operating system's words, never .NET's (--verbose shows the exception).
+            FileNotFoundException { FileName: { } name } => (Failure(), $"{name}: {IoErrorText.Describe(error)}"),
+            FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException => (Failure(), IoErrorText.Describe(error)),
+            IOException => (Operational(), $"I/O error: {IoErrorText.Describe(error)}"),
+            _ => (Operational(), "internal error: this is a bug in basalt (run with --verbose for the details)"),
         };
     }
 }

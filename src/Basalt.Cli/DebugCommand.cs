@@ -4,6 +4,7 @@
 // from the seed, and the command prints exactly what it changed.
 using System.CommandLine;
 using Basalt.Devices;
+using Basalt.Format;
 
 namespace Basalt.Cli;
 
@@ -18,15 +19,14 @@ internal static class DebugCommand
 
     private static Command CreateCorrupt(CliContext cli)
     {
-        var target = new Option<string>("--target", "-t") { Description = "node, bset, key or superblock", Required = true };
-        target.AcceptOnlyFromAmong("node", "bset", "key", "superblock");
+        var target = CliOptions.Choice("--target", "-t", "what to damage", ["node", "bset", "key", "superblock"]);
+        target.Required = true;
         var btree = new Option<string>("--btree", "-b") { Description = "only nodes of this btree" };
-        var level = new Option<int?>("--level", "-l") { Description = "only nodes at this level" };
+        var level = CliOptions.OptionalInt("--level", "-l", "only nodes at this level (0..7)", min: 0, max: FormatLimits.MaxBtreeLevel);
         var field = new Option<string>("--field", "-f") { Description = "the field to change (default: picked from the seed)" };
-        var mode = new Option<string>("--mode", "-m") { Description = "zero, ones, random or bitflip (default bitflip)", DefaultValueFactory = _ => "bitflip" };
-        mode.AcceptOnlyFromAmong("zero", "ones", "random", "bitflip");
+        var mode = CliOptions.Choice("--mode", "-m", "how to change it (default bitflip)", ["zero", "ones", "random", "bitflip"], "bitflip");
         var fixCsum = new Option<bool>("--fix-csum") { Description = "recompute the record's (or superblock copy's) checksum afterwards" };
-        var seed = new Option<int>("--seed") { Description = "seed that picks node, record, key, field and bytes (default 0)" };
+        var seed = CliOptions.Int("--seed", null, "seed that picks node, record, key, field and bytes (default 0)");
         var image = new Argument<string>("IMAGE") { Description = "image file" };
         var command = new Command("corrupt", "change one on-disk field of IMAGE and print what changed")
         {
@@ -35,8 +35,6 @@ internal static class DebugCommand
         command.SetAction(parse => Program.Execute(cli, () =>
         {
             var lvl = parse.GetValue(level);
-            if (lvl is < 0 or > 7)
-                CliContext.Usage($"--level {lvl} is outside 0..7");
             var request = new CorruptRequest
             {
                 Target = Enum.Parse<CorruptTarget>(parse.GetValue(target)!, ignoreCase: true),

@@ -1,4 +1,4 @@
-// basalt demo [DIR] [--keys N] [--seed N]
+// basalt demo [DIR] [--keys N] [--seed N] [--force]
 // A self-check anyone can run: format an image, fill the test btree from a seeded workload while
 // keeping a model, sync and remount, verify every key, damage a leaf with the same machinery as
 // `debug corrupt`, show what fsck -n finds (image untouched), repair with -y, check that a second
@@ -9,6 +9,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using Basalt.Devices;
+using Basalt.Diagnostics;
 using Basalt.Format;
 using Basalt.Fs;
 using Basalt.Fsck;
@@ -21,23 +22,55 @@ internal static class DemoCommand
     public static Command Create(CliContext cli)
     {
         var dir = new Argument<string?>("DIR") { Description = "directory for the image (default: a new temporary directory)", Arity = ArgumentArity.ZeroOrOne };
-        var keys = new Option<int>("--keys") { Description = "workload operations (default 50000)", DefaultValueFactory = _ => 50_000 };
-        var seed = new Option<int>("--seed") { Description = "workload and corruption seed (default 42)", DefaultValueFactory = _ => 42 };
+        var keys = CliOptions.Int("--keys", null, "workload operations, 100..10000000 (default 50000)", min: 100, max: 10_000_000, defaultValue: 50_000);
+        var seed = CliOptions.Int("--seed", null, "workload and corruption seed (default 42)", defaultValue: 42);
+        var force = new Option<bool>("--force", "-f") { Description = "overwrite DIR/demo.img when it exists" };
         var command = new Command("demo", "format, fill, verify, damage, fsck, repair and verify again: a self-check in a few seconds")
         {
-            dir, keys, seed,
+            dir, keys, seed, force,
         };
         command.SetAction(parse => Program.Execute(cli, () =>
-        {
-            var ops = parse.GetValue(keys);
-            if (ops is < 100 or > 10_000_000)
-                CliContext.Usage($"--keys {ops} is outside 100..10000000");
-            return new Demo(cli, parse.GetValue(dir), ops, parse.GetValue(seed)).Run();
-        }));
+            new Demo(cli, parse.GetValue(dir), parse.GetValue(keys), parse.GetValue(seed), parse.GetValue(force)).Run()));
         return command;
     }
 
-    private sealed class Demo(CliContext cli, string? dir, int operations, int seed)
+    /// <summary>The demo's image file: DIR/demo.img, created here; an existing one is overwritten only with --force.</summary>
+    private static FileBlockDevice CreateImage(string? dir, long size, bool force, out string image)
+    {
+        string directory;
+        if (dir is null)
+        {
+            directory = Directory.CreateTempSubdirectory("basalt-demo-").FullName;
+        }
+        else
+        {
+            if (File.Exists(dir))
+                throw new BasaltException(ErrorCode.FileNotFound, $"{dir}: is a file, not a directory");
+            directory = dir;
+            try
+            {
+                Directory.CreateDirectory(directory);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new BasaltException(ErrorCode.IoError, $"{dir}: cannot create the directory: {IoErrorText.Describe(e)}", e);
+            }
+        }
+        image = Path.Combine(directory, "demo.img");
+        try
+        {
+            // Without --force the file is created exclusively (O_EXCL): nothing is overwritten, even
+            // by a file that appears between a check and the create.
+            return FileBlockDevice.Create(image, size, overwrite: force);
+        }
+        catch (BasaltException e) when (e.Code == ErrorCode.ExistingFilesystem)
+        {
+            throw new BasaltException(ErrorCode.ExistingFilesystem,
+                $"{image}: already exists; the demo would overwrite it (use --force, or give another DIR)", e);
+        }
+    }
+
+    private sealed class Demo(CliContext cli, string? dir, int operations, int seed, bool force)
     {
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private readonly SortedDictionary<Bpos, byte[]> _model = [];
@@ -45,14 +78,13 @@ internal static class DemoCommand
 
         public int Run()
         {
-            var directory = dir ?? Directory.CreateTempSubdirectory("basalt-demo-").FullName;
-            Directory.CreateDirectory(directory);
-            var image = Path.Combine(directory, "demo.img");
+            const long size = 128L * 1024 * 1024;
+            var created = CreateImage(dir, size, force, out var image);
             Step($"image {image} (seed {seed})");
 
             // 1. Format with small nodes so the workload builds a tree several levels deep.
-            const long size = 128L * 1024 * 1024;
-            using (var fs = BasaltFileSystem.Format(image, size, new FormatOptions
+            using (created)
+            using (var fs = BasaltFileSystem.Format(created, new FormatOptions
                    {
                        BlockSize = 4096, NodeSize = 16 * 1024, BucketSize = 128 * 1024, Label = "basalt-demo",
                    }))

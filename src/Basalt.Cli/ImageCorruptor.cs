@@ -75,25 +75,17 @@ internal static class ImageCorruptor
     /// <summary>Nodes visited at most by the walk, so a looping damaged image cannot hang it.</summary>
     private const int MaxNodes = 1_000_000;
 
-    /// <summary>Superblock header fields a corruption may target (offsets inside a copy).</summary>
+    /// <summary>
+    /// Superblock header fields a corruption may target (offsets inside a copy), taken from the
+    /// format's field table. The selection and its order are fixed: a seed picks a field by index.
+    /// </summary>
     public static IReadOnlyList<NodeField> SuperblockFields { get; } =
     [
-        new("csum", SuperblockFormat.ChecksumOffset, 8),
-        new("magic", SuperblockFormat.MagicOffset, 16),
-        new("csum_type", SuperblockFormat.ChecksumTypeOffset, 1),
-        new("metadata_csum_type", SuperblockFormat.MetadataChecksumOffset, 1),
-        new("version", SuperblockFormat.VersionOffset, 2),
-        new("version_min", SuperblockFormat.VersionMinOffset, 2),
-        new("total_bytes", SuperblockFormat.TotalBytesOffset, 4),
-        new("uuid", SuperblockFormat.UuidOffset, SuperblockFormat.UuidSize),
-        new("label", SuperblockFormat.LabelOffset, SuperblockFormat.LabelSize),
-        new("seq", SuperblockFormat.SeqOffset, 8),
-        new("copy_offset", SuperblockFormat.CopyOffsetOffset, 8),
-        new("write_time", SuperblockFormat.WriteTimeOffset, 8),
-        new("flags", SuperblockFormat.FlagsOffset, 8),
-        new("block_size", SuperblockFormat.BlockSizeOffset, 4),
-        new("node_size", SuperblockFormat.NodeSizeOffset, 4),
-        new("device_size", SuperblockFormat.DeviceSizeOffset, 8),
+        .. new[]
+        {
+            "csum", "magic", "csum_type", "metadata_csum_type", "version", "version_min", "total_bytes", "uuid", "label",
+            "seq", "copy_offset", "write_time", "flags", "block_size", "node_size", "device_size",
+        }.Select(name => SuperblockFormat.HeaderFields.Single(f => f.Name == name)).Select(f => new NodeField(f.Name, f.Offset, f.Size)),
     ];
 
     public static IReadOnlyList<NodeField> FieldsOf(CorruptTarget target) => target switch

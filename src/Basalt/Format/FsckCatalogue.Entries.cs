@@ -30,6 +30,10 @@ public static partial class FsckCatalogue
         new(FsckErrorId.SbErrorCountersInvalid, "sb_error_counters_invalid", ReadClass: null, RepairPolicy.Automatic,
             "the persisted error counters section is malformed",
             "the counters are reset"),
+        // Automatic: the winner is what every mount already uses, so rewriting the loser changes nothing the filesystem sees.
+        new(FsckErrorId.SbCopiesDiffer, "sb_copies_differ", ReadClass: null, RepairPolicy.Automatic,
+            "two good superblock copies have the same seq but different contents (beyond the per-copy offset field and checksum)",
+            "the differing copy is rewritten from the winning copy: of the good copies with the highest seq, the first in layout order"),
 
         // Btree node read validation
         new(FsckErrorId.BtreeNodeUnreadable, "btree_node_unreadable", NodeErrorClass.BadNode, RepairPolicy.WithYes,
@@ -81,13 +85,13 @@ public static partial class FsckCatalogue
             "a key's length runs past the end of its bset",
             "the bset is truncated before the key and the node rewritten"),
         new(FsckErrorId.BtreeNodeBkeyBadFormat, "btree_node_bkey_bad_format", NodeErrorClass.Fixable, RepairPolicy.Automatic,
-            "a key header has reserved bits set or an impossible value padding",
+            "a key header has reserved bits set or an impossible value padding, or a value padding byte is not zero",
             "the key is dropped and the node rewritten"),
         new(FsckErrorId.BtreeNodeBkeyBadU64s, "btree_node_bkey_bad_u64s", NodeErrorClass.Fixable, RepairPolicy.Automatic,
             "a key's length is smaller than a key header or its value exceeds the value limit",
             "the key and the rest of the bset are dropped and the node rewritten"),
         new(FsckErrorId.BtreeNodeBkeyOutOfOrder, "btree_node_bkey_out_of_order", NodeErrorClass.Fixable, RepairPolicy.Automatic,
-            "a key is not greater than the key before it in its bset",
+            "a key is not greater than the key before it in its bset (it sorts before it or sits at the same position)",
             "the key is dropped and the node rewritten"),
         new(FsckErrorId.BkeyInvalidTypeForBtree, "bkey_invalid_type_for_btree", NodeErrorClass.Fixable, RepairPolicy.Automatic,
             "a key's type is unknown or not allowed in this btree",

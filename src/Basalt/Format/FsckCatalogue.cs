@@ -15,6 +15,7 @@ public enum FsckErrorId : ushort
     SbRootInvalid = 6,
     SbMemberInvalid = 7,
     SbErrorCountersInvalid = 8,
+    SbCopiesDiffer = 9,
 
     // 30-79: btree node read validation
     BtreeNodeUnreadable = 30,

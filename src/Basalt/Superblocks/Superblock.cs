@@ -229,7 +229,7 @@ public sealed record Superblock
             Line($"  member {i}:", Members[i].ToText());
         Line("journal:", JournalBuckets.Count == 0 ? "none" : string.Join(", ", JournalBuckets.Select(r => r.ToText())));
         Line("journal blacklist:", JournalBlacklist.Count == 0 ? "none" : string.Join(", ", JournalBlacklist.Select(r => r.ToText())));
-        Line("superblock copies:", string.Join(", ", CopyOffsets.Select(o => o.ToString(CultureInfo.InvariantCulture))));
+        Line("superblock copies:", "at bytes " + string.Join(", ", CopyOffsets.Select(o => o.ToString(CultureInfo.InvariantCulture))));
         Line("clean:", $"{(IsClean ? "yes" : "no")}; last mount {SuperblockText.Time(CleanInfo.LastMount)}, " +
             $"last unmount {SuperblockText.Time(CleanInfo.LastUnmount)}, checkpoint journal seq {CleanInfo.JournalSeq}");
         Line("btree roots:", Roots.Count == 0 ? "none" : Roots.Count.ToString(CultureInfo.InvariantCulture));

@@ -29,6 +29,8 @@ public enum CopyStatus
     Unsupported,
     /// <summary>Valid but older than the newest good copy.</summary>
     Stale,
+    /// <summary>Valid with the winner's seq, but its content differs from the winner's (beyond offset and checksum).</summary>
+    Differs,
 }
 
 public static class CopyStatusText
@@ -42,13 +44,21 @@ public static class CopyStatusText
         CopyStatus.Invalid => "invalid",
         CopyStatus.Unsupported => "unsupported",
         CopyStatus.Stale => "stale",
+        CopyStatus.Differs => "differs",
         _ => $"status {(int)status}",
     };
 }
 
 /// <summary>Result of decoding one copy: the status, the superblock when the checksum matched, and why.</summary>
-/// <remarks><see cref="Refusal"/> is the error an Unsupported copy is refused with.</remarks>
-public sealed record DecodedCopy(CopyStatus Status, Superblock? Superblock, ulong? Seq, string Detail, ErrorCode? Refusal = null);
+/// <remarks>
+/// <see cref="Refusal"/> is the error an Unsupported copy is refused with. <see cref="Body"/> holds a
+/// Good copy's encoded bytes <c>[0, total_bytes)</c>, so copies with the same seq can be compared byte
+/// for byte (<see cref="SuperblockCodec.FirstContentDifference"/>); it is empty otherwise.
+/// </remarks>
+public sealed record DecodedCopy(CopyStatus Status, Superblock? Superblock, ulong? Seq, string Detail, ErrorCode? Refusal = null)
+{
+    public ReadOnlyMemory<byte> Body { get; init; }
+}
 
 public static class SuperblockCodec
 {
@@ -283,7 +293,32 @@ public static class SuperblockCodec
         problem = Validate(sb!);
         if (problem is not null)
             return new(CopyStatus.Invalid, null, seq, problem);
-        return new(CopyStatus.Good, sb, seq, "ok");
+        return new(CopyStatus.Good, sb, seq, "ok") { Body = body.ToArray() };
+    }
+
+    /// <summary>
+    /// The first byte offset at which two encoded copies differ in content, or -1 when they hold the
+    /// same superblock. The checksum and the per-copy <c>offset</c> field are not content: every copy
+    /// of one superblock differs there and nowhere else.
+    /// </summary>
+    public static int FirstContentDifference(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+    {
+        var length = Math.Min(a.Length, b.Length);
+        var at = ChecksummedFrom;
+        while (at < length)
+        {
+            if (at == CopyOffsetOffset)
+            {
+                at += 8;
+                continue;
+            }
+            var end = at < CopyOffsetOffset ? Math.Min(CopyOffsetOffset, length) : length;
+            var diff = a[at..end].CommonPrefixLength(b[at..end]);
+            if (at + diff < end)
+                return at + diff;
+            at = end;
+        }
+        return a.Length == b.Length ? -1 : length;
     }
 
     private static string? TryParse(ReadOnlySpan<byte> b, long readOffset, out Superblock? result)
@@ -652,7 +687,7 @@ public static class SuperblockCodec
                 var m = sb.Members[ptr.Device];
                 var deviceBytes = (ulong)m.Nbuckets * (ulong)m.BucketSize;
                 if (ptr.OffsetSectors > deviceBytes / FormatLimits.SectorSize || (ptr.OffsetSectors * FormatLimits.SectorSize) + (ulong)sb.NodeSize > deviceBytes)
-                    return $"root of {r.Btree.ToText()}: node at sector {ptr.OffsetSectors} is outside device {ptr.Device}";
+                    return $"root of {r.Btree.ToText()}: node at byte {(UInt128)ptr.OffsetSectors * FormatLimits.SectorSize} is outside device {ptr.Device}";
             }
         }
 

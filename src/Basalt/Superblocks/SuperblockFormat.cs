@@ -65,6 +65,44 @@ public static class SuperblockFormat
     public const int UuidSize = 16;
     public const int LabelSize = 32;
 
+    /// <summary>The named fields of the fixed header, in offset order (docs/format.md, "Fixed header").</summary>
+    public static IReadOnlyList<SuperblockField> HeaderFields { get; } =
+    [
+        new("csum", ChecksumOffset, 8),
+        new("magic", MagicOffset, 16),
+        new("csum_type", ChecksumTypeOffset, 1),
+        new("metadata_csum_type", MetadataChecksumOffset, 1),
+        new("version", VersionOffset, 2),
+        new("version_min", VersionMinOffset, 2),
+        new("dev_idx", DeviceIndexOffset, 1),
+        new("total_bytes", TotalBytesOffset, 4),
+        new("uuid", UuidOffset, UuidSize),
+        new("user_uuid", UserUuidOffset, UuidSize),
+        new("label", LabelOffset, LabelSize),
+        new("seq", SeqOffset, 8),
+        new("copy_offset", CopyOffsetOffset, 8),
+        new("write_time", WriteTimeOffset, 8),
+        new("flags", FlagsOffset, 8),
+        new("incompat", IncompatOffset, 8),
+        new("compat", CompatOffset, 8),
+        new("block_size", BlockSizeOffset, 4),
+        new("node_size", NodeSizeOffset, 4),
+        new("device_size", DeviceSizeOffset, 8),
+    ];
+
+    /// <summary>What lies at byte <paramref name="offset"/> of a copy: "header field label", "the sections".</summary>
+    public static string DescribeOffset(int offset)
+    {
+        if (offset >= HeaderSize)
+            return "the sections";
+        foreach (var field in HeaderFields)
+        {
+            if (offset >= field.Offset && offset < field.Offset + field.Size)
+                return $"header field {field.Name}";
+        }
+        return "a reserved header field";
+    }
+
     /// <summary>The 16 magic bytes, "BASALT SUPERBLK" and a NUL, stored in text order.</summary>
     public static ReadOnlySpan<byte> Magic => "BASALT SUPERBLK\0"u8;
 
@@ -113,6 +151,9 @@ public static class SuperblockFormat
     // Layout payload: {u32 copy_count, u32 copy_size} then copy_count u64 byte offsets, ascending.
     public const int LayoutHeaderSize = 8;
 }
+
+/// <summary>A named field of the superblock's fixed header: its byte offset inside a copy and its size.</summary>
+public readonly record struct SuperblockField(string Name, int Offset, int Size);
 
 /// <summary>Type tags of superblock sections. Permanent numbers.</summary>
 public enum SectionType : uint

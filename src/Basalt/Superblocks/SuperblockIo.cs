@@ -7,8 +7,11 @@
 //
 // Read: decode the copies at the two fixed start offsets (and, only when neither is good, the
 // end offset derived from the device size); take the layout of the newest good one and read
-// every copy it lists. The good copy of that filesystem with the highest seq wins; every copy
-// of its layout is reported with a status.
+// every copy it lists. The good copy of that filesystem with the highest seq wins, the first in
+// layout order (lowest offset) among equal seqs; every copy of its layout is reported with a
+// status. Copies with the winner's seq must hold the winner's bytes apart from the per-copy
+// offset field and the checksum: one that does not is reported Differs (fsck rewrites it from
+// the winner), because nothing else would ever tell the two apart.
 // A checksum-valid copy that needs a newer format or an unknown incompatible feature is refused
 // outright rather than skipped for an older copy: falling back would silently ignore the newer
 // filesystem state.
@@ -33,6 +36,7 @@ public sealed record SuperblockCopyReport(int Index, long Offset, CopyStatus Sta
         CopyStatus.BadChecksum => FsckErrorId.SbCopyBadChecksum,
         CopyStatus.Invalid or CopyStatus.Unsupported => FsckErrorId.SbCopyInvalid,
         CopyStatus.Stale => FsckErrorId.SbCopyStale,
+        CopyStatus.Differs => FsckErrorId.SbCopiesDiffer,
         _ => null,
     };
 
@@ -72,13 +76,13 @@ public static class SuperblockIo
         // The start copies are the anchor: the copy at the size-derived end offset is consulted only
         // when neither is good, because after a shrink, reformat and regrow an old filesystem's end
         // copy may still sit there.
-        var anchor = Newest(decoded.Values, null);
+        var anchor = Newest(decoded, null);
         if (anchor is null)
         {
             var end = SuperblockGeometry.EndCopyOffset(device.Size);
             if (end >= StartAreaEnd)
                 decoded[end] = ReadCopy(device, end);
-            anchor = Newest(decoded.Values, null);
+            anchor = Newest(decoded, null);
         }
 
         // Read every copy the anchor's layout lists, then those of the winner's layout if it differs.
@@ -90,7 +94,7 @@ public static class SuperblockIo
                 if (!decoded.ContainsKey(offset))
                     decoded[offset] = ReadCopy(device, offset);
             }
-            best = Newest(decoded.Values, anchor!.Superblock!.Uuid);
+            best = Newest(decoded, anchor!.Superblock!.Uuid);
         }
 
         // A copy that verified but needs more than this build has, at or above the newest good seq, is refused.
@@ -125,8 +129,15 @@ public static class SuperblockIo
         var sb = best.Superblock;
         // Report the copies the winning layout lists, in its order; other offsets probed are only noise
         // (e.g. the size-derived end offset of a device that has since changed size).
-        var reports = new List<SuperblockCopyReport>();
         var used = -1;
+        for (var i = 0; i < sb.CopyOffsets.Count && used < 0; i++)
+        {
+            if (decoded.TryGetValue(sb.CopyOffsets[i], out var d) && ReferenceEquals(d, best))
+                used = i;
+        }
+        if (used < 0)
+            throw new InvalidOperationException("the newest copy is not listed in its own layout");
+        var reports = new List<SuperblockCopyReport>();
         for (var i = 0; i < sb.CopyOffsets.Count; i++)
         {
             var offset = sb.CopyOffsets[i];
@@ -144,19 +155,33 @@ public static class SuperblockIo
                 status = CopyStatus.Stale;
                 detail = $"seq {d.Seq} is older than the newest copy's seq {sb.Seq}";
             }
-            if (used < 0 && ReferenceEquals(d, best))
-                used = i;
+            else if (status == CopyStatus.Good && !ReferenceEquals(d, best) &&
+                     SuperblockCodec.FirstContentDifference(d.Body.Span, best.Body.Span) is var at and >= 0)
+            {
+                status = CopyStatus.Differs;
+                detail = $"same seq {sb.Seq} as copy {used} at byte {sb.CopyOffsets[used]} but different content " +
+                         $"(first difference at byte {at} of the copy, {SuperblockFormat.DescribeOffset(at)})";
+            }
             reports.Add(new SuperblockCopyReport(i, offset, status, d.Seq, detail));
         }
-        if (used < 0)
-            throw new InvalidOperationException("the newest copy is not listed in its own layout");
         return new SuperblockReadResult(sb, used, reports);
     }
 
-    /// <summary>The good copy with the highest seq, of filesystem <paramref name="uuid"/> when given.</summary>
-    private static DecodedCopy? Newest(IEnumerable<DecodedCopy> copies, Guid? uuid) =>
-        copies.Where(d => d.Status == CopyStatus.Good && (uuid is null || d.Superblock!.Uuid == uuid))
-            .OrderByDescending(d => d.Seq).FirstOrDefault();
+    /// <summary>
+    /// The good copy with the highest seq, of filesystem <paramref name="uuid"/> when given. Among
+    /// copies with equal seqs the one at the lowest offset wins, which is the first in layout order
+    /// (layout offsets ascend): a fixed rule, so every reader picks the same copy.
+    /// </summary>
+    private static DecodedCopy? Newest(SortedDictionary<long, DecodedCopy> copies, Guid? uuid)
+    {
+        DecodedCopy? best = null;
+        foreach (var (_, d) in copies)   // ascending offsets
+        {
+            if (d.Status == CopyStatus.Good && (uuid is null || d.Superblock!.Uuid == uuid) && (best is null || d.Seq > best.Seq))
+                best = d;
+        }
+        return best;
+    }
 
     /// <summary>Reads and decodes the copy at <paramref name="offset"/>; I/O errors and short devices become Unreadable.</summary>
     public static DecodedCopy ReadCopy(IBlockDevice device, long offset)

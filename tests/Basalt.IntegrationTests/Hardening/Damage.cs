@@ -19,6 +19,13 @@ internal sealed record Damage(string Kind, string[] Args)
     /// <summary>Keys rewritten with a valid checksum: legal keys no check can tell from written ones.</summary>
     public int ForgedKeys => Parts().Count(p => p.Kind == "corrupt" && p.Args[0] == "key" && p.Args[2] == "fix");
 
+    /// <summary>
+    /// Damage that a checksum must reveal wherever it changes live metadata: no part recomputes a
+    /// checksum (--fix-csum can make a changed field legal) and none truncates the file (a short
+    /// device is an operational error, not a finding).
+    /// </summary>
+    public bool CertainlyDetectable => Parts().All(p => p.Kind != "truncate" && !(p.Kind == "corrupt" && p.Args[2] == "fix"));
+
     public override string ToString() => string.Join(' ', [Kind, .. Args]);
 
     public static Damage Parse(string recipe)

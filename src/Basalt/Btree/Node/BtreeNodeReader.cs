@@ -227,12 +227,13 @@ public static partial class BtreeNodeReader
                 if (recordEnd > _limit)
                 {
                     Report(FsckErrorId.BsetPastEndOfBtreeNode, sector,
-                        $"bset at sectors {sector}-{recordEnd / FormatLimits.SectorSize} runs past sectors_written {_limit / FormatLimits.SectorSize}: treated as empty");
+                        $"bset at bytes {offset}-{recordEnd} runs past the written end at byte {_limit} (sectors_written {_limit / FormatLimits.SectorSize}): treated as empty");
                     keep = false;
                 }
                 else if (BinaryPrimitives.ReadUInt16LittleEndian(bset[BsetSectorOffsetOffset..]) is var recorded && recorded != sector)
                 {
-                    if (!Report(FsckErrorId.BsetWrongSectorOffset, sector, $"bset records sector offset {recorded}, read at {sector}"))
+                    if (!Report(FsckErrorId.BsetWrongSectorOffset, sector,
+                            $"bset records offset {recorded * FormatLimits.SectorSize}, read at byte {offset}"))
                         return false;
                     keep = false;
                 }
@@ -329,7 +330,7 @@ public static partial class BtreeNodeReader
         // The walk ended inside sectors_written: data is missing.
         private bool ReportMissingData() =>
             Report(FsckErrorId.BtreeNodeDataMissing, _walked / FormatLimits.SectorSize,
-                $"expected {_limit / FormatLimits.SectorSize} sectors, found {_walked / FormatLimits.SectorSize}");
+                $"records end at byte {_walked}, sectors_written {_limit / FormatLimits.SectorSize} says byte {_limit}");
 
         // A record of this node at a later block before <paramref name="end"/> means an append in
         // the middle went missing (a gap), not just a short tail; what follows the gap is dropped.
@@ -340,7 +341,7 @@ public static partial class BtreeNodeReader
                 if (BinaryPrimitives.ReadUInt64LittleEndian(_slot[(block + EntryBsetOffset + BsetSeqOffset)..]) == _seq)
                 {
                     Report(FsckErrorId.BtreeNodeBsetAfterEnd, block / FormatLimits.SectorSize,
-                        $"a bset of this node at sector {block / FormatLimits.SectorSize} after the end of its records at sector {_walked / FormatLimits.SectorSize}: dropped");
+                        $"a bset of this node at byte {block} after the end of its records at byte {_walked}: dropped");
                     return;
                 }
             }

@@ -19,7 +19,10 @@ public readonly record struct NodeReadContext(BtreeId Btree, byte Level, Bpos Ma
 /// <summary>One problem found while reading a node: its catalogue id and class, the record's sector and a detail line.</summary>
 public readonly record struct NodeFinding(FsckErrorId Id, NodeErrorClass Class, int SectorOffset, string Detail)
 {
-    public string ToText() => $"{FsckCatalogue.NameOf(Id)} ({Class}) at sector {SectorOffset}: {Detail}";
+    /// <summary>Byte offset of the record inside the node, as every offset is printed.</summary>
+    public int ByteOffset => SectorOffset * FormatLimits.SectorSize;
+
+    public string ToText() => $"{FsckCatalogue.NameOf(Id)} ({Class}) in the record at byte {ByteOffset} of the node: {Detail}";
 
     public override string ToString() => ToText();
 }
@@ -62,7 +65,7 @@ public sealed class NodeReadResult
     public string ToText()
     {
         var head = Ok
-            ? $"ok: {Header.ToText()}, {Keys.Count} keys, {BsetCount} bsets, {SectorsFound} sectors"
+            ? $"ok: {Header.ToText()}, {Keys.Count} keys, {BsetCount} bsets, {SectorsFound * FormatLimits.SectorSize} bytes"
             : $"failed ({FailureClass}): {Findings.Count} findings";
         return Findings.Count == 0 ? head : head + Environment.NewLine + string.Join(Environment.NewLine, Findings.Select(f => "  " + f.ToText()));
     }
