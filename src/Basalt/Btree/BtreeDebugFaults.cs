@@ -29,8 +29,8 @@ internal sealed record BtreeDebugFaults
     public bool ReuseFreedSlotEarly { get; init; }
 
     /// <summary>
-    /// Rule (e): a checkpoint (clean unmount) commits the superblock with its roots before the
-    /// nodes are written and flushed.
+    /// Rule (e): a checkpoint (clean unmount) commits the superblock with its roots (and the clean
+    /// flag) right after writing its nodes, without the device flush that makes them durable first.
     /// </summary>
     public bool CheckpointBeforeNodesFlushed { get; init; }
 

@@ -37,9 +37,10 @@ public sealed partial class BtreeEngine
         restart = default;
         ThrowIfReadOnly();
         _allocator.ReleaseFreedUpTo(_journal.DurableSeq);
-        // Per leaf, the bytes the updates may add: a leaf that still fits them needs no new node.
-        Dictionary<BtreeNode, long>? growth = null;
-        Dictionary<BtreeId, int>? restructures = null;
+        // Per leaf, the bytes the updates may add (live: inserted values; unwritten: whiteouts too):
+        // a leaf that still fits them needs no new node.
+        Dictionary<BtreeNode, (long Live, long Unwritten)>? growth = null;
+        Dictionary<BtreeId, int>? emptyTrees = null;
         foreach (var u in updates)
         {
             if (u.Level != 0)
@@ -53,39 +54,101 @@ public sealed partial class BtreeEngine
             }
             if (r != FindResult.Found)
             {
-                restructures ??= [];
-                restructures[u.Btree] = restructures.GetValueOrDefault(u.Btree) + 1;
+                emptyTrees ??= [];
+                emptyTrees[u.Btree] = emptyTrees.GetValueOrDefault(u.Btree) + 1;
                 continue;
             }
             growth ??= [];
-            growth[leaf] = growth.GetValueOrDefault(leaf) + (u.IsDeletion ? BkeyFormat.HeaderSize : BkeyFormat.EncodedSize(u.Value.Length));
+            var (live, unwritten) = growth.GetValueOrDefault(leaf);
+            growth[leaf] = u.IsDeletion
+                ? (live, unwritten + BkeyFormat.HeaderSize)
+                : (live + BkeyFormat.EncodedSize(u.Value.Length), unwritten + BkeyFormat.EncodedSize(u.Value.Length));
         }
+        Dictionary<BtreeId, long>? needed = null;
         if (growth is not null)
         {
-            foreach (var (leaf, bytes) in growth)
+            foreach (var (leaf, (live, unwritten)) in growth)
             {
-                if (Fits(leaf, leaf.LiveBytes + bytes, leaf.Unwritten.EncodedBytes + bytes))
+                if (Fits(leaf, leaf.LiveBytes + live, leaf.Unwritten.EncodedBytes + unwritten))
                     continue;
-                restructures ??= [];
-                restructures[leaf.Btree] = restructures.GetValueOrDefault(leaf.Btree) + 1;
+                (needed ??= [])[leaf.Btree] = 0;
             }
         }
-        if (restructures is null)
+        if (emptyTrees is not null)
+        {
+            foreach (var (btree, count) in emptyTrees)
+                (needed ??= [])[btree] = 0;
+        }
+        if (needed is null)
             return true;
-        foreach (var (btree, count) in restructures)
+        foreach (var btree in needed.Keys.ToList())
         {
             var tree = this[btree];
-            var perLeaf = (2 * ((tree.RootNode?.Level ?? tree.PendingRoot?.Level ?? 0) + 2)) + 1;
-            var needed = ReserveNeeded(tree) + ((count - 1) * perLeaf);
-            if (_allocator.Available < needed)
+            var slots = emptyTrees?.GetValueOrDefault(btree) > 0
+                ? ReserveNeeded(tree) + ((emptyTrees[btree] - 1) * ((2 * ((tree.RootNode?.Level ?? tree.PendingRoot?.Level ?? 0) + 2)) + 1))
+                : CommitRestructureBound(tree, growth!) + SyncReserve() + (2 * ((tree.RootNode?.Level ?? 0) + 2));
+            if (_allocator.Available < slots)
             {
                 restart = Restart.For(RestartReason.NodeSpace,
                     $"btree {btree.ToText()}: node space full: {_allocator.Available} of {_allocator.SlotCount} node slots free, " +
-                    $"{needed} needed to restructure safely ({_allocator.PendingFreeCount} freed slots become reusable once the journal entries that freed them are flushed)");
+                    $"{slots} needed to restructure safely ({_allocator.PendingFreeCount} freed slots become reusable once the journal entries that freed them are flushed)");
                 return false;
             }
         }
         return true;
+    }
+
+    /// <summary>
+    /// An upper bound on the new nodes a commit's restructures in <paramref name="tree"/> take,
+    /// level by level: a leaf that will not fit compacts (one node, one pointer edit in its parent)
+    /// or splits (two nodes and two edits per split); a parent whose edits will not fit restructures once per
+    /// third of a node of edits (a rebuilt node has at least that much room), each time taking two
+    /// nodes and making two edits one level up; a root that restructures takes one more (a new root).
+    /// </summary>
+    private long CommitRestructureBound(Btree tree, Dictionary<BtreeNode, (long Live, long Unwritten)> growth)
+    {
+        var pointerBytes = BkeyFormat.EncodedSize(BtreePtrValue.SizeFor(1));
+        long nodes = 0;
+        var edits = new Dictionary<BtreeNode, long>();
+        foreach (var (leaf, (live, unwritten)) in growth)
+        {
+            if (leaf.Btree != tree.Id || Fits(leaf, leaf.LiveBytes + live, leaf.Unwritten.EncodedBytes + unwritten))
+                continue;
+            // A split leaves halves of at least a third of a node each: what does not fit one
+            // node splits again, once per third of a node beyond it.
+            var total = leaf.LiveBytes + live;
+            var made = total * 3 <= (long)NodeCapacity * 2 ? 1
+                : total <= NodeCapacity ? 2
+                : 2 * (1 + (((3 * (total - NodeCapacity)) + NodeCapacity - 1) / NodeCapacity));
+            nodes += made;
+            AddParentEdits(tree, leaf, made, edits, ref nodes);
+        }
+        while (edits.Count > 0)
+        {
+            var next = new Dictionary<BtreeNode, long>();
+            foreach (var (node, count) in edits)
+            {
+                var bytes = count * pointerBytes;
+                if (Fits(node, node.LiveBytes + bytes, node.Unwritten.EncodedBytes + bytes))
+                    continue;
+                var made = 2 * (1 + (bytes * 3 / NodeCapacity));
+                nodes += made;
+                AddParentEdits(tree, node, made, next, ref nodes);
+            }
+            edits = next;
+        }
+        return nodes;
+    }
+
+    /// <summary>A node replaced by <paramref name="made"/> nodes makes as many pointer edits in its parent (a root: one new root).</summary>
+    private void AddParentEdits(Btree tree, BtreeNode node, long made, Dictionary<BtreeNode, long> edits, ref long nodes)
+    {
+        if (tree.RootNode == node || FindNode(tree, (byte)(node.Level + 1), node.MaxKey, out var parent, out _) != FindResult.Found)
+        {
+            nodes += 1;
+            return;
+        }
+        edits[parent] = edits.GetValueOrDefault(parent) + made;
     }
 
     /// <summary>

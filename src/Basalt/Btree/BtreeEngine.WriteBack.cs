@@ -9,8 +9,8 @@
 //   3. Fold (writer gate, write lock): in-flight runs join the merged runs, and every pending
 //      interior edit whose nodes are now durable is journaled (BtreeEngine.Interior.cs), which
 //      releases the written nodes' pins (rule c).
-// Checkpoint (mount, clean unmount, fsck) writes every dirty node bottom-up with a device flush
-// per level and then commits all roots and the journal seq they include through the superblock,
+// Checkpoint (mount, clean unmount, fsck) writes every dirty node, one device flush after all of
+// them, and then commits all roots and the journal seq they include through the superblock,
 // with the writer gate held throughout: nothing needs the journal, so it also rescues a journal
 // too full for reclaim's own updates.
 using System.Buffers;
@@ -70,7 +70,12 @@ public sealed partial class BtreeEngine
                     _allocator.ReleaseFreedUpTo(_journal.DurableSeq);
                     images = CaptureForWriteBack(upToSeq, maxNodes, out maxSeq);
                     if (_options.DebugFaults.CommitPointerBeforeNodeDurable || _options.DebugFaults.CommitRaiseBeforeWrite)
-                        CommitReadyInteriorUpdates(); // debug-only ordering bug (b) or (h): journal before the write
+                    {
+                        // Debug-only ordering bug (b) or (h): the update naming the nodes is journaled,
+                        // and made durable with the entries below, before their writes are issued.
+                        CommitReadyInteriorUpdates();
+                        maxSeq = Math.Max(maxSeq, _journal.CommittedSeq);
+                    }
                 }
                 finally
                 {
@@ -271,10 +276,13 @@ public sealed partial class BtreeEngine
     }
 
     /// <summary>
-    /// Writes every dirty node, leaves first, with a device flush after each level, then commits
-    /// every root and the newest committed journal seq through <paramref name="committer"/> (the
-    /// superblock write). Afterwards no node is dirty or pinned and no interior edit is pending.
-    /// Writers wait for the whole checkpoint; readers do not.
+    /// Writes every dirty node (captured leaves first: a child's capture puts its new
+    /// sectors_written into its parent, which is captured after it), flushes the device once, then
+    /// commits every root and the newest committed journal seq through <paramref name="committer"/>
+    /// (the superblock write). One flush is enough: a bset is part of the durable tree only once a
+    /// pointer names its sectors, and nothing names the bsets written here before the roots are
+    /// committed, after the flush. Afterwards no node is dirty or pinned and no interior edit is
+    /// pending. Writers wait for the whole checkpoint; readers do not.
     /// </summary>
     public void Checkpoint(ICheckpointCommitter committer)
     {
@@ -285,24 +293,22 @@ public sealed partial class BtreeEngine
             ThrowIfReadOnly();
             var seq = _journal.CommittedSeq;
             _journal.WaitDurable(seq);
-            if (_options.DebugFaults.CheckpointBeforeNodesFlushed)
-                committer.CommitCheckpoint(Roots, seq); // debug-only ordering bug (e): roots before their nodes
             var frees = new List<long>();
-            for (var level = 0; level < FormatLimits.MaxBtreeDepth; level++)
+            var images = new List<NodeImage>();
+            _lock.EnterWriteLock();
+            try
             {
-                List<NodeImage> images;
-                _lock.EnterWriteLock();
-                try
-                {
-                    images = CaptureLevel(level, frees);
-                }
-                finally
-                {
-                    _lock.ExitWriteLock();
-                }
-                if (images.Count == 0)
-                    continue;
-                WriteImages(images, flushAfter: true);
+                for (var level = 0; level < FormatLimits.MaxBtreeDepth; level++)
+                    images.AddRange(CaptureLevel(level, frees));
+            }
+            finally
+            {
+                _lock.ExitWriteLock();
+            }
+            if (images.Count > 0)
+            {
+                // Debug-only ordering bug (e): the superblock follows the node writes with no flush between.
+                WriteImages(images, flushAfter: !_options.DebugFaults.CheckpointBeforeNodesFlushed);
                 _lock.EnterWriteLock();
                 try
                 {

@@ -42,6 +42,20 @@ internal sealed record JournalCrashWorkloadOptions
 
     public int JournalBuckets { get; init; } = 8;
 
+    public int JournalBucketSize { get; init; } = 4096;
+
+    /// <summary>Percent of the steps between transactions that write a flush entry (at most 10; the rest of them write no-flush entries).</summary>
+    public int FlushStepPercent { get; init; } = 10;
+
+    /// <summary>Percent of the steps that run a write-back round (at most 20; the rest of them write no-flush entries).</summary>
+    public int WriteBackStepPercent { get; init; } = 20;
+
+    /// <summary>
+    /// Steps write no-flush entries only, and a full write-back round once half the journal
+    /// buckets are in use: the ring wraps soon after pins are released, between flush entries.
+    /// </summary>
+    public bool WriteBackWhenJournalHalfFull { get; init; }
+
     public int Slots { get; init; } = 160;
 
     /// <summary>Engine debug faults (ordering bugs the suite must catch).</summary>
@@ -135,7 +149,7 @@ internal static class JournalCrashWorkload
         RecordingBlockDevice? recorder = null;
         using var fx = new BtreeFixture(nodeSize: 1024, blockSize: 512, slots: options.Slots, seed: options.Seed,
             decorate: d => recorder = new RecordingBlockDevice(d) { Recording = false },
-            journalBuckets: options.JournalBuckets, bucketSize: 4096,
+            journalBuckets: options.JournalBuckets, bucketSize: options.JournalBucketSize,
             journal: new JournalOptions
             {
                 Manual = !options.Threaded,
@@ -181,7 +195,7 @@ internal static class JournalCrashWorkload
             Mark();
             maxLevel = Math.Max(maxLevel, fx.Test.Root?.Level ?? 0);
             if (!options.Threaded)
-                Step(fx, rng);
+                Step(fx, rng, options);
             Mark();
         }
         fx.Sync();
@@ -203,15 +217,27 @@ internal static class JournalCrashWorkload
     }
 
     /// <summary>A random step of the journal writer or write-back between transactions.</summary>
-    private static void Step(BtreeFixture fx, Random rng)
+    private static void Step(BtreeFixture fx, Random rng, JournalCrashWorkloadOptions options)
     {
+        if (options.WriteBackWhenJournalHalfFull)
+        {
+            if (fx.Journal.Stats.BucketsInUse >= options.JournalBuckets / 2)
+                fx.Engine.WriteBack(null);
+            else
+                fx.Journal.Step(flush: false);
+            return;
+        }
         switch (rng.Next(100))
         {
             case < 25:
                 fx.Journal.Step(flush: false);
                 break;
             case < 35:
-                fx.Journal.Step(flush: true);
+                // A flush entry (FlushStepPercent of all steps; the rest of this band writes no-flush ones).
+                fx.Journal.Step(flush: options.FlushStepPercent >= 10 || rng.Next(10) < options.FlushStepPercent);
+                break;
+            case < 55 when options.WriteBackStepPercent < 20 && rng.Next(20) >= options.WriteBackStepPercent:
+                fx.Journal.Step(flush: false);
                 break;
             case < 50:
                 fx.Engine.WriteBack(fx.Journal.OldestPin == 0 ? null : fx.Journal.OldestPin + (ulong)rng.Next(4), maxNodes: 1 + rng.Next(6));
