@@ -11,20 +11,63 @@ namespace Basalt.Tests.Crash;
 
 public sealed class JournalCrashTests(ITestOutputHelper output)
 {
-    [Fact]
-    public void Every_crash_state_recovers_a_prefix_holding_every_flushed_commit()
+    /// <summary>
+    /// Stepped workloads of three shapes: the default (a journal of 8 buckets that wraps), a long
+    /// one that grows the tree to depth 3 and back, and a tiny journal that write-back keeps at
+    /// half full. In long mode (BASALT_LONG=1) each shape runs ten seeds with no state limit.
+    /// </summary>
+    public static TheoryData<string> Shapes => ["default", "long", "tiny journal"];
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Every_crash_state_recovers_a_prefix_holding_every_flushed_commit(string shape)
     {
-        var seed = TestSeed.Get(output, nameof(Every_crash_state_recovers_a_prefix_holding_every_flushed_commit));
-        var recording = JournalCrashWorkload.Record(new JournalCrashWorkloadOptions { Seed = seed });
+        var seed = TestSeed.Get(output, $"{nameof(Every_crash_state_recovers_a_prefix_holding_every_flushed_commit)}({shape})");
+        var mounted = 0;
+        for (var i = 0; i < LongTests.Scale(1); i++)
+        {
+            var options = new JournalCrashWorkloadOptions { Seed = seed + i };
+            options = shape switch
+            {
+                "long" => options with { Transactions = 150, KeySpace = 1500 },
+                "tiny journal" => options with { Transactions = 100, JournalBuckets = 4, WriteBackWhenJournalHalfFull = true, FlushProbability = 0.1 },
+                _ => options with { Transactions = 100 },
+            };
+            var recording = JournalCrashWorkload.Record(options);
+            output.WriteLine($"workload seed {seed + i}: {recording.ToText()}");
+            var result = JournalCrashSearch.Run(recording, new JournalCrashSearchOptions
+            {
+                Seed = seed + i,
+                // Crash points spread over the whole workload (growth, shrink and regrowth alike).
+                SampledCrashPoints = LongTests.Enabled ? null : 300,
+                MaxStates = LongTests.Enabled ? int.MaxValue : 4000,
+                RecoveryRecordingEvery = 1000,
+            });
+            output.WriteLine($"crash search: {result.ToText()}");
+            AssertNoViolations(result, recording, shape.Replace(' ', '-'));
+            Assert.True(result.KHistogram.Count > 10, "recovered states span many transactions");
+            mounted += result.StatesMounted;
+        }
+        Assert.True(mounted >= 1000, $"only {mounted} distinct crash states: the workload no longer makes enough writes");
+    }
+
+    [Fact]
+    public void Threaded_commits_with_writer_and_reclaim_threads_recover_a_prefix_holding_every_flushed_commit()
+    {
+        // Three committing threads, the journal writer and reclaim all running: the interleavings
+        // are the scheduler's, so the seed fixes the plans but not the write log; a failing log is
+        // saved (see SaveOnFailure) so it can be searched again.
+        var seed = TestSeed.Get(output, nameof(Threaded_commits_with_writer_and_reclaim_threads_recover_a_prefix_holding_every_flushed_commit));
+        var recording = JournalCrashWorkload.Record(new JournalCrashWorkloadOptions { Seed = seed, Threaded = true, Transactions = 90 });
         output.WriteLine($"workload: {recording.ToText()}");
         var result = JournalCrashSearch.Run(recording, new JournalCrashSearchOptions
         {
             Seed = seed,
-            MaxStates = LongTests.Enabled ? int.MaxValue : 4000,
-            RecoveryRecordingEvery = 200,
+            MaxStates = LongTests.Enabled ? int.MaxValue : 3000,
+            RecoveryRecordingEvery = 300,
         });
         output.WriteLine($"crash search: {result.ToText()}");
-        AssertNoViolations(result);
+        AssertNoViolations(result, recording, "threaded");
         Assert.True(result.KHistogram.Count > 10, "recovered states span many transactions");
     }
 
@@ -92,10 +135,57 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
         _ => throw new ArgumentOutOfRangeException(nameof(rule), rule, "no such ordering rule"),
     };
 
-    private void AssertNoViolations(JournalCrashSearchResult result)
+    [Fact]
+    public void A_saved_workload_searches_the_same_as_the_recorded_one()
     {
+        // The file a failing search leaves behind must reproduce it: save a recording, load it,
+        // and the same search must mount the same states and recover the same counters. With
+        // BASALT_CRASH_LOG set, the file named there is searched instead (no state limit).
+        if (Environment.GetEnvironmentVariable("BASALT_CRASH_LOG") is { Length: > 0 } saved)
+        {
+            var loaded = JournalCrashFile.Load(saved);
+            output.WriteLine($"searching {saved}: {loaded.ToText()}");
+            var replay = JournalCrashSearch.Run(loaded, new JournalCrashSearchOptions { Seed = loaded.Options.Seed, RecoveryRecordingEvery = 200 });
+            output.WriteLine($"crash search: {replay.ToText()}");
+            AssertNoViolations(replay, loaded, "replay");
+            return;
+        }
+        var seed = TestSeed.Get(output, nameof(A_saved_workload_searches_the_same_as_the_recorded_one));
+        var recording = JournalCrashWorkload.Record(new JournalCrashWorkloadOptions { Seed = seed, Transactions = 25 });
+        var path = Path.Combine(Path.GetTempPath(), $"basalt-crash-roundtrip-{Guid.NewGuid():N}.bcrash");
+        try
+        {
+            JournalCrashFile.Save(recording, path);
+            var copy = JournalCrashFile.Load(path);
+            var options = new JournalCrashSearchOptions { Seed = seed, MaxStates = 400 };
+            var original = JournalCrashSearch.Run(recording, options);
+            var again = JournalCrashSearch.Run(copy, options);
+            output.WriteLine($"original: {original.ToText()}");
+            output.WriteLine($"loaded:   {again.ToText()}");
+            Assert.Equal(recording.Log.Count, copy.Log.Count);
+            Assert.Equal(recording.Log.Flushes, copy.Log.Flushes);
+            Assert.Equal(recording.Log.Covered, copy.Log.Covered);
+            Assert.Equal(original.CrashPoints, again.CrashPoints);
+            Assert.Equal(original.Candidates, again.Candidates);
+            Assert.Equal(original.StatesMounted, again.StatesMounted);
+            Assert.Equal(original.KHistogram, again.KHistogram);
+            Assert.True(original.StatesMounted > 50, "the round trip searched real states");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>Fails with the violations, leaving the recording in a file that BASALT_CRASH_LOG replays.</summary>
+    private void AssertNoViolations(JournalCrashSearchResult result, JournalCrashRecording recording, string name)
+    {
+        if (result.Violations.Count == 0)
+            return;
         foreach (var v in result.Violations)
             output.WriteLine($"violation: {v}");
-        Assert.True(result.Violations.Count == 0, $"{result.Violations.Count} violations; first: {result.Violations.FirstOrDefault()}");
+        var path = JournalCrashFile.SaveForReplay(recording, name);
+        output.WriteLine($"write log saved: search it again with BASALT_CRASH_LOG={path} dotnet test --filter {nameof(A_saved_workload_searches_the_same_as_the_recorded_one)}");
+        Assert.Fail($"{result.Violations.Count} violations; first: {result.Violations[0]}; write log saved to {path}");
     }
 }

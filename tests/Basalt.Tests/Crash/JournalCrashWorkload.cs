@@ -64,8 +64,14 @@ internal sealed record JournalCrashWorkloadOptions
     /// <summary>Journal debug faults.</summary>
     public JournalDebugFaults? JournalFaults { get; init; }
 
-    /// <summary>Run the journal writer and reclaim as threads (not stepped) and commit from a second thread too.</summary>
+    /// <summary>
+    /// Run the journal writer and reclaim as their own threads (not stepped) and commit from
+    /// <see cref="Threads"/> threads at once: transaction k is the one that read counter k - 1.
+    /// </summary>
     public bool Threaded { get; init; }
+
+    /// <summary>Committing threads of a threaded workload.</summary>
+    public int Threads { get; init; } = 3;
 }
 
 /// <summary>What the durability oracle knows after a workload step: writes logged so far and the durable seq.</summary>
@@ -83,13 +89,14 @@ internal sealed class JournalCrashRecording
     /// <summary>Transaction k's journal seq (index 0: nothing).</summary>
     public required IReadOnlyList<ulong> Seqs { get; init; }
 
-    /// <summary>Transaction k committed when the log held this many writes.</summary>
+    /// <summary>Transaction k committed when the log held this many writes (threaded: began; none of its writes come earlier).</summary>
     public required IReadOnlyList<int> CommittedAt { get; init; }
 
     public required IReadOnlyList<DurableMark> Durable { get; init; }
 
-    public required BtreeStats Stats { get; init; }
-    public required JournalStats JournalStats { get; init; }
+    /// <summary>The engine's and journal's counters at the end (null for a recording loaded from a file).</summary>
+    public BtreeStats? Stats { get; init; }
+    public JournalStats? JournalStats { get; init; }
     public int MaxRootLevel { get; init; }
 
     /// <summary>The last transaction a completed flush had made durable before crash point <paramref name="crashPoint"/>.</summary>
@@ -124,7 +131,8 @@ internal sealed class JournalCrashRecording
 
     public string ToText() =>
         $"{Snapshots.Count - 1} transactions, {Log.Count} writes, {Log.Flushes.Count} flushes, tree depth up to {MaxRootLevel + 1}, " +
-        $"final keys {Snapshots[^1].Count}; {Stats.ToText()}; journal {JournalStats.ToText()}";
+        $"final keys {Snapshots[^1].Count}" +
+        (Stats is null || JournalStats is null ? " (loaded from a file)" : $"; {Stats.ToText()}; journal {JournalStats.ToText()}");
 }
 
 internal static class JournalCrashWorkload
@@ -167,36 +175,48 @@ internal static class JournalCrashWorkload
         var log = recorder!.Log;
         recorder.Recording = true;
 
-        var rng = new Random(options.Seed);
-        var model = new SortedDictionary<Bpos, (KeyType Type, byte[] Value)>();
         var snapshots = new List<SortedDictionary<Bpos, (KeyType Type, byte[] Value)>> { new() };
         var seqs = new List<ulong> { 0 };
         var committedAt = new List<int> { 0 };
         var durable = new List<DurableMark>();
         var maxLevel = 0;
-        void Mark() => durable.Add(new DurableMark(log.Count, fx.Journal.DurableSeq));
-
-        for (var k = 1; k <= options.Transactions; k++)
+        // The durable seq is read before the log's length: whatever it claims was already true
+        // when the log held that many writes (a flush completing in between only makes it lag).
+        void Mark()
         {
-            var phase = k <= options.Transactions * 45 / 100 ? 0 : k <= options.Transactions * 75 / 100 ? 1 : 2;
-            var flush = rng.NextDouble() < options.FlushProbability;
-            var plan = PlanTransaction(rng, options, phase);
-            var next = new SortedDictionary<Bpos, (KeyType Type, byte[] Value)>(model);
-            fx.Fs.Transactor.Transact(t =>
+            var seq = fx.Journal.DurableSeq;
+            var count = log.Count;
+            lock (durable)
+                durable.Add(new DurableMark(count, seq));
+        }
+
+        if (options.Threaded)
+        {
+            RunThreads(fx, options, log, snapshots, seqs, committedAt, Mark);
+            maxLevel = fx.Test.Root?.Level ?? 0;
+        }
+        else
+        {
+            var rng = new Random(options.Seed);
+            var model = new SortedDictionary<Bpos, (KeyType Type, byte[] Value)>();
+            for (var k = 1; k <= options.Transactions; k++)
             {
-                Apply(t, plan, k);
-                return true;
-            }, flush ? CommitOptions.Durable : CommitOptions.Default, out var result);
-            ApplyToModel(next, plan, k);
-            model = next;
-            snapshots.Add(new SortedDictionary<Bpos, (KeyType Type, byte[] Value)>(model));
-            seqs.Add(result.Seq);
-            committedAt.Add(log.Count);
-            Mark();
-            maxLevel = Math.Max(maxLevel, fx.Test.Root?.Level ?? 0);
-            if (!options.Threaded)
+                var flush = rng.NextDouble() < options.FlushProbability;
+                var plan = PlanTransaction(rng, options, Phase(options, k));
+                fx.Fs.Transactor.Transact(t =>
+                {
+                    Apply(t, plan, k);
+                    return true;
+                }, flush ? CommitOptions.Durable : CommitOptions.Default, out var result);
+                ApplyToModel(model, plan, k);
+                snapshots.Add(new SortedDictionary<Bpos, (KeyType Type, byte[] Value)>(model));
+                seqs.Add(result.Seq);
+                committedAt.Add(log.Count);
+                Mark();
+                maxLevel = Math.Max(maxLevel, fx.Test.Root?.Level ?? 0);
                 Step(fx, rng, options);
-            Mark();
+                Mark();
+            }
         }
         fx.Sync();
         Mark();
@@ -214,6 +234,69 @@ internal static class JournalCrashWorkload
             MaxRootLevel = maxLevel,
         };
         return recording;
+    }
+
+    private static int Phase(JournalCrashWorkloadOptions options, int k) =>
+        k <= options.Transactions * 45 / 100 ? 0 : k <= options.Transactions * 75 / 100 ? 1 : 2;
+
+    /// <summary>
+    /// The threaded form: each thread plans its transactions from its own generator, and each
+    /// transaction reads the counter and sets it one higher, so k orders the commits (the engine
+    /// serialises writers) whatever the threads' interleaving. The upper bound of a transaction
+    /// is the log's length when it began: none of its writes can come before that.
+    /// </summary>
+    private static void RunThreads(BtreeFixture fx, JournalCrashWorkloadOptions options, WriteLog log,
+        List<SortedDictionary<Bpos, (KeyType Type, byte[] Value)>> snapshots, List<ulong> seqs, List<int> committedAt, Action mark)
+    {
+        var commits = new List<(int K, List<Op> Plan, ulong Seq, int StartedAt)>();
+        var perThread = Math.Max(1, options.Transactions / options.Threads);
+        var failures = new List<Exception>();
+        var threads = Enumerable.Range(0, options.Threads).Select(thread => new Thread(() =>
+        {
+            try
+            {
+                var rng = new Random(HashCode.Combine(options.Seed, thread));
+                for (var i = 1; i <= perThread; i++)
+                {
+                    var plan = PlanTransaction(rng, options, Phase(options, i * options.Threads));
+                    var flush = rng.NextDouble() < options.FlushProbability;
+                    var startedAt = log.Count;
+                    var k = fx.Fs.Transactor.Transact(t =>
+                    {
+                        var n = t.TryGet(BtreeId.Test, CounterPos, out var value) ? ReadCounter(value) + 1 : 1;
+                        Apply(t, plan, n);
+                        return n;
+                    }, flush ? CommitOptions.Durable : CommitOptions.Default, out var result);
+                    lock (commits)
+                        commits.Add((k, plan, result.Seq, startedAt));
+                    mark();
+                }
+            }
+            catch (Exception ex)
+            {
+                lock (failures)
+                    failures.Add(ex);
+            }
+        }) { Name = $"crash workload committer {thread}" }).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        if (failures.Count > 0)
+            throw new AggregateException("a committing thread failed", failures);
+
+        commits.Sort((a, b) => a.K.CompareTo(b.K));
+        var model = new SortedDictionary<Bpos, (KeyType Type, byte[] Value)>();
+        for (var i = 0; i < commits.Count; i++)
+        {
+            var (k, plan, seq, startedAt) = commits[i];
+            if (k != i + 1)
+                throw new InvalidOperationException($"transaction numbers are not 1..{commits.Count}: {k} at {i + 1}");
+            if (i > 0 && seq < commits[i - 1].Seq)
+                throw new InvalidOperationException($"transaction {k} has seq {seq}, before {commits[i - 1].Seq}");
+            ApplyToModel(model, plan, k);
+            snapshots.Add(new SortedDictionary<Bpos, (KeyType Type, byte[] Value)>(model));
+            seqs.Add(seq);
+            committedAt.Add(startedAt);
+        }
     }
 
     /// <summary>A random step of the journal writer or write-back between transactions.</summary>
