@@ -14,6 +14,7 @@ internal static class DebugCommand
     {
         var debug = new Command("debug", "fault injection and inspection tools (they damage images on purpose)");
         debug.Add(CreateCorrupt(cli));
+        debug.Add(LoadCommand.Create(cli));
         return debug;
     }
 
