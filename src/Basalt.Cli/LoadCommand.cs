@@ -6,7 +6,11 @@
 // after any crash, every thread's recovered counter must be at least the last durable line printed
 // for it, and the image must hold exactly the keys of transactions 1..k_t of every thread.
 // --verify recovers read-only on an overlay (not one byte of the image changes) and exits like
-// fsck: 0 verified, 1 differences, 8 the image cannot be opened or holds no load, 16 usage.
+// fsck: 0 verified, 1 differences, 8 the image cannot be opened or holds no load, 16 usage,
+// 32 cancelled.
+// A load that runs out of space (node space, journal, host ENOSPC) stops every thread, prints its
+// summary and one "device full"/"journal full" error line, and exits 1; Ctrl-C or SIGTERM stops it
+// after each thread's current transaction and unmounts cleanly (exit 0).
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
@@ -33,17 +37,17 @@ internal static class LoadCommand
         var threads = CliOptions.OptionalInt("--threads", "-t", $"threads, 1..{LoadParameters.MaxThreads} (default {LoadParameters.DefaultThreads}; stored)",
             min: 1, max: LoadParameters.MaxThreads);
         var valueBytes = CliOptions.OptionalInt("--value-bytes", null,
-            $"bytes per value, {LoadParameters.MinValueBytes}..{BkeyFormat.MaxValueBytes} and what the image's nodes hold (default {LoadParameters.DefaultValueBytes}; stored)",
+            $"bytes per value, {LoadParameters.MinValueBytes}..{BkeyFormat.MaxValueBytes} and at most a quarter of the image's node size (default {LoadParameters.DefaultValueBytes}; stored)",
             min: LoadParameters.MinValueBytes, max: BkeyFormat.MaxValueBytes);
         var keys = CliOptions.OptionalInt("--keys", "-k", $"key slots per thread, 1..{LoadParameters.MaxKeys} (default {LoadParameters.DefaultKeys}; stored)",
             min: 1, max: LoadParameters.MaxKeys);
         var ops = CliOptions.OptionalInt("--ops", "-n", "transactions per thread in this run (default 1000)", min: 1);
         var seconds = Seconds();
         var flushEvery = CliOptions.OptionalInt("--flush-every", "-f", "every F-th transaction of a thread commits with a flush (default 1)", min: 1);
-        var verify = new Option<bool>("--verify") { Description = "recover read-only and compare every key with what the counters say" };
+        var verify = new Option<bool>("--verify") { Description = "recover read-only and compare every key with what the counters call for (exit 0 verified, 1 differences)" };
         var json = new Option<bool>("--json") { Description = "with --verify: print one JSON document" };
         var image = new Argument<string>("IMAGE") { Description = "image file (formatted)" };
-        var command = new Command("load", "run a multi-threaded transaction load that prints `durable t i`, or verify one after a crash")
+        var command = new Command("load", "run a multi-threaded transaction load that prints `durable t i` (Ctrl-C or SIGTERM stops it cleanly), or verify one after a crash")
         {
             seed, threads, valueBytes, keys, ops, seconds, flushEvery, verify, json, image,
         };
@@ -84,7 +88,7 @@ internal static class LoadCommand
 
     private static Option<double?> Seconds()
     {
-        var option = new Option<double?>("--seconds", "-s") { Description = "run each thread for S seconds (decimals allowed) instead of --ops" };
+        var option = new Option<double?>("--seconds", "-s") { Description = "run each thread for this many seconds (decimals allowed) instead of --ops" };
         option.CustomParser = result =>
         {
             var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
@@ -105,13 +109,16 @@ internal static class LoadCommand
         using (var check = BasaltFileSystem.Mount(path, new MountOptions { ReadOnly = true }))
             LoadRunner.Resolve(check, flags, out _);
         LoadRunResult result;
+        string name;
+        string? unclean = null;
         using (var fs = BasaltFileSystem.Mount(path, cli.WritableMount))
         {
+            name = fs.Device.Name;
             var p = LoadRunner.Prepare(fs, flags, out var created);
             var length = options.Transactions is { } n
                 ? string.Create(CultureInfo.InvariantCulture, $"{n} transaction{(n == 1 ? "" : "s")} per thread")
                 : string.Create(CultureInfo.InvariantCulture, $"{options.Duration!.Value.TotalSeconds:0.###} s");
-            cli.Out.WriteLine($"load {fs.Device.Name}: {p.ToText()} ({(created ? "stored in the image" : "read from the image")}); " +
+            cli.Out.WriteLine($"load {name}: {p.ToText()} ({(created ? "stored in the image" : "read from the image")}); " +
                               $"{length}, a flush every {options.FlushEvery} transaction{(options.FlushEvery == 1 ? "" : "s")}");
             cli.Out.Flush();
             var gate = new object();
@@ -125,6 +132,21 @@ internal static class LoadCommand
                     cli.Out.Flush();
                 }
             });
+            if (result.Full is not null)
+            {
+                // Out of space, the unmount may not manage to write either; then the image is left as a
+                // crash leaves it (consistent: the next mount replays its journal), and the line says so.
+                try
+                {
+                    fs.Close(sync: true);
+                    if (fs.Emergency.IsSet)
+                        unclean = "a write failed and the filesystem went emergency read-only";
+                }
+                catch (BasaltException e)
+                {
+                    unclean = CliContext.OneLine(e.Message);
+                }
+            }
         }
         foreach (var t in result.Threads)
         {
@@ -135,10 +157,34 @@ internal static class LoadCommand
         }
         var seconds = result.Elapsed.TotalSeconds;
         var rate = seconds > 0 ? result.Transactions / seconds : 0;
+        var stopped = result.Full is { } f ? $", stopped: {FullText(f)}"
+            : result.Interrupted ? $", stopped by {cli.StopSignal}"
+            : "";
+        var unmounted = unclean is null ? "unmounted cleanly" : "not unmounted cleanly (the next mount replays the journal)";
         cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"loaded {result.Transactions} transactions in {seconds:0.00} s ({rate:0} per second){(result.Interrupted ? ", stopped by Ctrl-C" : "")}; unmounted cleanly"));
-        return CliExitCodes.Ok;
+            $"loaded {result.Transactions} transactions in {seconds:0.00} s ({rate:0} per second){stopped}; {unmounted}"));
+        if (result.Full is not { } full)
+            return CliExitCodes.Ok;
+        // The one error line: what filled up, where the threads stopped, and the state of the image.
+        var counters = result.Threads.Count <= 4
+            ? string.Join(", ", result.Threads.Select(t => string.Create(CultureInfo.InvariantCulture, $"thread {t.Thread} at transaction {t.Last}")))
+            : string.Create(CultureInfo.InvariantCulture, $"{result.Threads.Count} threads at transactions {result.Threads.Min(t => t.Last)}..{result.Threads.Max(t => t.Last)}");
+        var image = unclean is null
+            ? "the image was unmounted cleanly and holds every transaction up to those"
+            : $"the image could not be unmounted cleanly ({unclean}); the next mount replays its journal, which holds every transaction printed durable";
+        var detail = CliContext.OneLine(full.Message);
+        if (detail.StartsWith($"{name}: ", StringComparison.Ordinal))
+            detail = detail[(name.Length + 2)..];
+        cli.Err.WriteLine($"{cli.CommandName}: {name}: {FullText(full)}: {detail}; the load stopped with {counters}; {image}");
+        return CliExitCodes.Failure;
     }
+
+    /// <summary>What ran out, in the words of the error line: the journal, or the device (node space, the host file system).</summary>
+    private static string FullText(BasaltException full) => full.Code switch
+    {
+        ErrorCode.JournalFull => "journal full",
+        _ => "device full",
+    };
 
     // ---- verify ---------------------------------------------------------------------------
 

@@ -4,6 +4,11 @@
 // transaction of the thread is durable too and the thread reports `durable t i`. The last
 // transaction of a run is waited for in the same way, so a run that ends normally reports its end.
 //
+// Running out of space (no node space, a full journal, ENOSPC from the host) is an expected end
+// of a load, not a failure of it: the thread that meets it stops, the others stop after their
+// current transaction and report it durable, and the result carries the error with what every
+// thread committed. Any other failure stops every thread and is rethrown.
+//
 // Parameters: the first load stores them in the image (one flushed transaction, before any
 // thread starts) and needs the threads' ranges empty; later loads read them, and a flag that
 // disagrees is a usage error naming the stored value. Each thread resumes after its counter.
@@ -59,7 +64,8 @@ internal sealed record LoadThreadResult(int Thread, long First, long Last, long 
     public long Count => Last - First + 1;
 }
 
-internal sealed record LoadRunResult(IReadOnlyList<LoadThreadResult> Threads, TimeSpan Elapsed, bool Interrupted)
+/// <param name="Full">The out-of-space error (class NoSpace) that ended the run early, or null; the filesystem may be in emergency read-only.</param>
+internal sealed record LoadRunResult(IReadOnlyList<LoadThreadResult> Threads, TimeSpan Elapsed, bool Interrupted, BasaltException? Full = null)
 {
     public long Transactions => Threads.Sum(t => t.Count);
 }
@@ -135,28 +141,27 @@ internal static class LoadRunner
     /// <summary>
     /// Runs every thread from its counter + 1 and returns when all have stopped. <paramref name="durable"/>
     /// is called from the threads, (thread, transaction) in each thread's order, after the flush that
-    /// made that transaction durable returned. The first failure of any thread stops the others and
-    /// is rethrown.
+    /// made that transaction durable returned. The first failure of any thread stops the others; an
+    /// out-of-space error is returned in <see cref="LoadRunResult.Full"/>, any other is rethrown.
     /// </summary>
     public static LoadRunResult Run(BasaltFileSystem fs, LoadParameters p, LoadRunOptions options, Action<int, long> durable)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(options.FlushEvery, 1);
-        var start = new long[p.Threads];
+        var tallies = new ThreadTally[p.Threads];
         for (var t = 0; t < p.Threads; t++)
-            start[t] = ReadCounter(fs, p, t);
+            tallies[t] = new ThreadTally(t, ReadCounter(fs, p, t));
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(options.Cancellation);
         var clock = Stopwatch.StartNew();
-        var results = new LoadThreadResult?[p.Threads];
         ExceptionDispatchInfo? failure = null;
         var threads = new Thread[p.Threads];
         for (var t = 0; t < p.Threads; t++)
         {
-            var thread = t;
+            var tally = tallies[t];
             threads[t] = new Thread(() =>
             {
                 try
                 {
-                    results[thread] = RunThread(fs, p, thread, start[thread], options, clock, stop.Token, durable);
+                    RunThread(fs, p, tally, options, clock, stop.Token, durable);
                 }
                 catch (Exception e)
                 {
@@ -165,23 +170,54 @@ internal static class LoadRunner
                 }
             })
             {
-                Name = $"load thread {thread}",
+                Name = $"load thread {t}",
                 IsBackground = true,
             };
             threads[t].Start();
         }
         foreach (var thread in threads)
             thread.Join();
-        failure?.Throw();
-        return new LoadRunResult(results.Select(r => r!).ToArray(), clock.Elapsed, options.Cancellation.IsCancellationRequested);
+        var full = OutOfSpace(failure?.SourceException);
+        if (full is null)
+            failure?.Throw();
+        return new LoadRunResult([.. tallies.Select(t => t.ToResult())], clock.Elapsed,
+            full is null && options.Cancellation.IsCancellationRequested, full);
     }
 
-    private static LoadThreadResult RunThread(BasaltFileSystem fs, LoadParameters p, int thread, long counter, LoadRunOptions options,
+    /// <summary>
+    /// The out-of-space error behind <paramref name="failure"/>, or null: a NoSpace error itself, or
+    /// the cause of an emergency read-only (a write the host refused with ENOSPC).
+    /// </summary>
+    private static BasaltException? OutOfSpace(Exception? failure) => failure switch
+    {
+        BasaltException { Class: ErrorClass.NoSpace } full => full,
+        BasaltException { Code: ErrorCode.EmergencyReadOnly, InnerException: BasaltException { Class: ErrorClass.NoSpace } full } => full,
+        _ => null,
+    };
+
+    /// <summary>What one thread has committed so far; kept outside the thread so a run that fails still reports it.</summary>
+    private sealed class ThreadTally(int thread, long counter)
+    {
+        public int Thread { get; } = thread;
+
+        /// <summary>The thread's counter when the run started.</summary>
+        public long Counter { get; } = counter;
+
+        public long Last { get; set; } = counter;
+        public long Inserts { get; set; }
+        public long Overwrites { get; set; }
+        public long Deletes { get; set; }
+        public long Flushes { get; set; }
+
+        public LoadThreadResult ToResult() => new(Thread, Counter + 1, Last, Inserts, Overwrites, Deletes, Flushes);
+    }
+
+    private static void RunThread(BasaltFileSystem fs, LoadParameters p, ThreadTally tally, LoadRunOptions options,
         Stopwatch clock, CancellationToken stop, Action<int, long> durable)
     {
         var ops = new LoadOp[LoadModel.MaxOpsPerTransaction];
-        long inserts = 0, overwrites = 0, deletes = 0, flushes = 0;
-        var last = counter;
+        var thread = tally.Thread;
+        var counter = tally.Counter;
         ulong lastSeq = 0;
         var lastFlushed = true;
         for (var i = counter + 1; !stop.IsCancellationRequested; i++)
@@ -195,25 +231,24 @@ internal static class LoadRunner
             var number = i;
             var (inserted, overwritten, deleted) = fs.Transactor.Transact(t => Apply(t, p, thread, number, ops.AsSpan(0, count)),
                 new CommitOptions(flush), out var result);
-            inserts += inserted;
-            overwrites += overwritten;
-            deletes += deleted;
-            last = i;
+            tally.Inserts += inserted;
+            tally.Overwrites += overwritten;
+            tally.Deletes += deleted;
+            tally.Last = i;
             lastSeq = result.Seq;
             lastFlushed = flush;
             if (flush)
             {
-                flushes++;
+                tally.Flushes++;
                 durable(thread, i);
             }
         }
         if (!lastFlushed)
         {
             fs.Journal.WaitDurable(lastSeq);
-            flushes++;
-            durable(thread, last);
+            tally.Flushes++;
+            durable(thread, tally.Last);
         }
-        return new LoadThreadResult(thread, counter + 1, last, inserts, overwrites, deletes, flushes);
     }
 
     /// <summary>The body of transaction <paramref name="i"/>: its slot updates and the counter. Pure: it may run again.</summary>

@@ -146,6 +146,48 @@ public sealed class LoadCommandTests
     }
 
     [Fact]
+    public void A_load_that_fills_the_device_stops_with_one_device_full_line_and_leaves_a_consistent_image()
+    {
+        using var dir = new TempDirectory("cli-load");
+        var image = CliImages.Formatted(dir);
+
+        // 1 KiB values in 4 KiB nodes of a 16 MiB image: the node space runs out after a few thousand keys.
+        var full = CliRunner.Fails(1, Load(image, "--threads", "2", "--value-bytes", "1000", "--keys", "1000000", "--ops", "1000000", "--flush-every", "4"),
+            $"basalt debug load: {image}: device full: ", "node space full", "the load stopped with thread 0 at transaction ",
+            "the image was unmounted cleanly and holds every transaction up to those");
+        var lines = full.Out.ReplaceLineEndings("\n").TrimEnd('\n').Split('\n');
+        Assert.EndsWith("stopped: device full; unmounted cleanly", lines[^1], StringComparison.Ordinal);
+
+        // The summary names where every thread stopped; a clean unmount keeps each of those
+        // transactions, including the unflushed last ones, and nothing else.
+        var stopped = new Dictionary<int, long>();
+        foreach (var line in lines.Where(l => l.StartsWith("thread ", StringComparison.Ordinal)))
+        {
+            var words = line.Split(' ');
+            stopped[int.Parse(words[1].TrimEnd(':'), CultureInfo.InvariantCulture)] =
+                long.Parse(words[3].TrimEnd(':').Split("..")[1], CultureInfo.InvariantCulture);
+        }
+        Assert.Equal(2, stopped.Count);
+        Assert.All(stopped.Values, last => Assert.True(last > 10, full.ToString()));
+        foreach (var (thread, transaction) in DurableLines(full.Out))
+            Assert.True(transaction <= stopped[thread], $"durable {thread} {transaction} beyond the summary: {full}");
+
+        var verify = CliRunner.Succeeds(VerifyArgs(image, "--json"));
+        using (var doc = JsonDocument.Parse(verify.Out))
+        {
+            Assert.StartsWith("clean", doc.RootElement.GetProperty("recovery").GetString(), StringComparison.Ordinal);
+            foreach (var t in doc.RootElement.GetProperty("threads").EnumerateArray())
+                Assert.Equal(stopped[t.GetProperty("thread").GetInt32()], t.GetProperty("recovered").GetInt64());
+        }
+        CliRunner.Succeeds("fsck", "-n", image);
+
+        // A second load on the full image says the same thing and changes nothing it verifies.
+        CliRunner.Fails(1, Load(image, "--ops", "1000"), "device full: ");
+        CliRunner.Succeeds(VerifyArgs(image));
+        CliRunner.Succeeds("fsck", "-n", image);
+    }
+
+    [Fact]
     public void Verify_names_every_altered_missing_and_extra_key_and_exits_1()
     {
         using var dir = new TempDirectory("cli-load");

@@ -2,7 +2,9 @@
 // image file and is killed with SIGKILL at a seeded moment (after a seeded number of `durable`
 // lines); `debug load --verify` must then find every thread at or past the last transaction it
 // reported durable, with exactly the keys its counter calls for. Several rounds resume on the
-// same image, each recovering the previous crash.
+// same image, each recovering the previous crash. SIGTERM, unlike SIGKILL, is a request: the load
+// stops after each thread's current transaction, reports it durable and unmounts cleanly.
+using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.Versioning;
 using System.Text.Json;
@@ -33,10 +35,10 @@ public sealed class LoadKillTests(ITestOutputHelper output)
             using (var child = LoadProcess.Start(image,
                    [
                        "--threads", threads.ToString(CultureInfo.InvariantCulture), "--seed", seed.ToString(CultureInfo.InvariantCulture),
-                       "--keys", "500", "--value-bytes", "64", "--flush-every", flushEvery.ToString(CultureInfo.InvariantCulture), "--seconds", "120",
+                       "--keys", "500", "--value-bytes", "64", "--flush-every", flushEvery.ToString(CultureInfo.InvariantCulture), "--seconds", "300",
                    ]))
             {
-                var reached = child.WaitUntil((_, lines) => lines >= target, TimeSpan.FromSeconds(60));
+                var reached = child.WaitUntil((_, lines) => lines >= target, TimeSpan.FromSeconds(120));
                 Assert.True(reached && !child.HasExited, $"round {round}: the load stopped before {target} durable lines: {child.Stderr}");
                 child.Kill();
                 Assert.True(child.Killed, $"round {round}: the load exited by itself");
@@ -66,5 +68,36 @@ public sealed class LoadKillTests(ITestOutputHelper output)
         Assert.True(lastSeen > 0, "the rounds committed something");
         var fsck = CliRunner.Run("fsck", "-n", image);
         Assert.True(fsck.ExitCode == 0, fsck.ToString());
+    }
+
+    [Fact]
+    public void SIGTERM_stops_the_load_cleanly_with_every_thread_reported_durable()
+    {
+        using var dir = new TempDirectory("cli-load-term");
+        var image = CliImages.Formatted(dir);
+        using var child = LoadProcess.Start(image, ["--threads", "2", "--keys", "500", "--value-bytes", "64", "--flush-every", "3", "--seconds", "300"]);
+        // Both threads running (the signal handler is in place before the first line).
+        var started = child.WaitUntil((last, _) => last.Count == 2, TimeSpan.FromSeconds(120));
+        Assert.True(started && !child.HasExited, $"the load did not get going: {child.Stderr}");
+
+        using (var kill = Process.Start(new ProcessStartInfo("kill", ["-TERM", child.Pid.ToString(CultureInfo.InvariantCulture)]) { UseShellExecute = false })!)
+        {
+            kill.WaitForExit();
+            Assert.Equal(0, kill.ExitCode);
+        }
+        Assert.True(child.WaitForExit(TimeSpan.FromSeconds(120)), "the load did not stop within 120 s of SIGTERM");
+        Assert.True(child.ExitCode == 0, $"exit {child.ExitCode}: {child.Stderr}");
+        Assert.Equal("", child.Stderr);
+        Assert.EndsWith("stopped by SIGTERM; unmounted cleanly", child.OtherLines[^1], StringComparison.Ordinal);
+        var durable = child.LastDurable;
+        output.WriteLine($"stopped after {child.DurableLines} durable lines; last durable: {string.Join(", ", durable.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key}={kv.Value}"))}");
+
+        // A clean stop reports every thread's last transaction durable: the image holds exactly those.
+        var verify = CliRunner.Run("debug", "load", "--verify", "--json", image);
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+        using var doc = JsonDocument.Parse(verify.Out);
+        Assert.StartsWith("clean", doc.RootElement.GetProperty("recovery").GetString(), StringComparison.Ordinal);
+        foreach (var t in doc.RootElement.GetProperty("threads").EnumerateArray())
+            Assert.Equal(durable[t.GetProperty("thread").GetInt32()], t.GetProperty("recovered").GetInt64());
     }
 }
