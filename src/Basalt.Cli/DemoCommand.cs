@@ -79,6 +79,9 @@ internal static class DemoCommand
         private const int FlushEvery = 4;
         private const int ValueBytes = 100;
 
+        /// <summary>How long the child may take to start and report a durable commit of every thread (a busy machine is slow to start a process).</summary>
+        private static readonly TimeSpan s_startTimeout = TimeSpan.FromSeconds(60);
+
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private int _failures;
 
@@ -213,14 +216,14 @@ internal static class DemoCommand
             using var child = LoadProcess.Start(image,
             [
                 "--seed", Invariant(p.Seed), "--threads", Invariant(p.Threads), "--keys", Invariant(p.Keys),
-                "--value-bytes", Invariant(p.ValueBytes), "--flush-every", Invariant(FlushEvery), "--seconds", "30",
+                "--value-bytes", Invariant(p.ValueBytes), "--flush-every", Invariant(FlushEvery), "--seconds", "120",
             ]);
             Step($"started `basalt debug load` as pid {child.Pid}: {p.ToText()}, a flush every {FlushEvery} transactions");
-            var started = child.WaitUntil((durable, _) => durable.Count == p.Threads, TimeSpan.FromSeconds(25));
+            var started = child.WaitUntil((durable, _) => durable.Count == p.Threads, s_startTimeout);
             if (!started)
             {
                 child.Kill();
-                var why = child.Stderr is { Length: > 0 } err ? err.Split('\n')[^1] : "no durable commit within 25 s";
+                var why = child.Stderr is { Length: > 0 } err ? err.Split('\n')[^1] : $"no durable commit within {s_startTimeout.TotalSeconds:0} s";
                 throw new BasaltException(ErrorCode.IoError, $"the load (pid {child.Pid}) did not get going: {why}");
             }
             var running = Stopwatch.StartNew();
