@@ -57,8 +57,13 @@ internal sealed class CliContext
     /// <summary>Mount options every command that mounts read-write starts from.</summary>
     public Basalt.Fs.MountOptions WritableMount => new() { CheckWriteOnce = CheckWriteOnce };
 
-    /// <summary>Cancelled by the first Ctrl-C (fsck then exits 32).</summary>
+    /// <summary>Cancelled by the first Ctrl-C or SIGTERM (fsck then exits 32).</summary>
     public CancellationToken Cancellation { get; init; }
+
+    /// <summary>What cancelled <see cref="Cancellation"/>, for messages ("Ctrl-C", "SIGTERM").</summary>
+    public string StopSignal => StopSignalSource?.Invoke() ?? "cancellation";
+
+    public Func<string?>? StopSignalSource { get; init; }
 
     /// <summary>The command name used to prefix error lines ("basalt fsck: ...").</summary>
     public string CommandName { get; set; } = "basalt";

@@ -1,7 +1,8 @@
 // basalt debug corrupt IMAGE --target node|bset|key|superblock [--btree B] [--level L]
 //                      [--field F] [--mode zero|ones|random|bitflip] [--fix-csum] [--seed N]
 // Fault injection for tests and the corrupt-image corpus: the target is picked deterministically
-// from the seed, and the command prints exactly what it changed.
+// from the seed, and the command prints exactly what it changed. `debug load` (LoadCommand) is the
+// crash-testing load that goes with it.
 using System.CommandLine;
 using Basalt.Devices;
 using Basalt.Format;
@@ -12,8 +13,9 @@ internal static class DebugCommand
 {
     public static Command Create(CliContext cli)
     {
-        var debug = new Command("debug", "fault injection and inspection tools (they damage images on purpose)");
+        var debug = new Command("debug", "crash-testing tools: corrupt damages an image on purpose, load runs transactions to kill and verify");
         debug.Add(CreateCorrupt(cli));
+        debug.Add(LoadCommand.Create(cli));
         return debug;
     }
 

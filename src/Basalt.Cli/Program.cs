@@ -1,10 +1,11 @@
-// The `basalt` command line: format, show-super, list, fsck, debug corrupt and demo (DESIGN §7).
+// The `basalt` command line: format, show-super, list, fsck, debug corrupt, debug load and demo (DESIGN §7).
 // Program.Run is the in-process entry point the tests use; Main only attaches the console.
 // Rules every command follows: errors are one line on stderr saying what and where (--verbose
 // adds the stack trace); usage errors exit 16; fsck exits with fsck(8)'s bit flags; other
 // commands exit 0 (ok), 1 (a failure the user can act on) or 8 (operational error).
 using System.CommandLine;
 using System.CommandLine.Help;
+using System.Runtime.InteropServices;
 using Basalt.Fsck;
 
 namespace Basalt.Cli;
@@ -14,25 +15,29 @@ public static class Program
     public static int Main(string[] args)
     {
         using var cancel = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) =>
+        string? stoppedBy = null;
+        // The first Ctrl-C or SIGTERM asks the running command to stop cleanly (a load unmounts,
+        // fsck exits 32); a second one is left to do what it does by default: end the process.
+        bool Stop(string signal)
         {
-            // First Ctrl-C asks the running command to stop cleanly (fsck exits 32); a second one kills.
-            if (!cancel.IsCancellationRequested)
-            {
-                e.Cancel = true;
-                cancel.Cancel();
-            }
-        };
-        return Run(args, Console.Out, Console.Error, CliTerminal.FromConsole(), cancel.Token);
+            if (Interlocked.CompareExchange(ref stoppedBy, signal, null) is not null)
+                return false;
+            cancel.Cancel();
+            return true;
+        }
+        Console.CancelKeyPress += (_, e) => e.Cancel = Stop("Ctrl-C");
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = Stop("SIGTERM"));
+        return Run(args, Console.Out, Console.Error, CliTerminal.FromConsole(), cancel.Token, () => Volatile.Read(ref stoppedBy));
     }
 
     /// <summary>Runs the CLI in process with the given output writers (not a terminal).</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr) =>
         Run(args, stdout, stderr, CliTerminal.None, CancellationToken.None);
 
-    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, CliTerminal terminal, CancellationToken cancellation)
+    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, CliTerminal terminal, CancellationToken cancellation,
+        Func<string?>? stopSignal = null)
     {
-        var cli = new CliContext(stdout, stderr, terminal) { Cancellation = cancellation };
+        var cli = new CliContext(stdout, stderr, terminal) { Cancellation = cancellation, StopSignalSource = stopSignal };
         var root = CreateRoot(cli, out var verbose);
 
         // No response files: an IMAGE path may start with '@'.

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Basalt.Cli;
 using Basalt.Format;
 using Basalt.TestKit;
 
@@ -12,35 +13,56 @@ public sealed partial class DemoCommandTests
     public void Demo_passes_every_check_and_prints_numbers_from_the_run()
     {
         using var dir = new TempDirectory("cli-demo");
-        var operations = LongTests.Enabled ? 50_000 : 6000;
+        const int Keys = 300;
         const int Seed = 5;
-        var r = CliRunner.Run("demo", dir.Path, "--keys", operations.ToString(CultureInfo.InvariantCulture), "--seed", Seed.ToString(CultureInfo.InvariantCulture));
+        var r = CliRunner.Run("demo", dir.Path, "--keys", Keys.ToString(CultureInfo.InvariantCulture), "--seed", Seed.ToString(CultureInfo.InvariantCulture));
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Contains("demo passed", r.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("FAIL", r.Out, StringComparison.Ordinal);
         Assert.Contains("second fsck -n: clean", r.Out, StringComparison.Ordinal);
+        Assert.Contains("fsck -n after the kill: ", r.Out, StringComparison.Ordinal);
         var image = Path.Combine(dir.Path, "demo.img");
         Assert.True(File.Exists(image));
+        var p = new LoadParameters(Seed, 2, 100, Keys);
 
-        // The workload is seeded: replaying it gives the counts the demo must report.
-        var model = Workload.Replay(operations, Seed);
-        Assert.Contains($"workload: {operations} operations ({model.Inserts} inserts, {model.Overwrites} overwrites, {model.Deletes} deletes), " +
-                        $"{model.Keys.Count} keys live; synced", r.Out, StringComparison.Ordinal);
-        Assert.Equal(operations, model.Inserts + model.Overwrites + model.Deletes);
-        Assert.Matches($@"remounted: {model.Keys.Count} of {model.Keys.Count} keys intact, 0 missing, 0 wrong, 0 unexpected, depth [2-8]\n", r.Out);
+        // The child reported durable transactions; the recovery found each thread at or past them.
+        var killed = Killed().Match(r.Out);
+        Assert.True(killed.Success, r.Out);
+        Assert.True(int.Parse(killed.Groups["lines"].Value, CultureInfo.InvariantCulture) >= 2);
+        var durable = new[] { long.Parse(killed.Groups["d0"].Value, CultureInfo.InvariantCulture), long.Parse(killed.Groups["d1"].Value, CultureInfo.InvariantCulture) };
+        var recovered = Recovered().Match(r.Out);
+        Assert.True(recovered.Success, r.Out);
+        var k = new[] { long.Parse(recovered.Groups["k0"].Value, CultureInfo.InvariantCulture), long.Parse(recovered.Groups["k1"].Value, CultureInfo.InvariantCulture) };
+        Assert.Equal(durable[0], long.Parse(recovered.Groups["d0"].Value, CultureInfo.InvariantCulture));
+        Assert.Equal(durable[1], long.Parse(recovered.Groups["d1"].Value, CultureInfo.InvariantCulture));
+        Assert.True(k[0] >= durable[0] && k[1] >= durable[1], recovered.Value);
+        Assert.True(durable.Min() > 0, "both threads made commits durable before the kill");
+        Assert.Equal("0", recovered.Groups["differences"].Value);
+        Assert.InRange(int.Parse(recovered.Groups["depth"].Value, CultureInfo.InvariantCulture), 2, 8);
+
+        // The keys those counters call for, computed here: one counter per thread plus the live slots.
+        var expected = new SortedDictionary<Bpos, byte[]>();
+        for (var t = 0; t < 2; t++)
+        {
+            expected[LoadModel.CounterPos(t)] = LoadModel.CounterValue(p, t, k[t]);
+            foreach (var (slot, writer) in LoadModel.ExpectedSlots(p, t, k[t]))
+                expected[LoadModel.SlotPos(t, slot)] = LoadModel.Value(p, t, writer, slot);
+        }
+        Assert.Equal(expected.Count, long.Parse(recovered.Groups["keys"].Value, CultureInfo.InvariantCulture));
+        Assert.Contains($"{expected.Count} keys verified, 0 differences; unmounting cleanly", r.Out, StringComparison.Ordinal);
 
         var leaf = DamagedLeaf().Match(r.Out);
         Assert.True(leaf.Success, r.Out);
         Assert.True(Bpos.TryParse(leaf.Groups["min"].Value, out var min), leaf.Value);
         Assert.True(Bpos.TryParse(leaf.Groups["max"].Value, out var max), leaf.Value);
-        var inLeaf = model.Keys.Keys.Count(k => k >= min && k <= max);
+        var inLeaf = expected.Keys.Count(pos => pos >= min && pos <= max);
         Assert.Equal(inLeaf, int.Parse(leaf.Groups["keys"].Value, CultureInfo.InvariantCulture));
 
         var check = FsckSummary().Match(r.Out);
         Assert.True(check.Success, r.Out);
         var findings = int.Parse(check.Groups["findings"].Value, CultureInfo.InvariantCulture);
         Assert.True(findings > 0);
-        var findingLines = r.Out.Split('\n').SkipWhile(l => !l.Contains("] fsck -n:", StringComparison.Ordinal)).Skip(1)
+        var findingLines = r.Out.Split('\n').SkipWhile(l => !l.Contains("] fsck -n: ", StringComparison.Ordinal)).Skip(1)
             .TakeWhile(l => l.StartsWith("    ", StringComparison.Ordinal) && !l.TrimStart().StartsWith("ok", StringComparison.Ordinal)).Count();
         Assert.Equal(Math.Min(findings, 10) + (findings > 10 ? 1 : 0), findingLines);
 
@@ -48,23 +70,27 @@ public sealed partial class DemoCommandTests
         Assert.True(after.Success, r.Out);
         var intact = int.Parse(after.Groups["intact"].Value, CultureInfo.InvariantCulture);
         var lost = int.Parse(after.Groups["lost"].Value, CultureInfo.InvariantCulture);
-        Assert.Equal(model.Keys.Count, int.Parse(after.Groups["live"].Value, CultureInfo.InvariantCulture));
-        Assert.Equal(model.Keys.Count, intact + lost);
+        Assert.Equal(expected.Count, int.Parse(after.Groups["live"].Value, CultureInfo.InvariantCulture));
+        Assert.Equal(expected.Count, intact + lost);
         Assert.InRange(lost, 0, inLeaf);
 
-        // The image it leaves holds exactly the model's keys but those lost from the damaged leaf.
+        // The image it leaves holds exactly the expected keys but those lost from the damaged leaf.
         var list = CliRunner.Succeeds("list", "--btree", "test", "--json", image);
         using var doc = JsonDocument.Parse(list.Out);
-        Assert.Equal(intact, doc.RootElement.GetProperty("count").GetInt32());
+        var listed = 0;
         foreach (var key in doc.RootElement.GetProperty("keys").EnumerateArray())
         {
             Assert.True(Bpos.TryParse(key.GetProperty("pos").GetString(), out var pos));
-            Assert.True(model.Keys.TryGetValue(pos, out var value), $"{pos.ToText()} was never written or was deleted");
+            if (pos == LoadModel.ParametersPos)
+                continue;
+            Assert.True(expected.TryGetValue(pos, out var value), $"{pos.ToText()} is not a key of transactions 1..k");
             Assert.Equal(value.Length, key.GetProperty("value_length").GetInt32());
             Assert.StartsWith($"{value.Length} bytes {Convert.ToHexStringLower(value.AsSpan(0, Math.Min(16, value.Length)))}",
                 key.GetProperty("value").GetString(), StringComparison.Ordinal);
             Assert.False(pos >= min && pos <= max && lost == inLeaf, $"{pos.ToText()} in the dropped leaf survived");
+            listed++;
         }
+        Assert.Equal(intact, listed);
 
         // The error counters it prints are the superblock's.
         var show = CliRunner.Succeeds("show-super", "--json", image);
@@ -129,57 +155,13 @@ public sealed partial class DemoCommandTests
         Assert.Contains("--force", demo.Out, StringComparison.Ordinal);
     }
 
-    /// <summary>
-    /// The demo's workload written out again: a seeded mix of 60 % inserts at random positions,
-    /// 25 % overwrites and 15 % deletes of live keys, mirrored in a model (DemoCommand.Fill).
-    /// </summary>
-    private sealed record Workload(SortedDictionary<Bpos, byte[]> Keys, int Inserts, int Overwrites, int Deletes)
-    {
-        public static Workload Replay(int operations, int seed)
-        {
-            var random = new Random(seed);
-            var keys = new SortedDictionary<Bpos, byte[]>();
-            var live = new List<Bpos>();
-            int inserts = 0, overwrites = 0, deletes = 0;
-            for (var i = 0; i < operations; i++)
-            {
-                var roll = random.Next(100);
-                if (live.Count == 0 || roll < 60)
-                {
-                    var pos = new Bpos((ulong)random.Next(1, 65), (ulong)random.Next(0, 1_000_000));
-                    var value = Value(random);
-                    if (keys.TryAdd(pos, value))
-                        live.Add(pos);
-                    else
-                        keys[pos] = value;
-                    inserts++;
-                }
-                else if (roll < 85)
-                {
-                    keys[live[random.Next(live.Count)]] = Value(random);
-                    overwrites++;
-                }
-                else
-                {
-                    var index = random.Next(live.Count);
-                    keys.Remove(live[index]);
-                    live[index] = live[^1];
-                    live.RemoveAt(live.Count - 1);
-                    deletes++;
-                }
-            }
-            return new Workload(keys, inserts, overwrites, deletes);
-        }
+    [GeneratedRegex(@"killed pid \d+ with SIGKILL [0-9.]+ s after every thread's first durable commit: (?<lines>\d+) durable lines read; durable: thread 0 up to transaction (?<d0>\d+), thread 1 up to transaction (?<d1>\d+)\n")]
+    private static partial Regex Killed();
 
-        private static byte[] Value(Random random)
-        {
-            var value = new byte[random.Next(8, 65)];
-            random.NextBytes(value);
-            return value;
-        }
-    }
+    [GeneratedRegex(@"recovered: thread 0 at transaction (?<k0>\d+) \(durable (?<d0>\d+)\), thread 1 at transaction (?<k1>\d+) \(durable (?<d1>\d+)\); (?<keys>\d+) keys verified, (?<differences>\d+) differences, depth (?<depth>\d+)\n")]
+    private static partial Regex Recovered();
 
-    [GeneratedRegex(@"the damaged leaf covers (?<min>\S+)\.\.(?<max>\S+): (?<keys>\d+) keys of the model live there")]
+    [GeneratedRegex(@"the damaged leaf covers (?<min>\S+)\.\.(?<max>\S+): (?<keys>\d+) keys of the load live there")]
     private static partial Regex DamagedLeaf();
 
     [GeneratedRegex(@"\] fsck -n: \S+: (?<findings>\d+) findings? ")]
