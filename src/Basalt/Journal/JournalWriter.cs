@@ -423,7 +423,7 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
             open.CloseRecord();
             open.Commits++;
             seq = open.Seq;
-            _committed = seq;
+            CommittedLocked(seq);
             _commits++;
             if (flush)
                 _flushCommits++;
@@ -453,9 +453,21 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                 _roots[btree] = root;
             open.Commits++;
             seq = open.Seq;
-            _committed = seq;
+            CommittedLocked(seq);
             return true;
         }
+    }
+
+    /// <summary>Records a commit at <paramref name="seq"/> (lock held).</summary>
+    private void CommittedLocked(ulong seq)
+    {
+        // The writer thread waits without a timeout while everything committed is durable; the
+        // first commit after that must wake it, or the flush delay never starts counting and a
+        // commit nobody flushes stays in memory until some other event wakes the writer.
+        var wasIdle = _committed <= _durable;
+        _committed = seq;
+        if (wasIdle)
+            Monitor.PulseAll(_lock);
     }
 
     /// <summary>
