@@ -15,7 +15,9 @@
 // replay causes are ordinary pending interior edits, journaled by write-back once the journal
 // has started. In tolerant mode (fsck, read-only mounts) a key that cannot be replayed because a
 // node on its path is unreadable is set aside, its seq stays pinned, and RetryReplay tries again
-// after topology repair.
+// after topology repair. fsck checkpoints before that retry: a checkpoint covers every seq
+// replayed at mount, so a key retried after one pins nothing (there is no entry left to keep);
+// it lives in memory, in a dirty node or set aside again, until the next checkpoint.
 using Basalt.Btree.Node;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -30,15 +32,18 @@ public sealed record ReplayFailure(ReplayKey Key, string Reason);
 
 public sealed partial class BtreeEngine
 {
-    private readonly List<ReplayFailure> _unreplayed = [];
+    private readonly List<(ReplayFailure Failure, bool Pinned)> _unreplayed = [];
 
-    /// <summary>Keys set aside by a tolerant replay (their seqs stay pinned until RetryReplay).</summary>
+    /// <summary>The journal seq the newest checkpoint covered (0: none since mount).</summary>
+    private ulong _checkpointedSeq;
+
+    /// <summary>Keys set aside by a tolerant replay (their seqs stay pinned until RetryReplay, unless a checkpoint covered them).</summary>
     public IReadOnlyList<ReplayFailure> Unreplayed
     {
         get
         {
             lock (_writerGate)
-                return [.. _unreplayed];
+                return [.. _unreplayed.Select(u => u.Failure)];
         }
     }
 
@@ -57,15 +62,13 @@ public sealed partial class BtreeEngine
         List<ReplayFailure> again;
         lock (_writerGate)
         {
-            again = [.. _unreplayed];
-            foreach (var f in again)
-                _journal.Unpin(f.Key.Seq);
-            _unreplayed.Clear();
+            again = [.. _unreplayed.Select(u => u.Failure)];
+            UnpinUnreplayed();
         }
         foreach (var f in again.OrderByDescending(f => f.Key.Update.Level))
             ReplayOne(f.Key, tolerant: true);
         lock (_writerGate)
-            return [.. _unreplayed];
+            return [.. _unreplayed.Select(u => u.Failure)];
     }
 
     /// <summary>Gives up on the keys still set aside: their pins are released (the caller reports them lost).</summary>
@@ -73,12 +76,31 @@ public sealed partial class BtreeEngine
     {
         lock (_writerGate)
         {
-            var lost = _unreplayed.ToList();
-            foreach (var f in lost)
-                _journal.Unpin(f.Key.Seq);
-            _unreplayed.Clear();
+            var lost = _unreplayed.Select(u => u.Failure).ToList();
+            UnpinUnreplayed();
             return lost;
         }
+    }
+
+    /// <summary>Releases the pins the set-aside keys hold and forgets them (writer gate held).</summary>
+    private void UnpinUnreplayed()
+    {
+        foreach (var (f, pinned) in _unreplayed)
+        {
+            if (pinned)
+                _journal.Unpin(f.Key.Seq);
+        }
+        _unreplayed.Clear();
+    }
+
+    /// <summary>A replayed key still needs its entry: no checkpoint has covered its seq yet.</summary>
+    private bool NeedsPin(ulong seq) => seq > Volatile.Read(ref _checkpointedSeq);
+
+    /// <summary>A checkpoint made every commit up to <paramref name="seq"/> part of the btrees on disk.</summary>
+    private void CheckpointCovered(ulong seq)
+    {
+        if (seq > _checkpointedSeq)
+            Volatile.Write(ref _checkpointedSeq, seq);
     }
 
     private void ReplayOne(ReplayKey key, bool tolerant)
@@ -92,8 +114,10 @@ public sealed partial class BtreeEngine
         {
             lock (_writerGate)
             {
-                _journal.Pin(key.Seq);
-                _unreplayed.Add(new ReplayFailure(key, ex.Message));
+                var pinned = NeedsPin(key.Seq);
+                if (pinned)
+                    _journal.Pin(key.Seq);
+                _unreplayed.Add((new ReplayFailure(key, ex.Message), pinned));
             }
         }
     }
@@ -148,7 +172,12 @@ public sealed partial class BtreeEngine
                         throw new InvalidOperationException($"journal replay of {u.ToText()}: node miss after the descent");
                 }
                 if (engine.FindNode(tree, u.Level, u.Key.Pos, out var now, out _) == FindResult.Found && now.IsDirty)
-                    engine.PinNode(now, key.Seq);
+                {
+                    if (engine.NeedsPin(key.Seq))
+                        engine.PinNode(now, key.Seq);
+                    else if (key.Seq > now.MaxSeq)
+                        now.MaxSeq = key.Seq;
+                }
                 if (u.Level > 0)
                     engine.ReplayedPointer(u, oldChild);
                 engine._cache.Tick();

@@ -337,6 +337,7 @@ public sealed partial class BtreeEngine
             {
                 _emergency.EnterAndThrow(ex);
             }
+            CheckpointCovered(seq);
             _lock.EnterWriteLock();
             try
             {

@@ -423,7 +423,7 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
             open.CloseRecord();
             open.Commits++;
             seq = open.Seq;
-            _committed = seq;
+            CommittedLocked(seq);
             _commits++;
             if (flush)
                 _flushCommits++;
@@ -453,9 +453,21 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                 _roots[btree] = root;
             open.Commits++;
             seq = open.Seq;
-            _committed = seq;
+            CommittedLocked(seq);
             return true;
         }
+    }
+
+    /// <summary>Records a commit at <paramref name="seq"/> (lock held).</summary>
+    private void CommittedLocked(ulong seq)
+    {
+        // The writer thread waits without a timeout while everything committed is durable; the
+        // first commit after that must wake it, or the flush delay never starts counting and a
+        // commit nobody flushes stays in memory until some other event wakes the writer.
+        var wasIdle = _committed <= _durable;
+        _committed = seq;
+        if (wasIdle)
+            Monitor.PulseAll(_lock);
     }
 
     /// <summary>
@@ -615,7 +627,7 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                 if (flush)
                     _flushRequested = Math.Max(_flushRequested, _committed);
             }
-            return WriteNext(manualFlush: flush);
+            return WriteNext(manualFlush: flush, closeOpen: true);
         }
     }
 
@@ -740,9 +752,10 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
 
     /// <summary>
     /// Takes the next entry to write (waiting for one in threaded mode) and writes it. Returns false
-    /// when there is nothing to do (manual mode) or the writer stops.
+    /// when there is nothing to do (manual mode) or the writer stops. <paramref name="closeOpen"/>
+    /// (a step) closes an open entry holding commits when no closed one waits.
     /// </summary>
-    private bool WriteNext(bool manualFlush)
+    private bool WriteNext(bool manualFlush, bool closeOpen = false)
     {
         JournalEntryBuilder entry;
         bool flush;
@@ -759,7 +772,9 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                 // The flush delay is a timer: the deterministic step mode has none.
                 var due = !_options.Manual && _committed > _durable && _clock.Elapsed - _lastFlush >= _options.FlushDelay;
                 var needFlush = _flushRequested > _durable || due || (manualFlush && _committed > _durable);
-                if (needFlush && _open is { Commits: > 0 })
+                // A step without a flush must still write what was committed: otherwise a no-flush
+                // entry is only ever written when it fills up, and Step(flush: false) does nothing.
+                if ((needFlush || (closeOpen && _closed.Count == 0)) && _open is { Commits: > 0 })
                     CloseOpen();
                 if (needFlush && _closed.Count == 0 && _open is null && _written > _durable && _committed > _durable)
                 {

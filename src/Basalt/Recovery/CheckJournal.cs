@@ -3,8 +3,12 @@
 // the longest trustworthy prefix, blacklisted what follows, and reported any seq a flush had made
 // durable that it could not replay. This pass reports those decisions; a later fsck checkpoint
 // makes them permanent (the damaged entries fall below the checkpoint seq and are never read
-// again). Torn or damaged entries after the newest flush entry, and unflushed entries dropped,
-// are the normal trace of a crash: counted, not findings.
+// again). A damaged entry is a finding when replay needed it (its seq lies in the range a flush
+// had made durable that could not be replayed; the missing-entries finding reports that range),
+// a last_seq past its entry's seq when replay used the entry. Torn or damaged entries after the
+// newest flush entry, entries older than the replay window or below the checkpoint, and
+// unflushed entries dropped are the normal trace of a crash or of an earlier repair: counted,
+// not findings.
 //
 // Keys replay could not apply because a node on their path was unreadable are retried after
 // topology repair (RetryUnreplayed); those that still fail are findings, dropped when repaired.
@@ -32,22 +36,25 @@ public static class CheckJournal
             reporter.Count("check_journal: unflushed entries dropped (crash trace)", report.DroppedUnflushed);
         foreach (var damage in report.Damage)
         {
-            var where = $"{device}: journal{(damage.Location is { } l ? " " + l.ToText() : "")}";
-            switch (damage.Id)
+            if (!IsFinding(report, damage))
             {
-                case FsckErrorId.JournalEntriesMissing:
-                case FsckErrorId.JournalSeqBlacklistedFlush:
-                case FsckErrorId.JournalCleanMismatch:
-                case FsckErrorId.JournalLastSeqNewerThanSeq:
-                    reporter.Report(damage.Id, where, (damage.Seq is { } s ? $"seq {s}: " : "") + damage.Detail);
-                    break;
-                default:
-                    // A torn last write, or an entry nothing needs: not a finding.
-                    reporter.Count("check_journal: torn or damaged entries outside the replay window");
-                    break;
+                reporter.Count("check_journal: torn or damaged entries outside the replay window");
+                continue;
             }
+            var where = $"{device}: journal{(damage.Location is { } l ? " " + l.ToText() : "")}";
+            reporter.Report(damage.Id, where, (damage.Seq is { } s ? $"seq {s}: " : "") + damage.Detail);
         }
     }
+
+    /// <summary>Whether recovery's <paramref name="damage"/> is a finding (see the file comment) or only counted.</summary>
+    private static bool IsFinding(RecoveryReport report, JournalDamage damage) => damage.Id switch
+    {
+        FsckErrorId.JournalEntriesMissing or FsckErrorId.JournalSeqBlacklistedFlush or FsckErrorId.JournalCleanMismatch => true,
+        FsckErrorId.JournalEntryBadChecksum or FsckErrorId.JournalEntryBadHeader or FsckErrorId.JournalEntryBadRecord =>
+            damage.Seq is { } seq && report.Lost is { } lost && lost.Contains(seq),
+        FsckErrorId.JournalLastSeqNewerThanSeq => damage.Seq is { } seq && report.Replayed is { } replayed && replayed.Contains(seq),
+        _ => false,
+    };
 
     /// <summary>
     /// After topology repair: replays the keys recovery set aside once more; each that still fails is
