@@ -199,7 +199,12 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
         _checkpointSeq = start.CheckpointSeq;
         _blacklist = [.. start.Blacklist];
         if (start.NewBlacklist is { } fresh)
+        {
+            // Recovery's new range holds from this mount on: a bset carrying one of its seqs is
+            // ignored now, as every later mount will ignore it.
+            _blacklist.Add(fresh);
             _blacklistToWrite.Add(fresh);
+        }
         foreach (var d in BtreeIds.All)
             _roots[d.Id] = null;
         foreach (var r in start.Roots)

@@ -15,10 +15,23 @@ namespace Basalt.Tests.Journal;
 
 public sealed class JournalWriterTests(ITestOutputHelper output)
 {
+    [Fact]
+    public void The_range_recovery_blacklisted_holds_from_the_mount_that_made_it()
+    {
+        // Nodes read right after recovery must ignore bsets of the seqs recovery gave up, as every
+        // later mount (which finds the range in the superblock and the journal) will.
+        using var h = new Harness(newBlacklist: new SeqRange(5, 9), nextSeq: 10);
+        Assert.False(h.Writer.IsBlacklisted(4));
+        Assert.True(h.Writer.IsBlacklisted(5));
+        Assert.True(h.Writer.IsBlacklisted(9));
+        Assert.False(h.Writer.IsBlacklisted(10));
+        Assert.Contains(new SeqRange(5, 9), h.Writer.Blacklist);
+    }
+
     /// <summary>A started journal writer over a ring of small buckets.</summary>
     private sealed class Harness : IDisposable
     {
-        public Harness(int buckets = 8, int bucketSize = 8192, JournalOptions? options = null)
+        public Harness(int buckets = 8, int bucketSize = 8192, JournalOptions? options = null, SeqRange? newBlacklist = null, ulong nextSeq = 1)
         {
             Ring = new JournalRing([new BucketRange(1, (ulong)buckets)], bucketSize);
             Memory = new MemoryBlockDevice((long)(buckets + 4) * bucketSize, "journal.img");
@@ -26,14 +39,15 @@ public sealed class JournalWriterTests(ITestOutputHelper output)
             Tracking = new FlushTrackingDevice(Recording);
             Writer = new JournalWriter(Tracking, Ring, new JournalStart
             {
-                NextSeq = 1,
+                NextSeq = nextSeq,
                 RingIndex = 0,
                 BucketNewestSeq = new ulong[buckets],
-                DurableSeq = 0,
-                LastSeq = 1,
-                CheckpointSeq = 0,
+                DurableSeq = nextSeq - 1,
+                LastSeq = nextSeq,
+                CheckpointSeq = nextSeq - 1,
                 Roots = [],
                 Blacklist = [],
+                NewBlacklist = newBlacklist,
             }, options ?? new JournalOptions { Manual = true }, Emergency, Magic, ChecksumType.Crc32C, BlockSize);
             Writer.Start();
         }
