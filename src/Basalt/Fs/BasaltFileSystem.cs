@@ -76,7 +76,7 @@ public sealed partial class BasaltFileSystem : IDisposable
         _ownedDevice = ownedDevice;
         SuperblockRead = read;
         Geometry = MountCore.GeometryOf(read.Superblock);
-        _core = MountCore.Open(device, read.Superblock, options.ToRecovery());
+        _core = MountCore.Open(device, read, options.ToRecovery());
     }
 
     /// <summary>The device the filesystem reads and writes (an overlay for read-only mounts by path).</summary>

@@ -7,6 +7,14 @@
 // node area, or at a misaligned slot, is reported (SbRootInvalid) and, when repaired, dropped so
 // its btree reads as empty instead of leading every later pass into garbage.
 //
+// The trace of a crash during a superblock write is not a finding: the copies before the
+// frontier are new, the one at it may be torn, the rest are one seq older. SuperblockIo.Read
+// recognises exactly those states (InterruptedWrite: a torn copy's new sectors must be the new
+// version's bytes and its old sectors must match the sector checksums the new version recorded
+// of the one it replaced), so a flipped bit or any other damage, in any copy, stays a finding.
+// Such a trace is counted, and a writing run finishes the write (rewrites the copies from the
+// winner) without a finding.
+//
 // No good copy at all is not a finding but an operational error: there is nothing to repair from.
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -31,22 +39,17 @@ public static class CheckSuperblock
                 $"{device.Name}: the device is {device.Size} bytes but the filesystem was made for {sb.DeviceSize} bytes (truncated?)");
         }
 
-        if (InterruptedWrite(read))
+        var interrupted = read.InterruptedWrite is not null;
+        if (interrupted)
         {
-            // The trace of a crash during a superblock write (copies are written one at a time,
-            // flushed in between): the copies before the frontier are new, the one at it may be
-            // torn, the rest are one seq older. Not a finding; a repairing run finishes the write.
             reporter.Count("check_superblock: superblock write interrupted by a crash (copies finished)");
             if (context.Options.Writes)
-            {
-                foreach (var copy in read.Copies.Where(c => c.Status != CopyStatus.Good))
-                    SuperblockIo.WriteCopy(device, sb, copy.Index);
-            }
+                SuperblockIo.FinishInterruptedWrite(device, read);
         }
 
         foreach (var copy in read.Copies)
         {
-            if (copy.FsckError is not { } id || InterruptedWrite(read))
+            if (copy.FsckError is not { } id || interrupted)
                 continue;
             var where = $"{device.Name}: superblock copy {copy.Index} at byte {copy.Offset}";
             var detail = copy.Status == CopyStatus.Stale
@@ -66,37 +69,9 @@ public static class CheckSuperblock
                 roots = roots.WithRoot(root.Btree, null);
         }
         if (!ReferenceEquals(roots, sb))
-            sb = SuperblockIo.Write(device, roots);
+            sb = SuperblockIo.Write(device, roots, read.SectorChecksums, DateTimeOffset.UtcNow);
 
         context.SuperblockRead = ReferenceEquals(roots, read.Superblock) ? read : SuperblockIo.Read(device);
-    }
-
-    /// <summary>
-    /// True when the copies show exactly the state a crash leaves in the middle of a superblock write:
-    /// in layout order, good copies of the newest seq, then at most one torn copy (bad checksum) or
-    /// one copy of the previous seq, then copies of the previous seq; and at least one not good.
-    /// </summary>
-    internal static bool InterruptedWrite(SuperblockReadResult read)
-    {
-        var newest = read.Superblock.Seq;
-        var copies = read.Copies;
-        var f = 0;
-        while (f < copies.Count && copies[f].Status == CopyStatus.Good)
-            f++;
-        if (f == copies.Count)
-            return false;
-        if (f == 0)
-        {
-            // The first copy of a new write is torn; every other copy still holds the newest one.
-            return copies[0].Status == CopyStatus.BadChecksum && copies.Skip(1).All(c => c.Status == CopyStatus.Good);
-        }
-        var i = copies[f].Status == CopyStatus.BadChecksum ? f + 1 : f;
-        for (; i < copies.Count; i++)
-        {
-            if (copies[i].Status != CopyStatus.Stale || copies[i].Seq != newest - 1)
-                return false;
-        }
-        return true;
     }
 
     /// <summary>Why a root cannot be followed, or null when it is plausible.</summary>

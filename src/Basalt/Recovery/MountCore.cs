@@ -143,18 +143,22 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
 
     public bool ReadOnly => _options.ReadOnly;
 
-    /// <summary>Recovers the filesystem whose superblock <paramref name="sb"/> was read from <paramref name="device"/>.</summary>
-    public static MountCore Open(IBlockDevice device, Superblock sb, RecoveryOptions options)
+    /// <summary>Recovers the filesystem whose superblock <paramref name="read"/> found on <paramref name="device"/>.</summary>
+    public static MountCore Open(IBlockDevice device, SuperblockReadResult read, RecoveryOptions options)
     {
         ArgumentNullException.ThrowIfNull(device);
-        ArgumentNullException.ThrowIfNull(sb);
+        ArgumentNullException.ThrowIfNull(read);
         ArgumentNullException.ThrowIfNull(options);
+        var sb = read.Superblock;
         var clock = Stopwatch.StartNew();
         var emergency = new EmergencyState();
         var tracking = new FlushTrackingDevice(device);
-        var core = new MountCore(options, tracking, new SuperblockStore(tracking, sb, emergency, options.ReadOnly), emergency);
+        var core = new MountCore(options, tracking, new SuperblockStore(tracking, read, emergency, options.ReadOnly), emergency);
         try
         {
+            // A writable mount first finishes a superblock write a crash cut short, so the next
+            // write replaces the same version in every copy (and records it, docs/format.md).
+            core.Superblocks.FinishInterruptedWrite(read);
             core.Recover(sb, clock);
             return core;
         }

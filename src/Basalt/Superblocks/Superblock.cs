@@ -134,6 +134,14 @@ public sealed record Superblock
     /// <summary>Sections of unknown type, rewritten unchanged after the known ones.</summary>
     public IReadOnlyList<UnknownSection> UnknownSections { get; init; } = [];
 
+    /// <summary>
+    /// crc32c of each 512-byte sector of the encoded copy this superblock replaced on disk (sector 0
+    /// with its csum and offset fields read as zero, so every copy of one version gives the same
+    /// list); empty when it replaced none (format). <see cref="SuperblockIo.Write(Devices.IBlockDevice, Superblock, IReadOnlyList{uint}, DateTimeOffset)"/>
+    /// sets it; <see cref="InterruptedWrite"/> uses it to tell a copy torn by a crash from a damaged one.
+    /// </summary>
+    public IReadOnlyList<uint> PreviousSectors { get; init; } = [];
+
     // ---- Derived -------------------------------------------------------------------------
 
     public Member Member => Members[DeviceIndex];
@@ -238,6 +246,10 @@ public sealed record Superblock
         Line("error counters:", ErrorCounters.Count == 0 ? "none" : ErrorCounters.Count.ToString(CultureInfo.InvariantCulture));
         foreach (var e in ErrorCounters)
             Line("", e.ToText());
+        Line("previous version:", PreviousSectors.Count == 0 ? "none (written by format)" :
+            $"{PreviousSectors.Count * FormatLimits.SectorSize} bytes, crc32c of each 512: " +
+            string.Join(" ", PreviousSectors.Take(8).Select(c => c.ToString("x8", CultureInfo.InvariantCulture))) +
+            (PreviousSectors.Count > 8 ? " …" : ""));
         foreach (var s in UnknownSections)
             Line("unknown section:", $"type {s.Type}, {s.Payload.Length} bytes (kept)");
         return sb.ToString();

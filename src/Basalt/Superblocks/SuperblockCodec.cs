@@ -70,6 +70,7 @@ public static class SuperblockCodec
     public static int EncodedSize(Superblock sb)
     {
         long size = HeaderSize;
+        size += SectionHeaderSize + Pad8(PreviousSectorsHeaderSize + (PreviousSectorEntrySize * sb.PreviousSectors.Count));
         size += SectionHeaderSize + MembersHeaderSize + (MemberEntrySize * (long)sb.Members.Count);
         size += SectionHeaderSize + JournalHeaderSize + (JournalRangeSize * (long)sb.JournalBuckets.Count);
         size += SectionHeaderSize + RootsHeaderSize;
@@ -123,8 +124,15 @@ public static class SuperblockCodec
 
         var at = HeaderSize;
 
+        // Previous sectors: first, so that sector 0 of every copy holds its count and first entries
+        // (InterruptedWrite reads them from a copy torn after its first sector).
+        var s = BeginSection(b, ref at, SectionType.PreviousSectors, PreviousSectorsHeaderSize + (PreviousSectorEntrySize * sb.PreviousSectors.Count));
+        BinaryPrimitives.WriteUInt32LittleEndian(s, (uint)sb.PreviousSectors.Count);
+        for (var i = 0; i < sb.PreviousSectors.Count; i++)
+            BinaryPrimitives.WriteUInt32LittleEndian(s[(PreviousSectorsHeaderSize + (i * PreviousSectorEntrySize))..], sb.PreviousSectors[i]);
+
         // Members
-        var s = BeginSection(b, ref at, SectionType.Members, MembersHeaderSize + (MemberEntrySize * sb.Members.Count));
+        s = BeginSection(b, ref at, SectionType.Members, MembersHeaderSize + (MemberEntrySize * sb.Members.Count));
         BinaryPrimitives.WriteUInt32LittleEndian(s, (uint)sb.Members.Count);
         BinaryPrimitives.WriteUInt32LittleEndian(s[4..], MemberEntrySize);
         for (var i = 0; i < sb.Members.Count; i++)
@@ -228,6 +236,52 @@ public static class SuperblockCodec
     }
 
     private static int Pad8(int n) => (n + 7) & ~7;
+
+    // ---- Sector checksums ----------------------------------------------------------------------
+
+    /// <summary>
+    /// crc32c of each 512-byte sector of an encoded copy, zero-padded to whole sectors (the bytes
+    /// the encoder writes): what <see cref="Superblock.PreviousSectors"/> records of the version a
+    /// write replaces. Sector 0 is summed with its csum and offset fields read as zero, the only
+    /// bytes in which the copies of one version differ. crc32c whatever the superblock's own
+    /// checksum type: it only has to tell a sector's old bytes from anything else.
+    /// </summary>
+    public static uint[] SectorChecksums(ReadOnlySpan<byte> encoded)
+    {
+        var sectors = (encoded.Length + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize;
+        var sums = new uint[sectors];
+        Span<byte> sector = stackalloc byte[FormatLimits.SectorSize];
+        for (var i = 0; i < sectors; i++)
+        {
+            var start = i * FormatLimits.SectorSize;
+            var part = encoded[start..Math.Min(encoded.Length, start + FormatLimits.SectorSize)];
+            sector.Clear();
+            part.CopyTo(sector);
+            sums[i] = SectorChecksum(sector, i);
+        }
+        return sums;
+    }
+
+    /// <summary>crc32c of one whole sector of a copy, the way <see cref="SectorChecksums(ReadOnlySpan{byte})"/> sums sector <paramref name="index"/>.</summary>
+    public static uint SectorChecksum(ReadOnlySpan<byte> sector, int index)
+    {
+        if (sector.Length != FormatLimits.SectorSize)
+            throw new ArgumentException($"a sector is {FormatLimits.SectorSize} bytes, not {sector.Length}", nameof(sector));
+        if (index != 0)
+            return Crc32C.Compute(sector);
+        Span<byte> first = stackalloc byte[FormatLimits.SectorSize];
+        sector.CopyTo(first);
+        first.Slice(ChecksumOffset, 8).Clear();
+        first.Slice(CopyOffsetOffset, 8).Clear();
+        return Crc32C.Compute(first);
+    }
+
+    /// <summary>The sector checksums of <paramref name="sb"/> as the encoder writes it (any copy: they agree).</summary>
+    public static uint[] SectorChecksums(Superblock sb)
+    {
+        ArgumentNullException.ThrowIfNull(sb);
+        return SectorChecksums(Encode(sb, sb.CopyOffsets.Count > 0 ? sb.CopyOffsets[0] : FirstCopyOffset));
+    }
 
     // ---- Decode --------------------------------------------------------------------------
 
@@ -363,6 +417,7 @@ public static class SuperblockCodec
         CleanInfo clean = CleanInfo.Empty;
         ErrorCounter[] errors = [];
         long[]? layout = null;
+        uint[] previous = [];
         var unknown = new List<UnknownSection>();
         var seen = new HashSet<uint>();
 
@@ -388,6 +443,7 @@ public static class SuperblockCodec
                 SectionType.ErrorCounters => ParseErrors(payload, out errors),
                 SectionType.Layout => ParseLayout(payload, out layout),
                 SectionType.JournalBlacklist => ParseBlacklist(payload, out blacklist),
+                SectionType.PreviousSectors => ParsePreviousSectors(payload, out previous),
                 _ => null,
             };
             if (p is not null)
@@ -433,6 +489,7 @@ public static class SuperblockCodec
             ErrorCounters = errors,
             CopyOffsets = layout,
             UnknownSections = unknown,
+            PreviousSectors = previous,
         };
         return null;
     }
@@ -446,6 +503,7 @@ public static class SuperblockCodec
         SectionType.ErrorCounters => "error_counters",
         SectionType.Layout => "layout",
         SectionType.JournalBlacklist => "journal_blacklist",
+        SectionType.PreviousSectors => "previous_sectors",
         _ => $"type {(uint)type}",
     };
 
@@ -527,6 +585,23 @@ public static class SuperblockCodec
                 return $"range {i} ({list[i].First}..{list[i].Last}) is empty, unsorted or overlaps the one before";
         }
         ranges = list;
+        return null;
+    }
+
+    private static string? ParsePreviousSectors(ReadOnlySpan<byte> p, out uint[] sums)
+    {
+        sums = [];
+        if (p.Length < PreviousSectorsHeaderSize)
+            return "shorter than its header";
+        var count = BinaryPrimitives.ReadUInt32LittleEndian(p);
+        if (count > MaxPreviousSectors)
+            return $"{count} sector checksums (a copy has at most {MaxPreviousSectors} sectors)";
+        if ((long)count * PreviousSectorEntrySize > p.Length - PreviousSectorsHeaderSize)
+            return $"{count} sector checksums do not fit in {p.Length - PreviousSectorsHeaderSize} bytes";
+        var list = new uint[count];
+        for (var i = 0; i < count; i++)
+            list[i] = BinaryPrimitives.ReadUInt32LittleEndian(p[(PreviousSectorsHeaderSize + (i * PreviousSectorEntrySize))..]);
+        sums = list;
         return null;
     }
 

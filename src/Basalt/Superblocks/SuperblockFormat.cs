@@ -6,6 +6,8 @@
 // The folder and namespace are Superblocks (plural): a type named Superblock inside a namespace
 // Basalt.Superblock would be shadowed by the namespace for every caller elsewhere under Basalt.*
 // (C# name lookup finds the namespace first).
+using Basalt.Format;
+
 namespace Basalt.Superblocks;
 
 public static class SuperblockFormat
@@ -150,6 +152,14 @@ public static class SuperblockFormat
 
     // Layout payload: {u32 copy_count, u32 copy_size} then copy_count u64 byte offsets, ascending.
     public const int LayoutHeaderSize = 8;
+
+    // Previous-sectors payload: {u32 count, u32 reserved} then count u32 crc32c, one per 512-byte
+    // sector of the encoded copy this superblock replaced (sector 0 with csum and offset read as
+    // zero). The encoder writes it first, right after the header, so the first sector of every copy
+    // holds its count and first entries.
+    public const int PreviousSectorsHeaderSize = 8;
+    public const int PreviousSectorEntrySize = 4;
+    public const int MaxPreviousSectors = CopySize / FormatLimits.SectorSize;
 }
 
 /// <summary>A named field of the superblock's fixed header: its byte offset inside a copy and its size.</summary>
@@ -172,6 +182,8 @@ public enum SectionType : uint
     Layout = 6,
     /// <summary>Journal seq ranges written but never flushed before a crash: never replayed.</summary>
     JournalBlacklist = 7,
+    /// <summary>crc32c of each sector of the superblock this one replaced: tells a torn copy from a damaged one.</summary>
+    PreviousSectors = 8,
 }
 
 /// <summary>Header flag bits. Permanent numbers.</summary>
