@@ -15,7 +15,9 @@
 // replay causes are ordinary pending interior edits, journaled by write-back once the journal
 // has started. In tolerant mode (fsck, read-only mounts) a key that cannot be replayed because a
 // node on its path is unreadable is set aside, its seq stays pinned, and RetryReplay tries again
-// after topology repair.
+// after topology repair. fsck checkpoints between the two: a seq a checkpoint of this mount covers
+// is never read again, so a key retried after it pins nothing (its node is dirty, and the next
+// checkpoint writes it), and nothing is pinned for a key set aside again.
 using Basalt.Btree.Node;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -26,11 +28,18 @@ namespace Basalt.Btree;
 public readonly record struct ReplayKey(BtreeUpdate Update, ulong Seq);
 
 /// <summary>A key replay could not apply, and why.</summary>
-public sealed record ReplayFailure(ReplayKey Key, string Reason);
+public sealed record ReplayFailure(ReplayKey Key, string Reason)
+{
+    /// <summary>Whether the key's seq is pinned for it (not when a checkpoint of this mount already covered the seq).</summary>
+    internal bool Pinned { get; init; }
+}
 
 public sealed partial class BtreeEngine
 {
     private readonly List<ReplayFailure> _unreplayed = [];
+
+    /// <summary>The newest seq a checkpoint of this mount committed (writer gate): replayed keys up to it pin nothing.</summary>
+    private ulong _checkpointedSeq;
 
     /// <summary>Keys set aside by a tolerant replay (their seqs stay pinned until RetryReplay).</summary>
     public IReadOnlyList<ReplayFailure> Unreplayed
@@ -58,7 +67,7 @@ public sealed partial class BtreeEngine
         lock (_writerGate)
         {
             again = [.. _unreplayed];
-            foreach (var f in again)
+            foreach (var f in again.Where(f => f.Pinned))
                 _journal.Unpin(f.Key.Seq);
             _unreplayed.Clear();
         }
@@ -74,7 +83,7 @@ public sealed partial class BtreeEngine
         lock (_writerGate)
         {
             var lost = _unreplayed.ToList();
-            foreach (var f in lost)
+            foreach (var f in lost.Where(f => f.Pinned))
                 _journal.Unpin(f.Key.Seq);
             _unreplayed.Clear();
             return lost;
@@ -92,8 +101,10 @@ public sealed partial class BtreeEngine
         {
             lock (_writerGate)
             {
-                _journal.Pin(key.Seq);
-                _unreplayed.Add(new ReplayFailure(key, ex.Message));
+                var pinned = key.Seq > _checkpointedSeq;
+                if (pinned)
+                    _journal.Pin(key.Seq);
+                _unreplayed.Add(new ReplayFailure(key, ex.Message) { Pinned = pinned });
             }
         }
     }
@@ -148,7 +159,7 @@ public sealed partial class BtreeEngine
                         throw new InvalidOperationException($"journal replay of {u.ToText()}: node miss after the descent");
                 }
                 if (engine.FindNode(tree, u.Level, u.Key.Pos, out var now, out _) == FindResult.Found && now.IsDirty)
-                    engine.PinNode(now, key.Seq);
+                    engine.PinNode(now, key.Seq > engine._checkpointedSeq ? key.Seq : 0);
                 if (u.Level > 0)
                     engine.ReplayedPointer(u, oldChild);
                 engine._cache.Tick();

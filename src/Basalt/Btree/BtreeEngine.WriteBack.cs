@@ -331,6 +331,7 @@ public sealed partial class BtreeEngine
             {
                 _emergency.EnterAndThrow(ex);
             }
+            _checkpointedSeq = Math.Max(_checkpointedSeq, seq);
             _lock.EnterWriteLock();
             try
             {

@@ -33,20 +33,30 @@ public static class CheckJournal
         foreach (var damage in report.Damage)
         {
             var where = $"{device}: journal{(damage.Location is { } l ? " " + l.ToText() : "")}";
-            switch (damage.Id)
-            {
-                case FsckErrorId.JournalEntriesMissing:
-                case FsckErrorId.JournalSeqBlacklistedFlush:
-                case FsckErrorId.JournalCleanMismatch:
-                case FsckErrorId.JournalLastSeqNewerThanSeq:
-                    reporter.Report(damage.Id, where, (damage.Seq is { } s ? $"seq {s}: " : "") + damage.Detail);
-                    break;
-                default:
-                    // A torn last write, or an entry nothing needs: not a finding.
-                    reporter.Count("check_journal: torn or damaged entries outside the replay window");
-                    break;
-            }
+            if (IsFinding(damage, report.CheckpointSeq))
+                reporter.Report(damage.Id, where, (damage.Seq is { } s ? $"seq {s}: " : "") + damage.Detail);
+            else
+                reporter.Count("check_journal: torn or damaged entries (findings only through the seqs they cost)");
         }
+    }
+
+    /// <summary>
+    /// Whether this pass reports <paramref name="damage"/> as a finding, for a filesystem whose
+    /// superblock checkpoint is <paramref name="checkpointSeq"/>. A damaged entry is one only through
+    /// what it cost the replay (missing seqs); on its own it is a torn last write, or an entry nothing
+    /// needs: counted, not a finding. A last_seq past its entry's seq is one only after the
+    /// checkpoint: an entry the checkpoint covers is never read for replay again, and no repair could
+    /// reach it (a repairing run's checkpoint is how the finding is made permanent).
+    /// </summary>
+    public static bool IsFinding(JournalDamage damage, ulong checkpointSeq)
+    {
+        ArgumentNullException.ThrowIfNull(damage);
+        return damage.Id switch
+        {
+            FsckErrorId.JournalEntriesMissing or FsckErrorId.JournalSeqBlacklistedFlush or FsckErrorId.JournalCleanMismatch => true,
+            FsckErrorId.JournalLastSeqNewerThanSeq => damage.Seq is not { } seq || seq > checkpointSeq,
+            _ => false,
+        };
     }
 
     /// <summary>
