@@ -113,7 +113,7 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
                 regions.Add(new LiveRegion($"superblock copy {i}", sb.CopyOffsets[i], copy[..total]));
             }
             var slot = new byte[sb.NodeSize];
-            foreach (var node in Basalt.Cli.ImageCorruptor.ReachableNodes(device, sb))
+            foreach (var node in Basalt.Cli.ImageCorruptor.ReachableNodes(device, out _))
             {
                 device.Read(node.Offset, slot);
                 var written = node.SectorsWritten * FormatLimits.SectorSize;
