@@ -103,6 +103,7 @@ public static class Program
         yield return FormatCommand.Create(cli);
         yield return ShowSuperCommand.Create(cli);
         yield return ListCommand.Create(cli);
+        yield return ListJournalCommand.Create(cli);
         yield return FsckCommand.Create(cli);
         yield return DebugCommand.Create(cli);
         yield return DemoCommand.Create(cli);

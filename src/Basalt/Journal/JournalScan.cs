@@ -3,10 +3,13 @@
 // replays (JournalReplayPlan).
 //
 // Inside a bucket entries follow each other at block boundaries. No magic at the next boundary
-// ends the bucket's entries; a seq lower than the previous entry's in the same bucket means the
-// rest is older data from an earlier lap of the ring (also the end). An entry whose header or
-// checksum is bad is recorded as damage and the scan goes on at the next block, so the entries
-// after a torn or damaged one are still found.
+// ends the bucket's entries, unless an entry of the same lap (a newer seq) starts further on: then
+// the block was damaged (a changed magic, zeroes), which is recorded, and the scan goes on there. A
+// seq lower than the previous entry's in the same bucket means the rest is older data from an
+// earlier lap of the ring (also the end). An entry whose header or checksum is bad is recorded as
+// damage and the scan goes on at the next block, so the entries after a torn or damaged one are
+// still found.
+using System.Buffers.Binary;
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -111,9 +114,25 @@ public static class JournalScan
             switch (r.Status)
             {
                 case JournalEntryStatus.NoEntry:
-                    if (!sawBad)
+                    if (sawBad)
+                    {
+                        at += block;
+                        continue;
+                    }
+                    // Normally the end of this lap's entries. Entries of this lap further on mean
+                    // this block was damaged (its magic changed, or it was zeroed): say so and go on
+                    // from there, so the entries after it are still found.
+                    if (!TryFindLaterEntry(bucket, at + block, newestSeq, context, out var next, out var nextSeq))
                         return;
-                    at += block;
+                    var headerSeq = BinaryPrimitives.ReadUInt64LittleEndian(bucket.AsSpan(at + JournalFormat.SeqOffset));
+                    ulong? lostSeq = headerSeq > newestSeq && headerSeq < nextSeq ? headerSeq : null;
+                    damage.Add(new JournalDamage(FsckErrorId.JournalEntryBadHeader, lostSeq, where,
+                        $"no journal entry magic here, but entry seq {nextSeq} of the same lap follows at byte {ring.OffsetOf(ringIndex) + next}: " +
+                        $"the {next - at} bytes before it are unreadable (a damaged magic, or overwritten)"));
+                    if (lostSeq is { } s)
+                        badSeqs.Add(s);
+                    sawBad = true;
+                    at = next;
                     continue;
                 case JournalEntryStatus.BadHeader:
                 case JournalEntryStatus.BadChecksum:
@@ -152,5 +171,28 @@ public static class JournalScan
             at += entry.DiskBytes;
             end = at;
         }
+    }
+
+    /// <summary>
+    /// The next block from <paramref name="from"/> where an entry (good or damaged) newer than
+    /// <paramref name="newestSeq"/> starts: an entry of the lap being read. A good older entry is
+    /// the previous lap's data: nothing of this lap follows it.
+    /// </summary>
+    private static bool TryFindLaterEntry(byte[] bucket, int from, ulong newestSeq, in JournalReadContext context, out int at, out ulong seq)
+    {
+        for (at = from; at + JournalFormat.HeaderSize <= bucket.Length; at += context.BlockSize)
+        {
+            if (BinaryPrimitives.ReadUInt64LittleEndian(bucket.AsSpan(at + JournalFormat.MagicOffset)) != context.Magic)
+                continue;
+            var r = JournalEntryReader.Read(bucket.AsSpan(at), context);
+            seq = r.Entry?.Seq ?? r.HeaderSeq;
+            if (r.Status == JournalEntryStatus.Good && seq <= newestSeq)
+                break;
+            if (r.Status != JournalEntryStatus.NoEntry && seq > newestSeq)
+                return true;
+        }
+        at = 0;
+        seq = 0;
+        return false;
     }
 }

@@ -46,15 +46,26 @@ public static class CheckJournal
         }
     }
 
-    /// <summary>Whether recovery's <paramref name="damage"/> is a finding (see the file comment) or only counted.</summary>
-    private static bool IsFinding(RecoveryReport report, JournalDamage damage) => damage.Id switch
+    private static bool IsFinding(RecoveryReport report, JournalDamage damage) => IsFinding(damage, report.Replayed, report.Lost);
+
+    /// <summary>
+    /// Whether this pass reports <paramref name="damage"/> as a finding (see the file comment) for
+    /// a recovery that replayed <paramref name="replayed"/> and lost <paramref name="lost"/>: a
+    /// damaged entry is one only when its seq is in the lost range (it cost the replay); a
+    /// last_seq past its own seq only in an entry replay used. Otherwise it is counted.
+    /// </summary>
+    public static bool IsFinding(JournalDamage damage, SeqRange? replayed, SeqRange? lost)
     {
-        FsckErrorId.JournalEntriesMissing or FsckErrorId.JournalSeqBlacklistedFlush or FsckErrorId.JournalCleanMismatch => true,
-        FsckErrorId.JournalEntryBadChecksum or FsckErrorId.JournalEntryBadHeader or FsckErrorId.JournalEntryBadRecord =>
-            damage.Seq is { } seq && report.Lost is { } lost && lost.Contains(seq),
-        FsckErrorId.JournalLastSeqNewerThanSeq => damage.Seq is { } seq && report.Replayed is { } replayed && replayed.Contains(seq),
-        _ => false,
-    };
+        ArgumentNullException.ThrowIfNull(damage);
+        return damage.Id switch
+        {
+            FsckErrorId.JournalEntriesMissing or FsckErrorId.JournalSeqBlacklistedFlush or FsckErrorId.JournalCleanMismatch => true,
+            FsckErrorId.JournalEntryBadChecksum or FsckErrorId.JournalEntryBadHeader or FsckErrorId.JournalEntryBadRecord =>
+                damage.Seq is { } seq && lost is { } l && l.Contains(seq),
+            FsckErrorId.JournalLastSeqNewerThanSeq => damage.Seq is { } seq && replayed is { } r && r.Contains(seq),
+            _ => false,
+        };
+    }
 
     /// <summary>
     /// After topology repair: replays the keys recovery set aside once more; each that still fails is

@@ -60,6 +60,9 @@ public sealed record RecoveryReport
     /// <summary>The journal was read (an unclean mount, or a verified one).</summary>
     public required bool JournalRead { get; init; }
 
+    /// <summary>The superblock's checkpoint seq at mount: entries at or below it were never read for replay.</summary>
+    public ulong CheckpointSeq { get; init; }
+
     public SeqRange? Replayed { get; init; }
 
     public int KeysReplayed { get; init; }
@@ -169,6 +172,31 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
         }
     }
 
+    /// <summary>
+    /// What a mount of the filesystem whose superblock is <paramref name="sb"/> replays from the
+    /// journal <paramref name="scan"/> found: null when the superblock is clean and the journal holds
+    /// nothing newer than its checkpoint. The scan's damage and the plan's findings (and a clean
+    /// superblock contradicted by newer entries) are added to <paramref name="damage"/>.
+    /// </summary>
+    public static JournalReplayPlan? PlanReplay(Superblock sb, JournalScanResult scan, List<JournalDamage> damage)
+    {
+        ArgumentNullException.ThrowIfNull(sb);
+        ArgumentNullException.ThrowIfNull(scan);
+        ArgumentNullException.ThrowIfNull(damage);
+        var checkpoint = sb.CleanInfo.JournalSeq;
+        var plan = JournalReplayPlan.Build(scan, checkpoint, sb.JournalBlacklist);
+        damage.AddRange(scan.Damage);
+        damage.AddRange(plan.Findings);
+        if (!sb.IsClean)
+            return plan;
+        var newer = scan.Entries.Keys.Where(s => s > checkpoint).ToList();
+        if (newer.Count == 0)
+            return null;
+        damage.Add(new JournalDamage(FsckErrorId.JournalCleanMismatch, newer.Max(), null,
+            $"the superblock is clean at journal seq {checkpoint} but the journal holds {newer.Count} newer entries: recovering as after a crash"));
+        return plan;
+    }
+
     /// <summary>The btree geometry a superblock describes.</summary>
     public static BtreeGeometry GeometryOf(Superblock sb)
     {
@@ -201,22 +229,7 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
         if (!sb.IsClean || _options.Verify)
         {
             scan = JournalScan.Scan(Device, ring, context);
-            plan = JournalReplayPlan.Build(scan, checkpoint, sb.JournalBlacklist);
-            damage.AddRange(scan.Damage);
-            damage.AddRange(plan.Findings);
-            if (sb.IsClean)
-            {
-                var newer = scan.Entries.Keys.Where(s => s > checkpoint).ToList();
-                if (newer.Count > 0)
-                {
-                    damage.Add(new JournalDamage(FsckErrorId.JournalCleanMismatch, newer.Max(), null,
-                        $"the superblock is clean at journal seq {checkpoint} but the journal holds {newer.Count} newer entries: recovering as after a crash"));
-                }
-                else
-                {
-                    plan = null;
-                }
-            }
+            plan = PlanReplay(sb, scan, damage);
         }
 
         // Where the journal continues: a new seq after everything seen, in the bucket after the newest entry.
@@ -309,6 +322,7 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
         {
             WasClean = sb.IsClean,
             JournalRead = scan is not null,
+            CheckpointSeq = checkpoint,
             Replayed = plan?.Range,
             KeysReplayed = plan?.KeyCount ?? 0,
             NewBlacklist = plan?.NewBlacklist,

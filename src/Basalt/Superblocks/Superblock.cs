@@ -238,8 +238,11 @@ public sealed record Superblock
         Line("journal:", JournalBuckets.Count == 0 ? "none" : string.Join(", ", JournalBuckets.Select(r => r.ToText())));
         Line("journal blacklist:", JournalBlacklist.Count == 0 ? "none" : string.Join(", ", JournalBlacklist.Select(r => r.ToText())));
         Line("superblock copies:", "at bytes " + string.Join(", ", CopyOffsets.Select(o => o.ToString(CultureInfo.InvariantCulture))));
-        Line("clean:", $"{(IsClean ? "yes" : "no")}; last mount {SuperblockText.Time(CleanInfo.LastMount)}, " +
-            $"last unmount {SuperblockText.Time(CleanInfo.LastUnmount)}, checkpoint journal seq {CleanInfo.JournalSeq}");
+        // A superblock never mounted holds its format time in the unmount field.
+        var times = CleanInfo.LastMount != DateTimeOffset.UnixEpoch
+            ? $"last mount {SuperblockText.Time(CleanInfo.LastMount)}, last unmount {SuperblockText.Time(CleanInfo.LastUnmount)}"
+            : CleanInfo.LastUnmount == DateTimeOffset.UnixEpoch ? "last mount never" : $"last mount never (formatted {SuperblockText.Time(CleanInfo.LastUnmount)})";
+        Line("clean:", $"{(IsClean ? "yes" : "no")}; {times}, checkpoint journal seq {CleanInfo.JournalSeq}");
         Line("btree roots:", Roots.Count == 0 ? "none" : Roots.Count.ToString(CultureInfo.InvariantCulture));
         foreach (var r in Roots)
             Line("  " + r.Btree.ToText() + ":", $"level {r.Level} {r.Ptr.ToText()}");

@@ -1,6 +1,6 @@
 // One damage recipe of the campaign, printable and parseable so a failing round is saved as a
 // one-line regression case: "corrupt node bitflip fix seed=7 level=1", "bytes 1314816+37 seed=5",
-// "zero-sector 2571", "truncate 1400000", "wipe-super 0,1".
+// "zero-sector 2571", "truncate 1400000", "wipe-super 0,1", "journal field bitflip nofix seed=3 seq=14".
 using System.Globalization;
 using Basalt.Superblocks;
 
@@ -15,6 +15,21 @@ internal sealed record Damage(string Kind, string[] Args)
     // the end, the node area from 1.25 MiB; a 4000-key btree uses its first few hundred KiB.
     private const long NodeArea = 1310720;
     private const long ImageSize = 16L << 20;
+
+    /// <summary>
+    /// A journal damage of an entry with seq <paramref name="seq"/>: the whole entry, one record or
+    /// one header field, in any mode, with or without the checksum recomputed.
+    /// </summary>
+    public static Damage PickJournal(Random random, ulong seq)
+    {
+        string[] targets = ["entry", "record", "field"];
+        List<string> args = [targets[random.Next(3)], s_modes[random.Next(s_modes.Length)], random.Next(4) == 0 ? "fix" : "nofix",
+            $"seed={random.Next(1000)}", $"seq={seq}"];
+        return new Damage("journal", [.. args]);
+    }
+
+    /// <summary>A journal damage whose checksum was left alone: the entry it hit can no longer be read.</summary>
+    public bool BreaksJournalEntry => Kind == "journal" && Args[2] == "nofix";
 
     /// <summary>Keys rewritten with a valid checksum: legal keys no check can tell from written ones.</summary>
     public int ForgedKeys => Parts().Count(p => p.Kind == "corrupt" && p.Args[0] == "key" && p.Args[2] == "fix");
@@ -91,6 +106,22 @@ internal sealed record Damage(string Kind, string[] Args)
         {
             case "multi":
                 return string.Join(" || ", Parts().Select((p, i) => p.Apply(image, pristine: i == 0)));
+            case "journal":
+            {
+                // "journal entry|record|field MODE fix|nofix seed=N [seq=S] [field=F]"
+                List<string> args = ["debug", "corrupt", image, "--target", $"journal-{Args[0]}", "--mode", Args[1]];
+                if (Args[2] == "fix")
+                    args.Add("--fix-csum");
+                foreach (var extra in Args[3..])
+                {
+                    var (name, value) = Split(extra);
+                    args.AddRange([$"--{name}", value]);
+                }
+                var r = DamageCampaignTests.Cli([.. args]);
+                // 16: a zero/ones change of a field that already holds it is refused; 1: no record with a payload.
+                Assert.True(r.ExitCode is 0 or 1 or 16 && (r.ExitCode == 0 || r.ErrLines.Length == 1), $"debug corrupt failed: {r}");
+                return r.ExitCode == 0 ? string.Join(" | ", r.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1)) : $"nothing changed ({r.Err.Trim()})";
+            }
             case "corrupt":
             {
                 List<string> args = ["debug", "corrupt", image, "--target", Args[0], "--mode", Args[1]];

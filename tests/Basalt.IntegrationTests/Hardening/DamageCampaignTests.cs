@@ -7,7 +7,8 @@
 // -y repairs; after -y a second fsck -n is clean and list shows only keys that were written.
 // A round whose damage certainly hit live metadata (a changed byte inside the checksummed region
 // of a live node record or superblock copy, no checksum recomputed, the file not truncated) must
-// make the first fsck -n report at least one finding.
+// make the first fsck -n report at least one finding. Journal rounds (DamageCampaignTests.Journal.cs)
+// damage the journal of an unclean image instead.
 using System.Diagnostics;
 using System.Text.Json;
 using Basalt.Btree;
@@ -22,7 +23,7 @@ using Xunit.Abstractions;
 
 namespace Basalt.IntegrationTests.Hardening;
 
-public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.BaseImage>
+public sealed partial class DamageCampaignTests : IClassFixture<DamageCampaignTests.BaseImage>
 {
     private static readonly TimeSpan s_callTimeout = TimeSpan.FromSeconds(30);
     private const long MemoryGrowthLimit = 400L * 1024 * 1024;
@@ -30,9 +31,10 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
     private readonly BaseImage _base;
     private readonly ITestOutputHelper _output;
 
-    public DamageCampaignTests(BaseImage image, ITestOutputHelper output)
+    public DamageCampaignTests(BaseImage image, UncleanBase unclean, ITestOutputHelper output)
     {
         _base = image;
+        _unclean = unclean;
         _output = output;
     }
 
@@ -113,7 +115,7 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
                 regions.Add(new LiveRegion($"superblock copy {i}", sb.CopyOffsets[i], copy[..total]));
             }
             var slot = new byte[sb.NodeSize];
-            foreach (var node in Basalt.Cli.ImageCorruptor.ReachableNodes(device, sb))
+            foreach (var node in Basalt.Cli.ImageCorruptor.ReachableNodes(device, out _))
             {
                 device.Read(node.Offset, slot);
                 var written = node.SectorsWritten * FormatLimits.SectorSize;
