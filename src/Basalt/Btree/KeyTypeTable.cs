@@ -107,6 +107,17 @@ public static class KeyTypeTable
         }
     }
 
+    /// <summary>Removes the entry of <paramref name="type"/>: tests only, to show that a build missing one cannot mount.</summary>
+    internal static void Unregister(KeyType type)
+    {
+        lock (s_registerLock)
+        {
+            var next = (KeyTypeBehaviour?[])s_table.Clone();
+            next[(int)type] = null;
+            Volatile.Write(ref s_table, next);
+        }
+    }
+
     public static bool IsRegistered(KeyType type) => Volatile.Read(ref s_table)[(int)type] is not null;
 
     /// <summary>Validates a value with its type's validator; unregistered types always pass.</summary>

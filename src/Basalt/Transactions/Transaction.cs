@@ -103,20 +103,29 @@ public sealed class Transaction : ITriggerTransaction
         var result = new List<(Bkey, byte[])>();
         if (start > end || limit <= 0)
             return result;
-        // Committed keys, read a leaf at a time; a miss restarts the whole body.
+        var own = _updates.Where(u => u.Btree == btree && u.Key.Pos >= start && u.Key.Pos <= end).OrderBy(u => u.Key.Pos).ToList();
+        // Committed keys, read a leaf at a time; a miss restarts the whole body. Each own update
+        // hides at most one committed key, so limit + own.Count committed keys always give `limit`
+        // results. When the read stops at that count, the keys after the last one read are
+        // unknown: own updates beyond it must not be merged (they would skip committed keys).
+        var fetch = (int)Math.Min(int.MaxValue, (long)limit + own.Count);
         var committed = new List<(Bkey Key, byte[] Value)>();
         var next = start;
-        while (committed.Count < limit)
+        while (committed.Count < fetch)
         {
             MaybeInjectRestart();
-            var r = _engine.TryReadLeafRange(btree, next, end, limit - committed.Count, committed, out var leafMax, out var miss);
+            var r = _engine.TryReadLeafRange(btree, next, end, fetch - committed.Count, committed, out var leafMax, out var miss);
             if (r == FindResult.Miss)
                 throw new RestartException(Restart.ForMiss(miss));
             if (r != FindResult.Found || leafMax >= end || leafMax.IsMax)
                 break;
             next = leafMax.Successor();
         }
-        var own = _updates.Where(u => u.Btree == btree && u.Key.Pos >= start && u.Key.Pos <= end).OrderBy(u => u.Key.Pos).ToList();
+        if (committed.Count >= fetch)
+        {
+            var known = committed[^1].Key.Pos;
+            own.RemoveAll(u => u.Key.Pos > known);
+        }
         int a = 0, b = 0;
         while (result.Count < limit && (a < committed.Count || b < own.Count))
         {
