@@ -34,6 +34,9 @@ public sealed partial class BtreeEngine
 {
     private readonly List<(ReplayFailure Failure, bool Pinned)> _unreplayed = [];
 
+    /// <summary>Interior slots MarkSubtreeConservatively has read, by btree and level (cleared by FinishReplay).</summary>
+    private readonly HashSet<(BtreeId Btree, byte Level, long Offset)> _conservativelyMarked = [];
+
     /// <summary>The journal seq the newest checkpoint covered (0: none since mount).</summary>
     private ulong _checkpointedSeq;
 
@@ -228,16 +231,22 @@ public sealed partial class BtreeEngine
         }
     }
 
-    /// <summary>Marks a node's slot and, for an interior node read whole (every bset of its seq), its children's.</summary>
+    /// <summary>
+    /// Marks a node's slot and, for an interior node read whole (every bset of its seq), its
+    /// children's. A slot is followed once per (btree, level): an old pointer version may name
+    /// the slot at another level than the node it holds now (a leaf once, an interior node since),
+    /// and the visit at the level it holds now must still reach the children.
+    /// </summary>
     private void MarkSubtreeConservatively(BtreeId btree, byte level, BtreePtrValue ptr, Bpos max)
     {
-        if (ptr.Ptrs.Count == 0 || !_allocator.MarkUsed(ptr.Ptrs[0].OffsetBytes))
+        if (ptr.Ptrs.Count == 0)
             return;
         var offset = ptr.Ptrs[0].OffsetBytes;
         // Only the slot is registered: a pointer found here may come from a bset beyond its node's
         // committed sectors_written, so the durable prefix waits for FinishReplay's exact walk.
-        _options.NodeSpaceObserver?.NodeAllocated(offset, _geometry.NodeSize);
-        if (level == 0)
+        if (_allocator.MarkUsed(offset))
+            _options.NodeSpaceObserver?.NodeAllocated(offset, _geometry.NodeSize);
+        if (level == 0 || !_conservativelyMarked.Add((btree, level, offset)))
             return;
         // Every version of every pointer in every bset of the node, not only the newest: the replayed
         // tree may see the node at any of its sectors_written, and each version names its own child.
@@ -287,6 +296,7 @@ public sealed partial class BtreeEngine
             _lock.EnterWriteLock();
             try
             {
+                _conservativelyMarked.Clear();
                 var reachable = new Dictionary<long, int>();
                 WalkFromRoots(ptr => reachable.TryAdd(ptr.Ptrs[0].OffsetBytes, ptr.SectorsWritten * FormatLimits.SectorSize));
                 foreach (var group in _pendingGroups)

@@ -29,6 +29,9 @@ internal sealed record JournalCrashSearchOptions
     /// <summary>Check this many crash points chosen at random (plus the last); null checks every crash point.</summary>
     public int? SampledCrashPoints { get; init; }
 
+    /// <summary>Only crash points in this range (inclusive; null: all).</summary>
+    public (int First, int Last)? CrashPointRange { get; init; }
+
     public int MaxStates { get; init; } = int.MaxValue;
 
     /// <summary>Stop after this many violations (the must-fail checks stop at the first).</summary>
@@ -143,6 +146,8 @@ internal static class JournalCrashSearch
 
     private static IEnumerable<int> CrashPoints(int writes, JournalCrashSearchOptions options)
     {
+        if (options.CrashPointRange is { } range)
+            return Enumerable.Range(range.First, Math.Min(range.Last, writes) - range.First + 1);
         if (options.SampledCrashPoints is not { } sample || sample >= writes)
             return Enumerable.Range(0, writes + 1);
         var random = new Random(options.Seed ^ 0x5EED);

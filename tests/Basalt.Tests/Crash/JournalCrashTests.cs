@@ -52,6 +52,21 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Replay_never_allocates_a_slot_an_old_pointer_named_at_another_level()
+    {
+        // Regression, from a saved write log: a slot named by an old bset's pointer as a leaf, and
+        // holding an interior node since, was marked once at the old level and never followed at
+        // the new one; replay then allocated that interior node's children's slots to its new
+        // nodes, and recovery found leaves reachable twice. The workload and crash points are the
+        // ones that showed it.
+        var recording = JournalCrashWorkload.Record(new JournalCrashWorkloadOptions { Seed = 79953753, Transactions = 150, KeySpace = 1500 });
+        var result = JournalCrashSearch.Run(recording, new JournalCrashSearchOptions { Seed = 79953753, CrashPointRange = (480, 492) });
+        output.WriteLine($"crash search: {result.ToText()}");
+        AssertNoViolations(result, recording, "regression");
+        Assert.True(result.StatesMounted > 50, "the crash points searched exist in this workload");
+    }
+
+    [Fact]
     public void Threaded_commits_with_writer_and_reclaim_threads_recover_a_prefix_holding_every_flushed_commit()
     {
         // Three committing threads, the journal writer and reclaim all running: the interleavings
