@@ -63,7 +63,7 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
         var result = JournalCrashSearch.Run(recording, new JournalCrashSearchOptions { Seed = 79953753, CrashPointRange = (480, 492) });
         output.WriteLine($"crash search: {result.ToText()}");
         AssertNoViolations(result, recording, "regression");
-        Assert.True(result.StatesMounted > 50, "the crash points searched exist in this workload");
+        Assert.True(result.StatesMounted > 20, "the crash points searched exist in this workload");
     }
 
     [Fact]
