@@ -1,11 +1,13 @@
-// Btree engine throughput on a file-backed device (FileBlockDevice in a temp directory) with a
-// warm cache: 256 KiB nodes, 4 KiB blocks, 100-byte values in the Test btree, one million keys
-// loaded and synced in setup. Insert benchmarks keep growing the tree; a Sync after each
-// iteration (not measured) keeps dirty memory bounded. Results are per key (OperationsPerInvoke).
+// Btree throughput on a filesystem in an image file (temp directory) with a warm cache: 256 KiB
+// nodes, 4 KiB blocks, 100-byte values in the Test btree, one million keys loaded and
+// checkpointed in setup. Inserts are single-key transactions through the journal (not flushed);
+// a checkpoint after each iteration (not measured) keeps dirty memory bounded. Results are per
+// key (OperationsPerInvoke).
 using BenchmarkDotNet.Attributes;
 using Basalt.Btree;
-using Basalt.Devices;
 using Basalt.Format;
+using Basalt.Fs;
+using Basalt.Superblocks;
 
 namespace Basalt.Benchmarks;
 
@@ -20,47 +22,28 @@ public class BtreeBenchmarks
     private readonly byte[] _value = new byte[100];
     private readonly byte[] _buffer = new byte[256];
     private string _directory = "";
-    private FileBlockDevice? _device;
-    private BtreeEngine? _engine;
+    private BasaltFileSystem? _fs;
     private Btree.Btree? _tree;
     private ulong[] _randomKeys = [];
     private ulong[] _lookupKeys = [];
     private ulong _nextSequential;
     private int _randomCursor;
 
-    private sealed class NullCommitter : IRootCommitter
-    {
-        public void CommitRoots(IReadOnlyList<BtreeRoot> roots)
-        {
-        }
-    }
-
     [GlobalSetup]
     public void Setup()
     {
         _directory = Path.Combine(Path.GetTempPath(), $"basalt-bench-{Environment.ProcessId}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(_directory);
-        var geometry = new BtreeGeometry
-        {
-            NodeSize = NodeSize,
-            BlockSize = 4096,
-            NodeAreaOffset = 1024 * 1024,
-            NodeAreaLength = 8192L * NodeSize,
-            NodeMagic = 0x45444F4E544C5342UL,
-        };
-        _device = FileBlockDevice.Create(Path.Combine(_directory, "image"), geometry.NodeAreaOffset + geometry.NodeAreaLength);
-        _engine = BtreeEngine.Open(_device, geometry, [], new BtreeEngineOptions
-        {
-            CacheBudgetBytes = 4L * 1024 * 1024 * 1024,
-            Random = new Random(1),
-        }, new NullCommitter());
-        _tree = _engine[BtreeId.Test];
+        _fs = BasaltFileSystem.Format(Path.Combine(_directory, "image"), 4L * 1024 * 1024 * 1024,
+            new FormatOptions { NodeSize = NodeSize, BucketSize = NodeSize, BlockSize = 4096 },
+            new MountOptions { Engine = new BtreeEngineOptions { CacheBudgetBytes = 4L * 1024 * 1024 * 1024, Random = new Random(1) } });
+        _tree = _fs.Btrees[BtreeId.Test];
         var rng = new Random(42);
         rng.NextBytes(_value);
         for (ulong i = 0; i < Preloaded; i++)
             _tree.Insert(new Bpos(1, i * 2), _value);
         _nextSequential = Preloaded * 2;
-        _engine.Sync();
+        _fs.Checkpoint();
         _randomKeys = new ulong[Batch * 64];
         for (var i = 0; i < _randomKeys.Length; i++)
             _randomKeys[i] = (ulong)rng.NextInt64(0, Preloaded * 4L) | 1;
@@ -72,13 +55,12 @@ public class BtreeBenchmarks
     [GlobalCleanup]
     public void Cleanup()
     {
-        _engine?.Dispose();
-        _device?.Dispose();
+        _fs?.Dispose();
         Directory.Delete(_directory, recursive: true);
     }
 
     [IterationCleanup(Targets = [nameof(SequentialInsert), nameof(RandomInsert)])]
-    public void SyncAfterInserts() => _engine!.Sync();
+    public void SyncAfterInserts() => _fs!.Checkpoint();
 
     [Benchmark(OperationsPerInvoke = Batch)]
     public void SequentialInsert()

@@ -2,6 +2,7 @@
 // a person is watching (a terminal gets Spectre.Console output and prompts, anything else plain
 // lines), and the one place where exceptions become a single stderr line and an exit code.
 using System.Diagnostics.CodeAnalysis;
+using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Fsck;
 using Spectre.Console;
@@ -47,8 +48,22 @@ internal sealed class CliContext
     /// <summary>True when the command line asked for --json: a failure then also prints a JSON error document.</summary>
     public bool Json { get; set; }
 
-    /// <summary>Cancelled by the first Ctrl-C (fsck then exits 32).</summary>
+    /// <summary>
+    /// Debugging switch: route node writes through the write-once checker (environment variable
+    /// BASALT_CHECK_WRITE_ONCE=1; the test suites set it). The library itself never reads the environment.
+    /// </summary>
+    public bool CheckWriteOnce { get; init; } = Environment.GetEnvironmentVariable("BASALT_CHECK_WRITE_ONCE") == "1";
+
+    /// <summary>Mount options every command that mounts read-write starts from.</summary>
+    public Basalt.Fs.MountOptions WritableMount => new() { CheckWriteOnce = CheckWriteOnce };
+
+    /// <summary>Cancelled by the first Ctrl-C or SIGTERM (fsck then exits 32).</summary>
     public CancellationToken Cancellation { get; init; }
+
+    /// <summary>What cancelled <see cref="Cancellation"/>, for messages ("Ctrl-C", "SIGTERM").</summary>
+    public string StopSignal => StopSignalSource?.Invoke() ?? "cancellation";
+
+    public Func<string?>? StopSignalSource { get; init; }
 
     /// <summary>The command name used to prefix error lines ("basalt fsck: ...").</summary>
     public string CommandName { get; set; } = "basalt";
@@ -127,11 +142,12 @@ internal sealed class CliContext
                 _ => (Operational(), b.Message),
             },
             OperationCanceledException => (fsckCodes ? FsckExitCodes.Cancelled : CliExitCodes.Operational, "cancelled"),
-            FileNotFoundException or DirectoryNotFoundException => (Failure(), error.Message),
-            UnauthorizedAccessException => (Failure(), $"permission denied: {error.Message}"),
-            IOException => (Operational(), $"I/O error: {error.Message}"),
-            _ => (Operational(), $"internal error: {error.GetType().Name}: {error.Message}" +
-                                 " (run with --verbose for the stack trace)"),
+            // The last resort for .NET I/O exceptions no command turned into its own message: the
+            // operating system's words, never .NET's (--verbose shows the exception).
+            FileNotFoundException { FileName: { } name } => (Failure(), $"{name}: {IoErrorText.Describe(error)}"),
+            FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException => (Failure(), IoErrorText.Describe(error)),
+            IOException => (Operational(), $"I/O error: {IoErrorText.Describe(error)}"),
+            _ => (Operational(), "internal error: this is a bug in basalt (run with --verbose for the details)"),
         };
     }
 }

@@ -1,9 +1,12 @@
-// basalt debug corrupt IMAGE --target node|bset|key|superblock [--btree B] [--level L]
-//                      [--field F] [--mode zero|ones|random|bitflip] [--fix-csum] [--seed N]
+// basalt debug corrupt IMAGE --target node|bset|key|superblock|journal-entry|journal-record|journal-field
+//                      [--btree B] [--level L] [--seq SEQS] [--field F] [--mode zero|ones|random|bitflip]
+//                      [--fix-csum] [--seed N]
 // Fault injection for tests and the corrupt-image corpus: the target is picked deterministically
-// from the seed, and the command prints exactly what it changed.
+// from the seed, and the command prints exactly what it changed. `debug load` (LoadCommand) is the
+// crash-testing load that goes with it.
 using System.CommandLine;
 using Basalt.Devices;
+using Basalt.Format;
 
 namespace Basalt.Cli;
 
@@ -11,44 +14,47 @@ internal static class DebugCommand
 {
     public static Command Create(CliContext cli)
     {
-        var debug = new Command("debug", "fault injection and inspection tools (they damage images on purpose)");
+        var debug = new Command("debug", "crash-testing tools: corrupt damages an image on purpose, load runs transactions to kill and verify");
         debug.Add(CreateCorrupt(cli));
+        debug.Add(LoadCommand.Create(cli));
         return debug;
     }
 
     private static Command CreateCorrupt(CliContext cli)
     {
-        var target = new Option<string>("--target", "-t") { Description = "node, bset, key or superblock", Required = true };
-        target.AcceptOnlyFromAmong("node", "bset", "key", "superblock");
+        var target = CliOptions.Choice("--target", "-t", "what to damage", CorruptTargets.Names);
+        target.Required = true;
         var btree = new Option<string>("--btree", "-b") { Description = "only nodes of this btree" };
-        var level = new Option<int?>("--level", "-l") { Description = "only nodes at this level" };
+        var level = CliOptions.OptionalInt("--level", "-l", "only nodes at this level (0..7)", min: 0, max: FormatLimits.MaxBtreeLevel);
+        var seq = ListJournalCommand.SeqOption("--seq", "journal targets: only entries with seqs in this range (N, A..B, A.., ..B)");
         var field = new Option<string>("--field", "-f") { Description = "the field to change (default: picked from the seed)" };
-        var mode = new Option<string>("--mode", "-m") { Description = "zero, ones, random or bitflip (default bitflip)", DefaultValueFactory = _ => "bitflip" };
-        mode.AcceptOnlyFromAmong("zero", "ones", "random", "bitflip");
-        var fixCsum = new Option<bool>("--fix-csum") { Description = "recompute the record's (or superblock copy's) checksum afterwards" };
-        var seed = new Option<int>("--seed") { Description = "seed that picks node, record, key, field and bytes (default 0)" };
+        var mode = CliOptions.Choice("--mode", "-m", "how to change it (default bitflip)", ["zero", "ones", "random", "bitflip"], "bitflip");
+        var fixCsum = new Option<bool>("--fix-csum") { Description = "recompute the checksum of the node record, journal entry or superblock copy afterwards" };
+        var seed = CliOptions.Int("--seed", null, "seed that picks node, record, key, field and bytes (default 0)");
         var image = new Argument<string>("IMAGE") { Description = "image file" };
         var command = new Command("corrupt", "change one on-disk field of IMAGE and print what changed")
         {
-            target, btree, level, field, mode, fixCsum, seed, image,
+            target, btree, level, seq, field, mode, fixCsum, seed, image,
         };
         command.SetAction(parse => Program.Execute(cli, () =>
         {
             var lvl = parse.GetValue(level);
-            if (lvl is < 0 or > 7)
-                CliContext.Usage($"--level {lvl} is outside 0..7");
             var request = new CorruptRequest
             {
-                Target = Enum.Parse<CorruptTarget>(parse.GetValue(target)!, ignoreCase: true),
+                Target = CorruptTargets.Parse(parse.GetValue(target)!),
                 Btree = parse.GetValue(btree) is { } b ? CliParsing.ParseBtree(b) : null,
                 Level = lvl,
                 Field = parse.GetValue(field),
                 Mode = Enum.Parse<CorruptMode>(parse.GetValue(mode)!, ignoreCase: true),
                 FixChecksum = parse.GetValue(fixCsum),
                 Seed = parse.GetValue(seed),
+                Seq = parse.GetValue(seq) is { } s ? ListJournalCommand.ParseSeqRange(s, "--seq") : null,
             };
-            if (request.Target == CorruptTarget.Superblock && (request.Btree is not null || request.Level is not null))
-                CliContext.Usage("--btree and --level select nodes; they do not apply to --target superblock");
+            var nodes = request.Target is CorruptTarget.Node or CorruptTarget.Bset or CorruptTarget.Key;
+            if (!nodes && (request.Btree is not null || request.Level is not null))
+                CliContext.Usage($"--btree and --level select nodes; they do not apply to --target {request.Target.ToText()}");
+            if (!request.Target.IsJournal() && request.Seq is not null)
+                CliContext.Usage($"--seq selects journal entries; it does not apply to --target {request.Target.ToText()}");
             return Run(cli, CliParsing.ResolveImage(parse.GetValue(image)!), request);
         }));
         return command;

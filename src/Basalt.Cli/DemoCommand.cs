@@ -1,14 +1,18 @@
-// basalt demo [DIR] [--keys N] [--seed N]
-// A self-check anyone can run: format an image, fill the test btree from a seeded workload while
-// keeping a model, sync and remount, verify every key, damage a leaf with the same machinery as
-// `debug corrupt`, show what fsck -n finds (image untouched), repair with -y, check that a second
-// fsck is clean, and verify again: every key outside the damaged leaf must have survived intact.
-// Every number printed comes from the run; any failed check makes the exit status 1.
+// basalt demo [DIR] [--keys N] [--seed N] [--force]
+// A self-check anyone can run: format an image, run `basalt debug load` on it in a child process
+// and kill that with SIGKILL at a random moment, recover read-only and verify that every commit
+// the child reported durable survived and that the image holds exactly the keys of the
+// transactions its counters name (LoadVerifier), check that fsck finds nothing, recover for real,
+// then damage a leaf with the same machinery as `debug corrupt`, show what fsck -n finds (image
+// untouched), repair with -y, check that a second fsck is clean, and verify again: every key
+// outside the damaged leaf must have survived intact. Every number printed comes from the run;
+// any failed check makes the exit status 1.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using Basalt.Devices;
+using Basalt.Diagnostics;
 using Basalt.Format;
 using Basalt.Fs;
 using Basalt.Fsck;
@@ -21,62 +25,124 @@ internal static class DemoCommand
     public static Command Create(CliContext cli)
     {
         var dir = new Argument<string?>("DIR") { Description = "directory for the image (default: a new temporary directory)", Arity = ArgumentArity.ZeroOrOne };
-        var keys = new Option<int>("--keys") { Description = "workload operations (default 50000)", DefaultValueFactory = _ => 50_000 };
-        var seed = new Option<int>("--seed") { Description = "workload and corruption seed (default 42)", DefaultValueFactory = _ => 42 };
-        var command = new Command("demo", "format, fill, verify, damage, fsck, repair and verify again: a self-check in a few seconds")
+        var keys = CliOptions.Int("--keys", null, "key slots per load thread, 100..10000000 (default 5000)", min: 100, max: 10_000_000, defaultValue: 5000);
+        var seed = CliOptions.Int("--seed", null, "seed of the load, the moment of the kill and the corruption (default 42)", defaultValue: 42);
+        var force = new Option<bool>("--force", "-f") { Description = "overwrite DIR/demo.img when it exists" };
+        var command = new Command("demo", "format, load in a child, kill it, recover and verify, damage, fsck, repair and verify again: a self-check in a few seconds")
         {
-            dir, keys, seed,
+            dir, keys, seed, force,
         };
         command.SetAction(parse => Program.Execute(cli, () =>
-        {
-            var ops = parse.GetValue(keys);
-            if (ops is < 100 or > 10_000_000)
-                CliContext.Usage($"--keys {ops} is outside 100..10000000");
-            return new Demo(cli, parse.GetValue(dir), ops, parse.GetValue(seed)).Run();
-        }));
+            new Demo(cli, parse.GetValue(dir), parse.GetValue(keys), parse.GetValue(seed), parse.GetValue(force)).Run()));
         return command;
     }
 
-    private sealed class Demo(CliContext cli, string? dir, int operations, int seed)
+    /// <summary>The demo's image file: DIR/demo.img, created here; an existing one is overwritten only with --force.</summary>
+    private static FileBlockDevice CreateImage(string? dir, long size, bool force, out string image)
     {
+        string directory;
+        if (dir is null)
+        {
+            directory = Directory.CreateTempSubdirectory("basalt-demo-").FullName;
+        }
+        else
+        {
+            if (File.Exists(dir))
+                throw new BasaltException(ErrorCode.FileNotFound, $"{dir}: is a file, not a directory");
+            directory = dir;
+            try
+            {
+                Directory.CreateDirectory(directory);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new BasaltException(ErrorCode.IoError, $"{dir}: cannot create the directory: {IoErrorText.Describe(e)}", e);
+            }
+        }
+        image = Path.Combine(directory, "demo.img");
+        try
+        {
+            // Without --force the file is created exclusively (O_EXCL): nothing is overwritten, even
+            // by a file that appears between a check and the create.
+            return FileBlockDevice.Create(image, size, overwrite: force);
+        }
+        catch (BasaltException e) when (e.Code == ErrorCode.ExistingFilesystem)
+        {
+            throw new BasaltException(ErrorCode.ExistingFilesystem,
+                $"{image}: already exists; the demo would overwrite it (use --force, or give another DIR)", e);
+        }
+    }
+
+    private sealed class Demo(CliContext cli, string? dir, int keys, int seed, bool force)
+    {
+        private const int Threads = 2;
+        private const int FlushEvery = 4;
+        private const int ValueBytes = 100;
+
+        /// <summary>How long the child may take to start and report a durable commit of every thread (a busy machine is slow to start a process).</summary>
+        private static readonly TimeSpan s_startTimeout = TimeSpan.FromSeconds(60);
+
         private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private readonly SortedDictionary<Bpos, byte[]> _model = [];
         private int _failures;
 
         public int Run()
         {
-            var directory = dir ?? Directory.CreateTempSubdirectory("basalt-demo-").FullName;
-            Directory.CreateDirectory(directory);
-            var image = Path.Combine(directory, "demo.img");
-            Step($"image {image} (seed {seed})");
-
-            // 1. Format with small nodes so the workload builds a tree several levels deep.
             const long size = 128L * 1024 * 1024;
-            using (var fs = BasaltFileSystem.Format(image, size, new FormatOptions
+            var created = CreateImage(dir, size, force, out var image);
+            Step($"image {image} (seed {seed})");
+            var random = new Random(seed);
+
+            // 1. Format with small nodes so the load builds a tree of more than one level.
+            using (created)
+            using (var fs = BasaltFileSystem.Format(created, new FormatOptions
                    {
                        BlockSize = 4096, NodeSize = 16 * 1024, BucketSize = 128 * 1024, Label = "basalt-demo",
                    }))
             {
                 Step($"formatted {SuperblockText.Size(size)}: node size {fs.Superblock.NodeSize}, block size {fs.Superblock.BlockSize}, " +
                      $"node area {SuperblockText.Size(fs.Superblock.NodeAreaLength)}");
-
-                // 2. Workload: inserts, overwrites and deletes from a fixed seed, mirrored in the model.
-                var (inserts, overwrites, deletes) = cli.WithStatus("running the workload", () => Fill(fs));
-                fs.Sync();
-                Step($"workload: {operations} operations ({inserts} inserts, {overwrites} overwrites, {deletes} deletes), " +
-                     $"{_model.Count} keys live; synced");
             }
 
-            // 3. Remount and verify every key.
-            using (var fs = BasaltFileSystem.Mount(image, new MountOptions()))
+            // 2. The load in a child process, killed with SIGKILL at a random moment.
+            var p = new LoadParameters(seed, Threads, ValueBytes, keys);
+            var durable = RunAndKill(image, p, random);
+
+            // 3. Recover read-only (an overlay: the image stays as the crash left it) and verify.
+            var hashBefore = Hash(image);
+            long[] recovered;
+            long verifiedKeys;
+            using (var fs = BasaltFileSystem.Mount(image, new MountOptions { ReadOnly = true }))
             {
-                var v = Verify(fs);
-                Step($"remounted: {v.Intact} of {_model.Count} keys intact, {v.Missing} missing, {v.Wrong} wrong, {v.Unexpected} unexpected, " +
-                     $"depth {Depth(fs)}");
-                Check(v.Intact == _model.Count && v.Unexpected == 0, "every key survives a remount");
+                Step($"recovered read-only: {fs.Recovery.ToText()}");
+                var stored = LoadCommand.ReadParameters(fs);
+                Check(stored == p, $"the image holds the load's parameters ({stored.ToText()})");
+                var differences = new List<LoadDifference>();
+                var v = LoadVerifier.Verify(fs, p, counters: null, differences.Add, cli.Cancellation);
+                recovered = [.. v.Threads.Select(t => t.Recovered ?? -1)];
+                verifiedKeys = v.Keys;
+                Step("recovered: " + string.Join(", ", Enumerable.Range(0, Threads).Select(t =>
+                         $"thread {t} at transaction {recovered[t]} (durable {durable.GetValueOrDefault(t)})")) +
+                     $"; {v.Keys} keys verified, {v.Differences} differences, depth {Depth(fs)}");
+                foreach (var d in differences.Take(10))
+                    cli.Line($"    {d.ToText()}", "red");
+                Check(Enumerable.Range(0, Threads).All(t => recovered[t] >= durable.GetValueOrDefault(t)),
+                    "every commit reported durable survived the kill (recovered transaction >= durable, per thread)");
+                Check(v.Differences == 0, "the image holds exactly the keys of transactions 1..k of each thread, k its counter");
+            }
+            Check(Hash(image).SequenceEqual(hashBefore), "the read-only recovery left every byte of the image unchanged");
+
+            // 4. fsck after the crash, then the real recovery (replay, clean unmount).
+            var afterCrash = Basalt.Fsck.Fsck.Run(image, new FsckOptions { Mode = FsckMode.CheckOnly });
+            Findings("fsck -n after the kill", afterCrash);
+            Check(afterCrash.Clean, "fsck finds nothing wrong after the kill");
+            using (var fs = BasaltFileSystem.Mount(image, cli.WritableMount))
+            {
+                var v = LoadVerifier.Verify(fs, p, recovered, _ => { }, cli.Cancellation);
+                Step($"mounted read-write: {fs.Recovery.ToText()}; {v.Keys} keys verified, {v.Differences} differences; unmounting cleanly");
+                Check(v.Differences == 0 && v.Keys == verifiedKeys, "the real recovery finds the same keys as the read-only one");
             }
 
-            // 4. Damage one leaf: a bit flip in a key header, checksum left bad.
+            // 5. Damage one leaf: a bit flip in a key header, checksum left bad.
             CorruptResult damage;
             using (var device = FileBlockDevice.Open(image, readOnly: false))
             {
@@ -88,18 +154,18 @@ internal static class DemoCommand
             }
             Step("damaged: " + damage.ToText().Replace("\n", "; ", StringComparison.Ordinal));
             var node = damage.Node!;
-            var inNode = _model.Keys.Count(k => k >= node.Min && k <= node.Max);
-            Step($"the damaged leaf covers {node.Min.ToText()}..{node.Max.ToText()}: {inNode} keys of the model live there");
+            var inNode = ExpectedKeysIn(p, recovered, node.Min, node.Max);
+            Step($"the damaged leaf covers {node.Min.ToText()}..{node.Max.ToText()}: {inNode} keys of the load live there");
 
-            // 5. fsck -n: findings, image unchanged.
-            var hashBefore = Hash(image);
+            // 6. fsck -n: findings, image unchanged.
+            hashBefore = Hash(image);
             var check = Basalt.Fsck.Fsck.Run(image, new FsckOptions { Mode = FsckMode.CheckOnly });
             Findings("fsck -n", check);
             Check(!check.Clean, "fsck -n finds the damage");
             Check(check.ExitCode == FsckExitCodes.Uncorrected, $"fsck -n exits 4 (it exited {check.ExitCode})");
             Check(Hash(image).SequenceEqual(hashBefore), "fsck -n leaves every byte of the image unchanged");
 
-            // 6. fsck -y: the same findings, repaired; a second run is clean.
+            // 7. fsck -y: the same findings, repaired; a second run is clean.
             var repair = Basalt.Fsck.Fsck.Run(image, new FsckOptions { Mode = FsckMode.Yes });
             Findings("fsck -y", repair);
             Check(Same(check, repair), "fsck -y reports exactly the findings fsck -n reported");
@@ -108,16 +174,26 @@ internal static class DemoCommand
             Step($"second fsck -n: {(again.Clean ? "clean" : $"{again.Findings.Count} findings")}");
             Check(again.Clean, "a second fsck after the repair is clean");
 
-            // 7. Verify again: what was lost must lie in the damaged leaf; nothing may be wrong.
+            // 8. Verify again against the recovered counters: what was lost must lie in the damaged leaf.
             using (var fs = BasaltFileSystem.Mount(image, new MountOptions { ReadOnly = true }))
             {
-                var v = Verify(fs);
-                var lostOutside = v.MissingKeys.Count(k => k < node.Min || k > node.Max);
-                Step($"after repair: {v.Intact} of {_model.Count} keys intact, {v.Missing} lost (all of them in the damaged leaf: " +
-                     $"{(lostOutside == 0 ? "yes" : $"no, {lostOutside} outside")}), {v.Wrong} wrong, {v.Unexpected} unexpected");
+                long missing = 0, wrong = 0, extra = 0, lostOutside = 0;
+                var v = LoadVerifier.Verify(fs, p, recovered, d =>
+                {
+                    switch (d.Kind)
+                    {
+                        case LoadDifferenceKind.Missing: missing++; break;
+                        case LoadDifferenceKind.Extra: extra++; break;
+                        default: wrong++; break;
+                    }
+                    if (d.Kind == LoadDifferenceKind.Missing && (d.Pos < node.Min || d.Pos > node.Max))
+                        lostOutside++;
+                }, cli.Cancellation);
+                Step($"after repair: {v.Keys - missing - wrong} of {v.Keys} keys intact, {missing} lost (all of them in the damaged leaf: " +
+                     $"{(lostOutside == 0 ? "yes" : $"no, {lostOutside} outside")}), {wrong} wrong, {extra} unexpected");
                 Check(lostOutside == 0, "keys outside the damaged leaf are all kept");
-                Check(v.Missing <= inNode, "no more keys are lost than the damaged leaf held");
-                Check(v.Wrong == 0 && v.Unexpected == 0, "no key has a wrong value and no unknown key appears");
+                Check(missing <= inNode, "no more keys are lost than the damaged leaf held");
+                Check(wrong == 0 && extra == 0, "no key has a wrong value and no unknown key appears");
                 var errorCounters = fs.Superblock.ErrorCounters;
                 Step($"superblock error counters: {(errorCounters.Count == 0 ? "none" : string.Join(", ", errorCounters.Select(e => e.ToText())))}");
                 Check(errorCounters.Count > 0, "the repair's findings are counted in the superblock");
@@ -128,83 +204,64 @@ internal static class DemoCommand
             return _failures == 0 ? CliExitCodes.Ok : CliExitCodes.Failure;
         }
 
-        private (int Inserts, int Overwrites, int Deletes) Fill(BasaltFileSystem fs)
+        /// <summary>
+        /// Starts `basalt debug load` on the image, waits until every thread has reported a durable
+        /// commit, lets it run a random while longer and kills it with SIGKILL. Returns the last
+        /// durable transaction each thread reported.
+        /// </summary>
+        private IReadOnlyDictionary<int, long> RunAndKill(string image, LoadParameters p, Random random)
         {
-            var random = new Random(seed);
-            var tree = fs.Btrees[BtreeId.Test];
-            var live = new List<Bpos>();
-            int inserts = 0, overwrites = 0, deletes = 0;
-            for (var i = 0; i < operations; i++)
+            var delay = TimeSpan.FromMilliseconds(300 + random.Next(1200));
+            // --seconds bounds the child's life should this process die without killing it.
+            using var child = LoadProcess.Start(image,
+            [
+                "--seed", Invariant(p.Seed), "--threads", Invariant(p.Threads), "--keys", Invariant(p.Keys),
+                "--value-bytes", Invariant(p.ValueBytes), "--flush-every", Invariant(FlushEvery), "--seconds", "120",
+            ]);
+            Step($"started `basalt debug load` as pid {child.Pid}: {p.ToText()}, a flush every {FlushEvery} transactions");
+            var started = child.WaitUntil((durable, _) => durable.Count == p.Threads, s_startTimeout);
+            if (!started)
             {
-                var roll = random.Next(100);
-                if (live.Count == 0 || roll < 60)
-                {
-                    var pos = new Bpos((ulong)random.Next(1, 65), (ulong)random.Next(0, 1_000_000));
-                    var value = RandomValue(random);
-                    tree.Insert(pos, value);
-                    if (_model.TryAdd(pos, value))
-                        live.Add(pos);
-                    else
-                        _model[pos] = value;
-                    inserts++;
-                }
-                else if (roll < 85)
-                {
-                    var pos = live[random.Next(live.Count)];
-                    var value = RandomValue(random);
-                    tree.Insert(pos, value);
-                    _model[pos] = value;
-                    overwrites++;
-                }
-                else
-                {
-                    var index = random.Next(live.Count);
-                    var pos = live[index];
-                    live[index] = live[^1];
-                    live.RemoveAt(live.Count - 1);
-                    if (!tree.Delete(pos))
-                        Check(false, $"delete of live key {pos.ToText()} found it");
-                    _model.Remove(pos);
-                    deletes++;
-                }
+                child.Kill();
+                var why = child.Stderr is { Length: > 0 } err ? err.Split('\n')[^1] : $"no durable commit within {s_startTimeout.TotalSeconds:0} s";
+                throw new BasaltException(ErrorCode.IoError, $"the load (pid {child.Pid}) did not get going: {why}");
             }
-            return (inserts, overwrites, deletes);
+            var running = Stopwatch.StartNew();
+            // The random moment: a while after the first durable commit of every thread.
+            child.WaitUntil((_, _) => cli.Cancellation.IsCancellationRequested, delay);
+            cli.Cancellation.ThrowIfCancellationRequested();
+            child.Kill();
+            var last = child.LastDurable;
+            Step(string.Create(CultureInfo.InvariantCulture,
+                $"killed pid {child.Pid} with SIGKILL {running.Elapsed.TotalSeconds:0.00} s after every thread's first durable commit: " +
+                $"{child.DurableLines} durable lines read; durable: ") +
+                string.Join(", ", last.OrderBy(kv => kv.Key).Select(kv => $"thread {kv.Key} up to transaction {kv.Value}")));
+            Check(child.Killed, "the load was still running when it was killed");
+            return last;
         }
 
-        private static byte[] RandomValue(Random random)
+        /// <summary>Keys of the load (slots and counters) that transactions 1..k leave in [min, max].</summary>
+        private long ExpectedKeysIn(LoadParameters p, long[] counters, Bpos min, Bpos max)
         {
-            var value = new byte[random.Next(8, 65)];
-            random.NextBytes(value);
-            return value;
+            long count = 0;
+            for (var t = 0; t < p.Threads; t++)
+            {
+                if (counters[t] > 0 && LoadModel.CounterPos(t) >= min && LoadModel.CounterPos(t) <= max)
+                    count++;
+                foreach (var slot in LoadModel.ExpectedSlots(p, t, counters[t], cli.Cancellation).Keys)
+                {
+                    var pos = LoadModel.SlotPos(t, slot);
+                    if (pos >= min && pos <= max)
+                        count++;
+                }
+            }
+            return count;
         }
 
-        private sealed record Verification(int Intact, int Missing, int Wrong, int Unexpected, List<Bpos> MissingKeys);
-
-        private Verification Verify(BasaltFileSystem fs)
-        {
-            var tree = fs.Btrees[BtreeId.Test];
-            int intact = 0, wrong = 0, unexpected = 0;
-            var missing = new List<Bpos>();
-            foreach (var (pos, value) in _model)
-            {
-                if (!tree.TryGet(pos, out var found))
-                    missing.Add(pos);
-                else if (found.AsSpan().SequenceEqual(value))
-                    intact++;
-                else
-                    wrong++;
-            }
-            var it = tree.Iterate(Bpos.Min, Bpos.Max);
-            while (it.MoveNext())
-            {
-                if (!_model.ContainsKey(it.Key.Pos))
-                    unexpected++;
-            }
-            return new Verification(intact, missing.Count, wrong, unexpected, missing);
-        }
+        private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
 
         private static int Depth(BasaltFileSystem fs) =>
-            fs.Superblock.RootOf(BtreeId.Test) is { } root ? root.Level + 1 : 0;
+            fs.Btrees[BtreeId.Test].Root is { } root ? root.Level + 1 : 0;
 
         private void Findings(string what, FsckReport report)
         {

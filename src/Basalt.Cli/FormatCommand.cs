@@ -123,7 +123,7 @@ internal static class FormatCommand
             cli.Line(string.Create(CultureInfo.InvariantCulture,
                 $"block size {sb.BlockSize}, btree node size {sb.NodeSize}, bucket size {sb.BucketSize}, " +
                 $"{sb.Member.Nbuckets} buckets, node area {SuperblockText.Size(sb.NodeAreaLength)} at byte {sb.NodeAreaOffset}, " +
-                $"superblock copies at {string.Join(", ", sb.CopyOffsets)}"));
+                $"superblock copies at bytes {string.Join(", ", sb.CopyOffsets)}"));
         }
         catch when (created)
         {

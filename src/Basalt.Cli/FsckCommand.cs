@@ -48,6 +48,7 @@ internal static class FsckCommand
         {
             Mode = mode,
             ImplicitCheckOnly = implicitCheck,
+            CheckWriteOnce = cli.CheckWriteOnce,
             Cancellation = cli.Cancellation,
             Ask = mode == FsckMode.Ask ? f => Ask(cli, f) : null,
             OnPassStarted = json ? null : p => cli.Line($"pass {(byte)p.Id} {p.Name}: {p.Description}", "blue"),

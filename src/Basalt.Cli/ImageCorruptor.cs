@@ -1,12 +1,19 @@
 // The machinery behind `basalt debug corrupt` (and the demo's damage step): picks a target
 // deterministically from a seed, changes one named on-disk field, and says exactly what it did.
 //
-// Nodes are found by walking the btrees from the superblock's roots over raw slots with
-// BtreeNodeInspector: no validation, no engine, so a damaged image can be damaged further and
-// the walk never trusts a checksum. Within a node only the records below the parent pointer's
-// sectors_written count (those are the node's content; anything after is a crash trace).
-// --fix-csum recomputes the checksum of the record (or superblock copy) that was changed, so a
-// corruption can pass the checksum and reach the validation behind it.
+// Nodes are the live ones: the filesystem is mounted read-only over a copy-on-write overlay (the
+// journal replayed in memory, nothing written), and each btree is walked from its recovered root
+// level by level, so a node the journal's roots and pointers made current is found even when the
+// superblock's roots are stale. Nodes the replay made in memory only (never written) are skipped.
+// When recovery cannot walk a damaged image, the walk falls back to raw slots from the roots
+// (BtreeNodeInspector: nothing validated, no checksum trusted), so a damaged image can be
+// damaged further. Within a node only the records below the parent pointer's sectors_written
+// count (those are the node's content; anything after is a crash trace).
+//
+// Journal targets pick a good entry the journal scan finds (optionally within a seq range): the
+// whole entry, one record of it (a record-header field or its payload), or one header field.
+// --fix-csum recomputes the checksum of the record, entry or superblock copy that was changed,
+// so a corruption can pass the checksum and reach the validation behind it.
 using System.Buffers.Binary;
 using System.Globalization;
 using Basalt.Btree;
@@ -14,6 +21,8 @@ using Basalt.Btree.Node;
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
+using Basalt.Fs;
+using Basalt.Journal;
 using Basalt.Superblocks;
 
 namespace Basalt.Cli;
@@ -24,6 +33,24 @@ internal enum CorruptTarget
     Bset,
     Key,
     Superblock,
+    /// <summary>A whole journal entry: its header and records.</summary>
+    JournalEntry,
+    /// <summary>One record of a journal entry: a record-header field or its payload.</summary>
+    JournalRecord,
+    /// <summary>One header field of a journal entry.</summary>
+    JournalField,
+}
+
+internal static class CorruptTargets
+{
+    /// <summary>The names --target takes, in enum order.</summary>
+    public static string[] Names { get; } = ["node", "bset", "key", "superblock", "journal-entry", "journal-record", "journal-field"];
+
+    public static string ToText(this CorruptTarget target) => Names[(int)target];
+
+    public static CorruptTarget Parse(string name) => (CorruptTarget)Array.FindIndex(Names, n => string.Equals(n, name, StringComparison.OrdinalIgnoreCase));
+
+    public static bool IsJournal(this CorruptTarget target) => target >= CorruptTarget.JournalEntry;
 }
 
 internal enum CorruptMode
@@ -43,6 +70,9 @@ internal sealed record CorruptRequest
     public CorruptMode Mode { get; init; } = CorruptMode.Bitflip;
     public bool FixChecksum { get; init; }
     public int Seed { get; init; }
+
+    /// <summary>Journal targets: only entries with seqs in this range.</summary>
+    public SeqRange? Seq { get; init; }
 }
 
 /// <summary>What was changed: where on the device, which field, the bytes before and after.</summary>
@@ -55,12 +85,41 @@ internal sealed record CorruptResult(
     string? ChecksumNote,
     ReachableNode? Node = null)
 {
+    /// <summary>Bytes shown in full; a longer change shows how many bytes differ and the first ones.</summary>
+    private const int ShownBytes = 32;
+
+    /// <summary>Journal targets: the seq of the entry that was changed.</summary>
+    public ulong? JournalSeq { get; init; }
+
+    /// <summary>Set when the live nodes could not be found through recovery (see ImageCorruptor.ReachableNodes).</summary>
+    public string? WalkNote { get; init; }
+
     public string ToText()
     {
-        var text = string.Create(CultureInfo.InvariantCulture,
-            $"{Target}: field {Field} at device offset {DeviceOffset} ({Old.Length} byte{(Old.Length == 1 ? "" : "s")}): " +
-            $"{Convert.ToHexStringLower(Old)} -> {Convert.ToHexStringLower(New)}");
-        return ChecksumNote is null ? text : $"{text}\n{ChecksumNote}";
+        var bytes = $"{Old.Length} byte{(Old.Length == 1 ? "" : "s")}";
+        string change;
+        if (Old.AsSpan().SequenceEqual(New))
+        {
+            change = "unchanged";
+        }
+        else if (Old.Length <= ShownBytes)
+        {
+            change = $"{Convert.ToHexStringLower(Old)} -> {Convert.ToHexStringLower(New)}";
+        }
+        else
+        {
+            // A long field: how many bytes differ, where the first and last are, and the bytes from the first.
+            var first = Old.AsSpan().CommonPrefixLength(New);
+            var last = Old.Length - 1 - Old.Reverse().Zip(New.Reverse()).TakeWhile(p => p.First == p.Second).Count();
+            var shown = Math.Min(ShownBytes, last - first + 1);
+            var more = last - first + 1 > shown ? "…" : "";
+            change = $"{Old.Zip(New).Count(p => p.First != p.Second)} of them changed, from byte {first} to byte {last} of the field " +
+                     $"(device offset {DeviceOffset + first}): {Convert.ToHexStringLower(Old, first, shown)}{more} -> {Convert.ToHexStringLower(New, first, shown)}{more}";
+        }
+        var text = string.Create(CultureInfo.InvariantCulture, $"{Target}: field {Field} at device offset {DeviceOffset} ({bytes}): {change}");
+        if (ChecksumNote is not null)
+            text = $"{text}\n{ChecksumNote}";
+        return WalkNote is null ? text : $"{text}\n{WalkNote}";
     }
 }
 
@@ -75,32 +134,33 @@ internal static class ImageCorruptor
     /// <summary>Nodes visited at most by the walk, so a looping damaged image cannot hang it.</summary>
     private const int MaxNodes = 1_000_000;
 
-    /// <summary>Superblock header fields a corruption may target (offsets inside a copy).</summary>
+    /// <summary>
+    /// Superblock header fields a corruption may target (offsets inside a copy), taken from the
+    /// format's field table. The selection and its order are fixed: a seed picks a field by index.
+    /// </summary>
     public static IReadOnlyList<NodeField> SuperblockFields { get; } =
     [
-        new("csum", SuperblockFormat.ChecksumOffset, 8),
-        new("magic", SuperblockFormat.MagicOffset, 16),
-        new("csum_type", SuperblockFormat.ChecksumTypeOffset, 1),
-        new("metadata_csum_type", SuperblockFormat.MetadataChecksumOffset, 1),
-        new("version", SuperblockFormat.VersionOffset, 2),
-        new("version_min", SuperblockFormat.VersionMinOffset, 2),
-        new("total_bytes", SuperblockFormat.TotalBytesOffset, 4),
-        new("uuid", SuperblockFormat.UuidOffset, SuperblockFormat.UuidSize),
-        new("label", SuperblockFormat.LabelOffset, SuperblockFormat.LabelSize),
-        new("seq", SuperblockFormat.SeqOffset, 8),
-        new("copy_offset", SuperblockFormat.CopyOffsetOffset, 8),
-        new("write_time", SuperblockFormat.WriteTimeOffset, 8),
-        new("flags", SuperblockFormat.FlagsOffset, 8),
-        new("block_size", SuperblockFormat.BlockSizeOffset, 4),
-        new("node_size", SuperblockFormat.NodeSizeOffset, 4),
-        new("device_size", SuperblockFormat.DeviceSizeOffset, 8),
+        .. new[]
+        {
+            "csum", "magic", "csum_type", "metadata_csum_type", "version", "version_min", "total_bytes", "uuid", "label",
+            "seq", "copy_offset", "write_time", "flags", "block_size", "node_size", "device_size",
+        }.Select(name => SuperblockFormat.HeaderFields.Single(f => f.Name == name)).Select(f => new NodeField(f.Name, f.Offset, f.Size)),
     ];
+
+    /// <summary>The journal-entry target's one pseudo-field: the header and every record (its size depends on the entry).</summary>
+    private static readonly NodeField s_wholeEntry = new("entry", 0, 0);
+
+    /// <summary>The journal-record target's fields: the record header's, then its payload (size depends on the record).</summary>
+    private static readonly IReadOnlyList<NodeField> s_recordFields = [.. JournalInspector.RecordHeaderFields, new("payload", JournalFormat.RecordHeaderSize, 0)];
 
     public static IReadOnlyList<NodeField> FieldsOf(CorruptTarget target) => target switch
     {
         CorruptTarget.Node => BtreeNodeInspector.NodeHeaderFields,
         CorruptTarget.Bset => BtreeNodeInspector.BsetHeaderFields,
         CorruptTarget.Key => BtreeNodeInspector.KeyHeaderFields,
+        CorruptTarget.JournalEntry => [s_wholeEntry],
+        CorruptTarget.JournalRecord => s_recordFields,
+        CorruptTarget.JournalField => JournalInspector.HeaderFields,
         _ => SuperblockFields,
     };
 
@@ -108,9 +168,12 @@ internal static class ImageCorruptor
     {
         var random = new Random(request.Seed);
         var field = PickField(request, random);
-        return request.Target == CorruptTarget.Superblock
-            ? CorruptSuperblock(device, request, field, random)
-            : CorruptNode(device, request, field, random);
+        return request.Target switch
+        {
+            CorruptTarget.Superblock => CorruptSuperblock(device, request, field, random),
+            _ when request.Target.IsJournal() => CorruptJournal(device, request, field, random),
+            _ => CorruptNode(device, request, field, random),
+        };
     }
 
     private static NodeField PickField(CorruptRequest request, Random random)
@@ -122,7 +185,7 @@ internal static class ImageCorruptor
         if (match == default)
         {
             throw new BasaltException(ErrorCode.InvalidArgument,
-                $"--field '{request.Field}' is not a {request.Target.ToString().ToLowerInvariant()} field " +
+                $"--field '{request.Field}' is not a {request.Target.ToText()} field " +
                 $"(fields: {string.Join(", ", fields.Select(f => f.Name))})");
         }
         return match;
@@ -133,7 +196,7 @@ internal static class ImageCorruptor
     private static CorruptResult CorruptNode(IBlockDevice device, CorruptRequest request, NodeField field, Random random)
     {
         var sb = SuperblockIo.Read(device).Superblock;
-        var candidates = ReachableNodes(device, sb)
+        var candidates = ReachableNodes(device, out var walkNote)
             .Where(n => request.Btree is null || n.Btree == request.Btree)
             .Where(n => request.Level is null || n.Level == request.Level)
             .ToList();
@@ -162,6 +225,8 @@ internal static class ImageCorruptor
                 break;
             case CorruptTarget.Bset:
             {
+                if (records.Count == 0)
+                    throw new BasaltException(ErrorCode.FileNotFound, $"{device.Name}: {node.ToText()} holds no readable record to corrupt");
                 var record = records[random.Next(records.Count)];
                 recordOffset = record.Offset;
                 fieldOffset = record.BsetOffset + field.Offset;
@@ -201,19 +266,83 @@ internal static class ImageCorruptor
             note = "checksum left as is (it no longer matches unless the field was outside the checksummed range)";
         }
         WriteBack(device, node.Offset, slot, fieldOffset, field.Size, request.FixChecksum ? recordOffset : -1);
-        return new CorruptResult(target, node.Offset + fieldOffset, field.Name, old, changed, note, node);
+        return new CorruptResult(target, node.Offset + fieldOffset, field.Name, old, changed, note, node) { WalkNote = walkNote };
     }
 
-    /// <summary>Walks every btree from its root, breadth first, over raw slots. Never throws on content.</summary>
-    public static List<ReachableNode> ReachableNodes(IBlockDevice device, Superblock sb)
+    /// <summary>
+    /// The nodes of every btree as the next mount sees them, in btree id order, each btree breadth
+    /// first (level by level, by position): the filesystem is mounted read-only over an overlay (the
+    /// journal replayed in memory) and walked from its recovered roots. Only nodes on the device
+    /// are listed (a node the replay made in memory has sectors_written 0). When recovery or the
+    /// walk fails on a damaged image, the nodes are found over raw slots from the recovered roots
+    /// (or the superblock's when the mount failed) and <paramref name="note"/> says so.
+    /// </summary>
+    public static List<ReachableNode> ReachableNodes(IBlockDevice device, out string? note)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        IReadOnlyList<BtreeRoot> roots;
+        Superblock sb;
+        try
+        {
+            using var fs = BasaltFileSystem.Mount(device, new MountOptions { ReadOnly = true });
+            sb = fs.Superblock;
+            roots = fs.Btrees.Roots;
+            try
+            {
+                note = null;
+                return RecoveredNodes(fs, device);
+            }
+            catch (BasaltException e)
+            {
+                note = $"the recovered btrees could not be walked ({CliContext.OneLine(e.Message)}): nodes found over raw slots from the recovered roots";
+            }
+        }
+        catch (BasaltException e)
+        {
+            sb = SuperblockIo.Read(device).Superblock;
+            roots = sb.Roots;
+            note = $"recovery failed ({CliContext.OneLine(e.Message)}): nodes found over raw slots from the superblock's roots";
+        }
+        return RawNodes(device, sb, roots);
+    }
+
+    private static List<ReachableNode> RecoveredNodes(BasaltFileSystem fs, IBlockDevice device)
+    {
+        var result = new List<ReachableNode>();
+        var seen = new HashSet<long>();
+        var nodeSize = fs.Superblock.NodeSize;
+        void Add(BtreeId btree, byte level, BtreePtrValue ptr, Bpos min, Bpos max)
+        {
+            if (ptr.SectorsWritten > 0 && SlotOf(device, nodeSize, ptr) is { } offset && seen.Add(offset))
+                result.Add(new ReachableNode(btree, level, offset, ptr.SectorsWritten, min, max));
+        }
+        foreach (var root in fs.Btrees.Roots.OrderBy(r => r.Btree))
+        {
+            Add(root.Btree, root.Level, root.Ptr, Bpos.Min, Bpos.Max);
+            var tree = fs.Btrees[root.Btree];
+            for (var level = root.Level; level >= 1 && result.Count < MaxNodes; level--)
+            {
+                var it = tree.Iterate(Bpos.Min, Bpos.Max, reverse: false, level: level);
+                while (it.MoveNext() && result.Count < MaxNodes)
+                {
+                    if (it.Key.Type == KeyType.BtreePtr && BtreePtrValue.TryRead(it.Value, out var ptr, out _))
+                        Add(root.Btree, (byte)(level - 1), ptr, ptr.MinKey, it.Key.Pos);
+                }
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Walks every btree from <paramref name="roots"/>, breadth first, over raw slots. Never throws on content.</summary>
+    internal static List<ReachableNode> RawNodes(IBlockDevice device, Superblock sb, IReadOnlyList<BtreeRoot> roots)
     {
         var result = new List<ReachableNode>();
         var seen = new HashSet<long>();
         var slot = new byte[sb.NodeSize];
-        foreach (var root in sb.Roots.OrderBy(r => r.Btree))
+        foreach (var root in roots.OrderBy(r => r.Btree))
         {
             var queue = new Queue<ReachableNode>();
-            if (SlotOf(device, sb, root.Ptr) is { } rootOffset)
+            if (SlotOf(device, sb.NodeSize, root.Ptr) is { } rootOffset)
                 queue.Enqueue(new ReachableNode(root.Btree, root.Level, rootOffset, root.Ptr.SectorsWritten, Bpos.Min, Bpos.Max));
             while (queue.Count > 0 && result.Count < MaxNodes)
             {
@@ -226,7 +355,7 @@ internal static class ImageCorruptor
                 device.Read(node.Offset, slot);
                 foreach (var (max, ptr) in ChildPointers(slot, node.SectorsWritten * FormatLimits.SectorSize))
                 {
-                    if (SlotOf(device, sb, ptr) is { } child)
+                    if (SlotOf(device, sb.NodeSize, ptr) is { } child)
                         queue.Enqueue(new ReachableNode(node.Btree, (byte)(node.Level - 1), child, ptr.SectorsWritten, ptr.MinKey, max));
                 }
             }
@@ -256,12 +385,12 @@ internal static class ImageCorruptor
         return [.. current.Where(kv => kv.Value is not null).Select(kv => (kv.Key, kv.Value!))];
     }
 
-    private static long? SlotOf(IBlockDevice device, Superblock sb, BtreePtrValue ptr)
+    private static long? SlotOf(IBlockDevice device, int nodeSize, BtreePtrValue ptr)
     {
         if (ptr.Ptrs.Count == 0 || ptr.Ptrs[0].OffsetSectors > (ulong)(device.Size / FormatLimits.SectorSize))
             return null;
         var offset = ptr.Ptrs[0].OffsetBytes;
-        return offset + sb.NodeSize <= device.Size ? offset : null;
+        return offset + nodeSize <= device.Size ? offset : null;
     }
 
     // ---- Superblock ----------------------------------------------------------------------
@@ -299,6 +428,83 @@ internal static class ImageCorruptor
         }
         WriteBack(device, copyOffset, buffer, field.Offset, field.Size, request.FixChecksum ? 0 : -1);
         return new CorruptResult($"superblock copy {copy} at byte {copyOffset}", copyOffset + field.Offset, field.Name, old, changed, note);
+    }
+
+    // ---- Journal -------------------------------------------------------------------------
+
+    private static CorruptResult CorruptJournal(IBlockDevice device, CorruptRequest request, NodeField field, Random random)
+    {
+        var sb = SuperblockIo.Read(device).Superblock;
+        var ring = JournalRing.Of(sb);
+        var scan = JournalScan.Scan(device, ring, new JournalReadContext(JournalFormat.MagicFor(sb.Uuid), sb.BlockSize, sb.NodeSize));
+        // Candidates in seq order, so a seed always picks the same entry of the same image.
+        var candidates = scan.Entries.Values
+            .Where(e => request.Seq is not { } range || range.Contains(e.Seq))
+            .OrderBy(e => e.Seq)
+            .ToList();
+        if (candidates.Count == 0)
+        {
+            var filter = request.Seq is { } r ? $" with {ListJournalCommand.FilterText(r)}" : "";
+            throw new BasaltException(ErrorCode.FileNotFound, $"{device.Name}: no journal entry{filter} to corrupt");
+        }
+        var entry = candidates[random.Next(candidates.Count)];
+        var offset = entry.Location.Offset;
+        var buffer = new byte[entry.DiskBytes];
+        device.Read(offset, buffer);
+        var target = $"journal entry seq {entry.Seq} ({(entry.IsFlush ? "flush" : "no-flush")}) at ring index {entry.Location.RingIndex} " +
+                     $"(bucket {entry.Location.Bucket}) at byte {offset}, {entry.DiskBytes} bytes";
+
+        int fieldOffset;
+        int fieldSize;
+        string fieldName;
+        switch (request.Target)
+        {
+            case CorruptTarget.JournalEntry:
+                fieldOffset = 0;
+                fieldSize = JournalInspector.RecordsEnd(buffer);
+                fieldName = "entry (header and records)";
+                break;
+            case CorruptTarget.JournalRecord:
+            {
+                var end = JournalInspector.RecordsEnd(buffer);
+                var records = JournalInspector.Records(buffer)
+                    .Where(r => field.Name != "payload" || r.PayloadBytes(end) > 0)
+                    .ToList();
+                if (records.Count == 0)
+                    throw new BasaltException(ErrorCode.FileNotFound, $"{device.Name}: {target}: no record with a payload to corrupt");
+                var index = random.Next(records.Count);
+                var record = records[index];
+                var type = JournalRecordTypes.IsKnown(record.Type) ? ((JournalRecordType)record.Type).ToText() : $"type {record.Type}";
+                target += $", record {index} ({type}, {record.Bytes} bytes) at byte {record.Offset} of the entry";
+                fieldOffset = record.Offset + field.Offset;
+                fieldSize = field.Name == "payload" ? record.PayloadBytes(end) : field.Size;
+                fieldName = field.Name;
+                break;
+            }
+            default:
+                fieldOffset = field.Offset;
+                fieldSize = field.Size;
+                fieldName = field.Name;
+                break;
+        }
+
+        var old = buffer.AsSpan(fieldOffset, fieldSize).ToArray();
+        Damage(buffer.AsSpan(fieldOffset, fieldSize), request.Mode, random);
+        var changed = buffer.AsSpan(fieldOffset, fieldSize).ToArray();
+        string note;
+        if (request.FixChecksum)
+        {
+            var before = BinaryPrimitives.ReadUInt64LittleEndian(buffer);
+            note = JournalInspector.RecomputeChecksum(buffer)
+                ? $"checksum of journal entry seq {entry.Seq} (device offset {offset}): {before:x16} -> {BinaryPrimitives.ReadUInt64LittleEndian(buffer):x16}"
+                : $"checksum of journal entry seq {entry.Seq} could not be recomputed (the damaged header makes it uncomputable); left as is";
+        }
+        else
+        {
+            note = "checksum left as is (it no longer matches)";
+        }
+        WriteBack(device, offset, buffer, fieldOffset, fieldSize, request.FixChecksum ? 0 : -1);
+        return new CorruptResult(target, offset + fieldOffset, fieldName, old, changed, note) { JournalSeq = entry.Seq };
     }
 
     // ---- Bytes ---------------------------------------------------------------------------

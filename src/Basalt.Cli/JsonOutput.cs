@@ -15,6 +15,32 @@ internal sealed record ErrorCounterJson(int Id, string Name, ulong Count, string
 internal sealed record MemberJson(string DeviceUuid, ulong Buckets, int BucketSize, uint FirstBucket,
     ulong NodeAreaFirstBucket, ulong NodeAreaBuckets, long NodeAreaOffset, long NodeAreaLength, string State);
 
+internal sealed record SeqRangeJson(ulong First, ulong Last);
+
+internal sealed record JournalRangeJson(ulong FirstBucket, ulong LastBucket, ulong Buckets, long Offset, long Length);
+
+internal sealed record SuperJournalJson(
+    int Buckets,
+    int BucketSize,
+    long Bytes,
+    IReadOnlyList<JournalRangeJson> Ranges,
+    bool Clean,
+    string? LastMount,
+    string? LastUnmount,
+    ulong CheckpointSeq,
+    int Entries,
+    ulong? OldestSeq,
+    ulong? NewestSeq,
+    ulong? NewestFlushSeq,
+    ulong? OldestInWindow,
+    SeqRangeJson? Replay,
+    SeqRangeJson? Lost,
+    int Damaged,
+    IReadOnlyList<SeqRangeJson> SuperblockBlacklist,
+    IReadOnlyList<SeqRangeJson> Blacklist,
+    ulong NextSeq,
+    string Summary);
+
 internal sealed record SuperblockJson(
     string Device,
     int UsedCopy,
@@ -35,7 +61,7 @@ internal sealed record SuperblockJson(
     int BucketSize,
     string NodeMagic,
     IReadOnlyList<MemberJson> Members,
-    IReadOnlyList<string> Journal,
+    SuperJournalJson Journal,
     IReadOnlyList<RootJson> Roots,
     IReadOnlyList<ErrorCounterJson> ErrorCounters);
 

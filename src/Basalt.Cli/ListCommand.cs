@@ -19,7 +19,8 @@ internal static class ListCommand
     public static Command Create(CliContext cli)
     {
         var btree = new Option<string>("--btree", "-b") { Description = "btree name (e.g. test, extents, inodes)", Required = true };
-        var level = new Option<int>("--level", "-l") { Description = "level to list: 0 = leaf keys (default), higher = interior pointers" };
+        var level = CliOptions.Int("--level", "-l", "level to list: 0 = leaf keys (default), higher = interior pointers",
+            min: 0, max: FormatLimits.MaxBtreeLevel);
         var start = new Option<string>("--start") { Description = "first position: INODE:OFFSET[:SNAPSHOT], min or max (default min)" };
         var end = new Option<string>("--end") { Description = "last position, inclusive (default max)" };
         var json = new Option<bool>("--json") { Description = "print one JSON document" };
@@ -29,8 +30,6 @@ internal static class ListCommand
         {
             var id = CliParsing.ParseBtree(parse.GetValue(btree));
             var lvl = parse.GetValue(level);
-            if (lvl is < 0 or > 7)
-                CliContext.Usage($"--level {lvl} is outside 0..7");
             var from = parse.GetValue(start) is { } s ? CliParsing.ParsePosition(s, "--start") : Bpos.Min;
             var to = parse.GetValue(end) is { } e ? CliParsing.ParsePosition(e, "--end") : Bpos.Max;
             if (from > to)
@@ -57,8 +56,8 @@ internal static class ListCommand
                 {
                     if (warnings++ < MaxWarnings)
                     {
-                        notes.Add($"{cli.CommandName}: warning: btree {btree.ToText()} level {nodeLevel} node at sector " +
-                                  $"{(ptr.Ptrs.Count > 0 ? ptr.Ptrs[0].OffsetSectors : 0)}: {finding.ToText()} (run basalt fsck)");
+                        notes.Add($"{cli.CommandName}: warning: btree {btree.ToText()} level {nodeLevel} node at byte " +
+                                  $"{(ptr.Ptrs.Count > 0 ? (UInt128)ptr.Ptrs[0].OffsetSectors * FormatLimits.SectorSize : 0)}: {finding.ToText()} (run basalt fsck)");
                     }
                 }
             },

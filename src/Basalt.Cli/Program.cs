@@ -1,11 +1,11 @@
-// The `basalt` command line: format, show-super, list, fsck, debug corrupt and demo (DESIGN §7).
+// The `basalt` command line: format, show-super, list, fsck, debug corrupt, debug load and demo (DESIGN §7).
 // Program.Run is the in-process entry point the tests use; Main only attaches the console.
 // Rules every command follows: errors are one line on stderr saying what and where (--verbose
 // adds the stack trace); usage errors exit 16; fsck exits with fsck(8)'s bit flags; other
 // commands exit 0 (ok), 1 (a failure the user can act on) or 8 (operational error).
 using System.CommandLine;
 using System.CommandLine.Help;
-using System.CommandLine.Parsing;
+using System.Runtime.InteropServices;
 using Basalt.Fsck;
 
 namespace Basalt.Cli;
@@ -15,45 +15,39 @@ public static class Program
     public static int Main(string[] args)
     {
         using var cancel = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) =>
+        string? stoppedBy = null;
+        // The first Ctrl-C or SIGTERM asks the running command to stop cleanly (a load unmounts,
+        // fsck exits 32); a second one is left to do what it does by default: end the process.
+        bool Stop(string signal)
         {
-            // First Ctrl-C asks the running command to stop cleanly (fsck exits 32); a second one kills.
-            if (!cancel.IsCancellationRequested)
-            {
-                e.Cancel = true;
-                cancel.Cancel();
-            }
-        };
-        return Run(args, Console.Out, Console.Error, CliTerminal.FromConsole(), cancel.Token);
+            if (Interlocked.CompareExchange(ref stoppedBy, signal, null) is not null)
+                return false;
+            cancel.Cancel();
+            return true;
+        }
+        Console.CancelKeyPress += (_, e) => e.Cancel = Stop("Ctrl-C");
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = Stop("SIGTERM"));
+        return Run(args, Console.Out, Console.Error, CliTerminal.FromConsole(), cancel.Token, () => Volatile.Read(ref stoppedBy));
     }
 
     /// <summary>Runs the CLI in process with the given output writers (not a terminal).</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr) =>
         Run(args, stdout, stderr, CliTerminal.None, CancellationToken.None);
 
-    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, CliTerminal terminal, CancellationToken cancellation)
+    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, CliTerminal terminal, CancellationToken cancellation,
+        Func<string?>? stopSignal = null)
     {
-        var cli = new CliContext(stdout, stderr, terminal) { Cancellation = cancellation };
-        var verbose = new Option<bool>("--verbose", "-v")
-        {
-            Description = "show stack traces with errors",
-            Recursive = true,
-        };
-        var root = new RootCommand("basalt: create, inspect, check and repair Basalt filesystem images")
-        {
-            HelpName = "basalt",
-        };
-        root.Add(verbose);
-        foreach (var command in Commands(cli))
-            root.Add(command);
+        var cli = new CliContext(stdout, stderr, terminal) { Cancellation = cancellation, StopSignalSource = stopSignal };
+        var root = CreateRoot(cli, out var verbose);
 
-        var parse = root.Parse(args);
+        // No response files: an IMAGE path may start with '@'.
+        var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         cli.Verbose = parse.GetValue(verbose);
         cli.Json = parse.Tokens.Any(t => t.Value == "--json");
         cli.CommandName = parse.CommandResult.Command is RootCommand ? "basalt" : CommandPath(parse.CommandResult.Command, root);
         try
         {
-            if (parse.Action is not HelpAction && UsageProblem(parse, root) is { } problem)
+            if (parse.Action is not HelpAction && CliOptions.UsageProblem(parse, root) is { } problem)
             {
                 var line = $"{problem}; see '{cli.CommandName} --help'";
                 stderr.WriteLine($"{cli.CommandName}: {line}");
@@ -61,18 +55,12 @@ public static class Program
                     JsonOutput.Write(stdout, new ErrorJson(line, CliExitCodes.Usage));
                 return CliExitCodes.Usage;
             }
-            if (parse.Action is not HelpAction && parse.Errors.Count > 0)
+            if (parse.Action is HelpAction && parse.CommandResult.Command is RootCommand)
             {
-                // A misspelt command or option explains more than what it caused to be missing.
-                var first = parse.Errors
-                    .OrderBy(e => parse.UnmatchedTokens.Any(t => e.Message.Contains(t, StringComparison.Ordinal)) ? 0 : 1)
-                    .First().Message;
-                var more = parse.Errors.Count > 1 ? $" (and {parse.Errors.Count - 1} more)" : "";
-                var line = $"{CliContext.OneLine(first).TrimEnd('.')}{more}; see '{cli.CommandName} --help'";
-                stderr.WriteLine($"{cli.CommandName}: {line}");
-                if (cli.Json)
-                    JsonOutput.Write(stdout, new ErrorJson(line, CliExitCodes.Usage));
-                return CliExitCodes.Usage;
+                var help = new StringWriter();
+                var code = parse.Invoke(new InvocationConfiguration { Output = help, Error = stderr, EnableDefaultExceptionHandler = false });
+                stdout.Write(WithOptionalArgumentsBracketed(help.ToString(), root));
+                return code;
             }
             return parse.Invoke(new InvocationConfiguration
             {
@@ -92,38 +80,57 @@ public static class Program
         }
     }
 
+    /// <summary>The command tree: every command and option the CLI has.</summary>
+    internal static RootCommand CreateRoot(CliContext cli, out Option<bool> verbose)
+    {
+        verbose = new Option<bool>("--verbose", "-v")
+        {
+            Description = "show stack traces with errors",
+            Recursive = true,
+        };
+        var root = new RootCommand("basalt: create, inspect, check and repair Basalt filesystem images")
+        {
+            HelpName = "basalt",
+        };
+        root.Add(verbose);
+        foreach (var command in Commands(cli))
+            root.Add(command);
+        return root;
+    }
+
     private static IEnumerable<Command> Commands(CliContext cli)
     {
         yield return FormatCommand.Create(cli);
         yield return ShowSuperCommand.Create(cli);
         yield return ListCommand.Create(cli);
+        yield return ListJournalCommand.Create(cli);
         yield return FsckCommand.Create(cli);
         yield return DebugCommand.Create(cli);
         yield return DemoCommand.Create(cli);
     }
 
     /// <summary>
-    /// What the parser gets wrong for a new user: an unknown option is taken as the IMAGE argument
-    /// (the error then names the real image), and a misspelt command is one of several errors.
+    /// The command list of `basalt --help` with each optional argument in brackets, as the
+    /// command's own usage line has it ("demo [&lt;DIR&gt;]"): the library's list prints every argument
+    /// as if it were required, and offers no public way to change that row, so the row is rewritten
+    /// in the text (two columns of padding absorb the two brackets).
     /// </summary>
-    private static string? UsageProblem(ParseResult parse, RootCommand root)
+    private static string WithOptionalArgumentsBracketed(string help, RootCommand root)
     {
-        if (parse.CommandResult.Command is RootCommand && parse.UnmatchedTokens.Count > 0 &&
-            parse.Tokens.FirstOrDefault() is { Type: TokenType.Argument } first && !first.Value.StartsWith('-'))
+        foreach (var command in root.Subcommands.Where(c => !c.Hidden))
         {
-            return $"unknown command '{first.Value}' (commands: {string.Join(", ", root.Subcommands.Select(c => c.Name))})";
+            var plain = string.Join(' ', [command.Name, .. command.Arguments.Where(a => !a.Hidden).Select(a => $"<{a.Name}>")]);
+            var bracketed = string.Join(' ', [command.Name, .. command.Arguments.Where(a => !a.Hidden)
+                .Select(a => a.Arity.MinimumNumberOfValues == 0 ? $"[<{a.Name}>]" : $"<{a.Name}>")]);
+            if (plain == bracketed)
+                continue;
+            var extra = bracketed.Length - plain.Length;
+            var row = $"\n  {plain}{new string(' ', extra)}";
+            help = help.Contains(row, StringComparison.Ordinal)
+                ? help.Replace(row, $"\n  {bracketed}", StringComparison.Ordinal)
+                : help.Replace($"\n  {plain} ", $"\n  {bracketed} ", StringComparison.Ordinal);
         }
-        foreach (var token in parse.Tokens)
-        {
-            // "--", a lone "-" and negative numbers (--seed -1) are arguments; anything else that
-            // starts with '-' and was not matched as an option is a misspelt option.
-            if (token.Type == TokenType.Argument && token.Value.Length > 1 && token.Value[0] == '-' && token.Value != "--" &&
-                !double.TryParse(token.Value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out _))
-            {
-                return $"unknown option '{token.Value}'";
-            }
-        }
-        return null;
+        return help;
     }
 
     private static string CommandPath(Command command, RootCommand root)

@@ -1,11 +1,14 @@
 // basalt show-super [--json] IMAGE
-// Prints the superblock mount would use, which copy that is, and the status of every copy.
+// Prints the superblock mount would use, which copy that is, the status of every copy, and the
+// journal: its ring, the seqs found on it, clean or dirty with the checkpoint seq, the blacklist
+// and what the next mount replays (the ring is scanned as mount scans it).
 // The image is opened read-only (a shared lock: a writer holding it is reported as in use).
 using System.CommandLine;
 using System.Globalization;
 using Basalt.Devices;
 using Basalt.Format;
 using Basalt.Fs;
+using Basalt.Journal;
 using Basalt.Superblocks;
 
 namespace Basalt.Cli;
@@ -28,14 +31,17 @@ internal static class ShowSuperCommand
         using var device = FileBlockDevice.Open(path, readOnly: true);
         var read = SuperblockIo.Read(device);
         var sb = read.Superblock;
+        var journal = JournalSurvey.Read(device, sb);
         if (json)
         {
-            JsonOutput.Write(cli.Out, ToJson(device.Name, read));
+            JsonOutput.Write(cli.Out, ToJson(device.Name, read, journal));
             return CliExitCodes.Ok;
         }
 
         cli.Line($"{device.Name}: Basalt filesystem", "bold");
         cli.Out.Write(sb.ToText());
+        foreach (var (name, value) in JournalLines(journal))
+            cli.Line($"{name,-24}{value}");
         cli.Line($"superblock used:        copy {read.UsedCopy} (seq {sb.Seq})");
         foreach (var copy in read.Copies)
             cli.Line($"  {copy.ToText()}", copy.Status == CopyStatus.Good ? "green" : "yellow");
@@ -44,7 +50,56 @@ internal static class ShowSuperCommand
         return CliExitCodes.Ok;
     }
 
-    internal static SuperblockJson ToJson(string device, SuperblockReadResult read)
+    /// <summary>The journal's lines of the text report: ring, what is on disk, state, replay, blacklist.</summary>
+    internal static IEnumerable<(string Name, string Value)> JournalLines(JournalSurvey journal)
+    {
+        var sb = journal.Superblock;
+        yield return ("journal ring:", ListJournalCommand.RingText(journal));
+        var entries = journal.Scan.Entries;
+        var flush = entries.Values.Where(e => e.IsFlush).Select(e => e.Seq).DefaultIfEmpty().Max();
+        yield return ("journal on disk:", entries.Count == 0
+            ? $"no entries{(journal.Scan.Damage.Count > 0 ? $"; {journal.Scan.Damage.Count} damaged" : "")}"
+            : $"{entries.Count} entr{(entries.Count == 1 ? "y" : "ies")}, {new SeqRange(entries.Keys.Min(), entries.Keys.Max()).ToText()} (newest {entries.Keys.Max()}" +
+              $"{(flush > 0 ? $", newest flush {flush}" : ", no flush entry")}){(journal.Scan.Damage.Count > 0 ? $"; {journal.Scan.Damage.Count} damaged" : "")}");
+        yield return ("journal state:", $"{(sb.IsClean ? "clean" : "dirty")}, checkpoint seq {journal.CheckpointSeq}" +
+            (journal.OldestInWindow is { } oldest ? $", oldest seq in the replay window {oldest}" : ""));
+        yield return ("journal replay:", journal.ReplayText());
+        yield return ("journal blacklisted:", JournalSurvey.RangesText(journal.Blacklist) +
+            (journal.Blacklist.SequenceEqual(sb.JournalBlacklist) ? "" : " (superblock and entries' blacklist records)"));
+    }
+
+    private static SuperJournalJson JournalJson(JournalSurvey journal)
+    {
+        var sb = journal.Superblock;
+        var ring = journal.Ring;
+        var entries = journal.Scan.Entries;
+        static SeqRangeJson? Range(SeqRange? r) => r is { } x ? new SeqRangeJson(x.First, x.Last) : null;
+        static string? Time(DateTimeOffset t) => t == DateTimeOffset.UnixEpoch ? null : SuperblockText.Time(t);
+        return new SuperJournalJson(
+            Buckets: ring.Count,
+            BucketSize: ring.BucketSize,
+            Bytes: ring.Bytes,
+            Ranges: [.. sb.JournalBuckets.Select(r => new JournalRangeJson(r.Start, r.End - 1, r.Count,
+                (long)r.Start * ring.BucketSize, (long)r.Count * ring.BucketSize))],
+            Clean: sb.IsClean,
+            LastMount: Time(sb.CleanInfo.LastMount),
+            LastUnmount: Time(sb.CleanInfo.LastUnmount),
+            CheckpointSeq: journal.CheckpointSeq,
+            Entries: entries.Count,
+            OldestSeq: entries.Count == 0 ? null : entries.Keys.Min(),
+            NewestSeq: journal.NewestSeq,
+            NewestFlushSeq: entries.Values.Where(e => e.IsFlush).Select(e => (ulong?)e.Seq).Max(),
+            OldestInWindow: journal.OldestInWindow,
+            Replay: Range(journal.Plan?.Range),
+            Lost: Range(journal.Plan?.LostRange),
+            Damaged: journal.Scan.Damage.Count,
+            SuperblockBlacklist: [.. sb.JournalBlacklist.Select(r => new SeqRangeJson(r.First, r.Last))],
+            Blacklist: [.. journal.Blacklist.Select(r => new SeqRangeJson(r.First, r.Last))],
+            NextSeq: journal.FullPlan.NextSeq,
+            Summary: journal.ReplayText());
+    }
+
+    internal static SuperblockJson ToJson(string device, SuperblockReadResult read, JournalSurvey journal)
     {
         var sb = read.Superblock;
         return new SuperblockJson(
@@ -69,7 +124,7 @@ internal static class ShowSuperCommand
             NodeMagic: sb.NodeMagic.ToString("x16", CultureInfo.InvariantCulture),
             Members: [.. sb.Members.Select(m => new MemberJson(SuperblockText.Uuid(m.DeviceUuid), m.Nbuckets, m.BucketSize,
                 m.FirstBucket, m.NodeArea.Start, m.NodeArea.Count, m.NodeAreaOffset, m.NodeAreaLength, m.State.ToString()))],
-            Journal: [.. sb.JournalBuckets.Select(r => r.ToText())],
+            Journal: JournalJson(journal),
             Roots: [.. sb.Roots.Select(r => new RootJson(r.Btree.ToText(), r.Level, r.Ptr.ToText()))],
             ErrorCounters: [.. sb.ErrorCounters.Select(e => new ErrorCounterJson((int)e.Id,
                 FsckCatalogue.TryGet((ushort)e.Id, out var info) ? info!.Name : $"unknown({(ushort)e.Id})",

@@ -55,4 +55,18 @@ public static class BtreeAssertions
         }
         Assert.False(expected.MoveNext(), $"missing key {(n < model.Count ? model.Keys.ElementAt(n).ToText() : "?")} after {n} keys");
     }
+
+    /// <summary>Every key and value of the btree, by a forward scan.</summary>
+    public static SortedDictionary<Bpos, byte[]> Contents(Basalt.Btree.Btree tree)
+    {
+        var contents = new SortedDictionary<Bpos, byte[]>();
+        var it = tree.Iterate(Bpos.Min, Bpos.Max);
+        while (it.MoveNext())
+            contents[it.Key.Pos] = it.Value.ToArray();
+        return contents;
+    }
+
+    /// <summary>True when both hold the same keys with the same values.</summary>
+    public static bool SameContents(SortedDictionary<Bpos, byte[]> a, SortedDictionary<Bpos, byte[]> b) =>
+        a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var v) && v.AsSpan().SequenceEqual(kv.Value));
 }

@@ -1,98 +1,158 @@
-// A btree engine on a tiny in-memory geometry (4 KiB nodes, 512 B blocks by default) to force
-// deep trees, with an in-memory root committer, the write-once checker (WriteOnceCheckingDevice,
-// a fresh one per mount) wired in, and Remount(): drop the engine without syncing and reopen from
-// the device and the committed roots.
+// A filesystem on a tiny in-memory geometry (4 KiB nodes, 512 B blocks by default) to force deep
+// trees, with the journal in its deterministic step mode (no threads: entries are written when a
+// commit waits for a flush, when the journal needs room, or when a test steps it), the
+// write-once checker on every node write, and the remounts tests need: Remount() is a crash
+// (nothing more is written; the next mount replays the journal), CleanRemount() a clean unmount.
 using Basalt.Btree;
 using Basalt.Devices;
 using Basalt.Format;
+using Basalt.Fs;
+using Basalt.Journal;
+using Basalt.Superblocks;
+using Basalt.Transactions;
 
 namespace Basalt.TestKit;
 
-/// <summary>Keeps the committed roots in memory, as the superblock would on disk.</summary>
-public sealed class MemoryRootCommitter : IRootCommitter
-{
-    private IReadOnlyList<BtreeRoot> _roots = [];
-
-    public IReadOnlyList<BtreeRoot> Roots => Volatile.Read(ref _roots);
-
-    public int Commits { get; private set; }
-
-    /// <summary>Runs before each commit; a test throws from it to simulate a failed superblock write.</summary>
-    public Action? BeforeCommit { get; set; }
-
-    public void CommitRoots(IReadOnlyList<BtreeRoot> roots)
-    {
-        BeforeCommit?.Invoke();
-        Volatile.Write(ref _roots, roots.ToArray());
-        Commits++;
-    }
-}
-
 public sealed class BtreeFixture : IDisposable
 {
-    public const long NodeAreaOffset = 64 * 1024;
+    public const int DefaultBucketSize = 64 * 1024;
+
+    private readonly int _bucketSize;
 
     public BtreeFixture(int nodeSize = 4096, int blockSize = 512, int slots = 8192, long cacheBudget = 256L * 1024 * 1024,
-        int seed = 1, Func<IBlockDevice, IBlockDevice>? decorate = null)
+        int seed = 1, Func<IBlockDevice, IBlockDevice>? decorate = null, int journalBuckets = 32, int bucketSize = DefaultBucketSize,
+        JournalOptions? journal = null)
     {
-        Geometry = new BtreeGeometry
-        {
-            NodeSize = nodeSize,
-            BlockSize = blockSize,
-            NodeAreaOffset = NodeAreaOffset,
-            NodeAreaLength = (long)slots * nodeSize,
-            NodeMagic = 0x45444F4E544C5342UL ^ 0x1122334455667788UL,
-        };
-        Memory = new MemoryBlockDevice(NodeAreaOffset + Geometry.NodeAreaLength + (64 * 1024));
+        _bucketSize = Math.Max(bucketSize, nodeSize);
+        var nodeAreaBuckets = Math.Max(16, (int)(((long)slots * nodeSize) / _bucketSize));
+        var firstBucket = SuperblockGeometry.FirstBucketFor(_bucketSize);
+        var buckets = firstBucket + (long)journalBuckets + nodeAreaBuckets + SuperblockGeometry.MinUsableBuckets;
+        var size = (((buckets * _bucketSize) + 65535) / 65536 * 65536) + (2 * 65536);
+        Memory = new MemoryBlockDevice(size);
         Base = decorate is null ? Memory : decorate(Memory);
         CacheBudget = cacheBudget;
         Random = new Random(seed);
-        Checker = new WriteOnceCheckingDevice(Base);
-        NodeSpace = new BtreeNodeSpaceLog(Checker);
-        Engine = Open();
+        JournalOptions = journal ?? new JournalOptions { Manual = true };
+        FormatOptions = new FormatOptions
+        {
+            BlockSize = blockSize,
+            NodeSize = nodeSize,
+            BucketSize = _bucketSize,
+            JournalBuckets = (ulong)journalBuckets,
+            NodeAreaBuckets = (ulong)nodeAreaBuckets,
+            Uuid = new Guid(0x11223344, 0x5566, 0x7788, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, (byte)seed),
+            Time = DateTimeOffset.UnixEpoch.AddDays(20_000),
+        };
+        SuperblockIo.Format(Base, FormatOptions);
+        Fs = MountFs();
     }
 
-    public BtreeGeometry Geometry { get; }
+    public FormatOptions FormatOptions { get; }
+
     public MemoryBlockDevice Memory { get; }
+
     /// <summary>Memory under the test's decorators.</summary>
     public IBlockDevice Base { get; }
 
-    /// <summary>The write-once checker of the current mount: the device the engine writes through.</summary>
-    public WriteOnceCheckingDevice Checker { get; private set; }
+    public JournalOptions JournalOptions { get; set; }
 
-    /// <summary>The current mount's slot event log (forwards to <see cref="Checker"/>).</summary>
-    public BtreeNodeSpaceLog NodeSpace { get; private set; }
+    public BasaltFileSystem Fs { get; private set; }
 
-    public MemoryRootCommitter Committer { get; } = new();
+    public BtreeGeometry Geometry => Fs.Geometry;
+
+    /// <summary>The write-once checker of the current mount: every node write goes through it.</summary>
+    public WriteOnceCheckingDevice Checker => Fs.WriteOnceChecker!;
+
+    /// <summary>The current mount's slot event log.</summary>
+    public BtreeNodeSpaceLog NodeSpace { get; private set; } = null!;
+
     public long CacheBudget { get; set; }
 
     /// <summary>Passed to the engine at the next (re)mount.</summary>
     public NodeReadObserver? ReadObserver { get; set; }
+
+    /// <summary>Random restart injection, passed to the engine at the next (re)mount.</summary>
+    public RestartInjection? RestartInjection { get; set; }
+
+    /// <summary>Debug-only ordering bugs for the next (re)mount.</summary>
+    internal BtreeDebugFaults? DebugFaults { get; set; }
+
     public Random Random { get; }
-    public BtreeEngine Engine { get; private set; }
+
+    public BtreeEngine Engine => Fs.Btrees;
+
+    public JournalWriter Journal => Fs.Journal;
+
     public Basalt.Btree.Btree Test => Engine[BtreeId.Test];
 
-    public BtreeEngineOptions Options => new()
-    {
-        CacheBudgetBytes = CacheBudget,
-        NodeSpaceObserver = NodeSpace,
-        NodeReadObserver = ReadObserver,
-        Random = new Random(Random.Next()),
-    };
+    /// <summary>Makes every commit so far durable (a journal flush).</summary>
+    public void Sync() => Fs.Sync();
 
-    /// <summary>Drops the engine (no sync: unsynced changes are lost as in a crash) and reopens it.</summary>
-    public void Remount()
+    /// <summary>Writes every dirty node and commits the roots through the superblock.</summary>
+    public void Checkpoint() => Fs.Checkpoint();
+
+    /// <summary>Writes back every dirty node through the journal (rounds until none is left), then flushes.</summary>
+    public void WriteBackAll()
     {
-        Engine.Dispose();
-        Checker = new WriteOnceCheckingDevice(Base);
-        NodeSpace = new BtreeNodeSpaceLog(Checker);
-        Engine = Open();
+        for (var round = 0; round < 64 && Engine.DirtyNodeCount > 0; round++)
+        {
+            if (Engine.WriteBack(null).JournalFull)
+            {
+                Checkpoint();
+                break;
+            }
+        }
+        Sync();
     }
 
-    private BtreeEngine Open() => BtreeEngine.Open(Checker, Geometry, Committer.Roots, Options, Committer);
+    /// <summary>A crash: the mount is dropped without writing anything more, then mounted again (journal replay).</summary>
+    public void Remount()
+    {
+        Fs.Close(sync: false);
+        Fs = MountFs();
+    }
+
+    /// <summary>A clean unmount (journal flushed, nodes written, superblock clean), then a mount.</summary>
+    public void CleanRemount()
+    {
+        Fs.Close(sync: true);
+        Fs = MountFs();
+    }
+
+    /// <summary>One transaction inserting a key; returns the journal seq of its commit.</summary>
+    public ulong Insert(Bpos pos, byte[] value)
+    {
+        Fs.Transactor.Transact(t =>
+        {
+            t.Set(BtreeId.Test, pos, value);
+            return true;
+        }, CommitOptions.Default, out var result);
+        return result.Seq;
+    }
+
+    private BasaltFileSystem MountFs()
+    {
+        NodeSpace = new BtreeNodeSpaceLog();
+        var engine = new BtreeEngineOptions
+        {
+            CacheBudgetBytes = CacheBudget,
+            NodeSpaceObserver = NodeSpace,
+            NodeReadObserver = ReadObserver,
+            Random = new Random(Random.Next()),
+            RestartInjection = RestartInjection,
+        };
+        if (DebugFaults is { } faults)
+            engine = engine with { DebugFaults = faults };
+        return BasaltFileSystem.Mount(Base, new MountOptions
+        {
+            Engine = engine,
+            Journal = JournalOptions,
+            CheckWriteOnce = true,
+        });
+    }
 
     /// <summary>Key i of the test btree.</summary>
     public static Bpos Pos(long i) => new((ulong)(i / 1000), (ulong)(i % 1000));
 
-    public void Dispose() => Engine.Dispose();
+    public void Dispose() => Fs.Close(sync: false);
 }

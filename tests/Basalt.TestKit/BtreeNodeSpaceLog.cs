@@ -1,10 +1,10 @@
-// Records the node allocator's slot events for tests (which slots were allocated, in order)
-// and forwards them to the write-once checker.
+// Records the node allocator's slot events for tests (which slots were allocated, in order).
+// The mount chains it with the write-once checker.
 using Basalt.Devices;
 
 namespace Basalt.TestKit;
 
-public sealed class BtreeNodeSpaceLog(INodeSpaceObserver next) : INodeSpaceObserver
+public sealed class BtreeNodeSpaceLog : INodeSpaceObserver
 {
     private readonly List<long> _allocations = [];
     private readonly object _gate = new();
@@ -23,10 +23,13 @@ public sealed class BtreeNodeSpaceLog(INodeSpaceObserver next) : INodeSpaceObser
     {
         lock (_gate)
             _allocations.Add(offset);
-        next.NodeAllocated(offset, length);
     }
 
-    public void NodeWritten(long offset, int writtenBytes) => next.NodeWritten(offset, writtenBytes);
+    public void NodeWritten(long offset, int writtenBytes)
+    {
+    }
 
-    public void NodeFreed(long offset) => next.NodeFreed(offset);
+    public void NodeFreed(long offset)
+    {
+    }
 }

@@ -1,7 +1,7 @@
 // One btree of a mounted filesystem: point updates, lookups and iterators over its keys, plus
 // the low-level per-level edits that fsck's topology repair uses. Every operation is
-// restartable: it runs under the engine lock until it needs a node that is not cached, drops
-// the lock to read it, installs it and starts over.
+// restartable (Restart.cs): it runs under the engine lock until it needs a node that is not
+// cached, drops the lock to read it, installs it and starts over.
 using Basalt.Diagnostics;
 using Basalt.Format;
 
@@ -28,37 +28,29 @@ public sealed class Btree
     internal BtreeEngine Engine => _engine;
 
     /// <summary>The current root (in memory; the committed one is in <see cref="BtreeEngine.Roots"/>), or null when empty.</summary>
-    public BtreeRoot? Root
-    {
-        get
-        {
-            _engine.Lock.EnterReadLock();
-            try
-            {
-                return RootNode is { } r ? new BtreeRoot(Id, r.Level, r.MakePtr(_engine.Geometry.Device)) : PendingRoot;
-            }
-            finally
-            {
-                _engine.Lock.ExitReadLock();
-            }
-        }
-    }
+    public BtreeRoot? Root => _engine.RootOf(this);
 
-    /// <summary>Inserts or overwrites the key at <paramref name="pos"/>.</summary>
+    /// <summary>
+    /// Inserts or overwrites the key at <paramref name="pos"/> as one transaction (journaled, not
+    /// flushed: durable at the next flush, within the journal's flush delay).
+    /// </summary>
     public void Insert(Bpos pos, ReadOnlySpan<byte> value, KeyType type = KeyType.Cookie, uint size = 0)
     {
         if (type == KeyType.Deleted)
             BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {Id.ToText()}: insert of a deleted key at {pos.ToText()} (use Delete)");
         var key = new Bkey(pos, type, size);
         ValidateKey(0, key, value);
-        _engine.InsertAt(this, 0, key, value);
+        _engine.WritePath.Insert(Id, key, value);
     }
 
-    /// <summary>Deletes the key at <paramref name="pos"/>; false if there was none.</summary>
-    public bool Delete(Bpos pos) => _engine.DeleteAt(this, 0, pos, merge: true);
+    /// <summary>Deletes the key at <paramref name="pos"/> as one transaction; false if there was none.</summary>
+    public bool Delete(Bpos pos) => _engine.WritePath.Delete(Id, pos);
 
-    /// <summary>Deletes every key in [start, end] (inclusive); returns how many.</summary>
-    public long DeleteRange(Bpos start, Bpos end) => _engine.DeleteRange(this, start, end);
+    /// <summary>Deletes every key in [start, end] (inclusive), in transactions of bounded size; returns how many.</summary>
+    public long DeleteRange(Bpos start, Bpos end) => _engine.WritePath.DeleteRange(Id, start, end);
+
+    /// <summary>Checks a leaf key as an insert would (value size, type allowed in this btree, value validator).</summary>
+    internal void ValidateLeafKey(in Bkey key, ReadOnlySpan<byte> value) => ValidateKey(0, key, value);
 
     /// <summary>Looks up the value at <paramref name="pos"/>.</summary>
     public bool TryGet(Bpos pos, out byte[] value)
@@ -82,17 +74,24 @@ public sealed class Btree
     public BtreeIterator Iterate(Bpos start, Bpos end, bool reverse = false, byte level = 0) =>
         new(_engine, this, start, end, reverse, level);
 
-    /// <summary>fsck: inserts a key into the node at <paramref name="level"/> covering key.Pos (BtreePtr keys above level 0).</summary>
+    /// <summary>fsck: inserts a pointer key into the node at <paramref name="level"/> (1 or more) covering key.Pos.</summary>
     public void InsertAtLevel(byte level, in Bkey key, ReadOnlySpan<byte> value)
     {
+        if (level == 0)
+            BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {Id.ToText()}: leaf keys go through transactions (use Insert)");
         if (key.Type == KeyType.Deleted)
             BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {Id.ToText()}: insert of a deleted key (use DeleteAtLevel)");
         ValidateKey(level, key, value);
         _engine.InsertAt(this, level, key, value);
     }
 
-    /// <summary>fsck: deletes the key at <paramref name="pos"/> from the node at <paramref name="level"/> covering it (no merging).</summary>
-    public bool DeleteAtLevel(byte level, Bpos pos) => _engine.DeleteAt(this, level, pos, merge: false);
+    /// <summary>fsck: deletes the pointer key at <paramref name="pos"/> from the node at <paramref name="level"/> (1 or more) covering it (no merging).</summary>
+    public bool DeleteAtLevel(byte level, Bpos pos)
+    {
+        if (level == 0)
+            BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {Id.ToText()}: leaf keys go through transactions (use Delete)");
+        return _engine.DeleteAt(this, level, pos, merge: false);
+    }
 
     /// <summary>Copy-on-write rewrite of the node at <paramref name="level"/> covering <paramref name="pos"/> (generation + 1).</summary>
     public void RewriteNode(byte level, Bpos pos) => _engine.RewriteNode(this, level, pos);

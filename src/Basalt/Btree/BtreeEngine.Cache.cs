@@ -42,9 +42,6 @@ internal readonly struct NodeMiss
 
 public sealed partial class BtreeEngine
 {
-    private readonly BtreeNode?[] _recentInstalls = new BtreeNode?[8];
-    private int _recentInstallIndex;
-
     /// <summary>
     /// Finds the node at <paramref name="level"/> whose range covers <paramref name="pos"/>. Caller
     /// holds the lock (read or write).
@@ -65,7 +62,7 @@ public sealed partial class BtreeEngine
         }
         if (level > n.Level)
             return FindResult.NoSuchLevel;
-        var stamp = _clock;
+        var stamp = _cache.Clock;
         while (n.Level > level)
         {
             n.LastAccess = stamp;
@@ -75,8 +72,8 @@ public sealed partial class BtreeEngine
             if (run.Entries[i].Key.Type != KeyType.BtreePtr || !PtrFields.IsWellFormed(value))
                 ThrowTopology(n, pos, $"key {run.Entries[i].Key.ToText()} is not a btree pointer");
             var offset = PtrFields.OffsetBytes(value);
-            EvictIfRangeMoved(offset, value, run.Entries[i].Key.Pos);
-            if (!_cache.TryGetValue(offset, out var child) || child.Seq != PtrFields.Seq(value) || child.Level != n.Level - 1)
+            if (!_cache.TryGet(offset, out var child) || child.Seq != PtrFields.Seq(value) || child.Level != n.Level - 1 ||
+                RangeMoved(child, value, run.Entries[i].Key.Pos))
             {
                 miss = new NodeMiss(tree, n, (byte)(n.Level - 1), run.Entries[i].Key.Pos, value.ToArray());
                 return FindResult.Miss;
@@ -122,8 +119,11 @@ public sealed partial class BtreeEngine
 
     private void Install(in NodeMiss miss, BtreeNode node)
     {
-        if (_cache.ContainsKey(node.Offset))
+        if (_cache.TryGet(node.Offset, out var cached) && !IsStaleCopy(cached, node))
+        {
+            Keep(cached);
             return;
+        }
         if (miss.Parent is null)
         {
             var tree = miss.Tree;
@@ -146,35 +146,55 @@ public sealed partial class BtreeEngine
                 PtrFields.SectorsWritten(value) != node.WrittenSectors)
                 return;
         }
-        _clock++;
-        node.LastAccess = _clock;
-        AddToCache(node);
-        // The restarted operation needs this node (and maybe a few read just before it, like a
-        // leaf and its sibling): the most recent installs are not evicted, so it makes progress.
-        _recentInstalls[_recentInstallIndex++ % _recentInstalls.Length] = node;
+        _cache.Install(node, cached => IsStaleCopy(cached, node));
+        Keep(node);
         Evict();
     }
 
-    private void AddToCache(BtreeNode node)
+    // The nodes a transaction on this thread had to read: kept cached until it ends, so a
+    // transaction touching more nodes than a small cache holds still completes (each restart reads
+    // one more node; none it read before is evicted meanwhile).
+    [ThreadStatic]
+    private static List<BtreeNode>? s_kept;
+
+    /// <summary>From now until EndKeep, nodes read for this thread stay cached.</summary>
+    internal static void BeginKeep() => s_kept = [];
+
+    /// <summary>Releases the nodes kept for this thread's transaction.</summary>
+    internal void EndKeep()
     {
-        _cache.Add(node.Offset, node);
-        node.IsCached = true;
-        if (node.Level > 0)
-            _cachedInteriorNodes++;
+        if (s_kept is not { } kept)
+            return;
+        s_kept = null;
+        if (kept.Count == 0)
+            return;
+        _lock.EnterWriteLock();
+        try
+        {
+            foreach (var node in kept)
+                node.KeepCount--;
+            Evict();
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+        }
     }
 
-    private void RemoveFromCache(BtreeNode node)
+    private static void Keep(BtreeNode node)
     {
-        if (!node.IsCached)
-            return;
-        _cache.Remove(node.Offset);
-        node.IsCached = false;
-        if (node.Level > 0)
-            _cachedInteriorNodes--;
+        if (s_kept is { } kept)
+        {
+            node.KeepCount++;
+            kept.Add(node);
+        }
     }
 
     /// <summary>Reads and validates one node. Throws BasaltException naming btree, level, node and finding on failure.</summary>
-    internal BtreeNode ReadNode(BtreeId btree, byte level, BtreePtrValue ptr, Bpos maxKey)
+    internal BtreeNode ReadNode(BtreeId btree, byte level, BtreePtrValue ptr, Bpos maxKey) =>
+        ReadNode(btree, level, ptr, maxKey, observe: true);
+
+    private BtreeNode ReadNode(BtreeId btree, byte level, BtreePtrValue ptr, Bpos maxKey, bool observe)
     {
         var where = $"btree {btree.ToText()} level {level} node";
         if (ptr.Ptrs.Count == 0)
@@ -196,13 +216,17 @@ public sealed partial class BtreeEngine
                 throw new BasaltException(ErrorCode.IoError, $"{where} at offset {offset}: read failed: {ex.Message}", ex);
             }
             var ctx = new NodeReadContext(btree, level, maxKey, ptr, _geometry.NodeMagic, size, _geometry.BlockSize,
-                _geometry.Version, _geometry.VersionMin, _device.Size);
+                _geometry.Version, _geometry.VersionMin, _device.Size, IsBlacklisted: _journal.IsBlacklisted);
             var result = BtreeNodeReader.Read(slot, ctx);
             Interlocked.Increment(ref _nodeReads);
-            Interlocked.Add(ref _ignoredBsets, result.IgnoredBsetsBeyondWritten);
-            if (result.NeedsRewrite)
-                Interlocked.Increment(ref _nodesNeedingRewrite);
-            _options.NodeReadObserver?.Invoke(btree, level, ptr, result);
+            if (observe)
+            {
+                Interlocked.Add(ref _ignoredBsets, result.IgnoredBsetsBeyondWritten);
+                Interlocked.Add(ref _blacklistedBsets, result.BlacklistedBsets);
+                if (result.NeedsRewrite)
+                    Interlocked.Increment(ref _nodesNeedingRewrite);
+                _options.NodeReadObserver?.Invoke(btree, level, ptr, result);
+            }
             if (!result.Ok)
             {
                 var finding = result.Findings.Count > 0 ? result.Findings[^1].ToString() : "unreadable";
@@ -214,6 +238,9 @@ public sealed partial class BtreeEngine
             {
                 WrittenSectors = ptr.SectorsWritten,
                 DurableSectors = ptr.SectorsWritten,
+                MaxSeq = result.MaxJournalSeq,
+                ContentSeq = result.MaxJournalSeq,
+                Reachable = true,
             };
         }
         finally
@@ -223,49 +250,9 @@ public sealed partial class BtreeEngine
     }
 
     /// <summary>Evicts clean nodes, least recently used first, until the cache is within budget.</summary>
-    private void Evict()
-    {
-        var nodeSize = (long)_geometry.NodeSize;
-        var budget = _options.CacheBudgetBytes;
-        if (_cache.Count * nodeSize <= budget)
-            return;
-        var target = budget - (budget / 8);
-        // Leaves first; an interior node becomes evictable once none of its children is cached.
-        for (var pass = 0; pass <= FormatLimits.MaxBtreeDepth && _cache.Count * nodeSize > target; pass++)
-        {
-            var candidates = new List<BtreeNode>();
-            foreach (var node in _cache.Values)
-            {
-                if (IsEvictable(node))
-                    candidates.Add(node);
-            }
-            if (candidates.Count == 0)
-                return;
-            candidates.Sort(static (a, b) => a.LastAccess.CompareTo(b.LastAccess));
-            foreach (var node in candidates)
-            {
-                if (_cache.Count * nodeSize <= target)
-                    return;
-                if (node.Level > 0 && HasCachedChild(node))
-                    continue;
-                RemoveFromCache(node);
-                _evictions++;
-            }
-        }
-    }
+    private void Evict() => _cache.Evict(_options.CacheBudgetBytes, _geometry.NodeSize, MustStayCached);
 
-    private bool IsEvictable(BtreeNode node) =>
-        !node.IsDirty && node.InFlight is null && _trees[(int)node.Btree]!.RootNode != node && Array.IndexOf(_recentInstalls, node) < 0;
-
-    private bool HasCachedChild(BtreeNode node)
-    {
-        var cursor = new NodeCursor(node, node.MinKey, reverse: false);
-        while (cursor.Next(out var run, out var i))
-        {
-            var value = run.ValueOf(i);
-            if (PtrFields.IsWellFormed(value) && _cache.ContainsKey(PtrFields.OffsetBytes(value)))
-                return true;
-        }
-        return false;
-    }
+    private bool MustStayCached(BtreeNode node) =>
+        node.IsDirty || node.InFlight is not null || node.IsPinned || node.KeepCount > 0 || !node.Reachable ||
+        _trees[(int)node.Btree]!.RootNode == node;
 }

@@ -1,6 +1,7 @@
-// The restartable operation loops behind the Btree API: each runs under the lock until it
-// completes or meets a node that is not cached; then it drops the lock, reads the node,
-// installs it and runs again from the start.
+// The operations behind the Btree API, each one attempt (IEngineOp) run by the restart driver
+// (Restart.cs): an attempt that needs a node that is not cached stops with a node-miss restart,
+// and the driver reads the node with no lock held and runs it again. Mutating operations hold the
+// writer gate and run inside a change scope, so their interior edits are grouped for the journal.
 using Basalt.Diagnostics;
 using Basalt.Format;
 
@@ -10,28 +11,104 @@ public sealed partial class BtreeEngine
 {
     internal void InsertAt(Btree tree, byte level, in Bkey key, ReadOnlySpan<byte> value)
     {
+        var op = new InsertOp(tree, level, key, value.ToArray());
+        Run<InsertOp, bool>(ref op, LockMode.Write);
+    }
+
+    internal bool DeleteAt(Btree tree, byte level, Bpos pos, bool merge)
+    {
+        var op = new DeleteOp(tree, level, pos);
+        if (!Run<DeleteOp, bool>(ref op, LockMode.Write))
+            return false;
+        if (merge)
+            MergeAfterDelete(tree, level, pos);
+        return true;
+    }
+
+    private void MergeAfterDelete(Btree tree, byte level, Bpos pos)
+    {
+        var op = new MergeOp(tree, level, pos);
+        Run<MergeOp, bool>(ref op, LockMode.Write);
+    }
+
+    internal long DeleteRange(Btree tree, Bpos start, Bpos end)
+    {
+        if (start > end)
+            return 0;
+        long deleted = 0;
+        var op = new DeleteLeafRangeOp(tree, start, end);
         while (true)
         {
-            NodeMiss miss;
-            _lock.EnterWriteLock();
+            var (count, leafMax, more) = Run<DeleteLeafRangeOp, (long, Bpos, bool)>(ref op, LockMode.Write);
+            deleted += count;
+            if (!more)
+                return deleted;
+            MergeAfterDelete(tree, 0, op.Next);
+            if (leafMax >= end || leafMax.IsMax)
+                return deleted;
+            op.Next = leafMax.Successor();
+        }
+    }
+
+    internal bool Lookup(Btree tree, Bpos pos, out byte[]? value)
+    {
+        var op = new LookupOp(tree, pos);
+        value = Run<LookupOp, byte[]?>(ref op, LockMode.Read);
+        return value is not null;
+    }
+
+    internal bool LookupInto(Btree tree, Bpos pos, Span<byte> buffer, out int length)
+    {
+        var op = new LookupIntoOp(tree, pos, buffer);
+        var found = RunLookupInto(ref op);
+        length = Math.Max(found, 0);
+        return found >= 0;
+    }
+
+    // The span-carrying lookup is a ref struct, which the generic driver cannot hold; it gets
+    // the same attempt loop inline.
+    private int RunLookupInto(ref LookupIntoOp op)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            Restart restart;
+            _lock.EnterReadLock();
             try
             {
-                ThrowIfReadOnly();
-                if (level == 0)
-                    EnsureRoot(tree);
-                else if (tree.RootNode is null && tree.PendingRoot is null)
-                    BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {tree.Id.ToText()} is empty: no level {level}");
-                if (InsertKey(tree, level, key, value, out miss))
-                {
-                    _clock++;
-                    return;
-                }
+                if (op.TryRun(this, out var length, out restart))
+                    return length;
             }
             finally
             {
-                _lock.ExitWriteLock();
+                _lock.ExitReadLock();
             }
-            LoadMissing(miss);
+            Resolve(restart, attempt);
+        }
+    }
+
+    internal void RewriteNode(Btree tree, byte level, Bpos pos)
+    {
+        var op = new RewriteOp(tree, level, pos);
+        Run<RewriteOp, bool>(ref op, LockMode.Write);
+    }
+
+    internal void ResetToEmpty(Btree tree)
+    {
+        var op = new ResetOp(tree);
+        Run<ResetOp, bool>(ref op, LockMode.Write);
+    }
+
+    /// <summary>The current root of <paramref name="tree"/> (in memory), or null when empty.</summary>
+    internal BtreeRoot? RootOf(Btree tree)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            return tree.RootNode is { } r ? new BtreeRoot(tree.Id, r.Level, r.MakePtr(_geometry.Device)) : tree.PendingRoot;
+        }
+        finally
+        {
+            _lock.ExitReadLock();
         }
     }
 
@@ -40,232 +117,205 @@ public sealed partial class BtreeEngine
         if (tree.RootNode is not null || tree.PendingRoot is not null)
             return;
         EnsureReserve(tree);
-        tree.RootNode = NewNode(tree, 0, Bpos.Min, Bpos.Max, 1, KeyRun.Empty);
+        SetRoot(tree, NewNode(tree, 0, Bpos.Min, Bpos.Max, 1, KeyRun.Empty));
     }
 
-    internal bool DeleteAt(Btree tree, byte level, Bpos pos, bool merge)
+    private readonly struct InsertOp(Btree tree, byte level, Bkey key, byte[] value) : IEngineOp<bool>
     {
-        while (true)
+        public bool TryRun(BtreeEngine engine, out bool result, out Restart restart)
         {
-            NodeMiss miss;
-            _lock.EnterWriteLock();
-            try
+            result = true;
+            engine.ThrowIfReadOnly();
+            using var change = engine.OpenChange();
+            if (level == 0)
+                engine.EnsureRoot(tree);
+            else if (tree.RootNode is null && tree.PendingRoot is null)
+                BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {tree.Id.ToText()} is empty: no level {level}");
+            if (!engine.InsertKey(tree, level, key, value, out var miss))
             {
-                ThrowIfReadOnly();
-                var outcome = DeleteKey(tree, level, pos, out miss);
-                if (outcome == DeleteOutcome.NotFound)
-                    return false;
-                if (outcome == DeleteOutcome.Deleted)
-                {
-                    _clock++;
-                    break;
-                }
+                restart = Restart.ForMiss(miss);
+                return false;
             }
-            finally
-            {
-                _lock.ExitWriteLock();
-            }
-            LoadMissing(miss);
-        }
-        if (merge)
-            MergeAfterDelete(tree, level, pos);
-        return true;
-    }
-
-    private void MergeAfterDelete(Btree tree, byte level, Bpos pos)
-    {
-        while (true)
-        {
-            NodeMiss miss;
-            _lock.EnterWriteLock();
-            try
-            {
-                if (IsEmergencyReadOnly || TryMergeAt(tree, level, pos, out miss))
-                    return;
-            }
-            finally
-            {
-                _lock.ExitWriteLock();
-            }
-            LoadMissing(miss);
+            engine._cache.Tick();
+            restart = default;
+            return true;
         }
     }
 
-    internal long DeleteRange(Btree tree, Bpos start, Bpos end)
+    private readonly struct DeleteOp(Btree tree, byte level, Bpos pos) : IEngineOp<bool>
     {
-        if (start > end)
-            return 0;
-        long deleted = 0;
-        var next = start;
-        var positions = new List<Bpos>();
-        while (true)
+        public bool TryRun(BtreeEngine engine, out bool result, out Restart restart)
         {
-            NodeMiss miss;
-            Bpos leafMax;
-            bool missed;
-            _lock.EnterWriteLock();
-            try
+            engine.ThrowIfReadOnly();
+            restart = default;
+            using var change = engine.OpenChange();
+            var outcome = engine.DeleteKey(tree, level, pos, out var miss);
+            result = outcome == DeleteOutcome.Deleted;
+            if (outcome == DeleteOutcome.Miss)
             {
-                ThrowIfReadOnly();
-                var r = FindNode(tree, 0, next, out var leaf, out miss);
-                if (r is FindResult.Empty or FindResult.NoSuchLevel)
-                    return deleted;
-                missed = r == FindResult.Miss;
-                leafMax = missed ? default : leaf.MaxKey;
-                if (!missed)
-                {
-                    positions.Clear();
-                    var cursor = new NodeCursor(leaf, next, reverse: false);
-                    while (cursor.Next(out var run, out var i) && run.Entries[i].Key.Pos <= end)
-                        positions.Add(run.Entries[i].Key.Pos);
-                    foreach (var pos in positions)
-                    {
-                        if (DeleteKey(tree, 0, pos, out _) == DeleteOutcome.Deleted)
-                            deleted++;
-                    }
-                    _clock++;
-                }
+                restart = Restart.ForMiss(miss);
+                return false;
             }
-            finally
-            {
-                _lock.ExitWriteLock();
-            }
-            if (missed)
-            {
-                LoadMissing(miss);
-                continue;
-            }
-            MergeAfterDelete(tree, 0, next);
-            if (leafMax >= end || leafMax.IsMax)
-                return deleted;
-            next = leafMax.Successor();
+            if (result)
+                engine._cache.Tick();
+            return true;
         }
     }
 
-    internal bool Lookup(Btree tree, Bpos pos, out byte[]? value)
+    private readonly struct MergeOp(Btree tree, byte level, Bpos pos) : IEngineOp<bool>
     {
-        while (true)
+        public bool TryRun(BtreeEngine engine, out bool result, out Restart restart)
         {
-            NodeMiss miss;
-            _lock.EnterReadLock();
-            try
-            {
-                var r = FindNode(tree, 0, pos, out var leaf, out miss);
-                if (r == FindResult.Found)
-                {
-                    if (leaf.TryFind(pos, out var run, out var i))
-                    {
-                        value = run.ValueOf(i).ToArray();
-                        return true;
-                    }
-                    value = null;
-                    return false;
-                }
-                if (r != FindResult.Miss)
-                {
-                    value = null;
-                    return false;
-                }
-            }
-            finally
-            {
-                _lock.ExitReadLock();
-            }
-            LoadMissing(miss);
+            result = true;
+            restart = default;
+            using var change = engine.OpenChange();
+            if (engine.IsEmergencyReadOnly || engine.TryMergeAt(tree, level, pos, out var miss))
+                return true;
+            restart = Restart.ForMiss(miss);
+            return false;
         }
     }
 
-    internal bool LookupInto(Btree tree, Bpos pos, Span<byte> buffer, out int length)
+    /// <summary>Deletes the keys of one leaf in [Next, end]; reports the leaf's max and whether a leaf was found.</summary>
+    private struct DeleteLeafRangeOp(Btree tree, Bpos start, Bpos end) : IEngineOp<(long Deleted, Bpos LeafMax, bool Found)>
     {
-        while (true)
+        private readonly List<Bpos> _positions = [];
+
+        public Bpos Next { get; set; } = start;
+
+        public readonly bool TryRun(BtreeEngine engine, out (long Deleted, Bpos LeafMax, bool Found) result, out Restart restart)
         {
-            NodeMiss miss;
-            _lock.EnterReadLock();
-            try
+            engine.ThrowIfReadOnly();
+            restart = default;
+            var r = engine.FindNode(tree, 0, Next, out var leaf, out var miss);
+            if (r == FindResult.Miss)
             {
-                var r = FindNode(tree, 0, pos, out var leaf, out miss);
-                if (r == FindResult.Found)
-                {
-                    if (leaf.TryFind(pos, out var run, out var i))
-                    {
-                        var v = run.ValueOf(i);
-                        length = v.Length;
-                        if (v.Length <= buffer.Length)
-                            v.CopyTo(buffer);
-                        return true;
-                    }
-                    length = 0;
-                    return false;
-                }
-                if (r != FindResult.Miss)
-                {
-                    length = 0;
-                    return false;
-                }
+                result = default;
+                restart = Restart.ForMiss(miss);
+                return false;
             }
-            finally
+            if (r is FindResult.Empty or FindResult.NoSuchLevel)
             {
-                _lock.ExitReadLock();
+                result = (0, default, false);
+                return true;
             }
-            LoadMissing(miss);
+            _positions.Clear();
+            using var change = engine.OpenChange();
+            var cursor = new NodeCursor(leaf, Next, reverse: false);
+            while (cursor.Next(out var run, out var i) && run.Entries[i].Key.Pos <= end)
+                _positions.Add(run.Entries[i].Key.Pos);
+            long deleted = 0;
+            foreach (var pos in _positions)
+            {
+                if (engine.DeleteKey(tree, 0, pos, out _) == DeleteOutcome.Deleted)
+                    deleted++;
+            }
+            engine._cache.Tick();
+            result = (deleted, leaf.MaxKey, true);
+            return true;
         }
     }
 
-    internal void RewriteNode(Btree tree, byte level, Bpos pos)
+    private readonly struct LookupOp(Btree tree, Bpos pos) : IEngineOp<byte[]?>
     {
-        while (true)
+        public bool TryRun(BtreeEngine engine, out byte[]? result, out Restart restart)
         {
-            NodeMiss miss;
-            _lock.EnterWriteLock();
-            try
+            restart = default;
+            result = null;
+            var r = engine.FindNode(tree, 0, pos, out var leaf, out var miss);
+            if (r == FindResult.Miss)
             {
-                ThrowIfReadOnly();
-                var r = FindNode(tree, level, pos, out var node, out miss);
-                if (r is FindResult.Empty or FindResult.NoSuchLevel)
-                    BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {tree.Id.ToText()}: no node at level {level} covering {pos.ToText()}");
-                if (r == FindResult.Found)
-                {
-                    EnsureReserve(tree);
-                    _structureDepth++;
-                    try
-                    {
-                        RewriteOverPointerRange(tree, level, pos, node);
-                    }
-                    finally
-                    {
-                        _structureDepth--;
-                    }
-                    _clock++;
-                    return;
-                }
+                restart = Restart.ForMiss(miss);
+                return false;
             }
-            finally
-            {
-                _lock.ExitWriteLock();
-            }
-            LoadMissing(miss);
+            if (r == FindResult.Found && leaf.TryFind(pos, out var run, out var i))
+                result = run.ValueOf(i).ToArray();
+            return true;
         }
     }
 
-    internal void ResetToEmpty(Btree tree)
+    /// <summary>Copies the value into the buffer; the result is its length, or -1 when there is no key.</summary>
+    private ref struct LookupIntoOp(Btree tree, Bpos pos, Span<byte> buffer)
     {
-        _lock.EnterWriteLock();
-        try
+        private readonly Span<byte> _buffer = buffer;
+
+        public readonly bool TryRun(BtreeEngine engine, out int result, out Restart restart)
         {
-            ThrowIfReadOnly();
-            EnsureReserve(tree);
+            restart = default;
+            result = -1;
+            var r = engine.FindNode(tree, 0, pos, out var leaf, out var miss);
+            if (r == FindResult.Miss)
+            {
+                restart = Restart.ForMiss(miss);
+                return false;
+            }
+            if (r == FindResult.Found && leaf.TryFind(pos, out var run, out var i))
+            {
+                var v = run.ValueOf(i);
+                result = v.Length;
+                if (v.Length <= _buffer.Length)
+                    v.CopyTo(_buffer);
+            }
+            return true;
+        }
+    }
+
+    private readonly struct RewriteOp(Btree tree, byte level, Bpos pos) : IEngineOp<bool>
+    {
+        public bool TryRun(BtreeEngine engine, out bool result, out Restart restart)
+        {
+            result = true;
+            restart = default;
+            engine.ThrowIfReadOnly();
+            var r = engine.FindNode(tree, level, pos, out var node, out var miss);
+            if (r is FindResult.Empty or FindResult.NoSuchLevel)
+                BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {tree.Id.ToText()}: no node at level {level} covering {pos.ToText()}");
+            if (r == FindResult.Miss)
+            {
+                restart = Restart.ForMiss(miss);
+                return false;
+            }
+            engine.EnsureReserve(tree);
+            using var change = engine.OpenChange();
+            engine._structureDepth++;
+            try
+            {
+                engine.RewriteOverPointerRange(tree, level, pos, node);
+            }
+            finally
+            {
+                engine._structureDepth--;
+            }
+            engine._cache.Tick();
+            return true;
+        }
+    }
+
+    private readonly struct ResetOp(Btree tree) : IEngineOp<bool>
+    {
+        public bool TryRun(BtreeEngine engine, out bool result, out Restart restart)
+        {
+            result = true;
+            restart = default;
+            engine.ThrowIfReadOnly();
+            engine.EnsureReserve(tree);
+            using var change = engine.OpenChange();
             var generation = (tree.RootNode?.Generation ?? 0) + 1;
-            foreach (var node in _cache.Values.Where(n => n.Btree == tree.Id).ToList())
-                FreeNode(node);
-            if (tree.PendingRoot is { } pending && pending.Ptr.Ptrs.Count > 0 && _allocator.IsUsed(pending.Ptr.Ptrs[0].OffsetBytes))
-                _allocator.Free(pending.Ptr.Ptrs[0].OffsetBytes, _syncsStarted);
+            var id = tree.Id;
+            var root = PendingPosition.Root(id);
+            // Every slot of the old tree is freed by the root change; edits pending inside it are moot.
+            foreach (var node in engine._cache.Nodes.Where(n => n.Btree == id).ToList())
+                engine.FreeNode(node, root);
+            if (tree.PendingRoot is { } pending && pending.Ptr.Ptrs.Count > 0 && engine._allocator.IsUsed(pending.Ptr.Ptrs[0].OffsetBytes))
+                engine.FreeLater(pending.Ptr.Ptrs[0].OffsetBytes, root);
+            for (var level = 1; level < FormatLimits.MaxBtreeDepth; level++)
+                engine.DropPendingAtLevel(id, (byte)level);
             tree.PendingRoot = null;
-            tree.RootNode = NewNode(tree, 0, Bpos.Min, Bpos.Max, generation, KeyRun.Empty);
-            _clock++;
-        }
-        finally
-        {
-            _lock.ExitWriteLock();
+            engine.SetRoot(tree, engine.NewNode(tree, 0, Bpos.Min, Bpos.Max, generation, KeyRun.Empty));
+            // Every key journaled for the old tree, leaves included, is void from this commit on.
+            engine.VoidLevelsWithRootChange(id, 0);
+            engine._cache.Tick();
+            return true;
         }
     }
 }

@@ -1,7 +1,10 @@
 // Updates inside nodes and the copy-on-write structure changes they trigger. Everything here
-// runs under the write lock. A change to a node that does not fit rebuilds the node: split when
-// its live data is above 2/3 of capacity, else compact. Parent edits re-descend from the root
-// at the parent's level, so a parent that itself restructures in between is handled naturally.
+// runs under the writer gate and the write lock, inside a change scope (BtreeEngine.Interior.cs):
+// every interior edit is recorded there and reaches the journal once the nodes it points at are
+// durable. A change to a node that does not fit rebuilds the node: split when its live data is
+// above 2/3 of capacity, else compact. Parent edits re-descend from the root at the parent's
+// level, so a parent that itself restructures in between is handled naturally. A replacement
+// node inherits the journal pins of the nodes it replaces: it holds their unwritten keys now.
 using Basalt.Btree.Node;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -36,6 +39,8 @@ public sealed partial class BtreeEngine
                 node.Unwritten.Set(key, value);
                 node.LiveBytes = liveAfter;
                 MarkDirty(node);
+                if (level > 0)
+                    Record(new PendingPosition(tree.Id, level, key.Pos));
                 return true;
             }
             if (attempt >= 3)
@@ -62,6 +67,8 @@ public sealed partial class BtreeEngine
         if (live == 0)
             return DeleteOutcome.NotFound;
         var liveAfter = node.LiveBytes - live;
+        if (level > 0)
+            Record(new PendingPosition(tree.Id, level, pos));
         if (!onDiskRun)
         {
             // Only in the unwritten run: nothing on disk or in older runs to shadow.
@@ -175,8 +182,8 @@ public sealed partial class BtreeEngine
             throw new InvalidOperationException($"{node.ToText()}: split left the second node empty (live bytes {node.LiveBytes})");
         var pivot = first.LastPos;
         var generation = node.Generation + 1;
-        var n1 = NewNode(tree, node.Level, node.MinKey, pivot, generation, first.Build());
-        var n2 = NewNode(tree, node.Level, pivot.Successor(), node.MaxKey, generation, second.Build());
+        var n1 = NewNode(tree, node.Level, node.MinKey, pivot, generation, first.Build(), node);
+        var n2 = NewNode(tree, node.Level, pivot.Successor(), node.MaxKey, generation, second.Build(), node);
         var wasRoot = tree.RootNode == node;
         FreeNode(node);
         _splits++;
@@ -185,7 +192,9 @@ public sealed partial class BtreeEngine
             var builder = new KeyRunBuilder(2, 2 * BtreePtrValue.SizeFor(1));
             builder.Add(new Bkey(pivot, KeyType.BtreePtr), n1.MakePtr(_geometry.Device).ToBytes());
             builder.Add(new Bkey(Bpos.Max, KeyType.BtreePtr), n2.MakePtr(_geometry.Device).ToBytes());
-            tree.RootNode = NewNode(tree, (byte)(node.Level + 1), Bpos.Min, Bpos.Max, generation, builder.Build());
+            // The new root's two pointers are part of its first write, not interior edits of their
+            // own: the new root is blocked until both children are durable (IsBlocked).
+            SetRoot(tree, NewNode(tree, (byte)(node.Level + 1), Bpos.Min, Bpos.Max, generation, builder.Build()));
             _rootSplits++;
             return;
         }
@@ -199,13 +208,13 @@ public sealed partial class BtreeEngine
     /// <summary>Copy-on-write rewrite of one node: same keys and range, generation + 1.</summary>
     private BtreeNode Replace(Btree tree, BtreeNode node, KeyRun keys, bool countAsCompaction)
     {
-        var fresh = NewNode(tree, node.Level, node.MinKey, node.MaxKey, node.Generation + 1, keys);
+        var fresh = NewNode(tree, node.Level, node.MinKey, node.MaxKey, node.Generation + 1, keys, node);
         var wasRoot = tree.RootNode == node;
         FreeNode(node);
         if (countAsCompaction)
             _compactions++;
         if (wasRoot)
-            tree.RootNode = fresh;
+            SetRoot(tree, fresh);
         else
             InsertKeyCached(tree, (byte)(node.Level + 1), new Bkey(node.MaxKey, KeyType.BtreePtr), fresh.MakePtr(_geometry.Device).ToBytes());
         return fresh;
@@ -232,7 +241,7 @@ public sealed partial class BtreeEngine
             if (!TryFindSibling(parent, node, out var siblingMax, out var siblingValue))
                 break;
             var offset = PtrFields.OffsetBytes(siblingValue);
-            if (!_cache.TryGetValue(offset, out var sibling) || sibling.Seq != PtrFields.Seq(siblingValue))
+            if (!_cache.TryGet(offset, out var sibling) || sibling.Seq != PtrFields.Seq(siblingValue))
             {
                 miss = new NodeMiss(tree, parent, level, siblingMax, siblingValue.ToArray());
                 return false;
@@ -313,7 +322,7 @@ public sealed partial class BtreeEngine
             for (var i = 0; i < b.Count; i++)
                 builder.Add(b[i].Key, b.ValueOf(i));
             var generation = Math.Max(lower.Generation, upper.Generation) + 1;
-            var merged = NewNode(tree, lower.Level, lower.MinKey, upper.MaxKey, generation, builder.Build());
+            var merged = NewNode(tree, lower.Level, lower.MinKey, upper.MaxKey, generation, builder.Build(), lower, upper);
             FreeNode(lower);
             FreeNode(upper);
             _merges++;
@@ -340,44 +349,109 @@ public sealed partial class BtreeEngine
             var value = run.ValueOf(i);
             if (!PtrFields.IsWellFormed(value))
                 return true;
-            if (!_cache.TryGetValue(PtrFields.OffsetBytes(value), out var child) || child.Seq != PtrFields.Seq(value))
+            if (!_cache.TryGet(PtrFields.OffsetBytes(value), out var child) || child.Seq != PtrFields.Seq(value))
             {
                 miss = new NodeMiss(tree, root, (byte)(root.Level - 1), run.Entries[i].Key.Pos, value.ToArray());
                 return false;
             }
             if (child.MinKey != Bpos.Min || child.MaxKey != Bpos.Max)
                 return true;
+            using var change = OpenChange();
             FreeNode(root);
-            tree.RootNode = child;
+            DropPendingAtLevel(tree.Id, root.Level);
+            SetRoot(tree, child);
+            // Interior keys journaled for the level that is gone are void from this commit on.
+            VoidLevelsWithRootChange(tree.Id, root.Level);
             _rootCollapses++;
         }
         return true;
     }
 
-    private BtreeNode NewNode(Btree tree, byte level, Bpos min, Bpos max, uint generation, KeyRun keys)
+    /// <summary>A fresh dirty node in a new slot; it inherits the journal pins of the nodes it replaces.</summary>
+    private BtreeNode NewNode(Btree tree, byte level, Bpos min, Bpos max, uint generation, KeyRun keys, params ReadOnlySpan<BtreeNode> replacing)
     {
-        var offset = _options.DebugFaults.ReuseFreedSlotEarly ? BtreeDebugFaults.AllocateFreedSlotFirst(_allocator, _options.NodeSpaceObserver, _geometry.NodeSize) : _allocator.Allocate();
+        var offset = AllocateSlot();
         var node = new BtreeNode(tree.Id, level, min, max, NextSeq(), generation, offset, keys);
-        _clock++;
-        node.LastAccess = _clock;
-        AddToCache(node);
+        _cache.Add(node);
         MarkDirty(node);
+        foreach (var old in replacing)
+            InheritPins(node, old);
+        if (replacing.Length > 0)
+        {
+            var contentSeq = ulong.MaxValue;
+            foreach (var old in replacing)
+                contentSeq = Math.Min(contentSeq, old.ContentSeq);
+            node.ContentSeq = contentSeq;
+        }
         return node;
     }
 
-    /// <summary>Drops a replaced node from memory; a slot that was ever written waits for a later Sync before reuse.</summary>
-    private void FreeNode(BtreeNode node)
+    private long AllocateSlot()
     {
+        if (_earlyReusable is { } early && _options.DebugFaults.ReuseFreedSlotEarly)
+        {
+            // Debug-only ordering bug (d): the slot a structure change just freed, at once.
+            _earlyReusable = null;
+            if (_allocator.MarkUsed(early))
+            {
+                _options.NodeSpaceObserver?.NodeAllocated(early, _geometry.NodeSize);
+                return early;
+            }
+        }
+        return _allocator.Allocate();
+    }
+
+    /// <summary>Makes <paramref name="node"/> the root of <paramref name="tree"/>; the root change is journaled once it is durable.</summary>
+    private void SetRoot(Btree tree, BtreeNode node)
+    {
+        tree.RootNode = node;
+        tree.PendingRoot = null;
+        Record(PendingPosition.Root(tree.Id));
+    }
+
+    /// <summary>
+    /// Drops a replaced node from memory. A slot that was never written is free at once; a written
+    /// one is freed by the interior update that stops pointing at it (reusable once that is durable).
+    /// </summary>
+    private void FreeNode(BtreeNode node, PendingPosition? pointer = null)
+    {
+        var at = pointer ?? PointerPosition(node);
         node.IsFreed = true;
         node.IsDirty = false;
         node.Version++;
         _dirty.Remove(node);
-        RemoveFromCache(node);
-        // A node never captured by a Sync has no durable pointer to it: its slot is free at once.
+        _cache.Remove(node);
+        DropPins(node);
+        if (node.Reachable && node.Level > 0)
+            DropPendingInside(node, at);
+        ReleaseHeldFrees(node, at);
         if (node.HasFirstRecord)
-            _allocator.Free(node.Offset, _syncsStarted);
+            FreeLater(node.Offset, at);
         else
             _allocator.Release(node.Offset);
+    }
+
+    /// <summary>
+    /// A level of <paramref name="btree"/> is gone (its root collapsed, or the btree was reset):
+    /// pending edits at it are moot; their freed slots go with the root change.
+    /// </summary>
+    private void DropPendingAtLevel(BtreeId btree, byte level)
+    {
+        var root = Record(PendingPosition.Root(btree));
+        foreach (var p in _pendingByPosition.Keys.Where(p => p.Btree == btree && p.Level == level).ToList())
+        {
+            var group = _pendingByPosition[p];
+            _pendingByPosition.Remove(p);
+            _pendingByLevel[(btree, level)].Remove(p.Pos);
+            group.Positions.Remove(p);
+            if (group != root)
+            {
+                root?.Frees.AddRange(group.Frees);
+                group.Frees.Clear();
+                if (group.Positions.Count == 0)
+                    _pendingGroups.Remove(group);
+            }
+        }
     }
 
     /// <summary>
@@ -401,7 +475,7 @@ public sealed partial class BtreeEngine
             if (t?.RootNode is { } r)
                 maxLevel = Math.Max(maxLevel, r.Level);
         }
-        return (2 * _cachedInteriorNodes) + (2 * (maxLevel + 2));
+        return (2 * _cache.InteriorCount) + (2 * (maxLevel + 2));
     }
 
     /// <summary>
@@ -419,6 +493,6 @@ public sealed partial class BtreeEngine
             return;
         BasaltException.Throw(ErrorCode.BtreeNodeSpaceFull,
             $"btree {tree.Id.ToText()}: node space full: {_allocator.Available} of {_allocator.SlotCount} node slots free, " +
-            $"{ReserveNeeded(tree)} needed to restructure safely ({_allocator.PendingFreeCount} freed slots become reusable after the next sync)");
+            $"{ReserveNeeded(tree)} needed to restructure safely ({_allocator.PendingFreeCount} freed slots become reusable once the journal entries that freed them are flushed)");
     }
 }

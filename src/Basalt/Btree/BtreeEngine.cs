@@ -1,20 +1,27 @@
 // The btree engine: every btree of one mounted filesystem, their cached nodes, the node-space
-// allocator and Sync, the durability path that is used until the journal exists.
+// allocator, and write-back of dirty nodes. It sits below the journal (DESIGN §1): commits reach
+// it already journaled (transactions apply their leaf updates here after the journal took them),
+// and what it changes itself (interior updates from structure changes and write-back) it hands
+// to the journal through IBtreeJournal once the nodes those updates name are durable.
 //
-// Key decisions (docs/btree.md has the full story):
+// Key decisions (docs/btree.md and docs/recovery.md have the full story):
 //  - Nodes are copy-on-write: a node that runs out of space is compacted or split into fresh
 //    nodes, underfull siblings are merged into a fresh node; the parent's pointer is replaced.
-//    A written node is only ever appended to (one bset per Sync), never rewritten in place.
-//  - Sync writes dirty nodes bottom-up (level 0, flush, level 1, flush, ...) and then commits the
-//    roots; a crash at any point leaves the last committed roots pointing at intact nodes.
-//  - Freed node slots are reused only after a Sync that began after the free has completed.
-//  - One engine-wide ReaderWriterLockSlim: readers share it, writers (and Sync's capture and
-//    fold phases) take it exclusively, so writers are serialised engine-wide. No lock is held
-//    across device I/O: a missing node is read with the lock dropped, then installed and the
-//    operation restarted; Sync writes captured images without the lock.
-//  - The cache is the node table (lookup by slot offset). Clean nodes are evicted LRU-ish under a
-//    byte budget; roots, dirty and in-flight nodes and parents of cached nodes stay, so the
-//    cached set is always closed under "parent of".
+//    A written node is only ever appended to (one bset per write), never rewritten in place.
+//  - Write-back (BtreeEngine.WriteBack.cs) writes dirty nodes lazily: when the journal needs the
+//    space their pins hold, on a timer, or on demand. A bset is written only once the journal
+//    entries of its keys are durable (rule a); the parent's sectors_written update is journaled
+//    only after the write completed (rule h), and only then the node's pin is released (rule c).
+//  - Freed node slots are reused only once the journal entry that stopped pointing at them is
+//    durable (rule d).
+//  - Locks: a writer gate serialises every mutation (transactions hold it across their body, so
+//    what they read does not change before they commit); the engine's ReaderWriterLockSlim
+//    separates readers from the short phases that change memory. No lock is held across device
+//    I/O: a missing node is read with the locks dropped and the operation restarted (Restart.cs);
+//    write-back writes captured images without them. A checkpoint holds the writer gate across
+//    its writes (it runs at mount, unmount and fsck), never the read side.
+//  - The cache is the node table (NodeCache). Clean nodes are evicted LRU-ish under a byte
+//    budget; roots, dirty, pinned and in-flight nodes and parents of cached nodes stay.
 using System.Diagnostics.CodeAnalysis;
 using Basalt.Btree.Node;
 using Basalt.Devices;
@@ -28,20 +35,19 @@ public sealed partial class BtreeEngine : IDisposable
     private readonly IBlockDevice _device;
     private readonly BtreeGeometry _geometry;
     private readonly BtreeEngineOptions _options;
-    private readonly IRootCommitter _committer;
+    private readonly IBtreeJournal _journal;
+    private readonly EmergencyState _emergency;
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
-    private readonly object _syncGate = new();
-    private readonly Dictionary<long, BtreeNode> _cache = [];
+    private readonly Lock _writerGate = new();
+    private readonly Lock _writeBackGate = new();
+    private readonly NodeCache _cache;
     private readonly HashSet<BtreeNode> _dirty = [];
     private readonly NodeAllocator _allocator;
     private readonly Btree?[] _trees = new Btree?[BtreeIds.MaxId + 1];
     private readonly Random _random;
     private readonly List<string> _mountProblems = [];
-    private IReadOnlyList<BtreeRoot> _committedRoots;
-    private Exception? _emergencyCause;
-    private long _syncsStarted;
-    private long _clock;
-    private int _cachedInteriorNodes;
+    private IRestartHandler? _restartHandler;
+    private long? _earlyReusable;
     private int _structureDepth;
     private bool _inCapture;
     private bool _disposed;
@@ -55,21 +61,23 @@ public sealed partial class BtreeEngine : IDisposable
     private long _nodeReads;
     private long _nodeWrites;
     private long _nodeBytesWritten;
-    private long _evictions;
     private long _ignoredBsets;
+    private long _blacklistedBsets;
     private long _nodesNeedingRewrite;
-    private long _syncs;
+    private long _interiorCommits;
+    private long _writeBackRounds;
+    private long _checkpoints;
 
-    private BtreeEngine(IBlockDevice device, BtreeGeometry geometry, IReadOnlyList<BtreeRoot> roots, BtreeEngineOptions options,
-        IRootCommitter committer)
+    private BtreeEngine(IBlockDevice device, BtreeGeometry geometry, BtreeEngineOptions options, IBtreeJournal journal, EmergencyState emergency)
     {
         _device = device;
         _geometry = geometry;
         _options = options;
-        _committer = committer;
+        _journal = journal;
+        _emergency = emergency;
         _random = options.Random ?? new Random();
+        _cache = new NodeCache(_lock);
         _allocator = new NodeAllocator(geometry, options.NodeSpaceObserver);
-        _committedRoots = roots.ToArray();
         var limit = Math.Min(BkeyFormat.MaxValueBytes, geometry.NodeSize / 4);
         MaxValueBytes = Math.Min(options.MaxValueBytes ?? limit, limit);
         NodeCapacity = geometry.NodeSize - BtreeNodeWriter.FirstRecordSize(0, 8);
@@ -78,20 +86,24 @@ public sealed partial class BtreeEngine : IDisposable
     }
 
     /// <summary>
-    /// Opens the btrees of a filesystem from its committed roots. Walks the interior nodes to
-    /// rebuild the node allocator (leaves are not read) and caches them. A node that cannot be read
-    /// during the walk is remembered in <see cref="MountProblems"/>; operations that reach it throw.
+    /// Opens the btrees of a filesystem from its roots (the superblock's, or the newest journal
+    /// entry's). Without journal keys to replay it walks the interior nodes to rebuild the node
+    /// allocator (leaves are not read) and caches them; a node that cannot be read during the walk
+    /// is remembered in <see cref="MountProblems"/>, and operations that reach it throw. With
+    /// <paramref name="replayInterior"/> (the interior keys recovery will replay) the allocator is
+    /// marked conservatively instead, and <see cref="FinishReplay"/> rebuilds it exactly.
     /// </summary>
     public static BtreeEngine Open(IBlockDevice device, BtreeGeometry geometry, IReadOnlyList<BtreeRoot> roots,
-        BtreeEngineOptions options, IRootCommitter committer)
+        BtreeEngineOptions options, IBtreeJournal journal, EmergencyState emergency, IReadOnlyList<BtreeUpdate>? replayInterior = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(geometry);
         ArgumentNullException.ThrowIfNull(roots);
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(committer);
+        ArgumentNullException.ThrowIfNull(journal);
+        ArgumentNullException.ThrowIfNull(emergency);
         CheckGeometry(device, geometry);
-        var engine = new BtreeEngine(device, geometry, roots, options, committer);
+        var engine = new BtreeEngine(device, geometry, options, journal, emergency);
         foreach (var root in roots)
         {
             if (!BtreeIds.IsKnown((byte)root.Btree))
@@ -101,13 +113,24 @@ public sealed partial class BtreeEngine : IDisposable
                 BasaltException.Throw(ErrorCode.InvalidArgument, $"two roots for btree {root.Btree.ToText()}");
             tree.PendingRoot = root;
         }
-        engine.RebuildAllocator();
+        engine._lock.EnterWriteLock();
+        try
+        {
+            if (replayInterior is null)
+                engine.RebuildAllocator();
+            else
+                engine.MarkConservatively(replayInterior);
+        }
+        finally
+        {
+            engine._lock.ExitWriteLock();
+        }
         return engine;
     }
 
     private static void CheckGeometry(IBlockDevice device, BtreeGeometry g)
     {
-        if (g.BlockSize < 512 || g.BlockSize > 65536 || (g.BlockSize & (g.BlockSize - 1)) != 0 ||
+        if (g.BlockSize < FormatLimits.SectorSize || g.BlockSize > 65536 || (g.BlockSize & (g.BlockSize - 1)) != 0 ||
             g.NodeSize < g.BlockSize || g.NodeSize % g.BlockSize != 0 || g.NodeSize > 1024 * 1024 ||
             g.NodeAreaOffset < 0 || g.NodeAreaOffset % FormatLimits.SectorSize != 0 || g.NodeAreaLength < g.NodeSize ||
             g.NodeAreaOffset + g.NodeAreaLength > device.Size)
@@ -126,21 +149,33 @@ public sealed partial class BtreeEngine : IDisposable
     /// <summary>Largest value accepted by Insert.</summary>
     public int MaxValueBytes { get; }
 
-    /// <summary>The roots committed by the last completed Sync (or given to Open).</summary>
-    public IReadOnlyList<BtreeRoot> Roots => Volatile.Read(ref _committedRoots);
+    /// <summary>The current roots (in memory): every btree that has one, in btree id order.</summary>
+    public IReadOnlyList<BtreeRoot> Roots
+    {
+        get
+        {
+            _lock.EnterReadLock();
+            try
+            {
+                return CurrentRoots();
+            }
+            finally
+            {
+                _lock.ExitReadLock();
+            }
+        }
+    }
 
     /// <summary>Problems met while walking the interior nodes at Open (unreadable nodes).</summary>
     public IReadOnlyList<string> MountProblems => _mountProblems;
 
-    public bool IsEmergencyReadOnly => Volatile.Read(ref _emergencyCause) is not null;
+    public bool IsEmergencyReadOnly => _emergency.IsSet;
 
-    /// <summary>The failure that put the engine into emergency read-only, if any.</summary>
-    public Exception? EmergencyCause => Volatile.Read(ref _emergencyCause);
+    /// <summary>The failure that put the filesystem into emergency read-only, if any.</summary>
+    public Exception? EmergencyCause => _emergency.Cause;
 
     /// <summary>Key bytes a node can hold in its first record.</summary>
     internal int NodeCapacity { get; }
-
-    internal ReaderWriterLockSlim Lock => _lock;
 
     public BtreeStats Stats
     {
@@ -150,10 +185,13 @@ public sealed partial class BtreeEngine : IDisposable
             try
             {
                 long dirty = 0;
-                foreach (var node in _cache.Values)
+                long pinned = 0;
+                foreach (var node in _cache.Nodes)
                 {
                     if (node.IsDirty || node.InFlight is not null)
                         dirty++;
+                    if (node.IsPinned)
+                        pinned++;
                 }
                 return new BtreeStats
                 {
@@ -163,14 +201,19 @@ public sealed partial class BtreeEngine : IDisposable
                     Merges = _merges,
                     RootCollapses = _rootCollapses,
                     NodeReads = Interlocked.Read(ref _nodeReads),
-                    NodeWrites = _nodeWrites,
-                    NodeBytesWritten = _nodeBytesWritten,
-                    Evictions = _evictions,
+                    NodeWrites = Interlocked.Read(ref _nodeWrites),
+                    NodeBytesWritten = Interlocked.Read(ref _nodeBytesWritten),
+                    Evictions = _cache.Evictions,
                     CacheBytes = (long)_cache.Count * _geometry.NodeSize,
                     DirtyBytes = dirty * _geometry.NodeSize,
+                    PinnedNodes = pinned,
+                    PendingInteriorUpdates = _pendingByPosition.Count,
                     IgnoredBsetsBeyondWritten = Interlocked.Read(ref _ignoredBsets),
+                    BlacklistedBsets = Interlocked.Read(ref _blacklistedBsets),
                     NodesNeedingRewrite = Interlocked.Read(ref _nodesNeedingRewrite),
-                    Syncs = _syncs,
+                    InteriorCommits = _interiorCommits,
+                    WriteBackRounds = Interlocked.Read(ref _writeBackRounds),
+                    Checkpoints = Interlocked.Read(ref _checkpoints),
                 };
             }
             finally
@@ -181,9 +224,9 @@ public sealed partial class BtreeEngine : IDisposable
     }
 
     /// <summary>
-    /// Releases the engine's resources. It does NOT sync: unsynced changes are dropped, exactly as a
-    /// crash would drop them. Call <see cref="Sync"/> first to keep them. No operation may run
-    /// concurrently with or after Dispose.
+    /// Releases the engine's resources. It writes nothing: changes not yet written back stay only in
+    /// the journal, exactly as after a crash. The mount glue checkpoints first on a clean unmount.
+    /// No operation may run concurrently with or after Dispose.
     /// </summary>
     public void Dispose()
     {
@@ -196,15 +239,20 @@ public sealed partial class BtreeEngine : IDisposable
     internal void ThrowIfReadOnly()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (Volatile.Read(ref _emergencyCause) is { } cause)
-            ThrowEmergency(cause);
+        _emergency.ThrowIfSet();
     }
 
-    [DoesNotReturn]
-    private static void ThrowEmergency(Exception cause) =>
-        throw new BasaltException(ErrorCode.EmergencyReadOnly, $"btree engine is in emergency read-only after: {cause.Message}", cause);
+    /// <summary>Serialises mutations: transactions hold it across their body and commit; engine operations take it for each attempt.</summary>
+    internal Lock WriterGate => _writerGate;
 
-    private void EnterEmergency(Exception cause) => Interlocked.CompareExchange(ref _emergencyCause, cause, null);
+    /// <summary>The engine's reader/writer lock, entered in write mode by the transaction layer to apply a commit.</summary>
+    internal void EnterWriteLock() => _lock.EnterWriteLock();
+
+    internal void ExitWriteLock() => _lock.ExitWriteLock();
+
+    internal void EnterReadLock() => _lock.EnterReadLock();
+
+    internal void ExitReadLock() => _lock.ExitReadLock();
 
     private ulong NextSeq()
     {
@@ -217,13 +265,18 @@ public sealed partial class BtreeEngine : IDisposable
         return seq;
     }
 
-    /// <summary>For tests: the allocator's used slots (pending frees included) and pending frees.</summary>
+    /// <summary>
+    /// For tests: the allocator's used slots (pending frees included), the slots freed but not yet
+    /// reusable (by interior updates not yet journaled, or journaled but not yet durable), and the
+    /// free count.
+    /// </summary>
     internal (IReadOnlyList<long> Used, IReadOnlyList<long> PendingFree, int Available) AllocatorState()
     {
         _lock.EnterReadLock();
         try
         {
-            return (_allocator.UsedSlots(), _allocator.PendingFree(), _allocator.Available);
+            var pending = _allocator.PendingFree().Concat(_pendingGroups.SelectMany(g => g.Frees)).Order().ToList();
+            return (_allocator.UsedSlots(), pending, _allocator.Available);
         }
         finally
         {
@@ -231,84 +284,17 @@ public sealed partial class BtreeEngine : IDisposable
         }
     }
 
-    /// <summary>Reads the whole interior structure from the roots and marks every reachable slot used.</summary>
-    private void RebuildAllocator()
+    /// <summary>For tests: the cache's interior-node counter and the number of interior nodes actually cached.</summary>
+    internal (int Counter, int Actual) CacheInteriorCounts()
     {
-        foreach (var tree in _trees)
+        _lock.EnterReadLock();
+        try
         {
-            if (tree?.PendingRoot is not { } root)
-                continue;
-            if (root.Ptr.Ptrs.Count == 0)
-            {
-                _mountProblems.Add($"{root.Btree.ToText()}: root pointer without a device pointer");
-                continue;
-            }
-            MarkReachable(root.Ptr);
-            if (root.Level == 0)
-                continue;
-            BtreeNode node;
-            try
-            {
-                node = ReadNode(root.Btree, root.Level, RootReadPtr(root.Ptr), Bpos.Max);
-            }
-            catch (BasaltException ex) when (ex.Class is ErrorClass.Corruption or ErrorClass.Io)
-            {
-                _mountProblems.Add(ex.Message);
-                continue;
-            }
-            AddToCache(node);
-            tree.RootNode = node;
-            tree.PendingRoot = null;
-            WalkInterior(node);
+            return (_cache.InteriorCount, _cache.Nodes.Count(n => n.Level > 0));
         }
-        Evict();
-    }
-
-    private void WalkInterior(BtreeNode node)
-    {
-        var cursor = new NodeCursor(node, node.MinKey, reverse: false);
-        var children = new List<(Bpos Max, byte[] Value)>();
-        while (cursor.Next(out var run, out var i))
-            children.Add((run.Entries[i].Key.Pos, run.ValueOf(i).ToArray()));
-        foreach (var (max, value) in children)
+        finally
         {
-            if (!BtreePtrValue.TryRead(value, out var ptr, out var problem))
-            {
-                _mountProblems.Add($"{node.ToText()}: child pointer at {max.ToText()}: {problem}");
-                continue;
-            }
-            MarkReachable(ptr);
-            if (node.Level == 1)
-                continue;
-            BtreeNode child;
-            try
-            {
-                child = ReadNode(node.Btree, (byte)(node.Level - 1), ptr, max);
-            }
-            catch (BasaltException ex) when (ex.Class is ErrorClass.Corruption or ErrorClass.Io)
-            {
-                _mountProblems.Add(ex.Message);
-                continue;
-            }
-            if (_cache.ContainsKey(child.Offset))
-            {
-                _mountProblems.Add($"{child.ToText()}: reachable twice");
-                continue;
-            }
-            AddToCache(child);
-            WalkInterior(child);
-        }
-    }
-
-    private void MarkReachable(BtreePtrValue ptr)
-    {
-        if (ptr.Ptrs.Count == 0)
-            return;
-        var offset = ptr.Ptrs[0].OffsetBytes;
-        if (_allocator.MarkUsed(offset) && _options.NodeSpaceObserver is { } observer)
-        {
-            observer.NodeAllocated(offset, _geometry.NodeSize);
-            observer.NodeWritten(offset, ptr.SectorsWritten * FormatLimits.SectorSize);
+            _lock.ExitReadLock();
         }
     }
 }

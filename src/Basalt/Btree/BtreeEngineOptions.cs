@@ -32,6 +32,9 @@ public sealed record BtreeEngineOptions
     /// <summary>Largest value in bytes; default and upper bound min(64 KiB, node size / 4).</summary>
     public int? MaxValueBytes { get; init; }
 
+    /// <summary>Tests: restart attempts at random to prove every operation restartable. Off by default.</summary>
+    public RestartInjection? RestartInjection { get; init; }
+
     /// <summary>Debug-only ordering bugs for the crash suite's must-fail checks; all off by default.</summary>
     internal BtreeDebugFaults DebugFaults { get; init; } = BtreeDebugFaults.None;
 }
@@ -50,14 +53,21 @@ public sealed record BtreeStats
     public long Evictions { get; init; }
     public long CacheBytes { get; init; }
     public long DirtyBytes { get; init; }
+    public long PinnedNodes { get; init; }
+    public long PendingInteriorUpdates { get; init; }
     public long IgnoredBsetsBeyondWritten { get; init; }
+    public long BlacklistedBsets { get; init; }
     public long NodesNeedingRewrite { get; init; }
-    public long Syncs { get; init; }
+    public long InteriorCommits { get; init; }
+    public long WriteBackRounds { get; init; }
+    public long Checkpoints { get; init; }
 
     public string ToText() =>
         $"splits {Splits} (root {RootSplits}), compactions {Compactions}, merges {Merges}, root collapses {RootCollapses}, " +
         $"node reads {NodeReads}, writes {NodeWrites} ({NodeBytesWritten} bytes), evictions {Evictions}, " +
-        $"cache {CacheBytes} bytes ({DirtyBytes} dirty), ignored bsets {IgnoredBsetsBeyondWritten}, needing rewrite {NodesNeedingRewrite}, syncs {Syncs}";
+        $"cache {CacheBytes} bytes ({DirtyBytes} dirty, {PinnedNodes} nodes pinned, {PendingInteriorUpdates} interior updates pending), " +
+        $"ignored bsets {IgnoredBsetsBeyondWritten} beyond sectors_written and {BlacklistedBsets} blacklisted, needing rewrite {NodesNeedingRewrite}, " +
+        $"interior commits {InteriorCommits}, write-back rounds {WriteBackRounds}, checkpoints {Checkpoints}";
 
     public override string ToString() => ToText();
 }

@@ -1,7 +1,8 @@
 // Iterates one level of a btree over [start, end], forward or backward. It holds no lock between
-// calls: each refill takes the read lock, re-descends from the root to the position after the
-// last key it returned (so it is valid across any concurrent change) and copies a batch of keys
-// and values out, growing the batch as the scan goes on.
+// calls: each refill is an engine operation under the read lock (restarted after a node miss)
+// that re-descends from the root to the position after the last key it returned (so it is valid
+// across any concurrent change) and copies a batch of keys and values out, growing the batch as
+// the scan goes on.
 using Basalt.Format;
 
 namespace Basalt.Btree;
@@ -26,6 +27,7 @@ public sealed class BtreeIterator
     private int _count;
     private int _index;
     private int _batch = FirstBatch;
+    private int _arenaUsed;
 
     internal BtreeIterator(BtreeEngine engine, Btree tree, Bpos start, Bpos end, bool reverse, byte level)
     {
@@ -75,86 +77,93 @@ public sealed class BtreeIterator
     private void Fill()
     {
         _count = 0;
-        var arenaUsed = 0;
-        while (true)
-        {
-            NodeMiss miss = default;
-            var missed = false;
-            _engine.Lock.EnterReadLock();
-            try
-            {
-                while (_count < _batch && !_done)
-                {
-                    var r = _engine.FindNode(_tree, _level, _next, out var node, out miss);
-                    if (r == FindResult.Miss)
-                    {
-                        missed = true;
-                        break;
-                    }
-                    if (r != FindResult.Found)
-                    {
-                        _done = true;
-                        break;
-                    }
-                    var cursor = new NodeCursor(node, _next, _reverse);
-                    var nodeDone = true;
-                    while (cursor.Next(out var run, out var i))
-                    {
-                        ref readonly var entry = ref run.Entries[i];
-                        var pos = entry.Key.Pos;
-                        if (_reverse ? pos < _start : pos > _end)
-                        {
-                            _done = true;
-                            nodeDone = false;
-                            break;
-                        }
-                        var length = entry.ValueLength;
-                        if (arenaUsed + length > _arena.Length)
-                            Array.Resize(ref _arena, Math.Max(_arena.Length * 2, arenaUsed + length));
-                        run.ValueOf(i).CopyTo(_arena.AsSpan(arenaUsed));
-                        _keys[_count] = entry.Key;
-                        _valueOffsets[_count] = arenaUsed;
-                        _valueLengths[_count] = length;
-                        arenaUsed += length;
-                        _count++;
-                        if (_reverse ? pos.IsMin : pos.IsMax)
-                            _done = true;
-                        else
-                            _next = _reverse ? pos.Predecessor() : pos.Successor();
-                        if (_done || _count >= _batch)
-                        {
-                            nodeDone = false;
-                            break;
-                        }
-                    }
-                    if (nodeDone && !_done)
-                    {
-                        if (_reverse)
-                        {
-                            if (node.MinKey <= _start || node.MinKey.IsMin)
-                                _done = true;
-                            else
-                                _next = node.MinKey.Predecessor();
-                        }
-                        else
-                        {
-                            if (node.MaxKey >= _end || node.MaxKey.IsMax)
-                                _done = true;
-                            else
-                                _next = node.MaxKey.Successor();
-                        }
-                    }
-                }
-            }
-            finally
-            {
-                _engine.Lock.ExitReadLock();
-            }
-            if (!missed || _count > 0)
-                break;
-            _engine.LoadMissing(miss);
-        }
+        _arenaUsed = 0;
+        var op = new FillOp(this);
+        _engine.Run<FillOp, bool>(ref op, LockMode.Read);
         if (_batch < MaxBatch)
             _batch *= 2;
+    }
+
+    /// <summary>
+    /// One attempt (under the read lock): copies keys until the batch is full or the range ends. A
+    /// miss with keys already copied ends the batch early; only a miss before the first key restarts.
+    /// </summary>
+    private bool FillAttempt(out Restart restart)
+    {
+        restart = default;
+        while (_count < _batch && !_done)
+        {
+            var r = _engine.FindNode(_tree, _level, _next, out var node, out var miss);
+            if (r == FindResult.Miss)
+            {
+                if (_count > 0)
+                    return true;
+                restart = Restart.ForMiss(miss);
+                return false;
+            }
+            if (r != FindResult.Found)
+            {
+                _done = true;
+                break;
+            }
+            var cursor = new NodeCursor(node, _next, _reverse);
+            var nodeDone = true;
+            while (cursor.Next(out var run, out var i))
+            {
+                ref readonly var entry = ref run.Entries[i];
+                var pos = entry.Key.Pos;
+                if (_reverse ? pos < _start : pos > _end)
+                {
+                    _done = true;
+                    nodeDone = false;
+                    break;
+                }
+                var length = entry.ValueLength;
+                if (_arenaUsed + length > _arena.Length)
+                    Array.Resize(ref _arena, Math.Max(_arena.Length * 2, _arenaUsed + length));
+                run.ValueOf(i).CopyTo(_arena.AsSpan(_arenaUsed));
+                _keys[_count] = entry.Key;
+                _valueOffsets[_count] = _arenaUsed;
+                _valueLengths[_count] = length;
+                _arenaUsed += length;
+                _count++;
+                if (_reverse ? pos.IsMin : pos.IsMax)
+                    _done = true;
+                else
+                    _next = _reverse ? pos.Predecessor() : pos.Successor();
+                if (_done || _count >= _batch)
+                {
+                    nodeDone = false;
+                    break;
+                }
+            }
+            if (nodeDone && !_done)
+            {
+                if (_reverse)
+                {
+                    if (node.MinKey <= _start || node.MinKey.IsMin)
+                        _done = true;
+                    else
+                        _next = node.MinKey.Predecessor();
+                }
+                else
+                {
+                    if (node.MaxKey >= _end || node.MaxKey.IsMax)
+                        _done = true;
+                    else
+                        _next = node.MaxKey.Successor();
+                }
+            }
+        }
+        return true;
+    }
+
+    private readonly struct FillOp(BtreeIterator iterator) : IEngineOp<bool>
+    {
+        public bool TryRun(BtreeEngine engine, out bool result, out Restart restart)
+        {
+            result = true;
+            return iterator.FillAttempt(out restart);
+        }
     }
 }

@@ -1,9 +1,15 @@
 // A cached btree node. Its keys live in three sorted runs, newest first when they disagree:
 //   Unwritten  - changes since the node was last captured for a write (with deletion markers);
-//   InFlight   - the run captured by a Sync whose write has not completed yet;
+//   InFlight   - the run captured by a write-back whose write has not completed yet;
 //   Merged     - what the node holds on disk (all its written bsets merged, no deletions).
 // A node that has never been written (a fresh node from a split, compaction or merge) keeps its
 // initial keys in Merged too; its first write then carries every live key (WrittenSectors == 0).
+//
+// Journal bookkeeping: UnwrittenPin is the oldest journal seq whose updates sit unwritten in the
+// node (the journal keeps that entry until the node is written and its parent's pointer update
+// is journaled, rule (c)); WrittenPins are the pins of bsets written but not yet committed in the
+// parent; MaxSeq is the newest seq among the node's keys (the journal_seq of its next bset,
+// written only once that seq is durable, rule (a)).
 // All fields are guarded by the engine lock: written under the write lock, read under either.
 using System.Buffers.Binary;
 using Basalt.Format;
@@ -42,13 +48,52 @@ internal sealed class BtreeNode
     /// <summary>Sectors of the slot that are written or being written (0: the first record is still to come).</summary>
     public int WrittenSectors { get; set; }
 
-    /// <summary>Sectors known durable (committed by a completed Sync or read from disk).</summary>
+    /// <summary>Sectors whose write has completed (read from disk, or written by a completed write-back).</summary>
     public int DurableSectors { get; set; }
+
+    /// <summary>Oldest journal seq among the unwritten changes, 0 when none is pinned.</summary>
+    public ulong UnwrittenPin { get; set; }
+
+    /// <summary>Pins of written bsets waiting for their parent's pointer update to be journaled: (seq, sectors written then).</summary>
+    public List<(ulong Seq, int Sectors)>? WrittenPins { get; set; }
+
+    /// <summary>Newest journal seq among the node's keys: the journal_seq of its next bset.</summary>
+    public ulong MaxSeq { get; set; }
+
+    /// <summary>
+    /// The durable tree reaches this node as it is (read from disk, or its pointer's commit named it):
+    /// interior edits inside it are journaled by position. Edits inside a node not yet reachable (a
+    /// split's or merge's new node) are not: they reach the durable tree as the node's own content
+    /// when the pointer that makes it reachable commits. Unreachable nodes stay cached.
+    /// </summary>
+    public bool Reachable { get; set; }
+
+    /// <summary>
+    /// Slots freed by edits made inside this node while it was unreachable and not yet captured for
+    /// a write: they become reusable once an update naming the node's content with those edits is durable.
+    /// </summary>
+    public List<long>? HeldFrees { get; set; }
+
+    /// <summary>
+    /// Journal seq up to which the node's content already holds every journal key for its positions
+    /// (the newest bset journal_seq read from disk; a replacement made during replay keeps the
+    /// smallest of the nodes it replaces). Replay skips older interior keys for this node.
+    /// </summary>
+    public ulong ContentSeq { get; set; }
+
+    /// <summary>Transactions in progress that read this node: it stays cached until they end.</summary>
+    public int KeepCount { get; set; }
+
+    /// <summary>True while the node holds any journal pin (it may not be evicted).</summary>
+    public bool IsPinned => UnwrittenPin != 0 || WrittenPins is { Count: > 0 };
 
     /// <summary>Encoded bytes of the live keys (the merged view without deletions).</summary>
     public long LiveBytes { get; set; }
 
     public bool IsDirty { get; set; }
+
+    /// <summary>A write of this node is in flight (captured, not folded).</summary>
+    public bool IsWriting => InFlight is not null;
     public bool IsFreed { get; set; }
     public bool IsCached { get; set; }
 

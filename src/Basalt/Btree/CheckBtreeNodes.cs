@@ -21,10 +21,12 @@ public static class CheckBtreeNodes
     /// Runs check_btree_nodes over every btree of <paramref name="engine"/>: each node finding goes
     /// to <paramref name="reporter"/>; accepted ones get the node rewritten through the engine.
     /// </summary>
-    public static BtreeCheckResult Run(BtreeEngine engine, IFsckReporter reporter, CancellationToken ct)
+    /// <param name="makeDurable">Makes the engine's edits durable and its nodes on disk current (the mount's checkpoint).</param>
+    public static BtreeCheckResult Run(BtreeEngine engine, Action makeDurable, IFsckReporter reporter, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(engine);
-        return Run(new EngineCheckTarget(engine), reporter, ct);
+        ArgumentNullException.ThrowIfNull(makeDurable);
+        return Run(new EngineCheckTarget(engine, makeDurable), reporter, ct);
     }
 
     internal static BtreeCheckResult Run(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct)

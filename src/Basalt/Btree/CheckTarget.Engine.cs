@@ -1,6 +1,7 @@
 // The production check target: the btree engine. Nodes are read raw from the engine's device
 // (the passes never go through the node cache), and repairs are the engine's level edits, made
-// durable by its Sync.
+// durable by the mount's checkpoint (which also leaves every node on disk current, so the raw
+// reads of a later pass see the repaired tree).
 using Basalt.Devices;
 using Basalt.Format;
 
@@ -9,8 +10,13 @@ namespace Basalt.Btree;
 internal sealed class EngineCheckTarget : IBtreeCheckTarget
 {
     private readonly BtreeEngine _engine;
+    private readonly Action _makeDurable;
 
-    public EngineCheckTarget(BtreeEngine engine) => _engine = engine;
+    public EngineCheckTarget(BtreeEngine engine, Action makeDurable)
+    {
+        _engine = engine;
+        _makeDurable = makeDurable;
+    }
 
     public IBlockDevice Device => _engine.CheckDevice;
 
@@ -43,5 +49,5 @@ internal sealed class EngineCheckTarget : IBtreeCheckTarget
 
     public void ResetToEmpty(BtreeId btree) => _engine[btree].ResetToEmpty();
 
-    public void Sync() => _engine.Sync();
+    public void Sync() => _makeDurable();
 }

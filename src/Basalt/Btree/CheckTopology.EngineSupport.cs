@@ -21,22 +21,24 @@ public sealed partial class BtreeEngine
         ptr.With(minKey: Bpos.Min, flags: ptr.Flags | BtreePtrFlags.RangeUpdated);
 
     /// <summary>
-    /// Drops a clean cached child whose range differs from the pointer that leads to it (topology
-    /// repair moved its range), so the next access re-reads it and the reader applies the pointer's range.
+    /// A clean cached child whose range differs from the RangeUpdated pointer that leads to it
+    /// (topology repair moved its range): the descent treats it as a miss, so the node is read
+    /// again (the reader applies the pointer's range) and the install replaces the stale copy under
+    /// the write lock. A descent never changes the cache itself: it may hold only the read lock.
     /// </summary>
-    private void EvictIfRangeMoved(long offset, ReadOnlySpan<byte> ptrValue, Bpos max)
+    private static bool RangeMoved(BtreeNode child, ReadOnlySpan<byte> ptrValue, Bpos max)
     {
         // Only repair writes RangeUpdated pointers: the common descent pays one flag test.
         var flags = (BtreePtrFlags)BinaryPrimitives.ReadUInt16LittleEndian(ptrValue[BtreePtrValue.FlagsOffset..]);
-        if ((flags & BtreePtrFlags.RangeUpdated) == 0)
-            return;
-        if (!_cache.TryGetValue(offset, out var child) || child.Seq != PtrFields.Seq(ptrValue) || child.IsDirty || child.InFlight is not null)
-            return;
-        if (child.MaxKey == max && child.MinKey == Bpos.Read(ptrValue[BtreePtrValue.MinKeyOffset..]))
-            return;
-        _cache.Remove(offset);
-        child.IsCached = false;
+        if ((flags & BtreePtrFlags.RangeUpdated) == 0 || child.IsDirty || child.InFlight is not null)
+            return false;
+        return child.MaxKey != max || child.MinKey != Bpos.Read(ptrValue[BtreePtrValue.MinKeyOffset..]);
     }
+
+    /// <summary>A cached copy the install of <paramref name="fresh"/> replaces: same node, clean, another range.</summary>
+    private static bool IsStaleCopy(BtreeNode cached, BtreeNode fresh) =>
+        cached.Seq == fresh.Seq && !cached.IsDirty && cached.InFlight is null &&
+        (cached.MinKey != fresh.MinKey || cached.MaxKey != fresh.MaxKey);
 
     /// <summary>
     /// RewriteNode's copy of <paramref name="node"/>: over the range its parent's pointer gives
@@ -61,18 +63,18 @@ public sealed partial class BtreeEngine
             if (live[k].Pos >= min && live[k].Pos <= max)
                 keys.Add(live[k].Key, live.ValueOf(k));
         }
-        var fresh = NewNode(tree, node.Level, min, max, node.Generation + 1, keys.Build());
+        var fresh = NewNode(tree, node.Level, min, max, node.Generation + 1, keys.Build(), node);
         var wasRoot = tree.RootNode == node;
         FreeNode(node);
         if (wasRoot)
-            tree.RootNode = fresh;
+            SetRoot(tree, fresh);
         else
             InsertKeyCached(tree, (byte)(level + 1), new Bkey(max, KeyType.BtreePtr), fresh.MakePtr(_geometry.Device).ToBytes());
     }
 
     /// <summary>
     /// A dirty node whose parent no longer points at it (topology repair deleted its pointer after
-    /// editing inside it): writing it would put its pointer back, so a Sync frees it instead.
+    /// editing inside it): writing it would put its pointer back, so write-back frees it instead.
     /// </summary>
     private bool IsOrphaned(BtreeNode node)
     {

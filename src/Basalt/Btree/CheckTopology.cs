@@ -49,10 +49,12 @@ public static class CheckTopology
     /// <paramref name="reporter"/>, and each is repaired (through the engine's level edits, made
     /// durable by one Sync at the end) only when the reporter says so.
     /// </summary>
-    public static BtreeCheckResult Run(BtreeEngine engine, IFsckReporter reporter, CancellationToken ct)
+    /// <param name="makeDurable">Makes the engine's edits durable and its nodes on disk current (the mount's checkpoint).</param>
+    public static BtreeCheckResult Run(BtreeEngine engine, Action makeDurable, IFsckReporter reporter, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(engine);
-        return Run(new EngineCheckTarget(engine), reporter, ct);
+        ArgumentNullException.ThrowIfNull(makeDurable);
+        return Run(new EngineCheckTarget(engine, makeDurable), reporter, ct);
     }
 
     internal static BtreeCheckResult Run(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct)

@@ -1,8 +1,10 @@
 // The per-key-type behaviour table (DESIGN §1). The btree layer owns it and registers the types
 // it understands itself (BtreePtr, Deleted, Cookie); higher layers register theirs (extents,
-// inodes, alloc…) at start-up, so the btree validates and prints values without referencing
-// them. A type nobody registered passes through untouched: any value is accepted and it prints
-// as its length. Lookups are lock-free reads of an immutable array; registration replaces it.
+// inodes, alloc…, and the transaction layer's triggers) at start-up, so the btree validates,
+// prints and triggers without referencing them. Every type of the KeyType enum has an entry
+// (CheckComplete, run at mount): a type whose subsystem this build does not have yet is reserved
+// (read and passed through untouched, never written). Lookups are lock-free reads of an immutable
+// array; registration replaces it.
 using System.Globalization;
 using Basalt.Btree.Node;
 using Basalt.Format;
@@ -20,8 +22,31 @@ public delegate bool KeyValueValidator(in KeyValueContext context, ReadOnlySpan<
 /// <summary>Prints a value for errors, <c>list</c> and test failures.</summary>
 public delegate string KeyValuePrinter(ReadOnlySpan<byte> value);
 
+/// <summary>One version of a key in a transaction's (old, new) pair: absent when Type is Deleted.</summary>
+public readonly record struct KeyVersion(Bkey Key, ReadOnlyMemory<byte> Value)
+{
+    public bool Exists => Key.Type != KeyType.Deleted;
+}
+
+/// <summary>What a trigger may do inside the transaction that runs it: read (its own updates included) and update.</summary>
+public interface ITriggerTransaction
+{
+    bool TryGet(BtreeId btree, Bpos pos, out Bkey key, out byte[] value);
+
+    void Set(BtreeId btree, in Bkey key, ReadOnlySpan<byte> value);
+
+    void Delete(BtreeId btree, Bpos pos);
+}
+
+/// <summary>
+/// Runs at commit on the coalesced (old, new) pair of one position whose old or new key has this
+/// type; may add updates to the transaction (never at a position whose own trigger already ran).
+/// </summary>
+public delegate void KeyTrigger(ITriggerTransaction transaction, BtreeId btree, in KeyVersion oldKey, in KeyVersion newKey);
+
 /// <summary>The behaviour of one key type.</summary>
-public sealed record KeyTypeBehaviour(KeyValueValidator Validate, KeyValuePrinter ToText);
+/// <param name="Writable">False for types this build reserves but does not write yet (reads pass them through).</param>
+public sealed record KeyTypeBehaviour(KeyValueValidator Validate, KeyValuePrinter ToText, KeyTrigger? Trigger = null, bool Writable = true);
 
 public static class KeyTypeTable
 {
@@ -34,7 +59,40 @@ public static class KeyTypeTable
         table[(int)KeyType.Deleted] = new KeyTypeBehaviour(ValidateEmpty, _ => "");
         table[(int)KeyType.Cookie] = new KeyTypeBehaviour(ValidateCookie, PrintCookie);
         table[(int)KeyType.BtreePtr] = new KeyTypeBehaviour(ValidateBtreePtr, PrintBtreePtr);
+        // Types whose subsystems this build does not have: read and passed through, never written.
+        var reserved = new KeyTypeBehaviour(PassThrough, PrintLength, Trigger: null, Writable: false);
+        foreach (var type in new[]
+                 {
+                     KeyType.Whiteout, KeyType.Error, KeyType.HashWhiteout, KeyType.Extent, KeyType.Reservation, KeyType.Inode,
+                     KeyType.Dirent, KeyType.Xattr, KeyType.Alloc, KeyType.ReflinkP, KeyType.ReflinkV, KeyType.InlineData,
+                     KeyType.Set, KeyType.Backpointer, KeyType.BucketGens, KeyType.LoggedOpTruncate, KeyType.LoggedOpFinsert,
+                     KeyType.Accounting,
+                 })
+        {
+            table[(int)type] = reserved;
+        }
         return table;
+    }
+
+    /// <summary>
+    /// Every key type of the KeyType enum has an entry (the start-up check: a build that adds a
+    /// type without its behaviour fails at mount, not on a user's data).
+    /// </summary>
+    public static void CheckComplete()
+    {
+        var table = Volatile.Read(ref s_table);
+        var missing = Enum.GetValues<KeyType>().Where(t => table[(int)t] is null).ToList();
+        if (missing.Count > 0)
+            throw new InvalidOperationException($"key types without a behaviour table entry: {string.Join(", ", missing.Select(t => t.ToText()))}");
+    }
+
+    /// <summary>The behaviour of <paramref name="type"/>, null for a number no entry was registered for.</summary>
+    public static KeyTypeBehaviour? Get(KeyType type) => Volatile.Read(ref s_table)[(int)type];
+
+    private static bool PassThrough(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
+    {
+        problem = null;
+        return true;
     }
 
     /// <summary>Registers (or replaces) the behaviour of a key type. Called by higher layers at start-up.</summary>
@@ -45,6 +103,17 @@ public static class KeyTypeTable
         {
             var next = (KeyTypeBehaviour?[])s_table.Clone();
             next[(int)type] = behaviour;
+            Volatile.Write(ref s_table, next);
+        }
+    }
+
+    /// <summary>Removes the entry of <paramref name="type"/>: tests only, to show that a build missing one cannot mount.</summary>
+    internal static void Unregister(KeyType type)
+    {
+        lock (s_registerLock)
+        {
+            var next = (KeyTypeBehaviour?[])s_table.Clone();
+            next[(int)type] = null;
             Volatile.Write(ref s_table, next);
         }
     }

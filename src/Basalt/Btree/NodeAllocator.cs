@@ -1,8 +1,8 @@
 // Node space: fixed-size slots in the metadata area [NodeAreaOffset, +NodeAreaLength). The
 // in-memory state (a bitmap of used slots) is derived: rebuilt at mount from the pointers of the
-// interior nodes reachable from the roots. A freed slot is not reusable at once: the durable tree
-// may still point at it until a Sync that began after the free has committed new roots
-// (DESIGN §4 (d); once the journal exists the rule becomes "after the freeing entry is flushed").
+// interior nodes reachable from the roots. A freed slot is not reusable at once: the recoverable
+// tree (the nodes on disk plus the journal) may still point at it until the journal entry that
+// stopped pointing at it is durable (DESIGN §4 rule (d)). Frees are tagged with that entry's seq.
 using Basalt.Devices;
 using Basalt.Diagnostics;
 
@@ -15,7 +15,7 @@ internal sealed class NodeAllocator
     private readonly int _slots;
     private readonly ulong[] _used;
     private readonly INodeSpaceObserver? _observer;
-    private readonly List<(long Offset, long Tag)> _pendingFree = [];
+    private readonly List<(long Offset, ulong Seq)> _pendingFree = [];
     private int _usedCount;
     private int _cursor;
 
@@ -56,7 +56,7 @@ internal sealed class NodeAllocator
     {
         if (_usedCount == _slots)
             BasaltException.Throw(ErrorCode.BtreeNodeSpaceFull,
-                $"btree node space full: all {_slots} node slots of {_nodeSize} bytes are in use ({_pendingFree.Count} freed, reusable after the next sync)");
+                $"btree node space full: all {_slots} node slots of {_nodeSize} bytes are in use ({_pendingFree.Count} freed, reusable once the journal entries that freed them are flushed)");
         for (var n = 0; n < _slots; n++)
         {
             var slot = (_cursor + n) % _slots;
@@ -72,12 +72,12 @@ internal sealed class NodeAllocator
         throw new InvalidOperationException("node allocator bitmap and count disagree");
     }
 
-    /// <summary>Frees a slot; it becomes reusable once a Sync numbered above <paramref name="tag"/> completes.</summary>
-    public void Free(long offset, long tag)
+    /// <summary>Frees a slot; it becomes reusable once journal entry <paramref name="seq"/> is durable.</summary>
+    public void Free(long offset, ulong seq)
     {
         if (!Contains(offset) || !IsSet(SlotOf(offset)))
             throw new InvalidOperationException($"freeing node slot at {offset} that is not allocated");
-        _pendingFree.Add((offset, tag));
+        _pendingFree.Add((offset, seq));
     }
 
     /// <summary>Frees a slot that no durable pointer can reach (its node was never written): reusable at once.</summary>
@@ -89,14 +89,16 @@ internal sealed class NodeAllocator
         _observer?.NodeFreed(offset);
     }
 
-    /// <summary>Releases the frees made before Sync number <paramref name="syncNumber"/> began.</summary>
-    public void ReleaseFreedBefore(long syncNumber)
+    /// <summary>Releases the frees whose journal entry is durable (seq at or below <paramref name="durableSeq"/>).</summary>
+    public void ReleaseFreedUpTo(ulong durableSeq)
     {
+        if (_pendingFree.Count == 0)
+            return;
         var kept = 0;
         for (var i = 0; i < _pendingFree.Count; i++)
         {
-            var (offset, tag) = _pendingFree[i];
-            if (tag < syncNumber)
+            var (offset, seq) = _pendingFree[i];
+            if (seq <= durableSeq)
             {
                 Clear(SlotOf(offset));
                 _observer?.NodeFreed(offset);

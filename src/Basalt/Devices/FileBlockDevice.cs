@@ -12,6 +12,12 @@
 // process drops them, so a process-wide registry of open devices (by device and inode) answers
 // for this process and re-takes the record locks of the remaining holders after every close.
 //
+// Every descriptor is unlocked (LOCK_UN) before it is closed. A flock belongs to the open file
+// description, and a child process that any thread of this process forks holds a duplicate of
+// every descriptor, O_CLOEXEC ones included, until its exec. close() alone would leave the lock
+// with the child for that while, and an open right after it (the next command on the same image)
+// would be refused "in use (pid unknown)": the child holds the flock but no record lock.
+//
 // Durability: Write is not durable until Flush (fdatasync) returns. Discard punches a hole in
 // an image file (reads return zeroes afterwards) or issues BLKDISCARD on a block device; where
 // neither is supported it does nothing, as the device contract allows.
@@ -121,9 +127,17 @@ public sealed class FileBlockDevice : IBlockDevice
         }
         catch
         {
-            handle.Dispose();
+            CloseUnlocked(handle);
             throw;
         }
+    }
+
+    /// <summary>Releases any flock this descriptor's open file description holds, then closes it (see the header).</summary>
+    private static void CloseUnlocked(SafeFileHandle handle)
+    {
+        if (!handle.IsClosed && !handle.IsInvalid)
+            LibC.FileLock(handle, LibC.LockUn);
+        handle.Dispose();
     }
 
     public void Read(long offset, Span<byte> buffer)
@@ -138,10 +152,10 @@ public sealed class FileBlockDevice : IBlockDevice
             {
                 n = RandomAccess.Read(_handle, buffer[done..], offset + done);
             }
-            catch (IOException e)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new BasaltException(ErrorCode.IoError,
-                    $"{Name}: read of {buffer.Length} bytes at offset {offset} failed: {e.Message}", e);
+                throw new BasaltException(ErrorCode.IoError, string.Create(CultureInfo.InvariantCulture,
+                    $"{Name}: cannot read at offset {offset}+{buffer.Length}: {IoErrorText.Describe(e)}"), e);
             }
             if (n == 0)
                 throw new BasaltException(ErrorCode.ShortDevice,
@@ -159,11 +173,10 @@ public sealed class FileBlockDevice : IBlockDevice
         {
             RandomAccess.Write(_handle, data, offset);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // .NET reports the errno as the HResult of a plain IOException on Unix.
-            throw new BasaltException(e.HResult == LibC.ENoSpc ? ErrorCode.DeviceFull : ErrorCode.IoError,
-                $"{Name}: write of {data.Length} bytes at offset {offset} failed: {e.Message}", e);
+            throw new BasaltException(IoErrorText.ErrnoOf(e) == LibC.ENoSpc ? ErrorCode.DeviceFull : ErrorCode.IoError,
+                string.Create(CultureInfo.InvariantCulture, $"{Name}: cannot write at offset {offset}+{data.Length}: {IoErrorText.Describe(e)}"), e);
         }
     }
 
@@ -311,7 +324,7 @@ public sealed class FileBlockDevice : IBlockDevice
                 if (s_holders.TryGetValue(identity, out var held) && (!readOnly || held.Exists(h => !h.Device.IsReadOnly)))
                 {
                     // Closing our descriptor drops this process's record locks on the file: close it, then re-take them.
-                    handle.Dispose();
+                    CloseUnlocked(handle);
                     Reassert(held);
                     ThrowInUse(path, Environment.ProcessId, held[0].Device.IsReadOnly);
                 }
@@ -341,7 +354,7 @@ public sealed class FileBlockDevice : IBlockDevice
                 }
                 catch
                 {
-                    handle.Dispose();
+                    CloseUnlocked(handle);
                     if (held is not null)
                         Reassert(held);
                     throw;
@@ -357,7 +370,7 @@ public sealed class FileBlockDevice : IBlockDevice
         {
             lock (s_gate)
             {
-                handle.Dispose();
+                CloseUnlocked(handle);
                 if (!s_holders.TryGetValue(identity, out var held))
                     return;
                 held.RemoveAll(h => ReferenceEquals(h.Device, device));

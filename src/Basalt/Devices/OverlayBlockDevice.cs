@@ -203,9 +203,10 @@ public sealed class OverlayBlockDevice : IBlockDevice
         {
             RandomAccess.Write(_spill, sector, (slot - _memorySlots) * Sector);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new BasaltException(ErrorCode.IoError, $"{Name}: cannot write the overlay spill file: {e.Message}", e);
+            throw new BasaltException(IoErrorText.ErrnoOf(e) == Interop.LibC.ENoSpc ? ErrorCode.DeviceFull : ErrorCode.IoError,
+                $"{Name}: cannot write the overlay spill file: {IoErrorText.Describe(e)}", e);
         }
     }
 
@@ -220,7 +221,7 @@ public sealed class OverlayBlockDevice : IBlockDevice
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new BasaltException(ErrorCode.IoError, $"{path}: cannot create the overlay spill file: {e.Message}", e);
+            throw new BasaltException(ErrorCode.IoError, $"{path}: cannot create the overlay spill file: {IoErrorText.Describe(e)}", e);
         }
     }
 }

@@ -1,6 +1,7 @@
 // Write recording for crash testing (DESIGN §5). The recording device passes every operation to
 // the device below and logs, in order, each write (offset and a copy of the data), each discard
-// and each flush *completion*. An epoch is the run of writes between two flush completions:
+// and each flush *completion* with the writes logged before the flush was issued (a write that
+// runs while a flush does is not covered by it). An epoch is the run of writes between two flush completions:
 // when a flush returns, everything logged before it is durable; writes of the current epoch may
 // each independently have reached the media or not. CrashStateEnumerator turns such a log into
 // the set of device states a crash could leave behind.
@@ -41,13 +42,17 @@ public sealed class WriteLog
 {
     private readonly List<RecordedWrite> _writes = [];
     private readonly List<int> _flushes = [];
+    private readonly List<int> _covered = [];
     private readonly object _gate = new();
 
     /// <summary>Logged writes in issue order.</summary>
     public IReadOnlyList<RecordedWrite> Writes => _writes;
 
-    /// <summary>For each completed flush, the number of writes issued before it completed.</summary>
+    /// <summary>For each completed flush, the number of writes logged before it completed.</summary>
     public IReadOnlyList<int> Flushes => _flushes;
+
+    /// <summary>For each completed flush, the number of writes it made durable: those logged before it was issued.</summary>
+    public IReadOnlyList<int> Covered => _covered;
 
     public int Count
     {
@@ -90,10 +95,19 @@ public sealed class WriteLog
         }
     }
 
-    public void AddFlush()
+    public void AddFlush() => AddFlush(Count);
+
+    /// <summary>
+    /// Logs the completion of a flush that covers the first <paramref name="covered"/> writes: those
+    /// logged when it was issued. A write issued while the flush ran is not covered by it.
+    /// </summary>
+    public void AddFlush(int covered)
     {
         lock (_gate)
+        {
             _flushes.Add(_writes.Count);
+            _covered.Add(Math.Clamp(covered, _covered.Count == 0 ? 0 : _covered[^1], _writes.Count));
+        }
     }
 
     /// <summary>
@@ -105,13 +119,8 @@ public sealed class WriteLog
         lock (_gate)
         {
             var durable = 0;
-            foreach (var f in _flushes)
-            {
-                if (f < crashPoint)
-                    durable = f;
-                else
-                    break;
-            }
+            for (var i = 0; i < _flushes.Count && _flushes[i] < crashPoint; i++)
+                durable = _covered[i];
             return durable;
         }
     }
@@ -157,9 +166,10 @@ public sealed class RecordingBlockDevice : IBlockDevice
 
     public void Flush()
     {
+        var covered = Log.Count;
         _inner.Flush();
         if (Recording)
-            Log.AddFlush();
+            Log.AddFlush(covered);
     }
 
     public void Discard(long offset, long length)

@@ -20,6 +20,8 @@ public enum ErrorCode
 {
     // Usage
     InvalidArgument,
+    /// <summary>A transaction's updates do not fit in one journal entry.</summary>
+    TransactionTooLarge,
     // NotFound
     FileNotFound,
     NotBasalt,
@@ -27,10 +29,13 @@ public enum ErrorCode
     DeviceFull,
     BtreeNodeSpaceFull,
     DeviceTooSmall,
+    /// <summary>The journal has no room and reclaim could free none.</summary>
+    JournalFull,
     // Corruption
     SuperblockCorrupt,
     BtreeNodeCorrupt,
     TopologyError,
+    JournalCorrupt,
     // Io
     IoError,
     ShortDevice,
@@ -59,10 +64,10 @@ public sealed class BasaltException : Exception
 
     public static ErrorClass ClassOf(ErrorCode code) => code switch
     {
-        ErrorCode.InvalidArgument => ErrorClass.Usage,
+        ErrorCode.InvalidArgument or ErrorCode.TransactionTooLarge => ErrorClass.Usage,
         ErrorCode.FileNotFound or ErrorCode.NotBasalt => ErrorClass.NotFound,
-        ErrorCode.DeviceFull or ErrorCode.BtreeNodeSpaceFull or ErrorCode.DeviceTooSmall => ErrorClass.NoSpace,
-        ErrorCode.SuperblockCorrupt or ErrorCode.BtreeNodeCorrupt or ErrorCode.TopologyError => ErrorClass.Corruption,
+        ErrorCode.DeviceFull or ErrorCode.BtreeNodeSpaceFull or ErrorCode.DeviceTooSmall or ErrorCode.JournalFull => ErrorClass.NoSpace,
+        ErrorCode.SuperblockCorrupt or ErrorCode.BtreeNodeCorrupt or ErrorCode.TopologyError or ErrorCode.JournalCorrupt => ErrorClass.Corruption,
         ErrorCode.IoError or ErrorCode.ShortDevice => ErrorClass.Io,
         ErrorCode.DeviceInUse or ErrorCode.ExistingFilesystem => ErrorClass.InUse,
         ErrorCode.ReadOnlyDevice or ErrorCode.EmergencyReadOnly => ErrorClass.ReadOnly,

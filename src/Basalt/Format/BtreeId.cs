@@ -73,7 +73,8 @@ public static class BtreeIds
         new(BtreeId.Subvolumes, "subvolumes", "reserved: subvolumes", false, false, []),
         new(BtreeId.Stripes, "stripes", "reserved: erasure-coding stripes", false, false, []),
         new(BtreeId.SnapshotTrees, "snapshot_trees", "reserved: snapshot trees", false, false, []),
-        new(BtreeId.Test, "test", "opaque cookie keys for self-tests and the demo", false, false, [KeyType.Cookie]),
+        new(BtreeId.Test, "test", "opaque cookie keys for self-tests, the demo and the crash workload; counted keys with their summary",
+            false, false, [KeyType.Cookie, KeyType.Counted]),
     ];
 
     private static readonly BtreeDescriptor?[] s_byId = BuildIndex();

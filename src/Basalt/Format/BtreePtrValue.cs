@@ -14,7 +14,8 @@ public readonly record struct DevicePtr(byte Device, ulong OffsetSectors, byte G
 
     public long OffsetBytes => checked((long)OffsetSectors * FormatLimits.SectorSize);
 
-    public string ToText() => $"dev {Device} offset {OffsetSectors} gen {Gen}{(Cached ? " cached" : "")}";
+    /// <summary>"dev 0 offset 1114112 gen 0": the offset in bytes, like every offset Basalt prints (sectors are the on-disk unit only).</summary>
+    public string ToText() => $"dev {Device} offset {(UInt128)OffsetSectors * FormatLimits.SectorSize} gen {Gen}{(Cached ? " cached" : "")}";
 }
 
 [Flags]
@@ -148,7 +149,7 @@ public sealed class BtreePtrValue
     public string ToText()
     {
         var sb = new StringBuilder();
-        sb.Append($"seq {Seq:x16} written {SectorsWritten} min {MinKey.ToText()}");
+        sb.Append($"seq {Seq:x16} sectors_written {SectorsWritten} min {MinKey.ToText()}");
         if (Flags != BtreePtrFlags.None)
             sb.Append($" flags {Flags}");
         foreach (var p in Ptrs)

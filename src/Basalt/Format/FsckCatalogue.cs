@@ -15,6 +15,7 @@ public enum FsckErrorId : ushort
     SbRootInvalid = 6,
     SbMemberInvalid = 7,
     SbErrorCountersInvalid = 8,
+    SbCopiesDiffer = 9,
 
     // 30-79: btree node read validation
     BtreeNodeUnreadable = 30,
@@ -57,6 +58,16 @@ public enum FsckErrorId : ushort
     BtreeNodeTopologyInteriorNodeEmpty = 86,
     BtreeNodeTopologyGap = 87,
     BtreeNodeTopologyChildLevelMismatch = 88,
+
+    // 100-129: journal
+    JournalEntryBadChecksum = 100,
+    JournalEntryBadHeader = 101,
+    JournalEntryBadRecord = 102,
+    JournalEntriesMissing = 103,
+    JournalLastSeqNewerThanSeq = 104,
+    JournalSeqBlacklistedFlush = 105,
+    JournalCleanMismatch = 106,
+    JournalReplayFailed = 107,
 }
 
 /// <summary>How a node read reacts to a finding (DESIGN §6, digest §4.1).</summary>
@@ -89,8 +100,9 @@ public enum RepairPolicy : byte
 public enum FsckPassId : byte
 {
     CheckSuperblock = 1,
-    CheckTopology = 2,
-    CheckBtreeNodes = 3,
+    CheckJournal = 2,
+    CheckTopology = 3,
+    CheckBtreeNodes = 4,
 }
 
 public sealed record FsckErrorInfo(
@@ -108,7 +120,9 @@ public static partial class FsckCatalogue
     public static IReadOnlyList<FsckPassInfo> Passes { get; } =
     [
         new(FsckPassId.CheckSuperblock, "check_superblock",
-            "read every superblock copy, validate it, and rewrite damaged or stale copies from the newest good one"),
+            "read every superblock copy, validate it, and rewrite damaged or stale copies from the newest good one; the trace of a superblock write cut short by a crash is counted, not reported, and a writing run finishes that write"),
+        new(FsckPassId.CheckJournal, "check_journal",
+            "read and validate every journal entry; recover the btrees from the superblock and the journal (replay); damaged or missing entries are reported with the seqs they cost"),
         new(FsckPassId.CheckTopology, "check_topology",
             "walk the interior nodes of every btree: children tile their parent's range exactly; unreadable nodes are dropped"),
         new(FsckPassId.CheckBtreeNodes, "check_btree_nodes",

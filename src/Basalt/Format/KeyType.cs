@@ -46,6 +46,8 @@ public enum KeyType : byte
     LoggedOpFinsert = 33,
     /// <summary>Accounting counters.</summary>
     Accounting = 34,
+    /// <summary>Test btree: an 8-byte counted value; its trigger keeps the test btree's summary key (count and sum) exact.</summary>
+    Counted = 40,
 }
 
 public static class KeyTypes
@@ -79,6 +81,7 @@ public static class KeyTypes
         KeyType.LoggedOpTruncate => "logged_op_truncate",
         KeyType.LoggedOpFinsert => "logged_op_finsert",
         KeyType.Accounting => "accounting",
+        KeyType.Counted => "counted",
         _ => $"unknown({(byte)type})",
     };
 }

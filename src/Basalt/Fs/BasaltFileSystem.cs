@@ -1,23 +1,24 @@
-// The mounted filesystem: the glue between a device, its superblock and the btree engine, and the
-// object every front end (CLI, fsck, later the POSIX file API and FUSE) starts from.
+// The mounted filesystem: the object every front end (CLI, fsck, later the POSIX file API and
+// FUSE) starts from. A thin facade: mounting and unmounting are the recovery layer's (MountCore),
+// commits are the transaction layer's (Transact), the btrees are the engine's.
 //
-// Mount reads the newest good superblock copy (SuperblockIo.Read falls back to a backup copy and
-// reports why), derives the btree geometry from it, and opens the engine with a root committer
-// that writes the superblock whenever a btree root changes. This milestone has no journal: the
-// superblock write (every copy, flushed) is the commit point of a root swap, and Sync flushes
-// the engine's dirty nodes and then the superblock.
-//
-// Durability of Dispose: a writable, healthy filesystem is synced on Dispose (dirty nodes
-// written, roots and error counters committed to the superblock). A read-only mount, or one in
-// emergency read-only after a failed write, writes nothing on Dispose.
+// Durability: a commit is durable once the journal has flushed it: Transact with
+// CommitOptions.Durable, or Sync() after any commits, waits for that; other commits become durable
+// within the journal's flush delay (1 s by default). Dispose unmounts cleanly (journal flushed,
+// every node written, superblock marked clean); Close(sync: false) writes nothing more, exactly
+// as a crash would leave the device, and the next mount replays the journal. A read-only mount,
+// or one in emergency read-only after a failed write, writes nothing on Dispose.
 //
 // The POSIX file API arrives in a later milestone as further partial files of this class
-// (BasaltFileSystem.Files.cs, …) on top of Btrees.
+// (BasaltFileSystem.Files.cs, …) on top of transactions.
 using Basalt.Btree;
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
+using Basalt.Journal;
+using Basalt.Recovery;
 using Basalt.Superblocks;
+using Basalt.Transactions;
 
 namespace Basalt.Fs;
 
@@ -25,30 +26,44 @@ public sealed class MountOptions
 {
     /// <summary>
     /// Mount without writing to the device. Opening by path then opens the image read-only; the
-    /// engine runs on a copy-on-write overlay so in-memory repairs never reach the image.
+    /// engine runs on a copy-on-write overlay, so journal replay and in-memory repairs never reach
+    /// the image.
     /// </summary>
     public bool ReadOnly { get; init; }
 
     /// <summary>Engine tuning (node cache budget, checks); defaults when null.</summary>
     public BtreeEngineOptions? Engine { get; init; }
 
+    /// <summary>Journal tuning (flush delay, step mode); defaults when null.</summary>
+    public JournalOptions? Journal { get; init; }
+
+    /// <summary>Read the journal of a clean filesystem too and check the clean section against it.</summary>
+    public bool Verify { get; init; }
+
+    /// <summary>Set aside journal keys a damaged btree keeps from replaying instead of failing the mount (fsck).</summary>
+    public bool TolerateReplayFailures { get; init; }
+
     /// <summary>
-    /// Route every write through a <see cref="WriteOnceCheckingDevice"/> that fails any write below a
-    /// live node's sectors_written. Off by default; on when the environment sets
-    /// BASALT_CHECK_WRITE_ONCE=1, as the test suites do, so every test that mounts proves the
-    /// append-only rule.
+    /// Route every node write through a <see cref="WriteOnceCheckingDevice"/> that fails any write
+    /// below a live node's durable prefix. Off by default; the test suites turn it on.
     /// </summary>
-    public bool CheckWriteOnce { get; init; } = Environment.GetEnvironmentVariable("BASALT_CHECK_WRITE_ONCE") == "1";
+    public bool CheckWriteOnce { get; init; }
+
+    internal RecoveryOptions ToRecovery() => new()
+    {
+        ReadOnly = ReadOnly,
+        Engine = Engine ?? new BtreeEngineOptions(),
+        Journal = Journal ?? new JournalOptions(),
+        Verify = Verify,
+        TolerateReplayFailures = TolerateReplayFailures,
+        CheckWriteOnce = CheckWriteOnce,
+    };
 }
 
 public sealed partial class BasaltFileSystem : IDisposable
 {
-    private readonly IBlockDevice _device;
+    private readonly MountCore _core;
     private readonly IBlockDevice? _ownedDevice;
-    private readonly WriteOnceCheckingDevice? _writeOnceChecker;
-    private readonly Lock _superblockLock = new();
-    private readonly BtreeEngine _engine;
-    private Superblock _superblock;
     private bool _disposed;
 
     private BasaltFileSystem(IBlockDevice device, IBlockDevice? ownedDevice, SuperblockReadResult read, MountOptions options)
@@ -58,49 +73,41 @@ public sealed partial class BasaltFileSystem : IDisposable
             throw new BasaltException(ErrorCode.ShortDevice,
                 $"{device.Name}: the device is {device.Size} bytes but the filesystem was made for {read.Superblock.DeviceSize} bytes (truncated?)");
         }
-        _device = device;
         _ownedDevice = ownedDevice;
-        _superblock = read.Superblock;
         SuperblockRead = read;
-        ReadOnly = options.ReadOnly;
-        Geometry = GeometryOf(read.Superblock);
-        var engineOptions = options.Engine ?? new BtreeEngineOptions();
-        if (options.CheckWriteOnce && engineOptions.NodeSpaceObserver is null)
-        {
-            var checker = new WriteOnceCheckingDevice(device);
-            _writeOnceChecker = checker;
-            _device = checker;
-            engineOptions = engineOptions with { NodeSpaceObserver = checker };
-        }
-        _engine = BtreeEngine.Open(_device, Geometry, read.Superblock.Roots, engineOptions,
-            new SuperblockRootCommitter(this));
+        Geometry = MountCore.GeometryOf(read.Superblock);
+        _core = MountCore.Open(device, read, options.ToRecovery());
     }
 
     /// <summary>The device the filesystem reads and writes (an overlay for read-only mounts by path).</summary>
-    public IBlockDevice Device => _device;
+    public IBlockDevice Device => _core.Device;
 
-    /// <summary>The write-once checker every write goes through, when <see cref="MountOptions.CheckWriteOnce"/> is on.</summary>
-    internal WriteOnceCheckingDevice? WriteOnceChecker => _writeOnceChecker;
+    /// <summary>The write-once checker every node write goes through, when <see cref="MountOptions.CheckWriteOnce"/> is on.</summary>
+    internal WriteOnceCheckingDevice? WriteOnceChecker => _core.WriteOnceChecker;
 
     /// <summary>The superblock as last read or written.</summary>
-    public Superblock Superblock
-    {
-        get
-        {
-            lock (_superblockLock)
-                return _superblock;
-        }
-    }
+    public Superblock Superblock => _core.Superblocks.Current;
 
     /// <summary>What mount found at every superblock copy and which copy it used.</summary>
     public SuperblockReadResult SuperblockRead { get; }
 
+    /// <summary>What recovery found in the journal and replayed.</summary>
+    public RecoveryReport Recovery => _core.Report;
+
     public BtreeGeometry Geometry { get; }
 
     /// <summary>The btrees: <c>fs.Btrees[BtreeId.Test]</c>.</summary>
-    public BtreeEngine Btrees => _engine;
+    public BtreeEngine Btrees => _core.Engine;
 
-    public bool ReadOnly { get; }
+    public JournalWriter Journal => _core.Journal;
+
+    /// <summary>Journal reclaim (null on a read-only mount).</summary>
+    public JournalReclaim? Reclaim => _core.Reclaim;
+
+    /// <summary>Emergency read-only state shared by every writer of this mount.</summary>
+    public EmergencyState Emergency => _core.Emergency;
+
+    public bool ReadOnly => _core.ReadOnly;
 
     /// <summary>
     /// "mounted from copy 1 at byte 69632 because copy 0 at byte 4096: bad checksum (…)", or null
@@ -143,7 +150,7 @@ public sealed partial class BasaltFileSystem : IDisposable
             throw new BasaltException(ErrorCode.ReadOnlyDevice, $"{device.Name}: cannot mount read-write: the device is read-only");
         if (!options.ReadOnly)
             return new BasaltFileSystem(device, null, SuperblockIo.Read(device), options);
-        // Read-only: whatever the engine writes stays in an overlay the filesystem owns.
+        // Read-only: whatever recovery writes stays in an overlay the filesystem owns.
         // Errors name the image the user gave, not the overlay.
         var overlay = new OverlayBlockDevice(device, ownsBase: false) { DisplayName = device.Name };
         try
@@ -178,18 +185,34 @@ public sealed partial class BasaltFileSystem : IDisposable
     }
 
     /// <summary>The btree geometry a superblock describes: node area of this device's member, magic, checksum, versions.</summary>
-    public static BtreeGeometry GeometryOf(Superblock sb) => new()
+    public static BtreeGeometry GeometryOf(Superblock sb) => MountCore.GeometryOf(sb);
+
+    // ---- Transactions ------------------------------------------------------------------------
+
+    /// <summary>Runs <paramref name="body"/> as one transaction (restarted as needed) and commits it as one journal entry.</summary>
+    public T Transact<T>(Func<Transaction, T> body, CommitOptions options = default) => Transactor.Transact(body, options);
+
+    public void Transact(Action<Transaction> body, CommitOptions options = default) => Transactor.Transact(body, options);
+
+    /// <summary>The transaction runner (absent on a read-only mount).</summary>
+    public Transactor Transactor =>
+        _core.Transactor ?? throw new BasaltException(ErrorCode.ReadOnlyDevice, $"{Device.Name}: the filesystem is mounted read-only");
+
+    /// <summary>Makes every commit made so far durable (a journal flush; commits arriving meanwhile share it).</summary>
+    public void Sync()
     {
-        NodeSize = sb.NodeSize,
-        BlockSize = sb.BlockSize,
-        NodeAreaOffset = sb.NodeAreaOffset,
-        NodeAreaLength = sb.NodeAreaLength,
-        NodeMagic = sb.NodeMagic,
-        ChecksumType = sb.MetadataChecksumType,
-        Version = sb.Version,
-        VersionMin = sb.VersionMin,
-        Device = sb.DeviceIndex,
-    };
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (ReadOnly)
+            return;
+        Journal.WaitDurable(Journal.CommittedSeq);
+    }
+
+    /// <summary>Writes every dirty node and records the roots in the superblock (the journal is then empty of needed entries).</summary>
+    public void Checkpoint()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _core.Checkpoint(clean: false);
+    }
 
     // ---- Superblock updates ---------------------------------------------------------------
 
@@ -207,43 +230,29 @@ public sealed partial class BasaltFileSystem : IDisposable
         if (ReadOnly)
             return false;
         var time = when ?? DateTimeOffset.UtcNow;
-        lock (_superblockLock)
+        var changed = false;
+        _core.Superblocks.Update(current =>
         {
-            var sb = _superblock.WithFlags(set, clear);
+            var sb = current.WithFlags(set, clear);
             foreach (var (id, count) in counts.OrderBy(kv => kv.Key))
             {
                 if (count > 0)
                     sb = sb.WithErrorCounted(id, time, (ulong)count);
             }
-            if (sb.Flags == _superblock.Flags && sb.ErrorCounters.SequenceEqual(_superblock.ErrorCounters))
-                return false;
-            _superblock = SuperblockIo.Write(_device, sb);
-            return true;
-        }
+            if (sb.Flags == current.Flags && sb.ErrorCounters.SequenceEqual(current.ErrorCounters))
+                return current;
+            changed = true;
+            return sb;
+        });
+        return changed;
     }
 
-    private void CommitRoots(IReadOnlyList<BtreeRoot> roots)
-    {
-        lock (_superblockLock)
-        {
-            // A read-only mount writes into its overlay: the same code path, nothing reaches the image.
-            _superblock = SuperblockIo.Write(_device, _superblock with { Roots = [.. roots.OrderBy(r => r.Btree)] });
-        }
-    }
-
-    /// <summary>Writes every dirty node, then the superblock with the current roots.</summary>
-    public void Sync()
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        _engine.Sync();
-    }
-
-    /// <summary>Syncs when writable and healthy (see the file comment), then releases the device if owned.</summary>
+    /// <summary>Unmounts cleanly when writable and healthy (see the file comment), then releases the device if owned.</summary>
     public void Dispose() => Close(sync: true);
 
     /// <summary>
-    /// Releases the filesystem; with <paramref name="sync"/> false nothing more is written (what
-    /// fsck does after a failed pass: half-applied repairs are not committed).
+    /// Releases the filesystem; with <paramref name="sync"/> false nothing more is written (what a
+    /// crash would leave; what fsck does after a failed pass, so half-applied repairs are not committed).
     /// </summary>
     public void Close(bool sync)
     {
@@ -251,20 +260,12 @@ public sealed partial class BasaltFileSystem : IDisposable
             return;
         try
         {
-            if (sync && !ReadOnly && !_engine.IsEmergencyReadOnly)
-                _engine.Sync();
+            _core.Close(clean: sync);
         }
         finally
         {
             _disposed = true;
-            _engine.Dispose();
             _ownedDevice?.Dispose();
         }
-    }
-
-    /// <summary>Commits new btree roots by writing the superblock.</summary>
-    private sealed class SuperblockRootCommitter(BasaltFileSystem fs) : IRootCommitter
-    {
-        public void CommitRoots(IReadOnlyList<BtreeRoot> roots) => fs.CommitRoots(roots);
     }
 }

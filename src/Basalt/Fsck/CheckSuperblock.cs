@@ -1,9 +1,19 @@
 // check_superblock: the first fsck pass. Reads every superblock copy; each copy that is
-// unreadable, damaged, invalid or older than the newest good one is reported (SbCopy* ids) and,
-// when the reporter says so, rewritten from the newest good copy (same seq, so the copies agree
+// unreadable, damaged, invalid or older than the newest good one is reported (SbCopy* ids), and
+// so is a good copy with the newest seq whose content differs from the winner's (SbCopiesDiffer:
+// of the good copies with the highest seq the first in layout order wins, see SuperblockIo.Read).
+// When the reporter says so, the copy is rewritten from the winner (same seq, so the copies agree
 // again). It also checks the btree roots the superblock records: a root that points outside the
 // node area, or at a misaligned slot, is reported (SbRootInvalid) and, when repaired, dropped so
 // its btree reads as empty instead of leading every later pass into garbage.
+//
+// The trace of a crash during a superblock write is not a finding: the copies before the
+// frontier are new, the one at it may be torn, the rest are one seq older. SuperblockIo.Read
+// recognises exactly those states (InterruptedWrite: a torn copy's new sectors must be the new
+// version's bytes and its old sectors must match the sector checksums the new version recorded
+// of the one it replaced), so a flipped bit or any other damage, in any copy, stays a finding.
+// Such a trace is counted, and a writing run finishes the write (rewrites the copies from the
+// winner) without a finding.
 //
 // No good copy at all is not a finding but an operational error: there is nothing to repair from.
 using Basalt.Diagnostics;
@@ -29,9 +39,17 @@ public static class CheckSuperblock
                 $"{device.Name}: the device is {device.Size} bytes but the filesystem was made for {sb.DeviceSize} bytes (truncated?)");
         }
 
+        var interrupted = read.InterruptedWrite is not null;
+        if (interrupted)
+        {
+            reporter.Count("check_superblock: superblock write interrupted by a crash (copies finished)");
+            if (context.Options.Writes)
+                SuperblockIo.FinishInterruptedWrite(device, read);
+        }
+
         foreach (var copy in read.Copies)
         {
-            if (copy.FsckError is not { } id)
+            if (copy.FsckError is not { } id || interrupted)
                 continue;
             var where = $"{device.Name}: superblock copy {copy.Index} at byte {copy.Offset}";
             var detail = copy.Status == CopyStatus.Stale
@@ -51,7 +69,7 @@ public static class CheckSuperblock
                 roots = roots.WithRoot(root.Btree, null);
         }
         if (!ReferenceEquals(roots, sb))
-            sb = SuperblockIo.Write(device, roots);
+            sb = SuperblockIo.Write(device, roots, read.SectorChecksums, DateTimeOffset.UtcNow);
 
         context.SuperblockRead = ReferenceEquals(roots, read.Superblock) ? read : SuperblockIo.Read(device);
     }

@@ -41,8 +41,18 @@ public sealed class FsckContext
     /// <summary>The superblock read by check_superblock (after its repairs).</summary>
     public SuperblockReadResult? SuperblockRead { get; internal set; }
 
-    /// <summary>The filesystem, mounted read-write on <see cref="Device"/> on first use (after check_superblock).</summary>
-    public BasaltFileSystem FileSystem => _fs ??= BasaltFileSystem.Mount(Device, new MountOptions());
+    /// <summary>
+    /// The filesystem, mounted read-write on <see cref="Device"/> on first use (after
+    /// check_superblock): the journal is read and verified even on a clean image, and keys a
+    /// damaged btree keeps from replaying are set aside for after topology repair.
+    /// </summary>
+    public BasaltFileSystem FileSystem => _fs ??= BasaltFileSystem.Mount(Device, new MountOptions
+    {
+        Verify = true,
+        TolerateReplayFailures = true,
+        CheckWriteOnce = Options.CheckWriteOnce,
+        Journal = Options.Journal,
+    });
 
     internal BasaltFileSystem? MountedFileSystem => _fs;
 }
@@ -63,6 +73,7 @@ public static class Fsck
         var implementations = new Dictionary<FsckPassId, Action<FsckContext>>
         {
             [FsckPassId.CheckSuperblock] = CheckSuperblock.Run,
+            [FsckPassId.CheckJournal] = FsckBtreePasses.CheckJournal,
             [FsckPassId.CheckTopology] = FsckBtreePasses.CheckTopology,
             [FsckPassId.CheckBtreeNodes] = FsckBtreePasses.CheckBtreeNodes,
         };
@@ -109,12 +120,15 @@ public static class Fsck
                 pass.Run(context);
                 options.OnPassFinished?.Invoke(pass.Info, reporter.FindingCount - before);
             }
+            // Journal keys a damaged btree kept from replaying: retried now that topology is repaired.
+            reporter.CurrentPass = FsckPassId.CheckJournal;
+            FsckBtreePasses.RetryUnreplayed(context);
             reporter.CurrentPass = null;
 
             if (options.Writes)
             {
                 var fs = context.FileSystem;
-                fs.Sync();
+                fs.Checkpoint();
                 var left = reporter.Findings.Any(f => !f.Corrected);
                 persisted = fs.RecordErrors(reporter.CountsById,
                     set: left ? SuperblockFlags.HasErrors : SuperblockFlags.None,

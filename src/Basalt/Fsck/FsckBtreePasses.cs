@@ -1,21 +1,42 @@
-// The btree passes of the table: check_topology and check_btree_nodes live beside the btree
-// (Btree/CheckTopology.cs, Btree/CheckBtreeNodes.cs); here they are bound to the mounted
-// filesystem and the run's reporter, and their counters go into the report.
+// The btree and journal passes of the table: check_topology and check_btree_nodes live beside
+// the btree (Btree/CheckTopology.cs, Btree/CheckBtreeNodes.cs), check_journal beside recovery
+// (Recovery/CheckJournal.cs); here they are bound to the mounted filesystem and the run's
+// reporter, and their counters go into the report.
 using Basalt.Btree;
+using Basalt.Recovery;
 
 namespace Basalt.Fsck;
 
 internal static class FsckBtreePasses
 {
+    /// <summary>
+    /// Mounts (which recovers: journal read, validated and replayed), reports what recovery found,
+    /// then checkpoints so the nodes on disk are the replayed btrees the raw-reading passes check.
+    /// </summary>
+    public static void CheckJournal(FsckContext context)
+    {
+        var fs = context.FileSystem;
+        Basalt.Recovery.CheckJournal.Run(fs.Recovery, context.Device.Name, context.Reporter);
+        fs.Checkpoint();
+    }
+
+    public static void RetryUnreplayed(FsckContext context)
+    {
+        if (context.MountedFileSystem is { } fs)
+            Basalt.Recovery.CheckJournal.RetryUnreplayed(fs.Btrees, context.Device.Name, context.Reporter);
+    }
+
     public static void CheckTopology(FsckContext context)
     {
-        var result = Basalt.Btree.CheckTopology.Run(context.FileSystem.Btrees, context.Reporter, context.Options.Cancellation);
+        var fs = context.FileSystem;
+        var result = Basalt.Btree.CheckTopology.Run(fs.Btrees, fs.Checkpoint, context.Reporter, context.Options.Cancellation);
         Record(context, "check_topology", result);
     }
 
     public static void CheckBtreeNodes(FsckContext context)
     {
-        var result = Basalt.Btree.CheckBtreeNodes.Run(context.FileSystem.Btrees, context.Reporter, context.Options.Cancellation);
+        var fs = context.FileSystem;
+        var result = Basalt.Btree.CheckBtreeNodes.Run(fs.Btrees, fs.Checkpoint, context.Reporter, context.Options.Cancellation);
         Record(context, "check_btree_nodes", result);
     }
 

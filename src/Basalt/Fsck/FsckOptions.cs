@@ -53,4 +53,10 @@ public sealed class FsckOptions
 
     /// <summary>True when the mode may write to the image (everything but check-only).</summary>
     public bool Writes => Mode != FsckMode.CheckOnly;
+
+    /// <summary>Route fsck's node writes through the write-once checker (tests).</summary>
+    public bool CheckWriteOnce { get; init; }
+
+    /// <summary>Journal tuning for fsck's mount; defaults when null.</summary>
+    public Basalt.Journal.JournalOptions? Journal { get; init; }
 }

@@ -51,7 +51,11 @@ public sealed record Member
         $"buckets {FirstBucket}..{Nbuckets - 1} (first {FirstBucket}, nbuckets {Nbuckets}) node area {NodeArea.ToText()}";
 }
 
-/// <summary>Data of the clean section.</summary>
+/// <summary>
+/// Data of the clean section. <paramref name="JournalSeq"/> is the checkpoint: the superblock's
+/// roots hold every journal commit up to it, so recovery replays only later entries. It is kept
+/// current whether or not the filesystem is clean.
+/// </summary>
 public sealed record CleanInfo(DateTimeOffset LastMount, DateTimeOffset LastUnmount, ulong JournalSeq)
 {
     public static CleanInfo Empty { get; } = new(DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, 0);
@@ -110,8 +114,11 @@ public sealed record Superblock
 
     public required IReadOnlyList<Member> Members { get; init; }
 
-    /// <summary>Journal bucket ranges on this device (reserved at format, unused until the journal lands).</summary>
+    /// <summary>Journal bucket ranges on this device, in ring order.</summary>
     public IReadOnlyList<BucketRange> JournalBuckets { get; init; } = [];
+
+    /// <summary>Journal seqs written but never flushed before a crash (sorted, disjoint): never replayed.</summary>
+    public IReadOnlyList<SeqRange> JournalBlacklist { get; init; } = [];
 
     /// <summary>Btree roots, sorted by btree id; a btree without an entry is empty.</summary>
     public IReadOnlyList<BtreeRoot> Roots { get; init; } = [];
@@ -126,6 +133,14 @@ public sealed record Superblock
 
     /// <summary>Sections of unknown type, rewritten unchanged after the known ones.</summary>
     public IReadOnlyList<UnknownSection> UnknownSections { get; init; } = [];
+
+    /// <summary>
+    /// crc32c of each 512-byte sector of the encoded copy this superblock replaced on disk (sector 0
+    /// with its csum and offset fields read as zero, so every copy of one version gives the same
+    /// list); empty when it replaced none (format). <see cref="SuperblockIo.Write(Devices.IBlockDevice, Superblock, IReadOnlyList{uint}, DateTimeOffset)"/>
+    /// sets it; <see cref="InterruptedWrite"/> uses it to tell a copy torn by a crash from a damaged one.
+    /// </summary>
+    public IReadOnlyList<uint> PreviousSectors { get; init; } = [];
 
     // ---- Derived -------------------------------------------------------------------------
 
@@ -221,15 +236,23 @@ public sealed record Superblock
         for (var i = 0; i < Members.Count; i++)
             Line($"  member {i}:", Members[i].ToText());
         Line("journal:", JournalBuckets.Count == 0 ? "none" : string.Join(", ", JournalBuckets.Select(r => r.ToText())));
-        Line("superblock copies:", string.Join(", ", CopyOffsets.Select(o => o.ToString(CultureInfo.InvariantCulture))));
-        Line("clean:", $"{(IsClean ? "yes" : "no")}; last mount {SuperblockText.Time(CleanInfo.LastMount)}, " +
-            $"last unmount {SuperblockText.Time(CleanInfo.LastUnmount)}, journal seq {CleanInfo.JournalSeq}");
+        Line("journal blacklist:", JournalBlacklist.Count == 0 ? "none" : string.Join(", ", JournalBlacklist.Select(r => r.ToText())));
+        Line("superblock copies:", "at bytes " + string.Join(", ", CopyOffsets.Select(o => o.ToString(CultureInfo.InvariantCulture))));
+        // A superblock never mounted holds its format time in the unmount field.
+        var times = CleanInfo.LastMount != DateTimeOffset.UnixEpoch
+            ? $"last mount {SuperblockText.Time(CleanInfo.LastMount)}, last unmount {SuperblockText.Time(CleanInfo.LastUnmount)}"
+            : CleanInfo.LastUnmount == DateTimeOffset.UnixEpoch ? "last mount never" : $"last mount never (formatted {SuperblockText.Time(CleanInfo.LastUnmount)})";
+        Line("clean:", $"{(IsClean ? "yes" : "no")}; {times}, checkpoint journal seq {CleanInfo.JournalSeq}");
         Line("btree roots:", Roots.Count == 0 ? "none" : Roots.Count.ToString(CultureInfo.InvariantCulture));
         foreach (var r in Roots)
             Line("  " + r.Btree.ToText() + ":", $"level {r.Level} {r.Ptr.ToText()}");
         Line("error counters:", ErrorCounters.Count == 0 ? "none" : ErrorCounters.Count.ToString(CultureInfo.InvariantCulture));
         foreach (var e in ErrorCounters)
             Line("", e.ToText());
+        Line("previous version:", PreviousSectors.Count == 0 ? "none (written by format)" :
+            $"{PreviousSectors.Count * FormatLimits.SectorSize} bytes, crc32c of each 512: " +
+            string.Join(" ", PreviousSectors.Take(8).Select(c => c.ToString("x8", CultureInfo.InvariantCulture))) +
+            (PreviousSectors.Count > 8 ? " …" : ""));
         foreach (var s in UnknownSections)
             Line("unknown section:", $"type {s.Type}, {s.Payload.Length} bytes (kept)");
         return sb.ToString();

@@ -29,6 +29,8 @@ public enum CopyStatus
     Unsupported,
     /// <summary>Valid but older than the newest good copy.</summary>
     Stale,
+    /// <summary>Valid with the winner's seq, but its content differs from the winner's (beyond offset and checksum).</summary>
+    Differs,
 }
 
 public static class CopyStatusText
@@ -42,13 +44,21 @@ public static class CopyStatusText
         CopyStatus.Invalid => "invalid",
         CopyStatus.Unsupported => "unsupported",
         CopyStatus.Stale => "stale",
+        CopyStatus.Differs => "differs",
         _ => $"status {(int)status}",
     };
 }
 
 /// <summary>Result of decoding one copy: the status, the superblock when the checksum matched, and why.</summary>
-/// <remarks><see cref="Refusal"/> is the error an Unsupported copy is refused with.</remarks>
-public sealed record DecodedCopy(CopyStatus Status, Superblock? Superblock, ulong? Seq, string Detail, ErrorCode? Refusal = null);
+/// <remarks>
+/// <see cref="Refusal"/> is the error an Unsupported copy is refused with. <see cref="Body"/> holds a
+/// Good copy's encoded bytes <c>[0, total_bytes)</c>, so copies with the same seq can be compared byte
+/// for byte (<see cref="SuperblockCodec.FirstContentDifference"/>); it is empty otherwise.
+/// </remarks>
+public sealed record DecodedCopy(CopyStatus Status, Superblock? Superblock, ulong? Seq, string Detail, ErrorCode? Refusal = null)
+{
+    public ReadOnlyMemory<byte> Body { get; init; }
+}
 
 public static class SuperblockCodec
 {
@@ -60,12 +70,15 @@ public static class SuperblockCodec
     public static int EncodedSize(Superblock sb)
     {
         long size = HeaderSize;
+        size += SectionHeaderSize + Pad8(PreviousSectorsHeaderSize + (PreviousSectorEntrySize * sb.PreviousSectors.Count));
         size += SectionHeaderSize + MembersHeaderSize + (MemberEntrySize * (long)sb.Members.Count);
         size += SectionHeaderSize + JournalHeaderSize + (JournalRangeSize * (long)sb.JournalBuckets.Count);
         size += SectionHeaderSize + RootsHeaderSize;
         foreach (var r in sb.Roots)
             size += RootEntryHeaderSize + Pad8(r.Ptr.EncodedSize);
         size += SectionHeaderSize + CleanPayloadSize;
+        if (sb.JournalBlacklist.Count > 0)
+            size += SectionHeaderSize + BlacklistHeaderSize + (BlacklistRangeSize * (long)sb.JournalBlacklist.Count);
         size += SectionHeaderSize + ErrorsHeaderSize + (ErrorEntrySize * (long)sb.ErrorCounters.Count);
         size += SectionHeaderSize + LayoutHeaderSize + (8L * sb.CopyOffsets.Count);
         foreach (var s in sb.UnknownSections)
@@ -111,8 +124,15 @@ public static class SuperblockCodec
 
         var at = HeaderSize;
 
+        // Previous sectors: first, so that sector 0 of every copy holds its count and first entries
+        // (InterruptedWrite reads them from a copy torn after its first sector).
+        var s = BeginSection(b, ref at, SectionType.PreviousSectors, PreviousSectorsHeaderSize + (PreviousSectorEntrySize * sb.PreviousSectors.Count));
+        BinaryPrimitives.WriteUInt32LittleEndian(s, (uint)sb.PreviousSectors.Count);
+        for (var i = 0; i < sb.PreviousSectors.Count; i++)
+            BinaryPrimitives.WriteUInt32LittleEndian(s[(PreviousSectorsHeaderSize + (i * PreviousSectorEntrySize))..], sb.PreviousSectors[i]);
+
         // Members
-        var s = BeginSection(b, ref at, SectionType.Members, MembersHeaderSize + (MemberEntrySize * sb.Members.Count));
+        s = BeginSection(b, ref at, SectionType.Members, MembersHeaderSize + (MemberEntrySize * sb.Members.Count));
         BinaryPrimitives.WriteUInt32LittleEndian(s, (uint)sb.Members.Count);
         BinaryPrimitives.WriteUInt32LittleEndian(s[4..], MemberEntrySize);
         for (var i = 0; i < sb.Members.Count; i++)
@@ -160,6 +180,19 @@ public static class SuperblockCodec
         BinaryPrimitives.WriteInt64LittleEndian(s[8..], SuperblockText.ToUnixNanos(sb.CleanInfo.LastUnmount));
         BinaryPrimitives.WriteUInt64LittleEndian(s[16..], sb.CleanInfo.JournalSeq);
 
+        // Journal blacklist (only when it holds ranges)
+        if (sb.JournalBlacklist.Count > 0)
+        {
+            s = BeginSection(b, ref at, SectionType.JournalBlacklist, BlacklistHeaderSize + (BlacklistRangeSize * sb.JournalBlacklist.Count));
+            BinaryPrimitives.WriteUInt32LittleEndian(s, (uint)sb.JournalBlacklist.Count);
+            for (var i = 0; i < sb.JournalBlacklist.Count; i++)
+            {
+                var e = s[(BlacklistHeaderSize + (i * BlacklistRangeSize))..];
+                BinaryPrimitives.WriteUInt64LittleEndian(e, sb.JournalBlacklist[i].First);
+                BinaryPrimitives.WriteUInt64LittleEndian(e[8..], sb.JournalBlacklist[i].Last);
+            }
+        }
+
         // Error counters
         s = BeginSection(b, ref at, SectionType.ErrorCounters, ErrorsHeaderSize + (ErrorEntrySize * sb.ErrorCounters.Count));
         BinaryPrimitives.WriteUInt32LittleEndian(s, (uint)sb.ErrorCounters.Count);
@@ -203,6 +236,52 @@ public static class SuperblockCodec
     }
 
     private static int Pad8(int n) => (n + 7) & ~7;
+
+    // ---- Sector checksums ----------------------------------------------------------------------
+
+    /// <summary>
+    /// crc32c of each 512-byte sector of an encoded copy, zero-padded to whole sectors (the bytes
+    /// the encoder writes): what <see cref="Superblock.PreviousSectors"/> records of the version a
+    /// write replaces. Sector 0 is summed with its csum and offset fields read as zero, the only
+    /// bytes in which the copies of one version differ. crc32c whatever the superblock's own
+    /// checksum type: it only has to tell a sector's old bytes from anything else.
+    /// </summary>
+    public static uint[] SectorChecksums(ReadOnlySpan<byte> encoded)
+    {
+        var sectors = (encoded.Length + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize;
+        var sums = new uint[sectors];
+        Span<byte> sector = stackalloc byte[FormatLimits.SectorSize];
+        for (var i = 0; i < sectors; i++)
+        {
+            var start = i * FormatLimits.SectorSize;
+            var part = encoded[start..Math.Min(encoded.Length, start + FormatLimits.SectorSize)];
+            sector.Clear();
+            part.CopyTo(sector);
+            sums[i] = SectorChecksum(sector, i);
+        }
+        return sums;
+    }
+
+    /// <summary>crc32c of one whole sector of a copy, the way <see cref="SectorChecksums(ReadOnlySpan{byte})"/> sums sector <paramref name="index"/>.</summary>
+    public static uint SectorChecksum(ReadOnlySpan<byte> sector, int index)
+    {
+        if (sector.Length != FormatLimits.SectorSize)
+            throw new ArgumentException($"a sector is {FormatLimits.SectorSize} bytes, not {sector.Length}", nameof(sector));
+        if (index != 0)
+            return Crc32C.Compute(sector);
+        Span<byte> first = stackalloc byte[FormatLimits.SectorSize];
+        sector.CopyTo(first);
+        first.Slice(ChecksumOffset, 8).Clear();
+        first.Slice(CopyOffsetOffset, 8).Clear();
+        return Crc32C.Compute(first);
+    }
+
+    /// <summary>The sector checksums of <paramref name="sb"/> as the encoder writes it (any copy: they agree).</summary>
+    public static uint[] SectorChecksums(Superblock sb)
+    {
+        ArgumentNullException.ThrowIfNull(sb);
+        return SectorChecksums(Encode(sb, sb.CopyOffsets.Count > 0 ? sb.CopyOffsets[0] : FirstCopyOffset));
+    }
 
     // ---- Decode --------------------------------------------------------------------------
 
@@ -268,7 +347,32 @@ public static class SuperblockCodec
         problem = Validate(sb!);
         if (problem is not null)
             return new(CopyStatus.Invalid, null, seq, problem);
-        return new(CopyStatus.Good, sb, seq, "ok");
+        return new(CopyStatus.Good, sb, seq, "ok") { Body = body.ToArray() };
+    }
+
+    /// <summary>
+    /// The first byte offset at which two encoded copies differ in content, or -1 when they hold the
+    /// same superblock. The checksum and the per-copy <c>offset</c> field are not content: every copy
+    /// of one superblock differs there and nowhere else.
+    /// </summary>
+    public static int FirstContentDifference(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+    {
+        var length = Math.Min(a.Length, b.Length);
+        var at = ChecksummedFrom;
+        while (at < length)
+        {
+            if (at == CopyOffsetOffset)
+            {
+                at += 8;
+                continue;
+            }
+            var end = at < CopyOffsetOffset ? Math.Min(CopyOffsetOffset, length) : length;
+            var diff = a[at..end].CommonPrefixLength(b[at..end]);
+            if (at + diff < end)
+                return at + diff;
+            at = end;
+        }
+        return a.Length == b.Length ? -1 : length;
     }
 
     private static string? TryParse(ReadOnlySpan<byte> b, long readOffset, out Superblock? result)
@@ -308,10 +412,12 @@ public static class SuperblockCodec
 
         Member[]? members = null;
         BucketRange[] journal = [];
+        SeqRange[] blacklist = [];
         BtreeRoot[] roots = [];
         CleanInfo clean = CleanInfo.Empty;
         ErrorCounter[] errors = [];
         long[]? layout = null;
+        uint[] previous = [];
         var unknown = new List<UnknownSection>();
         var seen = new HashSet<uint>();
 
@@ -336,6 +442,8 @@ public static class SuperblockCodec
                 SectionType.Clean => ParseClean(payload, out clean),
                 SectionType.ErrorCounters => ParseErrors(payload, out errors),
                 SectionType.Layout => ParseLayout(payload, out layout),
+                SectionType.JournalBlacklist => ParseBlacklist(payload, out blacklist),
+                SectionType.PreviousSectors => ParsePreviousSectors(payload, out previous),
                 _ => null,
             };
             if (p is not null)
@@ -375,11 +483,13 @@ public static class SuperblockCodec
             DeviceIndex = deviceIndex,
             Members = members,
             JournalBuckets = journal,
+            JournalBlacklist = blacklist,
             Roots = roots,
             CleanInfo = clean,
             ErrorCounters = errors,
             CopyOffsets = layout,
             UnknownSections = unknown,
+            PreviousSectors = previous,
         };
         return null;
     }
@@ -392,6 +502,8 @@ public static class SuperblockCodec
         SectionType.Clean => "clean",
         SectionType.ErrorCounters => "error_counters",
         SectionType.Layout => "layout",
+        SectionType.JournalBlacklist => "journal_blacklist",
+        SectionType.PreviousSectors => "previous_sectors",
         _ => $"type {(uint)type}",
     };
 
@@ -451,6 +563,45 @@ public static class SuperblockCodec
             list[i] = new BucketRange(BinaryPrimitives.ReadUInt64LittleEndian(e), BinaryPrimitives.ReadUInt64LittleEndian(e[8..]));
         }
         ranges = list;
+        return null;
+    }
+
+    private static string? ParseBlacklist(ReadOnlySpan<byte> p, out SeqRange[] ranges)
+    {
+        ranges = [];
+        if (p.Length < BlacklistHeaderSize)
+            return "shorter than its header";
+        var count = BinaryPrimitives.ReadUInt32LittleEndian(p);
+        if (count > MaxBlacklistRanges)
+            return $"{count} ranges (at most {MaxBlacklistRanges})";
+        if ((long)count * BlacklistRangeSize > p.Length - BlacklistHeaderSize)
+            return $"{count} ranges do not fit in {p.Length - BlacklistHeaderSize} bytes";
+        var list = new SeqRange[count];
+        for (var i = 0; i < count; i++)
+        {
+            var e = p[(BlacklistHeaderSize + (i * BlacklistRangeSize))..];
+            list[i] = new SeqRange(BinaryPrimitives.ReadUInt64LittleEndian(e), BinaryPrimitives.ReadUInt64LittleEndian(e[8..]));
+            if (list[i].First > list[i].Last || (i > 0 && list[i].First <= list[i - 1].Last))
+                return $"range {i} ({list[i].First}..{list[i].Last}) is empty, unsorted or overlaps the one before";
+        }
+        ranges = list;
+        return null;
+    }
+
+    private static string? ParsePreviousSectors(ReadOnlySpan<byte> p, out uint[] sums)
+    {
+        sums = [];
+        if (p.Length < PreviousSectorsHeaderSize)
+            return "shorter than its header";
+        var count = BinaryPrimitives.ReadUInt32LittleEndian(p);
+        if (count > MaxPreviousSectors)
+            return $"{count} sector checksums (a copy has at most {MaxPreviousSectors} sectors)";
+        if ((long)count * PreviousSectorEntrySize > p.Length - PreviousSectorsHeaderSize)
+            return $"{count} sector checksums do not fit in {p.Length - PreviousSectorsHeaderSize} bytes";
+        var list = new uint[count];
+        for (var i = 0; i < count; i++)
+            list[i] = BinaryPrimitives.ReadUInt32LittleEndian(p[(PreviousSectorsHeaderSize + (i * PreviousSectorEntrySize))..]);
+        sums = list;
         return null;
     }
 
@@ -611,7 +762,7 @@ public static class SuperblockCodec
                 var m = sb.Members[ptr.Device];
                 var deviceBytes = (ulong)m.Nbuckets * (ulong)m.BucketSize;
                 if (ptr.OffsetSectors > deviceBytes / FormatLimits.SectorSize || (ptr.OffsetSectors * FormatLimits.SectorSize) + (ulong)sb.NodeSize > deviceBytes)
-                    return $"root of {r.Btree.ToText()}: node at sector {ptr.OffsetSectors} is outside device {ptr.Device}";
+                    return $"root of {r.Btree.ToText()}: node at byte {(UInt128)ptr.OffsetSectors * FormatLimits.SectorSize} is outside device {ptr.Device}";
             }
         }
 

@@ -6,6 +6,8 @@
 // The folder and namespace are Superblocks (plural): a type named Superblock inside a namespace
 // Basalt.Superblock would be shadowed by the namespace for every caller elsewhere under Basalt.*
 // (C# name lookup finds the namespace first).
+using Basalt.Format;
+
 namespace Basalt.Superblocks;
 
 public static class SuperblockFormat
@@ -65,6 +67,44 @@ public static class SuperblockFormat
     public const int UuidSize = 16;
     public const int LabelSize = 32;
 
+    /// <summary>The named fields of the fixed header, in offset order (docs/format.md, "Fixed header").</summary>
+    public static IReadOnlyList<SuperblockField> HeaderFields { get; } =
+    [
+        new("csum", ChecksumOffset, 8),
+        new("magic", MagicOffset, 16),
+        new("csum_type", ChecksumTypeOffset, 1),
+        new("metadata_csum_type", MetadataChecksumOffset, 1),
+        new("version", VersionOffset, 2),
+        new("version_min", VersionMinOffset, 2),
+        new("dev_idx", DeviceIndexOffset, 1),
+        new("total_bytes", TotalBytesOffset, 4),
+        new("uuid", UuidOffset, UuidSize),
+        new("user_uuid", UserUuidOffset, UuidSize),
+        new("label", LabelOffset, LabelSize),
+        new("seq", SeqOffset, 8),
+        new("copy_offset", CopyOffsetOffset, 8),
+        new("write_time", WriteTimeOffset, 8),
+        new("flags", FlagsOffset, 8),
+        new("incompat", IncompatOffset, 8),
+        new("compat", CompatOffset, 8),
+        new("block_size", BlockSizeOffset, 4),
+        new("node_size", NodeSizeOffset, 4),
+        new("device_size", DeviceSizeOffset, 8),
+    ];
+
+    /// <summary>What lies at byte <paramref name="offset"/> of a copy: "header field label", "the sections".</summary>
+    public static string DescribeOffset(int offset)
+    {
+        if (offset >= HeaderSize)
+            return "the sections";
+        foreach (var field in HeaderFields)
+        {
+            if (offset >= field.Offset && offset < field.Offset + field.Size)
+                return $"header field {field.Name}";
+        }
+        return "a reserved header field";
+    }
+
     /// <summary>The 16 magic bytes, "BASALT SUPERBLK" and a NUL, stored in text order.</summary>
     public static ReadOnlySpan<byte> Magic => "BASALT SUPERBLK\0"u8;
 
@@ -97,7 +137,14 @@ public static class SuperblockFormat
     public const int RootEntryHeaderSize = 8;
 
     // Clean payload: {i64 last_mount_time, i64 last_unmount_time, u64 journal_seq, u64 reserved}.
+    // journal_seq is the checkpoint: the roots hold every journal entry up to it (Clean or not).
     public const int CleanPayloadSize = 32;
+
+    // Journal blacklist payload: {u32 count, u32 reserved} then count ranges {u64 first seq, u64 last seq},
+    // ascending, disjoint.
+    public const int BlacklistHeaderSize = 8;
+    public const int BlacklistRangeSize = 16;
+    public const int MaxBlacklistRanges = 1024;
 
     // Error counters payload: {u32 count, u32 reserved} then {u16 id, u16 0, u32 0, u64 count, i64 last_time}.
     public const int ErrorsHeaderSize = 8;
@@ -105,7 +152,18 @@ public static class SuperblockFormat
 
     // Layout payload: {u32 copy_count, u32 copy_size} then copy_count u64 byte offsets, ascending.
     public const int LayoutHeaderSize = 8;
+
+    // Previous-sectors payload: {u32 count, u32 reserved} then count u32 crc32c, one per 512-byte
+    // sector of the encoded copy this superblock replaced (sector 0 with csum and offset read as
+    // zero). The encoder writes it first, right after the header, so the first sector of every copy
+    // holds its count and first entries.
+    public const int PreviousSectorsHeaderSize = 8;
+    public const int PreviousSectorEntrySize = 4;
+    public const int MaxPreviousSectors = CopySize / FormatLimits.SectorSize;
 }
+
+/// <summary>A named field of the superblock's fixed header: its byte offset inside a copy and its size.</summary>
+public readonly record struct SuperblockField(string Name, int Offset, int Size);
 
 /// <summary>Type tags of superblock sections. Permanent numbers.</summary>
 public enum SectionType : uint
@@ -122,6 +180,10 @@ public enum SectionType : uint
     ErrorCounters = 5,
     /// <summary>Byte offsets of every superblock copy.</summary>
     Layout = 6,
+    /// <summary>Journal seq ranges written but never flushed before a crash: never replayed.</summary>
+    JournalBlacklist = 7,
+    /// <summary>crc32c of each sector of the superblock this one replaced: tells a torn copy from a damaged one.</summary>
+    PreviousSectors = 8,
 }
 
 /// <summary>Header flag bits. Permanent numbers.</summary>

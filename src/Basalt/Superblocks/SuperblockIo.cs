@@ -7,14 +7,22 @@
 //
 // Read: decode the copies at the two fixed start offsets (and, only when neither is good, the
 // end offset derived from the device size); take the layout of the newest good one and read
-// every copy it lists. The good copy of that filesystem with the highest seq wins; every copy
-// of its layout is reported with a status.
+// every copy it lists. The good copy of that filesystem with the highest seq wins, the first in
+// layout order (lowest offset) among equal seqs; every copy of its layout is reported with a
+// status. Copies with the winner's seq must hold the winner's bytes apart from the per-copy
+// offset field and the checksum: one that does not is reported Differs (fsck rewrites it from
+// the winner), because nothing else would ever tell the two apart.
 // A checksum-valid copy that needs a newer format or an unknown incompatible feature is refused
 // outright rather than skipped for an older copy: falling back would silently ignore the newer
 // filesystem state.
 //
 // Write: seq+1, then copy 0, flush, copy 1, flush, … in layout order, so a torn write damages
-// at most one copy and every other copy holds either the old or the new superblock whole.
+// at most one copy and every other copy holds either the old or the new superblock whole. Each
+// write records the sector checksums of the version it replaces (the previous_sectors section)
+// and zeroes what that version held past the new one's end, so the copy a crash tore can be told
+// from a damaged one: InterruptedWrite, run by Read whenever a copy is not good, recognises
+// exactly the states a crash leaves, and FinishInterruptedWrite completes such a write in an
+// order that a second crash again leaves only such states.
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -33,6 +41,7 @@ public sealed record SuperblockCopyReport(int Index, long Offset, CopyStatus Sta
         CopyStatus.BadChecksum => FsckErrorId.SbCopyBadChecksum,
         CopyStatus.Invalid or CopyStatus.Unsupported => FsckErrorId.SbCopyInvalid,
         CopyStatus.Stale => FsckErrorId.SbCopyStale,
+        CopyStatus.Differs => FsckErrorId.SbCopiesDiffer,
         _ => null,
     };
 
@@ -46,8 +55,21 @@ public sealed record SuperblockReadResult(Superblock Superblock, int UsedCopy, I
 {
     public bool AllCopiesGood => Copies.All(c => c.Status == CopyStatus.Good);
 
+    /// <summary>The winning copy's bytes <c>[0, total_bytes)</c> as read.</summary>
+    public ReadOnlyMemory<byte> Encoded { get; init; }
+
+    /// <summary>
+    /// The sector checksums of the winning copy (<see cref="SuperblockCodec.SectorChecksums(ReadOnlySpan{byte})"/>):
+    /// what the next write records as the version it replaces.
+    /// </summary>
+    public IReadOnlyList<uint> SectorChecksums => SuperblockCodec.SectorChecksums(Encoded.Span);
+
+    /// <summary>The trace of a superblock write cut short by a crash, when that is exactly what the copies show.</summary>
+    public InterruptedWrite? InterruptedWrite { get; init; }
+
     public string ToText() =>
-        $"using copy {UsedCopy} (seq {Superblock.Seq})\n" + string.Join("\n", Copies.Select(c => "  " + c.ToText()));
+        $"using copy {UsedCopy} (seq {Superblock.Seq})\n" + string.Join("\n", Copies.Select(c => "  " + c.ToText())) +
+        (InterruptedWrite is { } trace ? $"\n  {trace.ToText()}" : "");
 }
 
 public static class SuperblockIo
@@ -72,13 +94,13 @@ public static class SuperblockIo
         // The start copies are the anchor: the copy at the size-derived end offset is consulted only
         // when neither is good, because after a shrink, reformat and regrow an old filesystem's end
         // copy may still sit there.
-        var anchor = Newest(decoded.Values, null);
+        var anchor = Newest(decoded, null);
         if (anchor is null)
         {
             var end = SuperblockGeometry.EndCopyOffset(device.Size);
             if (end >= StartAreaEnd)
                 decoded[end] = ReadCopy(device, end);
-            anchor = Newest(decoded.Values, null);
+            anchor = Newest(decoded, null);
         }
 
         // Read every copy the anchor's layout lists, then those of the winner's layout if it differs.
@@ -90,7 +112,7 @@ public static class SuperblockIo
                 if (!decoded.ContainsKey(offset))
                     decoded[offset] = ReadCopy(device, offset);
             }
-            best = Newest(decoded.Values, anchor!.Superblock!.Uuid);
+            best = Newest(decoded, anchor!.Superblock!.Uuid);
         }
 
         // A copy that verified but needs more than this build has, at or above the newest good seq, is refused.
@@ -125,8 +147,15 @@ public static class SuperblockIo
         var sb = best.Superblock;
         // Report the copies the winning layout lists, in its order; other offsets probed are only noise
         // (e.g. the size-derived end offset of a device that has since changed size).
-        var reports = new List<SuperblockCopyReport>();
         var used = -1;
+        for (var i = 0; i < sb.CopyOffsets.Count && used < 0; i++)
+        {
+            if (decoded.TryGetValue(sb.CopyOffsets[i], out var d) && ReferenceEquals(d, best))
+                used = i;
+        }
+        if (used < 0)
+            throw new InvalidOperationException("the newest copy is not listed in its own layout");
+        var reports = new List<SuperblockCopyReport>();
         for (var i = 0; i < sb.CopyOffsets.Count; i++)
         {
             var offset = sb.CopyOffsets[i];
@@ -144,19 +173,34 @@ public static class SuperblockIo
                 status = CopyStatus.Stale;
                 detail = $"seq {d.Seq} is older than the newest copy's seq {sb.Seq}";
             }
-            if (used < 0 && ReferenceEquals(d, best))
-                used = i;
+            else if (status == CopyStatus.Good && !ReferenceEquals(d, best) &&
+                     SuperblockCodec.FirstContentDifference(d.Body.Span, best.Body.Span) is var at and >= 0)
+            {
+                status = CopyStatus.Differs;
+                detail = $"same seq {sb.Seq} as copy {used} at byte {sb.CopyOffsets[used]} but different content " +
+                         $"(first difference at byte {at} of the copy, {SuperblockFormat.DescribeOffset(at)})";
+            }
             reports.Add(new SuperblockCopyReport(i, offset, status, d.Seq, detail));
         }
-        if (used < 0)
-            throw new InvalidOperationException("the newest copy is not listed in its own layout");
-        return new SuperblockReadResult(sb, used, reports);
+        var result = new SuperblockReadResult(sb, used, reports) { Encoded = best.Body };
+        return result.AllCopiesGood ? result : result with { InterruptedWrite = InterruptedWrite.Recognise(device, result) };
     }
 
-    /// <summary>The good copy with the highest seq, of filesystem <paramref name="uuid"/> when given.</summary>
-    private static DecodedCopy? Newest(IEnumerable<DecodedCopy> copies, Guid? uuid) =>
-        copies.Where(d => d.Status == CopyStatus.Good && (uuid is null || d.Superblock!.Uuid == uuid))
-            .OrderByDescending(d => d.Seq).FirstOrDefault();
+    /// <summary>
+    /// The good copy with the highest seq, of filesystem <paramref name="uuid"/> when given. Among
+    /// copies with equal seqs the one at the lowest offset wins, which is the first in layout order
+    /// (layout offsets ascend): a fixed rule, so every reader picks the same copy.
+    /// </summary>
+    private static DecodedCopy? Newest(SortedDictionary<long, DecodedCopy> copies, Guid? uuid)
+    {
+        DecodedCopy? best = null;
+        foreach (var (_, d) in copies)   // ascending offsets
+        {
+            if (d.Status == CopyStatus.Good && (uuid is null || d.Superblock!.Uuid == uuid) && (best is null || d.Seq > best.Seq))
+                best = d;
+        }
+        return best;
+    }
 
     /// <summary>Reads and decodes the copy at <paramref name="offset"/>; I/O errors and short devices become Unreadable.</summary>
     public static DecodedCopy ReadCopy(IBlockDevice device, long offset)
@@ -195,31 +239,130 @@ public static class SuperblockIo
     // ---- Write ---------------------------------------------------------------------------
 
     /// <summary>
-    /// Writes <paramref name="sb"/> with seq+1 and the current time to every copy in layout order,
-    /// flushing after each, and returns what was written.
+    /// Writes <paramref name="sb"/> over the superblock the device holds now (read first, to record
+    /// what the write replaces): see <see cref="Write(IBlockDevice, Superblock, IReadOnlyList{uint}, DateTimeOffset)"/>.
     /// </summary>
     public static Superblock Write(IBlockDevice device, Superblock sb) => Write(device, sb, DateTimeOffset.UtcNow);
 
+    /// <inheritdoc cref="Write(IBlockDevice, Superblock)"/>
     public static Superblock Write(IBlockDevice device, Superblock sb, DateTimeOffset writeTime)
     {
-        var next = sb with { Seq = sb.Seq + 1, WriteTime = writeTime };
+        ArgumentNullException.ThrowIfNull(device);
+        return Write(device, sb, SectorsOnDevice(device), writeTime);
+    }
+
+    /// <summary>
+    /// Writes <paramref name="sb"/> with seq+1, <paramref name="writeTime"/> and
+    /// <paramref name="replaces"/> (the sector checksums of the superblock on the device now, which
+    /// this write replaces; empty at format) to every copy in layout order, flushing after each, and
+    /// returns what was written. A crash can then tear only one copy, and the torn copy's old
+    /// sectors are recognisable by those checksums (<see cref="InterruptedWrite"/>).
+    /// </summary>
+    public static Superblock Write(IBlockDevice device, Superblock sb, IReadOnlyList<uint> replaces, DateTimeOffset writeTime)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(sb);
+        ArgumentNullException.ThrowIfNull(replaces);
+        var next = sb with { Seq = sb.Seq + 1, WriteTime = writeTime, PreviousSectors = [.. replaces] };
         var encoded = EncodeChecked(device, next);
+        // Each copy's write also zeroes the sectors the replaced version held past the new one's end,
+        // so the copy area past a version's end is always zero (format zeroes it all, WriteCopy its
+        // whole area): what a torn copy's old sectors past the replaced version's end must hold.
+        var length = Math.Max(encoded[0].Bytes.Length, replaces.Count * FormatLimits.SectorSize);
         foreach (var (offset, bytes) in encoded)
         {
-            device.Write(offset, bytes);
+            device.Write(offset, ZeroExtended(bytes, length));
             device.Flush();
         }
         return next;
     }
 
-    /// <summary>Writes <paramref name="sb"/> unchanged (same seq) to one copy and flushes: fsck's repair of one copy.</summary>
+    private static byte[] ZeroExtended(byte[] bytes, int length)
+    {
+        if (bytes.Length >= length)
+            return bytes;
+        var extended = new byte[length];
+        bytes.CopyTo(extended, 0);
+        return extended;
+    }
+
+    /// <summary>
+    /// The sector checksums of the superblock on <paramref name="device"/> now; empty when it holds
+    /// no good copy (nothing a write would replace).
+    /// </summary>
+    private static IReadOnlyList<uint> SectorsOnDevice(IBlockDevice device)
+    {
+        try
+        {
+            return Read(device).SectorChecksums;
+        }
+        catch (BasaltException e) when (e.Code is ErrorCode.NotBasalt or ErrorCode.SuperblockCorrupt)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>
+    /// Writes <paramref name="sb"/> unchanged (same seq) to one copy, the rest of its 64 KiB area
+    /// zeroed (whatever damage or a torn longer version left there), and flushes: fsck's repair of
+    /// one copy.
+    /// </summary>
     public static void WriteCopy(IBlockDevice device, Superblock sb, int copyIndex)
     {
+        var (offset, bytes) = EncodeCopy(device, sb, copyIndex);
+        device.Write(offset, bytes);
+        device.Flush();
+    }
+
+    /// <summary>
+    /// Finishes the superblock write whose trace <paramref name="read"/> shows
+    /// (<see cref="SuperblockReadResult.InterruptedWrite"/>): rewrites every copy that is not good
+    /// from the winner, as <see cref="WriteCopy"/> does. Returns the copies rewritten; 0 when the
+    /// read shows no such trace.
+    /// </summary>
+    /// <remarks>
+    /// A crash during this write must leave a trace the rules still recognise. Rewriting a copy
+    /// that is torn after its first sector (rule (a)) or one seq older (rule (c)) head first does:
+    /// every prefix of it is the winner's. But a first copy torn by the next version (rule (b)) is
+    /// recognised by that version's first sector, so it is rewritten tail first: sectors 1.. of the
+    /// area, flush, then sector 0 (one sector, never torn), flush. Until sector 0 is written the copy
+    /// still starts with the next version's sector 0 and is followed by the winner's sectors.
+    /// </remarks>
+    public static int FinishInterruptedWrite(IBlockDevice device, SuperblockReadResult read)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(read);
+        if (read.InterruptedWrite is not { } trace)
+            return 0;
+        var rewritten = 0;
+        foreach (var copy in read.Copies.Where(c => c.Status != CopyStatus.Good))
+        {
+            var (offset, bytes) = EncodeCopy(device, read.Superblock, copy.Index);
+            if (trace.Kind == InterruptedWriteKind.TornFirstCopy)
+            {
+                device.Write(offset + FormatLimits.SectorSize, bytes.AsSpan(FormatLimits.SectorSize));
+                device.Flush();
+                device.Write(offset, bytes.AsSpan(0, FormatLimits.SectorSize));
+            }
+            else
+            {
+                device.Write(offset, bytes);
+            }
+            device.Flush();
+            rewritten++;
+        }
+        return rewritten;
+    }
+
+    /// <summary>Copy <paramref name="copyIndex"/> of <paramref name="sb"/> with its whole area: the encoding, then zeros.</summary>
+    private static (long Offset, byte[] Bytes) EncodeCopy(IBlockDevice device, Superblock sb, int copyIndex)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(sb);
         if (copyIndex < 0 || copyIndex >= sb.CopyOffsets.Count)
             throw new ArgumentOutOfRangeException(nameof(copyIndex), $"copy {copyIndex} (the superblock has {sb.CopyOffsets.Count})");
-        var encoded = EncodeChecked(device, sb);
-        device.Write(encoded[copyIndex].Offset, encoded[copyIndex].Bytes);
-        device.Flush();
+        var (offset, bytes) = EncodeChecked(device, sb)[copyIndex];
+        return (offset, ZeroExtended(bytes, CopySize));
     }
 
     /// <summary>Encodes every copy and proves each decodes as Good before anything is written.</summary>
@@ -295,7 +438,9 @@ public static class SuperblockIo
             CopyOffsets = g.CopyOffsets,
         };
 
-        // Zero [0, 4096) and every copy area; discard everything in between.
+        // Zero [0, 4096) and every copy area; discard everything in between. Then write zeroes
+        // over the journal: its buckets are allocated for real (not a sparse hole that a later
+        // write could fail to fill), and no entry of an earlier filesystem survives in them.
         var zero = new byte[CopySize];
         device.Write(0, zero.AsSpan(0, (int)FirstCopyOffset));
         var at = FirstCopyOffset;
@@ -308,9 +453,15 @@ public static class SuperblockIo
         }
         if (at < device.Size)
             device.Discard(at, device.Size - at);
+        var chunk = new byte[1024 * 1024];
+        var journalStart = checked((long)g.Journal.Start * g.BucketSize);
+        var journalEnd = checked((long)g.Journal.End * g.BucketSize);
+        for (var o = journalStart; o < journalEnd; o += chunk.Length)
+            device.Write(o, chunk.AsSpan(0, (int)Math.Min(chunk.Length, journalEnd - o)));
         device.Flush();
 
-        return Write(device, sb, now);
+        // Nothing is replaced: the copy areas were zeroed above.
+        return Write(device, sb, [], now);
     }
 
     private static Guid NewNonZeroGuid()

@@ -12,9 +12,11 @@ public sealed class BadImageTests
     {
         { ["show-super"], 1 },
         { ["list", "--btree", "test"], 1 },
+        { ["list-journal"], 1 },
         { ["fsck", "-n"], 8 },
         { ["fsck", "-y"], 8 },
         { ["debug", "corrupt", "--target", "superblock"], 1 },
+        { ["debug", "corrupt", "--target", "journal-entry"], 1 },
     };
 
     [Theory]
@@ -87,6 +89,16 @@ public sealed class BadImageTests
         Assert.Contains("unreadable", show.Out, StringComparison.Ordinal);
         CliRunner.Fails(8, ["list", "--btree", "test", path], "truncated");
         CliRunner.Fails(8, ["fsck", "-n", path], "truncated");
+        Assert.Contains("replay: clean at checkpoint seq ", CliRunner.Succeeds("list-journal", path).Out, StringComparison.Ordinal);
+        // Cut inside the journal: the buckets past the end are listed as damage, the rest as usual.
+        var cut = dir.File("cut.img");
+        File.Copy(path, cut);
+        using (var f = new FileStream(cut, FileMode.Open))
+            f.SetLength(300_000);
+        var journal = CliRunner.Succeeds("list-journal", cut);
+        Assert.Contains("journal_entry_bad_header (101) at ring index 1 (bucket 4) byte 262144: journal bucket 4 lies outside the device (299520 bytes)",
+            journal.Out, StringComparison.Ordinal);
+        Assert.Contains("journal on disk:", CliRunner.Succeeds("show-super", cut).Out, StringComparison.Ordinal);
         // Only the copies still on the device are candidates for more damage.
         for (var seed = 0; seed < 6; seed++)
         {

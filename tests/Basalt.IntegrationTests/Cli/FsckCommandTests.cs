@@ -42,7 +42,7 @@ public sealed class FsckCommandTests
     {
         using var dir = new TempDirectory("cli-fsck");
         var path = CliImages.Formatted(dir);
-        var offset = CliImages.DamageSuperblockCopy(path, 2);
+        var offset = CliImages.DamageSuperblockCopy(path, 1);
         var before = CliImages.Hash(path);
 
         var check = CliRunner.Run("fsck", "-n", "--json", path);
@@ -52,7 +52,7 @@ public sealed class FsckCommandTests
         var repair = CliRunner.Run("fsck", "-y", "--json", path);
         Assert.True(repair.ExitCode == 1, repair.ToString());
         Assert.Equal(Findings(check.Out), Findings(repair.Out));
-        Assert.Contains(("sb_copy_bad_checksum", $"{path}: superblock copy 2 at byte {offset}"), Findings(repair.Out));
+        Assert.Contains(("sb_copy_bad_checksum", $"{path}: superblock copy 1 at byte {offset}"), Findings(repair.Out));
 
         var again = CliRunner.Run("fsck", "-n", path);
         Assert.True(again.ExitCode == 0, again.ToString());

@@ -1,6 +1,6 @@
 // Block-device tests need a scratch block device whose contents may be destroyed, for example
 // a loop device: `truncate -s 8M /tmp/scratch.img && losetup -f --show /tmp/scratch.img`, then
-// BASALT_TEST_BLOCK_DEVICE=/dev/loopN. Without the variable these tests do nothing.
+// BASALT_TEST_BLOCK_DEVICE=/dev/loopN. Without the variable these tests are reported as skipped.
 using System.Runtime.Versioning;
 using Basalt.Devices;
 using Basalt.Diagnostics;
@@ -14,11 +14,10 @@ public sealed class BlockDeviceTests
     private const int Sector = FormatLimits.SectorSize;
     private static readonly string? s_device = Environment.GetEnvironmentVariable("BASALT_TEST_BLOCK_DEVICE");
 
-    [Fact]
+    [SkippableFact]
     public void SizeWriteFlushReadDiscard()
     {
-        if (s_device is null)
-            return;
+        Skip.If(s_device is null, "set BASALT_TEST_BLOCK_DEVICE to a scratch block device (e.g. a loop device) to run it");
         long expectedSize;
         using (var device = FileBlockDevice.Open(s_device))
         {

@@ -1,6 +1,6 @@
 // One damage recipe of the campaign, printable and parseable so a failing round is saved as a
 // one-line regression case: "corrupt node bitflip fix seed=7 level=1", "bytes 1314816+37 seed=5",
-// "zero-sector 2571", "truncate 1400000", "wipe-super 0,1".
+// "zero-sector 2571", "truncate 1400000", "wipe-super 0,1", "journal field bitflip nofix seed=3 seq=14".
 using System.Globalization;
 using Basalt.Superblocks;
 
@@ -16,8 +16,30 @@ internal sealed record Damage(string Kind, string[] Args)
     private const long NodeArea = 1310720;
     private const long ImageSize = 16L << 20;
 
+    /// <summary>
+    /// A journal damage of an entry with seq <paramref name="seq"/>: the whole entry, one record or
+    /// one header field, in any mode, with or without the checksum recomputed.
+    /// </summary>
+    public static Damage PickJournal(Random random, ulong seq)
+    {
+        string[] targets = ["entry", "record", "field"];
+        List<string> args = [targets[random.Next(3)], s_modes[random.Next(s_modes.Length)], random.Next(4) == 0 ? "fix" : "nofix",
+            $"seed={random.Next(1000)}", $"seq={seq}"];
+        return new Damage("journal", [.. args]);
+    }
+
+    /// <summary>A journal damage whose checksum was left alone: the entry it hit can no longer be read.</summary>
+    public bool BreaksJournalEntry => Kind == "journal" && Args[2] == "nofix";
+
     /// <summary>Keys rewritten with a valid checksum: legal keys no check can tell from written ones.</summary>
     public int ForgedKeys => Parts().Count(p => p.Kind == "corrupt" && p.Args[0] == "key" && p.Args[2] == "fix");
+
+    /// <summary>
+    /// Damage that a checksum must reveal wherever it changes live metadata: no part recomputes a
+    /// checksum (--fix-csum can make a changed field legal) and none truncates the file (a short
+    /// device is an operational error, not a finding).
+    /// </summary>
+    public bool CertainlyDetectable => Parts().All(p => p.Kind != "truncate" && !(p.Kind == "corrupt" && p.Args[2] == "fix"));
 
     public override string ToString() => string.Join(' ', [Kind, .. Args]);
 
@@ -84,6 +106,22 @@ internal sealed record Damage(string Kind, string[] Args)
         {
             case "multi":
                 return string.Join(" || ", Parts().Select((p, i) => p.Apply(image, pristine: i == 0)));
+            case "journal":
+            {
+                // "journal entry|record|field MODE fix|nofix seed=N [seq=S] [field=F]"
+                List<string> args = ["debug", "corrupt", image, "--target", $"journal-{Args[0]}", "--mode", Args[1]];
+                if (Args[2] == "fix")
+                    args.Add("--fix-csum");
+                foreach (var extra in Args[3..])
+                {
+                    var (name, value) = Split(extra);
+                    args.AddRange([$"--{name}", value]);
+                }
+                var r = DamageCampaignTests.Cli([.. args]);
+                // 16: a zero/ones change of a field that already holds it is refused; 1: no record with a payload.
+                Assert.True(r.ExitCode is 0 or 1 or 16 && (r.ExitCode == 0 || r.ErrLines.Length == 1), $"debug corrupt failed: {r}");
+                return r.ExitCode == 0 ? string.Join(" | ", r.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1)) : $"nothing changed ({r.Err.Trim()})";
+            }
             case "corrupt":
             {
                 List<string> args = ["debug", "corrupt", image, "--target", Args[0], "--mode", Args[1]];
@@ -154,7 +192,10 @@ internal static class DamageRegressions
 {
     public static readonly string[] Recipes =
     [
+        // A damaged first or last superblock copy passed as the trace of a crash during a superblock
+        // write, so fsck -n reported nothing (it is a crash trace only when provably so).
         "bytes 4096+1 seed=1",
+        "corrupt superblock zero nofix seed=402",
         // list printed its read warnings before failing: the error was not one line.
         "corrupt key ones fix seed=72 level=2",
         // Topology repair deleted a dropped child's pointer; the whiteout did not fit, the parent

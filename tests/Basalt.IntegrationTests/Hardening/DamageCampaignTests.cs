@@ -5,18 +5,25 @@
 // Every command must return within a time limit with a documented exit code, errors in one line
 // without a stack trace, and bounded memory; fsck -n must change no byte and report exactly what
 // -y repairs; after -y a second fsck -n is clean and list shows only keys that were written.
+// A round whose damage certainly hit live metadata (a changed byte inside the checksummed region
+// of a live node record or superblock copy, no checksum recomputed, the file not truncated) must
+// make the first fsck -n report at least one finding. Journal rounds (DamageCampaignTests.Journal.cs)
+// damage the journal of an unclean image instead.
 using System.Diagnostics;
 using System.Text.Json;
 using Basalt.Btree;
+using Basalt.Btree.Node;
+using Basalt.Devices;
 using Basalt.Format;
 using Basalt.Fs;
 using Basalt.IntegrationTests.Cli;
+using Basalt.Superblocks;
 using Basalt.TestKit;
 using Xunit.Abstractions;
 
 namespace Basalt.IntegrationTests.Hardening;
 
-public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.BaseImage>
+public sealed partial class DamageCampaignTests : IClassFixture<DamageCampaignTests.BaseImage>
 {
     private static readonly TimeSpan s_callTimeout = TimeSpan.FromSeconds(30);
     private const long MemoryGrowthLimit = 400L * 1024 * 1024;
@@ -24,9 +31,10 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
     private readonly BaseImage _base;
     private readonly ITestOutputHelper _output;
 
-    public DamageCampaignTests(BaseImage image, ITestOutputHelper output)
+    public DamageCampaignTests(BaseImage image, UncleanBase unclean, ITestOutputHelper output)
     {
         _base = image;
+        _unclean = unclean;
         _output = output;
     }
 
@@ -58,6 +66,7 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
                 fs.Sync();
                 Levels = tree.Root is { } root ? root.Level + 1 : 0;
             }
+            LiveRegions = FindLiveRegions(Path);
             // BASALT_HARDENING_DUMP=DIR keeps a copy of the base image for replaying a recipe by hand.
             if (Environment.GetEnvironmentVariable("BASALT_HARDENING_DUMP") is { Length: > 0 } dump)
                 File.Copy(Path, System.IO.Path.Combine(dump, "base.img"), overwrite: true);
@@ -70,8 +79,61 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
         /// <summary>Every key written with its value as list prints it (the last write wins).</summary>
         public Dictionary<Bpos, string> Written { get; } = [];
 
+        /// <summary>
+        /// The checksummed bytes every reader depends on, with their contents in the base image: each
+        /// record of each node reachable from the roots below its pointer's sectors_written (checksum
+        /// field, header and keys; not the padding), and each superblock copy up to its total_bytes.
+        /// </summary>
+        public IReadOnlyList<LiveRegion> LiveRegions { get; }
+
+        /// <summary>The live regions whose bytes in <paramref name="image"/> differ from the base image.</summary>
+        public List<LiveRegion> ChangedLiveRegions(string image)
+        {
+            using var file = File.OpenRead(image);
+            var changed = new List<LiveRegion>();
+            foreach (var region in LiveRegions)
+            {
+                var now = new byte[region.Bytes.Length];
+                file.Position = region.Offset;
+                var read = file.ReadAtLeast(now, now.Length, throwOnEndOfStream: false);
+                if (read < now.Length || !now.AsSpan().SequenceEqual(region.Bytes))
+                    changed.Add(region);
+            }
+            return changed;
+        }
+
+        private static List<LiveRegion> FindLiveRegions(string path)
+        {
+            var regions = new List<LiveRegion>();
+            using var device = FileBlockDevice.Open(path, readOnly: true);
+            var sb = SuperblockIo.Read(device).Superblock;
+            for (var i = 0; i < sb.CopyOffsets.Count; i++)
+            {
+                var copy = new byte[SuperblockFormat.CopySize];
+                device.Read(sb.CopyOffsets[i], copy);
+                var total = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(copy.AsSpan(SuperblockFormat.TotalBytesOffset));
+                regions.Add(new LiveRegion($"superblock copy {i}", sb.CopyOffsets[i], copy[..total]));
+            }
+            var slot = new byte[sb.NodeSize];
+            foreach (var node in Basalt.Cli.ImageCorruptor.ReachableNodes(device, out _))
+            {
+                device.Read(node.Offset, slot);
+                var written = node.SectorsWritten * FormatLimits.SectorSize;
+                foreach (var record in BtreeNodeInspector.Walk(slot).Where(r => r.Offset < written))
+                {
+                    var end = record.KeysOffset + ((int)record.U64s * 8);
+                    regions.Add(new LiveRegion($"{node.ToText()}, record at byte {record.Offset}", node.Offset + record.Offset,
+                        slot.AsSpan(record.Offset, end - record.Offset).ToArray()));
+                }
+            }
+            return regions;
+        }
+
         public void Dispose() => Dir.Dispose();
     }
+
+    /// <summary>Checksummed bytes of live metadata at a device offset, as the base image holds them.</summary>
+    public sealed record LiveRegion(string What, long Offset, byte[] Bytes);
 
     [Fact]
     public void Base_image_has_a_deep_test_btree()
@@ -79,6 +141,28 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
         Assert.True(_base.Levels >= 2, $"test btree has {_base.Levels} levels");
         var r = Cli(["fsck", "-n", _base.Path]);
         Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal(3, _base.LiveRegions.Count(l => l.What.StartsWith("superblock", StringComparison.Ordinal)));
+        Assert.True(_base.LiveRegions.Count > 3 + 10, $"{_base.LiveRegions.Count} live regions");
+        Assert.Empty(_base.ChangedLiveRegions(_base.Path));
+    }
+
+    [Theory]
+    [InlineData("corrupt node bitflip nofix seed=3")]
+    [InlineData("corrupt key random nofix seed=8 level=0")]
+    [InlineData("corrupt bset bitflip nofix seed=21 level=1")]
+    [InlineData("zero-sector {live node sector}")]
+    [InlineData("bytes {live node byte}+3 seed=4")]
+    [InlineData("wipe-super 1")]
+    [InlineData("multi zero-sector {live node sector} & wipe-super 0,2")]
+    public void Damage_to_live_metadata_is_always_found_by_the_first_fsck_n(string recipe)
+    {
+        // {live node …}: the last node record of the base image (a leaf, written last).
+        var node = _base.LiveRegions.Last(r => r.What.StartsWith("node", StringComparison.Ordinal));
+        var damage = Damage.Parse(recipe
+            .Replace("{live node sector}", (node.Offset / FormatLimits.SectorSize).ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal)
+            .Replace("{live node byte}", (node.Offset + 100).ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal));
+        Assert.True(damage.CertainlyDetectable, recipe);
+        RunRound(-2, damage, requireCertainDamage: true);
     }
 
     [Fact]
@@ -89,6 +173,7 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
         var single = Environment.GetEnvironmentVariable("BASALT_ROUND") is { } only && int.TryParse(only, out var o) ? o : -1;
         var clock = Stopwatch.StartNew();
         var failures = new List<string>();
+        var certain = 0;
         for (var round = 0; round < rounds; round++)
         {
             if (single >= 0 && round != single)
@@ -96,7 +181,8 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
             var recipe = Damage.Pick(new Random(unchecked((seed * 1_000_003) + round)));
             try
             {
-                RunRound(round, recipe);
+                if (RunRound(round, recipe))
+                    certain++;
             }
             catch (Exception e) when (e is Xunit.Sdk.XunitException or TimeoutException)
             {
@@ -104,8 +190,10 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
                 _output.WriteLine($"FAILED round {round}: replay with BASALT_SEED={seed} BASALT_ROUND={round}: {recipe}\n{e.Message}");
             }
         }
-        _output.WriteLine($"{rounds} rounds in {clock.Elapsed.TotalSeconds:F1} s");
+        _output.WriteLine($"{rounds} rounds in {clock.Elapsed.TotalSeconds:F1} s, {certain} with damage certain to be found");
         Assert.True(failures.Count == 0, $"seed {seed}: {failures.Count} rounds failed:\n{string.Join("\n\n", failures)}");
+        if (single < 0)
+            Assert.True(certain >= rounds / 10, $"seed {seed}: only {certain} of {rounds} rounds damaged live metadata for certain");
     }
 
     /// <summary>Known recipes that once failed; each stays as a regression case.</summary>
@@ -115,14 +203,21 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
 
     public static TheoryData<string> Regressions() => new(DamageRegressions.Recipes);
 
-    internal void RunRound(int round, Damage damage)
+    /// <summary>Runs one round; returns whether its damage was certain to be found (and was).</summary>
+    internal bool RunRound(int round, Damage damage, bool requireCertainDamage = false)
     {
         var image = _base.Dir.File($"round-{round}-{Environment.CurrentManagedThreadId}.img");
         File.Copy(_base.Path, image, overwrite: true);
         try
         {
             var applied = damage.Apply(image);
-            _output.WriteLine($"round {round}: {damage}: {applied}");
+            // Certain: bytes of live checksummed metadata changed, and no checksum was recomputed
+            // over them (a recomputed checksum can make a changed key or field legal).
+            var changed = damage.CertainlyDetectable ? _base.ChangedLiveRegions(image) : [];
+            var certain = changed.Count > 0;
+            _output.WriteLine($"round {round}: {damage}: {applied}" +
+                              (certain ? $" (live metadata changed: {string.Join("; ", changed.Take(3).Select(c => c.What))})" : ""));
+            Assert.True(certain || !requireCertainDamage, $"{damage} changed no live metadata: {applied}");
             var memoryBefore = GC.GetTotalMemory(forceFullCollection: true);
 
             Check(["show-super", image], isFsck: false);
@@ -132,6 +227,16 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
             var hash = CliImages(image);
             var check = Check(["fsck", "-n", "--json", image], isFsck: true);
             Assert.True(hash.AsSpan().SequenceEqual(CliImages(image)), $"fsck -n changed the image: {check}");
+            if (certain)
+            {
+                // Only when every superblock copy was hit may fsck be unable to open the image at all.
+                var everyCopy = changed.Count(c => c.What.StartsWith("superblock copy", StringComparison.Ordinal)) == 3;
+                if (check.ExitCode == 8)
+                    Assert.True(everyCopy, $"fsck -n could not check an image whose live metadata was damaged ({string.Join("; ", changed.Select(c => c.What))}):\n{check}");
+                else
+                    Assert.True(Findings(check).Count > 0 && check.ExitCode == 4,
+                        $"fsck -n found nothing although live metadata changed ({string.Join("; ", changed.Select(c => c.What))}):\n{check}");
+            }
             var repair = Check(["fsck", "-y", "--json", image], isFsck: true);
             AssertMemory(memoryBefore);
 
@@ -140,7 +245,7 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
                 // An image fsck cannot open: both runs must say so, and nothing was written.
                 Assert.True(check.ExitCode == 8 && repair.ExitCode == 8, $"fsck -n exit {check.ExitCode}, fsck -y exit {repair.ExitCode}:\n{check}\n{repair}");
                 Assert.True(hash.AsSpan().SequenceEqual(CliImages(image)), "fsck -y that could not open the image changed it");
-                return;
+                return certain;
             }
             var found = Findings(check);
             var repaired = Findings(repair);
@@ -161,6 +266,7 @@ public sealed class DamageCampaignTests : IClassFixture<DamageCampaignTests.Base
             Assert.True(list.ExitCode == 0, $"list after fsck -y failed: {Show(list)}");
             AssertOnlyWrittenKeys(list, damage.ForgedKeys);
             AssertMemory(memoryBefore);
+            return certain;
         }
         finally
         {

@@ -55,7 +55,8 @@ public sealed class NewUserTests
     public void A_choice_error_lists_the_choices_on_one_line()
     {
         using var dir = new TempDirectory();
-        var r = CliRunner.Fails(16, ["debug", "corrupt", CliImages.Formatted(dir), "--target", "nope"], "'node', 'bset', 'key', 'superblock'");
+        var r = CliRunner.Fails(16, ["debug", "corrupt", CliImages.Formatted(dir), "--target", "nope"],
+            "--target: 'nope' is not one of node, bset, key, superblock");
         Assert.DoesNotContain(":;", r.Err, StringComparison.Ordinal);
     }
 

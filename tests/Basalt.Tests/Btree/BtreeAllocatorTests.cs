@@ -7,15 +7,15 @@ namespace Basalt.Tests.Btree;
 public sealed class BtreeAllocatorTests
 {
     [Fact]
-    public void Freed_slots_are_not_reused_before_a_sync_that_began_after_the_free_completes()
+    public void Freed_slots_are_not_reused_before_the_journal_entry_that_freed_them_is_durable()
     {
         using var fx = new BtreeFixture();
         Fill(fx.Test, Enumerable.Range(0, 3000).Select(i => (long)i));
-        fx.Engine.Sync();
-        fx.Engine.Sync();
+        fx.Checkpoint();
         Assert.Empty(fx.Engine.AllocatorState().PendingFree);
 
-        // Restructure without syncing: nodes are replaced, their slots wait.
+        // Restructure: written nodes are replaced; their slots wait for the interior update that
+        // stops pointing at them to be journaled and flushed (rule d).
         fx.Test.DeleteRange(BtreeFixture.Pos(0), BtreeFixture.Pos(1500));
         var pending = fx.Engine.AllocatorState().PendingFree.ToHashSet();
         Assert.NotEmpty(pending);
@@ -25,8 +25,9 @@ public sealed class BtreeAllocatorTests
         Assert.Empty(reused);
         Assert.True(fx.NodeSpace.Allocations.Count > allocationsBefore + 10);
 
-        // The first sync began after those frees: once it completes they are free.
-        fx.Engine.Sync();
+        // Write-back journals the interior updates; once their entries are durable the slots are free.
+        fx.WriteBackAll();
+        fx.Engine.WriteBack(null);
         var state = fx.Engine.AllocatorState();
         Assert.DoesNotContain(state.Used, pending.Contains);
         Assert.DoesNotContain(state.PendingFree, pending.Contains);
@@ -41,7 +42,7 @@ public sealed class BtreeAllocatorTests
         {
             Fill(fx.Test, Enumerable.Range(0, 2000).Select(_ => (long)rng.Next(20_000)));
             fx.Test.DeleteRange(BtreeFixture.Pos(rng.Next(20_000)), BtreeFixture.Pos(rng.Next(20_000)));
-            fx.Engine.Sync();
+            fx.Checkpoint();
             var before = fx.Engine.AllocatorState();
             var live = before.Used.Except(before.PendingFree).ToList();
             fx.Remount();

@@ -20,11 +20,11 @@ public sealed class BtreeBasicTests
         Assert.True(t.TryGet(new Bpos(1, 1), out var v));
         Assert.Equal("uno", Encoding.UTF8.GetString(v));
         Assert.False(t.TryGet(new Bpos(1, 3), out _));
-        fx.Engine.Sync();
-        Assert.Single(fx.Committer.Roots);
+        fx.Checkpoint();
+        Assert.Single(fx.Fs.Superblock.Roots);
         t.Insert(new Bpos(1, 3), Bytes("three"));
         Assert.True(t.Delete(new Bpos(1, 2)));
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         t = fx.Test;
         Assert.True(t.TryGet(new Bpos(1, 1), out v));
@@ -41,7 +41,7 @@ public sealed class BtreeBasicTests
         using var fx = new BtreeFixture();
         for (var i = 0; i < 500; i++)
             fx.Test.Insert(BtreeFixture.Pos(i), Bytes($"v{i}"));
-        fx.Engine.Sync();
+        fx.Checkpoint();
         for (var i = 500; i < 1000; i++)
             fx.Test.Insert(BtreeFixture.Pos(i), Bytes($"v{i}"));
         for (var i = 0; i < 100; i++)
@@ -126,15 +126,15 @@ public sealed class BtreeBasicTests
         using var fx = new BtreeFixture();
         for (var i = 0; i < 3000; i++)
             fx.Test.Insert(BtreeFixture.Pos(i), Bytes($"v{i}"));
-        fx.Engine.Sync();
+        fx.Checkpoint();
         Assert.Equal(3000, fx.Test.DeleteRange(Bpos.Min, Bpos.Max));
         Assert.Equal(0, fx.Test.Root!.Level);
         Assert.True(fx.Engine.Stats.RootCollapses > 0);
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         Assert.False(fx.Test.Iterate(Bpos.Min, Bpos.Max).MoveNext());
         fx.Test.ResetToEmpty();
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         Assert.False(fx.Test.Iterate(Bpos.Min, Bpos.Max).MoveNext());
         Assert.Equal(0, fx.Engine.Stats.IgnoredBsetsBeyondWritten);

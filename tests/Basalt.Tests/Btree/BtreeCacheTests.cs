@@ -21,11 +21,11 @@ public sealed class BtreeCacheTests
             fx.Test.Insert(BtreeFixture.Pos(k), v);
             model[BtreeFixture.Pos(k)] = v;
             if (i % 500 == 499)
-                fx.Engine.Sync();
+                fx.Checkpoint();
             if (i % 100 == 0)
                 AssertWithinBudget(fx, budget);
         }
-        fx.Engine.Sync();
+        fx.Checkpoint();
         var s = fx.Engine.Stats;
         Assert.True(s.NodeBytesWritten > 10 * budget, $"workload wrote {s.NodeBytesWritten} bytes");
         Assert.Equal(0, s.DirtyBytes);
@@ -54,7 +54,7 @@ public sealed class BtreeCacheTests
             Assert.True(fx.Test.Delete(k));
             model.Remove(k);
         }
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         BtreeAssertions.AssertContents(fx.Test, model);
     }

@@ -22,7 +22,7 @@ public sealed class BtreeConcurrencyTests(ITestOutputHelper output)
         using var fx = new BtreeFixture(cacheBudget: cacheBudget, seed: seed);
         const int initial = 3000;
         Fill(fx.Test, Enumerable.Range(0, initial).Select(i => (long)i * 2));
-        fx.Engine.Sync();
+        fx.Checkpoint();
         var done = 0L;
         var permanentBelow = (long)initial; // permanent keys are 2*i for i < permanentBelow
         var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
@@ -54,7 +54,7 @@ public sealed class BtreeConcurrencyTests(ITestOutputHelper output)
                         fx.Test.DeleteRange(BtreeFixture.Pos(a), BtreeFixture.Pos(a));
                     }
                     if (round % 3 == 2)
-                        fx.Engine.Sync();
+                        fx.Checkpoint();
                 }
             }
             catch (Exception e)
@@ -130,7 +130,7 @@ public sealed class BtreeConcurrencyTests(ITestOutputHelper output)
                         Thread.Yield();
                         continue;
                     }
-                    fx.Engine.Sync();
+                    fx.Checkpoint();
                     synced = progress;
                     syncs++;
                 }
@@ -153,7 +153,7 @@ public sealed class BtreeConcurrencyTests(ITestOutputHelper output)
         Assert.True(readerOps > 3);
         Assert.True(syncs > 0);
 
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         BtreeAssertions.AssertTopology(fx.Test);
         var it2 = fx.Test.Iterate(Bpos.Min, Bpos.Max);

@@ -13,6 +13,9 @@ internal sealed class BtreeFaultDevice(IBlockDevice inner) : IBlockDevice
     /// <summary>Writes that still succeed after FailWrites is set.</summary>
     public int WritesBeforeFailure { get; set; }
 
+    /// <summary>Fails only the writes at offsets it accepts (when set, FailWrites is not needed).</summary>
+    public Func<long, bool>? FailWriteAt { get; set; }
+
     public string Name => inner.Name;
     public long Size => inner.Size;
     public bool IsReadOnly => inner.IsReadOnly;
@@ -26,6 +29,8 @@ internal sealed class BtreeFaultDevice(IBlockDevice inner) : IBlockDevice
 
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
+        if (FailWriteAt?.Invoke(offset) == true)
+            throw new BasaltException(ErrorCode.IoError, $"{Name}: injected write error at {offset}");
         if (FailWrites)
         {
             if (WritesBeforeFailure <= 0)

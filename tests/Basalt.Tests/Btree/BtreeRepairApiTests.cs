@@ -13,7 +13,7 @@ public sealed class BtreeRepairApiTests
     {
         var fx = new BtreeFixture();
         var model = Fill(fx.Test, Enumerable.Range(0, 1500).Select(i => (long)i));
-        fx.Engine.Sync();
+        fx.Checkpoint();
         Assert.True(fx.Test.Root!.Level >= 1);
         return (fx, model);
     }
@@ -39,7 +39,7 @@ public sealed class BtreeRepairApiTests
         Assert.Equal(target.Ptr.MinKey, after.Ptr.MinKey);
         Assert.NotEqual(target.Ptr.Seq, after.Ptr.Seq);
         Assert.NotEqual(target.Ptr.Ptrs[0].OffsetSectors, after.Ptr.Ptrs[0].OffsetSectors);
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         foreach (var k in model.Keys.Where(k => k >= after.Ptr.MinKey && k <= after.Max))
         {
@@ -68,13 +68,68 @@ public sealed class BtreeRepairApiTests
         fx.Test.InsertAtLevel(1, new Bkey(victim.Max, KeyType.BtreePtr), victim.Ptr.ToBytes());
         BtreeAssertions.AssertTopology(fx.Test);
         BtreeAssertions.AssertContents(fx.Test, model);
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         BtreeAssertions.AssertTopology(fx.Test);
         BtreeAssertions.AssertContents(fx.Test, model);
 
         var bad = Assert.Throws<BasaltException>(() => fx.Test.InsertAtLevel(1, new Bkey(victim.Max, KeyType.Cookie), [1, 2, 3]));
         Assert.Equal(ErrorCode.InvalidArgument, bad.Code);
+    }
+
+    [Fact]
+    public void A_pointer_whose_range_moved_reloads_its_cached_child_under_the_write_lock()
+    {
+        // Repair-style edit: a child's pointer gets a narrower range (RangeUpdated) while the child
+        // is cached. Lookups from many threads then descend through it: the stale copy must be
+        // replaced by an install under the write lock (the node cache refuses any change made
+        // under the read lock), and the cache's interior-node count must stay exact.
+        using var fx = new BtreeFixture();
+        var model = Fill(fx.Test, Enumerable.Range(0, 6000).Select(i => (long)i));
+        fx.Checkpoint();
+        Assert.True(fx.Test.Root!.Level >= 2);
+        var reads = new System.Collections.Concurrent.ConcurrentDictionary<ulong, int>();
+        fx.ReadObserver = (_, level, ptr, _) =>
+        {
+            if (level == 1)
+                reads.AddOrUpdate(ptr.Seq, 1, (_, n) => n + 1);
+        };
+        fx.Remount();
+        var level1 = Pointers(fx.Test, level: 2);
+        var (max1, ptr1) = level1[1];
+        // Warm the level-1 child, then narrow its range by one key at the low end.
+        Assert.True(fx.Test.TryGet(model.Keys.First(k => k >= ptr1.MinKey), out _));
+        var keysIn1 = model.Keys.Where(k => k >= ptr1.MinKey && k <= max1).ToList();
+        fx.Test.InsertAtLevel(2, new Bkey(max1, KeyType.BtreePtr),
+            ptr1.With(minKey: keysIn1[0].Successor(), flags: ptr1.Flags | BtreePtrFlags.RangeUpdated).ToBytes());
+        var (interiorBefore, actualBefore) = fx.Engine.CacheInteriorCounts();
+        Assert.Equal(actualBefore, interiorBefore);
+        var readsBefore = reads[ptr1.Seq];
+
+        var errors = new System.Collections.Concurrent.ConcurrentBag<Exception>();
+        var readers = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        {
+            try
+            {
+                foreach (var k in keysIn1.Skip(1 + t).Take(200))
+                {
+                    Assert.True(fx.Test.TryGet(k, out var v));
+                    Assert.Equal(model[k], v);
+                }
+            }
+            catch (Exception e)
+            {
+                errors.Add(e);
+            }
+        })).ToList();
+        readers.ForEach(r => r.Start());
+        readers.ForEach(r => r.Join());
+        Assert.Empty(errors);
+        // The stale interior node was read again through its new pointer, once, and replaced in the
+        // cache without drifting the interior-node counter.
+        Assert.Equal(readsBefore + 1, reads[ptr1.Seq]);
+        var (interior, actual) = fx.Engine.CacheInteriorCounts();
+        Assert.Equal(actual, interior);
     }
 
     [Fact]
@@ -86,7 +141,7 @@ public sealed class BtreeRepairApiTests
         Assert.Equal(0, fx.Test.Root!.Level);
         Assert.False(fx.Test.Iterate(Bpos.Min, Bpos.Max).MoveNext());
         var model = Fill(fx.Test, Enumerable.Range(0, 10).Select(i => (long)i));
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         BtreeAssertions.AssertContents(fx.Test, model);
         // Slots of the old tree are free again after the remount rebuilt the allocator.
@@ -133,7 +188,7 @@ public sealed class BtreeRepairApiTests
         Assert.Equal(model[elsewhere], v);
         // Rewriting the node (what fsck does) persists the surviving state.
         fx.Test.RewriteNode(0, target.Max);
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         Assert.False(fx.Test.TryGet(inside[0], out _));
         Assert.Equal(0, fx.Engine.Stats.NodesNeedingRewrite);
@@ -150,7 +205,7 @@ public sealed class BtreeRepairApiTests
         fx.Test.InsertAtLevel(1, new Bkey(ptrs[1].Max, KeyType.BtreePtr), ptrs[1].Ptr.With(sectorsWritten: ptrs[2].Ptr.SectorsWritten) is var p
             ? new BtreePtrValue { Seq = p.Seq, SectorsWritten = p.SectorsWritten, MinKey = p.MinKey, Ptrs = ptrs[2].Ptr.Ptrs }.ToBytes()
             : []);
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         var inside = model.Keys.First(k => k >= ptrs[1].Ptr.MinKey && k <= ptrs[1].Max);
         var e = Assert.Throws<BasaltException>(() => fx.Test.TryGet(inside, out _));
@@ -164,7 +219,7 @@ public sealed class BtreeRepairApiTests
         BtreeFaultDevice? faults = null;
         using var fx = new BtreeFixture(decorate: d => faults = new BtreeFaultDevice(d));
         var model = Fill(fx.Test, Enumerable.Range(0, 1500).Select(i => (long)i));
-        fx.Engine.Sync();
+        fx.Checkpoint();
         fx.Remount();
         faults!.FailReads = true;
         var e = Assert.Throws<BasaltException>(() => fx.Test.TryGet(model.Keys.First(), out _));

@@ -202,11 +202,23 @@ public sealed class CrashStateEnumeratorTests(ITestOutputHelper output)
     public void RandomSubsets_AreReproducibleFromTheSeed()
     {
         var seed = TestSeed.Get(output);
-        var log = RandomLog(new Random(seed), writes: 20, sectors: 64, flushEvery: 100, distinctPatterns: 1000);
+        var random = new Random(seed);
+        // A flushed history, then 20 writes no flush covers: random subsets exist only for a crash point
+        // with at least two unflushed writes, so the log must not leave that to chance.
+        var log = new WriteLog();
+        AddRandomWrites(log, random, writes: 10, sectors: 64, flushEvery: 3, distinctPatterns: 1000);
+        log.AddFlush();
+        AddRandomWrites(log, random, writes: 20, sectors: 64, flushEvery: null, distinctPatterns: 1000);
+        var crashPoint = log.Count;
+        Assert.Equal(crashPoint - 20, log.DurableCount(crashPoint));
         var options = new CrashStateOptions { Seed = seed, RandomSubsets = 12, Prefixes = false, DropOne = false, Torn = false };
-        var a = new CrashStateEnumerator(log, options).StatesAt(20).Select(s => string.Join(",", s.Applied)).ToList();
-        var b = new CrashStateEnumerator(log, options).StatesAt(20).Select(s => string.Join(",", s.Applied)).ToList();
-        Assert.Equal(a, b);
+
+        var a = new CrashStateEnumerator(log, options).StatesAt(crashPoint);
+        var b = new CrashStateEnumerator(log, options).StatesAt(crashPoint);
+
+        Assert.Equal(a.Select(s => string.Join(",", s.Applied)), b.Select(s => string.Join(",", s.Applied)));
+        Assert.Equal(a.Select(s => s.ContentHash), b.Select(s => s.ContentHash));
+        Assert.All(a, s => Assert.Equal(CrashStateKind.RandomSubset, s.Kind));
         Assert.InRange(a.Count, 2, 12); // 2^20 subsets: a repeat is unlikely but dedupe may drop one
     }
 
@@ -276,14 +288,20 @@ public sealed class CrashStateEnumeratorTests(ITestOutputHelper output)
     private static WriteLog RandomLog(Random random, int writes, int sectors, int flushEvery, int distinctPatterns)
     {
         var log = new WriteLog();
+        AddRandomWrites(log, random, writes, sectors, flushEvery, distinctPatterns);
+        return log;
+    }
+
+    /// <summary>Appends writes of 1-3 sectors; after each a flush with probability 1/<paramref name="flushEvery"/> (never when null).</summary>
+    private static void AddRandomWrites(WriteLog log, Random random, int writes, int sectors, int? flushEvery, int distinctPatterns)
+    {
         for (var i = 0; i < writes; i++)
         {
             var length = random.Next(1, 4);
             var at = random.Next(0, sectors - length + 1);
             log.AddWrite(at * Sector, Pattern(length * Sector, random.Next(distinctPatterns)));
-            if (random.Next(flushEvery) == 0)
+            if (flushEvery is { } every && random.Next(every) == 0)
                 log.AddFlush();
         }
-        return log;
     }
 }

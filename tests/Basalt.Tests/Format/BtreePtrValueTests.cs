@@ -105,9 +105,13 @@ public sealed class BtreePtrValueTests
     {
         var text = Sample(2).ToText();
         Assert.Contains("deadbeef01020304", text, StringComparison.Ordinal);
-        Assert.Contains("written 24", text, StringComparison.Ordinal);
+        Assert.Contains("sectors_written 24", text, StringComparison.Ordinal);
         Assert.Contains("min 5:6:7", text, StringComparison.Ordinal);
         Assert.Contains("RangeUpdated", text, StringComparison.Ordinal);
-        Assert.Contains("dev 1 offset 1001 gen 4 cached", text, StringComparison.Ordinal);
+        Assert.Contains("dev 1 offset 512512 gen 4 cached", text, StringComparison.Ordinal); // bytes: 1001 sectors
     }
+
+    [Fact]
+    public void ToText_prints_any_offset_in_bytes_without_overflow() =>
+        Assert.Equal($"dev 0 offset {(UInt128)ulong.MaxValue * 512} gen 0", new DevicePtr(0, ulong.MaxValue, 0).ToText());
 }

@@ -37,18 +37,18 @@ public sealed class BasaltFileSystemTests
     public void Test_mounts_route_writes_through_the_write_once_checker()
     {
         using var device = new MemoryBlockDevice(8 * 1024 * 1024, "mem.img");
-        using var fs = BasaltFileSystem.Format(device, FsckTestImages.SmallGeometry);
+        using var fs = BasaltFileSystem.Format(device, FsckTestImages.SmallGeometry, new MountOptions { CheckWriteOnce = true });
         var checker = fs.WriteOnceChecker;
         Assert.NotNull(checker);
         for (var i = 0; i < 2000; i++)
             fs.Btrees[BtreeId.Test].Insert(new Bpos(1, (ulong)i), [(byte)i]);
-        fs.Sync();
+        fs.Checkpoint();
         Assert.True(checker.LiveSlots > 1, $"{checker.LiveSlots} live slots tracked");
         Assert.True(checker.CheckedWrites > 0);
 
         // A write below a live node's written prefix is refused.
         var slot = fs.Btrees[BtreeId.Test].Root!.Ptr.Ptrs[0].OffsetBytes;
-        var ex = Assert.Throws<BasaltException>(() => fs.Device.Write(slot, new byte[512]));
+        var ex = Assert.Throws<BasaltException>(() => checker.Write(slot, new byte[512]));
         Assert.Equal(ErrorCode.WriteOnceViolation, ex.Code);
     }
 
@@ -59,9 +59,13 @@ public sealed class BasaltFileSystemTests
         var before = device.Contents.ToArray();
         using (var fs = BasaltFileSystem.Mount(device, new MountOptions { ReadOnly = true }))
         {
-            fs.Btrees[BtreeId.Test].Insert(new Bpos(9, 9), [1, 2, 3]);
+            var refused = Assert.Throws<BasaltException>(() => fs.Btrees[BtreeId.Test].Insert(new Bpos(9, 9), [1, 2, 3]));
+            Assert.Equal(ErrorCode.ReadOnlyDevice, refused.Code);
+            Assert.Contains("read-only", refused.Message);
+            Assert.Equal(ErrorCode.ReadOnlyDevice, Assert.Throws<BasaltException>(() => fs.Transact(t => t.Delete(BtreeId.Test, new Bpos(1, 1)))).Code);
             fs.Sync();
-            fs.RecordErrors(new Dictionary<FsckErrorId, long> { [FsckErrorId.BsetBadChecksum] = 1 });
+            Assert.False(fs.RecordErrors(new Dictionary<FsckErrorId, long> { [FsckErrorId.BsetBadChecksum] = 1 }));
+            Assert.True(fs.Btrees[BtreeId.Test].TryGet(new Bpos(1, 0), out _));
         }
         Assert.True(device.Contents.SequenceEqual(before));
     }

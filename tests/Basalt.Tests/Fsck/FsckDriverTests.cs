@@ -59,11 +59,31 @@ public sealed class FsckDriverTests(ITestOutputHelper output)
         using var device = FsckTestImages.Formatted();
         var old = SuperblockIo.Read(device).Superblock;
         SuperblockIo.Write(device, old);
-        SuperblockIo.WriteCopy(device, old, 2);
+        // Copy 1 is older while copy 2 after it is new: not what an interrupted write leaves.
+        SuperblockIo.WriteCopy(device, old, 1);
         var report = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Preen });
         var finding = Assert.Single(report.Findings);
         Assert.Equal(FsckErrorId.SbCopyStale, finding.Id);
         Assert.True(finding.Corrected);
+        Assert.True(SuperblockIo.Read(device).AllCopiesGood);
+    }
+
+    [Fact]
+    public void A_superblock_write_cut_short_by_a_crash_is_finished_without_a_finding()
+    {
+        using var device = FsckTestImages.Formatted();
+        var old = SuperblockIo.Read(device).Superblock;
+        SuperblockIo.Write(device, old);
+        // The copies are written in layout order: a crash before the last leaves it one seq older.
+        SuperblockIo.WriteCopy(device, old, 2);
+        Assert.False(SuperblockIo.Read(device).AllCopiesGood);
+
+        var check = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly });
+        Assert.Empty(check.Findings);
+        Assert.False(SuperblockIo.Read(device).AllCopiesGood);
+
+        var preen = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Preen });
+        Assert.Empty(preen.Findings);
         Assert.True(SuperblockIo.Read(device).AllCopiesGood);
     }
 

@@ -14,20 +14,19 @@ public sealed class TopologyEngineTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Cases => TopologyCases.All();
 
-    private sealed class RootLog : IRootCommitter
+    private static (BtreeEngine Engine, MemoryJournal Log) Open(CraftedTree tree, IReadOnlyList<BtreeRoot>? roots = null)
     {
-        public IReadOnlyList<BtreeRoot> Roots { get; private set; } = [];
-
-        public void CommitRoots(IReadOnlyList<BtreeRoot> roots) => Roots = [.. roots];
-    }
-
-    private static (BtreeEngine Engine, RootLog Log) Open(CraftedTree tree, IReadOnlyList<BtreeRoot>? roots = null)
-    {
-        var log = new RootLog();
+        var log = new MemoryJournal();
         roots ??= tree.RootRecord is { } r ? [r] : [];
-        var engine = BtreeEngine.Open(tree.Device, tree.Geometry, roots, new BtreeEngineOptions { Random = new Random(5) }, log);
+        var engine = log.Open(tree.Device, tree.Geometry, roots, new BtreeEngineOptions { Random = new Random(5) });
         return (engine, log);
     }
+
+    private static BtreeCheckResult Topology(BtreeEngine engine, MemoryJournal log, TopologyReporter reporter) =>
+        CheckTopology.Run(engine, () => engine.Checkpoint(log), reporter, CancellationToken.None);
+
+    private static BtreeCheckResult Nodes(BtreeEngine engine, MemoryJournal log, TopologyReporter reporter) =>
+        CheckBtreeNodes.Run(engine, () => engine.Checkpoint(log), reporter, CancellationToken.None);
 
     [Theory]
     [MemberData(nameof(Cases))]
@@ -38,7 +37,7 @@ public sealed class TopologyEngineTests(ITestOutputHelper output)
         using (engine)
         {
             var reporter = new TopologyReporter(repair: true);
-            CheckTopology.Run(engine, reporter, CancellationToken.None);
+            Topology(engine, log, reporter);
             Assert.True(c.ExpectedFindings.SequenceEqual(reporter.Ids), reporter.ToText());
 
             var root = engine[c.Tree.Btree].Root;
@@ -48,18 +47,18 @@ public sealed class TopologyEngineTests(ITestOutputHelper output)
             Assert.Equal(c.ExpectedKeys.Select(k => Convert.ToHexString(k.Value)), walk.Keys.Values.Select(Convert.ToHexString));
 
             var nodes = new TopologyReporter(repair: true);
-            CheckBtreeNodes.Run(engine, nodes, CancellationToken.None);
+            Nodes(engine, log, nodes);
             Assert.True(nodes.Findings.Count == 0, nodes.ToText());
         }
 
         // A second fsck on a fresh mount of the repaired image finds nothing.
         Assert.NotEmpty(log.Roots);
-        var (again, _) = Open(c.Tree, log.Roots);
+        var (again, log2) = Open(c.Tree, log.Roots);
         using (again)
         {
             var second = new TopologyReporter(repair: true);
-            CheckTopology.Run(again, second, CancellationToken.None);
-            CheckBtreeNodes.Run(again, second, CancellationToken.None);
+            Topology(again, log2, second);
+            Nodes(again, log2, second);
             Assert.True(second.Findings.Count == 0, $"second run:\n{second.ToText()}");
         }
     }
@@ -70,12 +69,12 @@ public sealed class TopologyEngineTests(ITestOutputHelper output)
     {
         var c = TopologyCases.Build(name);
         var before = c.Tree.Device.Contents.ToArray();
-        var (engine, _) = Open(c.Tree);
+        var (engine, log) = Open(c.Tree);
         using (engine)
         {
             var reporter = new TopologyReporter(repair: false);
-            CheckTopology.Run(engine, reporter, CancellationToken.None);
-            CheckBtreeNodes.Run(engine, reporter, CancellationToken.None);
+            Topology(engine, log, reporter);
+            Nodes(engine, log, reporter);
             Assert.True(c.ExpectedFindings.SequenceEqual(reporter.Ids), reporter.ToText());
         }
         Assert.True(before.AsSpan().SequenceEqual(c.Tree.Device.Contents), "a declining run changed the device");
@@ -94,20 +93,20 @@ public sealed class TopologyEngineTests(ITestOutputHelper output)
             var reporter = new TopologyReporter(repair: true);
             using (engine)
             {
-                CheckTopology.Run(engine, reporter, CancellationToken.None);
-                CheckBtreeNodes.Run(engine, reporter, CancellationToken.None);
+                Topology(engine, log, reporter);
+                Nodes(engine, log, reporter);
                 var walk = CraftedTreeInspector.Inspect(tree.Device, tree.Geometry, engine[tree.Btree].Root);
                 Assert.True(walk.Violations.Count == 0, $"{context}\n{reporter.ToText()}\n{string.Join("\n", walk.Violations)}");
                 foreach (var (pos, value) in walk.Keys)
                     Assert.True(original.TryGetValue(pos, out var values) && values.Any(v => v.AsSpan().SequenceEqual(value)), $"{context}: key {pos.ToText()} invented");
             }
             var roots = log.Roots.Count > 0 ? log.Roots : (tree.RootRecord is { } r ? [r] : []);
-            var (again, _) = Open(tree, roots);
+            var (again, log2) = Open(tree, roots);
             using (again)
             {
                 var second = new TopologyReporter(repair: true);
-                CheckTopology.Run(again, second, CancellationToken.None);
-                CheckBtreeNodes.Run(again, second, CancellationToken.None);
+                Topology(again, log2, second);
+                Nodes(again, log2, second);
                 Assert.True(second.Findings.Count == 0, $"{context}\nfirst:\n{reporter.ToText()}\nsecond:\n{second.ToText()}");
             }
         }
@@ -126,17 +125,17 @@ public sealed class TopologyEngineTests(ITestOutputHelper output)
         using (engine)
         {
             var reporter = new TopologyReporter(repair: true);
-            CheckTopology.Run(engine, reporter, CancellationToken.None);
-            var result = CheckBtreeNodes.Run(engine, reporter, CancellationToken.None);
+            Topology(engine, log, reporter);
+            var result = Nodes(engine, log, reporter);
             Assert.Equal([FsckErrorId.BsetBadChecksum], reporter.Ids);
             Assert.Equal(1, result.Repairs);
         }
-        var (again, _) = Open(t, log.Roots);
+        var (again, log2) = Open(t, log.Roots);
         using (again)
         {
             var second = new TopologyReporter(repair: true);
-            CheckTopology.Run(again, second, CancellationToken.None);
-            CheckBtreeNodes.Run(again, second, CancellationToken.None);
+            Topology(again, log2, second);
+            Nodes(again, log2, second);
             Assert.True(second.Findings.Count == 0, second.ToText());
             var walk = CraftedTreeInspector.Inspect(t.Device, t.Geometry, again[t.Btree].Root);
             Assert.Empty(walk.Violations);

@@ -103,7 +103,14 @@ public sealed class SuperblockLayoutTests
         Assert.Equal([(0, 8, "last_mount"), (8, 8, "last_unmount"), (16, 8, "journal_seq"), (24, 8, "reserved")], Table("#### clean"));
         Assert.Equal(32, SuperblockFormat.CleanPayloadSize);
         Assert.Equal([(0, 4, "copy_count"), (4, 4, "copy_size"), (8, -1, "offsets")], Table("#### layout"));
-        Assert.Equal([(0, 4, "count"), (4, 4, "reserved"), (8, -1, "ranges")], Table("#### journal"));
+        Assert.Equal([(0, 4, "count"), (4, 4, "reserved"), (8, -1, "ranges")], Table("#### journal ("));
+        Assert.Equal([(0, 4, "count"), (4, 4, "reserved"), (8, -1, "ranges")], Table("#### journal_blacklist"));
+        Assert.Equal(8, SuperblockFormat.BlacklistHeaderSize);
+        Assert.Equal(16, SuperblockFormat.BlacklistRangeSize);
+        Assert.Equal([(0, 4, "count"), (4, 4, "reserved"), (8, -1, "checksums")], Table("#### previous_sectors"));
+        Assert.Equal(8, SuperblockFormat.PreviousSectorsHeaderSize);
+        Assert.Equal(4, SuperblockFormat.PreviousSectorEntrySize);
+        Assert.Equal(128, SuperblockFormat.MaxPreviousSectors);
 
         Assert.Equal(1u, (uint)SectionType.Members);
         Assert.Equal(2u, (uint)SectionType.Journal);
@@ -111,9 +118,35 @@ public sealed class SuperblockLayoutTests
         Assert.Equal(4u, (uint)SectionType.Clean);
         Assert.Equal(5u, (uint)SectionType.ErrorCounters);
         Assert.Equal(6u, (uint)SectionType.Layout);
+        Assert.Equal(7u, (uint)SectionType.JournalBlacklist);
+        Assert.Equal(8u, (uint)SectionType.PreviousSectors);
         Assert.Equal(1UL, (ulong)SuperblockFlags.Clean);
         Assert.Equal(2UL, (ulong)SuperblockFlags.HasErrors);
         Assert.Equal(4UL, (ulong)SuperblockFlags.HasTopologyErrors);
+    }
+
+    [Fact]
+    public void The_section_type_table_lists_every_section_type()
+    {
+        var lines = File.ReadAllLines(DocPath());
+        var i = Array.FindIndex(lines, l => l.StartsWith("| type | name | required | content |", StringComparison.Ordinal));
+        Assert.True(i >= 0, "section type table not found");
+        var rows = new List<(uint, string)>();
+        for (i += 2; i < lines.Length && lines[i].StartsWith('|'); i++)
+        {
+            var cells = lines[i].Split('|', StringSplitOptions.TrimEntries);
+            rows.Add((uint.Parse(cells[1], CultureInfo.InvariantCulture), cells[2]));
+        }
+        var expected = new (SectionType Type, string Name)[]
+        {
+            (SectionType.Members, "members"), (SectionType.Journal, "journal"), (SectionType.BtreeRoots, "btree_roots"),
+            (SectionType.Clean, "clean"), (SectionType.ErrorCounters, "error_counters"), (SectionType.Layout, "layout"),
+            (SectionType.JournalBlacklist, "journal_blacklist"), (SectionType.PreviousSectors, "previous_sectors"),
+        };
+        Assert.Equal(Enum.GetValues<SectionType>().Length, expected.Length);
+        Assert.Equal(expected.Select(e => ((uint)e.Type, e.Name)), rows);
+        foreach (var (type, name) in expected)
+            Assert.Contains($"#### {name} (type {(uint)type})", lines);
     }
 
     [Fact]
@@ -155,12 +188,17 @@ public sealed class SuperblockLayoutTests
         Assert.False(c.Slice(168, 88).ContainsAnyExcept((byte)0));
         Assert.Equal(Crc32C.Compute(c[8..(int)BinaryPrimitives.ReadUInt32LittleEndian(c[32..])]), BinaryPrimitives.ReadUInt64LittleEndian(c));
 
-        // First section: members, one 64-byte entry.
-        Assert.Equal(8u + 8 + 64, BinaryPrimitives.ReadUInt32LittleEndian(c[256..]));
-        Assert.Equal(1u, BinaryPrimitives.ReadUInt32LittleEndian(c[260..]));
-        var m = c[(256 + 16)..];
-        Assert.Equal(1u, BinaryPrimitives.ReadUInt32LittleEndian(c[264..]));
-        Assert.Equal(64u, BinaryPrimitives.ReadUInt32LittleEndian(c[268..]));
+        // First section: previous_sectors, empty after format (it replaced nothing).
+        Assert.Equal(8u + 8, BinaryPrimitives.ReadUInt32LittleEndian(c[256..]));
+        Assert.Equal(8u, BinaryPrimitives.ReadUInt32LittleEndian(c[260..]));
+        Assert.Equal(0u, BinaryPrimitives.ReadUInt32LittleEndian(c[264..]));
+
+        // Then members, one 64-byte entry.
+        Assert.Equal(8u + 8 + 64, BinaryPrimitives.ReadUInt32LittleEndian(c[272..]));
+        Assert.Equal(1u, BinaryPrimitives.ReadUInt32LittleEndian(c[276..]));
+        var m = c[(272 + 16)..];
+        Assert.Equal(1u, BinaryPrimitives.ReadUInt32LittleEndian(c[280..]));
+        Assert.Equal(64u, BinaryPrimitives.ReadUInt32LittleEndian(c[284..]));
         Assert.Equal(new byte[] { 0x11, 0x11, 0x11, 0x11, 0x22, 0x22 }, m[..6].ToArray());
         Assert.Equal(sb.Member.Nbuckets, BinaryPrimitives.ReadUInt64LittleEndian(m[16..]));
         Assert.Equal(16384u, BinaryPrimitives.ReadUInt32LittleEndian(m[24..]));
@@ -168,6 +206,31 @@ public sealed class SuperblockLayoutTests
         Assert.Equal(sb.NodeArea.Start, BinaryPrimitives.ReadUInt64LittleEndian(m[32..]));
         Assert.Equal(sb.NodeArea.Count, BinaryPrimitives.ReadUInt64LittleEndian(m[40..]));
     }
+
+    [Fact]
+    public void A_write_records_the_sector_checksums_of_the_copy_it_replaced_as_documented()
+    {
+        var (device, sb) = FormatSmall();
+        var before = Copy(device, 69632).ToArray();
+        var total = (int)BinaryPrimitives.ReadUInt32LittleEndian(before.AsSpan(32));
+        SuperblockIo.Write(device, sb with { Label = "next" }, FormatTime.AddSeconds(1));
+        var c = Copy(device, 4096);
+
+        // crc32c of each 512-byte sector of the old copy, sector 0 with csum (0..8) and offset (112..120) zeroed.
+        var sectors = (total + 511) / 512;
+        var old = before.AsSpan(0, sectors * 512).ToArray();
+        old.AsSpan(0, 8).Clear();
+        old.AsSpan(112, 8).Clear();
+        Assert.Equal(8u + 8 + Pad8(4 * sectors), BinaryPrimitives.ReadUInt32LittleEndian(c[256..]));
+        Assert.Equal(8u, BinaryPrimitives.ReadUInt32LittleEndian(c[260..]));
+        Assert.Equal((uint)sectors, BinaryPrimitives.ReadUInt32LittleEndian(c[264..]));
+        for (var k = 0; k < sectors; k++)
+            Assert.Equal(Crc32C.Compute(old.AsSpan(k * 512, 512)), BinaryPrimitives.ReadUInt32LittleEndian(c[(272 + (4 * k))..]));
+        Assert.False(c.Slice(272 + (4 * sectors), (int)Pad8(4 * sectors) - (4 * sectors)).ContainsAnyExcept((byte)0));   // padding
+        Assert.Equal(SuperblockIo.Read(device).Superblock.PreviousSectors, SuperblockCodec.SectorChecksums(before.AsSpan(0, total)));
+    }
+
+    private static uint Pad8(int n) => (uint)((n + 7) & ~7);
 
     private static void AssertContiguous((int Offset, int Size, string Field)[] rows, int total)
     {

@@ -52,8 +52,8 @@ public sealed record NodeRecordInfo
             ? (c == StoredChecksum ? $"csum {StoredChecksum:x16} ok" : $"csum {StoredChecksum:x16} BAD (computed {c:x16})")
             : $"csum {StoredChecksum:x16} (not computable)";
         var head = Header is { } h ? $" magic {Magic:x16} {h.ToText()}" : "";
-        return $"record at {Offset} (sector {Offset / FormatLimits.SectorSize}){head} bset seq {Seq:x16} journal_seq {JournalSeq} " +
-            $"version {Version} {((ChecksumType)ChecksumType).ToText()} offset {SectorOffsetField} u64s {U64s} {Keys.Count} keys {csum}";
+        return $"record at byte {Offset}{head} bset seq {Seq:x16} journal_seq {JournalSeq} " +
+            $"version {Version} {((ChecksumType)ChecksumType).ToText()} offset {SectorOffsetField * FormatLimits.SectorSize} u64s {U64s} {Keys.Count} keys {csum}";
     }
 }
 

@@ -51,6 +51,16 @@ public static partial class BtreeNodeReader
                     at += total;
                     continue;
                 }
+                // The padding is inside the checksummed range, so a nonzero byte there is not media
+                // damage the checksum would catch but a writer bug or a deliberate change: reject it.
+                var padding = _slot.Slice(at + total - pad, pad);
+                if (padding.IndexOfAnyExcept((byte)0) is var nonzero and >= 0)
+                {
+                    Report(FsckErrorId.BtreeNodeBkeyBadFormat, sector,
+                        $"key at byte {at}: value padding byte {nonzero} of {pad} is {padding[nonzero]:x2}, not zero: key dropped");
+                    at += total;
+                    continue;
+                }
                 if (valueLength > _maxValueBytes)
                 {
                     Report(FsckErrorId.BtreeNodeBkeyBadU64s, sector,
@@ -59,10 +69,13 @@ public static partial class BtreeNodeReader
                 }
                 var key = new Bkey(Bpos.Read(header[BkeyFormat.PosOffset..]), (KeyType)header[BkeyFormat.TypeOffset],
                     BinaryPrimitives.ReadUInt32LittleEndian(header[BkeyFormat.SizeOffset..]));
+                // Strictly increasing: a second key at the same position is as wrong as one before it
+                // (the merge would keep one of the two arbitrarily).
                 if (havePrevious && key.Pos <= previous)
                 {
-                    Report(FsckErrorId.BtreeNodeBkeyOutOfOrder, sector,
-                        $"key {key.ToText()} at byte {at} not after {previous.ToText()}: key dropped");
+                    Report(FsckErrorId.BtreeNodeBkeyOutOfOrder, sector, key.Pos == previous
+                        ? $"key {key.ToText()} at byte {at} at the same position as the key before it: key dropped"
+                        : $"key {key.ToText()} at byte {at} not after {previous.ToText()}: key dropped");
                     at += total;
                     continue;
                 }
@@ -97,6 +110,7 @@ public static partial class BtreeNodeReader
                     SectorsFound = _walked / FormatLimits.SectorSize,
                     BsetCount = _bsetCount,
                     IgnoredBsetsBeyondWritten = _ignoredBeyond,
+                    BlacklistedBsets = _blacklisted,
                     MaxJournalSeq = _maxJournalSeq,
                 };
             }
@@ -116,6 +130,7 @@ public static partial class BtreeNodeReader
                 SectorsFound = _walked / FormatLimits.SectorSize,
                 BsetCount = _bsetCount,
                 IgnoredBsetsBeyondWritten = _ignoredBeyond,
+                BlacklistedBsets = _blacklisted,
                 MaxJournalSeq = _maxJournalSeq,
             };
         }

@@ -42,6 +42,32 @@ public static partial class BtreeNodeReader
         return Read(slot, slot, context);
     }
 
+    /// <summary>
+    /// Every key of every bset the reader keeps, unmerged (an older bset's version of a position as
+    /// well as the newest): what a node may have pointed at in any of its versions. Recovery marks
+    /// node slots from it before a replay. Never throws for any slot content.
+    /// </summary>
+    public static List<(Bkey Key, byte[] Value)> ReadAllVersions(ReadOnlySpan<byte> slot, in NodeReadContext context)
+    {
+        var maxKeys = Math.Max(1, Math.Min(slot.Length, context.NodeSize) / BkeyFormat.HeaderSize);
+        var scratch = ArrayPool<KeyEntry>.Shared.Rent(maxKeys);
+        var bsetEnds = ArrayPool<int>.Shared.Rent(Math.Max(1, context.NodeSize / FormatLimits.SectorSize) + 1);
+        try
+        {
+            var walk = new NodeWalk(slot, null, context, scratch, bsetEnds);
+            walk.Run();
+            var keys = new List<(Bkey, byte[])>();
+            foreach (var e in walk.AcceptedKeys)
+                keys.Add((e.Key, slot.Slice(e.ValueOffset, e.ValueLength).ToArray()));
+            return keys;
+        }
+        finally
+        {
+            ArrayPool<KeyEntry>.Shared.Return(scratch);
+            ArrayPool<int>.Shared.Return(bsetEnds);
+        }
+    }
+
     private static NodeReadResult Read(ReadOnlySpan<byte> slot, byte[]? arena, in NodeReadContext context)
     {
         ArgumentNullException.ThrowIfNull(context.Ptr, nameof(context));
@@ -84,6 +110,9 @@ public static partial class BtreeNodeReader
         private readonly int[] _bsetEnds;
         private int _keyCount;
         private int _keptBsets;
+
+        /// <summary>Every accepted key of the kept bsets, in slot order, before the merge.</summary>
+        public readonly ReadOnlySpan<KeyEntry> AcceptedKeys => _scratch.AsSpan(0, _keyCount);
         private long _valueBytes;
 
         private List<NodeFinding>? _findings;
@@ -96,6 +125,7 @@ public static partial class BtreeNodeReader
         private int _walked;                    // end of the last record walked, bytes
         private int _bsetCount;
         private int _ignoredBeyond;
+        private int _blacklisted;
         private ulong _maxJournalSeq;
 
         public NodeWalk(ReadOnlySpan<byte> slot, byte[]? inPlaceArena, in NodeReadContext context, KeyEntry[] scratch, int[] bsetEnds)
@@ -197,18 +227,27 @@ public static partial class BtreeNodeReader
                 if (recordEnd > _limit)
                 {
                     Report(FsckErrorId.BsetPastEndOfBtreeNode, sector,
-                        $"bset at sectors {sector}-{recordEnd / FormatLimits.SectorSize} runs past sectors_written {_limit / FormatLimits.SectorSize}: treated as empty");
+                        $"bset at bytes {offset}-{recordEnd} runs past the written end at byte {_limit} (sectors_written {_limit / FormatLimits.SectorSize}): treated as empty");
                     keep = false;
                 }
                 else if (BinaryPrimitives.ReadUInt16LittleEndian(bset[BsetSectorOffsetOffset..]) is var recorded && recorded != sector)
                 {
-                    if (!Report(FsckErrorId.BsetWrongSectorOffset, sector, $"bset records sector offset {recorded}, read at {sector}"))
+                    if (!Report(FsckErrorId.BsetWrongSectorOffset, sector,
+                            $"bset records offset {recorded * FormatLimits.SectorSize}, read at byte {offset}"))
                         return false;
                     keep = false;
                 }
                 else if (!first && u64s == 0)
                 {
                     Report(FsckErrorId.BsetEmpty, sector, "bset after the first holds no keys");
+                    keep = false;
+                }
+                else if (!first && _context.IsBlacklisted is { } blacklisted &&
+                         blacklisted(BinaryPrimitives.ReadUInt64LittleEndian(bset[BsetJournalSeqOffset..])))
+                {
+                    // Written for a journal entry that was never flushed before a crash: not part of
+                    // the recovered history. The first bset cannot be skipped (it holds the header).
+                    _blacklisted++;
                     keep = false;
                 }
 
@@ -291,7 +330,7 @@ public static partial class BtreeNodeReader
         // The walk ended inside sectors_written: data is missing.
         private bool ReportMissingData() =>
             Report(FsckErrorId.BtreeNodeDataMissing, _walked / FormatLimits.SectorSize,
-                $"expected {_limit / FormatLimits.SectorSize} sectors, found {_walked / FormatLimits.SectorSize}");
+                $"records end at byte {_walked}, sectors_written {_limit / FormatLimits.SectorSize} says byte {_limit}");
 
         // A record of this node at a later block before <paramref name="end"/> means an append in
         // the middle went missing (a gap), not just a short tail; what follows the gap is dropped.
@@ -302,7 +341,7 @@ public static partial class BtreeNodeReader
                 if (BinaryPrimitives.ReadUInt64LittleEndian(_slot[(block + EntryBsetOffset + BsetSeqOffset)..]) == _seq)
                 {
                     Report(FsckErrorId.BtreeNodeBsetAfterEnd, block / FormatLimits.SectorSize,
-                        $"a bset of this node at sector {block / FormatLimits.SectorSize} after the end of its records at sector {_walked / FormatLimits.SectorSize}: dropped");
+                        $"a bset of this node at byte {block} after the end of its records at byte {_walked}: dropped");
                     return;
                 }
             }

@@ -23,12 +23,14 @@ public static class BtreeNodeWriter
 
     /// <summary>
     /// Writes the node header and the first bset into <paramref name="destination"/>, which is the
-    /// start of the slot. Keys must be sorted; they may hold <see cref="KeyType.Deleted"/> markers.
+    /// start of the slot. Keys must be strictly increasing (refused otherwise); they may hold
+    /// <see cref="KeyType.Deleted"/> markers.
     /// Returns the bytes written: <see cref="FirstRecordSize"/>, a block multiple, zero padded.
     /// </summary>
     public static int WriteFirst(Span<byte> destination, ulong magic, in NodeHeader header, KeyRun keys, in BsetWriteOptions options)
     {
         CheckOptions(options);
+        CheckKeys(keys);
         if (header.Seq == 0)
             throw new ArgumentException("a node seq must be non-zero", nameof(header));
         if (header.Level > FormatLimits.MaxBtreeLevel)
@@ -60,6 +62,7 @@ public static class BtreeNodeWriter
     public static int WriteAppend(Span<byte> destination, ulong nodeSeq, int sectorOffset, KeyRun keys, in BsetWriteOptions options)
     {
         CheckOptions(options);
+        CheckKeys(keys);
         if (nodeSeq == 0)
             throw new ArgumentException("a node seq must be non-zero", nameof(nodeSeq));
         if (sectorOffset <= 0 || sectorOffset > ushort.MaxValue || sectorOffset * FormatLimits.SectorSize % options.BlockSize != 0)
@@ -77,6 +80,24 @@ public static class BtreeNodeWriter
             throw new ArgumentOutOfRangeException(nameof(options), $"block size {options.BlockSize} is not a power of two in 512..65536");
         if (!IsNodeChecksumType((byte)options.ChecksumType))
             throw new ArgumentOutOfRangeException(nameof(options), $"checksum type {options.ChecksumType.ToText()} cannot protect a node");
+    }
+
+    // A reader drops a key that is not after the one before it (btree_node_bkey_out_of_order), so
+    // writing one would lose a key on the next read: refuse it, before any byte is written, as the
+    // bug it is. The value padding needs no check: BkeyFormat.Write zero-fills it itself.
+    private static void CheckKeys(KeyRun keys)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        var entries = keys.Entries;
+        for (var i = 1; i < entries.Length; i++)
+        {
+            if (entries[i].Key.Pos <= entries[i - 1].Key.Pos)
+            {
+                throw new ArgumentException(
+                    $"bset keys must be strictly increasing: key {i} at {entries[i].Key.Pos.ToText()} follows {entries[i - 1].Key.Pos.ToText()}",
+                    nameof(keys));
+            }
+        }
     }
 
     // Fills the bset header, the keys and the padding of a record already sized to a block multiple,
@@ -99,10 +120,7 @@ public static class BtreeNodeWriter
         var at = keysStart;
         var entries = keys.Entries;
         for (var i = 0; i < entries.Length; i++)
-        {
-            Debug.Assert(i == 0 || entries[i - 1].Key.Pos < entries[i].Key.Pos, "bset keys must be sorted");
             at += BkeyFormat.Write(record[at..], entries[i].Key, keys.ValueOf(in entries[i]));
-        }
         Debug.Assert(at - keysStart == keyBytes);
         record[at..].Clear();
 

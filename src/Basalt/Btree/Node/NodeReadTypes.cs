@@ -11,13 +11,18 @@ namespace Basalt.Btree.Node;
 /// <param name="VersionMin">The superblock's version_min; 0 means <see cref="FormatVersion.Min"/>.</param>
 /// <param name="DeviceSize">Device size in bytes for pointer checks; 0 when unknown.</param>
 /// <param name="HaveRetry">Another replica can still be read: retry classes fail the read instead of being downgraded.</param>
+/// <param name="IsBlacklisted">Journal seqs written but never flushed before a crash: later bsets carrying one are ignored and counted.</param>
 public readonly record struct NodeReadContext(BtreeId Btree, byte Level, Bpos MaxKey, BtreePtrValue Ptr,
-    ulong Magic, int NodeSize, int BlockSize, ushort Version, ushort VersionMin, long DeviceSize = 0, bool HaveRetry = false);
+    ulong Magic, int NodeSize, int BlockSize, ushort Version, ushort VersionMin, long DeviceSize = 0, bool HaveRetry = false,
+    Func<ulong, bool>? IsBlacklisted = null);
 
 /// <summary>One problem found while reading a node: its catalogue id and class, the record's sector and a detail line.</summary>
 public readonly record struct NodeFinding(FsckErrorId Id, NodeErrorClass Class, int SectorOffset, string Detail)
 {
-    public string ToText() => $"{FsckCatalogue.NameOf(Id)} ({Class}) at sector {SectorOffset}: {Detail}";
+    /// <summary>Byte offset of the record inside the node, as every offset is printed.</summary>
+    public int ByteOffset => SectorOffset * FormatLimits.SectorSize;
+
+    public string ToText() => $"{FsckCatalogue.NameOf(Id)} ({Class}) in the record at byte {ByteOffset} of the node: {Detail}";
 
     public override string ToString() => ToText();
 }
@@ -51,13 +56,16 @@ public sealed class NodeReadResult
     /// <summary>Records of this node past the pointer's sectors_written: the normal trace of a crash, not a finding.</summary>
     public int IgnoredBsetsBeyondWritten { get; init; }
 
+    /// <summary>Bsets after the first whose journal seq is blacklisted: ignored (a crash trace), counted, not findings.</summary>
+    public int BlacklistedBsets { get; init; }
+
     /// <summary>Highest journal seq among the merged bsets.</summary>
     public ulong MaxJournalSeq { get; init; }
 
     public string ToText()
     {
         var head = Ok
-            ? $"ok: {Header.ToText()}, {Keys.Count} keys, {BsetCount} bsets, {SectorsFound} sectors"
+            ? $"ok: {Header.ToText()}, {Keys.Count} keys, {BsetCount} bsets, {SectorsFound * FormatLimits.SectorSize} bytes"
             : $"failed ({FailureClass}): {Findings.Count} findings";
         return Findings.Count == 0 ? head : head + Environment.NewLine + string.Join(Environment.NewLine, Findings.Select(f => "  " + f.ToText()));
     }

@@ -42,6 +42,7 @@ internal static partial class LibC
     public const int LockSh = 1;
     public const int LockEx = 2;
     public const int LockNb = 4;
+    public const int LockUn = 8;
 
     // fcntl(2) record locks (64-bit off_t on both architectures, so F_GETLK is the 64-bit form)
     public const int FGetLk = 5;

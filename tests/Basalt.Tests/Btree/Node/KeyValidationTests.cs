@@ -110,7 +110,7 @@ public sealed class KeyValidationTests
     {
         Assert.Equal("1:0:0 cookie: 2 bytes abcd", KeyTypeTable.ToText(new Bkey(new Bpos(1, 0), KeyType.Cookie), [0xab, 0xcd]));
         Assert.Equal("3 bytes", KeyTypeTable.ToText(KeyType.Dirent, [1, 2, 3]));
-        Assert.StartsWith("seq 0000000000000009 written 4", KeyTypeTable.ToText(KeyType.BtreePtr, Ptr()), StringComparison.Ordinal);
+        Assert.StartsWith("seq 0000000000000009 sectors_written 4", KeyTypeTable.ToText(KeyType.BtreePtr, Ptr()), StringComparison.Ordinal);
         Assert.StartsWith("invalid btree pointer", KeyTypeTable.ToText(KeyType.BtreePtr, [1, 2]), StringComparison.Ordinal);
         Assert.True(KeyTypeTable.ValidateValue(new KeyValueContext(BtreeId.Dirents, 0, new Bkey(Bpos.Min, KeyType.Dirent), NodeSize, 0), [9], out _));
     }

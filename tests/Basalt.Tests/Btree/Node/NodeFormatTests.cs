@@ -100,6 +100,24 @@ public sealed class NodeFormatTests
         Assert.ThrowsAny<ArgumentException>(() => BtreeNodeWriter.WriteFirst(node.Slot, Magic, node.Header, KeyRun.Empty, node.Options with { BlockSize = 1000 }));
     }
 
+    [Theory]
+    [InlineData(2UL, 2UL)]
+    [InlineData(3UL, 2UL)]
+    public void Writer_refuses_keys_that_are_not_strictly_increasing(ulong first, ulong second)
+    {
+        var node = new TestNode(BtreeId.Test, 0, Bpos.Min, Bpos.Max);
+        // KeyRunBuilder refuses such a run itself; the writer must not trust that every run came from it.
+        var keys = new KeyRun(
+            [new KeyEntry(new Bkey(P(1), KeyType.Cookie), 0, 1), new KeyEntry(new Bkey(P(first), KeyType.Cookie), 1, 1),
+             new KeyEntry(new Bkey(P(second), KeyType.Cookie), 2, 1)],
+            3, [1, 2, 3], 3);
+
+        var error = Assert.Throws<ArgumentException>(() => BtreeNodeWriter.WriteFirst(node.Slot, Magic, node.Header, keys, node.Options));
+        Assert.Contains($"key 2 at {P(second).ToText()} follows {P(first).ToText()}", error.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => BtreeNodeWriter.WriteAppend(node.Slot.AsSpan(512), node.Header.Seq, 1, keys, node.Options));
+        Assert.DoesNotContain(node.Slot, b => b != 0);
+    }
+
     [Fact]
     public void Inspector_walks_records_beyond_sectors_written_and_reports_checksums()
     {

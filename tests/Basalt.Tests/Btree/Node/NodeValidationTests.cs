@@ -399,6 +399,40 @@ public sealed class NodeValidationTests
         AssertFixedTo(result, 20, 30, 50, 60, 70, 80, 90);
     }
 
+    [Fact]
+    public void Second_key_at_the_same_position_is_dropped_and_the_first_kept()
+    {
+        var node = Standard();
+        WriteU64(node.Slot, node.KeyField(0, 2, "pos.inode"), 30);
+        node.FixChecksum(0);
+
+        var result = node.Read();
+
+        var finding = AssertOnly(result, FsckErrorId.BtreeNodeBkeyOutOfOrder, NodeErrorClass.Fixable);
+        Assert.Contains("same position as the key before it", finding.Detail, StringComparison.Ordinal);
+        AssertFixedTo(result, 20, 30, 50, 60, 70, 80, 90);
+        Assert.Equal("a:30", Contents(result.Keys)[30]);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    public void Key_with_a_nonzero_value_padding_byte_is_dropped(int paddingByte)
+    {
+        // Cookie values "a:30" are 4 bytes: value_pad 4, padding at value bytes 4..7.
+        var node = Standard();
+        var key = BtreeNodeInspector.Describe(node.Slot, node.RecordOffsets[0]).Keys[1];
+        Assert.Equal(4, node.Slot[key.Offset + BkeyFormat.ValuePadOffset]);
+        node.Slot[key.Offset + BkeyFormat.HeaderSize + 4 + paddingByte] = 0x5a;
+        node.FixChecksum(0);
+
+        var result = node.Read();
+
+        var finding = AssertOnly(result, FsckErrorId.BtreeNodeBkeyBadFormat, NodeErrorClass.Fixable);
+        Assert.Contains($"value padding byte {paddingByte} of 4 is 5a", finding.Detail, StringComparison.Ordinal);
+        AssertFixedTo(result, 20, 40, 50, 60, 70, 80, 90);
+    }
+
     [Theory]
     [InlineData((byte)KeyType.Extent)]
     [InlineData((byte)200)]

@@ -1,0 +1,182 @@
+// What recovery replays, decided from the entries the scan found (docs/recovery.md):
+//
+//  - Only entries after the superblock's checkpoint seq matter; blacklisted seqs never count.
+//  - The newest flush entry F is the end of what is known durable: a flush entry is written after
+//    a device flush that made every earlier write durable, so every entry before it is trusted,
+//    flushed or not. Entries after F were never covered by a flush: they are dropped (a crash may
+//    have kept any subset of them) and their seqs blacklisted, so they are never replayed later.
+//  - The window starts at F's last_seq (the oldest entry some unwritten node still needed), or
+//    just after the checkpoint. Every seq in [start, F] must be present: at the first missing or
+//    damaged one the window ends (the recovered state stays a prefix of the commit history), and
+//    the lost seqs are reported.
+//  - The roots are those of the newest entry in the window (every entry carries every btree's
+//    root), else the superblock's.
+//  - The keys of the window's entries are sorted by (btree, level, position) and deduplicated,
+//    the newest commit winning, into the keys to replay.
+using Basalt.Btree;
+using Basalt.Format;
+
+namespace Basalt.Journal;
+
+public sealed class JournalReplayPlan
+{
+    /// <summary>Entries replayed, oldest first.</summary>
+    public required IReadOnlyList<JournalEntry> Window { get; init; }
+
+    /// <summary>Seq range replayed, or null when nothing is.</summary>
+    public SeqRange? Range { get; init; }
+
+    /// <summary>Roots from the newest entry in the window; null: use the superblock's.</summary>
+    public IReadOnlyList<BtreeRoot>? Roots { get; init; }
+
+    /// <summary>The keys to replay, one per (btree, level, position), with the seq of the commit that wrote them.</summary>
+    public required IReadOnlyList<ReplayKey> Keys { get; init; }
+
+    /// <summary>Seqs to add to the blacklist: written after the window, never to be replayed.</summary>
+    public SeqRange? NewBlacklist { get; init; }
+
+    /// <summary>Seqs that a flush had made durable but that cannot be replayed (missing or damaged entries).</summary>
+    public SeqRange? LostRange { get; init; }
+
+    /// <summary>Unflushed entries after the newest flush entry: dropped, the normal trace of a crash.</summary>
+    public int DroppedUnflushed { get; init; }
+
+    /// <summary>Problems the plan found (on top of the scan's damage).</summary>
+    public required IReadOnlyList<JournalDamage> Findings { get; init; }
+
+    /// <summary>The seq the journal continues at: after everything ever seen.</summary>
+    public required ulong NextSeq { get; init; }
+
+    /// <summary>Every blacklisted seq range, the superblock's and the entries' records merged.</summary>
+    public required IReadOnlyList<SeqRange> Blacklist { get; init; }
+
+    public int KeyCount => Keys.Count;
+
+    /// <summary>
+    /// Plans recovery from <paramref name="scan"/> for a filesystem whose superblock records
+    /// <paramref name="checkpointSeq"/> and <paramref name="blacklist"/>.
+    /// </summary>
+    public static JournalReplayPlan Build(JournalScanResult scan, ulong checkpointSeq, IReadOnlyList<SeqRange> blacklist)
+    {
+        ArgumentNullException.ThrowIfNull(scan);
+        ArgumentNullException.ThrowIfNull(blacklist);
+        var findings = new List<JournalDamage>();
+        var ranges = new List<SeqRange>(blacklist);
+        foreach (var e in scan.Entries.Values)
+        {
+            foreach (var r in e.Records)
+            {
+                if (r.Type == JournalRecordType.Blacklist)
+                    ranges.Add(r.Blacklist());
+            }
+        }
+        var merged = Merge(ranges);
+        bool Blacklisted(ulong seq) => merged.Any(r => r.Contains(seq));
+
+        var candidates = scan.Entries.Values.Where(e => e.Seq > checkpointSeq && !Blacklisted(e.Seq)).ToDictionary(e => e.Seq);
+        foreach (var e in scan.Entries.Values.Where(e => e.Seq > checkpointSeq && e.IsFlush && Blacklisted(e.Seq)))
+            findings.Add(new JournalDamage(FsckErrorId.JournalSeqBlacklistedFlush, e.Seq, e.Location, "a flush entry with a blacklisted seq is ignored"));
+
+        var newestSeen = Math.Max(scan.NewestSeqSeen, checkpointSeq);
+        var flush = candidates.Values.Where(e => e.IsFlush).OrderByDescending(e => e.Seq).FirstOrDefault();
+        if (flush is null)
+        {
+            return new JournalReplayPlan
+            {
+                Window = [],
+                Keys = [],
+                Findings = findings,
+                DroppedUnflushed = candidates.Count,
+                NewBlacklist = newestSeen > checkpointSeq && candidates.Count > 0 ? new SeqRange(checkpointSeq + 1, newestSeen) : null,
+                NextSeq = newestSeen + 1,
+                Blacklist = merged,
+            };
+        }
+
+        var start = Math.Max(flush.LastSeq, checkpointSeq + 1);
+        var window = new List<JournalEntry>();
+        var end = flush.Seq;
+        SeqRange? lost = null;
+        for (var s = start; s <= flush.Seq; s++)
+        {
+            if (candidates.TryGetValue(s, out var e))
+            {
+                window.Add(e);
+                continue;
+            }
+            if (Blacklisted(s))
+                continue;
+            end = s - 1;
+            lost = new SeqRange(s, flush.Seq);
+            var damaged = scan.Damage.FirstOrDefault(d => d.Seq == s);
+            findings.Add(new JournalDamage(FsckErrorId.JournalEntriesMissing, s, damaged?.Location,
+                $"journal {lost.Value.ToText()} cannot be replayed ({(damaged is null ? "entry missing" : "entry damaged: " + damaged.Detail)}); " +
+                $"replaying {(end >= start ? new SeqRange(start, end).ToText() : "nothing")}"));
+            break;
+        }
+
+        IReadOnlyList<BtreeRoot>? roots = null;
+        for (var i = window.Count - 1; i >= 0 && roots is null; i--)
+        {
+            if (window[i].Records.Any(r => r.Type == JournalRecordType.BtreeRoot))
+            {
+                roots = window[i].Records.Where(r => r.Type == JournalRecordType.BtreeRoot)
+                    .Select(r => r.Root()).OfType<BtreeRoot>().OrderBy(r => r.Btree).ToList();
+            }
+        }
+        return new JournalReplayPlan
+        {
+            Window = window,
+            Range = window.Count > 0 ? new SeqRange(window[0].Seq, window[^1].Seq) : null,
+            Roots = roots,
+            Keys = SortAndDedup(window),
+            NewBlacklist = newestSeen > end ? new SeqRange(end + 1, newestSeen) : null,
+            LostRange = lost,
+            DroppedUnflushed = candidates.Keys.Count(s => s > end),
+            Findings = findings,
+            NextSeq = newestSeen + 1,
+            Blacklist = merged,
+        };
+    }
+
+    /// <summary>
+    /// Every key of the window, newest commit per (btree, level, position), in commit order; a
+    /// levels_voided record drops every key of its btree at its level or above journaled before it.
+    /// </summary>
+    private static List<ReplayKey> SortAndDedup(List<JournalEntry> window)
+    {
+        var newest = new Dictionary<(BtreeId, byte, Bpos), ReplayKey>();
+        foreach (var entry in window)
+        {
+            foreach (var record in entry.Records)
+            {
+                if (record.Type == JournalRecordType.LevelsVoided)
+                {
+                    foreach (var key in newest.Keys.Where(k => k.Item1 == record.Btree && k.Item2 >= record.Level).ToList())
+                        newest.Remove(key);
+                    continue;
+                }
+                if (record.Type != JournalRecordType.BtreeKeys)
+                    continue;
+                foreach (var key in record.Keys())
+                    newest[(key.Btree, key.Level, key.Key.Pos)] = new ReplayKey(key, entry.Seq);
+            }
+        }
+        return [.. newest.Values.OrderBy(k => k.Update.Btree).ThenBy(k => k.Update.Level).ThenBy(k => k.Update.Key.Pos)];
+    }
+
+    /// <summary>Sorts and coalesces seq ranges (overlapping or adjacent ranges become one).</summary>
+    public static List<SeqRange> Merge(IEnumerable<SeqRange> ranges)
+    {
+        var list = ranges.OrderBy(r => r.First).ToList();
+        var merged = new List<SeqRange>();
+        foreach (var r in list)
+        {
+            if (merged.Count > 0 && r.First <= merged[^1].Last + 1)
+                merged[^1] = new SeqRange(merged[^1].First, Math.Max(merged[^1].Last, r.Last));
+            else
+                merged.Add(r);
+        }
+        return merged;
+    }
+}
