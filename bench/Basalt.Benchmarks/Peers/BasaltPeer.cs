@@ -1,22 +1,25 @@
-// Basalt over its current public API: the Test btree of a freshly formatted image file, keys at
-// Bpos(inode = key high half, offset = key low half), 100-byte cookie values. This file is the
-// one to change when commits move to the transaction API; the rest of the harness only sees IKvPeer.
-//   CommitDurable  Insert, then BasaltFileSystem.Sync: dirty nodes written level by level with an
-//                  fdatasync per level, then the superblock (every copy, flushed) with the new
-//                  roots. Concurrent committers share a Sync when their inserts land before it
-//                  captures (Syncs are serialised).
-//   CommitBatch    Inserts one by one; no I/O. The current API has no transactions, so a batch
-//                  is not atomic: it becomes durable with the next Sync like every other insert.
-//   Sync           BasaltFileSystem.Sync.
-//   Settle         a Sync.
+// Basalt through its transaction API: the Test btree of a freshly formatted image file, keys at
+// Bpos(inode = key high half, offset = key low half), 100-byte cookie values.
+//   CommitDurable  one Transact setting one key, CommitOptions.Durable: the commit is appended to
+//                  the open journal entry and Transact returns once a flush entry covering it is
+//                  durable (a device flush before it when anything was written since the last
+//                  one, then the entry's write and a flush). Concurrent committers share the flush
+//                  (group commit).
+//   CommitBatch    one Transact setting every key of the batch, CommitOptions.Default: atomic,
+//                  journaled, durable within the journal's flush delay or at the next Sync.
+//   Sync           BasaltFileSystem.Sync: a journal flush covering every commit made so far.
+//   Settle         a checkpoint: every dirty node written and the roots put in the superblock, so
+//                  reads measure the tree, not a journal full of pinned entries.
+// Nodes are written lazily by journal reclaim (write-back rounds) and checkpoints, not by commits.
 // Reads see the live tree (no snapshot): each TryGet and iterator refill takes the engine's read lock.
 // Image: a 4 GiB sparse file formatted with FormatOptions defaults (4 KiB blocks, 256 KiB nodes,
-// bucket size and node area from the device size); node cache budget 2 GiB so the loaded data set
-// stays in memory as it does for the other peers; write-once checking off.
+// bucket size, node area and journal size from the device size); node cache budget 2 GiB so the
+// loaded data set stays in memory as it does for the other peers; write-once checking off.
 using Basalt.Btree;
 using Basalt.Format;
 using Basalt.Fs;
 using Basalt.Superblocks;
+using Basalt.Transactions;
 
 namespace Basalt.Benchmarks.Peers;
 
@@ -38,7 +41,7 @@ public sealed class BasaltPeer : IKvPeer
     public string Name => PeerCatalog.Basalt;
 
     public string Settings =>
-        $"Basalt (current API: Insert + BasaltFileSystem.Sync): {ImageSize >> 30} GiB sparse image, " +
+        $"Basalt (Transact; durable commits with CommitOptions.Durable): {ImageSize >> 30} GiB sparse image, " +
         $"{_fs.Geometry.NodeSize >> 10} KiB nodes, {_fs.Geometry.BlockSize} B blocks, " +
         $"{_fs.Geometry.NodeAreaLength >> 20} MiB node area, {CacheBudgetBytes >> 30} GiB node cache";
 
@@ -58,19 +61,27 @@ public sealed class BasaltPeer : IKvPeer
 
     public void CommitDurable(PeerKey key, ReadOnlySpan<byte> value)
     {
-        _tree.Insert(PosOf(key), value);
-        _fs.Sync();
+        var pos = PosOf(key);
+        var bytes = value.ToArray();
+        _fs.Transact(t => t.Set(BtreeId.Test, pos, bytes), CommitOptions.Durable);
     }
 
     public void CommitBatch(ReadOnlySpan<PeerKey> keys, ReadOnlySpan<byte> values)
     {
+        var positions = new Bpos[keys.Length];
         for (var i = 0; i < keys.Length; i++)
-            _tree.Insert(PosOf(keys[i]), values.Slice(i * PeerData.ValueSize, PeerData.ValueSize));
+            positions[i] = PosOf(keys[i]);
+        var bytes = values.ToArray();
+        _fs.Transact(t =>
+        {
+            for (var i = 0; i < positions.Length; i++)
+                t.Set(BtreeId.Test, positions[i], bytes.AsSpan(i * PeerData.ValueSize, PeerData.ValueSize));
+        });
     }
 
     public void Sync() => _fs.Sync();
 
-    public void Settle() => Sync();
+    public void Settle() => _fs.Checkpoint();
 
     public IKvReader OpenReader() => new Reader(_tree);
 
