@@ -29,7 +29,7 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
             var options = new JournalCrashWorkloadOptions { Seed = seed + i };
             options = shape switch
             {
-                "long" => options with { Transactions = 150, KeySpace = 1500 },
+                "long" => options with { Transactions = 150, KeySpace = 1500, Slots = 320 },
                 "tiny journal" => options with { Transactions = 100, JournalBuckets = 4, WriteBackWhenJournalHalfFull = true, FlushProbability = 0.1 },
                 _ => options with { Transactions = 100 },
             };
