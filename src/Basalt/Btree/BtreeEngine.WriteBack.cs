@@ -215,6 +215,18 @@ public sealed partial class BtreeEngine
         node.UnwrittenPin = 0;
     }
 
+    private void FlushDevice()
+    {
+        try
+        {
+            _device.Flush();
+        }
+        catch (Exception ex) when (ex is BasaltException or IOException)
+        {
+            _emergency.EnterAndThrow(ex);
+        }
+    }
+
     /// <summary>Encodes and writes captured images (no lock held). Failures enter emergency read-only.</summary>
     private void WriteImages(List<NodeImage> images, bool flushAfter)
     {
@@ -277,7 +289,9 @@ public sealed partial class BtreeEngine
 
     /// <summary>
     /// Writes every dirty node (captured leaves first: a child's capture puts its new
-    /// sectors_written into its parent, which is captured after it), flushes the device once, then
+    /// sectors_written into its parent, which is captured after it), flushes the device once (also
+    /// when nothing was left to capture: write-back rounds may have written nodes the roots name
+    /// since the last flush), then
     /// commits every root and the newest committed journal seq through <paramref name="committer"/>
     /// (the superblock write). One flush is enough: a bset is part of the durable tree only once a
     /// pointer names its sectors, and nothing names the bsets written here before the roots are
@@ -305,10 +319,15 @@ public sealed partial class BtreeEngine
             {
                 _lock.ExitWriteLock();
             }
+            // The flush covers these images and every node write-back rounds issued since the last
+            // flush entry: the roots may name those too, and until now only the next flush entry's
+            // pre-flush was to make them durable. Debug-only ordering bug (e): no flush at all.
+            var flush = !_options.DebugFaults.CheckpointBeforeNodesFlushed;
+            if (images.Count == 0 && flush)
+                FlushDevice();
             if (images.Count > 0)
             {
-                // Debug-only ordering bug (e): the superblock follows the node writes with no flush between.
-                WriteImages(images, flushAfter: !_options.DebugFaults.CheckpointBeforeNodesFlushed);
+                WriteImages(images, flushAfter: flush);
                 _lock.EnterWriteLock();
                 try
                 {

@@ -167,7 +167,7 @@ public static partial class FsckCatalogue
             "seqs between the oldest needed entry (last_seq) and the newest flushed entry are missing or unusable",
             "the replay keeps the prefix before the first missing seq (the recovered state stays a prefix of the commit history); later entries are blacklisted and the lost seq range is reported"),
         new(FsckErrorId.JournalLastSeqNewerThanSeq, "journal_last_seq_newer_than_seq", ReadClass: null, RepairPolicy.Automatic,
-            "a journal entry after the checkpoint has a last_seq newer than its own seq (on an entry the checkpoint covers it is counted, not a finding: nothing reads that entry again)",
+            "a journal entry the replay used has a last_seq newer than its own seq (on any other entry it is counted, not a finding: nothing replays that entry)",
             "the entry's last_seq is read as its own seq; the repairing run's checkpoint then covers the entry"),
         new(FsckErrorId.JournalSeqBlacklistedFlush, "journal_seq_blacklisted_flush", ReadClass: null, RepairPolicy.Automatic,
             "a flush entry carries a seq that the blacklist says was never flushed",
