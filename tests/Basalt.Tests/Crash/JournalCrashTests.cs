@@ -83,6 +83,21 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
         Assert.True(result.StatesMounted > 20, "the crash points searched exist in this workload");
     }
 
+    [Fact(Skip = "known failure, not yet diagnosed: with every rule kept, crash point 332 of this workload recovers counter 74 with key 0:5:0 where snapshot 74 has 0:6:0")]
+    public void A_small_tree_in_a_tiny_journal_recovers_a_prefix()
+    {
+        // Found while tuning the rule (f) search: 150 transactions over 60 keys in a ring of four
+        // 4 KiB buckets written back at half full. Replay with this test un-skipped.
+        var options = new JournalCrashWorkloadOptions
+        {
+            Seed = 12, Transactions = 150, KeySpace = 60, JournalBuckets = 4, JournalBucketSize = 4096, FlushProbability = 0.02, WriteBackWhenJournalHalfFull = true,
+        };
+        var recording = JournalCrashWorkload.Record(options);
+        var result = JournalCrashSearch.Run(recording, new JournalCrashSearchOptions { Seed = 12, CrashPointRange = (325, 340) });
+        output.WriteLine($"crash search: {result.ToText()}");
+        AssertNoViolations(result, recording, "small-tree");
+    }
+
     [Fact]
     public void Threaded_commits_with_writer_and_reclaim_threads_recover_a_prefix_holding_every_flushed_commit()
     {
@@ -113,10 +128,11 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
         // Workloads of consecutive seeds are searched until one shows the bug, up to 15,000
         // distinct states in all (counted, not timed, so a busy machine is only slower; the clock
         // cap is a guard against a hang). A workload that happens not to exercise the broken rule
-        // just passes its turn. Rule (f) only bites when the bucket reused early still held
-        // entries the durable last_seq needs, which depends on how entries fell into buckets;
-        // about one workload in three does, so its search starts from one known to show it.
-        var seed = rule == "f" ? 11 : TestSeed.Get(output, $"{nameof(Each_ordering_bug_makes_the_search_fail)}({rule})");
+        // just passes its turn. Rule (f) only bites when a write-back released pins and the
+        // bucket reused early still held entries the durable last_seq needs, which depends on how
+        // entries fell into buckets; its search starts from a workload known to show it (and
+        // known to pass with the rule kept).
+        var seed = rule == "f" ? 15 : TestSeed.Get(output, $"{nameof(Each_ordering_bug_makes_the_search_fail)}({rule})");
         const int stateBudget = 15_000;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var guard = TimeSpan.FromMinutes(5);
@@ -162,11 +178,12 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
         "e" => options with { EngineFaults = new BtreeDebugFaults { CheckpointBeforeNodesFlushed = true } },
         // A bucket reused too early shows when a write-back released pins (in memory only: the
         // flush that makes the new last_seq durable has not happened) and no-flush entries then
-        // move on to the next bucket: a small ring written back at half full, rare flushes.
+        // move on to the next bucket: a small ring written back at half full, rare flushes, and
+        // few keys, so that the tree stops splitting and write-back rounds release pins.
         "f" => options with
         {
             JournalFaults = new JournalDebugFaults { ReuseBucketBeforeLastSeqDurable = true },
-            Transactions = 100, JournalBuckets = 4, JournalBucketSize = 4096, FlushProbability = 0.02, WriteBackWhenJournalHalfFull = true,
+            Transactions = 150, KeySpace = 60, JournalBuckets = 4, JournalBucketSize = 4096, FlushProbability = 0.02, WriteBackWhenJournalHalfFull = true,
         },
         "g" => options with { JournalFaults = new JournalDebugFaults { SkipPreFlush = true } },
         "h" => options with { EngineFaults = new BtreeDebugFaults { CommitRaiseBeforeWrite = true } },
