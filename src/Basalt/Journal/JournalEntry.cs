@@ -58,7 +58,7 @@ public readonly record struct JournalLocation(int RingIndex, ulong Bucket, long 
 }
 
 /// <summary>A decoded, validated journal entry.</summary>
-public sealed class JournalEntry
+public sealed record JournalEntry
 {
     public required ulong Seq { get; init; }
     public required ulong LastSeq { get; init; }

@@ -153,17 +153,7 @@ public static class JournalScan
             var entry = r.Entry!;
             if (entry.Seq < newestSeq)
                 return; // older data of an earlier lap follows
-            var placed = new JournalEntry
-            {
-                Seq = entry.Seq,
-                LastSeq = entry.LastSeq,
-                Flags = entry.Flags,
-                Version = entry.Version,
-                ChecksumType = entry.ChecksumType,
-                DiskBytes = entry.DiskBytes,
-                Records = entry.Records,
-                Location = where,
-            };
+            var placed = entry with { Location = where };
             if (r.Finding is { } finding)
                 damage.Add(new JournalDamage(finding, entry.Seq, where, r.Detail));
             entries.TryAdd(entry.Seq, placed);
