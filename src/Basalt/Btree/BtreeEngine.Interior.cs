@@ -496,6 +496,26 @@ public sealed partial class BtreeEngine
         PinNode(fresh, oldest);
     }
 
+    /// <summary>
+    /// A collapsing root's pins pass to the child that becomes the root. Until the root change
+    /// naming that child commits, recovery still starts from the old root and needs the interior
+    /// keys journaled for it (rule c); the pins go with the child's written sectors as they are
+    /// now, so the root record that names the child at least that far releases them.
+    /// </summary>
+    private void HandPinsToNewRoot(BtreeNode child, BtreeNode oldRoot)
+    {
+        var oldest = oldRoot.UnwrittenPin;
+        if (oldRoot.WrittenPins is { } pins)
+        {
+            foreach (var (seq, _) in pins)
+                oldest = oldest == 0 ? seq : Math.Min(oldest, seq);
+        }
+        if (oldest == 0)
+            return;
+        _journal!.Pin(oldest);
+        (child.WrittenPins ??= []).Add((oldest, child.WrittenSectors));
+    }
+
     /// <summary>Drops every pin a node holds (it was freed; its keys live on elsewhere, pinned there).</summary>
     private void DropPins(BtreeNode node)
     {

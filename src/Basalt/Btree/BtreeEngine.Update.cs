@@ -357,6 +357,7 @@ public sealed partial class BtreeEngine
             if (child.MinKey != Bpos.Min || child.MaxKey != Bpos.Max)
                 return true;
             using var change = OpenChange();
+            HandPinsToNewRoot(child, root);
             FreeNode(root);
             DropPendingAtLevel(tree.Id, root.Level);
             SetRoot(tree, child);

@@ -83,17 +83,19 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
         Assert.True(result.StatesMounted > 20, "the crash points searched exist in this workload");
     }
 
-    [Fact(Skip = "known failure, not yet diagnosed: with every rule kept, crash point 332 of this workload recovers counter 74 with key 0:5:0 where snapshot 74 has 0:6:0")]
+    [Fact]
     public void A_small_tree_in_a_tiny_journal_recovers_a_prefix()
     {
         // Found while tuning the rule (f) search: 150 transactions over 60 keys in a ring of four
-        // 4 KiB buckets written back at half full. Replay with this test un-skipped.
+        // 4 KiB buckets written back at half full. At crash point 332 a root collapse had dropped
+        // the old root's pins before the root change naming its child was journaled, so last_seq
+        // passed the old root's interior keys while recovery still started from the old root.
         var options = new JournalCrashWorkloadOptions
         {
             Seed = 12, Transactions = 150, KeySpace = 60, JournalBuckets = 4, JournalBucketSize = 4096, FlushProbability = 0.02, WriteBackWhenJournalHalfFull = true,
         };
         var recording = JournalCrashWorkload.Record(options);
-        var result = JournalCrashSearch.Run(recording, new JournalCrashSearchOptions { Seed = 12, CrashPointRange = (325, 340) });
+        var result = JournalCrashSearch.Run(recording, new JournalCrashSearchOptions { Seed = 12 });
         output.WriteLine($"crash search: {result.ToText()}");
         AssertNoViolations(result, recording, "small-tree");
     }
