@@ -121,13 +121,24 @@ trap cleanup EXIT
 log "checking out $ab_rev ($rev_sha) in $tmp/rev"
 git -C "$root" worktree add --detach "$tmp/rev" "$rev_sha" >/dev/null 2>&1
 
-# This tree's harness over REV's sources; REV's own BasaltPeer when it has one. The harness's
-# package pins go beside it, so REV's src keeps its own Directory.Packages.props.
+# This tree's harness over REV's sources; REV's own BasaltPeer when it has one. The harness is
+# the project file, Program.cs, the Peer*.cs classes and Peers/; every other benchmark class
+# measures one component through that revision's API, so REV keeps its own (or has none). The
+# harness's package pins go beside it, so REV's src keeps its own Directory.Packages.props.
 rev_peer=$tmp/rev/$project/Peers/BasaltPeer.cs
 [[ -f "$rev_peer" ]] && cp "$rev_peer" "$tmp/BasaltPeer.cs"
+mkdir -p "$tmp/rev-own"
+for f in "$tmp/rev/$project"/*.cs; do
+  [[ -f "$f" ]] || continue
+  case $(basename "$f") in Program.cs | Peer*.cs) ;; *) cp "$f" "$tmp/rev-own/" ;; esac
+done
 rm -rf "${tmp:?}/rev/$project"
 mkdir -p "$tmp/rev/$project"
 (cd "$root/$project" && tar --exclude=./bin --exclude=./obj -cf - .) | (cd "$tmp/rev/$project" && tar -xf -)
+for f in "$tmp/rev/$project"/*.cs; do
+  case $(basename "$f") in Program.cs | Peer*.cs) ;; *) rm -f "$f" ;; esac
+done
+cp "$tmp/rev-own/"*.cs "$tmp/rev/$project/" 2>/dev/null || true
 [[ -f "$tmp/BasaltPeer.cs" ]] && cp "$tmp/BasaltPeer.cs" "$rev_peer" && log "using $ab_rev's own Peers/BasaltPeer.cs"
 cp "$root/Directory.Packages.props" "$tmp/rev/bench/Directory.Packages.props"
 build "$tmp/rev"

@@ -140,29 +140,101 @@ public sealed class JournalReplayPlan
     }
 
     /// <summary>
-    /// Every key of the window, newest commit per (btree, level, position), in commit order; a
-    /// levels_voided record drops every key of its btree at its level or above journaled before it.
+    /// Every key of the window, newest commit per (btree, level, position), sorted by (btree,
+    /// level, position); a levels_voided record drops every key of its btree at its level or above
+    /// journaled before it. The keys are numbered in commit order and sorted once; of each run of
+    /// equal positions the highest number (the newest commit) is kept.
     /// </summary>
     private static List<ReplayKey> SortAndDedup(List<JournalEntry> window)
     {
-        var newest = new Dictionary<(BtreeId, byte, Bpos), ReplayKey>();
+        var count = 0;
+        var voids = new List<(BtreeId Btree, byte Level, int Before)>();
+        foreach (var entry in window)
+        {
+            foreach (var record in entry.Records)
+            {
+                if (record.Type == JournalRecordType.BtreeKeys)
+                    count += CountKeys(record.Payload.Span);
+            }
+        }
+        var keys = new NumberedKey[count];
+        var n = 0;
         foreach (var entry in window)
         {
             foreach (var record in entry.Records)
             {
                 if (record.Type == JournalRecordType.LevelsVoided)
                 {
-                    foreach (var key in newest.Keys.Where(k => k.Item1 == record.Btree && k.Item2 >= record.Level).ToList())
-                        newest.Remove(key);
+                    voids.Add((record.Btree, record.Level, n));
                     continue;
                 }
                 if (record.Type != JournalRecordType.BtreeKeys)
                     continue;
                 foreach (var key in record.Keys())
-                    newest[(key.Btree, key.Level, key.Key.Pos)] = new ReplayKey(key, entry.Seq);
+                {
+                    keys[n] = new NumberedKey(new ReplayKey(key, entry.Seq), n);
+                    n++;
+                }
             }
         }
-        return [.. newest.Values.OrderBy(k => k.Update.Btree).ThenBy(k => k.Update.Level).ThenBy(k => k.Update.Key.Pos)];
+        Array.Sort(keys, 0, n, NumberedKeyOrder.Instance);
+        var result = new List<ReplayKey>(n);
+        for (var i = 0; i < n; i++)
+        {
+            // The last of a run of equal positions is the newest commit's.
+            if (i + 1 < n && SamePosition(keys[i].Key.Update, keys[i + 1].Key.Update))
+                continue;
+            if (!Voided(keys[i], voids))
+                result.Add(keys[i].Key);
+        }
+        return result;
+    }
+
+    private static int CountKeys(ReadOnlySpan<byte> payload)
+    {
+        var count = 0;
+        var at = 0;
+        while (at < payload.Length)
+        {
+            at += new BkeyView(payload[at..]).TotalBytes;
+            count++;
+        }
+        return count;
+    }
+
+    private static bool SamePosition(in BtreeUpdate a, in BtreeUpdate b) =>
+        a.Btree == b.Btree && a.Level == b.Level && a.Key.Pos == b.Key.Pos;
+
+    private static bool Voided(in NumberedKey key, List<(BtreeId Btree, byte Level, int Before)> voids)
+    {
+        foreach (var (btree, level, before) in voids)
+        {
+            if (key.Key.Update.Btree == btree && key.Key.Update.Level >= level && key.Number < before)
+                return true;
+        }
+        return false;
+    }
+
+    private readonly record struct NumberedKey(ReplayKey Key, int Number);
+
+    /// <summary>(btree, level, position), then commit order.</summary>
+    private sealed class NumberedKeyOrder : IComparer<NumberedKey>
+    {
+        public static readonly NumberedKeyOrder Instance = new();
+
+        public int Compare(NumberedKey x, NumberedKey y)
+        {
+            var a = x.Key.Update;
+            var b = y.Key.Update;
+            var c = a.Btree.CompareTo(b.Btree);
+            if (c != 0)
+                return c;
+            c = a.Level.CompareTo(b.Level);
+            if (c != 0)
+                return c;
+            c = a.Key.Pos.CompareTo(b.Key.Pos);
+            return c != 0 ? c : x.Number.CompareTo(y.Number);
+        }
     }
 
     /// <summary>Sorts and coalesces seq ranges (overlapping or adjacent ranges become one).</summary>

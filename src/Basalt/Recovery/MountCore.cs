@@ -82,7 +82,17 @@ public sealed record RecoveryReport
 
     public long JournalBytesRead { get; init; }
 
+    /// <summary>The whole mount, superblock read to journal start.</summary>
     public TimeSpan Elapsed { get; init; }
+
+    /// <summary>Reading and validating every journal bucket.</summary>
+    public TimeSpan ScanElapsed { get; init; }
+
+    /// <summary>Choosing the entries to replay, sorting and deduplicating their keys.</summary>
+    public TimeSpan PlanElapsed { get; init; }
+
+    /// <summary>Applying the keys to the btrees (interior levels first).</summary>
+    public TimeSpan ReplayElapsed { get; init; }
 
     public string ToText()
     {
@@ -226,10 +236,14 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
         JournalScanResult? scan = null;
         JournalReplayPlan? plan = null;
         var damage = new List<JournalDamage>();
+        var phase = Stopwatch.StartNew();
+        TimeSpan scanTime = default, planTime = default, replayTime = default;
         if (!sb.IsClean || _options.Verify)
         {
             scan = JournalScan.Scan(Device, ring, context);
+            scanTime = phase.Elapsed;
             plan = PlanReplay(sb, scan, damage);
+            planTime = phase.Elapsed - scanTime;
         }
 
         // Where the journal continues: a new seq after everything seen, in the bucket after the newest entry.
@@ -284,8 +298,10 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
         Engine = BtreeEngine.Open(engineDevice, GeometryOf(sb), roots, engineOptions, Journal, Emergency, interior);
         if (replay)
         {
+            var replayStart = phase.Elapsed;
             Engine.Replay(plan!.Keys, tolerant: _options.TolerateReplayFailures || _options.ReadOnly);
             Engine.FinishReplay();
+            replayTime = phase.Elapsed - replayStart;
         }
 
         var checkpointed = false;
@@ -332,6 +348,9 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
             Unreplayed = Engine.Unreplayed,
             CheckpointedAtMount = checkpointed,
             JournalBytesRead = scan?.BytesRead ?? 0,
+            ScanElapsed = scanTime,
+            PlanElapsed = planTime,
+            ReplayElapsed = replayTime,
             Elapsed = clock.Elapsed,
         };
     }
