@@ -54,9 +54,34 @@ public sealed partial class BtreeEngine
     public void Replay(IReadOnlyList<ReplayKey> keys, bool tolerant)
     {
         ArgumentNullException.ThrowIfNull(keys);
-        var ordered = keys.OrderByDescending(k => k.Update.Level).ThenBy(k => k.Update.Btree).ThenBy(k => k.Update.Key.Pos).ToList();
-        foreach (var key in ordered)
-            ReplayOne(key, tolerant);
+        // One list per level, each in (btree, position) order: a replay plan's keys already are,
+        // so each list is only checked, and sorted only when it is not.
+        var byLevel = new SortedDictionary<byte, List<ReplayKey>>(Comparer<byte>.Create(static (a, b) => b.CompareTo(a)));
+        foreach (var key in keys)
+        {
+            if (!byLevel.TryGetValue(key.Update.Level, out var list))
+                byLevel.Add(key.Update.Level, list = []);
+            list.Add(key);
+        }
+        foreach (var list in byLevel.Values)
+        {
+            if (!IsInReplayOrder(list))
+                list.Sort(static (x, y) => x.Update.Btree != y.Update.Btree ? ((int)x.Update.Btree).CompareTo((int)y.Update.Btree) : x.Update.Key.Pos.CompareTo(y.Update.Key.Pos));
+            foreach (var key in list)
+                ReplayOne(key, tolerant);
+        }
+    }
+
+    private static bool IsInReplayOrder(List<ReplayKey> keys)
+    {
+        for (var i = 1; i < keys.Count; i++)
+        {
+            var a = keys[i - 1].Update;
+            var b = keys[i].Update;
+            if (a.Btree > b.Btree || (a.Btree == b.Btree && a.Key.Pos > b.Key.Pos))
+                return false;
+        }
+        return true;
     }
 
     /// <summary>Tries the keys a tolerant replay set aside again (after topology repair); returns those that still fail.</summary>

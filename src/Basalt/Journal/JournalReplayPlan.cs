@@ -226,7 +226,7 @@ public sealed class JournalReplayPlan
         {
             var a = x.Key.Update;
             var b = y.Key.Update;
-            var c = a.Btree.CompareTo(b.Btree);
+            var c = ((int)a.Btree).CompareTo((int)b.Btree);
             if (c != 0)
                 return c;
             c = a.Level.CompareTo(b.Level);

@@ -198,7 +198,7 @@ public sealed class Transaction : ITriggerTransaction
         var list = new List<BtreeUpdate>(_updates.Count);
         foreach (var u in _updates)
             list.Add(new BtreeUpdate(u.Btree, 0, u.Key, u.Value));
-        list.Sort(static (x, y) => x.Btree != y.Btree ? x.Btree.CompareTo(y.Btree) : x.Key.Pos.CompareTo(y.Key.Pos));
+        list.Sort(static (x, y) => x.Btree != y.Btree ? ((int)x.Btree).CompareTo((int)y.Btree) : x.Key.Pos.CompareTo(y.Key.Pos));
         return list;
     }
 }
