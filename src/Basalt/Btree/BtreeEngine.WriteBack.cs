@@ -82,17 +82,19 @@ public sealed partial class BtreeEngine
                     _lock.ExitWriteLock();
                 }
             }
+            PreparedFold[]? prepared = null;
             if (images.Count > 0)
             {
                 _journal.WaitDurable(maxSeq);
                 WriteImages(images, flushAfter: false);
+                prepared = PrepareFolds(images);
             }
             lock (_writerGate)
             {
                 _lock.EnterWriteLock();
                 try
                 {
-                    Fold(images);
+                    Fold(images, prepared);
                     Interlocked.Increment(ref _writeBackRounds);
                     var committed = _emergency.IsSet || CommitReadyInteriorUpdates();
                     Evict();
@@ -271,15 +273,34 @@ public sealed partial class BtreeEngine
     }
 
     /// <summary>Completed writes: in-flight runs join the merged runs and the written sectors are durable.</summary>
-    private void Fold(List<NodeImage> images)
+    /// <summary>
+    /// Merges each written node's in-flight run into its Merged run with no lock held (neither
+    /// changes while the node is in flight), so Fold under the engine lock only swaps them in.
+    /// </summary>
+    private static PreparedFold[] PrepareFolds(List<NodeImage> images)
     {
-        foreach (var image in images)
+        var prepared = new PreparedFold[images.Count];
+        for (var i = 0; i < images.Count; i++)
         {
+            var node = images[i].Node;
+            var merged = node.Merged;
+            var inFlight = images[i].Keys;
+            if (!node.IsFreed)
+                prepared[i] = new PreparedFold(merged, inFlight, BtreeNode.MergeRuns(merged, inFlight));
+        }
+        return prepared;
+    }
+
+    private void Fold(List<NodeImage> images, PreparedFold[]? prepared = null)
+    {
+        for (var i = 0; i < images.Count; i++)
+        {
+            var image = images[i];
             var node = image.Node;
             if (node.IsFreed)
                 continue;
             node.DurableSectors = image.SectorOffset + (image.Bytes / FormatLimits.SectorSize);
-            node.FoldInFlight();
+            node.FoldInFlight(prepared is null ? default : prepared[i]);
             node.Version++;
             _options.NodeSpaceObserver?.NodeWritten(node.Offset, node.DurableSectors * FormatLimits.SectorSize);
             if (_options.DebugFaults.ReleasePinBeforeParentUpdate)

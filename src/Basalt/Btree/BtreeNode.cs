@@ -202,17 +202,30 @@ internal sealed class BtreeNode
     }
 
     /// <summary>Folds the completed in-flight run into Merged (deletions drop what they shadow).</summary>
-    public void FoldInFlight()
+    public void FoldInFlight() => FoldInFlight(default);
+
+    /// <summary>
+    /// Folds the completed in-flight run into Merged, taking <paramref name="prepared"/> when it
+    /// was computed from exactly this node's Merged and in-flight runs (reclaim merges them
+    /// outside the engine lock: both stay as they are while the node is in flight).
+    /// </summary>
+    public void FoldInFlight(in PreparedFold prepared)
     {
         if (InFlight is not { } f)
             return;
         InFlight = null;
-        if (Merged.Count == 0)
-        {
-            Merged = DropDeletions(f);
-            return;
-        }
-        var m = Merged;
+        Merged = prepared.Result is { } result && ReferenceEquals(prepared.Merged, Merged) && ReferenceEquals(prepared.InFlight, f)
+            ? result
+            : MergeRuns(Merged, f);
+    }
+
+    /// <summary>Merged with a newer run on top: equal positions take the newer key, deletions drop what they shadow.</summary>
+    public static KeyRun MergeRuns(KeyRun merged, KeyRun newer)
+    {
+        if (merged.Count == 0)
+            return DropDeletions(newer);
+        var m = merged;
+        var f = newer;
         var builder = new KeyRunBuilder(m.Count + f.Count, m.ArenaLength + f.ArenaLength);
         int i = 0, j = 0;
         while (i < m.Count || j < f.Count)
@@ -230,7 +243,7 @@ internal sealed class BtreeNode
                 builder.Add(f[j].Key, f.ValueOf(j));
             j++;
         }
-        Merged = builder.Build();
+        return builder.Build();
     }
 
     private static KeyRun DropDeletions(KeyRun run)
@@ -377,3 +390,6 @@ internal struct NodeCursor
         }
     }
 }
+
+/// <summary>A fold computed ahead: the Merged and in-flight runs it was computed from, and the result.</summary>
+public readonly record struct PreparedFold(KeyRun? Merged, KeyRun? InFlight, KeyRun? Result);

@@ -125,9 +125,10 @@ public sealed class BtreeRepairApiTests
         readers.ForEach(r => r.Start());
         readers.ForEach(r => r.Join());
         Assert.Empty(errors);
-        // The stale interior node was read again through its new pointer, once, and replaced in the
-        // cache without drifting the interior-node counter.
-        Assert.Equal(readsBefore + 1, reads[ptr1.Seq]);
+        // The stale interior node was read again through its new pointer and replaced in the cache
+        // without drifting the interior-node counter: at most once per reader (readers that miss
+        // together each read it before one of them installs it), not once per lookup.
+        Assert.InRange(reads[ptr1.Seq] - readsBefore, 1, readers.Count);
         var (interior, actual) = fx.Engine.CacheInteriorCounts();
         Assert.Equal(actual, interior);
     }
