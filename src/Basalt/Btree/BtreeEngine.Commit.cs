@@ -165,6 +165,7 @@ public sealed partial class BtreeEngine
             foreach (var u in updates)
             {
                 var tree = this[u.Btree];
+                BtreeNode? leaf = null;
                 if (u.IsDeletion)
                 {
                     var outcome = DeleteKey(tree, 0, u.Key.Pos, out _);
@@ -172,14 +173,17 @@ public sealed partial class BtreeEngine
                         throw new InvalidOperationException($"commit of {u.ToText()}: node miss after prepare");
                     if (outcome == DeleteOutcome.Deleted)
                         deleted?.Add((u.Btree, u.Key.Pos));
+                    // A deletion that restructured the leaf left the key's range in a new node.
+                    if (FindNode(tree, 0, u.Key.Pos, out var now, out _) == FindResult.Found)
+                        leaf = now;
                 }
                 else
                 {
                     EnsureRoot(tree);
-                    if (!InsertKey(tree, 0, u.Key, u.Value.Span, out _))
+                    if (!InsertKey(tree, 0, u.Key, u.Value.Span, out _, out leaf))
                         throw new InvalidOperationException($"commit of {u.ToText()}: node miss after prepare");
                 }
-                if (FindNode(tree, 0, u.Key.Pos, out var leaf, out _) == FindResult.Found && leaf.IsDirty)
+                if (leaf is { IsDirty: true })
                     PinNode(leaf, seq);
             }
             _cache.Tick();

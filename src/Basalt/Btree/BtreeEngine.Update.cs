@@ -21,8 +21,13 @@ internal enum DeleteOutcome
 public sealed partial class BtreeEngine
 {
     /// <summary>Inserts or overwrites a key in the node at <paramref name="level"/> covering it. False on a miss.</summary>
-    internal bool InsertKey(Btree tree, byte level, in Bkey key, ReadOnlySpan<byte> value, out NodeMiss miss)
+    internal bool InsertKey(Btree tree, byte level, in Bkey key, ReadOnlySpan<byte> value, out NodeMiss miss) =>
+        InsertKey(tree, level, key, value, out miss, out _);
+
+    /// <summary>Inserts the key; <paramref name="holder"/> is the node that now holds it.</summary>
+    internal bool InsertKey(Btree tree, byte level, in Bkey key, ReadOnlySpan<byte> value, out NodeMiss miss, out BtreeNode? holder)
     {
+        holder = null;
         var size = BkeyFormat.EncodedSize(value.Length);
         for (var attempt = 0; ; attempt++)
         {
@@ -41,6 +46,7 @@ public sealed partial class BtreeEngine
                 MarkDirty(node);
                 if (level > 0)
                     Record(new PendingPosition(tree.Id, level, key.Pos));
+                holder = node;
                 return true;
             }
             if (attempt >= 3)
