@@ -70,7 +70,8 @@ public static class DeviceTruncation
         var parts = new List<string>();
         foreach (var range in sb.JournalBuckets)
         {
-            var first = Math.Max(range.Start, (ulong)((available + sb.BucketSize - 1) / sb.BucketSize));
+            // The bucket the cut passes through counts: it cannot be read whole.
+            var first = Math.Max(range.Start, (ulong)(available / sb.BucketSize));
             if (first < range.End)
             {
                 var count = range.End - first;
