@@ -121,6 +121,59 @@ public sealed class TruncationTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_cut_through_needed_journal_entries_is_journal_entries_missing()
+    {
+        // Session 1 fills the first buckets of the ring and crashes. Session 2 recovers, continues
+        // in the buckets after them, checkpoints, writes on past the end of the ring to its start
+        // and crashes. Its entries after the checkpoint are needed: the cut takes those at the end
+        // of the ring while newer ones at its start survive, so the replay window misses seqs.
+        using var device = FsckTestImages.Formatted();
+        var written = new Dictionary<Bpos, long>();
+        void Write(BasaltFileSystem fs, ulong inode, int from, int count)
+        {
+            for (var i = from; i < from + count; i++)
+            {
+                var pos = new Bpos(inode, (ulong)i);
+                var value = (i * 31L) + (long)inode;
+                fs.Transact(t => t.Set(BtreeId.Test, pos, BitConverter.GetBytes(value)), Basalt.Transactions.CommitOptions.Durable);
+                written[pos] = value;
+            }
+        }
+        using (var fs = BasaltFileSystem.Mount(device, new MountOptions()))
+        {
+            Write(fs, 4, 0, 600);
+            fs.Close(sync: false);
+        }
+        using (var fs = BasaltFileSystem.Mount(device, new MountOptions()))
+        {
+            Write(fs, 6, 0, 200);
+            fs.Checkpoint();
+            Write(fs, 6, 200, 350);
+            fs.Close(sync: false);
+        }
+        var sb = SuperblockIo.Read(device).Superblock;
+        var ring = sb.JournalBuckets[0];
+        var context = new Basalt.Journal.JournalReadContext(Basalt.Journal.JournalFormat.MagicFor(sb.Uuid), sb.BlockSize, sb.NodeSize);
+        var scan = Basalt.Journal.JournalScan.Scan(device, Basalt.Journal.JournalRing.Of(sb), context);
+        var firstNeeded = scan.Entries.Where(e => e.Key > sb.CleanInfo.JournalSeq).MinBy(e => e.Key).Value.Location.RingIndex;
+        var newest = scan.Entries.MaxBy(e => e.Key).Value.Location.RingIndex;
+        output.WriteLine($"needed entries from ring bucket {firstNeeded} to {newest} of {ring.Count}");
+        Assert.True(newest < firstNeeded, "the needed entries do not wrap around the ring");
+
+        var cut = (((long)ring.Start + firstNeeded) * sb.BucketSize) + 4096;
+        var image = device.Contents.ToArray();
+        using var cutDevice = new MemoryBlockDevice(image.AsSpan(0, (int)cut), "mem.img");
+        var (check, _) = Run(cutDevice, image.Length);
+        Assert.Equal(FsckErrorId.DeviceTruncated, check.Findings[0].Id);
+        var missing = Assert.Single(check.Findings, f => f.Id == FsckErrorId.JournalEntriesMissing);
+        Assert.Equal(FsckPassId.CheckJournal, missing.Pass);
+        // Whatever survives was written, with its value, and the entries past the cut are lost.
+        var kept = Contents(cutDevice);
+        Assert.All(kept, kv => Assert.Equal(written[kv.Key], BitConverter.ToInt64(kv.Value)));
+        Assert.True(kept.Count < written.Count);
+    }
+
+    [Fact]
     public void Random_cuts_keep_every_key_of_the_nodes_before_the_cut()
     {
         var seed = TestSeed.Get(output);
