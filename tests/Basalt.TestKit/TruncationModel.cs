@@ -1,6 +1,8 @@
 // What a truncation costs a btree, worked out from the intact image: every node of one btree with
-// its level, slot, range and parent, and the keys of every leaf. A node is lost when its slot does
-// not lie wholly before the cut; a key survives when its leaf and every node above it survive. The
+// its level, slot, written bytes (sectors_written), range and parent, and the keys of every leaf. A
+// node is lost when its written bytes do not lie wholly before the cut (fsck reads the extended,
+// zeroed tail, so what a node never wrote does not matter); a key survives when its leaf and every
+// node above it survive. The
 // truncation tests compare what fsck reports and keeps with this model. The image must be clean
 // (checkpointed): the model reads the nodes the superblock's roots lead to, not the journal.
 using Basalt.Btree;
@@ -11,8 +13,8 @@ using Basalt.Superblocks;
 
 namespace Basalt.TestKit;
 
-/// <summary>One node of the model: its level, slot offset, range, parent (-1 for the root) and, for a leaf, its keys.</summary>
-public sealed record ModelNode(int Level, long Offset, Bpos Min, Bpos Max, int Parent, SortedDictionary<Bpos, byte[]> Keys);
+/// <summary>One node of the model: its level, slot offset, written bytes, range, parent (-1 for the root) and, for a leaf, its keys.</summary>
+public sealed record ModelNode(int Level, long Offset, int WrittenBytes, Bpos Min, Bpos Max, int Parent, SortedDictionary<Bpos, byte[]> Keys);
 
 public sealed class TruncationModel
 {
@@ -46,8 +48,8 @@ public sealed class TruncationModel
         return new TruncationModel(geometry.NodeSize, nodes);
     }
 
-    /// <summary>True when the node's slot lies wholly before <paramref name="cut"/>.</summary>
-    public bool Readable(ModelNode node, long cut) => node.Offset + NodeSize <= cut;
+    /// <summary>True when the node's written bytes lie wholly before <paramref name="cut"/>.</summary>
+    public bool Readable(ModelNode node, long cut) => node.Offset + node.WrittenBytes <= cut;
 
     /// <summary>The keys whose leaf and every ancestor lie wholly before <paramref name="cut"/>.</summary>
     public SortedDictionary<Bpos, byte[]> Survivors(long cut)
@@ -82,7 +84,7 @@ public sealed class TruncationModel
         if (!read.Ok)
             throw new InvalidOperationException($"model: {btree.ToText()} level {level} node at {ptr.Ptrs[0].OffsetBytes} is unreadable: {read.Failure}");
         var keys = new SortedDictionary<Bpos, byte[]>();
-        var node = new ModelNode(level, ptr.Ptrs[0].OffsetBytes, ptr.MinKey, max, parent, keys);
+        var node = new ModelNode(level, ptr.Ptrs[0].OffsetBytes, ptr.SectorsWritten * FormatLimits.SectorSize, ptr.MinKey, max, parent, keys);
         nodes.Add(node);
         var index = nodes.Count - 1;
         var children = new List<(Bpos Max, BtreePtrValue Ptr)>();

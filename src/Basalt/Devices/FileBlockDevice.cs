@@ -36,7 +36,7 @@ public sealed class FileBlockDevice : IExtensibleDevice
     private readonly FileIdentity _identity;
     private bool _discardUnsupported;
     private int _disposed;
-
+    // Set at open and raised only by Extend; read without a lock by every I/O range check.
     private long _size;
     private long _length;
 

@@ -30,12 +30,13 @@ public sealed class TruncationTests(ITestOutputHelper output)
     public void A_cut_through_live_leaves_loses_exactly_the_nodes_past_it_and_fsck_y_restores_the_length()
     {
         var model = Model();
-        // Cut through the middle of a leaf slot, among the leaves written after every interior node
+        // Cut through the middle of a leaf's written bytes, among the leaves written after every interior node
         // (copy-on-write writes parents last), so the interior nodes survive and some leaves do not.
         var interiorEnd = model.Nodes.Where(n => n.Level > 0).Max(n => n.Offset);
         var leaves = model.Leaves.Where(l => l.Offset > interiorEnd).OrderBy(l => l.Offset).ToList();
         Assert.True(leaves.Count >= 2, $"no leaves after the interior nodes (last at byte {interiorEnd})");
-        var cut = leaves[leaves.Count / 2].Offset + (model.NodeSize / 2);
+        var middle = leaves[leaves.Count / 2];
+        var cut = middle.Offset + (middle.WrittenBytes / 2 / 512 * 512);
         var (check, repair) = CutAndRepair(model, cut);
 
         var lost = model.TopmostLost(cut);
@@ -84,7 +85,8 @@ public sealed class TruncationTests(ITestOutputHelper output)
         // Keys in the journal only: the checkpointed btree is empty, every key needs replay.
         using var device = FsckTestImages.Formatted();
         var written = new SortedDictionary<Bpos, byte[]>();
-        using (var fs = BasaltFileSystem.Mount(device, new MountOptions()))
+        // Step mode: no write-back moves last_seq past entries whose nodes the cut takes.
+        using (var fs = BasaltFileSystem.Mount(device, new MountOptions { Journal = new Basalt.Journal.JournalOptions { Manual = true } }))
         {
             for (var i = 0; i < 400; i++)
             {
@@ -139,12 +141,14 @@ public sealed class TruncationTests(ITestOutputHelper output)
                 written[pos] = value;
             }
         }
-        using (var fs = BasaltFileSystem.Mount(device, new MountOptions()))
+        // Step mode: no reclaim or write-back thread moves last_seq while the sessions write.
+        var manual = new MountOptions { Journal = new Basalt.Journal.JournalOptions { Manual = true } };
+        using (var fs = BasaltFileSystem.Mount(device, manual))
         {
             Write(fs, 4, 0, 600);
             fs.Close(sync: false);
         }
-        using (var fs = BasaltFileSystem.Mount(device, new MountOptions()))
+        using (var fs = BasaltFileSystem.Mount(device, manual))
         {
             Write(fs, 6, 0, 200);
             fs.Checkpoint();
@@ -155,7 +159,9 @@ public sealed class TruncationTests(ITestOutputHelper output)
         var ring = sb.JournalBuckets[0];
         var context = new Basalt.Journal.JournalReadContext(Basalt.Journal.JournalFormat.MagicFor(sb.Uuid), sb.BlockSize, sb.NodeSize);
         var scan = Basalt.Journal.JournalScan.Scan(device, Basalt.Journal.JournalRing.Of(sb), context);
-        var firstNeeded = scan.Entries.Where(e => e.Key > sb.CleanInfo.JournalSeq).MinBy(e => e.Key).Value.Location.RingIndex;
+        // The replay window starts at the newest flush entry's last_seq.
+        var lastSeq = scan.Entries.Values.Where(e => e.IsFlush).MaxBy(e => e.Seq)!.LastSeq;
+        var firstNeeded = scan.Entries[Math.Max(lastSeq, sb.CleanInfo.JournalSeq + 1)].Location.RingIndex;
         var newest = scan.Entries.MaxBy(e => e.Key).Value.Location.RingIndex;
         output.WriteLine($"needed entries from ring bucket {firstNeeded} to {newest} of {ring.Count}");
         Assert.True(newest < firstNeeded, "the needed entries do not wrap around the ring");
