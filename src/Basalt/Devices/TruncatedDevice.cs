@@ -42,8 +42,16 @@ public sealed class TruncatedDevice : IBlockDevice
         ImageLength = LengthOf(inner);
     }
 
-    /// <summary>The length of <paramref name="device"/> as messages quote it: an image file's length before rounding to 512.</summary>
-    public static long LengthOf(IBlockDevice device) => device is FileBlockDevice file ? file.Length : device.Size;
+    /// <summary>
+    /// The length of <paramref name="device"/> as messages quote it: an image file's length before
+    /// rounding to 512, also through an overlay (a check-only run names the image as it is).
+    /// </summary>
+    public static long LengthOf(IBlockDevice device) => device switch
+    {
+        FileBlockDevice file => file.Length,
+        OverlayBlockDevice overlay when overlay.Size == overlay.Base.Size => LengthOf(overlay.Base),
+        _ => device.Size,
+    };
 
     /// <summary>
     /// One line for a device shorter than <paramref name="recordedSize"/> that a caller refuses to

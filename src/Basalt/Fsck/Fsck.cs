@@ -60,9 +60,8 @@ public sealed class FsckContext
             throw new InvalidOperationException("repairs can only be held before the filesystem is mounted");
         if (_holdOverlay is not null)
             return;
-        var name = Device.Name;
-        _holdOverlay = new OverlayBlockDevice(Device, ownsBase: false);
-        Device = new Fsck.NamedDevice(_holdOverlay, name);
+        _holdOverlay = new OverlayBlockDevice(Device, ownsBase: false) { DisplayName = Device.Name };
+        Device = _holdOverlay;
         Reporter.HoldRepairs();
     }
 
@@ -142,9 +141,9 @@ public static class Fsck
         // A device shorter than its superblock records is checked through a view of the recorded size.
         using var truncation = DeviceTruncation.Detect(device);
         IBlockDevice source = truncation ?? device;
-        using var overlay = options.Writes ? null : new OverlayBlockDevice(source, ownsBase: false);
         // Findings name the image, not "image (overlay)": -n must print what -y prints.
-        IBlockDevice target = overlay is null ? source : new NamedDevice(overlay, device.Name);
+        using var overlay = options.Writes ? null : new OverlayBlockDevice(source, ownsBase: false) { DisplayName = device.Name };
+        IBlockDevice target = overlay ?? source;
         var reporter = new FsckReporter(options);
         var context = new FsckContext(target, reporter, options, truncation);
         var persisted = false;
@@ -201,22 +200,5 @@ public static class Fsck
             SuperblockNote = context.InitialSuperblockRead is { } read ? MountNote.For(read) : null,
             CountersPersisted = persisted,
         };
-    }
-
-    /// <summary>A device seen under another name; everything else is forwarded.</summary>
-    internal sealed class NamedDevice(IBlockDevice inner, string name) : IBlockDevice
-    {
-        public string Name => name;
-        public long Size => inner.Size;
-        public bool IsReadOnly => inner.IsReadOnly;
-        public void Read(long offset, Span<byte> buffer) => inner.Read(offset, buffer);
-        public void Write(long offset, ReadOnlySpan<byte> data) => inner.Write(offset, data);
-        public void Flush() => inner.Flush();
-        public void Discard(long offset, long length) => inner.Discard(offset, length);
-
-        // The overlay is owned and disposed by the run.
-        public void Dispose()
-        {
-        }
     }
 }
