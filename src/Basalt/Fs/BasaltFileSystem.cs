@@ -156,11 +156,11 @@ public sealed partial class BasaltFileSystem : IDisposable
         // Read-only: whatever recovery writes stays in an overlay the filesystem owns. A truncated
         // device is read through a view of its recorded size (the missing tail unreadable).
         // Errors name the image the user gave, not the overlay.
-        var truncation = DeviceTruncation.Detect(device);
+        var truncation = DeviceTruncation.Detect(device, out var read);
         var overlay = new OverlayBlockDevice(truncation ?? device, ownsBase: truncation is not null) { DisplayName = device.Name };
         try
         {
-            return new BasaltFileSystem(overlay, overlay, SuperblockIo.Read(overlay), options) { Truncation = truncation };
+            return new BasaltFileSystem(overlay, overlay, ReadThrough(overlay, truncation, read), options) { Truncation = truncation };
         }
         catch
         {
@@ -183,12 +183,13 @@ public sealed partial class BasaltFileSystem : IDisposable
         TruncatedDevice? truncation = null;
         try
         {
+            SuperblockReadResult? read = null;
             if (options.ReadOnly)
             {
-                truncation = DeviceTruncation.Detect(file, ownsDevice: true);
+                truncation = DeviceTruncation.Detect(file, out read, ownsDevice: true);
                 device = new OverlayBlockDevice(truncation ?? (IBlockDevice)file, ownsBase: true) { DisplayName = file.Name };
             }
-            return new BasaltFileSystem(device, device, SuperblockIo.Read(device), options) { Truncation = truncation };
+            return new BasaltFileSystem(device, device, ReadThrough(device, truncation, read), options) { Truncation = truncation };
         }
         catch
         {
@@ -196,6 +197,14 @@ public sealed partial class BasaltFileSystem : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// The superblock a read-only mount uses: the one read while looking for a truncation when the
+    /// device is whole (the overlay holds the same bytes), else read again through the overlay
+    /// (copies in a missing tail then read as the mount sees them; a failed read fails again, naming the image).
+    /// </summary>
+    private static SuperblockReadResult ReadThrough(IBlockDevice overlay, TruncatedDevice? truncation, SuperblockReadResult? read) =>
+        truncation is null && read is not null ? read : SuperblockIo.Read(overlay);
 
     /// <summary>The btree geometry a superblock describes: node area of this device's member, magic, checksum, versions.</summary>
     public static BtreeGeometry GeometryOf(Superblock sb) => MountCore.GeometryOf(sb);

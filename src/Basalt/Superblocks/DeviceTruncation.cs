@@ -20,18 +20,23 @@ public static class DeviceTruncation
     /// the size its newest good superblock records; null when it is not, or when no superblock can
     /// be read (the caller's own read then reports what is wrong).
     /// </summary>
-    public static TruncatedDevice? Detect(IBlockDevice device, bool ownsDevice = false)
+    public static TruncatedDevice? Detect(IBlockDevice device, bool ownsDevice = false) => Detect(device, out _, ownsDevice);
+
+    /// <inheritdoc cref="Detect(IBlockDevice, bool)"/>
+    /// <param name="read">The superblock read from <paramref name="device"/> (null when that failed).</param>
+    public static TruncatedDevice? Detect(IBlockDevice device, out SuperblockReadResult? read, bool ownsDevice = false)
     {
         ArgumentNullException.ThrowIfNull(device);
-        long recorded;
         try
         {
-            recorded = SuperblockIo.Read(device).Superblock.DeviceSize;
+            read = SuperblockIo.Read(device);
         }
         catch (BasaltException)
         {
+            read = null;
             return null;
         }
+        var recorded = read.Superblock.DeviceSize;
         return device.Size < recorded && recorded % Format.FormatLimits.SectorSize == 0
             ? new TruncatedDevice(device, recorded, ownsDevice)
             : null;
