@@ -257,6 +257,25 @@ public sealed class TruncationTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Preen_extends_the_image_and_leaves_the_repairs_that_need_yes()
+    {
+        var model = Model();
+        var cut = model.Leaves.Max(l => l.Offset);
+        using var device = new MemoryBlockDevice(s_image.Value.AsSpan(0, (int)cut), "mem.img");
+        var report = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Preen, CheckWriteOnce = true });
+        Assert.Equal(FsckErrorId.DeviceTruncated, report.Findings[0].Id);
+        Assert.Equal(FsckOutcome.Fixed, report.Findings[0].Outcome);
+        Assert.Equal(s_image.Value.Length, device.Size);
+        Assert.Contains(report.Findings, f => f.Id == FsckErrorId.BtreeNodeUnreadable && f.Outcome == FsckOutcome.NotFixed);
+        Assert.Equal(FsckExitCodes.Corrected | FsckExitCodes.Uncorrected, report.ExitCode);
+        // What is left is what -y repairs; the truncation is not found again.
+        var repair = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Yes, CheckWriteOnce = true });
+        Assert.DoesNotContain(repair.Findings, f => f.Id == FsckErrorId.DeviceTruncated);
+        Assert.True(Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly }).Clean);
+        Assert.Equal(model.Survivors(cut).Keys, Contents(device).Keys);
+    }
+
+    [Fact]
     public void A_read_only_mount_of_a_truncated_image_reads_what_is_there_and_a_writable_one_is_refused()
     {
         var model = Model();
