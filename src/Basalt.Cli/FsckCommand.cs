@@ -87,7 +87,9 @@ internal static class FsckCommand
         var kinds = report.CountsById.Count;
         var text = $"{report.Device}: {report.Findings.Count} finding{(report.Findings.Count == 1 ? "" : "s")} " +
                    $"({kinds} kind{(kinds == 1 ? "" : "s")}): {report.Corrected} corrected, {report.Uncorrected} left uncorrected";
-        if (report.Mode == FsckMode.CheckOnly && report.Findings.Any(f => f.Outcome == FsckOutcome.WouldFix))
+        if (report.Findings.Any(f => f.Outcome == FsckOutcome.Held))
+            text += "; repairs were held and nothing was written: the device is shorter than the filesystem (see the first finding)";
+        else if (report.Mode == FsckMode.CheckOnly && report.Findings.Any(f => f.Outcome == FsckOutcome.WouldFix))
             text += "; nothing was changed (run fsck -y to repair)";
         return text;
     }

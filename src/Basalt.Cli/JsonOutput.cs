@@ -43,6 +43,8 @@ internal sealed record SuperJournalJson(
 
 internal sealed record SuperblockJson(
     string Device,
+    long ImageSize,
+    string? Truncated,
     int UsedCopy,
     string? Note,
     IReadOnlyList<SuperblockCopyJson> Copies,

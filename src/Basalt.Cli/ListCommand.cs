@@ -8,6 +8,7 @@ using Basalt.Btree;
 using Basalt.Diagnostics;
 using Basalt.Format;
 using Basalt.Fs;
+using Basalt.Superblocks;
 
 namespace Basalt.Cli;
 
@@ -65,6 +66,10 @@ internal static class ListCommand
         using var fs = BasaltFileSystem.Mount(path, new MountOptions { ReadOnly = true, Engine = engine });
         if (fs.SuperblockNote is { } note)
             notes.Insert(0, $"{cli.CommandName}: note: {note}");
+        // A truncated image is listed as far as it can be read; the error line of a read that
+        // reaches the missing tail names the truncation too.
+        if (fs.Truncation is { } truncation && DeviceTruncation.Note(truncation.Inner, fs.SuperblockRead) is { } cut)
+            notes.Insert(0, $"{cli.CommandName}: warning: {fs.Device.Name}: {cut}");
         var tree = fs.Btrees[id];
         var it = tree.Iterate(start, end, reverse: false, level: level);
         var code = json ? WriteJson(cli, fs, id, level, start, end, it) : WriteText(cli, it, id, level, notes);

@@ -96,10 +96,11 @@ internal static class ListJournalCommand
         var survey = JournalSurvey.Read(device, read.Superblock);
         var gaps = survey.Gaps();
         var inspection = survey.Inspect(device, gaps, cli.Cancellation);
+        var truncated = DeviceTruncation.Note(device, read);
         if (json)
-            WriteJson(cli, device.Name, survey, gaps, inspection, filter, withKeys);
+            WriteJson(cli, device.Name, truncated, survey, gaps, inspection, filter, withKeys);
         else
-            WriteText(cli, device.Name, survey, gaps, inspection, filter, withKeys);
+            WriteText(cli, device.Name, truncated, survey, gaps, inspection, filter, withKeys);
         return CliExitCodes.Ok;
     }
 
@@ -113,11 +114,13 @@ internal static class ListJournalCommand
 
     // ---- Text ---------------------------------------------------------------------------------
 
-    private static void WriteText(CliContext cli, string device, JournalSurvey survey, List<SeqGap> allGaps, RingInspection inspection,
-        SeqRange? filter, bool withKeys)
+    private static void WriteText(CliContext cli, string device, string? truncated, JournalSurvey survey, List<SeqGap> allGaps,
+        RingInspection inspection, SeqRange? filter, bool withKeys)
     {
         var sb = survey.Superblock;
         cli.Line($"journal of {device}: {RingText(survey)}", "bold");
+        if (truncated is not null)
+            cli.Line($"damage: {truncated}", "red");
         cli.Line($"superblock: {(sb.IsClean ? "clean" : "dirty")}, checkpoint seq {survey.CheckpointSeq}, " +
                  $"blacklist {JournalSurvey.RangesText(sb.JournalBlacklist)}");
         if (filter is { } f)
@@ -223,8 +226,8 @@ internal static class ListJournalCommand
 
     // ---- JSON ---------------------------------------------------------------------------------
 
-    private static void WriteJson(CliContext cli, string device, JournalSurvey survey, List<SeqGap> allGaps, RingInspection inspection,
-        SeqRange? filter, bool withKeys)
+    private static void WriteJson(CliContext cli, string device, string? truncated, JournalSurvey survey, List<SeqGap> allGaps,
+        RingInspection inspection, SeqRange? filter, bool withKeys)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
@@ -233,6 +236,7 @@ internal static class ListJournalCommand
             var ring = survey.Ring;
             w.WriteStartObject();
             w.WriteString("device", device);
+            w.WriteString("truncated", truncated);
             w.WriteStartObject("ring");
             w.WriteNumber("buckets", ring.Count);
             w.WriteNumber("bucket_size", ring.BucketSize);

@@ -15,6 +15,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
 using Basalt.Fs;
@@ -107,7 +108,12 @@ internal static class LoadCommand
         CliParsing.RequireExistingImage(path);
         // Every refusal is found on a read-only mount first: a refused load leaves the image as it was.
         using (var check = BasaltFileSystem.Mount(path, new MountOptions { ReadOnly = true }))
+        {
+            // A truncated image is read-only damage: only fsck repairs it.
+            if (check.Truncation is { } truncation)
+                throw new BasaltException(ErrorCode.ShortDevice, TruncatedDevice.RefusalText(truncation.Inner, truncation.Size));
             LoadRunner.Resolve(check, flags, out _);
+        }
         LoadRunResult result;
         string name;
         string? unclean = null;

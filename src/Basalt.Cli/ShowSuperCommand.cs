@@ -2,7 +2,8 @@
 // Prints the superblock mount would use, which copy that is, the status of every copy, and the
 // journal: its ring, the seqs found on it, clean or dirty with the checkpoint seq, the blacklist
 // and what the next mount replays (the ring is scanned as mount scans it).
-// The image is opened read-only (a shared lock: a writer holding it is reported as in use).
+// The image is opened read-only (a shared lock: a writer holding it is reported as in use). An
+// image shorter than the superblock records gets one damage line naming the truncation.
 using System.CommandLine;
 using System.Globalization;
 using Basalt.Devices;
@@ -32,13 +33,16 @@ internal static class ShowSuperCommand
         var read = SuperblockIo.Read(device);
         var sb = read.Superblock;
         var journal = JournalSurvey.Read(device, sb);
+        var truncated = DeviceTruncation.Note(device, read);
         if (json)
         {
-            JsonOutput.Write(cli.Out, ToJson(device.Name, read, journal));
+            JsonOutput.Write(cli.Out, ToJson(device.Name, TruncatedDevice.LengthOf(device), truncated, read, journal));
             return CliExitCodes.Ok;
         }
 
         cli.Line($"{device.Name}: Basalt filesystem", "bold");
+        if (truncated is not null)
+            cli.Line($"damage: {truncated}", "red");
         cli.Out.Write(sb.ToText());
         foreach (var (name, value) in JournalLines(journal))
             cli.Line($"{name,-24}{value}");
@@ -99,11 +103,13 @@ internal static class ShowSuperCommand
             Summary: journal.ReplayText());
     }
 
-    internal static SuperblockJson ToJson(string device, SuperblockReadResult read, JournalSurvey journal)
+    internal static SuperblockJson ToJson(string device, long imageSize, string? truncated, SuperblockReadResult read, JournalSurvey journal)
     {
         var sb = read.Superblock;
         return new SuperblockJson(
             Device: device,
+            ImageSize: imageSize,
+            Truncated: truncated,
             UsedCopy: read.UsedCopy,
             Note: MountNote.For(read),
             Copies: [.. read.Copies.Select(c => new SuperblockCopyJson(c.Index, c.Offset,

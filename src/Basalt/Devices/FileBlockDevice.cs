@@ -20,7 +20,8 @@
 //
 // Durability: Write is not durable until Flush (fdatasync) returns. Discard punches a hole in
 // an image file (reads return zeroes afterwards) or issues BLKDISCARD on a block device; where
-// neither is supported it does nothing, as the device contract allows.
+// neither is supported it does nothing, as the device contract allows. Extend (image files only:
+// fsck's repair of a truncated image) sets the new length with ftruncate and flushes it.
 using System.Globalization;
 using Basalt.Devices.Interop;
 using Basalt.Diagnostics;
@@ -29,19 +30,23 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Basalt.Devices;
 
-public sealed class FileBlockDevice : IBlockDevice
+public sealed class FileBlockDevice : IExtensibleDevice
 {
     private readonly SafeFileHandle _handle;
     private readonly FileIdentity _identity;
     private bool _discardUnsupported;
     private int _disposed;
+    // Set at open and raised only by Extend; read without a lock by every I/O range check.
+    private long _size;
+    private long _length;
 
-    private FileBlockDevice(string path, SafeFileHandle handle, FileIdentity identity, long size, bool readOnly, bool isBlockDevice)
+    private FileBlockDevice(string path, SafeFileHandle handle, FileIdentity identity, long length, bool readOnly, bool isBlockDevice)
     {
         Name = path;
         _handle = handle;
         _identity = identity;
-        Size = size;
+        _length = length;
+        _size = length - length % FormatLimits.SectorSize;
         IsReadOnly = readOnly;
         IsBlockDevice = isBlockDevice;
     }
@@ -49,7 +54,13 @@ public sealed class FileBlockDevice : IBlockDevice
     public string Name { get; }
 
     /// <summary>Usable size: a block device's size, or an image file's length rounded down to 512 bytes.</summary>
-    public long Size { get; }
+    public long Size => Volatile.Read(ref _size);
+
+    /// <summary>The length in bytes as opened (or extended): <see cref="Size"/> before rounding down to 512.</summary>
+    public long Length => Volatile.Read(ref _length);
+
+    /// <summary>Image files can be extended; block devices cannot.</summary>
+    public bool CanExtend => !IsBlockDevice;
 
     public bool IsReadOnly { get; }
 
@@ -119,9 +130,8 @@ public sealed class FileBlockDevice : IBlockDevice
                     if (LibC.FTruncate(handle, createSize) != 0)
                         ThrowErrno(path, "set the size of", 0, createSize);
                 }
-                var size = isBlock ? BlockDeviceSize(path, handle) : RandomAccess.GetLength(handle);
-                size -= size % FormatLimits.SectorSize;
-                return new FileBlockDevice(path, handle, identity, size, readOnly, isBlock);
+                var length = isBlock ? BlockDeviceSize(path, handle) : RandomAccess.GetLength(handle);
+                return new FileBlockDevice(path, handle, identity, length, readOnly, isBlock);
             });
             return device;
         }
@@ -223,6 +233,28 @@ public sealed class FileBlockDevice : IBlockDevice
             return;
         }
         ThrowErrno(Name, "discard", offset, length);
+    }
+
+    /// <summary>
+    /// Extends an image file to <paramref name="size"/> bytes: a trailing partial sector is cut off
+    /// first (it was never usable), then the file is lengthened (sparse) and flushed, so everything
+    /// from the old usable size on reads as zeroes.
+    /// </summary>
+    public void Extend(long size)
+    {
+        CheckOpen();
+        CheckWritable("extend", size);
+        if (IsBlockDevice)
+            throw new BasaltException(ErrorCode.InvalidArgument, $"{Name}: is a block device: it cannot be extended");
+        if (size % FormatLimits.SectorSize != 0 || size < Size)
+            throw new ArgumentOutOfRangeException(nameof(size), $"{Name}: cannot extend to {size} bytes (now {Size} bytes)");
+        if (Length != Size && LibC.FTruncate(_handle, Size) != 0)
+            ThrowErrno(Name, "cut the partial last sector of", Size, Length - Size);
+        if (LibC.FTruncate(_handle, size) != 0)
+            ThrowErrno(Name, "extend", Size, size - Size);
+        Volatile.Write(ref _length, size);
+        Volatile.Write(ref _size, size);
+        Flush();
     }
 
     public void Dispose()

@@ -41,3 +41,20 @@ public interface INodeSpaceObserver
     /// <summary>The slot at <paramref name="offset"/> is no longer live; it may be rewritten from its start.</summary>
     void NodeFreed(long offset);
 }
+
+/// <summary>
+/// A device whose length can be raised: an image file (or a memory device). fsck extends a
+/// truncated image back to the size its superblock records; a block device cannot be extended.
+/// </summary>
+public interface IExtensibleDevice : IBlockDevice
+{
+    /// <summary>True when <see cref="Extend"/> can work on this kind of device (an image file, not a block device).</summary>
+    bool CanExtend { get; }
+
+    /// <summary>
+    /// Raises <see cref="IBlockDevice.Size"/> to <paramref name="size"/> (a multiple of 512, not smaller
+    /// than the size now). The new tail, from the old usable size on, reads as zeroes; the change is
+    /// durable when this returns.
+    /// </summary>
+    void Extend(long size);
+}

@@ -4,9 +4,9 @@ using Basalt.Format;
 
 namespace Basalt.Devices;
 
-public sealed class MemoryBlockDevice : IBlockDevice
+public sealed class MemoryBlockDevice : IExtensibleDevice
 {
-    private readonly byte[] _data;
+    private byte[] _data;
     private bool _disposed;
 
     public MemoryBlockDevice(long size, string name = "memory")
@@ -27,6 +27,17 @@ public sealed class MemoryBlockDevice : IBlockDevice
 
     /// <summary>The raw contents, for tests that inspect or damage the image directly.</summary>
     public Span<byte> Contents => _data;
+
+    public bool CanExtend => true;
+
+    /// <summary>Grows the device to <paramref name="size"/> bytes; the new tail reads as zeroes.</summary>
+    public void Extend(long size)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (size % FormatLimits.SectorSize != 0 || size < _data.LongLength)
+            throw new ArgumentOutOfRangeException(nameof(size), $"{Name}: cannot extend to {size} bytes (now {_data.LongLength} bytes)");
+        Array.Resize(ref _data, checked((int)size));
+    }
 
     public void Read(long offset, Span<byte> buffer)
     {

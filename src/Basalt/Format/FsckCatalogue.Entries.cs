@@ -34,6 +34,13 @@ public static partial class FsckCatalogue
         new(FsckErrorId.SbCopiesDiffer, "sb_copies_differ", ReadClass: null, RepairPolicy.Automatic,
             "two good superblock copies have the same seq but different contents (beyond the per-copy offset field and checksum)",
             "the differing copy is rewritten from the winning copy: of the good copies with the highest seq, the first in layout order"),
+        // Automatic: extending changes no byte the image holds; what lived in the tail is gone either way.
+        new(FsckErrorId.DeviceTruncated, "device_truncated", ReadClass: null, RepairPolicy.Automatic,
+            "the image file is shorter than the size the superblock records (it was truncated): the missing tail cannot be read, and the superblock copies, journal buckets and btree nodes that lay in it are unreadable",
+            "the image file is extended back to the recorded size; the new tail reads as zeroes, so what lay there is lost and is repaired by the later findings (superblock copies rewritten, lost journal entries reported, unreadable nodes dropped from their parents); declined, every later repair is held (the run writes nothing past this check)"),
+        new(FsckErrorId.BlockDeviceTooSmall, "block_device_too_small", ReadClass: null, RepairPolicy.Never,
+            "the block device is smaller than the size the superblock records (the filesystem was made on a larger device, or the device shrank): its missing tail cannot be read",
+            "none: a block device cannot be extended; every later repair is held (the run writes nothing) and the later findings are reported only; copy the device to an image file or a device of the recorded size and run fsck -y there"),
 
         // Btree node read validation
         new(FsckErrorId.BtreeNodeUnreadable, "btree_node_unreadable", NodeErrorClass.BadNode, RepairPolicy.WithYes,

@@ -16,6 +16,8 @@ public enum FsckErrorId : ushort
     SbMemberInvalid = 7,
     SbErrorCountersInvalid = 8,
     SbCopiesDiffer = 9,
+    DeviceTruncated = 10,
+    BlockDeviceTooSmall = 11,
 
     // 30-79: btree node read validation
     BtreeNodeUnreadable = 30,
@@ -120,7 +122,7 @@ public static partial class FsckCatalogue
     public static IReadOnlyList<FsckPassInfo> Passes { get; } =
     [
         new(FsckPassId.CheckSuperblock, "check_superblock",
-            "read every superblock copy, validate it, and rewrite damaged or stale copies from the newest good one; the trace of a superblock write cut short by a crash is counted, not reported, and a writing run finishes that write"),
+            "read every superblock copy, validate it, and rewrite damaged or stale copies from the newest good one; the trace of a superblock write cut short by a crash is counted, not reported, and a writing run finishes that write; a device shorter than the size the superblock records is reported (an image file is extended back to that size)"),
         new(FsckPassId.CheckJournal, "check_journal",
             "read and validate every journal entry; recover the btrees from the superblock and the journal (replay); damaged or missing entries are reported with the seqs they cost"),
         new(FsckPassId.CheckTopology, "check_topology",

@@ -69,15 +69,18 @@ public sealed partial class BasaltFileSystem : IDisposable
     private BasaltFileSystem(IBlockDevice device, IBlockDevice? ownedDevice, SuperblockReadResult read, MountOptions options)
     {
         if (device.Size < read.Superblock.DeviceSize)
-        {
-            throw new BasaltException(ErrorCode.ShortDevice,
-                $"{device.Name}: the device is {device.Size} bytes but the filesystem was made for {read.Superblock.DeviceSize} bytes (truncated?)");
-        }
+            throw new BasaltException(ErrorCode.ShortDevice, TruncatedDevice.RefusalText(device, read.Superblock.DeviceSize));
         _ownedDevice = ownedDevice;
         SuperblockRead = read;
         Geometry = MountCore.GeometryOf(read.Superblock);
         _core = MountCore.Open(device, read, options.ToRecovery());
     }
+
+    /// <summary>
+    /// Set when a read-only mount found the device shorter than its superblock records: the view
+    /// that presents the recorded size and fails reads of the missing tail (null otherwise).
+    /// </summary>
+    public TruncatedDevice? Truncation { get; private init; }
 
     /// <summary>The device the filesystem reads and writes (an overlay for read-only mounts by path).</summary>
     public IBlockDevice Device => _core.Device;
@@ -150,12 +153,14 @@ public sealed partial class BasaltFileSystem : IDisposable
             throw new BasaltException(ErrorCode.ReadOnlyDevice, $"{device.Name}: cannot mount read-write: the device is read-only");
         if (!options.ReadOnly)
             return new BasaltFileSystem(device, null, SuperblockIo.Read(device), options);
-        // Read-only: whatever recovery writes stays in an overlay the filesystem owns.
+        // Read-only: whatever recovery writes stays in an overlay the filesystem owns. A truncated
+        // device is read through a view of its recorded size (the missing tail unreadable).
         // Errors name the image the user gave, not the overlay.
-        var overlay = new OverlayBlockDevice(device, ownsBase: false) { DisplayName = device.Name };
+        var truncation = DeviceTruncation.Detect(device, out var read);
+        var overlay = new OverlayBlockDevice(truncation ?? device, ownsBase: truncation is not null) { DisplayName = device.Name };
         try
         {
-            return new BasaltFileSystem(overlay, overlay, SuperblockIo.Read(overlay), options);
+            return new BasaltFileSystem(overlay, overlay, ReadThrough(overlay, truncation, read), options) { Truncation = truncation };
         }
         catch
         {
@@ -166,16 +171,25 @@ public sealed partial class BasaltFileSystem : IDisposable
 
     /// <summary>
     /// Opens the image at <paramref name="path"/> (locked: a second writer gets "in use (pid N)")
-    /// and mounts it. A read-only mount opens the file read-only under a copy-on-write overlay.
+    /// and mounts it. A read-only mount opens the file read-only under a copy-on-write overlay; a
+    /// truncated image is then read through a <see cref="TruncatedDevice"/> (see <see cref="Truncation"/>),
+    /// while a writable mount refuses it (ShortDevice: fsck repairs it).
     /// </summary>
     public static BasaltFileSystem Mount(string path, MountOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         var file = FileBlockDevice.Open(path, readOnly: options.ReadOnly);
-        IBlockDevice device = options.ReadOnly ? new OverlayBlockDevice(file, ownsBase: true) { DisplayName = file.Name } : file;
+        IBlockDevice device = file;
+        TruncatedDevice? truncation = null;
         try
         {
-            return new BasaltFileSystem(device, device, SuperblockIo.Read(device), options);
+            SuperblockReadResult? read = null;
+            if (options.ReadOnly)
+            {
+                truncation = DeviceTruncation.Detect(file, out read, ownsDevice: true);
+                device = new OverlayBlockDevice(truncation ?? (IBlockDevice)file, ownsBase: true) { DisplayName = file.Name };
+            }
+            return new BasaltFileSystem(device, device, ReadThrough(device, truncation, read), options) { Truncation = truncation };
         }
         catch
         {
@@ -183,6 +197,14 @@ public sealed partial class BasaltFileSystem : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// The superblock a read-only mount uses: the one read while looking for a truncation when the
+    /// device is whole (the overlay holds the same bytes), else read again through the overlay
+    /// (copies in a missing tail then read as the mount sees them; a failed read fails again, naming the image).
+    /// </summary>
+    private static SuperblockReadResult ReadThrough(IBlockDevice overlay, TruncatedDevice? truncation, SuperblockReadResult? read) =>
+        truncation is null && read is not null ? read : SuperblockIo.Read(overlay);
 
     /// <summary>The btree geometry a superblock describes: node area of this device's member, magic, checksum, versions.</summary>
     public static BtreeGeometry GeometryOf(Superblock sb) => MountCore.GeometryOf(sb);

@@ -15,8 +15,13 @@
 // Such a trace is counted, and a writing run finishes the write (rewrites the copies from the
 // winner) without a finding.
 //
+// A device shorter than the size the superblock records is reported first (device_truncated, or
+// block_device_too_small): an image is extended back to that size before the copies are checked,
+// so copies that lay in the missing tail read as zeroes and are rewritten like any damaged copy;
+// otherwise every later repair is held (Fsck.cs).
+//
 // No good copy at all is not a finding but an operational error: there is nothing to repair from.
-using Basalt.Diagnostics;
+using Basalt.Devices;
 using Basalt.Format;
 using Basalt.Superblocks;
 
@@ -31,13 +36,12 @@ public static class CheckSuperblock
         var reporter = context.Reporter;
         var read = SuperblockIo.Read(device);
         context.InitialSuperblockRead ??= read;
-        var sb = read.Superblock;
-        if (device.Size < sb.DeviceSize)
+        if (context.Truncation is { IsTruncated: true } truncation)
         {
-            // Not a finding: rewriting copies cannot bring back the missing end of the device.
-            throw new BasaltException(ErrorCode.ShortDevice,
-                $"{device.Name}: the device is {device.Size} bytes but the filesystem was made for {sb.DeviceSize} bytes (truncated?)");
+            read = CheckTruncation(context, truncation, read);
+            device = context.Device;
         }
+        var sb = read.Superblock;
 
         var interrupted = read.InterruptedWrite is not null;
         if (interrupted)
@@ -72,6 +76,36 @@ public static class CheckSuperblock
             sb = SuperblockIo.Write(device, roots, read.SectorChecksums, DateTimeOffset.UtcNow);
 
         context.SuperblockRead = ReferenceEquals(roots, read.Superblock) ? read : SuperblockIo.Read(device);
+    }
+
+    /// <summary>
+    /// Reports a device shorter than the superblock records. An image is extended (for real in a
+    /// writing run, in memory in a check-only run), after which the copies are read again: those
+    /// that lay in the tail now read as zeroes and are repaired like any zeroed copy. A block
+    /// device, or a declined extension, holds every later repair. Returns the superblock read the
+    /// rest of the pass uses.
+    /// </summary>
+    private static SuperblockReadResult CheckTruncation(FsckContext context, TruncatedDevice truncation, SuperblockReadResult read)
+    {
+        var reporter = context.Reporter;
+        var where = $"{context.Device.Name}: device size";
+        var detail = $"{truncation.ShortfallText}: {DeviceTruncation.MissingText(read, truncation.AvailableSize)}";
+        if (!truncation.CanExtend)
+        {
+            reporter.Report(FsckErrorId.BlockDeviceTooSmall, where, detail);
+            context.HoldRepairs();
+            return read;
+        }
+        if (!reporter.Report(FsckErrorId.DeviceTruncated, where, detail))
+        {
+            context.HoldRepairs();
+            return read;
+        }
+        if (context.Options.Writes)
+            truncation.Extend();
+        else
+            truncation.ExtendInMemory();
+        return SuperblockIo.Read(context.Device);
     }
 
     /// <summary>Why a root cannot be followed, or null when it is plausible.</summary>

@@ -8,6 +8,14 @@
 //
 // A repairing run persists the counters of what it found into the superblock's error table and
 // sets or clears the HasErrors flag, so the history survives and `show-super` can print it.
+//
+// A device shorter than the size its superblock records (a truncated image) is checked, not
+// refused: it is wrapped in a TruncatedDevice that presents the recorded size and fails reads of
+// the missing tail as I/O errors, under the overlay of a check-only run. check_superblock reports
+// the truncation and repairs it by extending the image (in memory only in a check-only run, so
+// every later pass sees the zeroed tail -y would leave). When it cannot be repaired (a block
+// device, or the repair declined) the run holds every later repair: an overlay goes on top and
+// the findings are reported as held, because a repair could write into the missing tail.
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -20,16 +28,44 @@ namespace Basalt.Fsck;
 public sealed class FsckContext
 {
     private BasaltFileSystem? _fs;
+    private OverlayBlockDevice? _holdOverlay;
 
-    internal FsckContext(IBlockDevice device, FsckReporter reporter, FsckOptions options)
+    internal FsckContext(IBlockDevice device, FsckReporter reporter, FsckOptions options, TruncatedDevice? truncation = null)
     {
         Device = device;
         Reporter = reporter;
         Options = options;
+        Truncation = truncation;
     }
 
-    /// <summary>The device passes read and repair (a copy-on-write overlay in check-only runs).</summary>
-    public IBlockDevice Device { get; }
+    /// <summary>
+    /// The device passes read and repair (a copy-on-write overlay in check-only runs, and once
+    /// repairs are held).
+    /// </summary>
+    public IBlockDevice Device { get; private set; }
+
+    /// <summary>The device below <see cref="Device"/> when it is shorter than its superblock records; null otherwise.</summary>
+    public TruncatedDevice? Truncation { get; }
+
+    /// <summary>True once <see cref="HoldRepairs"/> was called.</summary>
+    public bool RepairsHeld => _holdOverlay is not null;
+
+    /// <summary>
+    /// From now on nothing reaches the device: passes write to an overlay and every finding with a
+    /// repair is reported as held. Only before the filesystem is mounted (check_superblock).
+    /// </summary>
+    public void HoldRepairs()
+    {
+        if (_fs is not null)
+            throw new InvalidOperationException("repairs can only be held before the filesystem is mounted");
+        if (_holdOverlay is not null)
+            return;
+        _holdOverlay = new OverlayBlockDevice(Device, ownsBase: false) { DisplayName = Device.Name };
+        Device = _holdOverlay;
+        Reporter.HoldRepairs();
+    }
+
+    internal void ReleaseHold() => _holdOverlay?.Dispose();
 
     public FsckReporter Reporter { get; }
 
@@ -102,11 +138,14 @@ public static class Fsck
                 $"{device.Name}: cannot repair: the device is open read-only (use -n to check only)");
         }
 
-        using var overlay = options.Writes ? null : new OverlayBlockDevice(device, ownsBase: false);
+        // A device shorter than its superblock records is checked through a view of the recorded size.
+        using var truncation = DeviceTruncation.Detect(device);
+        IBlockDevice source = truncation ?? device;
         // Findings name the image, not "image (overlay)": -n must print what -y prints.
-        IBlockDevice target = overlay is null ? device : new NamedDevice(overlay, device.Name);
+        using var overlay = options.Writes ? null : new OverlayBlockDevice(source, ownsBase: false) { DisplayName = device.Name };
+        IBlockDevice target = overlay ?? source;
         var reporter = new FsckReporter(options);
-        var context = new FsckContext(target, reporter, options);
+        var context = new FsckContext(target, reporter, options, truncation);
         var persisted = false;
         var completed = false;
         try
@@ -132,13 +171,21 @@ public static class Fsck
                 var left = reporter.Findings.Any(f => !f.Corrected);
                 persisted = fs.RecordErrors(reporter.CountsById,
                     set: left ? SuperblockFlags.HasErrors : SuperblockFlags.None,
-                    clear: left ? SuperblockFlags.None : SuperblockFlags.HasErrors | SuperblockFlags.HasTopologyErrors);
+                    clear: left ? SuperblockFlags.None : SuperblockFlags.HasErrors | SuperblockFlags.HasTopologyErrors)
+                    && !context.RepairsHeld;
             }
             completed = true;
         }
         finally
         {
-            context.MountedFileSystem?.Close(sync: completed);
+            try
+            {
+                context.MountedFileSystem?.Close(sync: completed);
+            }
+            finally
+            {
+                context.ReleaseHold();
+            }
         }
 
         return new FsckReport
@@ -153,22 +200,5 @@ public static class Fsck
             SuperblockNote = context.InitialSuperblockRead is { } read ? MountNote.For(read) : null,
             CountersPersisted = persisted,
         };
-    }
-
-    /// <summary>A device seen under another name; everything else is forwarded.</summary>
-    private sealed class NamedDevice(IBlockDevice inner, string name) : IBlockDevice
-    {
-        public string Name => name;
-        public long Size => inner.Size;
-        public bool IsReadOnly => inner.IsReadOnly;
-        public void Read(long offset, Span<byte> buffer) => inner.Read(offset, buffer);
-        public void Write(long offset, ReadOnlySpan<byte> data) => inner.Write(offset, data);
-        public void Flush() => inner.Flush();
-        public void Discard(long offset, long length) => inner.Discard(offset, length);
-
-        // The overlay is owned and disposed by the run.
-        public void Dispose()
-        {
-        }
     }
 }

@@ -15,6 +15,11 @@ public enum FsckOutcome
     NotFixed,
     /// <summary>The catalogue has no repair for this finding.</summary>
     NoRepair,
+    /// <summary>
+    /// A repair exists but the run holds every repair: the device is shorter than the filesystem
+    /// and was not extended, so writing could reach the missing tail. The repair ran on an overlay only.
+    /// </summary>
+    Held,
 }
 
 /// <summary>One reported inconsistency: which, where, what exactly, and the decision.</summary>
@@ -37,6 +42,7 @@ public sealed record FsckFinding(
         FsckOutcome.Fixed => "fixing",
         FsckOutcome.WouldFix => "not fixing (check only; fsck -y repairs it)",
         FsckOutcome.NotFixed => Info.Policy == RepairPolicy.WithYes ? "not fixing (repair needs -y or a yes)" : "not fixing",
+        FsckOutcome.Held => "not fixing (repairs are held: the device is shorter than the filesystem)",
         _ => "not fixing (no repair exists)",
     };
 

@@ -9,6 +9,10 @@
 // In check-only mode Report returns true exactly where -y would, so the passes run the very
 // code path -y runs; the device underneath is a copy-on-write overlay, which is what makes the
 // findings of -n and -y identical by construction while the image stays untouched.
+//
+// Held repairs (HoldRepairs): once a run knows it must not write (the device is shorter than the
+// filesystem and was not extended), every later finding with a repair is Held in every mode: the
+// repair runs on an overlay exactly as in a check-only run, and nothing is asked.
 using Basalt.Format;
 
 namespace Basalt.Fsck;
@@ -31,6 +35,16 @@ public sealed class FsckReporter : IFsckReporter
 
     /// <summary>The pass whose findings are being reported now (set by the driver).</summary>
     public FsckPassId? CurrentPass { get; set; }
+
+    /// <summary>True once <see cref="HoldRepairs"/> was called: later repairs run on an overlay only.</summary>
+    public bool RepairsHeld { get; private set; }
+
+    /// <summary>From now on every finding with a repair is <see cref="FsckOutcome.Held"/> (the caller writes to an overlay).</summary>
+    public void HoldRepairs()
+    {
+        lock (_lock)
+            RepairsHeld = true;
+    }
 
     public IReadOnlyList<FsckFinding> Findings
     {
@@ -81,7 +95,7 @@ public sealed class FsckReporter : IFsckReporter
             _findings.Add(finding);
         }
         _options.OnFinding?.Invoke(finding);
-        return finding.Outcome is FsckOutcome.Fixed or FsckOutcome.WouldFix;
+        return finding.Outcome is FsckOutcome.Fixed or FsckOutcome.WouldFix or FsckOutcome.Held;
     }
 
     public void Count(string what, long amount = 1)
@@ -94,6 +108,8 @@ public sealed class FsckReporter : IFsckReporter
     {
         if (info.Policy == RepairPolicy.Never)
             return FsckOutcome.NoRepair;
+        if (RepairsHeld)
+            return FsckOutcome.Held;
         switch (_options.Mode)
         {
             case FsckMode.CheckOnly:

@@ -129,6 +129,11 @@ public static class SuperblockIo
         if (best?.Superblock is null)
         {
             var offsets = decoded.Keys.ToList();
+            if (device.Size < FirstCopyOffset + HeaderSize)
+            {
+                throw new BasaltException(ErrorCode.NotBasalt,
+                    $"{device.Name}: not a Basalt filesystem: the device is {TruncatedDevice.LengthOf(device)} bytes, too short to hold a superblock (the first copy is at byte {FirstCopyOffset})");
+            }
             if (decoded.Values.All(d => d.Status is CopyStatus.BadMagic or CopyStatus.Unreadable))
             {
                 var where = offsets.Count switch
@@ -217,8 +222,10 @@ public static class SuperblockIo
         var buffer = new byte[available];
         try
         {
-            // The header first, then the rest only when the header says there is more and it has the magic.
-            var head = (int)Math.Min(available, 4096);
+            // The header's sector first, then the rest only when the header has the magic and says
+            // there is more: a copy is read no further than it extends (a device cut short after a
+            // copy's end, or unreadable there, still yields the copy).
+            var head = (int)Math.Min(available, FormatLimits.SectorSize);
             device.Read(offset, buffer.AsSpan(0, head));
             if (head < available && buffer.AsSpan(MagicOffset, 16).SequenceEqual(Magic))
             {

@@ -323,6 +323,39 @@ public sealed class FileBlockDeviceTests : IDisposable
     }
 
     [Fact]
+    public void Extend_CutsThePartialSectorAndTheNewTailReadsAsZeroes()
+    {
+        var path = _dir.File("img");
+        using (var created = FileBlockDevice.Create(path, 8 * Sector))
+            created.Write(0, Enumerable.Repeat((byte)0x5a, 8 * Sector).ToArray());
+        using (var file = new FileStream(path, FileMode.Open))
+            file.SetLength((6 * Sector) + 100);
+        using var device = FileBlockDevice.Open(path);
+        Assert.Equal(6 * Sector, device.Size);
+        Assert.Equal((6 * Sector) + 100, device.Length);
+        Assert.True(device.CanExtend);
+        device.Extend(16 * Sector);
+        Assert.Equal(16 * Sector, device.Size);
+        Assert.Equal(16 * Sector, new FileInfo(path).Length);
+        var buffer = new byte[16 * Sector];
+        device.Read(0, buffer);
+        Assert.True(buffer[..(6 * Sector)].All(b => b == 0x5a));
+        Assert.True(buffer[(6 * Sector)..].All(b => b == 0), "the partial sector's old bytes survived the extension");
+        Assert.Throws<ArgumentOutOfRangeException>(() => device.Extend(8 * Sector));
+    }
+
+    [Fact]
+    public void Extend_OfAReadOnlyImageIsRefused()
+    {
+        var path = _dir.File("img");
+        FileBlockDevice.Create(path, 8 * Sector).Dispose();
+        using var device = FileBlockDevice.Open(path, readOnly: true);
+        var e = Assert.Throws<BasaltException>(() => device.Extend(16 * Sector));
+        Assert.Equal(ErrorCode.ReadOnlyDevice, e.Code);
+        Assert.Equal(8 * Sector, new FileInfo(path).Length);
+    }
+
+    [Fact]
     public void MissingPath_IsFileNotFound()
     {
         var path = _dir.File("missing");

@@ -36,10 +36,14 @@ internal sealed record Damage(string Kind, string[] Args)
 
     /// <summary>
     /// Damage that a checksum must reveal wherever it changes live metadata: no part recomputes a
-    /// checksum (--fix-csum can make a changed field legal) and none truncates the file (a short
-    /// device is an operational error, not a finding).
+    /// checksum (--fix-csum can make a changed field legal) and none truncates the file (a
+    /// truncation is always found, as device_truncated: see <see cref="Truncates"/>, but the
+    /// live regions it cuts are not compared byte by byte).
     /// </summary>
     public bool CertainlyDetectable => Parts().All(p => p.Kind != "truncate" && !(p.Kind == "corrupt" && p.Args[2] == "fix"));
+
+    /// <summary>True when a part cuts the file shorter than the image: fsck must report device_truncated.</summary>
+    public bool Truncates => Parts().Any(p => p.Kind == "truncate" && long.Parse(p.Args[0], CultureInfo.InvariantCulture) < ImageSize);
 
     public override string ToString() => string.Join(' ', [Kind, .. Args]);
 
