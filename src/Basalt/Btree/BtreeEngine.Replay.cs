@@ -57,12 +57,13 @@ public sealed partial class BtreeEngine
         // One list per level, each in (btree, position) order: a replay plan's keys already are,
         // so each list is only checked, and sorted only when it is not.
         var byLevel = new SortedDictionary<byte, List<ReplayKey>>(Comparer<byte>.Create(static (a, b) => b.CompareTo(a)));
+        var counts = new Dictionary<byte, int>();
         foreach (var key in keys)
-        {
-            if (!byLevel.TryGetValue(key.Update.Level, out var list))
-                byLevel.Add(key.Update.Level, list = []);
-            list.Add(key);
-        }
+            counts[key.Update.Level] = counts.GetValueOrDefault(key.Update.Level) + 1;
+        foreach (var (level, count) in counts)
+            byLevel.Add(level, new List<ReplayKey>(count));
+        foreach (var key in keys)
+            byLevel[key.Update.Level].Add(key);
         foreach (var list in byLevel.Values)
         {
             if (!IsInReplayOrder(list))
