@@ -50,4 +50,11 @@ internal sealed class EngineCheckTarget : IBtreeCheckTarget
     public void ResetToEmpty(BtreeId btree) => _engine[btree].ResetToEmpty();
 
     public void Sync() => _makeDurable();
+
+    public Func<ulong, bool>? IsBlacklisted => _engine.JournalIsBlacklisted;
+
+    public void AdoptNode(long offset, int sectorsWritten) => _engine.AdoptScannedNode(offset, sectorsWritten);
+
+    public void RebuildRoot(BtreeId btree, byte level, IReadOnlyList<(Bpos Max, BtreePtrValue Ptr)> children) =>
+        _engine[btree].RebuildRoot(level, children);
 }

@@ -1,0 +1,422 @@
+// The node scan: finds btree nodes by reading the device's node space, for topology repair to
+// rebuild what an unreadable root or interior node (or a gap) would otherwise lose.
+//
+// What is scanned: every slot of the node area the NodeAllocator manages (nodes do not live in
+// buckets yet), read sequentially in large chunks. A slot is a candidate when its header carries
+// this filesystem's node magic (which is derived from the filesystem uuid); it is accepted only
+// when the whole node reads and validates against its own header (btree id, level, range), with
+// every bset checksum good and no finding that would make a normal read fail. A slot whose magic
+// is another filesystem's but whose first record checksums correctly is listed as rejected
+// ("another filesystem"), so a user sees the leftovers of an earlier format.
+//
+// Memory is one small record (ScannedNode, a struct) per slot that holds a node; the chunk buffer
+// is reused. The scan never writes.
+//
+// Choosing versions: per btree and level, candidates are taken newest first. "Newer" is the
+// highest journal seq among the node's (non-blacklisted) bsets, then the higher generation, then
+// more sectors written, then the lower offset (the node seq is a random cookie and orders
+// nothing). A node keeps the part of its range that no newer node claimed: all of it (chosen),
+// the first unclaimed part (clipped), or nothing (superseded, naming the newer node that covers
+// its start). So the chosen nodes of one level never overlap, and which one wins never depends on
+// the order the slots were read in. A node whose first bset carries a blacklisted journal seq
+// was written for a journal entry recovery discarded: it is rejected, as is a node that fails
+// validation.
+using System.Buffers;
+using System.Buffers.Binary;
+using Basalt.Btree.Node;
+using Basalt.Devices;
+using Basalt.Diagnostics;
+using Basalt.Format;
+
+namespace Basalt.Btree;
+
+/// <summary>What the scan decided about a node it found.</summary>
+public enum ScannedNodeStatus : byte
+{
+    /// <summary>The newest node for its whole range.</summary>
+    Chosen = 0,
+    /// <summary>Newer nodes claimed part of its range; it is used for the rest (<see cref="ScannedNode.UseMin"/>..<see cref="ScannedNode.UseMax"/>).</summary>
+    Clipped = 1,
+    /// <summary>Newer nodes cover all of its range (or it is a copy of a node kept at a lower offset).</summary>
+    Superseded = 2,
+    /// <summary>Not usable: see <see cref="ScannedNode.Rejection"/>.</summary>
+    Rejected = 3,
+}
+
+/// <summary>Why a found node was rejected.</summary>
+public enum ScanRejection : byte
+{
+    None = 0,
+    /// <summary>A Basalt node (its first record checksums) carrying another filesystem's node magic.</summary>
+    ForeignFilesystem = 1,
+    /// <summary>The node failed validation (<see cref="ScannedNode.FailureId"/>).</summary>
+    Invalid = 2,
+    /// <summary>Its first bset carries a blacklisted journal seq: written for an entry recovery discarded.</summary>
+    BlacklistedJournalSeq = 3,
+}
+
+/// <summary>One node found by the scan. Header fields of a rejected node are as read, unverified.</summary>
+public readonly record struct ScannedNode
+{
+    public required long Offset { get; init; }
+    public required BtreeId Btree { get; init; }
+    public required byte Level { get; init; }
+    public required Bpos Min { get; init; }
+    public required Bpos Max { get; init; }
+    /// <summary>The node seq (a random cookie: identity, not age).</summary>
+    public required ulong Seq { get; init; }
+    public required uint Generation { get; init; }
+    /// <summary>Highest non-blacklisted journal seq among the node's bsets.</summary>
+    public ulong JournalSeq { get; init; }
+    public ushort SectorsWritten { get; init; }
+    /// <summary>Live keys (pointers for an interior node) after validation.</summary>
+    public int Keys { get; init; }
+    public ScannedNodeStatus Status { get; init; }
+    public ScanRejection Rejection { get; init; }
+    /// <summary>The finding that failed validation (with <see cref="ScanRejection.Invalid"/>).</summary>
+    public FsckErrorId? FailureId { get; init; }
+    /// <summary>Offset of the newer node that supersedes or clips it; -1 when none.</summary>
+    public long SupersededBy { get; init; }
+    /// <summary>The part of the range the node is used for (chosen or clipped).</summary>
+    public Bpos UseMin { get; init; }
+    public Bpos UseMax { get; init; }
+
+    public bool IsUsable => Status is ScannedNodeStatus.Chosen or ScannedNodeStatus.Clipped;
+
+    /// <summary>True when this node is newer than <paramref name="other"/> (journal seq, generation, sectors, then lower offset).</summary>
+    public bool IsNewerThan(in ScannedNode other) => NodeScan.CompareNewness(this, other) < 0;
+
+    /// <summary>A pointer to this node over the range it is used for (RangeUpdated when that is not its header range).</summary>
+    public BtreePtrValue PointerOver(byte device, Bpos min, Bpos max) => new()
+    {
+        Seq = Seq,
+        SectorsWritten = SectorsWritten,
+        Flags = min == Min && max == Max ? BtreePtrFlags.None : BtreePtrFlags.RangeUpdated,
+        MinKey = min,
+        Ptrs = [new DevicePtr(device, (ulong)(Offset / FormatLimits.SectorSize), 0)],
+    };
+
+    public string Describe() =>
+        $"node at offset {Offset} [{Min.ToText()}..{Max.ToText()}] gen {Generation} journal seq {JournalSeq}";
+
+    public string StatusText() => Status switch
+    {
+        ScannedNodeStatus.Chosen => "chosen",
+        ScannedNodeStatus.Clipped => $"clipped to [{UseMin.ToText()}..{UseMax.ToText()}] by node at offset {SupersededBy}",
+        ScannedNodeStatus.Superseded => $"superseded by node at offset {SupersededBy}",
+        _ => Rejection switch
+        {
+            ScanRejection.ForeignFilesystem => "rejected: node of another filesystem (different uuid)",
+            ScanRejection.BlacklistedJournalSeq => $"rejected: journal seq {JournalSeq} is blacklisted",
+            _ => $"rejected: {(FailureId is { } id ? FsckCatalogue.NameOf(id) : "invalid")}",
+        },
+    };
+}
+
+/// <summary>The nodes found in the node space, with the version chosen for each btree, level and range.</summary>
+public sealed class NodeScan
+{
+    /// <summary>Bytes read per device read (rounded down to whole nodes, at least one).</summary>
+    public const int ChunkBytes = 4 * 1024 * 1024;
+
+    private readonly ScannedNode[] _nodes;
+    private readonly Dictionary<long, int> _byOffset;
+
+    private NodeScan(ScannedNode[] nodes, long bytesScanned, int nodeSize)
+    {
+        _nodes = nodes;
+        BytesScanned = bytesScanned;
+        NodeSize = nodeSize;
+        _byOffset = new Dictionary<long, int>(nodes.Length);
+        for (var i = 0; i < nodes.Length; i++)
+            _byOffset[nodes[i].Offset] = i;
+    }
+
+    /// <summary>Every node found, by offset.</summary>
+    public IReadOnlyList<ScannedNode> Nodes => _nodes;
+
+    public long BytesScanned { get; }
+
+    public int NodeSize { get; }
+
+    /// <summary>
+    /// Scans the node area of <paramref name="device"/>. <paramref name="isBlacklisted"/> is the
+    /// journal's blacklist (null: none).
+    /// </summary>
+    public static NodeScan Run(IBlockDevice device, BtreeGeometry geometry, Func<ulong, bool>? isBlacklisted, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(geometry);
+        var nodeSize = geometry.NodeSize;
+        var slots = geometry.NodeAreaLength / nodeSize;
+        var areaEnd = Math.Min(geometry.NodeAreaOffset + (slots * nodeSize), device.Size);
+        var chunk = (int)Math.Max(nodeSize, ChunkBytes / nodeSize * nodeSize);
+        var buffer = ArrayPool<byte>.Shared.Rent(chunk);
+        var scratch = new byte[nodeSize];
+        var found = new List<ScannedNode>();
+        long scanned = 0;
+        try
+        {
+            for (var at = geometry.NodeAreaOffset; at + nodeSize <= areaEnd; at += chunk)
+            {
+                ct.ThrowIfCancellationRequested();
+                var length = (int)Math.Min(chunk, (areaEnd - at) / nodeSize * nodeSize);
+                var span = buffer.AsSpan(0, length);
+                try
+                {
+                    device.Read(at, span);
+                }
+                catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
+                {
+                    // An unreadable chunk: retry it slot by slot, so one bad sector costs one slot.
+                    ReadSlotwise(device, at, span, nodeSize);
+                }
+                scanned += length;
+                for (var o = 0; o < length; o += nodeSize)
+                {
+                    var slot = span.Slice(o, nodeSize);
+                    if (Examine(slot, at + o, geometry, device.Size, isBlacklisted, scratch) is { } node)
+                        found.Add(node);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        var nodes = found.ToArray();
+        Resolve(nodes);
+        return new NodeScan(nodes, scanned, nodeSize);
+    }
+
+    private static void ReadSlotwise(IBlockDevice device, long at, Span<byte> span, int nodeSize)
+    {
+        for (var o = 0; o < span.Length; o += nodeSize)
+        {
+            var slot = span.Slice(o, nodeSize);
+            try
+            {
+                device.Read(at + o, slot);
+            }
+            catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
+            {
+                slot.Clear();
+            }
+        }
+    }
+
+    /// <summary>The record for the slot at <paramref name="offset"/>, when the scan found a node there.</summary>
+    public bool TryGet(long offset, out ScannedNode node)
+    {
+        if (_byOffset.TryGetValue(offset, out var i))
+        {
+            node = _nodes[i];
+            return true;
+        }
+        node = default;
+        return false;
+    }
+
+    /// <summary>Whether any usable node of <paramref name="btree"/> was found.</summary>
+    public bool HasNodes(BtreeId btree) => _nodes.Any(n => n.Btree == btree && n.IsUsable);
+
+    /// <summary>The highest level holding a usable node of <paramref name="btree"/> below <paramref name="belowLevel"/>; -1 when none.</summary>
+    public int HighestLevel(BtreeId btree, int belowLevel)
+    {
+        var best = -1;
+        foreach (ref readonly var n in _nodes.AsSpan())
+        {
+            if (n.Btree == btree && n.IsUsable && n.Level < belowLevel && n.Level > best)
+                best = n.Level;
+        }
+        return best;
+    }
+
+    /// <summary>The usable nodes of <paramref name="btree"/> at <paramref name="level"/> whose used range meets [from, to], in key order.</summary>
+    public List<ScannedNode> Usable(BtreeId btree, int level, Bpos from, Bpos to)
+    {
+        var list = new List<ScannedNode>();
+        foreach (ref readonly var n in _nodes.AsSpan())
+        {
+            if (n.Btree == btree && n.Level == level && n.IsUsable && n.UseMax >= from && n.UseMin <= to)
+                list.Add(n);
+        }
+        list.Sort((a, b) => a.UseMin.CompareTo(b.UseMin));
+        return list;
+    }
+
+    /// <summary>Rejected nodes whose header (as read) names <paramref name="btree"/> and meets [from, to].</summary>
+    public IEnumerable<ScannedNode> Rejected(BtreeId btree, Bpos from, Bpos to) =>
+        _nodes.Where(n => n.Status == ScannedNodeStatus.Rejected && n.Rejection != ScanRejection.ForeignFilesystem &&
+                          n.Btree == btree && n.Min <= n.Max && n.Max >= from && n.Min <= to);
+
+    internal static int CompareNewness(in ScannedNode a, in ScannedNode b)
+    {
+        var c = b.JournalSeq.CompareTo(a.JournalSeq);
+        if (c != 0)
+            return c;
+        c = b.Generation.CompareTo(a.Generation);
+        if (c != 0)
+            return c;
+        c = b.SectorsWritten.CompareTo(a.SectorsWritten);
+        return c != 0 ? c : a.Offset.CompareTo(b.Offset);
+    }
+
+    /// <summary>Validates one slot; null when it holds no node (zeroes, garbage).</summary>
+    private static ScannedNode? Examine(ReadOnlySpan<byte> slot, long offset, BtreeGeometry geometry, long deviceSize,
+        Func<ulong, bool>? isBlacklisted, byte[] scratch)
+    {
+        var magic = BinaryPrimitives.ReadUInt64LittleEndian(slot[BtreeNodeFormat.NodeMagicOffset..]);
+        if (magic == 0)
+            return null;
+        var header = BtreeNodeFormat.ReadNodeHeader(slot);
+        var firstJournalSeq = BinaryPrimitives.ReadUInt64LittleEndian(slot[(BtreeNodeFormat.FirstBsetOffset + BtreeNodeFormat.BsetJournalSeqOffset)..]);
+        var raw = new ScannedNode
+        {
+            Offset = offset,
+            Btree = header.Btree,
+            Level = header.Level,
+            Min = header.MinKey,
+            Max = header.MaxKey,
+            Seq = header.Seq,
+            Generation = header.Generation,
+            JournalSeq = firstJournalSeq,
+            Status = ScannedNodeStatus.Rejected,
+            SupersededBy = -1,
+        };
+        if (magic != geometry.NodeMagic)
+            return IsForeignNode(slot) ? raw with { Rejection = ScanRejection.ForeignFilesystem } : null;
+        if (header.Seq == 0 || header.Level > FormatLimits.MaxBtreeLevel || !BtreeIds.IsKnown((byte)header.Btree) || header.MinKey > header.MaxKey)
+            return raw with { Rejection = ScanRejection.Invalid, FailureId = FsckErrorId.BtreeNodeBadHeader };
+        if (isBlacklisted is not null && firstJournalSeq != 0 && isBlacklisted(firstJournalSeq))
+            return raw with { Rejection = ScanRejection.BlacklistedJournalSeq };
+
+        // Validate against the node's own header: a pointer that says exactly what the header says.
+        var ptr = new BtreePtrValue
+        {
+            Seq = header.Seq,
+            SectorsWritten = 0,
+            MinKey = header.MinKey,
+            Ptrs = [new DevicePtr(geometry.Device, (ulong)(offset / FormatLimits.SectorSize), 0)],
+        };
+        slot.CopyTo(scratch);
+        var context = new NodeReadContext(header.Btree, header.Level, header.MaxKey, ptr, geometry.NodeMagic, geometry.NodeSize,
+            geometry.BlockSize, geometry.Version, geometry.VersionMin, deviceSize, HaveRetry: false, isBlacklisted);
+        var result = BtreeNodeReader.ReadInPlace(scratch, context);
+        FsckErrorId? failure = null;
+        if (!result.Ok)
+            failure = result.Findings.Count > 0 ? result.Findings[^1].Id : FsckErrorId.BtreeNodeBadHeader;
+        else
+        {
+            foreach (var f in result.Findings)
+            {
+                // Every bset checksum must hold; so must every record's place in the node.
+                if (f.Class is NodeErrorClass.WantRetry or NodeErrorClass.MustRetry or NodeErrorClass.BadNode or NodeErrorClass.Incompatible)
+                {
+                    failure = f.Id;
+                    break;
+                }
+            }
+        }
+        if (failure is { } id)
+            return raw with { Rejection = ScanRejection.Invalid, FailureId = id };
+
+        var live = 0;
+        foreach (ref readonly var e in result.Keys.Entries)
+        {
+            if (!e.Key.IsDeletion)
+                live++;
+        }
+        return raw with
+        {
+            JournalSeq = result.MaxJournalSeq,
+            SectorsWritten = (ushort)result.SectorsFound,
+            Keys = live,
+            Status = ScannedNodeStatus.Chosen,
+            Rejection = ScanRejection.None,
+            UseMin = header.MinKey,
+            UseMax = header.MaxKey,
+        };
+    }
+
+    /// <summary>A slot with another magic that still looks like a Basalt node: its first record checksums.</summary>
+    private static bool IsForeignNode(ReadOnlySpan<byte> slot)
+    {
+        var bset = slot.Slice(BtreeNodeFormat.FirstBsetOffset, BtreeNodeFormat.BsetHeaderSize);
+        var seq = BinaryPrimitives.ReadUInt64LittleEndian(slot[BtreeNodeFormat.NodeSeqOffset..]);
+        if (seq == 0 || BinaryPrimitives.ReadUInt64LittleEndian(bset[BtreeNodeFormat.BsetSeqOffset..]) != seq)
+            return false;
+        var type = bset[BtreeNodeFormat.BsetChecksumTypeOffset];
+        if (!BtreeNodeFormat.IsNodeChecksumType(type))
+            return false;
+        var end = BtreeNodeFormat.FirstKeysOffset + ((long)BinaryPrimitives.ReadUInt32LittleEndian(bset[BtreeNodeFormat.BsetU64sOffset..]) * 8);
+        if (end > slot.Length)
+            return false;
+        var stored = BinaryPrimitives.ReadUInt64LittleEndian(slot[BtreeNodeFormat.NodeChecksumOffset..]);
+        return Checksums.Compute((ChecksumType)type, slot[BtreeNodeFormat.ChecksumStart..(int)end]) == stored;
+    }
+
+    /// <summary>Decides, per btree and level, which node is used for which part of the key space.</summary>
+    private static void Resolve(ScannedNode[] nodes)
+    {
+        var order = Enumerable.Range(0, nodes.Length)
+            .Where(i => nodes[i].Status != ScannedNodeStatus.Rejected)
+            .OrderBy(i => nodes[i].Btree)
+            .ThenBy(i => nodes[i].Level)
+            .ThenBy(i => i, Comparer<int>.Create((a, b) => CompareNewness(nodes[a], nodes[b])))
+            .ToList();
+        // Claimed ranges of the current (btree, level), kept sorted by min: (min, max, offset).
+        var claimed = new List<(Bpos Min, Bpos Max, long Offset)>();
+        (BtreeId, byte)? group = null;
+        foreach (var i in order)
+        {
+            var n = nodes[i];
+            if (group != (n.Btree, n.Level))
+            {
+                group = (n.Btree, n.Level);
+                claimed.Clear();
+            }
+            var (free, by) = FirstUnclaimed(claimed, n.Min, n.Max);
+            if (free is not { } part)
+            {
+                nodes[i] = n with { Status = ScannedNodeStatus.Superseded, SupersededBy = by };
+                continue;
+            }
+            var whole = part.Min == n.Min && part.Max == n.Max;
+            nodes[i] = n with
+            {
+                Status = whole ? ScannedNodeStatus.Chosen : ScannedNodeStatus.Clipped,
+                SupersededBy = whole ? -1 : by,
+                UseMin = part.Min,
+                UseMax = part.Max,
+            };
+            var at = claimed.FindIndex(c => c.Min > part.Min);
+            claimed.Insert(at < 0 ? claimed.Count : at, (part.Min, part.Max, n.Offset));
+        }
+    }
+
+    /// <summary>
+    /// The first part of [min, max] no claimed range covers (null when none), and the offset of the
+    /// first claimed node that meets [min, max] (-1 when none).
+    /// </summary>
+    private static ((Bpos Min, Bpos Max)? Free, long By) FirstUnclaimed(List<(Bpos Min, Bpos Max, long Offset)> claimed, Bpos min, Bpos max)
+    {
+        long by = -1;
+        var start = min;
+        foreach (var c in claimed)
+        {
+            if (c.Max < start)
+                continue;
+            if (c.Min > max)
+                break;
+            if (by < 0)
+                by = c.Offset;
+            if (c.Min > start)
+                return ((start, c.Min.Predecessor()), by);
+            if (c.Max >= max)
+                return (null, by);
+            start = c.Max.Successor();
+        }
+        return ((start, max), by);
+    }
+}
