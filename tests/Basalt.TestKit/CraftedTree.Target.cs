@@ -90,7 +90,7 @@ internal sealed class CraftedTreeTarget : IBtreeCheckTarget
 
     public Func<ulong, bool>? IsBlacklisted => null;
 
-    public void AdoptNode(long offset, int sectorsWritten) => Edits.Add($"adopt {offset}");
+    public void AdoptNode(BtreeId btree, int level, Bpos max, BtreePtrValue ptr) => Edits.Add($"adopt L{level} {max.ToText()}");
 
     public void RebuildRoot(BtreeId btree, byte level, IReadOnlyList<(Bpos Max, BtreePtrValue Ptr)> children)
     {

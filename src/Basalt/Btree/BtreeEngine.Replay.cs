@@ -314,6 +314,8 @@ public sealed partial class BtreeEngine
                     if (!reachable.ContainsKey(offset) && _allocator.IsUsed(offset))
                         _allocator.Release(offset);
                 }
+                if (_mountProblems.Count > 0)
+                    KeepSlotsHoldingNodes();
                 var observer = _options.NodeSpaceObserver;
                 foreach (var (offset, written) in reachable)
                 {
@@ -343,6 +345,8 @@ public sealed partial class BtreeEngine
     private void RebuildAllocator()
     {
         WalkFromRoots(MarkReachable);
+        if (_mountProblems.Count > 0)
+            KeepSlotsHoldingNodes();
         Evict();
     }
 

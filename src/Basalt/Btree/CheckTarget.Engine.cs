@@ -53,7 +53,8 @@ internal sealed class EngineCheckTarget : IBtreeCheckTarget
 
     public Func<ulong, bool>? IsBlacklisted => _engine.JournalIsBlacklisted;
 
-    public void AdoptNode(long offset, int sectorsWritten) => _engine.AdoptScannedNode(offset, sectorsWritten);
+    public void AdoptNode(BtreeId btree, int level, Bpos max, BtreePtrValue ptr) =>
+        _engine.AdoptScannedNode(btree, checked((byte)level), ptr, max);
 
     public void RebuildRoot(BtreeId btree, byte level, IReadOnlyList<(Bpos Max, BtreePtrValue Ptr)> children) =>
         _engine[btree].RebuildRoot(level, children);

@@ -46,10 +46,11 @@ internal interface IBtreeCheckTarget
     Func<ulong, bool>? IsBlacklisted { get; }
 
     /// <summary>
-    /// Takes a node the node scan found into the tree's node space before a pointer to it is
-    /// spliced in: its slot must not be handed out again.
+    /// Takes a node the node scan found (<paramref name="ptr"/> describes it as its header does)
+    /// into the tree's node space before a pointer to it is spliced in: neither its slot nor any
+    /// slot below it may be handed out again.
     /// </summary>
-    void AdoptNode(long offset, int sectorsWritten);
+    void AdoptNode(BtreeId btree, int level, Bpos max, BtreePtrValue ptr);
 
     /// <summary>
     /// Replaces the btree's (unreadable) root by a new root at <paramref name="level"/> holding

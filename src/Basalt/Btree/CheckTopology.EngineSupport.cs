@@ -91,21 +91,18 @@ public sealed partial class BtreeEngine
     internal Func<ulong, bool> JournalIsBlacklisted => _journal.IsBlacklisted;
 
     /// <summary>
-    /// Marks the slot of a node the node scan found as used, before topology repair splices a
-    /// pointer to it in: it was unreachable, so the allocator may have counted it free.
+    /// Marks the slot of a node the node scan found as used, with every slot below it, before
+    /// topology repair splices a pointer to it in: it was unreachable (below an unreadable node),
+    /// so the allocator counted it and its subtree free. The subtree is marked conservatively
+    /// (every pointer version of every bset); the next mount's exact walk releases what is not
+    /// reachable after all.
     /// </summary>
-    internal void AdoptScannedNode(long offset, int sectorsWritten)
+    internal void AdoptScannedNode(BtreeId btree, byte level, BtreePtrValue ptr, Bpos max)
     {
         _lock.EnterWriteLock();
         try
         {
-            if (!_allocator.MarkUsed(offset))
-                return;
-            if (_options.NodeSpaceObserver is { } observer)
-            {
-                observer.NodeAllocated(offset, _geometry.NodeSize);
-                observer.NodeWritten(offset, sectorsWritten * FormatLimits.SectorSize);
-            }
+            MarkSubtreeConservatively(btree, level, ptr, max);
         }
         finally
         {
@@ -118,8 +115,8 @@ public sealed partial class BtreeEngine
         ArgumentNullException.ThrowIfNull(children);
         if (level == 0 || level > FormatLimits.MaxBtreeLevel || children.Count == 0)
             throw new ArgumentException($"a rebuilt root needs a level in 1..{FormatLimits.MaxBtreeLevel} and children", nameof(children));
-        foreach (var (_, ptr) in children)
-            AdoptScannedNode(ptr.Ptrs[0].OffsetBytes, ptr.SectorsWritten);
+        foreach (var (max, ptr) in children)
+            AdoptScannedNode(tree.Id, (byte)(level - 1), ptr.With(flags: ptr.Flags & ~BtreePtrFlags.RangeUpdated), max);
         var op = new RebuildRootOp(tree, level, children);
         Run<RebuildRootOp, bool>(ref op, LockMode.Write);
     }
@@ -173,6 +170,46 @@ public sealed partial class BtreeEngine
                 engine.InsertKeyCached(tree, level, new Bkey(children[i].Max, KeyType.BtreePtr), children[i].Ptr.ToBytes());
             engine._cache.Tick();
             return true;
+        }
+    }
+
+    /// <summary>
+    /// A mount that met an unreadable node cannot tell which slots hang below it, and they are
+    /// what topology repair's node scan rebuilds from: every free slot whose header carries this
+    /// filesystem's node magic is handed out only after every other free slot (NodeAllocator.Avoid),
+    /// so the writes of this mount (replay, a checkpoint) land elsewhere while there is room. The
+    /// node area is read in large sequential chunks; only the magic is looked at.
+    /// </summary>
+    private void KeepSlotsHoldingNodes()
+    {
+        var nodeSize = _geometry.NodeSize;
+        var end = Math.Min(_geometry.NodeAreaOffset + (_allocator.SlotCount * (long)nodeSize), _device.Size);
+        var chunk = Math.Max(nodeSize, NodeScan.ChunkBytes / nodeSize * nodeSize);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(chunk);
+        try
+        {
+            for (var at = _geometry.NodeAreaOffset; at + nodeSize <= end; at += chunk)
+            {
+                var length = (int)Math.Min(chunk, (end - at) / nodeSize * nodeSize);
+                try
+                {
+                    _device.Read(at, buffer.AsSpan(0, length));
+                }
+                catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
+                {
+                    continue;
+                }
+                for (var o = 0; o < length; o += nodeSize)
+                {
+                    var magic = BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(o + Node.BtreeNodeFormat.NodeMagicOffset));
+                    if (magic == _geometry.NodeMagic)
+                        _allocator.Avoid(at + o);
+                }
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 }

@@ -129,8 +129,9 @@ public static class CheckTopology
             return false;
         }
 
-        public string ToText() =>
-            CheckNodeReader.Where(Btree, Level, OriginalPtr, Min, Max);
+        public string ToText() => OriginalPtr.Seq == 0
+            ? $"{Btree.ToText()} level {Level} rebuilt root [{Min.ToText()}..{Max.ToText()}]"
+            : CheckNodeReader.Where(Btree, Level, OriginalPtr, Min, Max);
 
         public string Describe() =>
             $"node at offset {Key.OffsetSectors * FormatLimits.SectorSize} [{Min.ToText()}..{Max.ToText()}] gen {Generation}";
@@ -179,7 +180,10 @@ public static class CheckTopology
         // right level), computed on the first fill: a fill never takes a node that is reachable
         // elsewhere, or the tree would point at one node twice.
         private HashSet<long>? _reachable;
-        private BtreeRoot? _root;
+
+        // Where that walk starts: the root, or the children of a rebuilt root.
+        private List<(int Level, Bpos Max, BtreePtrValue Ptr)> _reachFrom = [];
+        private BtreeId _btree;
 
         // A repair of the current btree was declined: later ones are reported, not applied.
         private bool _declined;
@@ -213,7 +217,8 @@ public static class CheckTopology
             _lost.Clear();
             _droppedOffsets.Clear();
             _reachable = null;
-            _root = root;
+            _btree = root.Btree;
+            _reachFrom = [(root.Level, Bpos.Max, root.Ptr.With(minKey: Bpos.Min, flags: root.Ptr.Flags | BtreePtrFlags.RangeUpdated))];
             _declined = false;
 
             // The root covers [min, max] whatever its header says: read it through a pointer that
@@ -414,6 +419,9 @@ public static class CheckTopology
             };
             var live = new List<NodeRef>();
             FillFromScan(rebuilt, live, 0, Bpos.Min, Bpos.Max, place: false);
+            // What is reachable from now on is what hangs below the new root's children.
+            _reachFrom = [.. live.Select(c => (c.Level, c.OriginalMax, c.OriginalPtr))];
+            _reachable = null;
             if (apply && !_declined)
             {
                 _target.RebuildRoot(root.Btree, (byte)(level + 1), [.. live.Select(c => (c.Max, c.Ptr))]);
@@ -516,7 +524,7 @@ public static class CheckTopology
             foreach (var child in refs)
             {
                 if (apply)
-                    _target.AdoptNode(child.Key.OffsetBytes, child.Ptr.SectorsWritten);
+                    _target.AdoptNode(child.Btree, child.Level, child.OriginalMax, child.OriginalPtr);
                 if (place)
                     PutPointer(node, child.Max, child.Ptr, apply);
                 else
@@ -537,17 +545,20 @@ public static class CheckTopology
             if (_reachable is not null)
                 return _reachable;
             _reachable = [];
-            if (_root is null || _root.Level == 0)
-                return _reachable;
             var reader = new CheckNodeReader(_target.Device, _target.Geometry);
-            var rootPtr = _root.Ptr.With(minKey: Bpos.Min, flags: _root.Ptr.Flags | BtreePtrFlags.RangeUpdated);
-            var pending = new Stack<(int Level, Bpos Max, BtreePtrValue Ptr)>();
-            pending.Push((_root.Level, Bpos.Max, rootPtr));
+            var pending = new Stack<(int Level, Bpos Max, BtreePtrValue Ptr)>(_reachFrom);
+            foreach (var (_, _, ptr) in _reachFrom)
+            {
+                if (ptr.Ptrs.Count > 0)
+                    _reachable.Add(ptr.Ptrs[0].OffsetBytes);
+            }
             while (pending.Count > 0)
             {
                 _ct.ThrowIfCancellationRequested();
                 var (level, max, ptr) = pending.Pop();
-                var read = reader.Read(_root.Btree, level, max, ptr);
+                if (level == 0)
+                    continue;
+                var read = reader.Read(_btree, level, max, ptr);
                 if (!read.Ok)
                     continue;
                 for (var i = 0; i < read.Keys.Count; i++)
