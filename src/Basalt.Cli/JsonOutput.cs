@@ -92,7 +92,12 @@ internal sealed record FsckJson(
     int Corrected,
     int Uncorrected,
     bool CountersPersisted,
+    IReadOnlyList<LostKeyJson> LostKeys,
+    long LostKeysTotal,
     int ExitCode);
+
+/// <summary>A key a repair lost, named by btree and position (fsck --json lost_keys, up to --max-keys).</summary>
+internal sealed record LostKeyJson(string Btree, string Pos);
 
 internal sealed record ErrorJson(string Error, int ExitCode);
 

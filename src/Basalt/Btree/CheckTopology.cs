@@ -892,8 +892,11 @@ public static class CheckTopology
             child.DropApplied = true;
             _rewrites.Remove(child.Key);
             Counters.NodesDropped++;
-            if (child.Level == 0)
+            if (child.Level == 0 && child.LiveKeys > 0)
+            {
                 Counters.KeysDropped += child.LiveKeys;
+                ReportLostKeys(child, keep: static _ => false);
+            }
         }
 
         private void DeletePointer(NodeRef parent, Bpos pos, bool apply)
@@ -954,7 +957,11 @@ public static class CheckTopology
             }
         }
 
-        private int KeysOutside(NodeRef leaf)
+        private int KeysOutside(NodeRef leaf) =>
+            ReportLostKeys(leaf, pos => pos >= leaf.AppliedMin && pos <= leaf.AppliedMax);
+
+        /// <summary>Reports (and counts) the live keys of a leaf that <paramref name="keep"/> rejects as lost.</summary>
+        private int ReportLostKeys(NodeRef leaf, Func<Bpos, bool> keep)
         {
             var read = _reader.Read(leaf.Btree, 0, leaf.OriginalMax, leaf.OriginalPtr);
             if (!read.Ok)
@@ -962,8 +969,10 @@ public static class CheckTopology
             var lost = 0;
             foreach (ref readonly var e in read.Keys.Entries)
             {
-                if (!e.Key.IsDeletion && (e.Key.Pos < leaf.AppliedMin || e.Key.Pos > leaf.AppliedMax))
-                    lost++;
+                if (e.Key.IsDeletion || keep(e.Key.Pos))
+                    continue;
+                lost++;
+                _reporter.KeyLost(leaf.Btree, e.Key.Pos);
             }
             return lost;
         }

@@ -32,7 +32,15 @@ public sealed class TopologyTests
         Assert.Equal(c.ExpectedFindings.Length, result.Findings);
         Assert.Equal(c.ExpectedFindings.Length, result.Repairs);
         if (c.KeysDroppedKnown)
+        {
             Assert.Equal(originalLeafKeys - c.ExpectedKeys.Count, result.KeysDropped);
+            // Every lost key is named: as many as were dropped, each a key of an original leaf, and
+            // every original position that no longer survives among them.
+            Assert.Equal(result.KeysDropped, reporter.Lost.Count);
+            var leafKeys = pristine.Nodes().Where(n => n.Level == 0).SelectMany(n => n.Keys.Keys).ToHashSet();
+            Assert.All(reporter.Lost, l => Assert.Contains(l.Pos, leafKeys));
+            Assert.Subset(reporter.Lost.Select(l => l.Pos).ToHashSet(), leafKeys.Where(k => !c.ExpectedKeys.ContainsKey(k)).ToHashSet());
+        }
 
         var walk = CraftedTreeInspector.Inspect(c.Tree.Device, c.Tree.Geometry, target.Roots().SingleOrDefault());
         Assert.True(walk.Violations.Count == 0, string.Join("\n", walk.Violations));
