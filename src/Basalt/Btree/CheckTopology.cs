@@ -523,6 +523,8 @@ public static class CheckTopology
             live.InsertRange(index, refs);
             foreach (var child in refs)
             {
+                // Placed once: a later fill elsewhere must not point at it again.
+                reachable.Add(child.Key.OffsetBytes);
                 if (apply)
                     _target.AdoptNode(child.Btree, child.Level, child.OriginalMax, child.OriginalPtr);
                 if (place)
