@@ -3,9 +3,13 @@
 //
 // What is scanned: every slot of the node area the NodeAllocator manages (nodes do not live in
 // buckets yet), read sequentially in large chunks. A slot is a candidate when its header carries
-// this filesystem's node magic (which is derived from the filesystem uuid); it is accepted only
-// when the whole node reads and validates against its own header (btree id, level, range), with
-// every bset checksum good and no finding that would make a normal read fail. A slot whose magic
+// this filesystem's node magic (which is derived from the filesystem uuid); it is accepted when
+// its header is sane (seq, known btree id, level, min <= max, reserved fields zero, a supported
+// version) and its first record holds: the node's seq, its checksum, its sector offset, key
+// headers that walk its key area exactly. Later records count while they do the same; the first
+// that does not ends the node (a torn append looks exactly like that). Keys are not validated one
+// by one here: the scan must keep up with the read (docs/topology.md), and the node reader
+// validates every key when topology repair reads a found node. A slot whose magic
 // is another filesystem's but whose first record checksums correctly is listed as rejected
 // ("another filesystem"), so a user sees the leftovers of an earlier format.
 //
@@ -152,7 +156,6 @@ public sealed class NodeScan
         var areaEnd = Math.Min(geometry.NodeAreaOffset + (slots * nodeSize), device.Size);
         var chunk = (int)Math.Max(nodeSize, ChunkBytes / nodeSize * nodeSize);
         var buffer = ArrayPool<byte>.Shared.Rent(chunk);
-        var scratch = new byte[nodeSize];
         var found = new List<ScannedNode>();
         long scanned = 0;
         try
@@ -175,7 +178,7 @@ public sealed class NodeScan
                 for (var o = 0; o < length; o += nodeSize)
                 {
                     var slot = span.Slice(o, nodeSize);
-                    if (Examine(slot, at + o, geometry, device.Size, isBlacklisted, scratch) is { } node)
+                    if (Examine(slot, at + o, geometry, isBlacklisted) is { } node)
                         found.Add(node);
                 }
             }
@@ -263,8 +266,7 @@ public sealed class NodeScan
     }
 
     /// <summary>Validates one slot; null when it holds no node (zeroes, garbage).</summary>
-    private static ScannedNode? Examine(ReadOnlySpan<byte> slot, long offset, BtreeGeometry geometry, long deviceSize,
-        Func<ulong, bool>? isBlacklisted, byte[] scratch)
+    private static ScannedNode? Examine(ReadOnlySpan<byte> slot, long offset, BtreeGeometry geometry, Func<ulong, bool>? isBlacklisted)
     {
         var magic = BinaryPrimitives.ReadUInt64LittleEndian(slot[BtreeNodeFormat.NodeMagicOffset..]);
         if (magic == 0)
@@ -291,53 +293,89 @@ public sealed class NodeScan
         if (isBlacklisted is not null && firstJournalSeq != 0 && isBlacklisted(firstJournalSeq))
             return raw with { Rejection = ScanRejection.BlacklistedJournalSeq };
 
-        // Validate against the node's own header: a pointer that says exactly what the header says.
-        var ptr = new BtreePtrValue
+        // The first record must be whole: its checksum covers the header.
+        if (CheckRecord(slot, 0, header.Seq, out var why) is not { } first)
+            return raw with { Rejection = ScanRejection.Invalid, FailureId = why };
+        if (BinaryPrimitives.ReadUInt16LittleEndian(slot[BtreeNodeFormat.NodeFlagsOffset..]) != 0 ||
+            BinaryPrimitives.ReadUInt64LittleEndian(slot[BtreeNodeFormat.NodeReservedOffset..]) != 0)
         {
-            Seq = header.Seq,
-            SectorsWritten = 0,
-            MinKey = header.MinKey,
-            Ptrs = [new DevicePtr(geometry.Device, (ulong)(offset / FormatLimits.SectorSize), 0)],
-        };
-        slot.CopyTo(scratch);
-        var context = new NodeReadContext(header.Btree, header.Level, header.MaxKey, ptr, geometry.NodeMagic, geometry.NodeSize,
-            geometry.BlockSize, geometry.Version, geometry.VersionMin, deviceSize, HaveRetry: false, isBlacklisted);
-        var result = BtreeNodeReader.ReadInPlace(scratch, context);
-        FsckErrorId? failure = null;
-        if (!result.Ok)
-            failure = result.Findings.Count > 0 ? result.Findings[^1].Id : FsckErrorId.BtreeNodeBadHeader;
-        else
-        {
-            foreach (var f in result.Findings)
-            {
-                // Every bset checksum must hold; so must every record's place in the node.
-                if (f.Class is NodeErrorClass.WantRetry or NodeErrorClass.MustRetry or NodeErrorClass.BadNode or NodeErrorClass.Incompatible)
-                {
-                    failure = f.Id;
-                    break;
-                }
-            }
+            return raw with { Rejection = ScanRejection.Invalid, FailureId = FsckErrorId.BtreeNodeBadHeader };
         }
-        if (failure is { } id)
-            return raw with { Rejection = ScanRejection.Invalid, FailureId = id };
+        if (first.Version > FormatVersion.Current || first.Version < FormatVersion.Min)
+            return raw with { Rejection = ScanRejection.Invalid, FailureId = FsckErrorId.BtreeNodeUnsupportedVersion };
 
-        var live = 0;
-        foreach (ref readonly var e in result.Keys.Entries)
+        // Later records, block-aligned, while they carry the node's seq and checksum: a record
+        // that fails is where the node's writes end (a torn append looks exactly like that).
+        var journalSeq = first.JournalSeq;
+        var keys = first.Keys;
+        var end = RoundUp(first.End, geometry.BlockSize);
+        while (end + BtreeNodeFormat.EntryKeysOffset <= slot.Length && CheckRecord(slot, end, header.Seq, out _) is { } next)
         {
-            if (!e.Key.IsDeletion)
-                live++;
+            if (next.JournalSeq == 0 || isBlacklisted is null || !isBlacklisted(next.JournalSeq))
+            {
+                journalSeq = Math.Max(journalSeq, next.JournalSeq);
+                keys += next.Keys;
+            }
+            end = RoundUp(next.End, geometry.BlockSize);
         }
         return raw with
         {
-            JournalSeq = result.MaxJournalSeq,
-            SectorsWritten = (ushort)result.SectorsFound,
-            Keys = live,
+            JournalSeq = journalSeq,
+            SectorsWritten = (ushort)(Math.Min(end, slot.Length) / FormatLimits.SectorSize),
+            Keys = keys,
             Status = ScannedNodeStatus.Chosen,
             Rejection = ScanRejection.None,
             UseMin = header.MinKey,
             UseMax = header.MaxKey,
         };
     }
+
+    /// <summary>What one record of a node says about itself, once its checksum held.</summary>
+    private readonly record struct RecordInfo(int End, ulong JournalSeq, ushort Version, int Keys);
+
+    /// <summary>
+    /// Checks the record at <paramref name="offset"/>: the node's seq, a known checksum type, a key
+    /// area inside the slot, a matching checksum, its recorded sector offset, and key headers that
+    /// walk to the end of the key area exactly. Null when any of that fails, with the finding
+    /// that names why.
+    /// </summary>
+    private static RecordInfo? CheckRecord(ReadOnlySpan<byte> slot, int offset, ulong seq, out FsckErrorId failure)
+    {
+        failure = FsckErrorId.BtreeNodeBadSeq;
+        var isFirst = offset == 0;
+        var bset = slot.Slice(offset + BtreeNodeFormat.BsetOffsetIn(isFirst), BtreeNodeFormat.BsetHeaderSize);
+        if (BinaryPrimitives.ReadUInt64LittleEndian(bset[BtreeNodeFormat.BsetSeqOffset..]) != seq)
+            return null;
+        var type = bset[BtreeNodeFormat.BsetChecksumTypeOffset];
+        failure = FsckErrorId.BsetUnknownChecksum;
+        if (!BtreeNodeFormat.IsNodeChecksumType(type))
+            return null;
+        failure = FsckErrorId.BsetPastEndOfBtreeNode;
+        var keysAt = offset + BtreeNodeFormat.KeysOffsetIn(isFirst);
+        var keysEnd = keysAt + ((long)BinaryPrimitives.ReadUInt32LittleEndian(bset[BtreeNodeFormat.BsetU64sOffset..]) * 8);
+        if (keysEnd > slot.Length)
+            return null;
+        failure = FsckErrorId.BsetBadChecksum;
+        var stored = BinaryPrimitives.ReadUInt64LittleEndian(slot[offset..]);
+        if (Checksums.Compute((ChecksumType)type, slot[(offset + BtreeNodeFormat.ChecksumStart)..(int)keysEnd]) != stored)
+            return null;
+        failure = FsckErrorId.BsetWrongSectorOffset;
+        if (BinaryPrimitives.ReadUInt16LittleEndian(bset[BtreeNodeFormat.BsetSectorOffsetOffset..]) != offset / FormatLimits.SectorSize)
+            return null;
+        failure = FsckErrorId.BtreeNodeBkeyBadU64s;
+        var keys = 0;
+        for (var at = keysAt; at < keysEnd; keys++)
+        {
+            var u64s = BinaryPrimitives.ReadUInt16LittleEndian(slot[(int)at..]);
+            if (u64s * 8 < BkeyFormat.HeaderSize || at + (u64s * 8) > keysEnd)
+                return null;
+            at += u64s * 8;
+        }
+        return new RecordInfo((int)keysEnd, BinaryPrimitives.ReadUInt64LittleEndian(bset[BtreeNodeFormat.BsetJournalSeqOffset..]),
+            BinaryPrimitives.ReadUInt16LittleEndian(bset[BtreeNodeFormat.BsetVersionOffset..]), keys);
+    }
+
+    private static int RoundUp(int value, int block) => (value + block - 1) / block * block;
 
     /// <summary>A slot with another magic that still looks like a Basalt node: its first record checksums.</summary>
     private static bool IsForeignNode(ReadOnlySpan<byte> slot)
@@ -359,14 +397,22 @@ public sealed class NodeScan
     /// <summary>Decides, per btree and level, which node is used for which part of the key space.</summary>
     private static void Resolve(ScannedNode[] nodes)
     {
-        var order = Enumerable.Range(0, nodes.Length)
-            .Where(i => nodes[i].Status != ScannedNodeStatus.Rejected)
-            .OrderBy(i => nodes[i].Btree)
-            .ThenBy(i => nodes[i].Level)
-            .ThenBy(i => i, Comparer<int>.Create((a, b) => CompareNewness(nodes[a], nodes[b])))
-            .ToList();
-        // Claimed ranges of the current (btree, level), kept sorted by min: (min, max, offset).
-        var claimed = new List<(Bpos Min, Bpos Max, long Offset)>();
+        var order = new List<int>(nodes.Length);
+        for (var i = 0; i < nodes.Length; i++)
+        {
+            if (nodes[i].Status != ScannedNodeStatus.Rejected)
+                order.Add(i);
+        }
+        // By btree, level, then newest first (offsets are unique, so the order is total).
+        order.Sort((a, b) =>
+        {
+            var c = nodes[a].Btree.CompareTo(nodes[b].Btree);
+            if (c == 0)
+                c = nodes[a].Level.CompareTo(nodes[b].Level);
+            return c != 0 ? c : CompareNewness(nodes[a], nodes[b]);
+        });
+        // Claimed ranges of the current (btree, level): disjoint, so ordered by min they are ordered by max too.
+        var claimed = new SortedSet<Claim>(ClaimByMin.Instance);
         (BtreeId, byte)? group = null;
         foreach (var i in order)
         {
@@ -390,20 +436,41 @@ public sealed class NodeScan
                 UseMin = part.Min,
                 UseMax = part.Max,
             };
-            var at = claimed.FindIndex(c => c.Min > part.Min);
-            claimed.Insert(at < 0 ? claimed.Count : at, (part.Min, part.Max, n.Offset));
+            claimed.Add(new Claim(part.Min, part.Max, n.Offset));
         }
+    }
+
+    /// <summary>A range a newer node claimed; <see cref="Real"/> tells it from the default an empty view returns.</summary>
+    private readonly record struct Claim(Bpos Min, Bpos Max, long Offset, bool Real = true);
+
+    private sealed class ClaimByMin : IComparer<Claim>
+    {
+        public static readonly ClaimByMin Instance = new();
+
+        public int Compare(Claim a, Claim b) => a.Min.CompareTo(b.Min);
     }
 
     /// <summary>
     /// The first part of [min, max] no claimed range covers (null when none), and the offset of the
     /// first claimed node that meets [min, max] (-1 when none).
     /// </summary>
-    private static ((Bpos Min, Bpos Max)? Free, long By) FirstUnclaimed(List<(Bpos Min, Bpos Max, long Offset)> claimed, Bpos min, Bpos max)
+    private static ((Bpos Min, Bpos Max)? Free, long By) FirstUnclaimed(SortedSet<Claim> claimed, Bpos min, Bpos max)
     {
         long by = -1;
         var start = min;
-        foreach (var c in claimed)
+        // The claim starting at or before min may reach into the range; then those starting inside it.
+        // (A view's Count walks it; its Max does not.)
+        var before = claimed.GetViewBetween(new Claim(Bpos.Min, Bpos.Min, 0), new Claim(min, min, 0)).Max;
+        if (before.Real && before.Max >= start)
+        {
+            by = before.Offset;
+            if (before.Max >= max)
+                return (null, by);
+            start = before.Max.Successor();
+        }
+        if (min.IsMax || claimed.Count == 0)
+            return ((start, max), by);
+        foreach (var c in claimed.GetViewBetween(new Claim(min.Successor(), min, 0), new Claim(max, max, 0)))
         {
             if (c.Max < start)
                 continue;
