@@ -224,6 +224,42 @@ public sealed class TopologyScanTests
     }
 
     [Fact]
+    public void Versions_are_ordered_by_journal_seq_first_and_a_blacklisted_first_bset_is_rejected()
+    {
+        var t = new CraftedTree(seed: 34);
+        // Same range: X has the higher generation, Y the higher journal seq; Z's journal seq is blacklisted.
+        var x = t.Leaf("X", P(100), E(199), [100], generation: 5);
+        var y = t.Leaf("Y", P(100), E(199), [110], generation: 1);
+        var z = t.Leaf("Z", P(100), E(199), [120], generation: 9);
+        t.WriteLoose(x);
+        t.WriteLoose(y);
+        t.WriteLoose(z);
+        SetJournalSeq(t, x, 5);
+        SetJournalSeq(t, y, 7);
+        SetJournalSeq(t, z, 9);
+
+        var scan = NodeScan.Run(t.Device, t.Geometry, seq => seq == 9, CancellationToken.None);
+        Assert.True(scan.TryGet(y.SlotOffset, out var ys) && ys.Status == ScannedNodeStatus.Chosen, ys.StatusText());
+        Assert.Equal(7UL, ys.JournalSeq);
+        Assert.True(scan.TryGet(x.SlotOffset, out var xs));
+        Assert.Equal((ScannedNodeStatus.Superseded, y.SlotOffset), (xs.Status, xs.SupersededBy));
+        Assert.True(scan.TryGet(z.SlotOffset, out var zs));
+        Assert.Equal((ScannedNodeStatus.Rejected, ScanRejection.BlacklistedJournalSeq), (zs.Status, zs.Rejection));
+
+        // Without the blacklist Z is the newest.
+        var open = NodeScan.Run(t.Device, t.Geometry, null, CancellationToken.None);
+        Assert.True(open.TryGet(z.SlotOffset, out var zo) && zo.Status == ScannedNodeStatus.Chosen);
+    }
+
+    private static void SetJournalSeq(CraftedTree t, CraftedNode node, ulong seq)
+    {
+        var slot = t.Device.Contents.Slice(checked((int)node.SlotOffset), t.Geometry.NodeSize);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(
+            slot[(Basalt.Btree.Node.BtreeNodeFormat.FirstBsetOffset + Basalt.Btree.Node.BtreeNodeFormat.BsetJournalSeqOffset)..], seq);
+        Assert.True(Basalt.Btree.Node.BtreeNodeInspector.RecomputeChecksum(slot, 0));
+    }
+
+    [Fact]
     public void Damaged_root_with_nothing_found_still_resets_the_btree()
     {
         var t = new CraftedTree(seed: 31);
