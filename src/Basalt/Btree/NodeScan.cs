@@ -155,42 +155,67 @@ public sealed class NodeScan
         var slots = geometry.NodeAreaLength / nodeSize;
         var areaEnd = Math.Min(geometry.NodeAreaOffset + (slots * nodeSize), device.Size);
         var chunk = (int)Math.Max(nodeSize, ChunkBytes / nodeSize * nodeSize);
-        var buffer = ArrayPool<byte>.Shared.Rent(chunk);
+        var chunks = new List<(long At, int Length)>();
+        for (var at = geometry.NodeAreaOffset; at + nodeSize <= areaEnd; at += chunk)
+            chunks.Add((at, (int)Math.Min(chunk, (areaEnd - at) / nodeSize * nodeSize)));
+        // Two buffers: the next chunk is read (on the thread pool) while this one is examined, so
+        // the scan costs about the larger of the read and the examination, not their sum. The
+        // device sees the same reads in the same order, one at a time.
+        byte[][] buffers = [ArrayPool<byte>.Shared.Rent(chunk), ArrayPool<byte>.Shared.Rent(chunk)];
         var found = new List<ScannedNode>();
         long scanned = 0;
+        Task? pending = null;
         try
         {
-            for (var at = geometry.NodeAreaOffset; at + nodeSize <= areaEnd; at += chunk)
+            if (chunks.Count > 0)
+                pending = ReadAhead(device, chunks[0], buffers[0], nodeSize);
+            for (var k = 0; k < chunks.Count; k++)
             {
                 ct.ThrowIfCancellationRequested();
-                var length = (int)Math.Min(chunk, (areaEnd - at) / nodeSize * nodeSize);
-                var span = buffer.AsSpan(0, length);
-                try
-                {
-                    device.Read(at, span);
-                }
-                catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
-                {
-                    // An unreadable chunk: retry it slot by slot, so one bad sector costs one slot.
-                    ReadSlotwise(device, at, span, nodeSize);
-                }
+                pending!.GetAwaiter().GetResult();
+                pending = k + 1 < chunks.Count ? ReadAhead(device, chunks[k + 1], buffers[(k + 1) % 2], nodeSize) : null;
+                var (at, length) = chunks[k];
+                var span = buffers[k % 2].AsSpan(0, length);
                 scanned += length;
                 for (var o = 0; o < length; o += nodeSize)
                 {
-                    var slot = span.Slice(o, nodeSize);
-                    if (Examine(slot, at + o, geometry, isBlacklisted) is { } node)
+                    if (Examine(span.Slice(o, nodeSize), at + o, geometry, isBlacklisted) is { } node)
                         found.Add(node);
                 }
             }
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            // A read still in flight (cancellation, an exception) must finish before its buffer goes back.
+            try
+            {
+                pending?.Wait(CancellationToken.None);
+            }
+            catch (AggregateException)
+            {
+            }
+            ArrayPool<byte>.Shared.Return(buffers[0]);
+            ArrayPool<byte>.Shared.Return(buffers[1]);
         }
         var nodes = found.ToArray();
         Resolve(nodes);
         return new NodeScan(nodes, scanned, nodeSize);
     }
+
+    private static Task ReadAhead(IBlockDevice device, (long At, int Length) chunk, byte[] buffer, int nodeSize) =>
+        Task.Run(() =>
+        {
+            var span = buffer.AsSpan(0, chunk.Length);
+            try
+            {
+                device.Read(chunk.At, span);
+            }
+            catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
+            {
+                // An unreadable chunk: retry it slot by slot, so one bad sector costs one slot.
+                ReadSlotwise(device, chunk.At, span, nodeSize);
+            }
+        });
 
     private static void ReadSlotwise(IBlockDevice device, long at, Span<byte> span, int nodeSize)
     {
