@@ -14,9 +14,10 @@ internal static class DebugCommand
 {
     public static Command Create(CliContext cli)
     {
-        var debug = new Command("debug", "crash-testing tools: corrupt damages an image on purpose, load runs transactions to kill and verify");
+        var debug = new Command("debug", "crash-testing tools: corrupt damages an image on purpose, load runs transactions to kill and verify, scan-nodes lists the btree nodes found on the device");
         debug.Add(CreateCorrupt(cli));
         debug.Add(LoadCommand.Create(cli));
+        debug.Add(ScanNodesCommand.Create(cli));
         return debug;
     }
 

@@ -17,8 +17,9 @@ internal static class FsckCommand
         var yes = new Option<bool>("-y", "--yes") { Description = "repair everything that can be repaired" };
         var preen = new Option<bool>("-p", "--preen") { Description = "repair only what is safe (automatic repairs)" };
         var json = new Option<bool>("--json") { Description = "print one JSON document with every finding" };
+        var maxKeys = CliOptions.OptionalInt("--max-keys", null, "lost keys --json lists by position (default 100; all are counted)", min: 0);
         var image = new Argument<string>("IMAGE") { Description = "image file or block device" };
-        var command = new Command("fsck", "check and repair a Basalt filesystem") { no, yes, preen, json, image };
+        var command = new Command("fsck", "check and repair a Basalt filesystem") { no, yes, preen, json, maxKeys, image };
         command.SetAction(parse => Program.Execute(cli, () =>
         {
             var flags = new[] { parse.GetValue(no), parse.GetValue(yes), parse.GetValue(preen) }.Count(f => f);
@@ -30,12 +31,12 @@ internal static class FsckCommand
                 : parse.GetValue(yes) ? FsckMode.Yes
                 : parse.GetValue(preen) ? FsckMode.Preen
                 : FsckMode.Ask;
-            return Run(cli, CliParsing.ResolveImage(parse.GetValue(image)!), mode, implicitCheck, asJson);
+            return Run(cli, CliParsing.ResolveImage(parse.GetValue(image)!), mode, implicitCheck, asJson, parse.GetValue(maxKeys) ?? 100);
         }, fsckCodes: true));
         return command;
     }
 
-    private static int Run(CliContext cli, string path, FsckMode mode, bool implicitCheck, bool json)
+    private static int Run(CliContext cli, string path, FsckMode mode, bool implicitCheck, bool json, int maxKeys)
     {
         CliParsing.RequireExistingImage(path);
         if (!json)
@@ -49,6 +50,7 @@ internal static class FsckCommand
             Mode = mode,
             ImplicitCheckOnly = implicitCheck,
             CheckWriteOnce = cli.CheckWriteOnce,
+            MaxLostKeys = maxKeys,
             Cancellation = cli.Cancellation,
             Ask = mode == FsckMode.Ask ? f => Ask(cli, f) : null,
             OnPassStarted = json ? null : p => cli.Line($"pass {(byte)p.Id} {p.Name}: {p.Description}", "blue"),
@@ -66,6 +68,11 @@ internal static class FsckCommand
             cli.Line($"superblock: {note}", "yellow");
         foreach (var (what, count) in report.Counters.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             cli.Line($"counted (not an error): {what}: {count}");
+        if (report.LostKeyCount > 0)
+        {
+            cli.Line($"keys lost by the repairs: {report.LostKeyCount} (--json lists up to --max-keys of them; keys under unreadable nodes are not counted)",
+                "yellow");
+        }
         cli.Line(Summary(report), report.Clean ? "green" : report.Uncorrected > 0 ? "red" : "yellow");
         if (report.CountersPersisted)
             cli.Line("error counters recorded in the superblock");
@@ -127,5 +134,7 @@ internal static class FsckCommand
         Corrected: report.Corrected,
         Uncorrected: report.Uncorrected,
         CountersPersisted: report.CountersPersisted,
+        LostKeys: [.. report.LostKeys.Select(k => new LostKeyJson(k.Btree.ToText(), k.Pos.ToText()))],
+        LostKeysTotal: report.LostKeyCount,
         ExitCode: report.ExitCode);
 }

@@ -17,6 +17,17 @@ internal sealed record MemberJson(string DeviceUuid, ulong Buckets, int BucketSi
 
 internal sealed record SeqRangeJson(ulong First, ulong Last);
 
+/// <summary>`debug scan-nodes --json`: one entry per node found, in offset order.</summary>
+internal sealed record ScanNodesJson(string Device, int NodeSize, long BytesScanned, IReadOnlyList<ScanNodeJson> Nodes);
+
+/// <summary>
+/// One node the scan found. Status is chosen, clipped, superseded or rejected; UseMin/UseMax is the
+/// part of the range it is used for (null when rejected); SupersededBy the offset of the newer node
+/// that supersedes or clips it; Reason why it was rejected.
+/// </summary>
+internal sealed record ScanNodeJson(long Offset, string Btree, int Level, string Min, string Max, uint Generation, ulong JournalSeq,
+    int SectorsWritten, int Keys, string Status, string? UseMin, string? UseMax, long? SupersededBy, string? Reason);
+
 internal sealed record JournalRangeJson(ulong FirstBucket, ulong LastBucket, ulong Buckets, long Offset, long Length);
 
 internal sealed record SuperJournalJson(
@@ -83,7 +94,12 @@ internal sealed record FsckJson(
     int Corrected,
     int Uncorrected,
     bool CountersPersisted,
+    IReadOnlyList<LostKeyJson> LostKeys,
+    long LostKeysTotal,
     int ExitCode);
+
+/// <summary>A key a repair lost, named by btree and position (fsck --json lost_keys, up to --max-keys).</summary>
+internal sealed record LostKeyJson(string Btree, string Pos);
 
 internal sealed record ErrorJson(string Error, int ExitCode);
 
@@ -93,6 +109,7 @@ internal sealed record ErrorJson(string Error, int ExitCode);
     DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(SuperblockJson))]
 [JsonSerializable(typeof(FsckJson))]
+[JsonSerializable(typeof(ScanNodesJson))]
 [JsonSerializable(typeof(ErrorJson))]
 internal sealed partial class CliJsonContext : JsonSerializerContext;
 

@@ -88,6 +88,24 @@ internal sealed class CraftedTreeTarget : IBtreeCheckTarget
             _tree.ClearRoot();
     }
 
+    public Func<ulong, bool>? IsBlacklisted => null;
+
+    public void AdoptNode(BtreeId btree, int level, Bpos max, BtreePtrValue ptr) => Edits.Add($"adopt L{level} {max.ToText()}");
+
+    public void RebuildRoot(BtreeId btree, byte level, IReadOnlyList<(Bpos Max, BtreePtrValue Ptr)> children)
+    {
+        Edits.Add($"rebuild root L{level} over {children.Count}");
+        var root = _tree.Interior("root", level, Bpos.Min, Bpos.Max);
+        root.Generation = 1;
+        foreach (var (max, ptr) in children)
+        {
+            var child = _tree.NodeBySeq(ptr.Seq) ?? throw new InvalidOperationException($"no crafted node with seq {ptr.Seq:x}");
+            root.Children.Add(new CraftedPointer { Node = child, Min = ptr.MinKey, Max = max, Flags = ptr.Flags });
+        }
+        CraftedTree.SortChildren(root);
+        _tree.Root = root;
+    }
+
     /// <summary>The level-<paramref name="level"/> node whose range holds <paramref name="pos"/>, found the way a lookup descends.</summary>
     private CraftedNode Descend(int level, Bpos pos)
     {

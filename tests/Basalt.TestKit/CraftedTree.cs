@@ -219,9 +219,35 @@ public sealed partial class CraftedTree
             WriteSubtree(c.Node);
         var slot = AllocateSlot();
         node.SlotOffset = slot;
-        node.SectorsWritten = WriteNode(node, slot);
+        node.SectorsWritten = WriteNode(node, slot, Geometry.NodeMagic);
         ApplyDamage(node);
     }
+
+    /// <summary>
+    /// Writes <paramref name="node"/> alone into a fresh slot, outside the tree (an older version
+    /// left on disk, a node of another filesystem with <paramref name="magic"/>). An interior
+    /// node's children must have been written already. Returns the slot's offset.
+    /// </summary>
+    public long WriteLoose(CraftedNode node, ulong? magic = null)
+    {
+        var slot = AllocateSlot();
+        node.SlotOffset = slot;
+        node.SectorsWritten = WriteNode(node, slot, magic ?? Geometry.NodeMagic);
+        ApplyDamage(node);
+        return slot;
+    }
+
+    /// <summary>Copies the slot at <paramref name="from"/> byte for byte into a fresh slot; returns its offset.</summary>
+    public long CopySlotToFreshSlot(long from)
+    {
+        var to = AllocateSlot();
+        CopyBlock(from, to, Geometry.NodeSize);
+        return to;
+    }
+
+    /// <summary>Copies <paramref name="length"/> bytes at <paramref name="from"/> over <paramref name="to"/> (a misdirected write).</summary>
+    public void CopyBlock(long from, long to, int length) =>
+        Device.Contents.Slice(checked((int)from), length).CopyTo(Device.Contents.Slice(checked((int)to), length));
 
     private long AllocateSlot()
     {
@@ -285,14 +311,14 @@ public sealed partial class CraftedTree
     /// on, then (with <see cref="CraftedNode.BsetBeyondWritten"/>) one more bset that the parent's
     /// sectors_written does not cover. Returns the sectors the parent pointer records.
     /// </summary>
-    private int WriteNode(CraftedNode node, long slot)
+    private int WriteNode(CraftedNode node, long slot, ulong magic)
     {
         var options = new BsetWriteOptions(Geometry.BlockSize, Geometry.ChecksumType, Geometry.Version, JournalSeq: 0);
         var buffer = new byte[Geometry.NodeSize];
         var all = KeysOf(node);
         var split = node.SecondBsetFrom is { } from ? all.LowerBound(from) : all.Count;
         var header = new NodeHeader(node.Seq, node.Generation, Btree, node.Level, node.Min, node.Max);
-        var written = BtreeNodeWriter.WriteFirst(buffer, Geometry.NodeMagic, header, Slice(all, 0, split), options);
+        var written = BtreeNodeWriter.WriteFirst(buffer, magic, header, Slice(all, 0, split), options);
         node.SecondBsetOffset = -1;
         if (split < all.Count)
         {

@@ -99,6 +99,13 @@ public sealed class Btree
     /// <summary>Replaces the btree by a new empty leaf root. Slots of nodes that were not cached are recovered at the next mount.</summary>
     public void ResetToEmpty() => _engine.ResetToEmpty(this);
 
+    /// <summary>
+    /// Replaces the btree's root by a new root at <paramref name="level"/> over existing nodes
+    /// found on disk (topology repair after an unreadable root); see <see cref="BtreeEngine"/>.
+    /// </summary>
+    internal void RebuildRoot(byte level, IReadOnlyList<(Bpos Max, BtreePtrValue Ptr)> children) =>
+        _engine.RebuildRoot(this, level, children);
+
     private void ValidateKey(byte level, in Bkey key, ReadOnlySpan<byte> value)
     {
         if (level == 0 && value.Length > _engine.MaxValueBytes)

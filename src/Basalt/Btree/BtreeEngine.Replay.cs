@@ -340,6 +340,8 @@ public sealed partial class BtreeEngine
                     if (!reachable.ContainsKey(offset) && _allocator.IsUsed(offset))
                         _allocator.Release(offset);
                 }
+                if (_mountProblems.Count > 0)
+                    KeepSlotsHoldingNodes();
                 var observer = _options.NodeSpaceObserver;
                 foreach (var (offset, written) in reachable)
                 {
@@ -369,6 +371,8 @@ public sealed partial class BtreeEngine
     private void RebuildAllocator()
     {
         WalkFromRoots(MarkReachable);
+        if (_mountProblems.Count > 0)
+            KeepSlotsHoldingNodes();
         Evict();
     }
 

@@ -50,4 +50,12 @@ internal sealed class EngineCheckTarget : IBtreeCheckTarget
     public void ResetToEmpty(BtreeId btree) => _engine[btree].ResetToEmpty();
 
     public void Sync() => _makeDurable();
+
+    public Func<ulong, bool>? IsBlacklisted => _engine.JournalIsBlacklisted;
+
+    public void AdoptNode(BtreeId btree, int level, Bpos max, BtreePtrValue ptr) =>
+        _engine.AdoptScannedNode(btree, checked((byte)level), ptr, max);
+
+    public void RebuildRoot(BtreeId btree, byte level, IReadOnlyList<(Bpos Max, BtreePtrValue Ptr)> children) =>
+        _engine[btree].RebuildRoot(level, children);
 }

@@ -41,6 +41,23 @@ internal interface IBtreeCheckTarget
 
     /// <summary>Makes every edit so far durable (nodes written, roots committed).</summary>
     void Sync();
+
+    /// <summary>The journal's blacklist, for the node scan (null: no journal, nothing blacklisted).</summary>
+    Func<ulong, bool>? IsBlacklisted { get; }
+
+    /// <summary>
+    /// Takes a node the node scan found (<paramref name="ptr"/> describes it as its header does)
+    /// into the tree's node space before a pointer to it is spliced in: neither its slot nor any
+    /// slot below it may be handed out again.
+    /// </summary>
+    void AdoptNode(BtreeId btree, int level, Bpos max, BtreePtrValue ptr);
+
+    /// <summary>
+    /// Replaces the btree's (unreadable) root by a new root at <paramref name="level"/> holding
+    /// <paramref name="children"/> (pointers keyed at each child's max, tiling [min, max]). The
+    /// children's slots are adopted; the old root's slot is freed.
+    /// </summary>
+    void RebuildRoot(BtreeId btree, byte level, IReadOnlyList<(Bpos Max, BtreePtrValue Ptr)> children);
 }
 
 /// <summary>What a btree fsck pass did: its counters, for the fsck driver's report.</summary>

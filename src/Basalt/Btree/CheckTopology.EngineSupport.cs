@@ -4,6 +4,7 @@
 // descending to a cached child, rewriting a node, and capturing a dirty node for a Sync.
 using System.Buffers.Binary;
 using Basalt.Devices;
+using Basalt.Diagnostics;
 using Basalt.Format;
 
 namespace Basalt.Btree;
@@ -84,5 +85,131 @@ public sealed partial class BtreeEngine
         if (FindNode(tree, (byte)(node.Level + 1), node.MaxKey, out var parent, out _) != FindResult.Found)
             return false;
         return !parent.TryFind(node.MaxKey, out var run, out var i) || PtrFields.Seq(run.ValueOf(i)) != node.Seq;
+    }
+
+    /// <summary>The journal's blacklist, as node reads apply it (the node scan uses it too).</summary>
+    internal Func<ulong, bool> JournalIsBlacklisted => _journal.IsBlacklisted;
+
+    /// <summary>
+    /// Marks the slot of a node the node scan found as used, with every slot below it, before
+    /// topology repair splices a pointer to it in: it was unreachable (below an unreadable node),
+    /// so the allocator counted it and its subtree free. The subtree is marked conservatively
+    /// (every pointer version of every bset); the next mount's exact walk releases what is not
+    /// reachable after all.
+    /// </summary>
+    internal void AdoptScannedNode(BtreeId btree, byte level, BtreePtrValue ptr, Bpos max)
+    {
+        _lock.EnterWriteLock();
+        try
+        {
+            MarkSubtreeConservatively(btree, level, ptr, max);
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+        }
+    }
+
+    internal void RebuildRoot(Btree tree, byte level, IReadOnlyList<(Bpos Max, BtreePtrValue Ptr)> children)
+    {
+        ArgumentNullException.ThrowIfNull(children);
+        if (level == 0 || level > FormatLimits.MaxBtreeLevel || children.Count == 0)
+            throw new ArgumentException($"a rebuilt root needs a level in 1..{FormatLimits.MaxBtreeLevel} and children", nameof(children));
+        foreach (var (max, ptr) in children)
+            AdoptScannedNode(tree.Id, (byte)(level - 1), ptr.With(flags: ptr.Flags & ~BtreePtrFlags.RangeUpdated), max);
+        var op = new RebuildRootOp(tree, level, children);
+        Run<RebuildRootOp, bool>(ref op, LockMode.Write);
+    }
+
+    /// <summary>
+    /// The old root (unreadable, so never cached) and every cached node of the btree at the new
+    /// root's level or above are dropped; the new root holds as many child pointers as fit, and
+    /// the rest go in through ordinary interior inserts, which split and grow it as needed. Journal
+    /// keys of the old tree's interior levels are void from the root change on; leaf keys stay
+    /// valid, since the leaves are kept.
+    /// </summary>
+    private readonly struct RebuildRootOp(Btree tree, byte level, IReadOnlyList<(Bpos Max, BtreePtrValue Ptr)> children) : IEngineOp<bool>
+    {
+        public bool TryRun(BtreeEngine engine, out bool result, out Restart restart)
+        {
+            result = true;
+            restart = default;
+            engine.ThrowIfReadOnly();
+            engine.EnsureReserve(tree);
+            using var change = engine.OpenChange();
+            var id = tree.Id;
+            var rootAt = PendingPosition.Root(id);
+            var kept = children.Select(c => c.Ptr.Ptrs[0].OffsetBytes).ToHashSet();
+            var fromLevel = level;
+            foreach (var node in engine._cache.Nodes.Where(n => n.Btree == id && n.Level >= fromLevel && !kept.Contains(n.Offset)).ToList())
+                engine.FreeNode(node, rootAt);
+            if (tree.PendingRoot is { } pending && pending.Ptr.Ptrs.Count > 0 && !kept.Contains(pending.Ptr.Ptrs[0].OffsetBytes) &&
+                engine._allocator.IsUsed(pending.Ptr.Ptrs[0].OffsetBytes))
+            {
+                engine.FreeLater(pending.Ptr.Ptrs[0].OffsetBytes, rootAt);
+            }
+            for (var l = level; l < FormatLimits.MaxBtreeDepth; l++)
+                engine.DropPendingAtLevel(id, l);
+            tree.PendingRoot = null;
+
+            var builder = new KeyRunBuilder();
+            var bytes = 0;
+            var first = 0;
+            for (; first < children.Count; first++)
+            {
+                var value = children[first].Ptr.ToBytes();
+                var size = BkeyFormat.EncodedSize(value.Length);
+                if (first > 0 && bytes + size > engine.NodeCapacity)
+                    break;
+                bytes += size;
+                builder.Add(new Bkey(children[first].Max, KeyType.BtreePtr), value);
+            }
+            engine.SetRoot(tree, engine.NewNode(tree, level, Bpos.Min, Bpos.Max, 1, builder.Build()));
+            engine.VoidLevelsWithRootChange(id, 1);
+            for (var i = first; i < children.Count; i++)
+                engine.InsertKeyCached(tree, level, new Bkey(children[i].Max, KeyType.BtreePtr), children[i].Ptr.ToBytes());
+            engine._cache.Tick();
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// A mount that met an unreadable node cannot tell which slots hang below it, and they are
+    /// what topology repair's node scan rebuilds from: every free slot whose header carries this
+    /// filesystem's node magic is handed out only after every other free slot (NodeAllocator.Avoid),
+    /// so the writes of this mount (replay, a checkpoint) land elsewhere while there is room. The
+    /// node area is read in large sequential chunks; only the magic is looked at.
+    /// </summary>
+    private void KeepSlotsHoldingNodes()
+    {
+        var nodeSize = _geometry.NodeSize;
+        var end = Math.Min(_geometry.NodeAreaOffset + (_allocator.SlotCount * (long)nodeSize), _device.Size);
+        var chunk = Math.Max(nodeSize, NodeScan.ChunkBytes / nodeSize * nodeSize);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(chunk);
+        try
+        {
+            for (var at = _geometry.NodeAreaOffset; at + nodeSize <= end; at += chunk)
+            {
+                var length = (int)Math.Min(chunk, (end - at) / nodeSize * nodeSize);
+                try
+                {
+                    _device.Read(at, buffer.AsSpan(0, length));
+                }
+                catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
+                {
+                    continue;
+                }
+                for (var o = 0; o < length; o += nodeSize)
+                {
+                    var magic = BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(o + Node.BtreeNodeFormat.NodeMagicOffset));
+                    if (magic == _geometry.NodeMagic)
+                        _allocator.Avoid(at + o);
+                }
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 }

@@ -12,11 +12,13 @@
 //     is shrunk); otherwise the older-or-equal child loses: dropped when everything it holds lies
 //     inside prev, else its min is shrunk. (Children come in max-key order, so a child's range
 //     always ends after prev's: "inside prev" is decided by its keys, not its range.)
-//   - after the last child, a max short of the node's max extends the last child.
+//   - after the last child, a max short of the node's max extends the last child;
+//   - a gap (or the hole a dropped child leaves) is first filled from the node scan, see below.
 // Then it recurses into the kept children. An interior node left with no children is dropped
 // from its parent; the dropped child's neighbours are re-tiled (a gap closed by the next child,
 // or by extending the previous child, whose subtree's right edge is then walked again). An empty
-// root becomes an empty leaf root. An unreadable root resets its btree to empty.
+// root becomes an empty leaf root. An unreadable root is rebuilt from the node scan (reset to
+// empty only when the scan found nothing of its btree).
 //
 // A repair changes a node's range by rewriting its pointer in the parent with the RangeUpdated
 // flag (a new max means deleting the pointer keyed at the old max first); the node reader trusts
@@ -36,8 +38,15 @@
 // Repairs build on each other, so after one decline the rest of that btree's are only reported:
 // what is applied is always a consistent prefix of the full repair.
 //
-// This is Basalt's version of bcachefs's check_topology, without the node scan: gaps are closed
-// by extending a neighbour, never by pulling in nodes found by scanning the device.
+// The node scan (NodeScan): the first time the walk meets an unreadable root, or a range no kept
+// child covers (an unreadable, wrong-level, stale or empty child, or a gap), it scans the node
+// space once; every btree of the pass shares the result. A range no child covers is filled with
+// the nodes one level down the scan chose for it (the newest version of each part), spliced in
+// through the parent's level edits and walked like any other child; only what no found node
+// covers is closed by extending a neighbour, and named as lost. An unreadable root is replaced by
+// a new root over the highest level found. Once the scan has run, a child that an unreachable
+// newer node supersedes is dropped as stale and its range filled from the scan; a range filled
+// from an older version of a lost node is reported as such (deleted keys may come back there).
 using Basalt.Format;
 
 namespace Basalt.Btree;
@@ -120,15 +129,19 @@ public static class CheckTopology
             return false;
         }
 
-        public string ToText() =>
-            CheckNodeReader.Where(Btree, Level, OriginalPtr, Min, Max);
+        public string ToText() => OriginalPtr.Seq == 0
+            ? $"{Btree.ToText()} level {Level} rebuilt root [{Min.ToText()}..{Max.ToText()}]"
+            : CheckNodeReader.Where(Btree, Level, OriginalPtr, Min, Max);
 
         public string Describe() =>
             $"node at offset {Key.OffsetSectors * FormatLimits.SectorSize} [{Min.ToText()}..{Max.ToText()}] gen {Generation}";
     }
 
     /// <summary>Identifies a node read by this pass: its slot (sectors) and seq.</summary>
-    private readonly record struct NodeKey(ulong OffsetSectors, ulong Seq);
+    private readonly record struct NodeKey(ulong OffsetSectors, ulong Seq)
+    {
+        public long OffsetBytes => (long)OffsetSectors * FormatLimits.SectorSize;
+    }
 
     private sealed class TopologyWalk
     {
@@ -152,6 +165,25 @@ public static class CheckTopology
         private readonly Dictionary<NodeKey, Dictionary<Bpos, bool>> _stale = [];
 
         private bool _edited;
+
+        // The node scan, run at most once per pass, when the first damage needs it; shared by every btree.
+        private NodeScan? _scan;
+
+        // Nodes dropped as unreadable in the current btree: (level, min, max, offset), so a range
+        // restored from the scan can tell an older version of the lost node from the node itself.
+        private readonly List<(int Level, Bpos Min, Bpos Max, long Offset)> _lost = [];
+
+        // Slots of nodes the walk dropped in the current btree: never pulled back in by a fill.
+        private readonly HashSet<long> _droppedOffsets = [];
+
+        // Slots the current btree's pointers lead to (through readable interior nodes at the
+        // right level), computed on the first fill: a fill never takes a node that is reachable
+        // elsewhere, or the tree would point at one node twice.
+        private HashSet<long>? _reachable;
+
+        // Where that walk starts: the root, or the children of a rebuilt root.
+        private List<(int Level, Bpos Max, BtreePtrValue Ptr)> _reachFrom = [];
+        private BtreeId _btree;
 
         // A repair of the current btree was declined: later ones are reported, not applied.
         private bool _declined;
@@ -182,6 +214,11 @@ public static class CheckTopology
             _overlay.Clear();
             _rewrites.Clear();
             _stale.Clear();
+            _lost.Clear();
+            _droppedOffsets.Clear();
+            _reachable = null;
+            _btree = root.Btree;
+            _reachFrom = [(root.Level, Bpos.Max, root.Ptr.With(minKey: Bpos.Min, flags: root.Ptr.Flags | BtreePtrFlags.RangeUpdated))];
             _declined = false;
 
             // The root covers [min, max] whatever its header says: read it through a pointer that
@@ -201,12 +238,7 @@ public static class CheckTopology
             Counters.NodesVisited++;
             if (!read.Ok)
             {
-                if (Report(FsckErrorId.BtreeRootUnreadable, node, $"{read.Failure}; btree reset to an empty root"))
-                {
-                    _target.ResetToEmpty(root.Btree);
-                    _edited = true;
-                    Counters.NodesDropped++;
-                }
+                RebuildUnreadableRoot(root, node, read.Failure);
                 return;
             }
             node.Generation = read.Generation;
@@ -267,19 +299,29 @@ public static class CheckTopology
                 Counters.NodesVisited++;
                 if (!childRead.Ok)
                 {
+                    _lost.Add((child.Level, child.Min, child.Max, child.Key.OffsetBytes));
                     Drop(child, Report(FsckErrorId.BtreeNodeUnreadable, child,
-                        $"{childRead.Failure}; pointer dropped from its parent, its keys are lost"));
+                        $"{childRead.Failure}; pointer dropped from its parent; what the node scan finds for its range is spliced in, the rest is lost"));
                     continue;
                 }
                 if (childRead.Level != child.Level)
                 {
                     Drop(child, Report(FsckErrorId.BtreeNodeTopologyChildLevelMismatch, child,
-                        $"node is at level {childRead.Level}, expected {child.Level}; pointer dropped, its keys are lost"));
+                        $"node is at level {childRead.Level}, expected {child.Level}; pointer dropped; what the node scan finds for its range is spliced in, the rest is lost"));
                     continue;
                 }
                 child.Generation = childRead.Generation;
                 child.LiveKeys = childRead.LiveKeyCount();
                 child.LastKey = childRead.LastLiveKey();
+                if (NewerVersionOf(child, pointers) is { } newer)
+                {
+                    // Its keys are not counted as dropped: the newer version restores the range.
+                    child.LiveKeys = 0;
+                    Drop(child, Report(FsckErrorId.BtreeNodeStaleReachable, child,
+                        $"gen {child.Generation}; the node scan found newer {newer.Describe()} for its range; pointer dropped, the range is rebuilt from the scan"),
+                        mayReturn: true);
+                    continue;
+                }
                 if (child.Max > node.Max)
                 {
                     // The node's own max was shrunk by a repair above: clip the child that straddles
@@ -302,7 +344,12 @@ public static class CheckTopology
                 }
             }
             CheckEnd(node, live);
+            return WalkChildren(node, live);
+        }
 
+        /// <summary>Walks the kept children of an interior node (recursing into interior ones) and re-tiles around dropped ones.</summary>
+        private (bool Empty, bool DropAccepted) WalkChildren(NodeRef node, List<NodeRef> live)
+        {
             for (var i = 0; i < live.Count; i++)
             {
                 var child = live[i];
@@ -322,6 +369,282 @@ public static class CheckTopology
             return (true, accepted);
         }
 
+        /// <summary>The node scan of this pass: run on first use, then shared by every btree.</summary>
+        private NodeScan Scan()
+        {
+            if (_scan is null)
+            {
+                _scan = NodeScan.Run(_target.Device, _target.Geometry, _target.IsBlacklisted, _ct);
+                _reporter.Count("check_topology: node scan: bytes scanned", _scan.BytesScanned);
+                _reporter.Count("check_topology: node scan: nodes found", _scan.Nodes.Count);
+            }
+            return _scan;
+        }
+
+        /// <summary>
+        /// An unreadable root: a new root is built over the highest level the node scan found nodes
+        /// of this btree at (below the old root's level when it can), and walked like any other.
+        /// Without any found node the btree is reset to an empty root.
+        /// </summary>
+        private void RebuildUnreadableRoot(BtreeRoot root, NodeRef node, string failure)
+        {
+            var scan = Scan();
+            var level = scan.HighestLevel(root.Btree, root.Level);
+            if (level < 0)
+                level = scan.HighestLevel(root.Btree, FormatLimits.MaxBtreeLevel);
+            if (level < 0)
+            {
+                if (Report(FsckErrorId.BtreeRootUnreadable, node, $"{failure}; the node scan found no node of the btree: reset to an empty root, its keys are lost"))
+                {
+                    _target.ResetToEmpty(root.Btree);
+                    _edited = true;
+                    Counters.NodesDropped++;
+                }
+                return;
+            }
+            var apply = Report(FsckErrorId.BtreeRootUnreadable, node,
+                $"{failure}; root rebuilt at level {level + 1} over the level {level} nodes the node scan found");
+            // The new root exists only in the engine until the end of the pass: it is walked from
+            // the pointers it is built with (a node key of its own, seq 0, that no real node has).
+            var virtualPtr = new BtreePtrValue { Seq = 0, MinKey = Bpos.Min, Flags = BtreePtrFlags.RangeUpdated };
+            var rebuilt = new NodeRef
+            {
+                Btree = root.Btree,
+                Level = level + 1,
+                Parent = null,
+                Ptr = virtualPtr,
+                Max = Bpos.Max,
+                OriginalPtr = virtualPtr,
+                OriginalMax = Bpos.Max,
+            };
+            var live = new List<NodeRef>();
+            FillFromScan(rebuilt, live, 0, Bpos.Min, Bpos.Max, place: false);
+            // What is reachable from now on is what hangs below the new root's children.
+            _reachFrom = [.. live.Select(c => (c.Level, c.OriginalMax, c.OriginalPtr))];
+            _reachable = null;
+            if (apply && !_declined)
+            {
+                _target.RebuildRoot(root.Btree, (byte)(level + 1), [.. live.Select(c => (c.Max, c.Ptr))]);
+                _edited = true;
+            }
+            var (empty, dropAccepted) = WalkChildren(rebuilt, live);
+            if (empty)
+            {
+                if (dropAccepted)
+                {
+                    _target.ResetToEmpty(root.Btree);
+                    _edited = true;
+                    Counters.NodesDropped++;
+                }
+                return;
+            }
+            RewriteChangedNodes();
+        }
+
+        /// <summary>
+        /// Fills [<paramref name="from"/>, <paramref name="to"/>] of <paramref name="node"/>, which no
+        /// kept child covers, with the nodes one level down that the node scan found for it, inserted
+        /// into <paramref name="live"/> at <paramref name="index"/>. They tile the range exactly: each
+        /// starts where the previous ends (extended down over a part no found node covers, which is
+        /// lost and named), the last ends at <paramref name="to"/>. Returns false when the scan found
+        /// nothing there (the caller then closes the gap as before). With <paramref name="place"/>
+        /// false the pointers are only planned (a rebuilt root takes them all at once).
+        /// </summary>
+        private bool FillFromScan(NodeRef node, List<NodeRef> live, int index, Bpos from, Bpos to, bool place = true, long exclude = -1)
+        {
+            if (node.Level == 0)
+                return false;
+            var level = node.Level - 1;
+            var found = Scan().Usable(node.Btree, level, from, to);
+            // A node this parent already points at is settled by the boundary rules, not pulled in twice.
+            var reachable = Reachable();
+            found.RemoveAll(f => f.Offset == exclude || _droppedOffsets.Contains(f.Offset) || reachable.Contains(f.Offset) ||
+                                 live.Any(l => l.Key.OffsetBytes == f.Offset));
+            if (level == 0)
+            {
+                // A leaf holding no key inside the range adds nothing: the range is closed as a gap.
+                found.RemoveAll(f => CountLeafKeys(f, from, to).Count == 0);
+            }
+            if (found.Count == 0)
+                return false;
+
+            var device = _target.Geometry.Device;
+            var refs = new List<NodeRef>(found.Count);
+            var lostRanges = new List<string>();
+            var olderVersions = new List<(NodeRef Ref, ScannedNode Node, string Newer)>();
+            long kept = 0;
+            var cursor = from;
+            for (var i = 0; i < found.Count; i++)
+            {
+                var f = found[i];
+                var useMin = f.UseMin > from ? f.UseMin : from;
+                var useMax = f.UseMax < to ? f.UseMax : to;
+                if (useMin > cursor)
+                    lostRanges.Add($"[{cursor.ToText()}..{useMin.Predecessor().ToText()}]");
+                var max = i == found.Count - 1 ? to : useMax;
+                var child = new NodeRef
+                {
+                    Btree = node.Btree,
+                    Level = level,
+                    Parent = node,
+                    Ptr = f.PointerOver(device, cursor, max),
+                    Max = max,
+                    OriginalPtr = f.PointerOver(device, f.Min, f.Max),
+                    OriginalMax = f.Max,
+                    Generation = f.Generation,
+                };
+                if (level == 0)
+                {
+                    var (count, last) = CountLeafKeys(f, useMin, useMax);
+                    child.LiveKeys = count;
+                    child.LastKey = last;
+                    kept += count;
+                }
+                if (OlderVersionNote(f, useMin, useMax) is { } newer)
+                    olderVersions.Add((child, f, newer));
+                refs.Add(child);
+                if (max.IsMax)
+                    break;
+                cursor = max.Successor();
+            }
+            if (refs[^1].Max < to)
+                lostRanges.Add($"[{refs[^1].Max.Successor().ToText()}..{to.ToText()}]");
+
+            var keysText = level == 0 ? $"{kept} keys kept" : "the keys below them are walked next";
+            var lostText = lostRanges.Count == 0 ? "nothing lost" : $"lost (no node found, keys unknown): {string.Join(", ", lostRanges)}";
+            var apply = Report(FsckErrorId.BtreeRangeRebuiltFromScan, node,
+                $"[{from.ToText()}..{to.ToText()}] rebuilt from {refs.Count} level {level} node(s) the node scan found ({keysText}); {lostText}");
+            foreach (var (child, f, newer) in olderVersions)
+            {
+                apply &= Report(FsckErrorId.BtreeRangeRestoredFromOlderVersion, child,
+                    $"restored from an older version, gen {f.Generation} journal seq {f.JournalSeq} at offset {f.Offset}; {newer}; keys deleted or changed since that version may have come back in [{child.Min.ToText()}..{child.Max.ToText()}]");
+            }
+
+            live.InsertRange(index, refs);
+            foreach (var child in refs)
+            {
+                // Placed once: a later fill elsewhere must not point at it again.
+                reachable.Add(child.Key.OffsetBytes);
+                if (apply)
+                    _target.AdoptNode(child.Btree, child.Level, child.OriginalMax, child.OriginalPtr);
+                if (place)
+                    PutPointer(node, child.Max, child.Ptr, apply);
+                else
+                    Overlay(node)[child.Max] = child.Ptr;
+                if (child.Min != child.OriginalPtr.MinKey || child.Max != child.OriginalMax)
+                    MarkRangeChanged(child, apply);
+            }
+            return true;
+        }
+
+        /// <summary>
+        /// The slots the current btree's pointers lead to: every pointer of every interior node
+        /// reachable through readable nodes at the expected level (leaves are not read). Nodes a
+        /// stale drop released are taken out as the walk goes.
+        /// </summary>
+        private HashSet<long> Reachable()
+        {
+            if (_reachable is not null)
+                return _reachable;
+            _reachable = [];
+            var reader = new CheckNodeReader(_target.Device, _target.Geometry);
+            var pending = new Stack<(int Level, Bpos Max, BtreePtrValue Ptr)>(_reachFrom);
+            foreach (var (_, _, ptr) in _reachFrom)
+            {
+                if (ptr.Ptrs.Count > 0)
+                    _reachable.Add(ptr.Ptrs[0].OffsetBytes);
+            }
+            while (pending.Count > 0)
+            {
+                _ct.ThrowIfCancellationRequested();
+                var (level, max, ptr) = pending.Pop();
+                if (level == 0)
+                    continue;
+                var read = reader.Read(_btree, level, max, ptr);
+                if (!read.Ok)
+                    continue;
+                for (var i = 0; i < read.Keys.Count; i++)
+                {
+                    if (read.Keys[i].Key.Type != KeyType.BtreePtr || !BtreePtrValue.TryRead(read.Keys.ValueOf(i), out var child, out _) ||
+                        child.Ptrs.Count == 0 || !_reachable.Add(child.Ptrs[0].OffsetBytes))
+                    {
+                        continue;
+                    }
+                    if (level > 1)
+                        pending.Push((level - 1, read.Keys[i].Pos, child));
+                }
+            }
+            return _reachable;
+        }
+
+        /// <summary>The live keys of a found leaf inside [min, max], and the last of them.</summary>
+        private (int Count, Bpos? Last) CountLeafKeys(in ScannedNode leaf, Bpos min, Bpos max)
+        {
+            var read = _reader.Read(leaf.Btree, 0, leaf.Max, leaf.PointerOver(_target.Geometry.Device, leaf.Min, leaf.Max));
+            if (!read.Ok)
+                return (0, null);
+            var count = 0;
+            Bpos? last = null;
+            foreach (ref readonly var e in read.Keys.Entries)
+            {
+                if (e.Key.IsDeletion || e.Pos < min || e.Pos > max)
+                    continue;
+                count++;
+                last = e.Pos;
+            }
+            return (count, last);
+        }
+
+        /// <summary>
+        /// When a found node restores part of a range whose newer version is lost (an unreadable node
+        /// this walk dropped, or a damaged node the scan rejected at the same level), says which.
+        /// </summary>
+        private string? OlderVersionNote(in ScannedNode f, Bpos min, Bpos max)
+        {
+            foreach (var (level, lostMin, lostMax, offset) in _lost)
+            {
+                if (level == f.Level && offset != f.Offset && lostMax >= min && lostMin <= max)
+                {
+                    var damaged = _scan!.TryGet(offset, out var r) && r.Status == ScannedNodeStatus.Rejected && r.Seq != f.Seq
+                        ? $" (its damaged header reads gen {r.Generation}, journal seq {r.JournalSeq})"
+                        : "";
+                    return $"the newer version at offset {offset}{damaged} is unreadable";
+                }
+            }
+            foreach (var r in _scan!.Rejected(f.Btree, min, max))
+            {
+                if (r.Level == f.Level && r.Seq != f.Seq && r.Offset != f.Offset &&
+                    (r.Generation > f.Generation || r.JournalSeq > f.JournalSeq))
+                {
+                    return $"a newer version at offset {r.Offset} (gen {r.Generation}, journal seq {r.JournalSeq}, as its damaged header reads) is unreadable";
+                }
+            }
+            return null;
+        }
+
+        /// <summary>
+        /// Once the scan has run: the newer node it found for part of <paramref name="child"/>'s
+        /// range, when the parent does not already point at it (a sibling overlap is the boundary
+        /// rules' to settle) and it is not a copy of the child itself.
+        /// </summary>
+        private ScannedNode? NewerVersionOf(NodeRef child, List<(Bpos Max, BtreePtrValue Ptr)> siblings)
+        {
+            if (_scan is null || !_scan.TryGet(child.Key.OffsetBytes, out var self) ||
+                self.Seq != child.OriginalPtr.Seq || self.Level != child.Level ||
+                self.Status is not (ScannedNodeStatus.Superseded or ScannedNodeStatus.Clipped))
+            {
+                return null;
+            }
+            if (!_scan.TryGet(self.SupersededBy, out var newer) || newer.Seq == self.Seq || !newer.IsUsable)
+                return null;
+            foreach (var (_, ptr) in siblings)
+            {
+                if (ptr.Ptrs.Count > 0 && (ptr.Ptrs[0].OffsetBytes == newer.Offset || ptr.Seq == newer.Seq))
+                    return null;
+            }
+            return newer;
+        }
+
         /// <summary>Reads an interior child and walks it. Returns true when it was dropped.</summary>
         private bool WalkChild(NodeRef child)
         {
@@ -330,8 +653,9 @@ public static class CheckTopology
             var read = _reader.Read(child.Btree, child.Level, child.OriginalMax, child.OriginalPtr);
             if (!read.Ok)
             {
+                _lost.Add((child.Level, child.Min, child.Max, child.Key.OffsetBytes));
                 Drop(child, Report(FsckErrorId.BtreeNodeUnreadable, child,
-                    $"{read.Failure}; pointer dropped from its parent, its keys are lost"));
+                    $"{read.Failure}; pointer dropped from its parent; what the node scan finds for its range is spliced in, the rest is lost"));
                 return true;
             }
             var (empty, dropAccepted) = WalkInterior(child, read);
@@ -352,6 +676,8 @@ public static class CheckTopology
             {
                 var next = live[index];
                 var expected = index == 0 ? node.Min : live[index - 1].Max.Successor();
+                if (expected < next.Min && FillFromScan(node, live, index, expected, next.Min.Predecessor()))
+                    return;
                 if (expected < next.Min)
                 {
                     SetMin(next, expected, Report(FsckErrorId.BtreeNodeTopologyGap, next,
@@ -360,9 +686,16 @@ public static class CheckTopology
                 return;
             }
             if (live.Count == 0)
+            {
+                // The node's only children are gone: what the scan finds for its range takes their place.
+                CheckEnd(node, live);
                 return;
+            }
             var last = live[^1];
+            var count = live.Count;
             CheckEnd(node, live);
+            if (live.Count > count)
+                return;
             if (last.Level > 0 && WalkChild(last))
             {
                 live.RemoveAt(live.Count - 1);
@@ -384,6 +717,8 @@ public static class CheckTopology
 
                 if (expected is { } start && start < cur.Min)
                 {
+                    if (FillFromScan(node, live, live.Count, start, cur.Min.Predecessor(), exclude: cur.Key.OffsetBytes))
+                        continue;
                     SetMin(cur, start, Report(FsckErrorId.BtreeNodeTopologyGap, cur,
                         $"gap [{start.ToText()}..{cur.Min.Predecessor().ToText()}] before it; min extended to {start.ToText()}"));
                     break;
@@ -428,9 +763,14 @@ public static class CheckTopology
         private void CheckEnd(NodeRef node, List<NodeRef> live)
         {
             if (live.Count == 0)
+            {
+                FillFromScan(node, live, 0, node.Min, node.Max);
                 return;
+            }
             var last = live[^1];
             if (last.Max == node.Max)
+                return;
+            if (FillFromScan(node, live, live.Count, last.Max.Successor(), node.Max))
                 return;
             SetMax(last, node.Max, Report(FsckErrorId.BtreeNodeTopologyBadMaxKey, last,
                 $"last child ends at {last.Max.ToText()}, its parent at {node.Max.ToText()}; max set to {node.Max.ToText()}"));
@@ -538,9 +878,15 @@ public static class CheckTopology
             _rewrites[child.Key] = child;
         }
 
-        private void Drop(NodeRef child, bool apply)
+        private void Drop(NodeRef child, bool apply, bool mayReturn = false)
         {
             child.Dropped = true;
+            // A node dropped for what it is (inside a newer sibling, wrong level, empty) is never
+            // pulled back in from the scan; a stale one may be, for the part no newer node claims.
+            if (!mayReturn)
+                _droppedOffsets.Add(child.Key.OffsetBytes);
+            else
+                _reachable?.Remove(child.Key.OffsetBytes);
             if (!child.Unplaced)
                 DeletePointer(child.Parent!, child.Max, apply);
             if (!apply)
@@ -548,8 +894,11 @@ public static class CheckTopology
             child.DropApplied = true;
             _rewrites.Remove(child.Key);
             Counters.NodesDropped++;
-            if (child.Level == 0)
+            if (child.Level == 0 && child.LiveKeys > 0)
+            {
                 Counters.KeysDropped += child.LiveKeys;
+                ReportLostKeys(child, keep: static _ => false);
+            }
         }
 
         private void DeletePointer(NodeRef parent, Bpos pos, bool apply)
@@ -610,7 +959,11 @@ public static class CheckTopology
             }
         }
 
-        private int KeysOutside(NodeRef leaf)
+        private int KeysOutside(NodeRef leaf) =>
+            ReportLostKeys(leaf, pos => pos >= leaf.AppliedMin && pos <= leaf.AppliedMax);
+
+        /// <summary>Reports (and counts) the live keys of a leaf that <paramref name="keep"/> rejects as lost.</summary>
+        private int ReportLostKeys(NodeRef leaf, Func<Bpos, bool> keep)
         {
             var read = _reader.Read(leaf.Btree, 0, leaf.OriginalMax, leaf.OriginalPtr);
             if (!read.Ok)
@@ -618,8 +971,10 @@ public static class CheckTopology
             var lost = 0;
             foreach (ref readonly var e in read.Keys.Entries)
             {
-                if (!e.Key.IsDeletion && (e.Key.Pos < leaf.AppliedMin || e.Key.Pos > leaf.AppliedMax))
-                    lost++;
+                if (e.Key.IsDeletion || keep(e.Key.Pos))
+                    continue;
+                lost++;
+                _reporter.KeyLost(leaf.Btree, e.Key.Pos);
             }
             return lost;
         }

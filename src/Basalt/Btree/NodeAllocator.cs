@@ -19,6 +19,10 @@ internal sealed class NodeAllocator
     private int _usedCount;
     private int _cursor;
 
+    // Free slots to hand out only when no other is free: they hold nodes a damaged tree may still
+    // need (see Avoid). Null until the first Avoid.
+    private ulong[]? _avoid;
+
     public NodeAllocator(BtreeGeometry geometry, INodeSpaceObserver? observer)
     {
         _areaOffset = geometry.NodeAreaOffset;
@@ -57,10 +61,10 @@ internal sealed class NodeAllocator
         if (_usedCount == _slots)
             BasaltException.Throw(ErrorCode.BtreeNodeSpaceFull,
                 $"btree node space full: all {_slots} node slots of {_nodeSize} bytes are in use ({_pendingFree.Count} freed, reusable once the journal entries that freed them are flushed)");
-        for (var n = 0; n < _slots; n++)
+        for (var n = 0; n < _slots * (_avoid is null ? 1 : 2); n++)
         {
             var slot = (_cursor + n) % _slots;
-            if (!IsSet(slot))
+            if (!IsSet(slot) && (n >= _slots || _avoid is null || (_avoid[slot >> 6] & (1UL << (slot & 63))) == 0))
             {
                 Set(slot);
                 _cursor = (slot + 1) % _slots;
@@ -70,6 +74,20 @@ internal sealed class NodeAllocator
             }
         }
         throw new InvalidOperationException("node allocator bitmap and count disagree");
+    }
+
+    /// <summary>
+    /// Hands the free slot at <paramref name="offset"/> out only when no other slot is free: a
+    /// mount that met an unreadable node keeps the slots holding nodes for topology repair's node
+    /// scan this way, without ever making the node space fuller than it is.
+    /// </summary>
+    public void Avoid(long offset)
+    {
+        if (!Contains(offset))
+            return;
+        _avoid ??= new ulong[_used.Length];
+        var slot = SlotOf(offset);
+        _avoid[slot >> 6] |= 1UL << (slot & 63);
     }
 
     /// <summary>Frees a slot; it becomes reusable once journal entry <paramref name="seq"/> is durable.</summary>

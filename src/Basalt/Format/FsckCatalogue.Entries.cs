@@ -134,7 +134,7 @@ public static partial class FsckCatalogue
         // Topology
         new(FsckErrorId.BtreeRootUnreadable, "btree_root_unreadable", ReadClass: null, RepairPolicy.WithYes,
             "a btree's root node could not be read",
-            "the btree is reset to an empty root; its keys are lost"),
+            "the root is rebuilt over the nodes the node scan finds for the btree (an older root version, or a new root over the highest level found); when the scan finds none, the btree is reset to an empty root and its keys are lost"),
         new(FsckErrorId.BtreeRootBadRange, "btree_root_bad_range", ReadClass: null, RepairPolicy.Automatic,
             "a root node does not cover [min, max]",
             "the root's range is widened to [min, max] by rewriting it"),
@@ -159,6 +159,15 @@ public static partial class FsckCatalogue
         new(FsckErrorId.BtreeNodeTopologyChildLevelMismatch, "btree_node_topology_child_level_mismatch", ReadClass: null, RepairPolicy.WithYes,
             "a child pointer leads to a node whose level is not one below its parent's",
             "the child's pointer is dropped from the parent (its keys are lost)"),
+        new(FsckErrorId.BtreeNodeStaleReachable, "btree_node_stale_reachable", ReadClass: null, RepairPolicy.WithYes,
+            "a pointer leads to a node older than another valid node the node scan found for the same range (a newer version was lost from the tree)",
+            "the pointer is dropped and the range is rebuilt from the newer node the scan found"),
+        new(FsckErrorId.BtreeRangeRebuiltFromScan, "btree_range_rebuilt_from_scan", ReadClass: null, RepairPolicy.WithYes,
+            "a range no readable node covers (under an unreadable root or interior node, a dropped stale node, or a gap) holds nodes the node scan found",
+            "pointers to the found nodes are spliced into the parent; the finding names the keys kept and the parts of the range no found node covers (lost)"),
+        new(FsckErrorId.BtreeRangeRestoredFromOlderVersion, "btree_range_restored_from_older_version", ReadClass: null, RepairPolicy.WithYes,
+            "only an older version of a node survives for a range: the newer one is unreadable",
+            "the range is restored from the older version; keys deleted or changed since that version may have come back there (the finding names the range and both versions' ages)"),
 
         // Journal
         new(FsckErrorId.JournalEntryBadChecksum, "journal_entry_bad_csum", ReadClass: null, RepairPolicy.Automatic,

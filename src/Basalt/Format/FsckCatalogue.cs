@@ -60,6 +60,9 @@ public enum FsckErrorId : ushort
     BtreeNodeTopologyInteriorNodeEmpty = 86,
     BtreeNodeTopologyGap = 87,
     BtreeNodeTopologyChildLevelMismatch = 88,
+    BtreeNodeStaleReachable = 89,
+    BtreeRangeRebuiltFromScan = 90,
+    BtreeRangeRestoredFromOlderVersion = 91,
 
     // 100-129: journal
     JournalEntryBadChecksum = 100,

@@ -15,4 +15,12 @@ public interface IFsckReporter
 
     /// <summary>Counts an event that is normal rather than an error (a bset beyond sectors_written).</summary>
     void Count(string what, long amount = 1);
+
+    /// <summary>
+    /// Records a key an applied repair lost (its leaf dropped or shrunk away from it), where the
+    /// pass can name it; keys under unreadable nodes cannot be named and are not reported.
+    /// </summary>
+    void KeyLost(BtreeId btree, Bpos pos)
+    {
+    }
 }

@@ -199,6 +199,8 @@ public static class Fsck
             Passes = [.. Passes.Select(p => p.Info)],
             SuperblockNote = context.InitialSuperblockRead is { } read ? MountNote.For(read) : null,
             CountersPersisted = persisted,
+            LostKeys = reporter.LostKeys,
+            LostKeyCount = reporter.LostKeyCount,
         };
     }
 }

@@ -54,6 +54,9 @@ public sealed class FsckOptions
     /// <summary>True when the mode may write to the image (everything but check-only).</summary>
     public bool Writes => Mode != FsckMode.CheckOnly;
 
+    /// <summary>Lost keys kept by name in the report (all of them are counted); 0 keeps none.</summary>
+    public int MaxLostKeys { get; init; } = 100;
+
     /// <summary>Route fsck's node writes through the write-once checker (tests).</summary>
     public bool CheckWriteOnce { get; init; }
 

@@ -88,6 +88,12 @@ public sealed class FsckReport
     /// <summary>True when the error counters were written into the superblock.</summary>
     public bool CountersPersisted { get; init; }
 
+    /// <summary>Keys the repairs lost that a pass could name, up to <see cref="FsckOptions.MaxLostKeys"/>.</summary>
+    public IReadOnlyList<(BtreeId Btree, Bpos Pos)> LostKeys { get; init; } = [];
+
+    /// <summary>How many keys the repairs lost that a pass could name (keys under unreadable nodes are not among them).</summary>
+    public long LostKeyCount { get; init; }
+
     public int Corrected => Findings.Count(f => f.Corrected);
 
     public int Uncorrected => Findings.Count(f => !f.Corrected);

@@ -25,6 +25,8 @@ public sealed class FsckReporter : IFsckReporter
     private readonly Dictionary<FsckErrorId, long> _countsById = [];
     private readonly Dictionary<string, long> _counters = new(StringComparer.Ordinal);
     private readonly Dictionary<FsckErrorId, bool> _answerForAll = [];
+    private readonly List<(BtreeId Btree, Bpos Pos)> _lostKeys = [];
+    private long _lostKeyCount;
 
     public FsckReporter(FsckOptions options)
     {
@@ -96,6 +98,36 @@ public sealed class FsckReporter : IFsckReporter
         }
         _options.OnFinding?.Invoke(finding);
         return finding.Outcome is FsckOutcome.Fixed or FsckOutcome.WouldFix or FsckOutcome.Held;
+    }
+
+    /// <summary>Keys repairs lost, by name, up to <see cref="FsckOptions.MaxLostKeys"/>.</summary>
+    public IReadOnlyList<(BtreeId Btree, Bpos Pos)> LostKeys
+    {
+        get
+        {
+            lock (_lock)
+                return [.. _lostKeys];
+        }
+    }
+
+    /// <summary>Every key repairs lost that a pass could name (more than <see cref="LostKeys"/> holds when capped).</summary>
+    public long LostKeyCount
+    {
+        get
+        {
+            lock (_lock)
+                return _lostKeyCount;
+        }
+    }
+
+    public void KeyLost(BtreeId btree, Bpos pos)
+    {
+        lock (_lock)
+        {
+            _lostKeyCount++;
+            if (_lostKeys.Count < _options.MaxLostKeys)
+                _lostKeys.Add((btree, pos));
+        }
     }
 
     public void Count(string what, long amount = 1)

@@ -26,7 +26,7 @@ public sealed class CliWordingTests
         { ["list", "fs.img"], "basalt list: --btree is required; see 'basalt list --help'" },
         { ["fsck"], "basalt fsck: IMAGE is missing; see 'basalt fsck --help'" },
         { ["fsck", "a.img", "b.img"], "basalt fsck: unexpected argument 'b.img'; see 'basalt fsck --help'" },
-        { ["debug"], "basalt debug: a command is needed (commands: corrupt, load); see 'basalt debug --help'" },
+        { ["debug"], "basalt debug: a command is needed (commands: corrupt, load, scan-nodes); see 'basalt debug --help'" },
         { ["debug", "corrupt", "--target", "node", "--seed", "x", "fs.img"], "basalt debug corrupt: --seed: 'x' is not a whole number; see 'basalt debug corrupt --help'" },
         { ["debug", "corrupt", "--target", "node", "--level", "q", "fs.img"], "basalt debug corrupt: --level: 'q' is not a whole number; see 'basalt debug corrupt --help'" },
         { ["debug", "corrupt", "--target", "nodex", "fs.img"], "basalt debug corrupt: --target: 'nodex' is not one of node, bset, key, superblock, journal-entry, journal-record, journal-field; see 'basalt debug corrupt --help'" },

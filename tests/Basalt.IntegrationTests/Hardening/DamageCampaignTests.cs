@@ -67,6 +67,7 @@ public sealed partial class DamageCampaignTests : IClassFixture<DamageCampaignTe
                 Levels = tree.Root is { } root ? root.Level + 1 : 0;
             }
             LiveRegions = FindLiveRegions(Path);
+            Leaves = FindLeaves(Path);
             // BASALT_HARDENING_DUMP=DIR keeps a copy of the base image for replaying a recipe by hand.
             if (Environment.GetEnvironmentVariable("BASALT_HARDENING_DUMP") is { Length: > 0 } dump)
                 File.Copy(Path, System.IO.Path.Combine(dump, "base.img"), overwrite: true);
@@ -85,6 +86,42 @@ public sealed partial class DamageCampaignTests : IClassFixture<DamageCampaignTe
         /// field, header and keys; not the padding), and each superblock copy up to its total_bytes.
         /// </summary>
         public IReadOnlyList<LiveRegion> LiveRegions { get; }
+
+        /// <summary>Every leaf of the test btree in the base image: its range and its slot bytes below sectors_written.</summary>
+        public IReadOnlyList<LiveRegion> Leaves { get; }
+
+        /// <summary>The ranges of the test btree's leaves whose bytes in <paramref name="image"/> differ from the base image.</summary>
+        public List<(Bpos Min, Bpos Max)> DamagedLeafRanges(string image)
+        {
+            using var file = File.OpenRead(image);
+            var damaged = new List<(Bpos, Bpos)>();
+            foreach (var leaf in Leaves)
+            {
+                var now = new byte[leaf.Bytes.Length];
+                file.Position = leaf.Offset;
+                var read = file.ReadAtLeast(now, now.Length, throwOnEndOfStream: false);
+                if (read < now.Length || !now.AsSpan().SequenceEqual(leaf.Bytes))
+                    damaged.Add(LeafRange(leaf));
+            }
+            return damaged;
+        }
+
+        /// <summary>A leaf region's range, from its node header.</summary>
+        public static (Bpos Min, Bpos Max) LeafRange(LiveRegion leaf) =>
+            (Bpos.Read(leaf.Bytes.AsSpan(BtreeNodeFormat.NodeMinKeyOffset)), Bpos.Read(leaf.Bytes.AsSpan(BtreeNodeFormat.NodeMaxKeyOffset)));
+
+        private static List<LiveRegion> FindLeaves(string path)
+        {
+            var leaves = new List<LiveRegion>();
+            using var device = FileBlockDevice.Open(path, readOnly: true);
+            foreach (var node in Basalt.Cli.ImageCorruptor.ReachableNodes(device, out _).Where(n => n.Btree == BtreeId.Test && n.Level == 0))
+            {
+                var bytes = new byte[node.SectorsWritten * FormatLimits.SectorSize];
+                device.Read(node.Offset, bytes);
+                leaves.Add(new LiveRegion(node.ToText(), node.Offset, bytes));
+            }
+            return leaves;
+        }
 
         /// <summary>The live regions whose bytes in <paramref name="image"/> differ from the base image.</summary>
         public List<LiveRegion> ChangedLiveRegions(string image)
@@ -268,6 +305,11 @@ public sealed partial class DamageCampaignTests : IClassFixture<DamageCampaignTe
             var list = Check(["list", image, "--btree", "test", "--json"], isFsck: false);
             Assert.True(list.ExitCode == 0, $"list after fsck -y failed: {Show(list)}");
             AssertOnlyWrittenKeys(list, damage.ForgedKeys);
+            // A forged but valid field (a checksum recomputed over it) can redirect or narrow the
+            // tree legally, and a superblock root that fails validation is reset: only without those
+            // must every key outside the damaged leaves survive the repair.
+            if (damage.CertainlyDetectable && !Findings(repair).Any(f => f.StartsWith("sb_root_invalid", StringComparison.Ordinal)))
+                AssertNoKeyLostOutsideDamagedLeaves(list, _base.DamagedLeafRanges(image), repair);
             AssertMemory(memoryBefore);
             return certain;
         }
@@ -297,6 +339,25 @@ public sealed partial class DamageCampaignTests : IClassFixture<DamageCampaignTe
                 unexpected.Add($"key {posText} has value {key.GetProperty("value").GetString()}, written {value}");
         }
         Assert.True(unexpected.Count <= forged, $"list after fsck -y: {string.Join("; ", unexpected)}");
+    }
+
+    /// <summary>Every written key whose leaf's bytes are unchanged is listed after fsck -y, with its value.</summary>
+    private void AssertNoKeyLostOutsideDamagedLeaves(CliResult list, List<(Bpos Min, Bpos Max)> damaged, CliResult repair)
+    {
+        using var doc = JsonDocument.Parse(list.Out);
+        var listed = new Dictionary<Bpos, string>();
+        foreach (var key in doc.RootElement.GetProperty("keys").EnumerateArray())
+        {
+            if (Bpos.TryParse(key.GetProperty("pos").GetString(), out var pos))
+                listed[pos] = key.GetProperty("value").GetString()!;
+        }
+        var lost = _base.Written
+            .Where(w => !damaged.Any(d => d.Min <= w.Key && w.Key <= d.Max))
+            .Where(w => !listed.TryGetValue(w.Key, out var v) || v != w.Value)
+            .Select(w => w.Key.ToText())
+            .ToList();
+        Assert.True(lost.Count == 0,
+            $"{lost.Count} keys outside the {damaged.Count} damaged leaves were lost (first: {string.Join(", ", lost.Take(5))}); fsck -y:\n{Show(repair)}");
     }
 
     private static void AssertMemory(long before)

@@ -20,6 +20,11 @@ internal sealed class TopologyReporter : IFsckReporter
         return _repair;
     }
 
+    /// <summary>Keys the passes reported lost, in order.</summary>
+    public List<(BtreeId Btree, Bpos Pos)> Lost { get; } = [];
+
+    public void KeyLost(BtreeId btree, Bpos pos) => Lost.Add((btree, pos));
+
     public void Count(string what, long amount = 1) =>
         Counts[what] = Counts.GetValueOrDefault(what) + amount;
 

@@ -21,6 +21,8 @@ public sealed class TopologyTests
     {
         var c = TopologyCases.Build(name);
         var originalLeafKeys = c.Tree.Nodes().Where(n => n.Level == 0).Sum(n => n.Keys.Count);
+        // The same case built again: its model stays as crafted while the repair edits c's.
+        var pristine = TopologyCases.Build(name).Tree;
         var target = c.Tree.Target();
 
         var reporter = new TopologyReporter(repair: true);
@@ -30,11 +32,20 @@ public sealed class TopologyTests
         Assert.Equal(c.ExpectedFindings.Length, result.Findings);
         Assert.Equal(c.ExpectedFindings.Length, result.Repairs);
         if (c.KeysDroppedKnown)
+        {
             Assert.Equal(originalLeafKeys - c.ExpectedKeys.Count, result.KeysDropped);
+            // Every lost key is named: as many as were dropped, each a key of an original leaf, and
+            // every original position that no longer survives among them.
+            Assert.Equal(result.KeysDropped, reporter.Lost.Count);
+            var leafKeys = pristine.Nodes().Where(n => n.Level == 0).SelectMany(n => n.Keys.Keys).ToHashSet();
+            Assert.All(reporter.Lost, l => Assert.Contains(l.Pos, leafKeys));
+            Assert.Subset(reporter.Lost.Select(l => l.Pos).ToHashSet(), leafKeys.Where(k => !c.ExpectedKeys.ContainsKey(k)).ToHashSet());
+        }
 
         var walk = CraftedTreeInspector.Inspect(c.Tree.Device, c.Tree.Geometry, target.Roots().SingleOrDefault());
         Assert.True(walk.Violations.Count == 0, string.Join("\n", walk.Violations));
         Assert.Equal(KeyLines(c.ExpectedKeys), walk.KeyLines());
+        AssertIntactLeavesSurvive(pristine, walk);
 
         var again = new TopologyReporter(repair: true);
         var second = CheckTopology.Run(target, again, CancellationToken.None);
@@ -125,6 +136,36 @@ public sealed class TopologyTests
         cts.Cancel();
         Assert.ThrowsAny<OperationCanceledException>(() =>
             CheckTopology.Run(c.Tree.Target(), new TopologyReporter(repair: true), cts.Token));
+    }
+
+    /// <summary>
+    /// Every key of an undamaged leaf survives with its value, unless a newer node covers its
+    /// position: a node at some level, not on the leaf's path, with a higher generation than the
+    /// leaf's ancestor at that level (then that node's state of the position is the truth).
+    /// </summary>
+    internal static void AssertIntactLeavesSurvive(CraftedTree tree, CraftedTreeWalk walk)
+    {
+        var nodes = tree.Nodes().ToList();
+        var parent = new Dictionary<CraftedNode, CraftedNode>();
+        foreach (var n in nodes)
+        {
+            foreach (var c in n.Children)
+                parent.TryAdd(c.Node, n);
+        }
+        foreach (var leaf in nodes.Where(n => n.Level == 0 && n.Damage == CraftedDamage.None))
+        {
+            var path = new List<CraftedNode>();
+            for (CraftedNode? n = leaf; n is not null; n = parent.GetValueOrDefault(n))
+                path.Add(n);
+            foreach (var (pos, value) in leaf.Keys)
+            {
+                if (walk.Keys.TryGetValue(pos, out var now) && now.AsSpan().SequenceEqual(value))
+                    continue;
+                var superseded = path.Any(a => nodes.Any(n => n != a && !path.Contains(n) && n.Level == a.Level &&
+                                                              n.Generation > a.Generation && n.Min <= pos && pos <= n.Max));
+                Assert.True(superseded, $"key {pos.ToText()} of intact leaf {leaf} was lost");
+            }
+        }
     }
 
     private static SortedDictionary<Bpos, byte[]> Keys(params CraftedNode[] nodes)

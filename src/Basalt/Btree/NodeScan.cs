@@ -1,0 +1,514 @@
+// The node scan: finds btree nodes by reading the device's node space, for topology repair to
+// rebuild what an unreadable root or interior node (or a gap) would otherwise lose.
+//
+// What is scanned: every slot of the node area the NodeAllocator manages (nodes do not live in
+// buckets yet), read sequentially in large chunks. A slot is a candidate when its header carries
+// this filesystem's node magic (which is derived from the filesystem uuid); it is accepted when
+// its header is sane (seq, known btree id, level, min <= max, reserved fields zero, a supported
+// version) and its first record holds: the node's seq, its checksum, its sector offset, key
+// headers that walk its key area exactly. Later records count while they do the same; the first
+// that does not ends the node (a torn append looks exactly like that). Keys are not validated one
+// by one here: the scan must keep up with the read (docs/topology.md), and the node reader
+// validates every key when topology repair reads a found node. A slot whose magic
+// is another filesystem's but whose first record checksums correctly is listed as rejected
+// ("another filesystem"), so a user sees the leftovers of an earlier format.
+//
+// Memory is one small record (ScannedNode, a struct) per slot that holds a node; the chunk buffer
+// is reused. The scan never writes.
+//
+// Choosing versions: per btree and level, candidates are taken newest first. "Newer" is the
+// highest journal seq among the node's (non-blacklisted) bsets, then the higher generation, then
+// more sectors written, then the lower offset (the node seq is a random cookie and orders
+// nothing). A node keeps the part of its range that no newer node claimed: all of it (chosen),
+// the first unclaimed part (clipped), or nothing (superseded, naming the newer node that covers
+// its start). So the chosen nodes of one level never overlap, and which one wins never depends on
+// the order the slots were read in. A node whose first bset carries a blacklisted journal seq
+// was written for a journal entry recovery discarded: it is rejected, as is a node that fails
+// validation.
+using System.Buffers;
+using System.Buffers.Binary;
+using Basalt.Btree.Node;
+using Basalt.Devices;
+using Basalt.Diagnostics;
+using Basalt.Format;
+
+namespace Basalt.Btree;
+
+/// <summary>What the scan decided about a node it found.</summary>
+public enum ScannedNodeStatus : byte
+{
+    /// <summary>The newest node for its whole range.</summary>
+    Chosen = 0,
+    /// <summary>Newer nodes claimed part of its range; it is used for the rest (<see cref="ScannedNode.UseMin"/>..<see cref="ScannedNode.UseMax"/>).</summary>
+    Clipped = 1,
+    /// <summary>Newer nodes cover all of its range (or it is a copy of a node kept at a lower offset).</summary>
+    Superseded = 2,
+    /// <summary>Not usable: see <see cref="ScannedNode.Rejection"/>.</summary>
+    Rejected = 3,
+}
+
+/// <summary>Why a found node was rejected.</summary>
+public enum ScanRejection : byte
+{
+    None = 0,
+    /// <summary>A Basalt node (its first record checksums) carrying another filesystem's node magic.</summary>
+    ForeignFilesystem = 1,
+    /// <summary>The node failed validation (<see cref="ScannedNode.FailureId"/>).</summary>
+    Invalid = 2,
+    /// <summary>Its first bset carries a blacklisted journal seq: written for an entry recovery discarded.</summary>
+    BlacklistedJournalSeq = 3,
+}
+
+/// <summary>One node found by the scan. Header fields of a rejected node are as read, unverified.</summary>
+public readonly record struct ScannedNode
+{
+    public required long Offset { get; init; }
+    public required BtreeId Btree { get; init; }
+    public required byte Level { get; init; }
+    public required Bpos Min { get; init; }
+    public required Bpos Max { get; init; }
+    /// <summary>The node seq (a random cookie: identity, not age).</summary>
+    public required ulong Seq { get; init; }
+    public required uint Generation { get; init; }
+    /// <summary>Highest non-blacklisted journal seq among the node's bsets.</summary>
+    public ulong JournalSeq { get; init; }
+    public ushort SectorsWritten { get; init; }
+    /// <summary>Live keys (pointers for an interior node) after validation.</summary>
+    public int Keys { get; init; }
+    public ScannedNodeStatus Status { get; init; }
+    public ScanRejection Rejection { get; init; }
+    /// <summary>The finding that failed validation (with <see cref="ScanRejection.Invalid"/>).</summary>
+    public FsckErrorId? FailureId { get; init; }
+    /// <summary>Offset of the newer node that supersedes or clips it; -1 when none.</summary>
+    public long SupersededBy { get; init; }
+    /// <summary>The part of the range the node is used for (chosen or clipped).</summary>
+    public Bpos UseMin { get; init; }
+    public Bpos UseMax { get; init; }
+
+    public bool IsUsable => Status is ScannedNodeStatus.Chosen or ScannedNodeStatus.Clipped;
+
+    /// <summary>True when this node is newer than <paramref name="other"/> (journal seq, generation, sectors, then lower offset).</summary>
+    public bool IsNewerThan(in ScannedNode other) => NodeScan.CompareNewness(this, other) < 0;
+
+    /// <summary>A pointer to this node over the range it is used for (RangeUpdated when that is not its header range).</summary>
+    public BtreePtrValue PointerOver(byte device, Bpos min, Bpos max) => new()
+    {
+        Seq = Seq,
+        SectorsWritten = SectorsWritten,
+        Flags = min == Min && max == Max ? BtreePtrFlags.None : BtreePtrFlags.RangeUpdated,
+        MinKey = min,
+        Ptrs = [new DevicePtr(device, (ulong)(Offset / FormatLimits.SectorSize), 0)],
+    };
+
+    public string Describe() =>
+        $"node at offset {Offset} [{Min.ToText()}..{Max.ToText()}] gen {Generation} journal seq {JournalSeq}";
+
+    public string StatusText() => Status switch
+    {
+        ScannedNodeStatus.Chosen => "chosen",
+        ScannedNodeStatus.Clipped => $"clipped to [{UseMin.ToText()}..{UseMax.ToText()}] by node at offset {SupersededBy}",
+        ScannedNodeStatus.Superseded => $"superseded by node at offset {SupersededBy}",
+        _ => Rejection switch
+        {
+            ScanRejection.ForeignFilesystem => "rejected: node of another filesystem (different uuid)",
+            ScanRejection.BlacklistedJournalSeq => $"rejected: journal seq {JournalSeq} is blacklisted",
+            _ => $"rejected: {(FailureId is { } id ? FsckCatalogue.NameOf(id) : "invalid")}",
+        },
+    };
+}
+
+/// <summary>The nodes found in the node space, with the version chosen for each btree, level and range.</summary>
+public sealed class NodeScan
+{
+    /// <summary>Bytes read per device read (rounded down to whole nodes, at least one).</summary>
+    public const int ChunkBytes = 4 * 1024 * 1024;
+
+    private readonly ScannedNode[] _nodes;
+    private readonly Dictionary<long, int> _byOffset;
+
+    private NodeScan(ScannedNode[] nodes, long bytesScanned, int nodeSize)
+    {
+        _nodes = nodes;
+        BytesScanned = bytesScanned;
+        NodeSize = nodeSize;
+        _byOffset = new Dictionary<long, int>(nodes.Length);
+        for (var i = 0; i < nodes.Length; i++)
+            _byOffset[nodes[i].Offset] = i;
+    }
+
+    /// <summary>Every node found, by offset.</summary>
+    public IReadOnlyList<ScannedNode> Nodes => _nodes;
+
+    public long BytesScanned { get; }
+
+    public int NodeSize { get; }
+
+    /// <summary>
+    /// Scans the node area of <paramref name="device"/>. <paramref name="isBlacklisted"/> is the
+    /// journal's blacklist (null: none).
+    /// </summary>
+    public static NodeScan Run(IBlockDevice device, BtreeGeometry geometry, Func<ulong, bool>? isBlacklisted, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(geometry);
+        var nodeSize = geometry.NodeSize;
+        var slots = geometry.NodeAreaLength / nodeSize;
+        var areaEnd = Math.Min(geometry.NodeAreaOffset + (slots * nodeSize), device.Size);
+        var chunk = (int)Math.Max(nodeSize, ChunkBytes / nodeSize * nodeSize);
+        var chunks = new List<(long At, int Length)>();
+        for (var at = geometry.NodeAreaOffset; at + nodeSize <= areaEnd; at += chunk)
+            chunks.Add((at, (int)Math.Min(chunk, (areaEnd - at) / nodeSize * nodeSize)));
+        // Two buffers: the next chunk is read (on the thread pool) while this one is examined, so
+        // the scan costs about the larger of the read and the examination, not their sum. The
+        // device sees the same reads in the same order, one at a time.
+        byte[][] buffers = [ArrayPool<byte>.Shared.Rent(chunk), ArrayPool<byte>.Shared.Rent(chunk)];
+        var found = new List<ScannedNode>();
+        long scanned = 0;
+        Task? pending = null;
+        try
+        {
+            if (chunks.Count > 0)
+                pending = ReadAhead(device, chunks[0], buffers[0], nodeSize);
+            for (var k = 0; k < chunks.Count; k++)
+            {
+                ct.ThrowIfCancellationRequested();
+                pending!.GetAwaiter().GetResult();
+                pending = k + 1 < chunks.Count ? ReadAhead(device, chunks[k + 1], buffers[(k + 1) % 2], nodeSize) : null;
+                var (at, length) = chunks[k];
+                var span = buffers[k % 2].AsSpan(0, length);
+                scanned += length;
+                for (var o = 0; o < length; o += nodeSize)
+                {
+                    if (Examine(span.Slice(o, nodeSize), at + o, geometry, isBlacklisted) is { } node)
+                        found.Add(node);
+                }
+            }
+        }
+        finally
+        {
+            // A read still in flight (cancellation, an exception) must finish before its buffer goes back.
+            try
+            {
+                pending?.Wait(CancellationToken.None);
+            }
+            catch (AggregateException)
+            {
+            }
+            ArrayPool<byte>.Shared.Return(buffers[0]);
+            ArrayPool<byte>.Shared.Return(buffers[1]);
+        }
+        var nodes = found.ToArray();
+        Resolve(nodes);
+        return new NodeScan(nodes, scanned, nodeSize);
+    }
+
+    private static Task ReadAhead(IBlockDevice device, (long At, int Length) chunk, byte[] buffer, int nodeSize) =>
+        Task.Run(() =>
+        {
+            var span = buffer.AsSpan(0, chunk.Length);
+            try
+            {
+                device.Read(chunk.At, span);
+            }
+            catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
+            {
+                // An unreadable chunk: retry it slot by slot, so one bad sector costs one slot.
+                ReadSlotwise(device, chunk.At, span, nodeSize);
+            }
+        });
+
+    private static void ReadSlotwise(IBlockDevice device, long at, Span<byte> span, int nodeSize)
+    {
+        for (var o = 0; o < span.Length; o += nodeSize)
+        {
+            var slot = span.Slice(o, nodeSize);
+            try
+            {
+                device.Read(at + o, slot);
+            }
+            catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
+            {
+                slot.Clear();
+            }
+        }
+    }
+
+    /// <summary>The record for the slot at <paramref name="offset"/>, when the scan found a node there.</summary>
+    public bool TryGet(long offset, out ScannedNode node)
+    {
+        if (_byOffset.TryGetValue(offset, out var i))
+        {
+            node = _nodes[i];
+            return true;
+        }
+        node = default;
+        return false;
+    }
+
+    /// <summary>Whether any usable node of <paramref name="btree"/> was found.</summary>
+    public bool HasNodes(BtreeId btree) => _nodes.Any(n => n.Btree == btree && n.IsUsable);
+
+    /// <summary>The highest level holding a usable node of <paramref name="btree"/> below <paramref name="belowLevel"/>; -1 when none.</summary>
+    public int HighestLevel(BtreeId btree, int belowLevel)
+    {
+        var best = -1;
+        foreach (ref readonly var n in _nodes.AsSpan())
+        {
+            if (n.Btree == btree && n.IsUsable && n.Level < belowLevel && n.Level > best)
+                best = n.Level;
+        }
+        return best;
+    }
+
+    /// <summary>The usable nodes of <paramref name="btree"/> at <paramref name="level"/> whose used range meets [from, to], in key order.</summary>
+    public List<ScannedNode> Usable(BtreeId btree, int level, Bpos from, Bpos to)
+    {
+        var list = new List<ScannedNode>();
+        foreach (ref readonly var n in _nodes.AsSpan())
+        {
+            if (n.Btree == btree && n.Level == level && n.IsUsable && n.UseMax >= from && n.UseMin <= to)
+                list.Add(n);
+        }
+        list.Sort((a, b) => a.UseMin.CompareTo(b.UseMin));
+        return list;
+    }
+
+    /// <summary>Rejected nodes whose header (as read) names <paramref name="btree"/> and meets [from, to].</summary>
+    public IEnumerable<ScannedNode> Rejected(BtreeId btree, Bpos from, Bpos to) =>
+        _nodes.Where(n => n.Status == ScannedNodeStatus.Rejected && n.Rejection != ScanRejection.ForeignFilesystem &&
+                          n.Btree == btree && n.Min <= n.Max && n.Max >= from && n.Min <= to);
+
+    internal static int CompareNewness(in ScannedNode a, in ScannedNode b)
+    {
+        var c = b.JournalSeq.CompareTo(a.JournalSeq);
+        if (c != 0)
+            return c;
+        c = b.Generation.CompareTo(a.Generation);
+        if (c != 0)
+            return c;
+        c = b.SectorsWritten.CompareTo(a.SectorsWritten);
+        return c != 0 ? c : a.Offset.CompareTo(b.Offset);
+    }
+
+    /// <summary>Validates one slot; null when it holds no node (zeroes, garbage).</summary>
+    private static ScannedNode? Examine(ReadOnlySpan<byte> slot, long offset, BtreeGeometry geometry, Func<ulong, bool>? isBlacklisted)
+    {
+        var magic = BinaryPrimitives.ReadUInt64LittleEndian(slot[BtreeNodeFormat.NodeMagicOffset..]);
+        if (magic == 0)
+            return null;
+        var header = BtreeNodeFormat.ReadNodeHeader(slot);
+        var firstJournalSeq = BinaryPrimitives.ReadUInt64LittleEndian(slot[(BtreeNodeFormat.FirstBsetOffset + BtreeNodeFormat.BsetJournalSeqOffset)..]);
+        var raw = new ScannedNode
+        {
+            Offset = offset,
+            Btree = header.Btree,
+            Level = header.Level,
+            Min = header.MinKey,
+            Max = header.MaxKey,
+            Seq = header.Seq,
+            Generation = header.Generation,
+            JournalSeq = firstJournalSeq,
+            Status = ScannedNodeStatus.Rejected,
+            SupersededBy = -1,
+        };
+        if (magic != geometry.NodeMagic)
+            return IsForeignNode(slot) ? raw with { Rejection = ScanRejection.ForeignFilesystem } : null;
+        if (header.Seq == 0 || header.Level > FormatLimits.MaxBtreeLevel || !BtreeIds.IsKnown((byte)header.Btree) || header.MinKey > header.MaxKey)
+            return raw with { Rejection = ScanRejection.Invalid, FailureId = FsckErrorId.BtreeNodeBadHeader };
+        if (isBlacklisted is not null && firstJournalSeq != 0 && isBlacklisted(firstJournalSeq))
+            return raw with { Rejection = ScanRejection.BlacklistedJournalSeq };
+
+        // The first record must be whole: its checksum covers the header.
+        if (CheckRecord(slot, 0, header.Seq, out var why) is not { } first)
+            return raw with { Rejection = ScanRejection.Invalid, FailureId = why };
+        if (BinaryPrimitives.ReadUInt16LittleEndian(slot[BtreeNodeFormat.NodeFlagsOffset..]) != 0 ||
+            BinaryPrimitives.ReadUInt64LittleEndian(slot[BtreeNodeFormat.NodeReservedOffset..]) != 0)
+        {
+            return raw with { Rejection = ScanRejection.Invalid, FailureId = FsckErrorId.BtreeNodeBadHeader };
+        }
+        if (first.Version > FormatVersion.Current || first.Version < FormatVersion.Min)
+            return raw with { Rejection = ScanRejection.Invalid, FailureId = FsckErrorId.BtreeNodeUnsupportedVersion };
+
+        // Later records, block-aligned, while they carry the node's seq and checksum: a record
+        // that fails is where the node's writes end (a torn append looks exactly like that).
+        var journalSeq = first.JournalSeq;
+        var keys = first.Keys;
+        var end = RoundUp(first.End, geometry.BlockSize);
+        while (end + BtreeNodeFormat.EntryKeysOffset <= slot.Length && CheckRecord(slot, end, header.Seq, out _) is { } next)
+        {
+            if (next.JournalSeq == 0 || isBlacklisted is null || !isBlacklisted(next.JournalSeq))
+            {
+                journalSeq = Math.Max(journalSeq, next.JournalSeq);
+                keys += next.Keys;
+            }
+            end = RoundUp(next.End, geometry.BlockSize);
+        }
+        return raw with
+        {
+            JournalSeq = journalSeq,
+            SectorsWritten = (ushort)(Math.Min(end, slot.Length) / FormatLimits.SectorSize),
+            Keys = keys,
+            Status = ScannedNodeStatus.Chosen,
+            Rejection = ScanRejection.None,
+            UseMin = header.MinKey,
+            UseMax = header.MaxKey,
+        };
+    }
+
+    /// <summary>What one record of a node says about itself, once its checksum held.</summary>
+    private readonly record struct RecordInfo(int End, ulong JournalSeq, ushort Version, int Keys);
+
+    /// <summary>
+    /// Checks the record at <paramref name="offset"/>: the node's seq, a known checksum type, a key
+    /// area inside the slot, a matching checksum, its recorded sector offset, and key headers that
+    /// walk to the end of the key area exactly. Null when any of that fails, with the finding
+    /// that names why.
+    /// </summary>
+    private static RecordInfo? CheckRecord(ReadOnlySpan<byte> slot, int offset, ulong seq, out FsckErrorId failure)
+    {
+        failure = FsckErrorId.BtreeNodeBadSeq;
+        var isFirst = offset == 0;
+        var bset = slot.Slice(offset + BtreeNodeFormat.BsetOffsetIn(isFirst), BtreeNodeFormat.BsetHeaderSize);
+        if (BinaryPrimitives.ReadUInt64LittleEndian(bset[BtreeNodeFormat.BsetSeqOffset..]) != seq)
+            return null;
+        var type = bset[BtreeNodeFormat.BsetChecksumTypeOffset];
+        failure = FsckErrorId.BsetUnknownChecksum;
+        if (!BtreeNodeFormat.IsNodeChecksumType(type))
+            return null;
+        failure = FsckErrorId.BsetPastEndOfBtreeNode;
+        var keysAt = offset + BtreeNodeFormat.KeysOffsetIn(isFirst);
+        var keysEnd = keysAt + ((long)BinaryPrimitives.ReadUInt32LittleEndian(bset[BtreeNodeFormat.BsetU64sOffset..]) * 8);
+        if (keysEnd > slot.Length)
+            return null;
+        failure = FsckErrorId.BsetBadChecksum;
+        var stored = BinaryPrimitives.ReadUInt64LittleEndian(slot[offset..]);
+        if (Checksums.Compute((ChecksumType)type, slot[(offset + BtreeNodeFormat.ChecksumStart)..(int)keysEnd]) != stored)
+            return null;
+        failure = FsckErrorId.BsetWrongSectorOffset;
+        if (BinaryPrimitives.ReadUInt16LittleEndian(bset[BtreeNodeFormat.BsetSectorOffsetOffset..]) != offset / FormatLimits.SectorSize)
+            return null;
+        failure = FsckErrorId.BtreeNodeBkeyBadU64s;
+        var keys = 0;
+        for (var at = keysAt; at < keysEnd; keys++)
+        {
+            var u64s = BinaryPrimitives.ReadUInt16LittleEndian(slot[(int)at..]);
+            if (u64s * 8 < BkeyFormat.HeaderSize || at + (u64s * 8) > keysEnd)
+                return null;
+            at += u64s * 8;
+        }
+        return new RecordInfo((int)keysEnd, BinaryPrimitives.ReadUInt64LittleEndian(bset[BtreeNodeFormat.BsetJournalSeqOffset..]),
+            BinaryPrimitives.ReadUInt16LittleEndian(bset[BtreeNodeFormat.BsetVersionOffset..]), keys);
+    }
+
+    private static int RoundUp(int value, int block) => (value + block - 1) / block * block;
+
+    /// <summary>A slot with another magic that still looks like a Basalt node: its first record checksums.</summary>
+    private static bool IsForeignNode(ReadOnlySpan<byte> slot)
+    {
+        var bset = slot.Slice(BtreeNodeFormat.FirstBsetOffset, BtreeNodeFormat.BsetHeaderSize);
+        var seq = BinaryPrimitives.ReadUInt64LittleEndian(slot[BtreeNodeFormat.NodeSeqOffset..]);
+        if (seq == 0 || BinaryPrimitives.ReadUInt64LittleEndian(bset[BtreeNodeFormat.BsetSeqOffset..]) != seq)
+            return false;
+        var type = bset[BtreeNodeFormat.BsetChecksumTypeOffset];
+        if (!BtreeNodeFormat.IsNodeChecksumType(type))
+            return false;
+        var end = BtreeNodeFormat.FirstKeysOffset + ((long)BinaryPrimitives.ReadUInt32LittleEndian(bset[BtreeNodeFormat.BsetU64sOffset..]) * 8);
+        if (end > slot.Length)
+            return false;
+        var stored = BinaryPrimitives.ReadUInt64LittleEndian(slot[BtreeNodeFormat.NodeChecksumOffset..]);
+        return Checksums.Compute((ChecksumType)type, slot[BtreeNodeFormat.ChecksumStart..(int)end]) == stored;
+    }
+
+    /// <summary>Decides, per btree and level, which node is used for which part of the key space.</summary>
+    private static void Resolve(ScannedNode[] nodes)
+    {
+        var order = new List<int>(nodes.Length);
+        for (var i = 0; i < nodes.Length; i++)
+        {
+            if (nodes[i].Status != ScannedNodeStatus.Rejected)
+                order.Add(i);
+        }
+        // By btree, level, then newest first (offsets are unique, so the order is total).
+        order.Sort((a, b) =>
+        {
+            var c = nodes[a].Btree.CompareTo(nodes[b].Btree);
+            if (c == 0)
+                c = nodes[a].Level.CompareTo(nodes[b].Level);
+            return c != 0 ? c : CompareNewness(nodes[a], nodes[b]);
+        });
+        // Claimed ranges of the current (btree, level): disjoint, so ordered by min they are ordered by max too.
+        var claimed = new SortedSet<Claim>(ClaimByMin.Instance);
+        (BtreeId, byte)? group = null;
+        foreach (var i in order)
+        {
+            var n = nodes[i];
+            if (group != (n.Btree, n.Level))
+            {
+                group = (n.Btree, n.Level);
+                claimed.Clear();
+            }
+            var (free, by) = FirstUnclaimed(claimed, n.Min, n.Max);
+            if (free is not { } part)
+            {
+                nodes[i] = n with { Status = ScannedNodeStatus.Superseded, SupersededBy = by };
+                continue;
+            }
+            var whole = part.Min == n.Min && part.Max == n.Max;
+            nodes[i] = n with
+            {
+                Status = whole ? ScannedNodeStatus.Chosen : ScannedNodeStatus.Clipped,
+                SupersededBy = whole ? -1 : by,
+                UseMin = part.Min,
+                UseMax = part.Max,
+            };
+            claimed.Add(new Claim(part.Min, part.Max, n.Offset));
+        }
+    }
+
+    /// <summary>A range a newer node claimed; <see cref="Real"/> tells it from the default an empty view returns.</summary>
+    private readonly record struct Claim(Bpos Min, Bpos Max, long Offset, bool Real = true);
+
+    private sealed class ClaimByMin : IComparer<Claim>
+    {
+        public static readonly ClaimByMin Instance = new();
+
+        public int Compare(Claim a, Claim b) => a.Min.CompareTo(b.Min);
+    }
+
+    /// <summary>
+    /// The first part of [min, max] no claimed range covers (null when none), and the offset of the
+    /// first claimed node that meets [min, max] (-1 when none).
+    /// </summary>
+    private static ((Bpos Min, Bpos Max)? Free, long By) FirstUnclaimed(SortedSet<Claim> claimed, Bpos min, Bpos max)
+    {
+        long by = -1;
+        var start = min;
+        // The claim starting at or before min may reach into the range; then those starting inside it.
+        // (A view's Count walks it; its Max does not.)
+        var before = claimed.GetViewBetween(new Claim(Bpos.Min, Bpos.Min, 0), new Claim(min, min, 0)).Max;
+        if (before.Real && before.Max >= start)
+        {
+            by = before.Offset;
+            if (before.Max >= max)
+                return (null, by);
+            start = before.Max.Successor();
+        }
+        if (min.IsMax || claimed.Count == 0)
+            return ((start, max), by);
+        foreach (var c in claimed.GetViewBetween(new Claim(min.Successor(), min, 0), new Claim(max, max, 0)))
+        {
+            if (c.Max < start)
+                continue;
+            if (c.Min > max)
+                break;
+            if (by < 0)
+                by = c.Offset;
+            if (c.Min > start)
+                return ((start, c.Min.Predecessor()), by);
+            if (c.Max >= max)
+                return (null, by);
+            start = c.Max.Successor();
+        }
+        return ((start, max), by);
+    }
+}
