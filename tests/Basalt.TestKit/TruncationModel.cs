@@ -1,8 +1,11 @@
 // What a truncation costs a btree, worked out from the intact image: every node of one btree with
 // its level, slot, written bytes (sectors_written), range and parent, and the keys of every leaf. A
 // node is lost when its written bytes do not lie wholly before the cut (fsck reads the extended,
-// zeroed tail, so what a node never wrote does not matter); a key survives when its leaf and every
-// node above it survive. The
+// zeroed tail, so what a node never wrote does not matter); a key survives when its leaf survives
+// (topology repair rebuilds lost interior levels from the leaves the node scan finds). Where a
+// lost leaf's range has an older version of it before the cut, fsck may restore keys from that
+// version too (reported as restored from an older version): those are the only keys it may keep
+// besides the survivors. The
 // truncation tests compare what fsck reports and keeps with this model. The image must be clean
 // (checkpointed): the model reads the nodes the superblock's roots lead to, not the journal.
 using Basalt.Btree;
@@ -51,17 +54,20 @@ public sealed class TruncationModel
     /// <summary>True when the node's written bytes lie wholly before <paramref name="cut"/>.</summary>
     public bool Readable(ModelNode node, long cut) => node.Offset + node.WrittenBytes <= cut;
 
-    /// <summary>The keys whose leaf and every ancestor lie wholly before <paramref name="cut"/>.</summary>
+    /// <summary>The keys whose leaf lies wholly before <paramref name="cut"/>.</summary>
     public SortedDictionary<Bpos, byte[]> Survivors(long cut)
     {
         var keys = new SortedDictionary<Bpos, byte[]>();
-        foreach (var leaf in Leaves.Where(l => ChainReadable(l, cut)))
+        foreach (var leaf in Leaves.Where(l => Readable(l, cut)))
         {
             foreach (var (pos, value) in leaf.Keys)
                 keys[pos] = value;
         }
         return keys;
     }
+
+    /// <summary>True when <paramref name="pos"/> lies in the range of a leaf lost to <paramref name="cut"/>.</summary>
+    public bool InLostLeaf(Bpos pos, long cut) => Leaves.Any(l => !Readable(l, cut) && l.Min <= pos && pos <= l.Max);
 
     /// <summary>The lost nodes whose ancestors all survive: those fsck finds unreadable (the root: the btree's root is).</summary>
     public IReadOnlyList<ModelNode> TopmostLost(long cut) =>

@@ -131,10 +131,19 @@ public sealed partial class BtreeEngine
                 engine.EnsureRoot(tree);
             else if (tree.RootNode is null && tree.PendingRoot is null)
                 BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {tree.Id.ToText()} is empty: no level {level}");
-            if (!engine.InsertKey(tree, level, key, value, out var miss))
+            var outer = engine._pointerRepair;
+            engine._pointerRepair = level > 0;
+            try
             {
-                restart = Restart.ForMiss(miss);
-                return false;
+                if (!engine.InsertKey(tree, level, key, value, out var miss))
+                {
+                    restart = Restart.ForMiss(miss);
+                    return false;
+                }
+            }
+            finally
+            {
+                engine._pointerRepair = outer;
             }
             engine._cache.Tick();
             restart = default;
@@ -149,7 +158,18 @@ public sealed partial class BtreeEngine
             engine.ThrowIfReadOnly();
             restart = default;
             using var change = engine.OpenChange();
-            var outcome = engine.DeleteKey(tree, level, pos, out var miss);
+            var outer = engine._pointerRepair;
+            engine._pointerRepair = level > 0;
+            DeleteOutcome outcome;
+            NodeMiss miss;
+            try
+            {
+                outcome = engine.DeleteKey(tree, level, pos, out miss);
+            }
+            finally
+            {
+                engine._pointerRepair = outer;
+            }
             result = outcome == DeleteOutcome.Deleted;
             if (outcome == DeleteOutcome.Miss)
             {

@@ -134,7 +134,13 @@ public sealed partial class BtreeEngine
         _structureDepth++;
         try
         {
-            if (liveAfter * 3 > (long)NodeCapacity * 2 && node.CountLive(dropping is null ? 2 : 3) >= (dropping is null ? 2 : 3))
+            // A pointer edit of topology repair (fsck's level edits) splits only a node whose live
+            // keys no longer fit in one: fsck walks the node it is repairing by its range, which a
+            // split in the middle of the walk would move under it.
+            var split = _pointerRepair
+                ? BtreeNodeWriter.FirstRecordSize(liveAfter, _geometry.BlockSize) > _geometry.NodeSize
+                : liveAfter * 3 > (long)NodeCapacity * 2;
+            if (split && node.CountLive(dropping is null ? 2 : 3) >= (dropping is null ? 2 : 3))
                 Split(tree, node, dropping);
             else
                 Replace(tree, node, dropping is { } d ? CollectLiveExcept(node, d) : node.CollectLive(), countAsCompaction: true);

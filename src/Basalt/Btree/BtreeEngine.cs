@@ -39,6 +39,10 @@ public sealed partial class BtreeEngine : IDisposable
     private readonly EmergencyState _emergency;
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
     private readonly Lock _writerGate = new();
+
+    // Set while an fsck pointer edit (InsertAt/DeleteAt above level 0) runs: restructures compact
+    // rather than split while the node's keys fit (see Restructure).
+    private bool _pointerRepair;
     private readonly Lock _writeBackGate = new();
     private readonly NodeCache _cache;
     private readonly HashSet<BtreeNode> _dirty = [];

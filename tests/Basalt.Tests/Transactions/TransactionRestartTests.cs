@@ -106,6 +106,16 @@ public sealed class TransactionRestartTests(ITestOutputHelper output)
         var expected = plans.Select(model.Apply).ToList();
 
         var (digests, runs) = RunAll(fx, plans, writeBackEvery);
+        // Some churns restructure too little to run node space short: more churn until one does.
+        for (var more = 0; reason == "node space" && handler.NodeSpaceWaits == 0 && more < 4; more++)
+        {
+            var extra = TransactionWorkload.GenerateChurn(rng, transactions: 200, keySpace: 56, maxBlock: 3);
+            expected.AddRange(extra.Select(model.Apply));
+            var (extraDigests, extraRuns) = RunAll(fx, extra, writeBackEvery);
+            digests.AddRange(extraDigests);
+            runs += extraRuns;
+            plans.AddRange(extra);
+        }
 
         var restarts = fx.Fs.Transactor.Restarts - restartsBefore;
         output.WriteLine($"{reason}: {runs} runs of {plans.Count} bodies, {restarts} restarts, {handler.JournalWaits} journal-space waits, " +
