@@ -147,17 +147,8 @@ public sealed class JournalReplayPlan
     /// </summary>
     private static List<ReplayKey> SortAndDedup(List<JournalEntry> window)
     {
-        var count = 0;
         var voids = new List<(BtreeId Btree, byte Level, int Before)>();
-        foreach (var entry in window)
-        {
-            foreach (var record in entry.Records)
-            {
-                if (record.Type == JournalRecordType.BtreeKeys)
-                    count += CountKeys(record.Payload.Span);
-            }
-        }
-        var keys = new NumberedKey[count];
+        var keys = new NumberedKey[window.Sum(e => e.KeyCount)];
         var n = 0;
         foreach (var entry in window)
         {
@@ -188,18 +179,6 @@ public sealed class JournalReplayPlan
                 result.Add(keys[i].Key);
         }
         return result;
-    }
-
-    private static int CountKeys(ReadOnlySpan<byte> payload)
-    {
-        var count = 0;
-        var at = 0;
-        while (at < payload.Length)
-        {
-            at += new BkeyView(payload[at..]).TotalBytes;
-            count++;
-        }
-        return count;
     }
 
     private static bool SamePosition(in BtreeUpdate a, in BtreeUpdate b) =>
