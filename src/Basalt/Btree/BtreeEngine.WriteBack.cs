@@ -111,21 +111,11 @@ public sealed partial class BtreeEngine
     private List<NodeImage> CaptureForWriteBack(ulong? upToSeq, int maxNodes, out ulong maxSeq)
     {
         maxSeq = 0;
-        // Which nodes, when there are more than a round takes: never-written ones first (the
-        // pending updates naming them wait for their first write), then by oldest pin (what holds
-        // last_seq back), so no node waits round after round behind others that keep getting
-        // dirty again. The chosen ones are captured children first: a child's capture puts its
-        // new sectors_written into its parent, captured after it.
-        var candidates = _dirty
+        var chosen = _dirty
             .Where(n => !n.IsFreed && n.InFlight is null &&
-                        (upToSeq is not { } limit || !n.HasFirstRecord || (n.UnwrittenPin != 0 && n.UnwrittenPin <= limit)));
-        if (maxNodes < _dirty.Count)
-        {
-            candidates = candidates
-                .OrderBy(n => n.HasFirstRecord ? 1 : 0).ThenBy(n => n.UnwrittenPin == 0 ? ulong.MaxValue : n.UnwrittenPin).ThenBy(n => n.Offset)
-                .Take(maxNodes > int.MaxValue / 2 ? int.MaxValue : maxNodes * 2);
-        }
-        var chosen = candidates.OrderBy(n => n.Level).ThenBy(n => n.Offset).ToList();
+                        (upToSeq is not { } limit || !n.HasFirstRecord || (n.UnwrittenPin != 0 && n.UnwrittenPin <= limit)))
+            .OrderBy(n => n.Level).ThenBy(n => n.Offset)
+            .ToList();
         var images = new List<NodeImage>();
         _inCapture = true;
         try
