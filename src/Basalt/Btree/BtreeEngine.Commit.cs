@@ -206,10 +206,10 @@ public sealed partial class BtreeEngine
     }
 
     /// <summary>Reads a leaf key for a transaction (read lock taken here); a miss is returned, not resolved.</summary>
-    internal FindResult TryReadLeaf(BtreeId btree, Bpos pos, out byte[]? value, out KeyType type, out NodeMiss miss)
+    internal FindResult TryReadLeaf(BtreeId btree, Bpos pos, out byte[]? value, out Bkey key, out NodeMiss miss)
     {
         value = null;
-        type = KeyType.Deleted;
+        key = new Bkey(pos, KeyType.Deleted);
         _lock.EnterReadLock();
         try
         {
@@ -217,7 +217,7 @@ public sealed partial class BtreeEngine
             if (r == FindResult.Found && leaf.TryFind(pos, out var run, out var i))
             {
                 value = run.ValueOf(i).ToArray();
-                type = run.Entries[i].Key.Type;
+                key = run.Entries[i].Key;
             }
             return r;
         }

@@ -50,6 +50,7 @@ public sealed partial class BtreeEngine : IDisposable
     private readonly Btree?[] _trees = new Btree?[BtreeIds.MaxId + 1];
     private readonly Random _random;
     private readonly List<string> _mountProblems = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Type, object> _services = new();
     private IRestartHandler? _restartHandler;
     private long? _earlyReusable;
     private int _structureDepth;
@@ -248,6 +249,15 @@ public sealed partial class BtreeEngine : IDisposable
 
     /// <summary>Serialises mutations: transactions hold it across their body and commit; engine operations take it for each attempt.</summary>
     internal Lock WriterGate => _writerGate;
+
+    /// <summary>
+    /// Registers a higher layer's per-mount service (the allocator, say) so that what the btree
+    /// runs on that layer's behalf (triggers) can reach it without the btree referencing the layer.
+    /// </summary>
+    public void SetService<T>(T service) where T : class => _services[typeof(T)] = service;
+
+    /// <summary>The service registered for <typeparamref name="T"/>, or null.</summary>
+    public T? GetService<T>() where T : class => _services.TryGetValue(typeof(T), out var s) ? (T)s : null;
 
     /// <summary>The engine's reader/writer lock, entered in write mode by the transaction layer to apply a commit.</summary>
     internal void EnterWriteLock() => _lock.EnterWriteLock();

@@ -36,6 +36,12 @@ public interface ITriggerTransaction
     void Set(BtreeId btree, in Bkey key, ReadOnlySpan<byte> value);
 
     void Delete(BtreeId btree, Bpos pos);
+
+    /// <summary>The keys in [start, end] as the transaction sees them, ascending, at most <paramref name="limit"/>.</summary>
+    List<(Bkey Key, byte[] Value)> Range(BtreeId btree, Bpos start, Bpos end, int limit = int.MaxValue);
+
+    /// <summary>A per-mount service a higher layer registered with the engine (null when none is).</summary>
+    T? GetService<T>() where T : class;
 }
 
 /// <summary>

@@ -59,7 +59,7 @@ public static class BtreeIds
             [KeyType.Whiteout, KeyType.HashWhiteout, KeyType.Xattr]),
         new(BtreeId.Alloc, "alloc", "per-bucket allocation state", false, false, [KeyType.Alloc]),
         new(BtreeId.Backpointers, "backpointers", "owner of each allocated range", false, false, [KeyType.Backpointer]),
-        new(BtreeId.Freespace, "freespace", "free buckets", true, false, [KeyType.Set]),
+        new(BtreeId.Freespace, "freespace", "runs of free buckets: a set key at (device, end bucket) whose size is the run length", true, false, [KeyType.Set]),
         new(BtreeId.NeedDiscard, "need_discard", "buckets awaiting discard", false, false, [KeyType.Set]),
         new(BtreeId.Lru, "lru", "least-recently-used index of buckets", false, false, [KeyType.Set]),
         new(BtreeId.BucketGens, "bucket_gens", "bucket generations, 256 per key", false, false, [KeyType.BucketGens]),

@@ -73,6 +73,32 @@ public enum FsckErrorId : ushort
     JournalSeqBlacklistedFlush = 105,
     JournalCleanMismatch = 106,
     JournalReplayFailed = 107,
+
+    // 130-159: allocation info (check_allocations, check_alloc_info, check_lrus, gc_gens)
+    PtrToInvalidDevice = 130,
+    PtrToInvalidBucket = 131,
+    PtrGenNewerThanBucketGen = 132,
+    StaleDirtyPtr = 133,
+    PtrBucketDataTypeMismatch = 134,
+    AllocKeyDataTypeWrong = 135,
+    AllocKeyGenWrong = 136,
+    AllocKeyDirtySectorsWrong = 137,
+    AllocKeyCachedSectorsWrong = 138,
+    AllocKeyFragmentationLruWrong = 139,
+    AllocKeyToInvalidBucket = 140,
+    AccountingMismatch = 141,
+    FreespaceKeyWrong = 142,
+    NeedDiscardKeyWrong = 143,
+    BucketGensKeyWrong = 144,
+    LruEntryBad = 145,
+    AllocKeyToMissingLruEntry = 146,
+    AllocKeyOldestGenWrong = 147,
+
+    // 160-179: backpointers
+    BackpointerToInvalidBucket = 160,
+    BackpointerToEmptyBucket = 161,
+    PtrToMissingBackpointer = 162,
+    BackpointerToMissingPtr = 163,
 }
 
 /// <summary>How a node read reacts to a finding (DESIGN §6, digest §4.1).</summary>
@@ -108,6 +134,13 @@ public enum FsckPassId : byte
     CheckJournal = 2,
     CheckTopology = 3,
     CheckBtreeNodes = 4,
+    CheckAllocations = 5,
+    CheckAllocInfo = 6,
+    CheckLrus = 7,
+    GcGens = 8,
+    CheckBtreeBackpointers = 9,
+    CheckExtentsToBackpointers = 10,
+    CheckBackpointersToExtents = 11,
 }
 
 public sealed record FsckErrorInfo(
@@ -132,6 +165,20 @@ public static partial class FsckCatalogue
             "walk the interior nodes of every btree: children tile their parent's range exactly; unreadable nodes are dropped"),
         new(FsckPassId.CheckBtreeNodes, "check_btree_nodes",
             "read and validate every node; nodes repaired in memory are rewritten"),
+        new(FsckPassId.CheckAllocations, "check_allocations",
+            "mark and sweep: walk every pointer (extents; journal and node-area buckets by the layout), recompute each bucket's gen, data type, dirty and cached sectors and fragmentation index and the per-device accounting from first principles, and compare them field by field with the alloc and accounting keys"),
+        new(FsckPassId.CheckAllocInfo, "check_alloc_info",
+            "every bucket's freespace run membership, need_discard key and bucket_gens entry agree with its alloc key"),
+        new(FsckPassId.CheckLrus, "check_lrus",
+            "every fragmentation LRU entry names a bucket whose alloc key carries that index, and every such bucket has its entry"),
+        new(FsckPassId.GcGens, "gc_gens",
+            "every bucket's oldest_gen is the oldest gen any pointer into it carries (its own gen when none does)"),
+        new(FsckPassId.CheckBtreeBackpointers, "check_btree_backpointers",
+            "every backpointer names a data bucket of an existing device whose alloc info says it holds data of the backpointer's type"),
+        new(FsckPassId.CheckExtentsToBackpointers, "check_extents_to_backpointers",
+            "every non-cached pointer has its backpointer; backpointer sectors are summed per bucket first and only buckets whose sums disagree with their alloc key are checked pointer by pointer, in bounded passes over bucket ranges (--max-mem)"),
+        new(FsckPassId.CheckBackpointersToExtents, "check_backpointers_to_extents",
+            "every backpointer names an existing key that holds the matching pointer, in bounded passes over the extents keyspace (--max-mem)"),
     ];
 
     // Built on first use: the entries live in another part of this partial class, and the

@@ -11,7 +11,9 @@
 //
 // The POSIX file API arrives in a later milestone as further partial files of this class
 // (BasaltFileSystem.Files.cs, …) on top of transactions.
+using Basalt.Alloc;
 using Basalt.Btree;
+using Basalt.Data;
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -39,6 +41,9 @@ public sealed class MountOptions
 
     /// <summary>Read the journal of a clean filesystem too and check the clean section against it.</summary>
     public bool Verify { get; init; }
+
+    /// <summary>Allocation tuning (discard override, background worker); defaults when null.</summary>
+    public SpaceOptions? Space { get; init; }
 
     /// <summary>Set aside journal keys a damaged btree keeps from replaying instead of failing the mount (fsck).</summary>
     public bool TolerateReplayFailures { get; init; }
@@ -74,7 +79,26 @@ public sealed partial class BasaltFileSystem : IDisposable
         SuperblockRead = read;
         Geometry = MountCore.GeometryOf(read.Superblock);
         _core = MountCore.Open(device, read, options.ToRecovery());
+        try
+        {
+            Space = SpaceManager.Open(_core.Engine, _core.Transactor, _core.Journal, _core.Device, _core.Superblocks, options.Space);
+            Data = new ExtentStore(_core.Engine, _core.Transactor, _core.Device, Space, _core.Superblocks.Current.DataChecksumType);
+        }
+        catch
+        {
+            Space?.Dispose();
+            _core.Close(clean: false);
+            throw;
+        }
     }
+
+    static BasaltFileSystem() => DataKeyTypes.Register();
+
+    /// <summary>Buckets: gens, open buckets, reservations, discards, copygc.</summary>
+    public SpaceManager Space { get; }
+
+    /// <summary>File data as checksummed extents.</summary>
+    public ExtentStore Data { get; }
 
     /// <summary>
     /// Set when a read-only mount found the device shorter than its superblock records: the view
@@ -282,6 +306,7 @@ public sealed partial class BasaltFileSystem : IDisposable
             return;
         try
         {
+            Space?.Dispose();
             _core.Close(clean: sync);
         }
         finally

@@ -113,7 +113,7 @@ public static class Fsck
             [FsckPassId.CheckTopology] = FsckBtreePasses.CheckTopology,
             [FsckPassId.CheckBtreeNodes] = FsckBtreePasses.CheckBtreeNodes,
         };
-        return [.. FsckCatalogue.Passes.Select(p => new FsckPass(p, implementations[p.Id]))];
+        return [.. FsckCatalogue.Passes.Where(p => implementations.ContainsKey(p.Id)).Select(p => new FsckPass(p, implementations[p.Id]))];
     }
 
     /// <summary>

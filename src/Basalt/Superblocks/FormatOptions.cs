@@ -29,11 +29,17 @@ public sealed record FormatOptions
 
     public ChecksumType MetadataChecksumType { get; init; } = ChecksumType.Crc32C;
 
+    /// <summary>Checksum of data extents: crc32c (default), crc64 or xxhash64.</summary>
+    public ChecksumType DataChecksumType { get; init; } = ChecksumType.Crc32C;
+
     /// <summary>Buckets in the node area. Default: a quarter of the buckets after the journal, at least 16.</summary>
     public ulong? NodeAreaBuckets { get; init; }
 
     /// <summary>Buckets in the journal. Default: about 1/128 of the device, at least 8, at most 512 MiB.</summary>
     public ulong? JournalBuckets { get; init; }
+
+    /// <summary>Discard (punch or BLKDISCARD) freed buckets before reuse. Default on; a mount option can override it.</summary>
+    public bool Discard { get; init; } = true;
 
     /// <summary>Format time; now when null.</summary>
     public DateTimeOffset? Time { get; init; }

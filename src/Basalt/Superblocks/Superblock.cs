@@ -42,13 +42,19 @@ public sealed record Member
 
     public MemberState State { get; init; } = MemberState.ReadWrite;
 
+    public MemberFlags Flags { get; init; }
+
+    /// <summary>First byte past the last bucket.</summary>
+    public long BucketsEnd => checked((long)Nbuckets * BucketSize);
+
     public long NodeAreaOffset => checked((long)NodeArea.Start * BucketSize);
 
     public long NodeAreaLength => checked((long)NodeArea.Count * BucketSize);
 
     public string ToText() =>
         $"uuid {SuperblockText.Uuid(DeviceUuid)} state {State} bucket size {SuperblockText.Size(BucketSize)} " +
-        $"buckets {FirstBucket}..{Nbuckets - 1} (first {FirstBucket}, nbuckets {Nbuckets}) node area {NodeArea.ToText()}";
+        $"buckets {FirstBucket}..{Nbuckets - 1} (first {FirstBucket}, nbuckets {Nbuckets}) node area {NodeArea.ToText()}" +
+        $"{((Flags & MemberFlags.Discard) != 0 ? " discard" : " nodiscard")}{((Flags & MemberFlags.AllocInitialized) != 0 ? "" : " alloc-uninitialized")}";
 }
 
 /// <summary>
@@ -101,6 +107,9 @@ public sealed record Superblock
 
     /// <summary>Checksum type for btree nodes and journal entries.</summary>
     public ChecksumType MetadataChecksumType { get; init; } = ChecksumType.Crc32C;
+
+    /// <summary>Checksum type of newly written data extents (each extent records its own).</summary>
+    public ChecksumType DataChecksumType { get; init; } = ChecksumType.Crc32C;
 
     public required int BlockSize { get; init; }
 
@@ -226,6 +235,7 @@ public sealed record Superblock
         Line("compat features:", SuperblockFeatures.Describe(CompatFeatures, incompat: false));
         Line("superblock checksum:", SuperblockChecksumType.ToText());
         Line("metadata checksum:", MetadataChecksumType.ToText());
+        Line("data checksum:", DataChecksumType.ToText());
         Line("device size:", SuperblockText.Size(DeviceSize));
         Line("block size:", SuperblockText.Size(BlockSize));
         Line("btree node size:", SuperblockText.Size(NodeSize));

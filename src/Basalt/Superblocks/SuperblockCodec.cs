@@ -101,6 +101,7 @@ public static class SuperblockCodec
         Magic.CopyTo(b[MagicOffset..]);
         b[ChecksumTypeOffset] = (byte)sb.SuperblockChecksumType;
         b[MetadataChecksumOffset] = (byte)sb.MetadataChecksumType;
+        b[DataChecksumOffset] = (byte)sb.DataChecksumType;
         BinaryPrimitives.WriteUInt16LittleEndian(b[VersionOffset..], sb.Version);
         BinaryPrimitives.WriteUInt16LittleEndian(b[VersionMinOffset..], sb.VersionMin);
         b[DeviceIndexOffset] = sb.DeviceIndex;
@@ -146,6 +147,7 @@ public static class SuperblockCodec
             BinaryPrimitives.WriteUInt64LittleEndian(e[MemberNodeAreaFirstOffset..], m.NodeArea.Start);
             BinaryPrimitives.WriteUInt64LittleEndian(e[MemberNodeAreaCountOffset..], m.NodeArea.Count);
             e[MemberStateOffset] = (byte)m.State;
+            e[MemberFlagsOffset] = (byte)m.Flags;
         }
 
         // Journal
@@ -405,6 +407,9 @@ public static class SuperblockCodec
         var metaCsum = b[MetadataChecksumOffset];
         if (!Checksums.IsKnown(metaCsum) || metaCsum == (byte)ChecksumType.None)
             return $"metadata checksum type {metaCsum} is not a usable checksum type";
+        var dataCsum = b[DataChecksumOffset];
+        if (!Checksums.IsKnown(dataCsum))
+            return $"data checksum type {dataCsum} is not a known checksum type";
 
         var deviceSize = BinaryPrimitives.ReadUInt64LittleEndian(b[DeviceSizeOffset..]);
         if (deviceSize > long.MaxValue || deviceSize % FormatLimits.SectorSize != 0)
@@ -477,6 +482,7 @@ public static class SuperblockCodec
             CompatFeatures = BinaryPrimitives.ReadUInt64LittleEndian(b[CompatOffset..]),
             SuperblockChecksumType = (ChecksumType)b[ChecksumTypeOffset],
             MetadataChecksumType = (ChecksumType)metaCsum,
+            DataChecksumType = dataCsum == 0 ? ChecksumType.Crc32C : (ChecksumType)dataCsum,
             BlockSize = (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(b[BlockSizeOffset..]), int.MaxValue),
             NodeSize = (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(b[NodeSizeOffset..]), int.MaxValue),
             DeviceSize = (long)deviceSize,
@@ -530,6 +536,9 @@ public static class SuperblockCodec
             var state = e[MemberStateOffset];
             if (!Enum.IsDefined((MemberState)state))
                 return $"member {i}: unknown state {state}";
+            var flags = e[MemberFlagsOffset];
+            if ((flags & ~(byte)(MemberFlags.AllocInitialized | MemberFlags.Discard)) != 0)
+                return $"member {i}: unknown flags 0x{flags:x2}";
             list[i] = new Member
             {
                 DeviceUuid = SuperblockText.ReadUuid(e[MemberUuidOffset..]),
@@ -540,6 +549,7 @@ public static class SuperblockCodec
                     BinaryPrimitives.ReadUInt64LittleEndian(e[MemberNodeAreaFirstOffset..]),
                     BinaryPrimitives.ReadUInt64LittleEndian(e[MemberNodeAreaCountOffset..])),
                 State = (MemberState)state,
+                Flags = (MemberFlags)flags,
             };
         }
         members = list;

@@ -46,7 +46,7 @@ public static class SuperblockFormat
     public const int VersionOffset = 26;         // u16
     public const int VersionMinOffset = 28;      // u16
     public const int DeviceIndexOffset = 30;     // u8: this device's index in the member table
-    public const int Reserved31Offset = 31;      // u8, zero
+    public const int DataChecksumOffset = 31;    // u8: checksum type of new data extents; 0 = crc32c
     public const int TotalBytesOffset = 32;      // u32: header + sections, multiple of 8
     public const int Reserved36Offset = 36;      // u32, zero
     public const int UuidOffset = 40;            // 16 bytes: filesystem uuid, never zero
@@ -124,7 +124,8 @@ public static class SuperblockFormat
     public const int MemberNodeAreaFirstOffset = 32; // u64: first bucket of the node area
     public const int MemberNodeAreaCountOffset = 40; // u64: buckets in the node area
     public const int MemberStateOffset = 48;         // u8: MemberState
-    public const int MemberReservedOffset = 49;      // 15 bytes, zero
+    public const int MemberFlagsOffset = 49;         // u8: MemberFlags
+    public const int MemberReservedOffset = 50;      // 14 bytes, zero
 
     // Journal payload: {u32 count, u32 reserved} then count ranges {u64 start bucket, u64 buckets}.
     public const int JournalHeaderSize = 8;
@@ -200,6 +201,17 @@ public enum SuperblockFlags : ulong
 }
 
 /// <summary>State of a member device. Permanent numbers.</summary>
+/// <summary>Per-device flags (member entry byte 49).</summary>
+[Flags]
+public enum MemberFlags : byte
+{
+    None = 0,
+    /// <summary>The device's allocation info (alloc keys, freespace, accounting) has been created.</summary>
+    AllocInitialized = 1,
+    /// <summary>Freed buckets are discarded (punched or BLKDISCARD) before reuse.</summary>
+    Discard = 2,
+}
+
 public enum MemberState : byte
 {
     ReadWrite = 0,

@@ -111,6 +111,8 @@ public static class SuperblockGeometry
             Invalid(deviceName, $"block size {blockSize} is larger than the bucket size {bucketSize}");
         if (options.MetadataChecksumType == ChecksumType.None || !Checksums.IsKnown((byte)options.MetadataChecksumType))
             Invalid(deviceName, $"metadata checksum type {options.MetadataChecksumType.ToText()} is not allowed (crc32c, crc64, xxhash64)");
+        if (options.DataChecksumType == ChecksumType.None || !Checksums.IsKnown((byte)options.DataChecksumType))
+            Invalid(deviceName, $"data checksum type {options.DataChecksumType.ToText()} is not allowed (crc32c, crc64, xxhash64)");
         if (System.Text.Encoding.UTF8.GetByteCount(options.Label) > LabelSize)
             Invalid(deviceName, $"label \"{options.Label}\" is longer than {LabelSize} bytes of UTF-8");
         if (options.Label.Contains('\0', StringComparison.Ordinal))

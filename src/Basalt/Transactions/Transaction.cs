@@ -69,10 +69,11 @@ public sealed class Transaction : ITriggerTransaction
     internal bool ReadCommitted(BtreeId btree, Bpos pos, out Bkey key, out byte[] value)
     {
         MaybeInjectRestart();
-        var r = _engine.TryReadLeaf(btree, pos, out var found, out var type, out var miss);
+        var r = _engine.TryReadLeaf(btree, pos, out var found, out key, out var miss);
         if (r == FindResult.Miss)
             throw new RestartException(Restart.ForMiss(miss));
-        key = new Bkey(pos, found is null ? KeyType.Deleted : type);
+        if (found is null)
+            key = new Bkey(pos, KeyType.Deleted);
         value = found ?? [];
         return found is not null;
     }
@@ -145,6 +146,9 @@ public sealed class Transaction : ITriggerTransaction
     }
 
     void ITriggerTransaction.Set(BtreeId btree, in Bkey key, ReadOnlySpan<byte> value) => Set(btree, key, value);
+
+    /// <summary>A per-mount service registered with the engine (the allocator, say), or null.</summary>
+    public T? GetService<T>() where T : class => _engine.GetService<T>();
 
     private void Put(BtreeId btree, Bkey key, byte[] value)
     {

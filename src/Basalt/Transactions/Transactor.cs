@@ -25,6 +25,16 @@ public readonly record struct CommitOptions(bool Flush)
     public static CommitOptions Durable => new(Flush: true);
 }
 
+/// <summary>
+/// Told of every commit, in commit order, right after the engine applied it (the writer gate is
+/// still held, so no other commit runs meanwhile): where in-memory side state that follows
+/// committed state (bucket gens, open buckets) changes, never before the commit.
+/// </summary>
+public interface ICommitObserver
+{
+    void Committed(IReadOnlyList<BtreeUpdate> updates, ulong seq);
+}
+
 /// <summary>What a committed transaction got: the journal seq of its entry (0 when it changed nothing).</summary>
 public readonly record struct CommitResult(ulong Seq, int Updates);
 
@@ -38,6 +48,7 @@ public sealed class Transactor : IBtreeWritePath
     private readonly EmergencyState _emergency;
     private long _commits;
     private long _restarts;
+    private volatile ICommitObserver[] _observers = [];
 
     static Transactor() => CountedKeys.Register();
 
@@ -51,6 +62,14 @@ public sealed class Transactor : IBtreeWritePath
     }
 
     public long Commits => Interlocked.Read(ref _commits);
+
+    /// <summary>Adds an observer told of every later commit.</summary>
+    public void AddCommitObserver(ICommitObserver observer)
+    {
+        ArgumentNullException.ThrowIfNull(observer);
+        lock (_engine.WriterGate)
+            _observers = [.. _observers, observer];
+    }
 
     public long Restarts => Interlocked.Read(ref _restarts);
 
@@ -166,12 +185,14 @@ public sealed class Transactor : IBtreeWritePath
                 // The journal holds the commit and memory does not: nothing more may be written.
                 _emergency.EnterAndThrow(ex);
             }
-            return true;
         }
         finally
         {
             _engine.ExitWriteLock();
         }
+        foreach (var observer in _observers)
+            observer.Committed(updates, seq);
+        return true;
     }
 
     // ---- The Btree convenience writes (IBtreeWritePath) ---------------------------------------

@@ -52,7 +52,7 @@ public sealed class SuperblockLayoutTests
             (SuperblockFormat.VersionOffset, 2, "version"),
             (SuperblockFormat.VersionMinOffset, 2, "version_min"),
             (SuperblockFormat.DeviceIndexOffset, 1, "dev_idx"),
-            (SuperblockFormat.Reserved31Offset, 1, "reserved"),
+            (SuperblockFormat.DataChecksumOffset, 1, "data_csum_type"),
             (SuperblockFormat.TotalBytesOffset, 4, "total_bytes"),
             (SuperblockFormat.Reserved36Offset, 4, "reserved"),
             (SuperblockFormat.UuidOffset, 16, "uuid"),
@@ -85,7 +85,8 @@ public sealed class SuperblockLayoutTests
             (SuperblockFormat.MemberNodeAreaFirstOffset, 8, "node_area_start"),
             (SuperblockFormat.MemberNodeAreaCountOffset, 8, "node_area_count"),
             (SuperblockFormat.MemberStateOffset, 1, "state"),
-            (SuperblockFormat.MemberReservedOffset, 15, "reserved"),
+            (SuperblockFormat.MemberFlagsOffset, 1, "flags"),
+            (SuperblockFormat.MemberReservedOffset, 14, "reserved"),
         };
         Assert.Equal(expected, Table("Member entry"));
         AssertContiguous(expected, SuperblockFormat.MemberEntrySize);

@@ -27,10 +27,13 @@ public sealed class KeyValidationTests
     [Fact]
     public void Extent_keys_need_a_size_within_their_offset_except_deletions()
     {
+        Basalt.Data.DataKeyTypes.Register();
         var snap = uint.MaxValue;
-        Assert.Null(Check(BtreeId.Extents, 0, new Bkey(new Bpos(5, 16, snap), KeyType.Extent, 16)));
-        Assert.Equal(FsckErrorId.BkeyBadSize, Check(BtreeId.Extents, 0, new Bkey(new Bpos(5, 16, snap), KeyType.Extent, 0)));
-        Assert.Equal(FsckErrorId.BkeyBadSize, Check(BtreeId.Extents, 0, new Bkey(new Bpos(5, 16, snap), KeyType.Extent, 17)));
+        var value = new Basalt.Data.ExtentValue { ChecksumType = ChecksumType.Crc32C, CoveredSectors = 16, Ptrs = [new DevicePtr(0, 4096, 0)] }.ToBytes();
+        Assert.Null(Check(BtreeId.Extents, 0, new Bkey(new Bpos(5, 16, snap), KeyType.Extent, 16), value));
+        Assert.Equal(FsckErrorId.BkeyValueInvalid, Check(BtreeId.Extents, 0, new Bkey(new Bpos(5, 16, snap), KeyType.Extent, 16), []));
+        Assert.Equal(FsckErrorId.BkeyBadSize, Check(BtreeId.Extents, 0, new Bkey(new Bpos(5, 16, snap), KeyType.Extent, 0), value));
+        Assert.Equal(FsckErrorId.BkeyBadSize, Check(BtreeId.Extents, 0, new Bkey(new Bpos(5, 16, snap), KeyType.Extent, 17), value));
         Assert.Null(Check(BtreeId.Extents, 0, new Bkey(new Bpos(5, 16, snap), KeyType.Deleted, 0)));
         Assert.Equal(FsckErrorId.BkeyBadSize, Check(BtreeId.Inodes, 0, new Bkey(new Bpos(0, 5, snap), KeyType.Inode, 1)));
     }

@@ -130,7 +130,8 @@ public sealed class NodeRoundTripTests(ITestOutputHelper output)
     {
         var builder = new KeyRunBuilder();
         builder.Add(new Bkey(new Bpos(4096, 8, uint.MaxValue), KeyType.Reservation, 8), new byte[8]);
-        builder.Add(new Bkey(new Bpos(4096, 24, uint.MaxValue), KeyType.Extent, 16), new byte[24]);
+        builder.Add(new Bkey(new Bpos(4096, 24, uint.MaxValue), KeyType.Extent, 16),
+            new Basalt.Data.ExtentValue { ChecksumType = ChecksumType.Crc32C, CoveredSectors = 16, Ptrs = [new DevicePtr(0, 4096, 0)] }.ToBytes());
         var node = new TestNode(BtreeId.Extents, 0, Bpos.Min, Bpos.Max).Write(builder.Build());
 
         var result = node.Read();

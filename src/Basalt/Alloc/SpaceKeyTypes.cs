@@ -1,0 +1,60 @@
+// The key types of the allocation layer (alloc, set, bucket_gens, accounting): validators,
+// printers and the alloc trigger, registered in the btree's key-type table at start-up (DESIGN
+// §1: the btree never references this layer). The data layer registers extents and backpointers.
+using Basalt.Btree;
+using Basalt.Format;
+
+namespace Basalt.Alloc;
+
+public static class SpaceKeyTypes
+{
+    private static readonly Lazy<bool> s_registration = new(() =>
+    {
+        KeyTypeTable.Register(KeyType.Alloc, new KeyTypeBehaviour(ValidateAlloc, PrintAlloc, SpaceTriggers.AllocTrigger));
+        KeyTypeTable.Register(KeyType.Set, new KeyTypeBehaviour(ValidateEmpty, _ => ""));
+        KeyTypeTable.Register(KeyType.BucketGens, new KeyTypeBehaviour(ValidateBucketGens, BucketGensValue.ToText));
+        KeyTypeTable.Register(KeyType.Accounting, new KeyTypeBehaviour(ValidateAccounting, PrintAccounting));
+        return true;
+    });
+
+    /// <summary>Registers the behaviour of every space key type (once).</summary>
+    public static void Register() => _ = s_registration.Value;
+
+    private static bool ValidateEmpty(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
+    {
+        problem = value.IsEmpty ? null : $"{context.Key.Type.ToText()} key with a {value.Length}-byte value (must be empty)";
+        return problem is null;
+    }
+
+    private static bool ValidateAlloc(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
+    {
+        if (!AllocValue.TryRead(value, out var a, out problem))
+            return false;
+        if (context.Key.Pos.Inode > byte.MaxValue || context.Key.Pos.Snapshot != 0)
+        {
+            problem = $"alloc key at {context.Key.Pos.ToText()}: the inode field must be a device index";
+            return false;
+        }
+        problem = a.Inconsistency();
+        return problem is null;
+    }
+
+    private static string PrintAlloc(ReadOnlySpan<byte> value) =>
+        AllocValue.TryRead(value, out var a, out var problem) ? a.ToText() : $"invalid alloc value: {problem}";
+
+    private static bool ValidateBucketGens(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem) =>
+        BucketGensValue.TryValidate(value, out problem);
+
+    private static bool ValidateAccounting(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
+    {
+        if (!DeviceUsage.TryReadPosition(context.Key.Pos, out _, out _))
+        {
+            problem = $"accounting key at {context.Key.Pos.ToText()} names no known counter";
+            return false;
+        }
+        return DeviceUsage.TryRead(value, out _, out problem);
+    }
+
+    private static string PrintAccounting(ReadOnlySpan<byte> value) =>
+        DeviceUsage.TryRead(value, out var u, out var problem) ? u.ToText() : $"invalid accounting value: {problem}";
+}

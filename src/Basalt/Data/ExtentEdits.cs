@@ -1,0 +1,60 @@
+// Overwriting part of an inode's extent map inside a transaction: every extent (or error or
+// reservation key) overlapping [start, end) is deleted, or trimmed to what lies outside, or split
+// in two when the range is inside it. Extents are indexed by their end, so the piece after the
+// range keeps the original key position (its window moves forward) and the piece before it gets
+// a new key at `start` (same window). The triggers run on each position's (old, new) pair.
+using Basalt.Format;
+using Basalt.Transactions;
+
+namespace Basalt.Data;
+
+public static class ExtentEdits
+{
+    /// <summary>
+    /// Clears sectors [<paramref name="start"/>, <paramref name="end"/>) of <paramref name="inode"/>,
+    /// editing at most <paramref name="maxKeys"/> keys; returns the sector up to which the range is
+    /// now clear (<paramref name="end"/> when all of it is).
+    /// </summary>
+    public static ulong Clear(Transaction t, ulong inode, ulong start, ulong end, int maxKeys)
+    {
+        if (start >= end)
+            return end;
+        var edited = 0;
+        var from = ExtentStore.EndPos(inode, start + 1);
+        var last = ExtentStore.EndPos(inode, ulong.MaxValue - 1);
+        while (true)
+        {
+            var keys = t.Range(BtreeId.Extents, from, last, 64);
+            if (keys.Count == 0)
+                return end;
+            foreach (var (key, value) in keys)
+            {
+                var ks = key.Pos.Offset - key.Size;
+                var ke = key.Pos.Offset;
+                if (ks >= end)
+                    return end;
+                if (edited == maxKeys)
+                    return Math.Max(start, ks);
+                edited++;
+                if (ks < start)
+                    t.Set(BtreeId.Extents, new Bkey(ExtentStore.EndPos(inode, start), key.Type, (uint)(start - ks)), value);
+                if (ke > end)
+                {
+                    t.Set(BtreeId.Extents, new Bkey(key.Pos, key.Type, (uint)(ke - end)), MoveWindow(key.Type, value, (uint)(end - ks)));
+                    return end;
+                }
+                t.Delete(BtreeId.Extents, key.Pos);
+            }
+            if (keys.Count < 64)
+                return end;
+            from = keys[^1].Key.Pos.Successor();
+        }
+    }
+
+    private static byte[] MoveWindow(KeyType type, byte[] value, uint by)
+    {
+        if (type != KeyType.Extent || !ExtentValue.TryRead(value, out var extent, out _))
+            return value;
+        return extent.WithWindow(extent.Window + by).ToBytes();
+    }
+}

@@ -1,0 +1,462 @@
+// File data as extents: copy-on-write writes, verified reads, punching holes, and the owner side
+// of copygc and gc_gens. Byte ranges of an inode map onto extents of the extents btree (indexed
+// by end sector); anything no extent covers is a hole and reads as zeros.
+//
+// A write (rule g): reserve the space, append each run of at most 64 KiB to a write point's open
+// bucket, write the data to the device, then commit the extents in one transaction per batch of
+// runs; the transaction trims or splits whatever it overlaps (ExtentEdits) and the triggers move
+// the sector counts and backpointers. Live data is never overwritten in place. A commit that asked
+// for a flush is durable when Write returns; otherwise it is journaled and becomes durable with
+// the next journal flush, whose pre-flush also makes the data durable. Writes that are not
+// sector-aligned read the partial sectors at either end first.
+//
+// A read picks, for each extent, a pointer whose bucket has not been invalidated since (not
+// stale), reads the whole checksummed run it belongs to (at most 64 KiB), verifies it, and copies
+// out the live window. A checksum that fails on every copy is an I/O error naming the inode and
+// offset; a range whose data is known lost (an error extent) is one too. Never wrong bytes.
+using System.Buffers;
+using Basalt.Alloc;
+using Basalt.Backpointers;
+using Basalt.Btree;
+using Basalt.Devices;
+using Basalt.Diagnostics;
+using Basalt.Format;
+using Basalt.Transactions;
+
+namespace Basalt.Data;
+
+public sealed class ExtentStore : ISpaceOwners
+{
+    private const int Sector = FormatLimits.SectorSize;
+
+    /// <summary>Runs (extents of at most 64 KiB) committed per transaction of a write.</summary>
+    public const int RunsPerTransaction = 16;
+
+    /// <summary>Extents one transaction of a punch removes or trims.</summary>
+    private const int PunchBatch = 128;
+
+    private readonly BtreeEngine _engine;
+    private readonly Transactor? _transactor;
+    private readonly IBlockDevice _device;
+    private readonly SpaceManager _space;
+    private long _checksumErrors;
+    private long _staleSkipped;
+
+    public ExtentStore(BtreeEngine engine, Transactor? transactor, IBlockDevice device, SpaceManager space, ChecksumType checksumType)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(space);
+        DataKeyTypes.Register();
+        _engine = engine;
+        _transactor = transactor;
+        _device = device;
+        _space = space;
+        ChecksumType = checksumType == ChecksumType.None ? ChecksumType.Crc32C : checksumType;
+        space.Owners = this;
+    }
+
+    /// <summary>Checksum type of the extents this store writes.</summary>
+    public ChecksumType ChecksumType { get; }
+
+    /// <summary>Reads whose checksum did not match (on some copy).</summary>
+    public long ChecksumErrors => Interlocked.Read(ref _checksumErrors);
+
+    /// <summary>Stale pointers reads stepped over.</summary>
+    public long StaleSkipped => Interlocked.Read(ref _staleSkipped);
+
+    public static Bpos EndPos(ulong inode, ulong endSector) => new(inode, endSector, uint.MaxValue);
+
+    private Transactor Writer =>
+        _transactor ?? throw new BasaltException(ErrorCode.ReadOnlyDevice, $"{_device.Name}: the filesystem is mounted read-only");
+
+    // ---- Write --------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Writes <paramref name="data"/> at byte <paramref name="offset"/> of <paramref name="inode"/>.
+    /// Fails with DeviceFull before writing anything when the space cannot be reserved. A write of
+    /// more than 16 runs commits in several transactions; a crash may then keep a prefix of them.
+    /// </summary>
+    public void Write(ulong inode, long offset, ReadOnlySpan<byte> data, CommitOptions options = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        if (data.IsEmpty)
+            return;
+        var writer = Writer;
+        var end = checked(offset + data.Length);
+        var firstSector = (ulong)(offset / Sector);
+        var endSector = (ulong)((end + Sector - 1) / Sector);
+        using var reservation = _space.Reserve((long)(endSector - firstSector));
+        var maxRun = ExtentValue.MaxCoveredSectors;
+        var groupSectors = (ulong)(maxRun * RunsPerTransaction);
+        var buffer = ArrayPool<byte>.Shared.Rent((int)groupSectors * Sector);
+        try
+        {
+            for (var groupStart = firstSector; groupStart < endSector; groupStart += groupSectors)
+            {
+                var groupEnd = Math.Min(endSector, groupStart + groupSectors);
+                var bytes = (int)(groupEnd - groupStart) * Sector;
+                var span = buffer.AsSpan(0, bytes);
+                // The partial sectors at either end of the whole write keep their other bytes.
+                var groupByteStart = (long)groupStart * Sector;
+                var copyFrom = Math.Max(offset, groupByteStart);
+                var copyTo = Math.Min(end, (long)groupEnd * Sector);
+                if (copyFrom > groupByteStart)
+                    Read(inode, groupByteStart, span[..Sector]);
+                if (copyTo < (long)groupEnd * Sector)
+                    Read(inode, (long)(groupEnd - 1) * Sector, span[(bytes - Sector)..]);
+                data.Slice((int)(copyFrom - offset), (int)(copyTo - copyFrom)).CopyTo(span[(int)(copyFrom - groupByteStart)..]);
+                WriteGroup(writer, inode, groupStart, span, reservation, options);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Writes whole sectors starting at <paramref name="startSector"/> as runs, then commits them in one transaction.</summary>
+    private void WriteGroup(Transactor writer, ulong inode, ulong startSector, ReadOnlySpan<byte> data, SpaceReservation reservation,
+        CommitOptions options)
+    {
+        var runs = new List<(Bkey Key, byte[] Value)>(RunsPerTransaction);
+        var sector = startSector;
+        var at = 0;
+        while (at < data.Length)
+        {
+            var want = (uint)Math.Min(ExtentValue.MaxCoveredSectors, (data.Length - at) / Sector);
+            var ptr = _space.Allocate(_space.UserWrites, want, out var granted);
+            reservation.Consume(granted);
+            var run = data.Slice(at, (int)granted * Sector);
+            WriteData(ptr, run);
+            var value = new ExtentValue
+            {
+                ChecksumType = ChecksumType,
+                CoveredSectors = granted,
+                Window = 0,
+                Checksum = Checksums.Compute(ChecksumType, run),
+                Ptrs = [ptr],
+            };
+            runs.Add((new Bkey(EndPos(inode, sector + granted), KeyType.Extent, granted), value.ToBytes()));
+            sector += granted;
+            at += (int)granted * Sector;
+        }
+        writer.Transact(t =>
+        {
+            foreach (var (key, value) in runs)
+            {
+                var start = key.Pos.Offset - key.Size;
+                ExtentEdits.Clear(t, inode, start, key.Pos.Offset, int.MaxValue);
+                t.Set(BtreeId.Extents, key, value);
+            }
+        }, options);
+    }
+
+    private void WriteData(DevicePtr ptr, ReadOnlySpan<byte> run)
+    {
+        try
+        {
+            _device.Write(ptr.OffsetBytes, run);
+        }
+        catch (IOException ex)
+        {
+            throw new BasaltException(ErrorCode.IoError, $"{_device.Name}: data write of {run.Length} bytes at {ptr.ToText()} failed: {ex.Message}", ex);
+        }
+    }
+
+    // ---- Punch ---------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Makes [<paramref name="offset"/>, +<paramref name="length"/>) of <paramref name="inode"/> a
+    /// hole: extents inside are deleted, extents across its ends trimmed; partial sectors at the
+    /// ends are zeroed. Large ranges commit in several transactions.
+    /// </summary>
+    public void Punch(ulong inode, long offset, long length, CommitOptions options = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if (length == 0)
+            return;
+        var writer = Writer;
+        var end = checked(offset + length);
+        var firstWhole = (ulong)((offset + Sector - 1) / Sector);
+        var endWhole = (ulong)(end / Sector);
+        if (firstWhole >= endWhole)
+        {
+            ZeroPartial(inode, offset, end, options);
+            return;
+        }
+        if ((long)firstWhole * Sector > offset)
+            ZeroPartial(inode, offset, (long)firstWhole * Sector, options);
+        if ((long)endWhole * Sector < end)
+            ZeroPartial(inode, (long)endWhole * Sector, end, options);
+        var next = firstWhole;
+        while (next < endWhole)
+        {
+            var from = next;
+            next = writer.Transact(t => ExtentEdits.Clear(t, inode, from, endWhole, PunchBatch), options);
+        }
+    }
+
+    /// <summary>Removes every extent of <paramref name="inode"/>.</summary>
+    public void DeleteAll(ulong inode, CommitOptions options = default) => Punch(inode, 0, long.MaxValue / Sector * Sector, options);
+
+    private void ZeroPartial(ulong inode, long from, long to, CommitOptions options)
+    {
+        // Only where data exists: zeroing a hole would allocate.
+        var first = from / Sector * Sector;
+        Span<byte> sector = stackalloc byte[Sector];
+        var mapped = false;
+        foreach (var _ in Map(inode, (ulong)(first / Sector), (ulong)(first / Sector) + 1))
+            mapped = true;
+        if (!mapped)
+            return;
+        var zeros = new byte[to - from];
+        Write(inode, from, zeros, options);
+    }
+
+    // ---- Read ----------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Reads [<paramref name="offset"/>, +destination.Length) of <paramref name="inode"/>; holes
+    /// read as zeros. Throws IoError (naming the inode and offset) when data is lost or fails
+    /// its checksum on every copy.
+    /// </summary>
+    public void Read(ulong inode, long offset, Span<byte> destination)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        destination.Clear();
+        if (destination.IsEmpty)
+            return;
+        var end = offset + destination.Length;
+        var firstSector = (ulong)(offset / Sector);
+        var endSector = (ulong)((end + Sector - 1) / Sector);
+        byte[]? run = null;
+        try
+        {
+            foreach (var (key, value) in Map(inode, firstSector, endSector))
+            {
+                var ks = key.Pos.Offset - key.Size;
+                var ke = key.Pos.Offset;
+                var from = Math.Max((long)ks * Sector, offset);
+                var to = Math.Min((long)ke * Sector, end);
+                if (key.Type == KeyType.Error)
+                {
+                    throw new BasaltException(ErrorCode.IoError,
+                        $"inode {inode} offset {from}: data lost ({key.ToText()}: an earlier repair found it unreadable)");
+                }
+                if (key.Type != KeyType.Extent)
+                    continue; // reservations read as zeros
+                if (!ExtentValue.TryRead(value, out var extent, out var problem))
+                    throw new BasaltException(ErrorCode.IoError, $"inode {inode} offset {from}: extent {key.ToText()} is invalid: {problem}");
+                run ??= ArrayPool<byte>.Shared.Rent(ExtentValue.MaxCoveredSectors * Sector);
+                ReadRun(inode, from, key, extent, run);
+                var runOffset = ((long)extent.Window * Sector) + (from - ((long)ks * Sector));
+                run.AsSpan((int)runOffset, (int)(to - from)).CopyTo(destination[(int)(from - offset)..]);
+            }
+        }
+        finally
+        {
+            if (run is not null)
+                ArrayPool<byte>.Shared.Return(run);
+        }
+    }
+
+    /// <summary>Reads and verifies the whole run of <paramref name="extent"/> into <paramref name="buffer"/> from the first good copy.</summary>
+    private void ReadRun(ulong inode, long fileOffset, Bkey key, ExtentValue extent, byte[] buffer)
+    {
+        var bytes = (int)extent.CoveredSectors * Sector;
+        string? failure = null;
+        foreach (var ptr in extent.Ptrs)
+        {
+            if (_space.IsStale(ptr))
+            {
+                Interlocked.Increment(ref _staleSkipped);
+                failure ??= $"pointer {ptr.ToText()} is stale (its bucket was reused)";
+                continue;
+            }
+            try
+            {
+                _device.Read(ptr.OffsetBytes, buffer.AsSpan(0, bytes));
+            }
+            catch (IOException ex)
+            {
+                failure = $"read of {ptr.ToText()} failed: {ex.Message}";
+                continue;
+            }
+            var sum = Checksums.Compute(extent.ChecksumType, buffer.AsSpan(0, bytes));
+            if (sum == extent.Checksum)
+                return;
+            Interlocked.Increment(ref _checksumErrors);
+            failure = $"checksum mismatch at {ptr.ToText()} ({extent.ChecksumType.ToText()} {sum:x}, expected {extent.Checksum:x})";
+        }
+        throw new BasaltException(ErrorCode.IoError, $"inode {inode} offset {fileOffset}: {failure ?? "extent has no pointer"} ({key.ToText()})");
+    }
+
+    /// <summary>The extents (and error / reservation keys) of <paramref name="inode"/> overlapping sectors [start, end), in order.</summary>
+    public IEnumerable<(Bkey Key, byte[] Value)> Map(ulong inode, ulong start, ulong end)
+    {
+        if (start >= end)
+            yield break;
+        var it = _engine[BtreeId.Extents].Iterate(EndPos(inode, start + 1), EndPos(inode, ulong.MaxValue - 1));
+        while (it.MoveNext())
+        {
+            var key = it.Key;
+            if (key.Pos.Offset - key.Size >= end)
+                yield break;
+            yield return (key, it.Value.ToArray());
+        }
+    }
+
+    // ---- Copygc and gc_gens (ISpaceOwners) ------------------------------------------------------
+
+    /// <summary>
+    /// Moves the live data of every extent with a pointer into <paramref name="bucket"/> to the
+    /// copygc write point: the live window is read (verified) and written as new runs, and the
+    /// extent is replaced in one transaction, only if it has not changed meanwhile.
+    /// </summary>
+    public long Evacuate(BucketRef bucket)
+    {
+        if (_transactor is null || !_space.Layout.TryGet(bucket.Device, out var dev))
+            return 0;
+        var owners = new List<(Bpos BpPos, BackpointerValue Bp)>();
+        var it = _engine[BtreeId.Backpointers].Iterate(BackpointerValue.BucketStart(bucket, (int)dev.BucketSectors),
+            BackpointerValue.BucketStart(new BucketRef(bucket.Device, bucket.Bucket + 1), (int)dev.BucketSectors).Predecessor());
+        while (it.MoveNext())
+        {
+            if (BackpointerValue.TryRead(it.Value, out var bp, out _) && bp.Btree == BtreeId.Extents && bp.Level == 0)
+                owners.Add((it.Key.Pos, bp));
+        }
+        long moved = 0;
+        foreach (var (_, bp) in owners)
+            moved += MoveExtent(bucket, bp.Pos);
+        return moved;
+    }
+
+    private long MoveExtent(BucketRef bucket, Bpos owner)
+    {
+        if (!_engine[BtreeId.Extents].TryGet(owner, out var valueBytes) || !ExtentValue.TryRead(valueBytes, out var extent, out _))
+            return 0;
+        var found = FindExtent(owner);
+        if (found is not { } key || key.Type != KeyType.Extent)
+            return 0;
+        var dev = _space.Layout[bucket.Device];
+        if (!extent.Ptrs.Any(p => p.Device == bucket.Device && dev.BucketOf(p.OffsetSectors) == bucket.Bucket && !p.Cached))
+            return 0;
+        var run = ArrayPool<byte>.Shared.Rent(ExtentValue.MaxCoveredSectors * Sector);
+        try
+        {
+            try
+            {
+                ReadRun(owner.Inode, (long)(key.Pos.Offset - key.Size) * Sector, key, extent, run);
+            }
+            catch (BasaltException ex) when (ex.Code == ErrorCode.IoError)
+            {
+                return 0; // unreadable data stays where it is; fsck and reads report it
+            }
+            var live = run.AsSpan((int)extent.Window * Sector, (int)key.Size * Sector);
+            using var reservation = _space.Reserve(key.Size, Watermark.Reserve);
+            var pieces = new List<(Bkey Key, byte[] Value)>();
+            var start = key.Pos.Offset - key.Size;
+            var at = 0;
+            while (at < live.Length)
+            {
+                var want = (uint)((live.Length - at) / Sector);
+                var ptr = _space.Allocate(_space.CopygcWrites, want, out var granted);
+                reservation.Consume(granted);
+                var piece = live.Slice(at, (int)granted * Sector);
+                WriteData(ptr, piece);
+                var value = new ExtentValue
+                {
+                    ChecksumType = extent.ChecksumType == ChecksumType.None ? ChecksumType : extent.ChecksumType,
+                    CoveredSectors = granted,
+                    Checksum = Checksums.Compute(extent.ChecksumType == ChecksumType.None ? ChecksumType : extent.ChecksumType, piece),
+                    Ptrs = [ptr],
+                };
+                var pieceStart = start + (ulong)(at / Sector);
+                pieces.Add((new Bkey(EndPos(owner.Inode, pieceStart + granted), KeyType.Extent, granted), value.ToBytes()));
+                at += piece.Length;
+            }
+            var expected = valueBytes;
+            return _transactor!.Transact(t =>
+            {
+                if (!t.TryGet(BtreeId.Extents, owner, out var k, out var current) || k.Size != key.Size || !current.AsSpan().SequenceEqual(expected))
+                    return 0L;
+                foreach (var (pk, pv) in pieces)
+                {
+                    ExtentEdits.Clear(t, owner.Inode, pk.Pos.Offset - pk.Size, pk.Pos.Offset, int.MaxValue);
+                    t.Set(BtreeId.Extents, pk, pv);
+                }
+                return (long)key.Size;
+            });
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(run);
+        }
+    }
+
+    private Bkey? FindExtent(Bpos pos)
+    {
+        var it = _engine[BtreeId.Extents].Iterate(pos, pos);
+        return it.MoveNext() ? it.Key : null;
+    }
+
+    /// <summary>
+    /// gc_gens: for every bucket, the oldest gen any pointer still names (its own gen when none
+    /// does); alloc keys whose oldest_gen differs are rewritten, which lets buckets out of
+    /// need_gc_gens. Returns the alloc keys changed.
+    /// </summary>
+    public int RunGcGens()
+    {
+        if (_transactor is null)
+            return 0;
+        var layout = _space.Layout;
+        var behind = layout.Devices.Select(d => new byte[d.Nbuckets]).ToArray();
+        var it = _engine[BtreeId.Extents].Iterate(Bpos.Min, Bpos.Max);
+        while (it.MoveNext())
+        {
+            if (it.Key.Type != KeyType.Extent || !ExtentValue.TryRead(it.Value, out var e, out _))
+                continue;
+            foreach (var p in e.Ptrs)
+            {
+                if (!layout.TryGet(p.Device, out var dev) || dev.BucketOf(p.OffsetSectors) >= dev.Nbuckets)
+                    continue;
+                var b = dev.BucketOf(p.OffsetSectors);
+                var distance = Gens.After(_space.GenOf(new BucketRef(p.Device, b)), p.Gen);
+                if (distance > behind[p.Device][b])
+                    behind[p.Device][b] = (byte)distance;
+            }
+        }
+        var changed = 0;
+        var pending = new List<(BucketRef Bucket, byte Oldest)>();
+        var alloc = _engine[BtreeId.Alloc].Iterate(Bpos.Min, Bpos.Max);
+        while (alloc.MoveNext())
+        {
+            if (!SpacePositions.TryBucketOf(alloc.Key.Pos, out var b) || !layout.TryGet(b.Device, out var dev) || b.Bucket >= dev.Nbuckets ||
+                !AllocValue.TryRead(alloc.Value, out var a, out _))
+            {
+                continue;
+            }
+            var oldest = (byte)(a.Gen - behind[b.Device][b.Bucket]);
+            if (oldest != a.OldestGen)
+                pending.Add((b, oldest));
+        }
+        for (var i = 0; i < pending.Count; i += 64)
+        {
+            var batch = pending.GetRange(i, Math.Min(64, pending.Count - i));
+            changed += _transactor.Transact(t =>
+            {
+                foreach (var (b, oldest) in batch)
+                {
+                    var a = SpaceTriggers.ReadAlloc(t, layout[b.Device], b);
+                    a.OldestGen = oldest;
+                    a.DataType = a.DeriveType(a.DataType.IsEmpty() ? BucketDataType.User : a.DataType);
+                    SpaceTriggers.WriteAlloc(t, b, a);
+                }
+                return batch.Count;
+            });
+        }
+        return changed;
+    }
+}

@@ -1,0 +1,98 @@
+// The extent trigger (DESIGN §2 invariants 4 and 5): runs in the transaction that changes an
+// extent, on the coalesced (old, new) pair of its position. It takes the old version's live
+// sectors off each pointer's bucket and adds the new version's (alloc keys, read-modify-write
+// through the transaction so any number of extents in one bucket add up; the alloc trigger then
+// updates the indexes and accounting), and keeps exactly one backpointer per non-cached pointer.
+// Inserting a pointer whose gen is not its bucket's, or into a bucket holding another kind of
+// data, is refused; an old pointer that is stale held nothing and is skipped.
+using Basalt.Alloc;
+using Basalt.Backpointers;
+using Basalt.Btree;
+using Basalt.Diagnostics;
+using Basalt.Format;
+
+namespace Basalt.Data;
+
+public static class ExtentTriggers
+{
+    /// <summary>Extents (and later reflink values): charge pointers to buckets, keep backpointers.</summary>
+    public static void ExtentTrigger(ITriggerTransaction t, BtreeId btree, in KeyVersion oldKey, in KeyVersion newKey)
+    {
+        var layout = SpaceTriggers.LayoutOf(t);
+        if (oldKey.Exists && oldKey.Key.Type == KeyType.Extent)
+            Charge(t, layout, btree, oldKey, -1);
+        if (newKey.Exists && newKey.Key.Type == KeyType.Extent)
+            Charge(t, layout, btree, newKey, +1);
+    }
+
+    private static void Charge(ITriggerTransaction t, SpaceLayout layout, BtreeId btree, in KeyVersion version, int sign)
+    {
+        if (!ExtentValue.TryRead(version.Value.Span, out var extent, out var problem))
+        {
+            if (sign > 0)
+                BasaltException.Throw(ErrorCode.InvalidArgument, $"{version.Key.ToText()}: {problem}");
+            return; // an old value a node read let through cannot be charged back; check_allocations repairs the bucket
+        }
+        var sectors = ExtentValue.DiskSectors(version.Key.Size);
+        foreach (var ptr in extent.Ptrs)
+        {
+            if (!layout.TryGet(ptr.Device, out var dev))
+            {
+                if (sign > 0)
+                    BasaltException.Throw(ErrorCode.InvalidArgument, $"{version.Key.ToText()}: pointer to device {ptr.Device}, which does not exist");
+                continue;
+            }
+            if (sign > 0 && dev.CheckDataPointer(ptr.OffsetSectors, extent.CoveredSectors) is { } bad)
+                BasaltException.Throw(ErrorCode.InvalidArgument, $"{version.Key.ToText()}: {bad}");
+            var bucket = new BucketRef(ptr.Device, dev.BucketOf(ptr.OffsetSectors));
+            var alloc = SpaceTriggers.ReadAlloc(t, dev, bucket);
+            if (ptr.Gen != alloc.Gen)
+            {
+                if (sign > 0)
+                {
+                    BasaltException.Throw(ErrorCode.InvalidArgument,
+                        $"{version.Key.ToText()}: pointer {ptr.ToText()} into {bucket.ToText()} whose gen is {alloc.Gen}");
+                }
+                continue; // a stale pointer holds nothing in its bucket
+            }
+            if (sign > 0 && !alloc.IsEmptyState && alloc.DataType != BucketDataType.User && alloc.DataType != BucketDataType.Cached)
+            {
+                BasaltException.Throw(ErrorCode.InvalidArgument,
+                    $"{version.Key.ToText()}: user data pointer into {bucket.ToText()}, which holds {alloc.DataType.ToText()}");
+            }
+            var wasEmpty = alloc.IsEmptyState;
+            if (ptr.Cached)
+                alloc.CachedSectors = AddClamped(alloc.CachedSectors, sign, sectors);
+            else
+                alloc.DirtySectors = AddClamped(alloc.DirtySectors, sign, sectors);
+            if (sign > 0)
+            {
+                if (wasEmpty)
+                    alloc.Flags |= AllocFlags.NeedDiscard | AllocFlags.NeedIncGen;
+                alloc.WriteTime = SpaceTriggers.NowNanos();
+            }
+            alloc.DataType = alloc.DeriveType(BucketDataType.User);
+            alloc.FragmentationLru = AllocValue.FragmentationIndex(alloc.DataType, alloc.DirtySectors, dev.BucketSectors);
+            SpaceTriggers.WriteAlloc(t, bucket, alloc);
+            if (ptr.Cached)
+                continue;
+            var bpPos = BackpointerValue.PositionOf(ptr.Device, ptr.OffsetSectors, extent.Window);
+            if (sign > 0)
+            {
+                var bp = new BackpointerValue(btree, 0, BucketDataType.User, ptr.Gen, sectors, version.Key.Pos);
+                t.Set(BtreeId.Backpointers, new Bkey(bpPos, KeyType.Backpointer), bp.ToArray());
+            }
+            else if (t.TryGet(BtreeId.Backpointers, bpPos, out _, out var existing) &&
+                     BackpointerValue.TryRead(existing, out var current, out _) && current.Btree == btree && current.Level == 0 &&
+                     current.Pos == version.Key.Pos)
+            {
+                // Only this owner's backpointer: another key of the same transaction may already own the slot.
+                t.Delete(BtreeId.Backpointers, bpPos);
+            }
+        }
+    }
+
+    private static uint AddClamped(uint value, int sign, uint sectors) =>
+        sign > 0 ? checked(value + sectors) : value >= sectors ? value - sectors : 0;
+
+}
