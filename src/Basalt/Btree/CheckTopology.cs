@@ -392,6 +392,10 @@ public static class CheckTopology
             var level = scan.HighestLevel(root.Btree, root.Level);
             if (level < 0)
                 level = scan.HighestLevel(root.Btree, FormatLimits.MaxBtreeLevel);
+            // Found nodes that would add nothing (leaves without a key, nodes already dropped) do
+            // not make a root: the next level down may, else the btree is empty.
+            while (level >= 0 && !AnyUsable(root.Btree, level))
+                level--;
             if (level < 0)
             {
                 if (Report(FsckErrorId.BtreeRootUnreadable, node, $"{failure}; the node scan found no node of the btree: reset to an empty root, its keys are lost"))
@@ -439,6 +443,16 @@ public static class CheckTopology
                 return;
             }
             RewriteChangedNodes();
+        }
+
+        /// <summary>True when the node scan found a node of <paramref name="btree"/> at <paramref name="level"/> that a rebuilt root would take.</summary>
+        private bool AnyUsable(BtreeId btree, int level)
+        {
+            var found = Scan().Usable(btree, level, Bpos.Min, Bpos.Max);
+            found.RemoveAll(f => _droppedOffsets.Contains(f.Offset));
+            if (level == 0)
+                found.RemoveAll(f => CountLeafKeys(f, Bpos.Min, Bpos.Max).Count == 0);
+            return found.Count > 0;
         }
 
         /// <summary>

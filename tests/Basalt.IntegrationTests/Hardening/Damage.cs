@@ -213,5 +213,8 @@ internal static class DamageRegressions
         // below the new parent's min (a second fsck found bad min and max keys). Repair edits now
         // compact a node rather than split it while its keys fit.
         "truncate 1759783",
+        // The freespace root damaged and the node scan finding only key-less leaves of that btree:
+        // a root rebuilt over no children threw. The btree is now reset to an empty root.
+        "multi truncate 1632599 & corrupt bset bitflip fix seed=189 & bytes 1376134+393 seed=820",
     ];
 }
