@@ -56,6 +56,9 @@ public sealed class BtreeFixture : IDisposable
 
     public JournalOptions JournalOptions { get; set; }
 
+    /// <summary>Allocation options of the next (re)mount: no background discard worker, so step mode stays deterministic (tests run discards themselves).</summary>
+    public Basalt.Alloc.SpaceOptions SpaceOptions { get; set; } = new() { BackgroundWorker = false };
+
     public BasaltFileSystem Fs { get; private set; }
 
     public BtreeGeometry Geometry => Fs.Geometry;
@@ -148,6 +151,7 @@ public sealed class BtreeFixture : IDisposable
             Engine = engine,
             Journal = JournalOptions,
             CheckWriteOnce = true,
+            Space = SpaceOptions,
         });
     }
 

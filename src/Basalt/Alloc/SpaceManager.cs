@@ -72,6 +72,9 @@ public sealed record SpaceOptions
 
     /// <summary>Start the background discard worker (tests may drive it by hand).</summary>
     public bool BackgroundWorker { get; init; } = true;
+
+    /// <summary>Debug-only ordering bug (rule d): free emptied buckets without waiting for the journal entry that emptied them to be flushed.</summary>
+    internal bool DebugFreeBeforeFlush { get; init; }
 }
 
 /// <summary>A reservation of sectors for a write; dispose to return what was not used.</summary>
@@ -574,18 +577,15 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
             foreach (var b in candidates)
                 needed = Math.Max(needed, _emptiedAt.GetValueOrDefault(b));
         }
-        if (_journal is not null && needed > _journal.DurableSeq)
-        {
-            if (waitForJournal)
-                _journal.WaitDurable(needed);
-        }
+        if (_journal is not null && needed > _journal.DurableSeq && waitForJournal && !_options.DebugFreeBeforeFlush)
+            _journal.WaitDurable(needed);
         var durable = _journal?.DurableSeq ?? ulong.MaxValue;
         var ready = new List<BucketRef>();
         lock (_lock)
         {
             foreach (var b in candidates)
             {
-                if (!IsOpenLocked(b) && _emptiedAt.GetValueOrDefault(b) <= durable)
+                if (!IsOpenLocked(b) && (_emptiedAt.GetValueOrDefault(b) <= durable || _options.DebugFreeBeforeFlush))
                     ready.Add(b);
             }
         }

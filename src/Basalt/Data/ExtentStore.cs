@@ -29,8 +29,11 @@ public sealed class ExtentStore : ISpaceOwners
 {
     private const int Sector = FormatLimits.SectorSize;
 
-    /// <summary>Runs (extents of at most 64 KiB) committed per transaction of a write.</summary>
-    public const int RunsPerTransaction = 16;
+    /// <summary>Runs (extents of at most 64 KiB) committed per transaction of a write, at most.</summary>
+    public const int MaxRunsPerTransaction = 16;
+
+    /// <summary>Journal bytes one run's commit may take: the extent, its bucket's alloc key and the indexes and backpointer the triggers add.</summary>
+    private const int JournalBytesPerRun = 512;
 
     /// <summary>Extents one transaction of a punch removes or trims.</summary>
     private const int PunchBatch = 128;
@@ -42,7 +45,9 @@ public sealed class ExtentStore : ISpaceOwners
     private long _checksumErrors;
     private long _staleSkipped;
 
-    public ExtentStore(BtreeEngine engine, Transactor? transactor, IBlockDevice device, SpaceManager space, ChecksumType checksumType)
+    /// <param name="maxCommitBytes">The largest transaction the journal takes, in bytes (bounds the runs per transaction).</param>
+    public ExtentStore(BtreeEngine engine, Transactor? transactor, IBlockDevice device, SpaceManager space, ChecksumType checksumType,
+        int maxCommitBytes = int.MaxValue)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(device);
@@ -53,8 +58,12 @@ public sealed class ExtentStore : ISpaceOwners
         _device = device;
         _space = space;
         ChecksumType = checksumType == ChecksumType.None ? ChecksumType.Crc32C : checksumType;
+        RunsPerTransaction = (int)Math.Clamp(((long)maxCommitBytes - 1024) / JournalBytesPerRun, 1, MaxRunsPerTransaction);
         space.Owners = this;
     }
+
+    /// <summary>Runs one transaction of a write commits (fewer with a small journal).</summary>
+    public int RunsPerTransaction { get; }
 
     /// <summary>Checksum type of the extents this store writes.</summary>
     public ChecksumType ChecksumType { get; }
@@ -75,21 +84,24 @@ public sealed class ExtentStore : ISpaceOwners
     /// <summary>
     /// Writes <paramref name="data"/> at byte <paramref name="offset"/> of <paramref name="inode"/>.
     /// Fails with DeviceFull before writing anything when the space cannot be reserved. A write of
-    /// more than 16 runs commits in several transactions; a crash may then keep a prefix of them.
+    /// more than <see cref="RunsPerTransaction"/> runs commits in several transactions; a crash may
+    /// then keep a prefix of them. <paramref name="alsoInTransaction"/> runs in every transaction of
+    /// the write (the file layer keeps the inode's size there). Returns the last commit.
     /// </summary>
-    public void Write(ulong inode, long offset, ReadOnlySpan<byte> data, CommitOptions options = default)
+    public CommitResult Write(ulong inode, long offset, ReadOnlySpan<byte> data, CommitOptions options = default,
+        Action<Transaction>? alsoInTransaction = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         if (data.IsEmpty)
-            return;
+            return default;
         var writer = Writer;
         var end = checked(offset + data.Length);
         var firstSector = (ulong)(offset / Sector);
         var endSector = (ulong)((end + Sector - 1) / Sector);
         using var reservation = _space.Reserve((long)(endSector - firstSector));
-        var maxRun = ExtentValue.MaxCoveredSectors;
-        var groupSectors = (ulong)(maxRun * RunsPerTransaction);
+        var groupSectors = (ulong)ExtentValue.MaxCoveredSectors * MaxRunsPerTransaction;
         var buffer = ArrayPool<byte>.Shared.Rent((int)groupSectors * Sector);
+        CommitResult last = default;
         try
         {
             for (var groupStart = firstSector; groupStart < endSector; groupStart += groupSectors)
@@ -106,24 +118,30 @@ public sealed class ExtentStore : ISpaceOwners
                 if (copyTo < (long)groupEnd * Sector)
                     Read(inode, (long)(groupEnd - 1) * Sector, span[(bytes - Sector)..]);
                 data.Slice((int)(copyFrom - offset), (int)(copyTo - copyFrom)).CopyTo(span[(int)(copyFrom - groupByteStart)..]);
-                WriteGroup(writer, inode, groupStart, span, reservation, options);
+                last = WriteGroup(writer, inode, groupStart, span, reservation, options, alsoInTransaction);
             }
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+        return last;
     }
 
-    /// <summary>Writes whole sectors starting at <paramref name="startSector"/> as runs, then commits them in one transaction.</summary>
-    private void WriteGroup(Transactor writer, ulong inode, ulong startSector, ReadOnlySpan<byte> data, SpaceReservation reservation,
-        CommitOptions options)
+    /// <summary>Writes whole sectors starting at <paramref name="startSector"/> as runs, committing every <see cref="RunsPerTransaction"/> of them.</summary>
+    private CommitResult WriteGroup(Transactor writer, ulong inode, ulong startSector, ReadOnlySpan<byte> data, SpaceReservation reservation,
+        CommitOptions options, Action<Transaction>? also)
     {
         var runs = new List<(Bkey Key, byte[] Value)>(RunsPerTransaction);
         var sector = startSector;
         var at = 0;
         while (at < data.Length)
         {
+            if (runs.Count == RunsPerTransaction)
+            {
+                Commit(writer, inode, runs, options, also);
+                runs.Clear();
+            }
             var want = (uint)Math.Min(ExtentValue.MaxCoveredSectors, (data.Length - at) / Sector);
             var ptr = _space.Allocate(_space.UserWrites, want, out var granted);
             reservation.Consume(granted);
@@ -141,6 +159,12 @@ public sealed class ExtentStore : ISpaceOwners
             sector += granted;
             at += (int)granted * Sector;
         }
+        return Commit(writer, inode, runs, options, also);
+    }
+
+    private static CommitResult Commit(Transactor writer, ulong inode, List<(Bkey Key, byte[] Value)> runs, CommitOptions options,
+        Action<Transaction>? also)
+    {
         writer.Transact(t =>
         {
             foreach (var (key, value) in runs)
@@ -149,7 +173,10 @@ public sealed class ExtentStore : ISpaceOwners
                 ExtentEdits.Clear(t, inode, start, key.Pos.Offset, int.MaxValue);
                 t.Set(BtreeId.Extents, key, value);
             }
-        }, options);
+            also?.Invoke(t);
+            return true;
+        }, options, out var result);
+        return result;
     }
 
     private void WriteData(DevicePtr ptr, ReadOnlySpan<byte> run)
@@ -171,7 +198,7 @@ public sealed class ExtentStore : ISpaceOwners
     /// hole: extents inside are deleted, extents across its ends trimmed; partial sectors at the
     /// ends are zeroed. Large ranges commit in several transactions.
     /// </summary>
-    public void Punch(ulong inode, long offset, long length, CommitOptions options = default)
+    public void Punch(ulong inode, long offset, long length, CommitOptions options = default, Action<Transaction>? alsoInTransaction = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         ArgumentOutOfRangeException.ThrowIfNegative(length);
@@ -183,36 +210,40 @@ public sealed class ExtentStore : ISpaceOwners
         var endWhole = (ulong)(end / Sector);
         if (firstWhole >= endWhole)
         {
-            ZeroPartial(inode, offset, end, options);
+            ZeroPartial(inode, offset, end, options, alsoInTransaction);
             return;
         }
         if ((long)firstWhole * Sector > offset)
-            ZeroPartial(inode, offset, (long)firstWhole * Sector, options);
+            ZeroPartial(inode, offset, (long)firstWhole * Sector, options, alsoInTransaction);
         if ((long)endWhole * Sector < end)
-            ZeroPartial(inode, (long)endWhole * Sector, end, options);
+            ZeroPartial(inode, (long)endWhole * Sector, end, options, alsoInTransaction);
         var next = firstWhole;
         while (next < endWhole)
         {
             var from = next;
-            next = writer.Transact(t => ExtentEdits.Clear(t, inode, from, endWhole, PunchBatch), options);
+            next = writer.Transact(t =>
+            {
+                var clear = ExtentEdits.Clear(t, inode, from, endWhole, PunchBatch);
+                alsoInTransaction?.Invoke(t);
+                return clear;
+            }, options);
         }
     }
 
     /// <summary>Removes every extent of <paramref name="inode"/>.</summary>
     public void DeleteAll(ulong inode, CommitOptions options = default) => Punch(inode, 0, long.MaxValue / Sector * Sector, options);
 
-    private void ZeroPartial(ulong inode, long from, long to, CommitOptions options)
+    private void ZeroPartial(ulong inode, long from, long to, CommitOptions options, Action<Transaction>? also)
     {
         // Only where data exists: zeroing a hole would allocate.
         var first = from / Sector * Sector;
-        Span<byte> sector = stackalloc byte[Sector];
         var mapped = false;
         foreach (var _ in Map(inode, (ulong)(first / Sector), (ulong)(first / Sector) + 1))
             mapped = true;
         if (!mapped)
             return;
         var zeros = new byte[to - from];
-        Write(inode, from, zeros, options);
+        Write(inode, from, zeros, options, also);
     }
 
     // ---- Read ----------------------------------------------------------------------------------

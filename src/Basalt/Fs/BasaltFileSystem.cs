@@ -82,7 +82,8 @@ public sealed partial class BasaltFileSystem : IDisposable
         try
         {
             Space = SpaceManager.Open(_core.Engine, _core.Transactor, _core.Journal, _core.Device, _core.Superblocks, options.Space);
-            Data = new ExtentStore(_core.Engine, _core.Transactor, _core.Device, Space, _core.Superblocks.Current.DataChecksumType);
+            Data = new ExtentStore(_core.Engine, _core.Transactor, _core.Device, Space, _core.Superblocks.Current.DataChecksumType,
+                _core.Journal.MaxCommitBytes);
         }
         catch
         {

@@ -186,6 +186,7 @@ internal static class JournalCrashSearch
                 if (k < 0 || k >= recording.Snapshots.Count)
                     return new(-1, $"counter key holds {Convert.ToHexString(counter)}, not a transaction number", 0, 0);
                 var problem = CompareWithSnapshot(tree, recording.Snapshots[k], k)
+                    ?? CompareData(fs, recording, k)
                     ?? CountedKeys.CheckSummary(tree)
                     ?? BadReads(reads);
                 if (problem is not null)
@@ -261,6 +262,33 @@ internal static class JournalCrashSearch
             n++;
         }
         return expected.MoveNext() ? $"snapshot {k}: key {expected.Current.Key.ToText()} missing (scan ended after {n} keys)" : null;
+    }
+
+    /// <summary>Data mode: every inode reads back as snapshot k has it, zeros past its end, no read error.</summary>
+    private static string? CompareData(BasaltFileSystem fs, JournalCrashRecording recording, int k)
+    {
+        if (recording.DataSnapshots is not { } snapshots)
+            return null;
+        for (var inode = 1UL; inode <= (ulong)recording.Options.DataInodes; inode++)
+        {
+            var expected = snapshots[k].GetValueOrDefault(inode) ?? [];
+            var read = new byte[recording.Options.DataSpan + (64 * 1024)];
+            try
+            {
+                fs.Data.Read(inode, 0, read);
+            }
+            catch (Basalt.Diagnostics.BasaltException e)
+            {
+                return $"snapshot {k}: inode {inode}: {e.Message}";
+            }
+            var differs = read.AsSpan(0, expected.Length).CommonPrefixLength(expected);
+            if (differs < expected.Length)
+                return $"snapshot {k}: inode {inode} differs at byte {differs}";
+            var extra = read.AsSpan(expected.Length).IndexOfAnyExcept((byte)0);
+            if (extra >= 0)
+                return $"snapshot {k}: inode {inode} has data at byte {expected.Length + extra}, past its {expected.Length} bytes";
+        }
+        return null;
     }
 
     private static string? BadReads(List<(BtreeId Btree, byte Level, BtreePtrValue Ptr, NodeReadResult Result)> reads)

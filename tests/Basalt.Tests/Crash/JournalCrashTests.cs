@@ -16,7 +16,7 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
     /// one that grows the tree to depth 3 and back, and a tiny journal that write-back keeps at
     /// half full. In long mode (BASALT_LONG=1) each shape runs ten seeds with no state limit.
     /// </summary>
-    public static TheoryData<string> Shapes => ["default", "long", "tiny journal"];
+    public static TheoryData<string> Shapes => ["default", "long", "tiny journal", "data"];
 
     [Theory]
     [MemberData(nameof(Shapes))]
@@ -31,6 +31,7 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
             {
                 "long" => options with { Transactions = 150, KeySpace = 1500, Slots = 320 },
                 "tiny journal" => options with { Transactions = 100, JournalBuckets = 4, WriteBackWhenJournalHalfFull = true, FlushProbability = 0.1 },
+                "data" => options with { Transactions = 120, DataProbability = 0.5 },
                 _ => options with { Transactions = 100 },
             };
             var recording = JournalCrashWorkload.Record(options);
@@ -46,6 +47,8 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
             output.WriteLine($"crash search: {result.ToText()}");
             AssertNoViolations(result, recording, shape.Replace(' ', '-'));
             Assert.True(result.KHistogram.Count > 10, "recovered states span many transactions");
+            if (shape == "data")
+                Assert.True(recording.BucketsFreed > 0, "the data workload empties and reuses buckets");
             mounted += result.StatesMounted;
         }
         Assert.True(mounted >= 1000, $"only {mounted} distinct crash states: the workload no longer makes enough writes");
@@ -121,7 +124,7 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
     }
 
     /// <summary>The debug-only ordering bugs, by the rule each breaks (docs/format.md).</summary>
-    public static TheoryData<string> OrderingBugs => ["b", "c", "d", "e", "f", "g", "h"];
+    public static TheoryData<string> OrderingBugs => ["b", "c", "d", "e", "f", "g", "h", "d-data", "g-data"];
 
     [Theory]
     [MemberData(nameof(OrderingBugs))]
@@ -189,6 +192,15 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
         },
         "g" => options with { JournalFaults = new JournalDebugFaults { SkipPreFlush = true } },
         "h" => options with { EngineFaults = new BtreeDebugFaults { CommitRaiseBeforeWrite = true } },
+        // Data: an emptied bucket freed (gen raised, discarded, reused) before the entry that
+        // emptied it is flushed: a crash keeps the old extent over the new bucket contents.
+        "d-data" => options with
+        {
+            DataProbability = 0.8, FlushProbability = 0.05,
+            SpaceFaults = new Basalt.Alloc.SpaceOptions { BackgroundWorker = false, DebugFreeBeforeFlush = true },
+        },
+        // Data: the flush entry without its pre-flush: extents can be durable before their data.
+        "g-data" => options with { DataProbability = 0.8, JournalFaults = new JournalDebugFaults { SkipPreFlush = true } },
         _ => throw new ArgumentOutOfRangeException(nameof(rule), rule, "no such ordering rule"),
     };
 

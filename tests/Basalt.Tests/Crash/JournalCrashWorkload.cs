@@ -61,6 +61,9 @@ internal sealed record JournalCrashWorkloadOptions
     /// <summary>Engine debug faults (ordering bugs the suite must catch).</summary>
     public BtreeDebugFaults? EngineFaults { get; init; }
 
+    /// <summary>Allocation debug faults (data mode).</summary>
+    public Basalt.Alloc.SpaceOptions? SpaceFaults { get; init; }
+
     /// <summary>Journal debug faults.</summary>
     public JournalDebugFaults? JournalFaults { get; init; }
 
@@ -72,6 +75,18 @@ internal sealed record JournalCrashWorkloadOptions
 
     /// <summary>Committing threads of a threaded workload.</summary>
     public int Threads { get; init; } = 3;
+
+    /// <summary>
+    /// Data mode (stepped workloads only): with this probability a transaction is a data write or
+    /// punch of one of <see cref="DataInodes"/> inodes, its test-btree operations and counter
+    /// committed in the same transaction as the extents; steps also run the discard worker.
+    /// </summary>
+    public double DataProbability { get; init; }
+
+    public int DataInodes { get; init; } = 3;
+
+    /// <summary>Data writes and punches land in [0, this) bytes of an inode.</summary>
+    public int DataSpan { get; init; } = 48 * 1024;
 }
 
 /// <summary>What the durability oracle knows after a workload step: writes logged so far and the durable seq.</summary>
@@ -86,6 +101,9 @@ internal sealed class JournalCrashRecording
     /// <summary>Snapshot k: the test btree's keys after transaction k (counter and summary keys included).</summary>
     public required IReadOnlyList<SortedDictionary<Bpos, (KeyType Type, byte[] Value)>> Snapshots { get; init; }
 
+    /// <summary>Data mode: each inode's bytes after transaction k (null otherwise).</summary>
+    public IReadOnlyList<Dictionary<ulong, byte[]>>? DataSnapshots { get; init; }
+
     /// <summary>Transaction k's journal seq (index 0: nothing).</summary>
     public required IReadOnlyList<ulong> Seqs { get; init; }
 
@@ -93,6 +111,9 @@ internal sealed class JournalCrashRecording
     public required IReadOnlyList<int> CommittedAt { get; init; }
 
     public required IReadOnlyList<DurableMark> Durable { get; init; }
+
+    /// <summary>Data mode: buckets the workload emptied and freed again (gen raised), and sectors copygc moved.</summary>
+    public long BucketsFreed { get; init; }
 
     /// <summary>The engine's and journal's counters at the end (null for a recording loaded from a file).</summary>
     public BtreeStats? Stats { get; init; }
@@ -171,11 +192,17 @@ internal static class JournalCrashWorkload
             fx.DebugFaults = faults;
             fx.CleanRemount();
         }
+        if (options.SpaceFaults is { } space)
+        {
+            fx.SpaceOptions = space;
+            fx.CleanRemount();
+        }
         var baseImage = fx.Memory.Contents.ToArray();
         var log = recorder!.Log;
         recorder.Recording = true;
 
         var snapshots = new List<SortedDictionary<Bpos, (KeyType Type, byte[] Value)>> { new() };
+        var dataSnapshots = options.DataProbability > 0 ? new List<Dictionary<ulong, byte[]>> { new() } : null;
         var seqs = new List<ulong> { 0 };
         var committedAt = new List<int> { 0 };
         var durable = new List<DurableMark>();
@@ -199,21 +226,34 @@ internal static class JournalCrashWorkload
         {
             var rng = new Random(options.Seed);
             var model = new SortedDictionary<Bpos, (KeyType Type, byte[] Value)>();
+            var files = new Dictionary<ulong, byte[]>();
             for (var k = 1; k <= options.Transactions; k++)
             {
                 var flush = rng.NextDouble() < options.FlushProbability;
                 var plan = PlanTransaction(rng, options, Phase(options, k));
-                fx.Fs.Transactor.Transact(t =>
+                var commit = flush ? CommitOptions.Durable : CommitOptions.Default;
+                CommitResult result;
+                if (dataSnapshots is not null && rng.NextDouble() < options.DataProbability)
                 {
-                    Apply(t, plan, k);
-                    return true;
-                }, flush ? CommitOptions.Durable : CommitOptions.Default, out var result);
+                    result = DataTransaction(fx, rng, options, files, t => Apply(t, plan, k), commit);
+                }
+                else
+                {
+                    fx.Fs.Transactor.Transact(t =>
+                    {
+                        Apply(t, plan, k);
+                        return true;
+                    }, commit, out result);
+                }
                 ApplyToModel(model, plan, k);
                 snapshots.Add(new SortedDictionary<Bpos, (KeyType Type, byte[] Value)>(model));
+                dataSnapshots?.Add(files.ToDictionary(f => f.Key, f => f.Value.ToArray()));
                 seqs.Add(result.Seq);
                 committedAt.Add(log.Count);
                 Mark();
                 maxLevel = Math.Max(maxLevel, fx.Test.Root?.Level ?? 0);
+                if (dataSnapshots is not null && rng.Next(4) == 0)
+                    fx.Fs.Space.RunDiscards();
                 Step(fx, rng, options);
                 Mark();
             }
@@ -226,6 +266,8 @@ internal static class JournalCrashWorkload
             BaseImage = baseImage,
             Log = log,
             Snapshots = snapshots,
+            DataSnapshots = dataSnapshots,
+            BucketsFreed = fx.Fs.Space.Invalidated,
             Seqs = seqs,
             CommittedAt = committedAt,
             Durable = durable,
@@ -234,6 +276,42 @@ internal static class JournalCrashWorkload
             MaxRootLevel = maxLevel,
         };
         return recording;
+    }
+
+    /// <summary>
+    /// One data write or punch committed as exactly one transaction together with <paramref name="also"/>
+    /// (the test btree operations and the counter), applied to <paramref name="files"/>.
+    /// </summary>
+    private static CommitResult DataTransaction(BtreeFixture fx, Random rng, JournalCrashWorkloadOptions options, Dictionary<ulong, byte[]> files,
+        Action<Transaction> also, CommitOptions commit)
+    {
+        var inode = (ulong)(1 + rng.Next(options.DataInodes));
+        var file = files.GetValueOrDefault(inode) ?? [];
+        var offset = rng.Next(options.DataSpan);
+        CommitResult result;
+        if (rng.Next(4) == 0)
+        {
+            // A punch of whole sectors inside the file: one transaction clears it.
+            var start = offset / 512 * 512;
+            var length = (1 + rng.Next(16)) * 512;
+            fx.Fs.Data.Punch(inode, start, length, commit, also);
+            result = new CommitResult(fx.Journal.CommittedSeq, 0);
+            if (start < file.Length)
+                Array.Clear(file, start, Math.Min(length, file.Length - start));
+        }
+        else
+        {
+            // Less than one bucket: at most two runs, which one transaction of the tiny journal takes.
+            var length = 1 + rng.Next(fx.FormatOptions.BucketSize!.Value - 512);
+            var data = new byte[length];
+            rng.NextBytes(data);
+            result = fx.Fs.Data.Write(inode, offset, data, commit, also);
+            if (offset + length > file.Length)
+                Array.Resize(ref file, offset + length);
+            data.CopyTo(file, offset);
+        }
+        files[inode] = file;
+        return result;
     }
 
     private static int Phase(JournalCrashWorkloadOptions options, int k) =>
