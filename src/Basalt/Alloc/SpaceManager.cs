@@ -109,8 +109,11 @@ public sealed class SpaceReservation : IDisposable
 
 public sealed partial class SpaceManager : ICommitObserver, IDisposable
 {
-    /// <summary>Buckets per transaction of discard batches.</summary>
-    private const int Batch = 64;
+    /// <summary>Buckets per transaction of discard and gc_gens batches, at most.</summary>
+    private const int MaxBatch = 64;
+
+    /// <summary>Journal bytes one bucket's state change may take: its alloc key, bucket_gens key, index and accounting edits.</summary>
+    private const int JournalBytesPerBucket = 768;
 
     private readonly BtreeEngine _engine;
     private readonly Transactor? _transactor;
@@ -145,6 +148,7 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
         _gens = Layout.Devices.Select(d => new byte[d.Nbuckets]).ToArray();
         _open = Layout.Devices.Select(d => new ulong[(d.Nbuckets + 63) / 64]).ToArray();
         _cursor = Layout.Devices.Select(d => (ulong)d.FirstBucket).ToArray();
+        Batch = journal is null ? MaxBatch : (int)Math.Clamp(((long)journal.MaxCommitBytes - 1024) / JournalBytesPerBucket, 1, MaxBatch);
         UserWrites = new WritePoint("user", Watermark.Normal);
         CopygcWrites = new WritePoint("copygc", Watermark.Reserve);
         if (transactor is not null && options.BackgroundWorker)
@@ -179,6 +183,9 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
     }
 
     public SpaceLayout Layout { get; }
+
+    /// <summary>Buckets one transaction of the discard worker or gc_gens changes (fewer with a small journal).</summary>
+    public int Batch { get; }
 
     /// <summary>The write point of ordinary data writes.</summary>
     public WritePoint UserWrites { get; }
@@ -375,25 +382,35 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
         long total = 0;
         foreach (var dev in Layout.Devices)
         {
-            var free = FreeBuckets(dev.Index);
-            long openFree = 0;
+            // Only the open bucket of the write point this watermark writes through can take the data.
             long openLeft = 0;
+            var own = watermark == Watermark.Normal ? UserWrites : CopygcWrites;
             lock (_lock)
             {
-                foreach (var wp in new[] { UserWrites, CopygcWrites })
-                {
-                    if (wp.Bucket is { } b && b.Device == dev.Index)
-                    {
-                        openLeft += dev.BucketSectors - wp.Used;
-                        if (IsFreeInBtree(b))
-                            openFree++;
-                    }
-                }
+                if (own.Bucket is { } b && b.Device == dev.Index)
+                    openLeft = dev.BucketSectors - own.Used;
             }
-            var usable = free - openFree - (watermark == Watermark.Normal ? (long)ReserveBuckets(dev.Index) : 0);
-            total += (Math.Max(0, usable) * dev.BucketSectors) + openLeft;
+            total += (Math.Max(0, UsableFreeBuckets(dev, watermark)) * dev.BucketSectors) + openLeft;
         }
         return total - Interlocked.Read(ref _reserved);
+    }
+
+    /// <summary>
+    /// Free buckets a new bucket may come from: free in the accounting, less those a write point
+    /// holds open (still free until their first commit), less the reserve for ordinary writes.
+    /// </summary>
+    private long UsableFreeBuckets(DeviceLayout dev, Watermark watermark)
+    {
+        long openFree = 0;
+        lock (_lock)
+        {
+            foreach (var wp in new[] { UserWrites, CopygcWrites })
+            {
+                if (wp.Bucket is { } b && b.Device == dev.Index && IsFreeInBtree(b))
+                    openFree++;
+            }
+        }
+        return FreeBuckets(dev.Index) - openFree - (watermark == Watermark.Normal ? (long)ReserveBuckets(dev.Index) : 0);
     }
 
     private bool IsFreeInBtree(BucketRef b)
@@ -516,7 +533,7 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
     {
         foreach (var dev in Layout.Devices)
         {
-            if (watermark == Watermark.Normal && FreeBuckets(dev.Index) <= (long)ReserveBuckets(dev.Index))
+            if (UsableFreeBuckets(dev, watermark) <= 0)
                 continue;
             for (var pass = 0; pass < 2; pass++)
             {
@@ -548,7 +565,7 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
                 }
             }
         }
-        throw new BasaltException(ErrorCode.DeviceFull, $"{_device.Name}: no free bucket left");
+        throw new BasaltException(ErrorCode.DeviceFull, $"{_device.Name}: no space left: no free bucket{(watermark == Watermark.Normal ? " outside the reserve" : "")}");
     }
 
     // ---- Discards --------------------------------------------------------------------------------
@@ -678,7 +695,18 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
         }
         long moved = 0;
         foreach (var b in victims)
-            moved += owners.Evacuate(b);
+        {
+            try
+            {
+                moved += owners.Evacuate(b);
+            }
+            catch (BasaltException e) when (e.Code == ErrorCode.DeviceFull)
+            {
+                // The reserve is used up: what moved so far empties its buckets once the journal
+                // is flushed and the discards run; the caller tries again after that.
+                break;
+            }
+        }
         Interlocked.Add(ref _copygcMoved, moved);
         Close(CopygcWrites);
         return moved;

@@ -40,7 +40,7 @@ public sealed partial class BtreeEngine
         // Per leaf, the bytes the updates may add (live: inserted values; unwritten: whiteouts too):
         // a leaf that still fits them needs no new node.
         Dictionary<BtreeNode, (long Live, long Unwritten)>? growth = null;
-        Dictionary<BtreeId, int>? emptyTrees = null;
+        Dictionary<BtreeId, long>? emptyTrees = null;
         foreach (var u in updates)
         {
             if (u.Level != 0)
@@ -54,8 +54,9 @@ public sealed partial class BtreeEngine
             }
             if (r != FindResult.Found)
             {
+                // Bytes the commit puts into an empty btree (a deletion there is a no-op).
                 emptyTrees ??= [];
-                emptyTrees[u.Btree] = emptyTrees.GetValueOrDefault(u.Btree) + 1;
+                emptyTrees[u.Btree] = emptyTrees.GetValueOrDefault(u.Btree) + (u.IsDeletion ? 0 : BkeyFormat.EncodedSize(u.Value.Length));
                 continue;
             }
             growth ??= [];
@@ -76,7 +77,7 @@ public sealed partial class BtreeEngine
         }
         if (emptyTrees is not null)
         {
-            foreach (var (btree, count) in emptyTrees)
+            foreach (var (btree, _) in emptyTrees)
                 (needed ??= [])[btree] = 0;
         }
         if (needed is null)
@@ -84,8 +85,11 @@ public sealed partial class BtreeEngine
         foreach (var btree in needed.Keys.ToList())
         {
             var tree = this[btree];
-            var slots = emptyTrees?.GetValueOrDefault(btree) > 0
-                ? ReserveNeeded(tree) + ((emptyTrees[btree] - 1) * ((2 * ((tree.RootNode?.Level ?? tree.PendingRoot?.Level ?? 0) + 2)) + 1))
+            // An empty btree gets a root leaf that the commit's keys then split: every leaf of the
+            // result holds at least a third of a node, and the interior nodes above them are
+            // fewer than the leaves.
+            var slots = emptyTrees is not null && emptyTrees.TryGetValue(btree, out var bytes)
+                ? ReserveNeeded(tree) + (2 * (1 + ((3 * bytes) / NodeCapacity)))
                 : CommitRestructureBound(tree, growth!) + SyncReserve() + (2 * ((tree.RootNode?.Level ?? 0) + 2));
             if (_allocator.Available < slots)
             {

@@ -53,7 +53,7 @@ public static class DataKeyTypes
         {
             foreach (var p in e.Ptrs)
             {
-                if ((decimal)(p.OffsetSectors + e.CoveredSectors) * FormatLimits.SectorSize > context.DeviceSize)
+                if (((decimal)p.OffsetSectors + e.CoveredSectors) * FormatLimits.SectorSize > context.DeviceSize)
                 {
                     problem = $"extent pointer {p.ToText()} reaches past the end of the device ({context.DeviceSize} bytes)";
                     return false;

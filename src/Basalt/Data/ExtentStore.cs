@@ -35,8 +35,8 @@ public sealed class ExtentStore : ISpaceOwners
     /// <summary>Journal bytes one run's commit may take: the extent, its bucket's alloc key and the indexes and backpointer the triggers add.</summary>
     private const int JournalBytesPerRun = 512;
 
-    /// <summary>Extents one transaction of a punch removes or trims.</summary>
-    private const int PunchBatch = 128;
+    /// <summary>Extents one transaction of a punch removes or trims, at most.</summary>
+    private const int MaxPunchBatch = 128;
 
     private readonly BtreeEngine _engine;
     private readonly Transactor? _transactor;
@@ -59,11 +59,15 @@ public sealed class ExtentStore : ISpaceOwners
         _space = space;
         ChecksumType = checksumType == ChecksumType.None ? ChecksumType.Crc32C : checksumType;
         RunsPerTransaction = (int)Math.Clamp(((long)maxCommitBytes - 1024) / JournalBytesPerRun, 1, MaxRunsPerTransaction);
+        PunchBatch = (int)Math.Clamp(((long)maxCommitBytes - 1024) / JournalBytesPerRun, 1, MaxPunchBatch);
         space.Owners = this;
     }
 
     /// <summary>Runs one transaction of a write commits (fewer with a small journal).</summary>
     public int RunsPerTransaction { get; }
+
+    /// <summary>Extents one transaction of a punch edits (fewer with a small journal).</summary>
+    public int PunchBatch { get; }
 
     /// <summary>Checksum type of the extents this store writes.</summary>
     public ChecksumType ChecksumType { get; }
@@ -310,7 +314,7 @@ public sealed class ExtentStore : ISpaceOwners
             {
                 _device.Read(ptr.OffsetBytes, buffer.AsSpan(0, bytes));
             }
-            catch (IOException ex)
+            catch (Exception ex) when (ex is IOException or BasaltException { Code: ErrorCode.IoError })
             {
                 failure = $"read of {ptr.ToText()} failed: {ex.Message}";
                 continue;
@@ -473,9 +477,9 @@ public sealed class ExtentStore : ISpaceOwners
             if (oldest != a.OldestGen)
                 pending.Add((b, oldest));
         }
-        for (var i = 0; i < pending.Count; i += 64)
+        for (var i = 0; i < pending.Count; i += _space.Batch)
         {
-            var batch = pending.GetRange(i, Math.Min(64, pending.Count - i));
+            var batch = pending.GetRange(i, Math.Min(_space.Batch, pending.Count - i));
             changed += _transactor.Transact(t =>
             {
                 foreach (var (b, oldest) in batch)

@@ -92,6 +92,19 @@ public sealed class Transaction : ITriggerTransaction
         Put(btree, key, value.ToArray());
     }
 
+    /// <summary>
+    /// Sets a key whose triggers must not run: a repair that writes the recomputed value of derived
+    /// state itself, or a test planting what damage would leave. The key is validated as any other.
+    /// </summary>
+    internal void SetWithoutTrigger(BtreeId btree, in Bkey key, ReadOnlySpan<byte> value)
+    {
+        Set(btree, key, value);
+        var i = _index[(btree, key.Pos)];
+        var u = _updates[i];
+        u.Triggered = true;
+        _updates[i] = u;
+    }
+
     /// <summary>Deletes the key at <paramref name="pos"/> (a no-op when there is none).</summary>
     public void Delete(BtreeId btree, Bpos pos) => Put(btree, new Bkey(pos, KeyType.Deleted), []);
 
