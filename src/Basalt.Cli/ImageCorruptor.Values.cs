@@ -82,57 +82,51 @@ internal static partial class ImageCorruptor
     private static CorruptResult CorruptValue(IBlockDevice device, CorruptRequest request, NodeField field, Random random)
     {
         var id = BtreeOf(request.Target);
-        Bkey key;
-        byte[] value;
-        KeyCopy copy;
-        string expect;
-        using (var fs = BasaltFileSystem.Mount(device, new MountOptions { ReadOnly = true }))
-        {
-            (key, value) = PickKey(fs, request, id, random);
-            if (request.Target == CorruptTarget.Data)
-            {
-                if (!ExtentValue.TryRead(value, out var extent, out var problem))
-                    throw new BasaltException(ErrorCode.BtreeNodeCorrupt, $"{device.Name}: extent {key.Pos.ToText()} is invalid: {problem}");
-                var ptr = extent.Ptrs.FirstOrDefault(p => !fs.Space.IsStale(p));
-                if (ptr == default)
-                    throw new BasaltException(ErrorCode.FileNotFound, $"{device.Name}: extent {key.Pos.ToText()} has no pointer that is not stale: no data to corrupt");
-                // A byte of the live window, so a read of the extent's range must meet it.
-                var inWindow = random.Next((int)key.Size * FormatLimits.SectorSize);
-                var dataOffset = ptr.OffsetBytes + ((long)extent.Window * FormatLimits.SectorSize) + inWindow;
-                var fileOffset = ((long)(key.Pos.Offset - key.Size) * FormatLimits.SectorSize) + inWindow;
-                var dataBuffer = new byte[FormatLimits.SectorSize];
-                device.Read(dataOffset / FormatLimits.SectorSize * FormatLimits.SectorSize, dataBuffer);
-                expect = $"expect: reads of inode {key.Pos.Inode} at offset {fileOffset} fail with EIO " +
-                         $"(the run's {extent.ChecksumType.ToText()} checksum no longer matches; no fsck finding: fsck does not read data)";
-                copy = new KeyCopy($"data of extent {key.ToText()} [{ptr.ToText()}]", dataOffset / FormatLimits.SectorSize * FormatLimits.SectorSize,
-                    (int)(dataOffset % FormatLimits.SectorSize), dataBuffer, -1, Journal: false, Seq: 0);
-            }
-            else
-            {
-                copy = LocateCopy(fs, device, id, key, value);
-                expect = "";
-            }
-        }
+        // Everything is decided on the read-only mount; the device is written only after it is gone.
+        using var fs = BasaltFileSystem.Mount(device, new MountOptions { ReadOnly = true });
+        var (key, value) = PickKey(fs, request, id, random);
+        if (request.Target == CorruptTarget.Data)
+            return CorruptData(fs, device, request, field, random, key, value);
 
+        var copy = LocateCopy(fs, device, id, key, value);
         var fieldOffset = copy.ValueOffset + field.Offset;
         var old = copy.Buffer.AsSpan(fieldOffset, field.Size).ToArray();
         Damage(copy.Buffer.AsSpan(fieldOffset, field.Size), request.Mode, random);
         var changed = copy.Buffer.AsSpan(fieldOffset, field.Size).ToArray();
+        var expect = Expectation(fs, request.Target, field, key, copy.Buffer.AsSpan(copy.ValueOffset, value.Length).ToArray());
+        var note = RecomputeChecksum(copy, request.KeepChecksum);
+        fs.Close(sync: false);
+        WriteBack(device, copy.BaseOffset, copy.Buffer, fieldOffset, field.Size, request.KeepChecksum ? -1 : copy.ChecksumRecord);
+        return new CorruptResult($"{id.ToText()} key {key.Pos.ToText()} ({KeyTypeTable.ToText(key.Type, value)}) {copy.Where}",
+            copy.BaseOffset + fieldOffset, field.Name, old, changed, note) { Expectation = expect };
+    }
 
-        string? note = null;
-        if (request.Target != CorruptTarget.Data)
+    /// <summary>Changes one byte of the live window of <paramref name="key"/>'s run, on its first pointer that is not stale.</summary>
+    private static CorruptResult CorruptData(BasaltFileSystem fs, IBlockDevice device, CorruptRequest request, NodeField field, Random random,
+        Bkey key, byte[] value)
+    {
+        if (!ExtentValue.TryRead(value, out var extent, out var problem))
+            throw new BasaltException(ErrorCode.BtreeNodeCorrupt, $"{device.Name}: extent {key.Pos.ToText()} is invalid: {problem}");
+        var ptr = extent.Ptrs.FirstOrDefault(p => !fs.Space.IsStale(p));
+        if (ptr == default)
+            throw new BasaltException(ErrorCode.FileNotFound, $"{device.Name}: extent {key.Pos.ToText()} has no pointer that is not stale: no data to corrupt");
+        // A byte of the live window, so a read of the extent's range must meet it.
+        var inWindow = random.Next((int)key.Size * FormatLimits.SectorSize);
+        var offset = ptr.OffsetBytes + ((long)extent.Window * FormatLimits.SectorSize) + inWindow;
+        var fileOffset = ((long)(key.Pos.Offset - key.Size) * FormatLimits.SectorSize) + inWindow;
+        var sector = offset / FormatLimits.SectorSize * FormatLimits.SectorSize;
+        var buffer = new byte[FormatLimits.SectorSize];
+        device.Read(sector, buffer);
+        var at = (int)(offset - sector);
+        var old = buffer.AsSpan(at, field.Size).ToArray();
+        Damage(buffer.AsSpan(at, field.Size), request.Mode, random);
+        fs.Close(sync: false);
+        WriteBack(device, sector, buffer, at, field.Size, -1);
+        return new CorruptResult($"data of extent {key.ToText()} [{ptr.ToText()}]", offset, field.Name, old, buffer.AsSpan(at, field.Size).ToArray(), null)
         {
-            var newValue = copy.Buffer.AsSpan(copy.ValueOffset, value.Length).ToArray();
-            using (var fs = BasaltFileSystem.Mount(device, new MountOptions { ReadOnly = true }))
-                expect = Expectation(fs, request.Target, field, key, newValue);
-            note = RecomputeChecksum(copy, request.KeepChecksum);
-        }
-        var checksumAt = request.KeepChecksum || copy.ChecksumRecord < 0 ? -1 : copy.ChecksumRecord;
-        WriteBack(device, copy.BaseOffset, copy.Buffer, fieldOffset, field.Size, checksumAt);
-        var target = request.Target == CorruptTarget.Data
-            ? copy.Where
-            : $"{id.ToText()} key {key.Pos.ToText()} ({KeyTypeTable.ToText(key.Type, value)}) {copy.Where}";
-        return new CorruptResult(target, copy.BaseOffset + fieldOffset, field.Name, old, changed, note) { Expectation = expect };
+            Expectation = $"expect: reads of inode {key.Pos.Inode} at offset {fileOffset} fail with EIO " +
+                          $"(the run's {extent.ChecksumType.ToText()} checksum no longer matches; no fsck finding: fsck does not read data)",
+        };
     }
 
     /// <summary>The key the request names (--pos, --bucket) or the seed picks, as the recovered btree holds it.</summary>

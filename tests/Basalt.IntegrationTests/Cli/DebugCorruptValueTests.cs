@@ -48,7 +48,7 @@ public sealed partial class DebugCorruptValueTests
         Assert.Contains("expect: fsck finds alloc_key_gen_wrong (136), bucket_gens_key_wrong (144)", r.Out, StringComparison.Ordinal);
         // The node's checksum was recomputed: a read-only mount reads the changed key.
         var list = CliRunner.Succeeds("list", "--btree", "alloc", "--start", "0:72", "--end", "0:72", path);
-        Assert.Equal("0:72:0 alloc: gen 255 oldest_gen 0 user dirty 128 cached 0 need_discard need_inc_gen\n", list.Out);
+        Assert.Equal("0:72:0 alloc: gen 255 oldest_gen 0 user dirty 128 cached 0 need_discard need_inc_gen (dev 0 bucket 72)\n", list.Out);
     }
 
     [Fact]

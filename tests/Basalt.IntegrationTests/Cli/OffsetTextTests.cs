@@ -60,7 +60,7 @@ public sealed partial class OffsetTextTests
     {
         using var dir = new TempDirectory("cli-offsets");
         var path = CliImages.WithKeys(dir, 10);
-        var corrupt = CliRunner.Succeeds("debug", "corrupt", "--target", "node", "--field", "seq", "--seed", "1", path);
+        var corrupt = CliRunner.Succeeds("debug", "corrupt", "--target", "node", "--btree", "test", "--field", "seq", "--seed", "1", path);
         var node = CorruptedNodeOnly().Match(corrupt.Out);
         Assert.True(node.Success, corrupt.Out);
 
