@@ -66,6 +66,31 @@ public sealed class DfCommandTests
     }
 
     [Fact]
+    public void Df_of_a_device_never_mounted_counts_from_the_layout()
+    {
+        using var dir = new TempDirectory("cli-df");
+        var path = dir.File("bare.img");
+        using (var device = Basalt.Devices.FileBlockDevice.Create(path, 16L << 20))
+        {
+            Basalt.Superblocks.SuperblockIo.Format(device, new Basalt.Superblocks.FormatOptions
+            {
+                BucketSize = 64 * 1024, NodeSize = 4096, BlockSize = 512,
+            });
+        }
+        Assert.Contains("alloc initialized:      no (the first writable mount creates the allocation info)\n",
+            CliRunner.Succeeds("show-super", path).Out, StringComparison.Ordinal);
+        var text = CliRunner.Succeeds("df", path).Out;
+        Assert.StartsWith($"{path}: device 0: 255 buckets of 65536 bytes, first bucket 3, reserve 2 buckets " +
+                          "(allocation info not created yet: every bucket in its layout state)\n", text, StringComparison.Ordinal);
+        using var doc = JsonDocument.Parse(CliRunner.Succeeds("df", "--json", path).Out);
+        var dev = doc.RootElement.GetProperty("devices")[0];
+        Assert.Equal("layout", dev.GetProperty("source").GetString());
+        Assert.Equal(183, dev.GetProperty("buckets").GetProperty("free").GetInt64());
+        Assert.Equal(61, dev.GetProperty("buckets").GetProperty("btree").GetInt64());
+        Assert.Equal(11862016, doc.RootElement.GetProperty("available").GetInt64());
+    }
+
+    [Fact]
     public void Df_bad_input_is_one_line()
     {
         using var dir = new TempDirectory("cli-df");
@@ -73,6 +98,10 @@ public sealed class DfCommandTests
         var junk = dir.File("junk.img");
         File.WriteAllBytes(junk, new byte[1 << 20]);
         CliRunner.Fails(1, ["df", junk], "not a Basalt filesystem");
+        // A damaged accounting node: the read fails with one line naming the node, exit 8.
+        var damaged = CliImages.WithData(dir, name: "damaged.img");
+        CliRunner.Succeeds("debug", "corrupt", "--target", "node", "--btree", "accounting", "--field", "magic", damaged);
+        CliRunner.Fails(8, ["df", damaged], "btree accounting level 0 node at offset ", "btree_node_bad_magic");
         var r = CliRunner.Fails(16, ["df", "--json", "--bogus", junk], "unknown option '--bogus'");
         using var doc = JsonDocument.Parse(r.Out);
         Assert.Equal(16, doc.RootElement.GetProperty("exit_code").GetInt32());
