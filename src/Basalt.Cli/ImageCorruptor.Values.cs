@@ -76,7 +76,11 @@ internal static partial class ImageCorruptor
         _ => BtreeId.Extents,
     };
 
-    /// <summary>Where the copy of a key a reader sees lies: a leaf node's record or a journal entry.</summary>
+    /// <summary>
+    /// Where the copy of a key a reader sees lies: <see cref="Buffer"/> holds the leaf node's slot or
+    /// the journal entry read from <see cref="BaseOffset"/>; the value starts at <see cref="ValueOffset"/>
+    /// in it, and the checksum to recompute is the record's at <see cref="ChecksumRecord"/> (0 for an entry).
+    /// </summary>
     private sealed record KeyCopy(string Where, long BaseOffset, int ValueOffset, byte[] Buffer, int ChecksumRecord, bool Journal, ulong Seq);
 
     private static CorruptResult CorruptValue(IBlockDevice device, CorruptRequest request, NodeField field, Random random)
@@ -168,7 +172,10 @@ internal static partial class ImageCorruptor
         return all[random.Next(all.Count)];
     }
 
-    private static List<(Bkey Key, byte[] Value)> Keys(BtreeIterator it, Func<Bkey, byte[], bool> match, int limit = MaxNodes)
+    /// <summary>Keys a value target considers at most, so a huge btree cannot exhaust memory.</summary>
+    private const int MaxKeys = 1_000_000;
+
+    private static List<(Bkey Key, byte[] Value)> Keys(BtreeIterator it, Func<Bkey, byte[], bool> match, int limit = MaxKeys)
     {
         var keys = new List<(Bkey, byte[])>();
         while (keys.Count < limit && it.MoveNext())
