@@ -1,11 +1,13 @@
-// basalt debug corrupt IMAGE --target node|bset|key|superblock|journal-entry|journal-record|journal-field
-//                      [--btree B] [--level L] [--seq SEQS] [--field F] [--mode zero|ones|random|bitflip]
-//                      [--fix-csum] [--seed N]
+// basalt debug corrupt IMAGE --target node|bset|key|superblock|journal-entry|journal-record|journal-field|
+//                                alloc|backpointer|extent|data
+//                      [--btree B] [--level L] [--seq SEQS] [--bucket N | --pos P] [--field F]
+//                      [--mode zero|ones|random|bitflip] [--fix-csum | --keep-csum] [--seed N]
 // Fault injection for tests and the corrupt-image corpus: the target is picked deterministically
 // from the seed, and the command prints exactly what it changed. `debug load` (LoadCommand) is the
 // crash-testing load that goes with it.
 using System.CommandLine;
 using Basalt.Devices;
+using Basalt.Diagnostics;
 using Basalt.Format;
 
 namespace Basalt.Cli;
@@ -30,12 +32,15 @@ internal static class DebugCommand
         var seq = ListJournalCommand.SeqOption("--seq", "journal targets: only entries with seqs in this range (N, A..B, A.., ..B)");
         var field = new Option<string>("--field", "-f") { Description = "the field to change (default: picked from the seed)" };
         var mode = CliOptions.Choice("--mode", "-m", "how to change it (default bitflip)", ["zero", "ones", "random", "bitflip"], "bitflip");
-        var fixCsum = new Option<bool>("--fix-csum") { Description = "recompute the checksum of the node record, journal entry or superblock copy afterwards" };
+        var bucket = new Option<string>("--bucket") { Description = "alloc, backpointer, extent, data: a key of this bucket (of device 0)" };
+        var pos = new Option<string>("--pos") { Description = "alloc, backpointer, extent, data: the first key at or after this position" };
+        var fixCsum = new Option<bool>("--fix-csum") { Description = "recompute the checksum of the node record, journal entry or superblock copy afterwards (always done for alloc, backpointer and extent)" };
+        var keepCsum = new Option<bool>("--keep-csum") { Description = "alloc, backpointer, extent: leave the checksum of the changed record or journal entry as is" };
         var seed = CliOptions.Int("--seed", null, "seed that picks node, record, key, field and bytes (default 0)");
         var image = new Argument<string>("IMAGE") { Description = "image file" };
         var command = new Command("corrupt", "change one on-disk field of IMAGE and print what changed")
         {
-            target, btree, level, seq, field, mode, fixCsum, seed, image,
+            target, btree, level, seq, bucket, pos, field, mode, fixCsum, keepCsum, seed, image,
         };
         command.SetAction(parse => Program.Execute(cli, () =>
         {
@@ -50,16 +55,32 @@ internal static class DebugCommand
                 FixChecksum = parse.GetValue(fixCsum),
                 Seed = parse.GetValue(seed),
                 Seq = parse.GetValue(seq) is { } s ? ListJournalCommand.ParseSeqRange(s, "--seq") : null,
+                Bucket = parse.GetValue(bucket) is { } n ? ParseBucket(n) : null,
+                Pos = parse.GetValue(pos) is { } p ? CliParsing.ParsePosition(p, "--pos") : null,
+                KeepChecksum = parse.GetValue(keepCsum),
             };
             var nodes = request.Target is CorruptTarget.Node or CorruptTarget.Bset or CorruptTarget.Key;
             if (!nodes && (request.Btree is not null || request.Level is not null))
                 CliContext.Usage($"--btree and --level select nodes; they do not apply to --target {request.Target.ToText()}");
             if (!request.Target.IsJournal() && request.Seq is not null)
                 CliContext.Usage($"--seq selects journal entries; it does not apply to --target {request.Target.ToText()}");
+            if (!request.Target.IsValue() && (request.Bucket is not null || request.Pos is not null))
+                CliContext.Usage($"--bucket and --pos select keys of alloc, backpointer, extent and data; they do not apply to --target {request.Target.ToText()}");
+            if (request.Bucket is not null && request.Pos is not null)
+                CliContext.Usage("--bucket and --pos exclude each other");
+            if (request.KeepChecksum && (!request.Target.IsValue() || request.Target == CorruptTarget.Data))
+                CliContext.Usage($"--keep-csum applies to --target alloc, backpointer and extent; not to --target {request.Target.ToText()}");
+            if (request.KeepChecksum && request.FixChecksum)
+                CliContext.Usage("--fix-csum and --keep-csum exclude each other");
             return Run(cli, CliParsing.ResolveImage(parse.GetValue(image)!), request);
         }));
         return command;
     }
+
+    private static ulong ParseBucket(string text) =>
+        ulong.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
+            ? n
+            : throw new BasaltException(ErrorCode.InvalidArgument, $"--bucket: '{text}' is not a bucket number");
 
     private static int Run(CliContext cli, string path, CorruptRequest request)
     {

@@ -1,5 +1,5 @@
 // basalt format [--size SIZE] [--block-size N] [--bucket-size N] [--btree-node-size N]
-//               [--label L] [--force] IMAGE
+//               [--label L] [--no-discard] [--data-checksum crc32c|crc64|xxhash64] [--force] IMAGE
 // Creates the image file when it is missing (then --size is required); an existing file is
 // resized to --size when given. A device that already holds a filesystem signature is refused
 // unless --force, and the message names what was found.
@@ -15,6 +15,8 @@ namespace Basalt.Cli;
 
 internal static class FormatCommand
 {
+    private static readonly string[] s_dataChecksums = ["crc32c", "crc64", "xxhash64"];
+
     public static Command Create(CliContext cli)
     {
         var size = SizeOption("--size", "-s", "image size when creating or resizing the file (K/M/G/T: powers of 1024)");
@@ -22,12 +24,14 @@ internal static class FormatCommand
         var bucketSize = SizeOption("--bucket-size", null, "bucket size (default chosen from the device size)");
         var nodeSize = SizeOption("--btree-node-size", null, "btree node size (default min(256K, bucket size))");
         var label = new Option<string>("--label", "-L") { Description = "filesystem label (at most 32 bytes of UTF-8)" };
+        var noDiscard = new Option<bool>("--no-discard") { Description = "do not discard freed buckets (punch hole / BLKDISCARD) before reuse" };
+        var dataChecksum = CliOptions.Choice("--data-checksum", null, "checksum of data extents (default crc32c)", s_dataChecksums, "crc32c");
         var force = new Option<bool>("--force", "-f") { Description = "overwrite an existing filesystem signature" };
         var image = new Argument<string>("IMAGE") { Description = "image file or block device" };
 
         var command = new Command("format", "create a new Basalt filesystem on IMAGE")
         {
-            size, blockSize, bucketSize, nodeSize, label, force, image,
+            size, blockSize, bucketSize, nodeSize, label, noDiscard, dataChecksum, force, image,
         };
         command.SetAction(parse => Program.Execute(cli, () => Run(cli,
             CliParsing.ResolveImage(parse.GetValue(image)!),
@@ -38,6 +42,8 @@ internal static class FormatCommand
                 BucketSize = ToInt(parse.GetValue(bucketSize), "--bucket-size"),
                 NodeSize = ToInt(parse.GetValue(nodeSize), "--btree-node-size"),
                 Label = parse.GetValue(label) ?? "",
+                Discard = !parse.GetValue(noDiscard),
+                DataChecksumType = Checksums.TryParse(parse.GetValue(dataChecksum), out var csum) ? csum : ChecksumType.Crc32C,
             },
             parse.GetValue(force))));
         return command;
@@ -124,6 +130,7 @@ internal static class FormatCommand
                 $"block size {sb.BlockSize}, btree node size {sb.NodeSize}, bucket size {sb.BucketSize}, " +
                 $"{sb.Member.Nbuckets} buckets, node area {SuperblockText.Size(sb.NodeAreaLength)} at byte {sb.NodeAreaOffset}, " +
                 $"superblock copies at bytes {string.Join(", ", sb.CopyOffsets)}"));
+            cli.Line($"data checksum {sb.DataChecksumType.ToText()}, discard {((sb.Member.Flags & MemberFlags.Discard) != 0 ? "on" : "off")}");
         }
         catch when (created)
         {

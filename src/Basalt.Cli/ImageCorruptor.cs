@@ -39,18 +39,29 @@ internal enum CorruptTarget
     JournalRecord,
     /// <summary>One header field of a journal entry.</summary>
     JournalField,
+    /// <summary>One field of an alloc key's value.</summary>
+    Alloc,
+    /// <summary>One field of a backpointer's value.</summary>
+    Backpointer,
+    /// <summary>One field of an extent's value (pointer fields: its first pointer).</summary>
+    Extent,
+    /// <summary>The data an extent points at.</summary>
+    Data,
 }
 
 internal static class CorruptTargets
 {
     /// <summary>The names --target takes, in enum order.</summary>
-    public static string[] Names { get; } = ["node", "bset", "key", "superblock", "journal-entry", "journal-record", "journal-field"];
+    public static string[] Names { get; } = ["node", "bset", "key", "superblock", "journal-entry", "journal-record", "journal-field", "alloc", "backpointer", "extent", "data"];
 
     public static string ToText(this CorruptTarget target) => Names[(int)target];
 
     public static CorruptTarget Parse(string name) => (CorruptTarget)Array.FindIndex(Names, n => string.Equals(n, name, StringComparison.OrdinalIgnoreCase));
 
-    public static bool IsJournal(this CorruptTarget target) => target >= CorruptTarget.JournalEntry;
+    public static bool IsJournal(this CorruptTarget target) => target is >= CorruptTarget.JournalEntry and <= CorruptTarget.JournalField;
+
+    /// <summary>Targets that change a key's value (or the data an extent names), picked by --bucket, --pos or the seed.</summary>
+    public static bool IsValue(this CorruptTarget target) => target >= CorruptTarget.Alloc;
 }
 
 internal enum CorruptMode
@@ -73,6 +84,15 @@ internal sealed record CorruptRequest
 
     /// <summary>Journal targets: only entries with seqs in this range.</summary>
     public SeqRange? Seq { get; init; }
+
+    /// <summary>Value targets: only keys of this bucket (of device 0).</summary>
+    public ulong? Bucket { get; init; }
+
+    /// <summary>Value targets: the first key at or after this position.</summary>
+    public Bpos? Pos { get; init; }
+
+    /// <summary>Value targets: leave the checksum of the changed record or entry as is (it is recomputed by default).</summary>
+    public bool KeepChecksum { get; init; }
 }
 
 /// <summary>What was changed: where on the device, which field, the bytes before and after.</summary>
@@ -93,6 +113,9 @@ internal sealed record CorruptResult(
 
     /// <summary>Set when the live nodes could not be found through recovery (see ImageCorruptor.ReachableNodes).</summary>
     public string? WalkNote { get; init; }
+
+    /// <summary>Value targets: the fsck finding (ids of the catalogue) or the failing read the change must cause.</summary>
+    public string? Expectation { get; init; }
 
     public string ToText()
     {
@@ -119,7 +142,9 @@ internal sealed record CorruptResult(
         var text = string.Create(CultureInfo.InvariantCulture, $"{Target}: field {Field} at device offset {DeviceOffset} ({bytes}): {change}");
         if (ChecksumNote is not null)
             text = $"{text}\n{ChecksumNote}";
-        return WalkNote is null ? text : $"{text}\n{WalkNote}";
+        if (WalkNote is not null)
+            text = $"{text}\n{WalkNote}";
+        return Expectation is null ? text : $"{text}\n{Expectation}";
     }
 }
 
@@ -129,7 +154,7 @@ internal sealed record ReachableNode(BtreeId Btree, byte Level, long Offset, int
     public string ToText() => $"node at byte {Offset} (btree {Btree.ToText()} level {Level}, {Min.ToText()}..{Max.ToText()})";
 }
 
-internal static class ImageCorruptor
+internal static partial class ImageCorruptor
 {
     /// <summary>Nodes visited at most by the walk, so a looping damaged image cannot hang it.</summary>
     private const int MaxNodes = 1_000_000;
@@ -161,6 +186,7 @@ internal static class ImageCorruptor
         CorruptTarget.JournalEntry => [s_wholeEntry],
         CorruptTarget.JournalRecord => s_recordFields,
         CorruptTarget.JournalField => JournalInspector.HeaderFields,
+        _ when target.IsValue() => ValueFieldsOf(target),
         _ => SuperblockFields,
     };
 
@@ -172,6 +198,7 @@ internal static class ImageCorruptor
         {
             CorruptTarget.Superblock => CorruptSuperblock(device, request, field, random),
             _ when request.Target.IsJournal() => CorruptJournal(device, request, field, random),
+            _ when request.Target.IsValue() => CorruptValue(device, request, field, random),
             _ => CorruptNode(device, request, field, random),
         };
     }

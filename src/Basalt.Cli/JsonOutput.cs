@@ -13,7 +13,8 @@ internal sealed record RootJson(string Btree, int Level, string Pointer);
 internal sealed record ErrorCounterJson(int Id, string Name, ulong Count, string LastTime);
 
 internal sealed record MemberJson(string DeviceUuid, ulong Buckets, int BucketSize, uint FirstBucket,
-    ulong NodeAreaFirstBucket, ulong NodeAreaBuckets, long NodeAreaOffset, long NodeAreaLength, string State);
+    ulong NodeAreaFirstBucket, ulong NodeAreaBuckets, long NodeAreaOffset, long NodeAreaLength, string State,
+    ulong JournalBuckets, ulong DataBuckets, bool Discard, bool AllocInitialized);
 
 internal sealed record SeqRangeJson(ulong First, ulong Last);
 
@@ -68,6 +69,7 @@ internal sealed record SuperblockJson(
     string Flags,
     bool Clean,
     string MetadataChecksum,
+    string DataChecksum,
     long DeviceSize,
     int BlockSize,
     int NodeSize,
@@ -111,6 +113,7 @@ internal sealed record ErrorJson(string Error, int ExitCode);
 [JsonSerializable(typeof(FsckJson))]
 [JsonSerializable(typeof(ScanNodesJson))]
 [JsonSerializable(typeof(ErrorJson))]
+[JsonSerializable(typeof(DfJson))]
 internal sealed partial class CliJsonContext : JsonSerializerContext;
 
 internal static class JsonOutput

@@ -86,7 +86,8 @@ internal static class ListCommand
         long count = 0;
         while (it.MoveNext())
         {
-            cli.Out.WriteLine(KeyTypeTable.ToText(it.Key, it.Value));
+            var text = KeyTypeTable.ToText(it.Key, it.Value);
+            cli.Out.WriteLine(KeyPositionText.Describe(id, it.Key, it.Value) is { } where ? $"{text} ({where})" : text);
             count++;
             cli.Cancellation.ThrowIfCancellationRequested();
         }
@@ -117,6 +118,7 @@ internal static class ListCommand
                 writer.WriteNumber("size", key.Size);
                 writer.WriteNumber("value_length", value.Length);
                 writer.WriteString("value", KeyTypeTable.ToText(key.Type, value));
+                writer.WriteString("where", KeyPositionText.Describe(id, key, value));
                 writer.WriteEndObject();
                 count++;
                 // Stream out in chunks so memory stays bounded whatever the btree holds.

@@ -1,4 +1,4 @@
-// The `basalt` command line: format, show-super, list, fsck, debug corrupt, debug load and demo (DESIGN §7).
+// The `basalt` command line: format, show-super, df, list, fsck, debug corrupt, debug load and demo (DESIGN §7).
 // Program.Run is the in-process entry point the tests use; Main only attaches the console.
 // Rules every command follows: errors are one line on stderr saying what and where (--verbose
 // adds the stack trace); usage errors exit 16; fsck exits with fsck(8)'s bit flags; other
@@ -102,6 +102,7 @@ public static class Program
     {
         yield return FormatCommand.Create(cli);
         yield return ShowSuperCommand.Create(cli);
+        yield return DfCommand.Create(cli);
         yield return ListCommand.Create(cli);
         yield return ListJournalCommand.Create(cli);
         yield return FsckCommand.Create(cli);

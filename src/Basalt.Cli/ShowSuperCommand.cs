@@ -6,6 +6,7 @@
 // image shorter than the superblock records gets one damage line naming the truncation.
 using System.CommandLine;
 using System.Globalization;
+using Basalt.Alloc;
 using Basalt.Devices;
 using Basalt.Format;
 using Basalt.Fs;
@@ -44,6 +45,8 @@ internal static class ShowSuperCommand
         if (truncated is not null)
             cli.Line($"damage: {truncated}", "red");
         cli.Out.Write(sb.ToText());
+        foreach (var (name, value) in BucketLines(sb))
+            cli.Line($"{name,-24}{value}");
         foreach (var (name, value) in JournalLines(journal))
             cli.Line($"{name,-24}{value}");
         cli.Line($"superblock used:        copy {read.UsedCopy} (seq {sb.Seq})");
@@ -52,6 +55,27 @@ internal static class ShowSuperCommand
         if (MountNote.For(read) is { } note)
             cli.Line($"note: {note}", "yellow");
         return CliExitCodes.Ok;
+    }
+
+    /// <summary>
+    /// The bucket geometry of this device: what the allocator works with (docs/allocation.md). The
+    /// member line of the superblock text names the same numbers in one line; these spell them out.
+    /// </summary>
+    internal static IEnumerable<(string Name, string Value)> BucketLines(Superblock sb)
+    {
+        var dev = SpaceLayout.From(sb)[(byte)sb.DeviceIndex];
+        var journal = dev.Journal.Aggregate(0UL, (n, r) => n + r.Count);
+        yield return ("buckets:", string.Create(CultureInfo.InvariantCulture,
+            $"{dev.Nbuckets} of {dev.BucketSize} bytes, first bucket {dev.FirstBucket} (buckets 0..{dev.FirstBucket - 1} hold the superblock area)"));
+        yield return ("journal buckets:", string.Create(CultureInfo.InvariantCulture,
+            $"{journal} ({string.Join(", ", dev.Journal.Select(r => $"buckets {r.Start}..{r.End - 1}"))})"));
+        yield return ("node area:", string.Create(CultureInfo.InvariantCulture,
+            $"{dev.NodeArea.Count} buckets (buckets {dev.NodeArea.Start}..{dev.NodeArea.End - 1} at bytes {dev.BucketOffset(dev.NodeArea.Start)}..{dev.BucketOffset(dev.NodeArea.End) - 1})"));
+        yield return ("data buckets:", dev.DataBuckets.ToString(CultureInfo.InvariantCulture));
+        yield return ("discard:", (sb.Member.Flags & MemberFlags.Discard) != 0 ? "on" : "off");
+        yield return ("alloc initialized:", (sb.Member.Flags & MemberFlags.AllocInitialized) != 0
+            ? "yes"
+            : "no (the first writable mount creates the allocation info)");
     }
 
     /// <summary>The journal's lines of the text report: ring, what is on disk, state, replay, blacklist.</summary>
@@ -123,13 +147,18 @@ internal static class ShowSuperCommand
             Flags: sb.Flags.ToString(),
             Clean: sb.IsClean,
             MetadataChecksum: sb.MetadataChecksumType.ToText(),
+            DataChecksum: sb.DataChecksumType.ToText(),
             DeviceSize: sb.DeviceSize,
             BlockSize: sb.BlockSize,
             NodeSize: sb.NodeSize,
             BucketSize: sb.BucketSize,
             NodeMagic: sb.NodeMagic.ToString("x16", CultureInfo.InvariantCulture),
-            Members: [.. sb.Members.Select(m => new MemberJson(SuperblockText.Uuid(m.DeviceUuid), m.Nbuckets, m.BucketSize,
-                m.FirstBucket, m.NodeArea.Start, m.NodeArea.Count, m.NodeAreaOffset, m.NodeAreaLength, m.State.ToString()))],
+            Members: [.. sb.Members.Select((m, i) => new MemberJson(SuperblockText.Uuid(m.DeviceUuid), m.Nbuckets, m.BucketSize,
+                m.FirstBucket, m.NodeArea.Start, m.NodeArea.Count, m.NodeAreaOffset, m.NodeAreaLength, m.State.ToString(),
+                JournalBuckets: SpaceLayout.From(sb).Devices[i].Journal.Aggregate(0UL, (n, r) => n + r.Count),
+                DataBuckets: SpaceLayout.From(sb).Devices[i].DataBuckets,
+                Discard: (m.Flags & MemberFlags.Discard) != 0,
+                AllocInitialized: (m.Flags & MemberFlags.AllocInitialized) != 0))],
             Journal: JournalJson(journal),
             Roots: [.. sb.Roots.Select(r => new RootJson(r.Btree.ToText(), r.Level, r.Ptr.ToText()))],
             ErrorCounters: [.. sb.ErrorCounters.Select(e => new ErrorCounterJson((int)e.Id,

@@ -11,12 +11,16 @@ public sealed class BadImageTests
     public static TheoryData<string[], int> Readers => new()
     {
         { ["show-super"], 1 },
+        { ["df"], 1 },
+        { ["df", "--json"], 1 },
         { ["list", "--btree", "test"], 1 },
         { ["list-journal"], 1 },
         { ["fsck", "-n"], 8 },
         { ["fsck", "-y"], 8 },
         { ["debug", "corrupt", "--target", "superblock"], 1 },
         { ["debug", "corrupt", "--target", "journal-entry"], 1 },
+        { ["debug", "corrupt", "--target", "alloc"], 1 },
+        { ["debug", "corrupt", "--target", "data"], 1 },
     };
 
     [Theory]

@@ -31,6 +31,37 @@ internal static class CliImages
         return path;
     }
 
+    /// <summary>Bytes of file <paramref name="inode"/> of <see cref="WithData"/>: a pattern only (inode, offset) determine.</summary>
+    public static byte[] DataOf(ulong inode, int length)
+    {
+        var bytes = new byte[length];
+        for (var i = 0; i < length; i++)
+            bytes[i] = (byte)((i * 7) + ((int)inode * 13) + (i >> 9));
+        return bytes;
+    }
+
+    /// <summary>Sizes of the files <see cref="WithData"/> writes, inodes 10, 11, 12.</summary>
+    public static readonly int[] DataFileSizes = [200 * 1024, 70 * 1024, 5000];
+
+    /// <summary>
+    /// A formatted image holding data extents: inodes 10, 11, 12 of <see cref="DataFileSizes"/> bytes
+    /// (<see cref="DataOf"/>). Unmounted cleanly, or with <paramref name="clean"/> false left as a crash
+    /// leaves it after a journal flush: the keys then live only in the journal.
+    /// </summary>
+    public static string WithData(TempDirectory dir, bool clean = true, string name = "fs.img")
+    {
+        var path = Formatted(dir, name);
+        var fs = BasaltFileSystem.Mount(path, new MountOptions());
+        for (var i = 0; i < DataFileSizes.Length; i++)
+            fs.Data.Write(10 + (ulong)i, 0, DataOf(10 + (ulong)i, DataFileSizes[i]));
+        fs.Sync();
+        if (clean)
+            fs.Dispose();
+        else
+            fs.Close(sync: false);
+        return path;
+    }
+
     public static byte[] Hash(string path) => System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path));
 
     /// <summary>Flips a bit of the seq field of superblock copy <paramref name="copy"/> directly in the file.</summary>

@@ -29,7 +29,7 @@ public sealed class CliWordingTests
         { ["debug"], "basalt debug: a command is needed (commands: corrupt, load, scan-nodes); see 'basalt debug --help'" },
         { ["debug", "corrupt", "--target", "node", "--seed", "x", "fs.img"], "basalt debug corrupt: --seed: 'x' is not a whole number; see 'basalt debug corrupt --help'" },
         { ["debug", "corrupt", "--target", "node", "--level", "q", "fs.img"], "basalt debug corrupt: --level: 'q' is not a whole number; see 'basalt debug corrupt --help'" },
-        { ["debug", "corrupt", "--target", "nodex", "fs.img"], "basalt debug corrupt: --target: 'nodex' is not one of node, bset, key, superblock, journal-entry, journal-record, journal-field; see 'basalt debug corrupt --help'" },
+        { ["debug", "corrupt", "--target", "nodex", "fs.img"], "basalt debug corrupt: --target: 'nodex' is not one of node, bset, key, superblock, journal-entry, journal-record, journal-field, alloc, backpointer, extent, data; see 'basalt debug corrupt --help'" },
         { ["debug", "corrupt", "--target", "key", "--mode", "flip", "fs.img"], "basalt debug corrupt: --mode: 'flip' is not one of zero, ones, random, bitflip; see 'basalt debug corrupt --help'" },
         { ["debug", "corrupt", "fs.img"], "basalt debug corrupt: --target is required; see 'basalt debug corrupt --help'" },
     };
