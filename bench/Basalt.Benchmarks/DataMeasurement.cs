@@ -4,7 +4,7 @@
 // size in the same directory, written and read with RandomAccess (pread/pwrite) in the same chunk
 // sizes and made durable with fdatasync, the primitive FileBlockDevice.Flush uses.
 //
-// Operations, each raw then Basalt, repeated --rounds times (median quoted):
+// Operations, each raw then Basalt (sequential ones alternate), repeated --rounds times (median quoted):
 //   sequential write  SIZE in 1 MiB writes, then Sync / fdatasync (the timing includes the flush)
 //   sequential read   SIZE in 1 MiB reads, page cache cold (dropped before each side)
 //   random 4 KiB      a file of RANDOM-SIZE written by 4 KiB writes in random order (each its own
@@ -175,8 +175,8 @@ public static partial class DataMeasurement
             for (var round = 1; round <= _o.Rounds; round++)
             {
                 Console.WriteLine($"-- round {round}");
-                SequentialWrite();
-                SequentialRead();
+                SequentialWrite(round);
+                SequentialRead(round);
                 if (round == 1)
                 {
                     var extents = Fs.Data.Map(SequentialInode, 0, (ulong)(_o.Size / FormatLimits.SectorSize)).Count();
@@ -207,47 +207,73 @@ public static partial class DataMeasurement
 
         // ---- Sequential ----------------------------------------------------------------------
 
-        private void SequentialWrite()
+        // Sequential: the side that goes first alternates by round (raw first in odd rounds), so
+        // neither side always follows the other's writes or reads (the disk and the host's own
+        // cache, which the guest's drop_caches does not reach, remember what was written last).
+
+        private void SequentialWrite(int round)
         {
             File.Delete(_rawSequential);
-            DropCaches();
-            var raw = Time(() =>
+            double raw = 0, basalt = 0;
+            long allocated = 0;
+            foreach (var basaltSide in SideOrder(round))
             {
-                using var file = File.OpenHandle(_rawSequential, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
-                for (long at = 0; at < _o.Size; at += Chunk)
-                    RandomAccess.Write(file, _chunk, at);
-                FdataSync(file);
-            });
-            DropCaches();
-            var allocated = GC.GetAllocatedBytesForCurrentThread();
-            var basalt = Time(() =>
-            {
-                for (long at = 0; at < _o.Size; at += Chunk)
-                    Fs.Data.Write(SequentialInode, at, _chunk);
-                Fs.Sync();
-            });
-            Record(_seqWrite, _o.Size / basalt / 1e6, _o.Size / raw / 1e6, GC.GetAllocatedBytesForCurrentThread() - allocated, _o.Size / Chunk);
+                DropCaches();
+                if (!basaltSide)
+                {
+                    raw = Time(() =>
+                    {
+                        using var file = File.OpenHandle(_rawSequential, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+                        for (long at = 0; at < _o.Size; at += Chunk)
+                            RandomAccess.Write(file, _chunk, at);
+                        FdataSync(file);
+                    });
+                    continue;
+                }
+                allocated = GC.GetAllocatedBytesForCurrentThread();
+                basalt = Time(() =>
+                {
+                    for (long at = 0; at < _o.Size; at += Chunk)
+                        Fs.Data.Write(SequentialInode, at, _chunk);
+                    Fs.Sync();
+                });
+                allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+            }
+            Record(_seqWrite, _o.Size / basalt / 1e6, _o.Size / raw / 1e6, allocated, _o.Size / Chunk);
         }
 
-        private void SequentialRead()
+        private void SequentialRead(int round)
         {
-            DropCaches();
-            var raw = Time(() =>
+            double raw = 0, basalt = 0;
+            long allocated = 0;
+            foreach (var basaltSide in SideOrder(round))
             {
-                using var file = File.OpenHandle(_rawSequential, FileMode.Open, FileAccess.Read, FileShare.Read);
-                for (long at = 0; at < _o.Size; at += Chunk)
-                    ReadFully(file, _chunk, at);
-            });
-            Remount();
-            DropCaches();
-            var allocated = GC.GetAllocatedBytesForCurrentThread();
-            var basalt = Time(() =>
-            {
-                for (long at = 0; at < _o.Size; at += Chunk)
-                    Fs.Data.Read(SequentialInode, at, _chunk);
-            });
-            Record(_seqRead, _o.Size / basalt / 1e6, _o.Size / raw / 1e6, GC.GetAllocatedBytesForCurrentThread() - allocated, _o.Size / Chunk);
+                if (!basaltSide)
+                {
+                    DropCaches();
+                    raw = Time(() =>
+                    {
+                        using var file = File.OpenHandle(_rawSequential, FileMode.Open, FileAccess.Read, FileShare.Read);
+                        for (long at = 0; at < _o.Size; at += Chunk)
+                            ReadFully(file, _chunk, at);
+                    });
+                    continue;
+                }
+                Remount();
+                DropCaches();
+                allocated = GC.GetAllocatedBytesForCurrentThread();
+                basalt = Time(() =>
+                {
+                    for (long at = 0; at < _o.Size; at += Chunk)
+                        Fs.Data.Read(SequentialInode, at, _chunk);
+                });
+                allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+            }
+            Record(_seqRead, _o.Size / basalt / 1e6, _o.Size / raw / 1e6, allocated, _o.Size / Chunk);
         }
+
+        /// <summary>False = raw, true = Basalt: raw first in odd rounds, Basalt first in even ones.</summary>
+        private static bool[] SideOrder(int round) => round % 2 == 1 ? [false, true] : [true, false];
 
         // ---- Random ----------------------------------------------------------------------------
 
