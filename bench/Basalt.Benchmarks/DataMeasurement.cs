@@ -6,7 +6,8 @@
 //
 // Operations, each raw then Basalt (sequential ones alternate), repeated --rounds times (median quoted):
 //   sequential write  SIZE in 1 MiB writes, then Sync / fdatasync (the timing includes the flush)
-//   sequential read   SIZE in 1 MiB reads, page cache cold (dropped before each side)
+//   sequential read   SIZE in 1 MiB reads, page cache cold (dropped before each read), each side
+//                     twice in the order A B B A
 //   random 4 KiB      a file of RANDOM-SIZE written by 4 KiB writes in random order (each its own
 //                     extent), then Sync; 4 KiB random reads of it, page cache warm and cold
 //   random 64 KiB     64 KiB-aligned random reads of the sequential file (one run per read), warm and cold
@@ -243,16 +244,18 @@ public static partial class DataMeasurement
             Record(_seqWrite, _o.Size / basalt / 1e6, _o.Size / raw / 1e6, allocated, _o.Size / Chunk);
         }
 
+        /// <summary>Each side read twice, in the order A B B A, so neither side always reads first; the rate is over both reads.</summary>
         private void SequentialRead(int round)
         {
             double raw = 0, basalt = 0;
             long allocated = 0;
-            foreach (var basaltSide in SideOrder(round))
+            var order = SideOrder(round);
+            foreach (var basaltSide in order.Concat(order.Reverse()))
             {
                 if (!basaltSide)
                 {
                     DropCaches();
-                    raw = Time(() =>
+                    raw += Time(() =>
                     {
                         using var file = File.OpenHandle(_rawSequential, FileMode.Open, FileAccess.Read, FileShare.Read);
                         for (long at = 0; at < _o.Size; at += Chunk)
@@ -262,15 +265,15 @@ public static partial class DataMeasurement
                 }
                 Remount();
                 DropCaches();
-                allocated = GC.GetAllocatedBytesForCurrentThread();
-                basalt = Time(() =>
+                var before = GC.GetAllocatedBytesForCurrentThread();
+                basalt += Time(() =>
                 {
                     for (long at = 0; at < _o.Size; at += Chunk)
                         Fs.Data.Read(SequentialInode, at, _chunk);
                 });
-                allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+                allocated += GC.GetAllocatedBytesForCurrentThread() - before;
             }
-            Record(_seqRead, _o.Size / basalt / 1e6, _o.Size / raw / 1e6, allocated, _o.Size / Chunk);
+            Record(_seqRead, 2 * _o.Size / basalt / 1e6, 2 * _o.Size / raw / 1e6, allocated, 2 * _o.Size / Chunk);
         }
 
         /// <summary>False = raw, true = Basalt: raw first in odd rounds, Basalt first in even ones.</summary>
