@@ -42,6 +42,7 @@ public sealed class ExtentStore : ISpaceOwners
     private readonly Transactor? _transactor;
     private readonly IBlockDevice _device;
     private readonly SpaceManager _space;
+    private readonly ThreadLocal<ReadScratch> _readScratch;
     private long _checksumErrors;
     private long _staleSkipped;
 
@@ -61,6 +62,7 @@ public sealed class ExtentStore : ISpaceOwners
         RunsPerTransaction = (int)Math.Clamp(((long)maxCommitBytes - 1024) / JournalBytesPerRun, 1, MaxRunsPerTransaction);
         PunchBatch = (int)Math.Clamp(((long)maxCommitBytes - 1024) / JournalBytesPerRun, 1, MaxPunchBatch);
         space.Owners = this;
+        _readScratch = new ThreadLocal<ReadScratch>(() => new ReadScratch(engine[BtreeId.Extents].Iterate(Bpos.Min, Bpos.Max)));
     }
 
     /// <summary>Runs one transaction of a write commits (fewer with a small journal).</summary>
@@ -90,7 +92,9 @@ public sealed class ExtentStore : ISpaceOwners
     /// Fails with DeviceFull before writing anything when the space cannot be reserved. A write of
     /// more than <see cref="RunsPerTransaction"/> runs commits in several transactions; a crash may
     /// then keep a prefix of them. <paramref name="alsoInTransaction"/> runs in every transaction of
-    /// the write (the file layer keeps the inode's size there). Returns the last commit.
+    /// the write (the file layer keeps the inode's size there). Returns the last commit. Whole
+    /// sectors are written and checksummed straight from <paramref name="data"/>, which must not
+    /// change until Write returns.
     /// </summary>
     public CommitResult Write(ulong inode, long offset, ReadOnlySpan<byte> data, CommitOptions options = default,
         Action<Transaction>? alsoInTransaction = null)
@@ -104,7 +108,7 @@ public sealed class ExtentStore : ISpaceOwners
         var endSector = (ulong)((end + Sector - 1) / Sector);
         using var reservation = _space.Reserve((long)(endSector - firstSector));
         var groupSectors = (ulong)ExtentValue.MaxCoveredSectors * MaxRunsPerTransaction;
-        var buffer = ArrayPool<byte>.Shared.Rent((int)groupSectors * Sector);
+        byte[]? buffer = null;
         CommitResult last = default;
         try
         {
@@ -112,11 +116,18 @@ public sealed class ExtentStore : ISpaceOwners
             {
                 var groupEnd = Math.Min(endSector, groupStart + groupSectors);
                 var bytes = (int)(groupEnd - groupStart) * Sector;
-                var span = buffer.AsSpan(0, bytes);
-                // The partial sectors at either end of the whole write keep their other bytes.
                 var groupByteStart = (long)groupStart * Sector;
                 var copyFrom = Math.Max(offset, groupByteStart);
                 var copyTo = Math.Min(end, (long)groupEnd * Sector);
+                if (copyFrom == groupByteStart && copyTo == (long)groupEnd * Sector)
+                {
+                    // Whole sectors: written from the caller's bytes, no copy.
+                    last = WriteGroup(writer, inode, groupStart, data.Slice((int)(copyFrom - offset), bytes), reservation, options, alsoInTransaction);
+                    continue;
+                }
+                buffer ??= ArrayPool<byte>.Shared.Rent((int)groupSectors * Sector);
+                var span = buffer.AsSpan(0, bytes);
+                // The partial sectors at either end of the whole write keep their other bytes.
                 if (copyFrom > groupByteStart)
                     Read(inode, groupByteStart, span[..Sector]);
                 if (copyTo < (long)groupEnd * Sector)
@@ -127,7 +138,8 @@ public sealed class ExtentStore : ISpaceOwners
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            if (buffer is not null)
+                ArrayPool<byte>.Shared.Return(buffer);
         }
         return last;
     }
@@ -255,45 +267,180 @@ public sealed class ExtentStore : ISpaceOwners
     /// <summary>
     /// Reads [<paramref name="offset"/>, +destination.Length) of <paramref name="inode"/>; holes
     /// read as zeros. Throws IoError (naming the inode and offset) when data is lost or fails
-    /// its checksum on every copy.
+    /// its checksum on every copy; the bytes of <paramref name="destination"/> from the failing
+    /// extent on are then zeros.
     /// </summary>
+    /// <remarks>
+    /// The hot path allocates only the parsed extent values: the btree iterator is kept per thread,
+    /// and runs that lie whole inside <paramref name="destination"/> are read straight into it;
+    /// consecutive such runs that are also consecutive on the device (a file written sequentially)
+    /// are read with one device read and then verified run by run. Anything else (a trimmed window,
+    /// a partial run at either end, a stale first pointer, a failed read or checksum) goes through
+    /// <see cref="ReadRun"/>, which tries every copy in order as a read of that run alone does.
+    /// </remarks>
     public void Read(ulong inode, long offset, Span<byte> destination)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
-        destination.Clear();
         if (destination.IsEmpty)
             return;
         var end = offset + destination.Length;
         var firstSector = (ulong)(offset / Sector);
         var endSector = (ulong)((end + Sector - 1) / Sector);
-        byte[]? run = null;
+        var last = EndPos(inode, ulong.MaxValue - 1);
+        var scratch = _readScratch.Value!;
+        var it = scratch.Iterator;
+        it.Seek(EndPos(inode, firstSector + 1));
+        var batch = new ContiguousRuns(this, inode, offset, destination, scratch.Runs);
+        var filled = offset; // destination bytes before this are zeros or data (verified, or pending in the batch)
         try
         {
-            foreach (var (key, value) in Map(inode, firstSector, endSector))
+            while (it.MoveNext())
             {
+                var key = it.Key;
+                if (key.Pos > last)
+                    break;
                 var ks = key.Pos.Offset - key.Size;
                 var ke = key.Pos.Offset;
+                if (ks >= endSector)
+                    break;
                 var from = Math.Max((long)ks * Sector, offset);
                 var to = Math.Min((long)ke * Sector, end);
+                if (from > filled)
+                {
+                    batch.Flush();
+                    destination[(int)(filled - offset)..(int)(from - offset)].Clear();
+                }
                 if (key.Type == KeyType.Error)
                 {
+                    batch.Flush();
                     throw new BasaltException(ErrorCode.IoError,
                         $"inode {inode} offset {from}: data lost ({key.ToText()}: an earlier repair found it unreadable)");
                 }
                 if (key.Type != KeyType.Extent)
-                    continue; // reservations read as zeros
-                if (!ExtentValue.TryRead(value, out var extent, out var problem))
+                {
+                    // reservations read as zeros
+                    batch.Flush();
+                    destination[(int)(from - offset)..(int)(to - offset)].Clear();
+                    filled = to;
+                    continue;
+                }
+                if (!ExtentValue.TryRead(it.Value, out var extent, out var problem))
+                {
+                    batch.Flush();
                     throw new BasaltException(ErrorCode.IoError, $"inode {inode} offset {from}: extent {key.ToText()} is invalid: {problem}");
-                run ??= ArrayPool<byte>.Shared.Rent(ExtentValue.MaxCoveredSectors * Sector);
-                ReadRun(inode, from, key, extent, run);
-                var runOffset = ((long)extent.Window * Sector) + (from - ((long)ks * Sector));
-                run.AsSpan((int)runOffset, (int)(to - from)).CopyTo(destination[(int)(from - offset)..]);
+                }
+                var whole = extent.Window == 0 && key.Size == extent.CoveredSectors && from == (long)ks * Sector && to == (long)ke * Sector;
+                if (!whole || _space.IsStale(extent.Ptrs[0]))
+                {
+                    batch.Flush();
+                    ReadWindow(inode, from, to, key, extent, destination[(int)(from - offset)..]);
+                }
+                else
+                {
+                    batch.Add(from, key, extent);
+                }
+                filled = to;
             }
+            batch.Flush();
+            if (filled < end)
+                destination[(int)(filled - offset)..].Clear();
+        }
+        catch (BasaltException)
+        {
+            // Never leave unverified bytes behind: everything from the first unfinished run on reads as zeros.
+            destination[(int)(Math.Min(filled, batch.FirstUnverified) - offset)..].Clear();
+            throw;
+        }
+    }
+
+    /// <summary>The live window [from, to) of one extent through a whole-run buffer: read, verified, copied out.</summary>
+    private void ReadWindow(ulong inode, long from, long to, Bkey key, ExtentValue extent, Span<byte> destination)
+    {
+        var run = ArrayPool<byte>.Shared.Rent(ExtentValue.MaxCoveredSectors * Sector);
+        try
+        {
+            ReadRun(inode, from, key, extent, run);
+            var runOffset = ((long)extent.Window * Sector) + (from - ((long)(key.Pos.Offset - key.Size) * Sector));
+            run.AsSpan((int)runOffset, (int)(to - from)).CopyTo(destination);
         }
         finally
         {
-            if (run is not null)
-                ArrayPool<byte>.Shared.Return(run);
+            ArrayPool<byte>.Shared.Return(run);
+        }
+    }
+
+    /// <summary>What a thread's reads reuse: the extents iterator (repositioned by Seek) and the pending-run slots.</summary>
+    private sealed class ReadScratch(BtreeIterator iterator)
+    {
+        public BtreeIterator Iterator { get; } = iterator;
+        public (Bkey Key, ExtentValue Extent)[] Runs { get; } = new (Bkey, ExtentValue)[MaxRunsPerTransaction];
+    }
+
+    /// <summary>
+    /// Whole runs that follow each other both in the destination and on one device (through their
+    /// first pointer), waiting to be read with one device read. <see cref="FirstUnverified"/> is the
+    /// file offset from which the destination may hold bytes not yet verified (MaxValue: none).
+    /// </summary>
+    private ref struct ContiguousRuns(ExtentStore store, ulong inode, long offset, Span<byte> destination, (Bkey Key, ExtentValue Extent)[] runs)
+    {
+        private readonly Span<byte> _destination = destination;
+        private int _count;
+        private long _from;
+        private long _to;
+        private long _deviceEnd;
+        private byte _device;
+
+        public long FirstUnverified { get; private set; } = long.MaxValue;
+
+        public void Add(long from, Bkey key, ExtentValue extent)
+        {
+            var ptr = extent.Ptrs[0];
+            if (_count > 0 && (_count == runs.Length || from != _to || ptr.Device != _device || ptr.OffsetBytes != _deviceEnd))
+                Flush();
+            if (_count == 0)
+            {
+                _from = from;
+                _to = from;
+                _device = ptr.Device;
+                _deviceEnd = ptr.OffsetBytes;
+                FirstUnverified = from;
+            }
+            runs[_count++] = (key, extent);
+            var bytes = (long)extent.CoveredSectors * Sector;
+            _to += bytes;
+            _deviceEnd += bytes;
+        }
+
+        public void Flush()
+        {
+            if (_count == 0)
+                return;
+            var read = true;
+            try
+            {
+                store._device.Read(runs[0].Extent.Ptrs[0].OffsetBytes, _destination[(int)(_from - offset)..(int)(_to - offset)]);
+            }
+            catch (Exception e) when (e is IOException or BasaltException { Code: ErrorCode.IoError })
+            {
+                read = false; // each run again on its own: ReadRun reports the failure (or finds another copy)
+            }
+            var at = _from;
+            for (var i = 0; i < _count; i++)
+            {
+                var (key, extent) = runs[i];
+                runs[i] = default;
+                var bytes = (int)extent.CoveredSectors * Sector;
+                var run = _destination.Slice((int)(at - offset), bytes);
+                if (!read || Checksums.Compute(extent.ChecksumType, run) != extent.Checksum)
+                {
+                    run.Clear();
+                    store.ReadWindow(inode, at, at + bytes, key, extent, run);
+                }
+                at += bytes;
+                FirstUnverified = at;
+            }
+            _count = 0;
+            FirstUnverified = long.MaxValue;
         }
     }
 

@@ -1,4 +1,5 @@
 using Basalt.Alloc;
+using Basalt.Data;
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -39,6 +40,40 @@ public sealed class ExtentStoreTests(ITestOutputHelper output)
                 Step(fs, model, random);
             Verify(fs, model);
         }
+    }
+
+    [Fact]
+    public void Reads_of_contiguous_runs_match_at_any_offset_and_a_bad_run_fails_with_zeros_from_it_on()
+    {
+        using var device = new MemoryBlockDevice(16 * 1024 * 1024, "mem.img");
+        var random = new Random(TestSeed.Get(output));
+        var data = new byte[1024 * 1024];
+        random.NextBytes(data);
+        using var fs = BasaltFileSystem.Format(device, Geometry);
+        fs.Data.Write(7, 0, data);
+        for (var i = 0; i < 200; i++)
+        {
+            var offset = random.Next(0, data.Length);
+            var read = new byte[random.Next(1, 300_000)];
+            fs.Data.Read(7, offset, read);
+            var inFile = Math.Min(read.Length, data.Length - offset);
+            Assert.True(data.AsSpan(offset, inFile).SequenceEqual(read.AsSpan(0, inFile)), $"read of {read.Length} at {offset} differs");
+            Assert.True(read.AsSpan(inFile).IndexOfAnyExcept((byte)0) < 0, $"read of {read.Length} at {offset} has bytes past the end");
+        }
+
+        var extents = fs.Data.Map(7, 0, (ulong)data.Length / 512).ToList();
+        Assert.True(extents.Count >= 4);
+        Assert.True(ExtentValue.TryRead(extents[2].Value, out var third, out _));
+        var badStart = (long)(extents[2].Key.Pos.Offset - extents[2].Key.Size) * 512;
+        device.Contents[(int)third.Ptrs[0].OffsetBytes + 100] ^= 0x55;
+        var whole = new byte[data.Length];
+        whole.AsSpan().Fill(0xAA);
+        var error = Assert.Throws<BasaltException>(() => fs.Data.Read(7, 0, whole));
+        Assert.Equal(ErrorCode.IoError, error.Code);
+        Assert.Contains($"offset {badStart}", error.Message, StringComparison.Ordinal);
+        Assert.Equal(1, fs.Data.ChecksumErrors);
+        Assert.True(data.AsSpan(0, (int)badStart).SequenceEqual(whole.AsSpan(0, (int)badStart)));
+        Assert.True(whole.AsSpan((int)badStart).IndexOfAnyExcept((byte)0) < 0, "unverified bytes left in the destination");
     }
 
     private static void Step(BasaltFileSystem fs, Dictionary<ulong, byte[]> model, Random random)

@@ -1,0 +1,492 @@
+// `Basalt.Benchmarks data`: the data path against the raw file it sits on, as ratios measured in
+// one process on one host filesystem. Basalt writes and reads one inode through ExtentStore
+// (checksummed runs of at most 64 KiB, every read verified); "raw" is a plain file of the same
+// size in the same directory, written and read with RandomAccess (pread/pwrite) in the same chunk
+// sizes and made durable with fdatasync, the primitive FileBlockDevice.Flush uses.
+//
+// Operations, each raw then Basalt (sequential ones alternate), repeated --rounds times (median quoted):
+//   sequential write  SIZE in 1 MiB writes, then Sync / fdatasync (the timing includes the flush)
+//   sequential read   SIZE in 1 MiB reads, page cache cold (dropped before each read), each side
+//                     twice in the order A B B A
+//   random 4 KiB      a file of RANDOM-SIZE written by 4 KiB writes in random order (each its own
+//                     extent), then Sync; 4 KiB random reads of it, page cache warm and cold
+//   random 64 KiB     64 KiB-aligned random reads of the sequential file (one run per read), warm and cold
+//
+// Cold: `sync; echo 3 > /proc/sys/vm/drop_caches` when the process may write it (root), else
+// posix_fadvise(POSIX_FADV_DONTNEED) over the image and the raw file; the table says which. Before
+// a cold Basalt phase the filesystem is remounted too, so its node cache is cold as well. Warm:
+// each file was read in full just before, Basalt's node cache holds the extents, and 20,000
+// untimed reads of each side ran first (so both loops run optimised code when timed).
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Basalt.Format;
+using Basalt.Fs;
+using Basalt.Superblocks;
+using Microsoft.Win32.SafeHandles;
+
+namespace Basalt.Benchmarks;
+
+[BenchCommand("data")]
+public static partial class DataMeasurement
+{
+    private const int Chunk = 1024 * 1024;
+    private const int Small = 4096;
+    private const int Run64K = 64 * 1024;
+    private const ulong SequentialInode = 1;
+    private const ulong RandomInode = 2;
+    private const string DropCachesPath = "/proc/sys/vm/drop_caches";
+    private const string Usage = "data [--size 1G] [--random-size 256M] [--rounds 3] [--warm-reads 100000] [--cold-reads 10000] " +
+                                 "[--checksum crc32c|xxhash64] [--dir DIR]";
+
+    public static int Run(string[] args)
+    {
+        var o = new Options();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var value = i + 1 < args.Length ? args[i + 1] : null;
+            var ok = value is not null && args[i] switch
+            {
+                "--size" => TryParseSize(value, out o.Size),
+                "--random-size" => TryParseSize(value, out o.RandomSize),
+                "--rounds" => int.TryParse(value, out o.Rounds) && o.Rounds > 0,
+                "--warm-reads" => int.TryParse(value, out o.WarmReads) && o.WarmReads > 0,
+                "--cold-reads" => int.TryParse(value, out o.ColdReads) && o.ColdReads > 0,
+                "--checksum" => Checksums.TryParse(value, out o.Checksum) && o.Checksum != ChecksumType.None,
+                "--dir" => (o.Directory = value) is not null,
+                _ => false,
+            };
+            if (!ok)
+            {
+                Console.Error.WriteLine($"data: bad argument {args[i]} {value} ({Usage})");
+                return 2;
+            }
+            i++;
+        }
+        if (o.Size % Chunk != 0 || o.RandomSize % Run64K != 0 || o.Size < Chunk || o.RandomSize < Run64K)
+        {
+            Console.Error.WriteLine("data: --size must be a multiple of 1 MiB, --random-size of 64 KiB");
+            return 2;
+        }
+        var directory = o.Directory ?? Environment.GetEnvironmentVariable("BASALT_BENCH_DIR") ?? Path.GetTempPath();
+        var work = Path.Combine(directory, $"basalt-data-{Environment.ProcessId}");
+        Directory.CreateDirectory(work);
+        try
+        {
+            using var run = new Measurement(o, work);
+            run.Execute();
+            return 0;
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    private static bool TryParseSize(string text, out long bytes)
+    {
+        var shift = char.ToUpperInvariant(text[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, _ => 0 };
+        var digits = shift == 0 ? text : text[..^1];
+        var ok = long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out bytes);
+        bytes <<= shift;
+        return ok && bytes > 0;
+    }
+
+    private sealed class Options
+    {
+        public long Size = 1L << 30;
+        public long RandomSize = 256L << 20;
+        public int Rounds = 3;
+        public int WarmReads = 100_000;
+        public int ColdReads = 10_000;
+        public ChecksumType Checksum = ChecksumType.Crc32C;
+        public string? Directory;
+    }
+
+    /// <summary>One row of the table: per round, the rate of each side (MB/s or IOPS) and bytes allocated per Basalt operation.</summary>
+    private sealed class Row(string operation, string cache, string unit)
+    {
+        public string Operation { get; } = operation;
+        public string Cache { get; } = cache;
+        public string Unit { get; } = unit;
+        public List<double> Basalt { get; } = [];
+        public List<double> Raw { get; } = [];
+        public List<double> AllocatedPerOp { get; } = [];
+
+        public static double Median(List<double> values)
+        {
+            var sorted = values.Order().ToList();
+            return sorted.Count == 0 ? double.NaN : sorted[sorted.Count / 2];
+        }
+    }
+
+    private sealed class Measurement : IDisposable
+    {
+        private readonly Options _o;
+        private readonly string _image;
+        private readonly string _rawSequential;
+        private readonly string _rawRandom;
+        private readonly byte[] _chunk = GC.AllocateArray<byte>(Chunk, pinned: true);
+        private readonly byte[] _small = GC.AllocateArray<byte>(Run64K, pinned: true);
+        private readonly bool _canDropCaches;
+        private BasaltFileSystem? _fs;
+
+        private readonly Row _seqWrite = new("sequential write 1 MiB + sync", "cold (fresh file)", "MB/s");
+        private readonly Row _seqRead = new("sequential read 1 MiB", "cold", "MB/s");
+        private readonly Row _randWrite = new("random write 4 KiB + sync", "cold (fresh file)", "IOPS");
+        private readonly Row _rand4Warm = new("random read 4 KiB (4 KiB extents)", "warm", "IOPS");
+        private readonly Row _rand4Cold = new("random read 4 KiB (4 KiB extents)", "cold", "IOPS");
+        private readonly Row _rand64Warm = new("random read 64 KiB (64 KiB extents)", "warm", "IOPS");
+        private readonly Row _rand64Cold = new("random read 64 KiB (64 KiB extents)", "cold", "IOPS");
+
+        public Measurement(Options o, string work)
+        {
+            _o = o;
+            _image = Path.Combine(work, "image");
+            _rawSequential = Path.Combine(work, "raw-sequential");
+            _rawRandom = Path.Combine(work, "raw-random");
+            new Random(5).NextBytes(_chunk);
+            new Random(6).NextBytes(_small);
+            _canDropCaches = CanDropCaches();
+        }
+
+        private BasaltFileSystem Fs => _fs!;
+
+        private string CacheMethod => _canDropCaches
+            ? "sync; echo 3 > /proc/sys/vm/drop_caches"
+            : "posix_fadvise(POSIX_FADV_DONTNEED) on the image and the raw files";
+
+        public void Execute()
+        {
+            var (load1, _, _) = LoadAverage();
+            var clock = Stopwatch.StartNew();
+            Console.WriteLine($"data: {_o.Size >> 20} MiB sequential, {_o.RandomSize >> 20} MiB random-write file, {_o.Rounds} rounds, " +
+                              $"{_o.Checksum.ToText()} data checksums, in {Path.GetDirectoryName(_image)}; load average {load1:F2}");
+            Console.WriteLine($"cold page cache: {CacheMethod}");
+            // Room for every round's copy-on-write rewrite of the sequential file without waiting for reuse (sparse: only written bytes are allocated).
+            var imageSize = ((long)_o.Rounds + 1) * _o.Size + (2 * _o.RandomSize) + (512L << 20);
+            _fs = BasaltFileSystem.Format(_image, imageSize, new FormatOptions
+            {
+                BlockSize = 4096,
+                BucketSize = 1024 * 1024,
+                NodeSize = 256 * 1024,
+                NodeAreaBuckets = 256,
+                DataChecksumType = _o.Checksum,
+            });
+            for (var round = 1; round <= _o.Rounds; round++)
+            {
+                Console.WriteLine($"-- round {round}");
+                SequentialWrite(round);
+                SequentialRead(round);
+                if (round == 1)
+                {
+                    var extents = Fs.Data.Map(SequentialInode, 0, (ulong)(_o.Size / FormatLimits.SectorSize)).Count();
+                    Console.WriteLine($"   sequential file: {extents} extents ({_o.Size / extents >> 10} KiB each on average)");
+                }
+                RandomWrite();
+                RandomReads(_rand4Warm, _rand4Cold, RandomInode, _rawRandom, _o.RandomSize, Small, round);
+                RandomReads(_rand64Warm, _rand64Cold, SequentialInode, _rawSequential, _o.Size, Run64K, round);
+            }
+            var (after, _, _) = LoadAverage();
+            Console.WriteLine();
+            Console.WriteLine($"data path, {_o.Checksum.ToText()}, median of {_o.Rounds} rounds; load average {load1:F2} before, {after:F2} after; " +
+                              $"{clock.Elapsed.TotalSeconds:F0} s");
+            Console.WriteLine($"cold = page cache dropped ({CacheMethod}) and Basalt remounted; warm = file read in full just before");
+            Console.WriteLine();
+            Console.WriteLine("| operation | cache | Basalt | raw | unit | Basalt / raw | per round | Basalt allocated per op |");
+            Console.WriteLine("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |");
+            foreach (var row in new[] { _seqWrite, _seqRead, _randWrite, _rand4Warm, _rand4Cold, _rand64Warm, _rand64Cold })
+            {
+                // The ratio is the median of the rounds' ratios (each measured side by side), not a ratio of medians.
+                var ratios = row.Basalt.Zip(row.Raw, (b, r) => b / r).ToList();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {row.Operation} | {row.Cache} | {Row.Median(row.Basalt):N0} | {Row.Median(row.Raw):N0} | {row.Unit} | " +
+                    $"{Row.Median(ratios):F2}× | {ratios.Min():F2}–{ratios.Max():F2} | {FormatBytes(Row.Median(row.AllocatedPerOp))} |"));
+            }
+            Console.WriteLine();
+            Console.WriteLine($"checksum errors {Fs.Data.ChecksumErrors}, stale pointers skipped {Fs.Data.StaleSkipped}");
+        }
+
+        // ---- Sequential ----------------------------------------------------------------------
+
+        // Sequential: the side that goes first alternates by round (raw first in odd rounds), so
+        // neither side always follows the other's writes or reads (the disk and the host's own
+        // cache, which the guest's drop_caches does not reach, remember what was written last).
+
+        private void SequentialWrite(int round)
+        {
+            File.Delete(_rawSequential);
+            double raw = 0, basalt = 0;
+            long allocated = 0;
+            foreach (var basaltSide in SideOrder(round))
+            {
+                DropCaches();
+                if (!basaltSide)
+                {
+                    raw = Time(() =>
+                    {
+                        using var file = File.OpenHandle(_rawSequential, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+                        for (long at = 0; at < _o.Size; at += Chunk)
+                            RandomAccess.Write(file, _chunk, at);
+                        FdataSync(file);
+                    });
+                    continue;
+                }
+                allocated = GC.GetAllocatedBytesForCurrentThread();
+                basalt = Time(() =>
+                {
+                    for (long at = 0; at < _o.Size; at += Chunk)
+                        Fs.Data.Write(SequentialInode, at, _chunk);
+                    Fs.Sync();
+                });
+                allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+            }
+            Record(_seqWrite, _o.Size / basalt / 1e6, _o.Size / raw / 1e6, allocated, _o.Size / Chunk);
+        }
+
+        /// <summary>Each side read twice, in the order A B B A, so neither side always reads first; the rate is over both reads.</summary>
+        private void SequentialRead(int round)
+        {
+            double raw = 0, basalt = 0;
+            long allocated = 0;
+            var order = SideOrder(round);
+            foreach (var basaltSide in order.Concat(order.Reverse()))
+            {
+                if (!basaltSide)
+                {
+                    DropCaches();
+                    raw += Time(() =>
+                    {
+                        using var file = File.OpenHandle(_rawSequential, FileMode.Open, FileAccess.Read, FileShare.Read);
+                        for (long at = 0; at < _o.Size; at += Chunk)
+                            ReadFully(file, _chunk, at);
+                    });
+                    continue;
+                }
+                Remount();
+                DropCaches();
+                var before = GC.GetAllocatedBytesForCurrentThread();
+                basalt += Time(() =>
+                {
+                    for (long at = 0; at < _o.Size; at += Chunk)
+                        Fs.Data.Read(SequentialInode, at, _chunk);
+                });
+                allocated += GC.GetAllocatedBytesForCurrentThread() - before;
+            }
+            Record(_seqRead, 2 * _o.Size / basalt / 1e6, 2 * _o.Size / raw / 1e6, allocated, 2 * _o.Size / Chunk);
+        }
+
+        /// <summary>False = raw, true = Basalt: raw first in odd rounds, Basalt first in even ones.</summary>
+        private static bool[] SideOrder(int round) => round % 2 == 1 ? [false, true] : [true, false];
+
+        // ---- Random ----------------------------------------------------------------------------
+
+        private void RandomWrite()
+        {
+            var blocks = (int)(_o.RandomSize / Small);
+            var order = Permutation(blocks, 11);
+            var block = _small.AsMemory(0, Small);
+            File.Delete(_rawRandom);
+            Fs.Data.DeleteAll(RandomInode);
+            Fs.Sync();
+            DropCaches();
+            var raw = Time(() =>
+            {
+                using var file = File.OpenHandle(_rawRandom, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+                foreach (var b in order)
+                    RandomAccess.Write(file, block.Span, (long)b * Small);
+                FdataSync(file);
+            });
+            DropCaches();
+            var allocated = GC.GetAllocatedBytesForCurrentThread();
+            var basalt = Time(() =>
+            {
+                foreach (var b in order)
+                    Fs.Data.Write(RandomInode, (long)b * Small, block.Span);
+                Fs.Sync();
+            });
+            Record(_randWrite, blocks / basalt, blocks / raw, GC.GetAllocatedBytesForCurrentThread() - allocated, blocks);
+        }
+
+        /// <summary>Random aligned reads of <paramref name="size"/>: warm (after a full read of each file), then cold (caches dropped, Basalt remounted).</summary>
+        private void RandomReads(Row warm, Row cold, ulong inode, string rawPath, long size, int readSize, int round)
+        {
+            var slots = (int)(size / readSize);
+            var buffer = _small.AsMemory(0, readSize);
+            using (var file = File.OpenHandle(rawPath, FileMode.Open, FileAccess.Read, FileShare.Read))
+            {
+                for (long at = 0; at < size; at += Chunk)
+                    ReadFully(file, _chunk.AsSpan(0, (int)Math.Min(Chunk, size - at)), at);
+                for (long at = 0; at < size; at += Chunk)
+                    Fs.Data.Read(inode, at, _chunk.AsSpan(0, (int)Math.Min(Chunk, size - at)));
+                var warmOrder = Slots(slots, _o.WarmReads, 100 + round);
+                // Untimed: brings both loops to their optimised (tier-1) code before either is timed.
+                foreach (var s in warmOrder.AsSpan(0, Math.Min(warmOrder.Length, 20_000)))
+                {
+                    ReadFully(file, buffer.Span, (long)s * readSize);
+                    Fs.Data.Read(inode, (long)s * readSize, buffer.Span);
+                }
+                var raw = Time(() =>
+                {
+                    foreach (var s in warmOrder)
+                        ReadFully(file, buffer.Span, (long)s * readSize);
+                });
+                var allocated = GC.GetAllocatedBytesForCurrentThread();
+                var basalt = Time(() =>
+                {
+                    foreach (var s in warmOrder)
+                        Fs.Data.Read(inode, (long)s * readSize, buffer.Span);
+                });
+                Record(warm, warmOrder.Length / basalt, warmOrder.Length / raw, GC.GetAllocatedBytesForCurrentThread() - allocated, warmOrder.Length);
+            }
+            // Cold: distinct slots only, so no read finds what an earlier one brought in.
+            var coldOrder = Permutation(slots, 200 + round).AsSpan(0, Math.Min(slots, _o.ColdReads)).ToArray();
+            DropCaches();
+            var rawCold = Time(() =>
+            {
+                using var file = File.OpenHandle(rawPath, FileMode.Open, FileAccess.Read, FileShare.Read);
+                foreach (var s in coldOrder)
+                    ReadFully(file, buffer.Span, (long)s * readSize);
+            });
+            Remount();
+            DropCaches();
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var basaltCold = Time(() =>
+            {
+                foreach (var s in coldOrder)
+                    Fs.Data.Read(inode, (long)s * readSize, buffer.Span);
+            });
+            Record(cold, coldOrder.Length / basaltCold, coldOrder.Length / rawCold, GC.GetAllocatedBytesForCurrentThread() - before, coldOrder.Length);
+        }
+
+        // ---- Helpers ---------------------------------------------------------------------------
+
+        private static void Record(Row row, double basalt, double raw, long allocated, long operations)
+        {
+            row.Basalt.Add(basalt);
+            row.Raw.Add(raw);
+            row.AllocatedPerOp.Add((double)allocated / operations);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"   {row.Operation} ({row.Cache}): Basalt {basalt:N0} {row.Unit}, raw {raw:N0} {row.Unit}, {basalt / raw:F2}×, " +
+                $"{FormatBytes((double)allocated / operations)} allocated per Basalt op"));
+        }
+
+        private void Remount()
+        {
+            _fs?.Dispose();
+            _fs = null;
+            _fs = BasaltFileSystem.Mount(_image, new MountOptions());
+        }
+
+        private static double Time(Action action)
+        {
+            var clock = Stopwatch.StartNew();
+            action();
+            return clock.Elapsed.TotalSeconds;
+        }
+
+        private static int[] Permutation(int n, int seed)
+        {
+            var order = Enumerable.Range(0, n).ToArray();
+            new Random(seed).Shuffle(order);
+            return order;
+        }
+
+        /// <summary><paramref name="count"/> slots drawn uniformly (repeats allowed: the file is warm anyway).</summary>
+        private static int[] Slots(int slots, int count, int seed)
+        {
+            var result = new int[count];
+            var rng = new Random(seed);
+            for (var i = 0; i < count; i++)
+                result[i] = rng.Next(slots);
+            return result;
+        }
+
+        private static void ReadFully(SafeFileHandle file, Span<byte> buffer, long offset)
+        {
+            var done = 0;
+            while (done < buffer.Length)
+            {
+                var n = RandomAccess.Read(file, buffer[done..], offset + done);
+                if (n == 0)
+                    throw new EndOfStreamException($"short read at {offset + done}");
+                done += n;
+            }
+        }
+
+        private static string FormatBytes(double bytes) => bytes switch
+        {
+            < 10_000 => string.Create(CultureInfo.InvariantCulture, $"{bytes:F0} B"),
+            _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024:F1} KiB"),
+        };
+
+        private static (double, double, double) LoadAverage()
+        {
+            var parts = File.ReadAllText("/proc/loadavg").Split(' ');
+            return (double.Parse(parts[0], CultureInfo.InvariantCulture), double.Parse(parts[1], CultureInfo.InvariantCulture),
+                double.Parse(parts[2], CultureInfo.InvariantCulture));
+        }
+
+        private static bool CanDropCaches()
+        {
+            try
+            {
+                File.WriteAllText(DropCachesPath, "3\n");
+                return true;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }
+
+        private void DropCaches()
+        {
+            if (_canDropCaches)
+            {
+                Sync();
+                File.WriteAllText(DropCachesPath, "3\n");
+                return;
+            }
+            // Without root: write back and drop each file's cached pages (dirty pages are not dropped, hence the fdatasync first).
+            foreach (var path in new[] { _image, _rawSequential, _rawRandom })
+            {
+                if (!File.Exists(path))
+                    continue;
+                var fd = Open(path, 0x80000 /* O_RDONLY | O_CLOEXEC */, 0);
+                if (fd < 0)
+                    throw new IOException($"{path}: open failed (errno {Marshal.GetLastPInvokeError()})");
+                using var handle = new SafeFileHandle(fd, ownsHandle: true);
+                FdataSync(handle);
+                var rc = Fadvise(handle, 0, 0, 4 /* POSIX_FADV_DONTNEED */);
+                if (rc != 0)
+                    throw new IOException($"{path}: posix_fadvise failed (error {rc})");
+            }
+        }
+
+        public void Dispose() => _fs?.Dispose();
+    }
+
+    private static void FdataSync(SafeFileHandle file)
+    {
+        while (Fdatasync(file) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != 4) // EINTR
+                throw new IOException($"fdatasync failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
+    private static partial int Fdatasync(SafeFileHandle fd);
+
+    [LibraryImport("libc", EntryPoint = "sync")]
+    private static partial void Sync();
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags, uint mode);
+
+    /// <summary>posix_fadvise returns the error number (it does not set errno).</summary>
+    [LibraryImport("libc", EntryPoint = "posix_fadvise")]
+    private static partial int Fadvise(SafeFileHandle fd, long offset, long length, int advice);
+}
