@@ -204,7 +204,7 @@ internal static class CheckBackpointers
     public static void CheckBackpointersToExtents(SpaceCheckRun run)
     {
         var capacity = (int)Math.Clamp(run.MaxMem / BpRefBytes, 64, 1 << 28);
-        var buffer = new BpRef[Math.Min(capacity, 4096)];
+        var buffer = new BpRef[Math.Min(capacity, 1 << 16)];
         var lo = Bpos.Min;
         var rounds = 0;
         while (true)
