@@ -29,7 +29,9 @@ public static class SpaceChecks
     /// <summary>
     /// Runs the seven space passes on a mounted, writable filesystem. With <paramref name="repair"/>
     /// false nothing is written and every finding is reported as not fixed; with it true every
-    /// repair is applied through transactions. Returns true when nothing was found.
+    /// repair is applied through transactions. Returns true when nothing was found. Nothing else
+    /// may change the filesystem meanwhile: mount it with <c>SpaceOptions.BackgroundWorker = false</c>
+    /// (the discard worker would move buckets under the passes).
     /// </summary>
     public static bool Run(BasaltFileSystem fs, bool repair, out IReadOnlyList<FsckFinding> findings, long? maxMem = null)
     {
