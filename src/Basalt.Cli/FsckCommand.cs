@@ -1,4 +1,4 @@
-// basalt fsck [-n|-y|-p] [--json] IMAGE
+// basalt fsck [-n|-y|-p] [--json] [--max-keys N] [--max-mem SIZE] IMAGE
 // Modes follow fsck(8): -n checks only (the image is opened read-only and the repairing code
 // runs on an overlay), -y repairs everything repairable, -p only what is safe; with no flag a
 // terminal is asked per finding (y/n/Y/N), anything else is checked only and told so.
@@ -18,8 +18,12 @@ internal static class FsckCommand
         var preen = new Option<bool>("-p", "--preen") { Description = "repair only what is safe (automatic repairs)" };
         var json = new Option<bool>("--json") { Description = "print one JSON document with every finding" };
         var maxKeys = CliOptions.OptionalInt("--max-keys", null, "lost keys --json lists by position (default 100; all are counted)", min: 0);
+        var maxMem = new Option<string?>("--max-mem")
+        {
+            Description = "memory for the backpointer checks' tables, e.g. 512M (default a quarter of RAM, at most 1G); less memory means more passes",
+        };
         var image = new Argument<string>("IMAGE") { Description = "image file or block device" };
-        var command = new Command("fsck", "check and repair a Basalt filesystem") { no, yes, preen, json, maxKeys, image };
+        var command = new Command("fsck", "check and repair a Basalt filesystem") { no, yes, preen, json, maxKeys, maxMem, image };
         command.SetAction(parse => Program.Execute(cli, () =>
         {
             var flags = new[] { parse.GetValue(no), parse.GetValue(yes), parse.GetValue(preen) }.Count(f => f);
@@ -31,12 +35,19 @@ internal static class FsckCommand
                 : parse.GetValue(yes) ? FsckMode.Yes
                 : parse.GetValue(preen) ? FsckMode.Preen
                 : FsckMode.Ask;
-            return Run(cli, CliParsing.ResolveImage(parse.GetValue(image)!), mode, implicitCheck, asJson, parse.GetValue(maxKeys) ?? 100);
+            long? memory = null;
+            if (parse.GetValue(maxMem) is { } memText)
+            {
+                if (!CliParsing.TryParseSize(memText, out var bytes, out var problem) || bytes <= 0)
+                    CliContext.Usage($"--max-mem {memText}: {(problem.Length > 0 ? problem : "must be positive")}");
+                memory = bytes;
+            }
+            return Run(cli, CliParsing.ResolveImage(parse.GetValue(image)!), mode, implicitCheck, asJson, parse.GetValue(maxKeys) ?? 100, memory);
         }, fsckCodes: true));
         return command;
     }
 
-    private static int Run(CliContext cli, string path, FsckMode mode, bool implicitCheck, bool json, int maxKeys)
+    private static int Run(CliContext cli, string path, FsckMode mode, bool implicitCheck, bool json, int maxKeys, long? maxMem)
     {
         CliParsing.RequireExistingImage(path);
         if (!json)
@@ -51,6 +62,7 @@ internal static class FsckCommand
             ImplicitCheckOnly = implicitCheck,
             CheckWriteOnce = cli.CheckWriteOnce,
             MaxLostKeys = maxKeys,
+            MaxMem = maxMem ?? Basalt.Fsck.Space.SpaceChecks.DefaultMaxMem,
             Cancellation = cli.Cancellation,
             Ask = mode == FsckMode.Ask ? f => Ask(cli, f) : null,
             OnPassStarted = json ? null : p => cli.Line($"pass {(byte)p.Id} {p.Name}: {p.Description}", "blue"),

@@ -13,11 +13,29 @@ using Basalt.Format;
 
 namespace Basalt.Data;
 
+/// <summary>Deliberate trigger bugs for tests of fsck (never set outside tests).</summary>
+internal enum ExtentTriggerFault
+{
+    None,
+    /// <summary>New pointers get no backpointer.</summary>
+    SkipBackpointer,
+    /// <summary>New pointers charge one sector too many to their bucket.</summary>
+    MiscountSectors,
+    /// <summary>The trigger does nothing: extents are written unchecked and uncharged.</summary>
+    Disabled,
+}
+
 public static class ExtentTriggers
 {
+    /// <summary>Test-only fault of the triggers run on this thread.</summary>
+    [ThreadStatic]
+    internal static ExtentTriggerFault Fault;
+
     /// <summary>Extents (and later reflink values): charge pointers to buckets, keep backpointers.</summary>
     public static void ExtentTrigger(ITriggerTransaction t, BtreeId btree, in KeyVersion oldKey, in KeyVersion newKey)
     {
+        if (Fault == ExtentTriggerFault.Disabled)
+            return;
         var layout = SpaceTriggers.LayoutOf(t);
         if (oldKey.Exists && oldKey.Key.Type == KeyType.Extent)
             Charge(t, layout, btree, oldKey, -1);
@@ -64,7 +82,7 @@ public static class ExtentTriggers
             if (ptr.Cached)
                 alloc.CachedSectors = AddClamped(alloc.CachedSectors, sign, sectors);
             else
-                alloc.DirtySectors = AddClamped(alloc.DirtySectors, sign, sectors);
+                alloc.DirtySectors = AddClamped(alloc.DirtySectors, sign, sectors + (sign > 0 && Fault == ExtentTriggerFault.MiscountSectors ? 1u : 0u));
             if (sign > 0)
             {
                 if (wasEmpty)
@@ -77,6 +95,8 @@ public static class ExtentTriggers
             if (ptr.Cached)
                 continue;
             var bpPos = BackpointerValue.PositionOf(ptr.Device, ptr.OffsetSectors, extent.Window);
+            if (sign > 0 && Fault == ExtentTriggerFault.SkipBackpointer)
+                continue;
             if (sign > 0)
             {
                 var bp = new BackpointerValue(btree, 0, BucketDataType.User, ptr.Gen, sectors, version.Key.Pos);

@@ -248,8 +248,8 @@ public static partial class FsckCatalogue
             "a partly empty user bucket has no fragmentation LRU entry, so copygc would never find it",
             "the entry is added"),
         new(FsckErrorId.AllocKeyOldestGenWrong, "alloc_key_oldest_gen_wrong", ReadClass: null, RepairPolicy.Automatic,
-            "a bucket's oldest_gen is not the oldest gen a pointer into it carries",
-            "the alloc key is rewritten with the recomputed oldest_gen (a bucket waiting in need_gc_gens may become free)"),
+            "a bucket's oldest_gen is newer than the oldest gen a pointer into it carries (or than its own gen), so a wrapped gen could make a stale pointer look live; an oldest_gen that lags is normal",
+            "the alloc key is rewritten with the recomputed oldest_gen"),
 
         // Backpointers
         new(FsckErrorId.BackpointerToInvalidBucket, "backpointer_to_invalid_bucket", ReadClass: null, RepairPolicy.Automatic,
@@ -262,7 +262,7 @@ public static partial class FsckCatalogue
             "a non-cached pointer has no backpointer, or its slot holds one for another owner",
             "the backpointer is written"),
         new(FsckErrorId.BackpointerToMissingPtr, "backpointer_to_missing_ptr", ReadClass: null, RepairPolicy.Automatic,
-            "a backpointer names a key that does not exist or does not hold the matching pointer",
+            "a backpointer names a key that does not exist or does not hold the matching pointer (same device, run start, window, gen and sectors)",
             "the backpointer is deleted"),
     ];
 }

@@ -172,13 +172,13 @@ public static partial class FsckCatalogue
         new(FsckPassId.CheckLrus, "check_lrus",
             "every fragmentation LRU entry names a bucket whose alloc key carries that index, and every such bucket has its entry"),
         new(FsckPassId.GcGens, "gc_gens",
-            "every bucket's oldest_gen is the oldest gen any pointer into it carries (its own gen when none does)"),
+            "no bucket's oldest_gen is newer than the oldest gen a pointer into it carries (or than its own gen)"),
         new(FsckPassId.CheckBtreeBackpointers, "check_btree_backpointers",
             "every backpointer names a data bucket of an existing device whose alloc info says it holds data of the backpointer's type"),
         new(FsckPassId.CheckExtentsToBackpointers, "check_extents_to_backpointers",
             "every non-cached pointer has its backpointer; backpointer sectors are summed per bucket first and only buckets whose sums disagree with their alloc key are checked pointer by pointer, in bounded passes over bucket ranges (--max-mem)"),
         new(FsckPassId.CheckBackpointersToExtents, "check_backpointers_to_extents",
-            "every backpointer names an existing key that holds the matching pointer, in bounded passes over the extents keyspace (--max-mem)"),
+            "every backpointer names an existing key that holds the matching pointer and every non-cached pointer has its backpointer: backpointers sorted by owner are merged with an ordered walk of the extents, in bounded rounds over the extents keyspace (--max-mem)"),
     ];
 
     // Built on first use: the entries live in another part of this partial class, and the

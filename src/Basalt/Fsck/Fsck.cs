@@ -19,7 +19,9 @@
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
+using Basalt.Alloc;
 using Basalt.Fs;
+using Basalt.Fsck.Space;
 using Basalt.Superblocks;
 
 namespace Basalt.Fsck;
@@ -88,7 +90,12 @@ public sealed class FsckContext
         TolerateReplayFailures = true,
         CheckWriteOnce = Options.CheckWriteOnce,
         Journal = Options.Journal,
+        // fsck owns the device: no discard worker changes buckets behind the passes.
+        Space = new SpaceOptions { BackgroundWorker = false },
     });
+
+    /// <summary>What the space passes hand to each other during this run.</summary>
+    internal SpaceCheckState? SpaceState { get; set; }
 
     internal BasaltFileSystem? MountedFileSystem => _fs;
 }
@@ -112,8 +119,15 @@ public static class Fsck
             [FsckPassId.CheckJournal] = FsckBtreePasses.CheckJournal,
             [FsckPassId.CheckTopology] = FsckBtreePasses.CheckTopology,
             [FsckPassId.CheckBtreeNodes] = FsckBtreePasses.CheckBtreeNodes,
+            [FsckPassId.CheckAllocations] = SpaceChecks.CheckAllocationsPass,
+            [FsckPassId.CheckAllocInfo] = SpaceChecks.CheckAllocInfoPass,
+            [FsckPassId.CheckLrus] = SpaceChecks.CheckLrusPass,
+            [FsckPassId.GcGens] = SpaceChecks.GcGensPass,
+            [FsckPassId.CheckBtreeBackpointers] = SpaceChecks.CheckBtreeBackpointersPass,
+            [FsckPassId.CheckExtentsToBackpointers] = SpaceChecks.CheckExtentsToBackpointersPass,
+            [FsckPassId.CheckBackpointersToExtents] = SpaceChecks.CheckBackpointersToExtentsPass,
         };
-        return [.. FsckCatalogue.Passes.Where(p => implementations.ContainsKey(p.Id)).Select(p => new FsckPass(p, implementations[p.Id]))];
+        return [.. FsckCatalogue.Passes.Select(p => new FsckPass(p, implementations[p.Id]))];
     }
 
     /// <summary>

@@ -60,6 +60,13 @@ public sealed class FsckOptions
     /// <summary>Route fsck's node writes through the write-once checker (tests).</summary>
     public bool CheckWriteOnce { get; init; }
 
+    /// <summary>
+    /// Bytes the bounded passes (the backpointer checks) may use for their tables; when a table
+    /// does not fit they take several passes over bucket or keyspace ranges. Default: a quarter of
+    /// RAM, at most 1 GiB.
+    /// </summary>
+    public long MaxMem { get; init; } = Basalt.Fsck.Space.SpaceChecks.DefaultMaxMem;
+
     /// <summary>Journal tuning for fsck's mount; defaults when null.</summary>
     public Basalt.Journal.JournalOptions? Journal { get; init; }
 }

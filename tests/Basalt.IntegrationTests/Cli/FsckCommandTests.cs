@@ -31,6 +31,16 @@ public sealed class FsckCommandTests
     }
 
     [Fact]
+    public void Fsck_takes_a_max_mem_size_with_a_suffix_and_refuses_a_bad_one()
+    {
+        using var dir = new TempDirectory("cli-fsck");
+        var path = CliImages.Formatted(dir);
+        var r = CliRunner.Succeeds("fsck", "-n", "--max-mem", "4K", path);
+        Assert.Contains("clean", r.Out, StringComparison.Ordinal);
+        CliRunner.Fails(16, ["fsck", "-n", "--max-mem", "12Q", path], "--max-mem 12Q");
+    }
+
+    [Fact]
     public void Fsck_flags_exclude_each_other()
     {
         CliRunner.Fails(16, ["fsck", "-n", "-y", "x.img"], "exclude each other");

@@ -103,9 +103,10 @@ public sealed class TruncatedImageTests(ITestOutputHelper output)
         }
 
         var (check, _) = CheckRepairCheck(path);
-        // The cut also takes the node area, where format's allocation info lives: its roots are
-        // lost and the allocation passes rebuild it from the pointers.
-        Assert.All(check, f => Assert.Matches($"^(device_truncated|sb_copy_bad_magic|btree_root_unreadable at ({AllocBtrees})|{AllocRepairs}) ", f));
+        // The node area lies past the journal: the roots format wrote for the allocation info are
+        // lost with it, and the space passes rebuild the freespace runs and the accounting.
+        Assert.All(check, f => Assert.Matches(
+            "^(device_truncated|sb_copy_bad_magic|accounting_mismatch|freespace_key_wrong) |^btree_root_unreadable at (freespace|accounting) ", f));
 
         // What survives is a prefix of the commits, each with the value written.
         var kept = ListKeys(path);
@@ -125,15 +126,13 @@ public sealed class TruncatedImageTests(ITestOutputHelper output)
         Assert.Contains("damage: truncated:", CliRunner.Succeeds("show-super", path).Out, StringComparison.Ordinal);
         CliRunner.Fails(8, ["list", "--btree", "test", path], "the image is truncated");
         var (check, _) = CheckRepairCheck(path);
-        Assert.Equal(["device_truncated", "sb_copy_bad_magic"], check.Take(2).Select(f => f[..f.IndexOf(' ', StringComparison.Ordinal)]));
-        Assert.Single(check, f => f.StartsWith("btree_root_unreadable at test ", StringComparison.Ordinal));
-        Assert.All(check.Skip(2), f => Assert.Matches($"^(btree_root_unreadable at (test|{AllocBtrees})|{AllocRepairs}) ", f));
+        var ids = check.Select(f => f[..f.IndexOf(' ', StringComparison.Ordinal)]).ToList();
+        Assert.Equal(["device_truncated", "sb_copy_bad_magic"], ids.Take(2));
+        Assert.Contains(check, f => f.StartsWith("btree_root_unreadable at test ", StringComparison.Ordinal));
+        // The allocation info's roots go with the node area; the space passes rebuild its indexes.
+        Assert.All(ids.Skip(2), id => Assert.Contains(id, new[] { "btree_root_unreadable", "accounting_mismatch", "freespace_key_wrong" }));
         Assert.Empty(ListKeys(path));
     }
-
-    private const string AllocBtrees = "freespace|accounting|alloc|need_discard|lru|bucket_gens|backpointers";
-
-    private const string AllocRepairs = "accounting_mismatch|freespace_key_wrong|alloc_key_[a-z_]+|bucket_gens_key_wrong|need_discard_key_wrong";
 
     private static void Cut(string path, long length)
     {

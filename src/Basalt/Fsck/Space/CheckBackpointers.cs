@@ -1,0 +1,331 @@
+// The backpointer passes (DESIGN §2 invariant 5): every non-cached pointer has exactly one
+// matching backpointer, and every backpointer names an existing pointer in a bucket that holds
+// data of its type.
+//
+// check_btree_backpointers: each backpointer's position names a data bucket of an existing device
+// whose alloc key holds dirty data of the backpointer's type (one byte per bucket).
+//
+// check_extents_to_backpointers: the backpointers of a bucket are contiguous, so their sectors are
+// summed per bucket over bucket ranges that fit --max-mem (eight bytes per bucket: the sum and
+// the alloc key's dirty sectors) and compared with the alloc keys check_allocations just
+// recomputed. Only buckets whose sums disagree are checked pointer by pointer, in one walk of the
+// extents that looks up the backpointer slot of each pointer into them.
+//
+// Sums can agree while backpointers are wrong: a backpointer naming the wrong owner, or a missing
+// one offset by an extra one in the same bucket. check_backpointers_to_extents therefore looks at
+// every backpointer and every pointer: it collects the backpointers whose owners lie in a range of
+// the extents keyspace (as many as --max-mem holds; when the buffer fills, the range is cut to its
+// lower half), sorts them by owner and merges them with one ordered walk of that range of the
+// extents btree, so no random lookups are needed; the next round takes the next range. A
+// backpointer that matches no pointer is deleted, a pointer without its backpointer gets it.
+using Basalt.Alloc;
+using Basalt.Data;
+using Basalt.Backpointers;
+using Basalt.Format;
+
+namespace Basalt.Fsck.Space;
+
+internal static class CheckBackpointers
+{
+    // ---- check_btree_backpointers -------------------------------------------------------------
+
+    public static void CheckBtreeBackpointers(SpaceCheckRun run)
+    {
+        var types = run.Layout.Devices.Select(d => new byte[d.Nbuckets]).ToArray();
+        foreach (var dev in run.Layout.Devices)
+        {
+            var walk = new AllocWalk(run.FileSystem, dev, 0, dev.Nbuckets);
+            while (walk.MoveNext())
+                types[dev.Index][walk.Bucket] = (byte)walk.Value.DataType;
+        }
+        var it = run.FileSystem.Btrees[BtreeId.Backpointers].Iterate(Bpos.Min, Bpos.Max);
+        while (it.MoveNext())
+        {
+            var pos = it.Key.Pos;
+            if (!BackpointerValue.TryRead(it.Value, out var bp, out _))
+                continue;
+            var (device, sector, _) = BackpointerValue.Decode(pos);
+            string? invalid = null;
+            if (pos.Inode >= (ulong)types.Length)
+                invalid = $"device {pos.Inode} does not exist";
+            else if (run.Layout[device].CheckDataPointer(sector, 1) is { } bad)
+                invalid = bad;
+            if (invalid is not null)
+            {
+                if (run.Reporter.Report(FsckErrorId.BackpointerToInvalidBucket, run.Where(BtreeId.Backpointers, pos), $"backpointer ({bp.ToText()}): {invalid}"))
+                    DeleteIfUnchanged(run, pos, it.Value.ToArray());
+                continue;
+            }
+            var bucket = run.Layout[device].BucketOf(sector);
+            var type = (BucketDataType)types[device][bucket];
+            if (type != bp.DataType)
+            {
+                if (run.Reporter.Report(FsckErrorId.BackpointerToEmptyBucket, run.Where(BtreeId.Backpointers, pos),
+                        $"backpointer ({bp.ToText()}) into bucket {bucket}, which holds {type.ToText()}"))
+                {
+                    DeleteIfUnchanged(run, pos, it.Value.ToArray());
+                }
+            }
+        }
+        run.Flush();
+    }
+
+    private static void DeleteIfUnchanged(SpaceCheckRun run, Bpos pos, byte[] value) =>
+        run.Repair(t =>
+        {
+            // A repair queued earlier in the batch may have put the right backpointer in this slot.
+            if (t.TryGet(BtreeId.Backpointers, pos, out var current) && current.AsSpan().SequenceEqual(value))
+                t.Delete(BtreeId.Backpointers, pos);
+        });
+
+    private static void WriteBackpointer(SpaceCheckRun run, Bpos pos, BackpointerValue value)
+    {
+        var bytes = value.ToArray();
+        run.Repair(t => t.Set(BtreeId.Backpointers, new Bkey(pos, KeyType.Backpointer), bytes));
+    }
+
+    // ---- check_extents_to_backpointers --------------------------------------------------------
+
+    public static void CheckExtentsToBackpointers(SpaceCheckRun run)
+    {
+        // Eight bytes per bucket of a range: its backpointer sum and its alloc key's dirty sectors.
+        var rangeBuckets = (ulong)Math.Clamp(run.MaxMem / 8, 64, int.MaxValue);
+        var flagged = run.Layout.Devices.Select(d => new ulong[(d.Nbuckets + 63) / 64]).ToArray();
+        var anyFlagged = false;
+        foreach (var dev in run.Layout.Devices)
+        {
+            for (ulong lo = dev.FirstBucket; lo < dev.Nbuckets; lo += rangeBuckets)
+            {
+                var hi = Math.Min(dev.Nbuckets, lo + rangeBuckets);
+                anyFlagged |= CompareSums(run, dev, lo, hi, flagged[dev.Index]);
+            }
+        }
+        run.Reporter.Count("check_extents_to_backpointers: buckets checked pointer by pointer", flagged.Sum(f => f.Sum(w => (long)ulong.PopCount(w))));
+        if (anyFlagged)
+            CheckFlaggedPointers(run, flagged);
+        run.Flush();
+    }
+
+    /// <summary>Sums the backpointer sectors of buckets [lo, hi) and flags those whose sum is not the alloc key's dirty sectors.</summary>
+    private static bool CompareSums(SpaceCheckRun run, DeviceLayout dev, ulong lo, ulong hi, ulong[] flagged)
+    {
+        var count = (int)(hi - lo);
+        var sums = new ulong[count];
+        var dirty = new uint[count];
+        var walk = new AllocWalk(run.FileSystem, dev, lo, hi);
+        while (walk.MoveNext())
+            dirty[walk.Bucket - lo] = dev.FixedType(walk.Bucket) == BucketDataType.Free ? walk.Value.DirtySectors : 0;
+        var bs = dev.BucketSectors;
+        var it = run.FileSystem.Btrees[BtreeId.Backpointers].Iterate(BackpointerValue.PositionOf(dev.Index, lo * bs, 0),
+            new Bpos(dev.Index, ((hi * bs) << BackpointerValue.WindowBits) - 1, uint.MaxValue));
+        while (it.MoveNext())
+        {
+            if (!BackpointerValue.TryRead(it.Value, out var bp, out _))
+                continue;
+            var b = dev.BucketOf(BackpointerValue.Decode(it.Key.Pos).Sector);
+            if (b >= lo && b < hi)
+                sums[b - lo] += bp.Sectors;
+        }
+        var any = false;
+        for (var i = 0; i < count; i++)
+        {
+            if (sums[i] == dirty[i])
+                continue;
+            var b = lo + (ulong)i;
+            flagged[b >> 6] |= 1UL << (int)(b & 63);
+            any = true;
+        }
+        return any;
+    }
+
+    private static void CheckFlaggedPointers(SpaceCheckRun run, ulong[][] flagged)
+    {
+        var backpointers = run.FileSystem.Btrees[BtreeId.Backpointers];
+        var expected = new byte[BackpointerValue.Size];
+        var it = run.FileSystem.Btrees[BtreeId.Extents].Iterate(Bpos.Min, Bpos.Max);
+        while (it.MoveNext())
+        {
+            var key = it.Key;
+            if (key.Type != KeyType.Extent)
+                continue;
+            var ptrs = new ExtentPtrs(it.Value);
+            for (var i = 0; i < ptrs.Count; i++)
+            {
+                var p = ptrs[i];
+                if (p.Cached || !run.Layout.TryGet(p.Device, out var dev))
+                    continue;
+                var b = dev.BucketOf(p.OffsetSectors);
+                if (b >= dev.Nbuckets || (flagged[p.Device][b >> 6] & (1UL << (int)(b & 63))) == 0)
+                    continue;
+                var pos = BackpointerValue.PositionOf(p.Device, p.OffsetSectors, ptrs.Window);
+                var want = new BackpointerValue(BtreeId.Extents, 0, BucketDataType.User, p.Gen, ExtentValue.DiskSectors(key.Size), key.Pos);
+                want.Write(expected);
+                if (backpointers.TryGet(pos, out var current) && current.AsSpan().SequenceEqual(expected))
+                    continue;
+                ReportMissing(run, key, p, pos, want, current.Length > 0 && BackpointerValue.TryRead(current, out var other, out _) ? other : null);
+            }
+        }
+    }
+
+    private static void ReportMissing(SpaceCheckRun run, Bkey key, DevicePtr p, Bpos pos, BackpointerValue want, BackpointerValue? found)
+    {
+        var detail = found is { } f
+            ? $"pointer {p.ToText()}: its backpointer slot {pos.ToText()} holds ({f.ToText()})"
+            : $"pointer {p.ToText()} has no backpointer at {pos.ToText()}";
+        if (run.Reporter.Report(FsckErrorId.PtrToMissingBackpointer, run.Where(BtreeId.Extents, key.Pos), detail))
+            WriteBackpointer(run, pos, want);
+        else
+            run.State.ReportedMissing.Add(pos);
+    }
+
+    // ---- check_backpointers_to_extents --------------------------------------------------------
+
+    /// <summary>One backpointer as the merge needs it: its owner, its slot and what it claims.</summary>
+    private struct BpRef : IComparable<BpRef>
+    {
+        public Bpos Owner;
+        public ulong Slot;
+        public uint Sectors;
+        public byte Device;
+        public byte Gen;
+
+        public readonly int CompareTo(BpRef other)
+        {
+            var c = Owner.CompareTo(other.Owner);
+            if (c != 0)
+                return c;
+            c = Device.CompareTo(other.Device);
+            return c != 0 ? c : Slot.CompareTo(other.Slot);
+        }
+    }
+
+    private const int BpRefBytes = 48;
+
+    public static void CheckBackpointersToExtents(SpaceCheckRun run)
+    {
+        var capacity = (int)Math.Clamp(run.MaxMem / BpRefBytes, 64, 1 << 28);
+        var buffer = new BpRef[Math.Min(capacity, 1 << 16)];
+        var lo = Bpos.Min;
+        var rounds = 0;
+        while (true)
+        {
+            rounds++;
+            Bpos? hi = null;
+            var n = 0;
+            var it = run.FileSystem.Btrees[BtreeId.Backpointers].Iterate(Bpos.Min, Bpos.Max);
+            while (it.MoveNext())
+            {
+                if (!BackpointerValue.TryRead(it.Value, out var bp, out _))
+                    continue;
+                if (bp.Btree != BtreeId.Extents || bp.Level != 0 || bp.DataType != BucketDataType.User)
+                {
+                    if (rounds == 1)
+                        ReportExtra(run, it.Key.Pos, bp, it.Value.ToArray(), "no key of that btree and level holds data pointers");
+                    continue;
+                }
+                if (bp.Pos < lo || (hi is { } h && bp.Pos >= h))
+                    continue;
+                if (n == buffer.Length)
+                {
+                    if (n < capacity)
+                    {
+                        Array.Resize(ref buffer, (int)Math.Min(capacity, (long)n * 2));
+                    }
+                    else
+                    {
+                        // Full: keep the lower half of the owners; the rest waits for a later round.
+                        Array.Sort(buffer, 0, n);
+                        var cut = buffer[n / 2].Owner;
+                        hi = cut;
+                        n = n / 2;
+                        while (n > 0 && buffer[n - 1].Owner >= cut)
+                            n--;
+                        if (bp.Pos >= cut)
+                            continue;
+                    }
+                }
+                buffer[n++] = new BpRef
+                {
+                    Owner = bp.Pos,
+                    Slot = it.Key.Pos.Offset,
+                    Sectors = bp.Sectors,
+                    Device = (byte)it.Key.Pos.Inode,
+                    Gen = bp.BucketGen,
+                };
+            }
+            Array.Sort(buffer, 0, n);
+            Merge(run, buffer.AsSpan(0, n), lo, hi);
+            run.Flush();
+            if (hi is not { } next)
+                break;
+            lo = next;
+        }
+        run.Reporter.Count("check_backpointers_to_extents: rounds", rounds);
+    }
+
+    private static void Merge(SpaceCheckRun run, ReadOnlySpan<BpRef> bps, Bpos lo, Bpos? hi)
+    {
+        var j = 0;
+        var it = run.FileSystem.Btrees[BtreeId.Extents].Iterate(lo, Bpos.Max);
+        while (it.MoveNext())
+        {
+            var key = it.Key;
+            if (hi is { } h && key.Pos >= h)
+                break;
+            while (j < bps.Length && bps[j].Owner < key.Pos)
+                ReportExtra(run, bps[j++], "its owner does not exist");
+            var ptrs = key.Type == KeyType.Extent ? new ExtentPtrs(it.Value) : default;
+            var matched = 0;
+            while (j < bps.Length && bps[j].Owner == key.Pos)
+            {
+                var r = bps[j++];
+                var found = -1;
+                for (var i = 0; i < ptrs.Count; i++)
+                {
+                    var p = ptrs[i];
+                    if (!p.Cached && p.Device == r.Device && BackpointerValue.PositionOf(p.Device, p.OffsetSectors, ptrs.Window).Offset == r.Slot &&
+                        p.Gen == r.Gen && r.Sectors == ExtentValue.DiskSectors(key.Size) && (matched & (1 << i)) == 0)
+                    {
+                        found = i;
+                        break;
+                    }
+                }
+                if (found >= 0)
+                    matched |= 1 << found;
+                else
+                    ReportExtra(run, r, key.Type == KeyType.Extent ? "its owner holds no matching pointer" : $"its owner is a {key.Type.ToText()} key");
+            }
+            for (var i = 0; i < ptrs.Count; i++)
+            {
+                var p = ptrs[i];
+                if ((matched & (1 << i)) != 0 || p.Cached || !run.Layout.TryGet(p.Device, out var dev) ||
+                    dev.CheckDataPointer(p.OffsetSectors, ptrs.Covered) is not null)
+                {
+                    continue;
+                }
+                var pos = BackpointerValue.PositionOf(p.Device, p.OffsetSectors, ptrs.Window);
+                if (run.State.ReportedMissing.Contains(pos))
+                    continue;
+                var want = new BackpointerValue(BtreeId.Extents, 0, BucketDataType.User, p.Gen, ExtentValue.DiskSectors(key.Size), key.Pos);
+                ReportMissing(run, key, p, pos, want, null);
+            }
+        }
+        while (j < bps.Length)
+            ReportExtra(run, bps[j++], "its owner does not exist");
+    }
+
+    private static void ReportExtra(SpaceCheckRun run, in BpRef r, string why)
+    {
+        var pos = new Bpos(r.Device, r.Slot);
+        var value = run.FileSystem.Btrees[BtreeId.Backpointers].TryGet(pos, out var bytes) ? bytes : [];
+        if (value.Length == 0 || !BackpointerValue.TryRead(value, out var bp, out _))
+            return;
+        ReportExtra(run, pos, bp, value, why);
+    }
+
+    private static void ReportExtra(SpaceCheckRun run, Bpos pos, BackpointerValue bp, byte[] value, string why)
+    {
+        if (run.Reporter.Report(FsckErrorId.BackpointerToMissingPtr, run.Where(BtreeId.Backpointers, pos), $"backpointer ({bp.ToText()}): {why}"))
+            DeleteIfUnchanged(run, pos, value);
+    }
+}
