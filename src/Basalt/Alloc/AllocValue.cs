@@ -151,7 +151,7 @@ public record struct AllocValue
             return BucketDataType.Cached;
         if ((Flags & AllocFlags.NeedDiscard) != 0)
             return BucketDataType.NeedDiscard;
-        if (Gens.Compare(Gen, OldestGen) >= Gens.GcGenMax)
+        if ((byte)(Gen - OldestGen) >= Gens.GcGenMax)
             return BucketDataType.NeedGcGens;
         return BucketDataType.Free;
     }

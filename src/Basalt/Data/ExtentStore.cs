@@ -499,19 +499,14 @@ public sealed class ExtentStore : ISpaceOwners
     /// </summary>
     public long Evacuate(BucketRef bucket)
     {
-        if (_transactor is null || !_space.Layout.TryGet(bucket.Device, out var dev))
+        if (_transactor is null)
             return 0;
-        var owners = new List<(Bpos BpPos, BackpointerValue Bp)>();
-        var it = _engine[BtreeId.Backpointers].Iterate(BackpointerValue.BucketStart(bucket, (int)dev.BucketSectors),
-            BackpointerValue.BucketStart(new BucketRef(bucket.Device, bucket.Bucket + 1), (int)dev.BucketSectors).Predecessor());
-        while (it.MoveNext())
-        {
-            if (BackpointerValue.TryRead(it.Value, out var bp, out _) && bp.Btree == BtreeId.Extents && bp.Level == 0)
-                owners.Add((it.Key.Pos, bp));
-        }
         long moved = 0;
-        foreach (var (_, bp) in owners)
-            moved += MoveExtent(bucket, bp.Pos);
+        foreach (var owner in BucketOwners.List(_engine, _space.Layout, bucket))
+        {
+            if (owner.Backpointer.Btree == BtreeId.Extents && owner.Backpointer.Level == 0)
+                moved += MoveExtent(bucket, owner.Backpointer.Pos);
+        }
         return moved;
     }
 

@@ -60,8 +60,12 @@ public static class ExtentTriggers
                     BasaltException.Throw(ErrorCode.InvalidArgument, $"{version.Key.ToText()}: pointer to device {ptr.Device}, which does not exist");
                 continue;
             }
-            if (sign > 0 && dev.CheckDataPointer(ptr.OffsetSectors, extent.CoveredSectors) is { } bad)
-                BasaltException.Throw(ErrorCode.InvalidArgument, $"{version.Key.ToText()}: {bad}");
+            if (dev.CheckDataPointer(ptr.OffsetSectors, extent.CoveredSectors) is { } bad)
+            {
+                if (sign > 0)
+                    BasaltException.Throw(ErrorCode.InvalidArgument, $"{version.Key.ToText()}: {bad}");
+                continue; // an old pointer outside the data buckets was never charged: check_allocations reports it
+            }
             var bucket = new BucketRef(ptr.Device, dev.BucketOf(ptr.OffsetSectors));
             var alloc = SpaceTriggers.ReadAlloc(t, dev, bucket);
             if (ptr.Gen != alloc.Gen)
@@ -71,7 +75,10 @@ public static class ExtentTriggers
                     BasaltException.Throw(ErrorCode.InvalidArgument,
                         $"{version.Key.ToText()}: pointer {ptr.ToText()} into {bucket.ToText()} whose gen is {alloc.Gen}");
                 }
-                continue; // a stale pointer holds nothing in its bucket
+                // A stale pointer holds nothing in its bucket; its backpointer, if one was left, goes.
+                if (!ptr.Cached)
+                    DeleteOwnBackpointer(t, btree, version.Key.Pos, ptr, extent.Window);
+                continue;
             }
             if (sign > 0 && !alloc.IsEmptyState && alloc.DataType != BucketDataType.User && alloc.DataType != BucketDataType.Cached)
             {
@@ -102,13 +109,25 @@ public static class ExtentTriggers
                 var bp = new BackpointerValue(btree, 0, BucketDataType.User, ptr.Gen, sectors, version.Key.Pos);
                 t.Set(BtreeId.Backpointers, new Bkey(bpPos, KeyType.Backpointer), bp.ToArray());
             }
-            else if (t.TryGet(BtreeId.Backpointers, bpPos, out _, out var existing) &&
-                     BackpointerValue.TryRead(existing, out var current, out _) && current.Btree == btree && current.Level == 0 &&
-                     current.Pos == version.Key.Pos)
+            else
             {
-                // Only this owner's backpointer: another key of the same transaction may already own the slot.
-                t.Delete(BtreeId.Backpointers, bpPos);
+                DeleteOwnBackpointer(t, btree, version.Key.Pos, ptr, extent.Window);
             }
+        }
+    }
+
+    /// <summary>
+    /// Deletes the backpointer of <paramref name="ptr"/> only when it names this owner and gen:
+    /// another key (of this transaction, or data written into the bucket since) may own the slot.
+    /// </summary>
+    private static void DeleteOwnBackpointer(ITriggerTransaction t, BtreeId btree, Bpos owner, DevicePtr ptr, uint window)
+    {
+        var bpPos = BackpointerValue.PositionOf(ptr.Device, ptr.OffsetSectors, window);
+        if (t.TryGet(BtreeId.Backpointers, bpPos, out _, out var existing) &&
+            BackpointerValue.TryRead(existing, out var current, out _) && current.Btree == btree && current.Level == 0 &&
+            current.Pos == owner && current.BucketGen == ptr.Gen)
+        {
+            t.Delete(BtreeId.Backpointers, bpPos);
         }
     }
 

@@ -148,6 +148,37 @@ public sealed class SpaceTests(ITestOutputHelper output)
         Assert.True(data.AsSpan(0, (int)runStart).SequenceEqual(before));
     }
 
+    [Fact]
+    public void The_owners_of_a_bucket_are_its_extents_and_their_sectors_are_its_dirty_sectors()
+    {
+        using var device = new MemoryBlockDevice(8 * 1024 * 1024, "mem.img");
+        using var fs = BasaltFileSystem.Format(device, ExtentStoreTests.Geometry, Manual);
+        var random = new Random(11);
+        for (var i = 0; i < 30; i++)
+            fs.Data.Write((ulong)(1 + (i % 4)), random.Next(200_000), RandomBytes(random, 1 + random.Next(40_000)));
+        fs.Data.Punch(2, 10_000, 50_000);
+        var layout = fs.Space.Layout[0];
+        var checkedBuckets = 0;
+        var alloc = fs.Btrees[Basalt.Format.BtreeId.Alloc].Iterate(Bpos.Min, Bpos.Max);
+        while (alloc.MoveNext())
+        {
+            var a = AllocValue.Read(alloc.Value);
+            var bucket = new BucketRef(0, alloc.Key.Pos.Offset);
+            var owners = Basalt.Backpointers.BucketOwners.List(fs.Btrees, fs.Space.Layout, bucket);
+            Assert.Equal(a.DirtySectors, (uint)owners.Sum(o => o.Backpointer.Sectors));
+            foreach (var owner in owners)
+            {
+                Assert.Equal(layout.BucketOf(owner.Sector), bucket.Bucket);
+                var (key, value) = fs.Data.Map(owner.Backpointer.Pos.Inode, owner.Backpointer.Pos.Offset - 1, owner.Backpointer.Pos.Offset).Single();
+                Assert.Equal(owner.Backpointer.Pos, key.Pos);
+                Assert.True(ExtentValue.TryRead(value, out var extent, out _));
+                Assert.Contains(extent.Ptrs, p => p.OffsetSectors == owner.Sector && extent.Window == owner.Window);
+            }
+            checkedBuckets += owners.Count > 0 ? 1 : 0;
+        }
+        Assert.True(checkedBuckets > 3, $"only {checkedBuckets} buckets hold data");
+    }
+
     public static TheoryData<string> FillShapes => ["sequential", "fragmented", "refill after delete"];
 
     [Theory]
