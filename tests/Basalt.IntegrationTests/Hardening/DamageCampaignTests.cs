@@ -63,6 +63,16 @@ public sealed partial class DamageCampaignTests : IClassFixture<DamageCampaignTe
                     tree.Insert(pos, value);
                     Written[pos] = KeyTypeTable.ToText(KeyType.Cookie, value);
                 }
+                // Data extents too, so damage meets allocation info, backpointers and extents:
+                // files written, partly overwritten and punched.
+                for (var i = 0; i < 60; i++)
+                {
+                    var data = new byte[1 + random.Next(120_000)];
+                    random.NextBytes(data);
+                    fs.Data.Write((ulong)(100 + (i % 25)), random.Next(150_000), data);
+                    if (i % 7 == 3)
+                        fs.Data.Punch((ulong)(100 + (i % 25)), random.Next(100_000), random.Next(60_000));
+                }
                 fs.Sync();
                 Levels = tree.Root is { } root ? root.Level + 1 : 0;
             }
