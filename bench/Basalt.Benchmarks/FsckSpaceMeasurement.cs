@@ -9,15 +9,18 @@
 // N / 1000 inodes at every other 4 KiB offset, so no two extents are adjacent and every bucket
 // holds extents of many inodes.
 //
-// Measured per budget: warm = one untimed run, then --runs timed runs on the same mount (node
-// cache and page cache hold everything); cold = unmount, `sync; echo 3 > /proc/sys/vm/drop_caches`
-// (root; without it the run says so and cold rows are skipped), a fresh mount (cold node cache,
-// timed separately), then one timed run. Every run must find nothing; any finding fails the
-// command (exit 1).
+// Measured per budget: warm = one untimed run, then --runs timed runs on the same mount (page
+// cache warm; the node cache holds every node only if its budget is large enough: --node-cache,
+// default the engine's 64 MiB, which a million extents' trees, ~240 MiB of nodes, outgrow, so
+// "warm" then still reads nodes from the page cache; the node reads column shows it); cold =
+// unmount, `sync; echo 3 > /proc/sys/vm/drop_caches` (root; without it the run says so and cold
+// rows are skipped), a fresh mount (cold node cache, timed separately), then one timed run. Every
+// run must find nothing; any finding fails the command (exit 1).
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Basalt.Alloc;
+using Basalt.Btree;
 using Basalt.Fsck;
 using Basalt.Fsck.Space;
 using Basalt.Fs;
@@ -32,7 +35,7 @@ public static partial class FsckSpaceMeasurement
     private const int ExtentsPerInode = 1000;
     private const ulong FirstInode = 1000;
     private const string DropCachesPath = "/proc/sys/vm/drop_caches";
-    private const string Usage = "fsck-space [--extents 1000000] [--max-mem 64M[,8M…]] [--runs 3] [--dir DIR] [--clean] [--warm-only]";
+    private const string Usage = "fsck-space [--extents 1000000] [--max-mem 64M[,8M…]] [--runs 3] [--dir DIR] [--node-cache 64M] [--clean] [--warm-only]";
 
     public static int Run(string[] args)
     {
@@ -42,6 +45,8 @@ public static partial class FsckSpaceMeasurement
         string? directory = null;
         var clean = false;
         var warmOnly = false;
+        long? nodeCache = null;
+        var nodeCacheList = new List<long>();
         for (var i = 0; i < args.Length; i++)
         {
             if (args[i] == "--clean")
@@ -59,6 +64,7 @@ public static partial class FsckSpaceMeasurement
             {
                 "--extents" => long.TryParse(value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture, out extents) && extents > 0,
                 "--max-mem" => TryParseSizes(value, budgets),
+                "--node-cache" => TryParseSizes(value, nodeCacheList) && (nodeCache = nodeCacheList[0]) > 0,
                 "--runs" => int.TryParse(value, out runs) && runs > 0,
                 "--dir" => (directory = value) is not null,
                 _ => false,
@@ -93,22 +99,27 @@ public static partial class FsckSpaceMeasurement
         var rows = new List<Row>();
         var configs = new List<(string Name, long? MaxMem)> { ($"default ({Size(SpaceChecks.DefaultMaxMem)})", null) };
         configs.AddRange(budgets.Select(b => (Size(b), (long?)b)));
-        var mountOptions = new MountOptions { Space = new SpaceOptions { BackgroundWorker = false } };
+        var engine = new BtreeEngineOptions();
+        if (nodeCache is { } budget)
+            engine = engine with { CacheBudgetBytes = budget };
+        Console.WriteLine($"node cache budget {Size(engine.CacheBudgetBytes)}{(nodeCache is null ? " (the default)" : "")}");
+        var mountOptions = new MountOptions { Space = new SpaceOptions { BackgroundWorker = false }, Engine = engine };
 
         // Warm: one mount; each budget runs once untimed, then `runs` timed runs.
         using (var fs = BasaltFileSystem.Mount(image, mountOptions))
         {
             foreach (var (name, maxMem) in configs)
             {
-                if (!Check(fs, maxMem, $"warm-up {name}", out _, out _))
+                if (!Check(fs, maxMem, $"warm-up {name}", out _, out _, out _))
                     return 1;
                 var row = new Row(name, "warm", maxMem);
                 for (var r = 0; r < runs; r++)
                 {
-                    if (!Check(fs, maxMem, $"warm {name} run {r + 1}", out var seconds, out var allocated))
+                    if (!Check(fs, maxMem, $"warm {name} run {r + 1}", out var seconds, out var allocated, out var nodeReads))
                         return 1;
                     row.Seconds.Add(seconds);
                     row.Allocated = allocated;
+                    row.NodeReads = nodeReads;
                 }
                 rows.Add(row);
                 Console.WriteLine($"   warm {name}: {string.Join(", ", row.Seconds.Select(s => $"{s:F3} s"))}");
@@ -123,9 +134,9 @@ public static partial class FsckSpaceMeasurement
                 var mountClock = Stopwatch.StartNew();
                 using var fs = BasaltFileSystem.Mount(image, mountOptions);
                 var mountSeconds = mountClock.Elapsed.TotalSeconds;
-                if (!Check(fs, maxMem, $"cold {name}", out var seconds, out var allocated))
+                if (!Check(fs, maxMem, $"cold {name}", out var seconds, out var allocated, out var nodeReads))
                     return 1;
-                var row = new Row(name, "cold", maxMem) { Allocated = allocated, MountSeconds = mountSeconds };
+                var row = new Row(name, "cold", maxMem) { Allocated = allocated, MountSeconds = mountSeconds, NodeReads = nodeReads };
                 row.Seconds.Add(seconds);
                 rows.Add(row);
                 Console.WriteLine($"   cold {name}: mount {mountSeconds:F3} s, passes {seconds:F3} s");
@@ -135,12 +146,12 @@ public static partial class FsckSpaceMeasurement
         var (after, _, _) = LoadAverage();
         Console.WriteLine();
         Console.WriteLine($"fsck space passes (SpaceChecks.Run, check-only), {extents:N0} extents, nothing found in any run; " +
-                          $"load average {load1:F2} before, {after:F2} after");
+                          $"node cache {Size(engine.CacheBudgetBytes)}; load average {load1:F2} before, {after:F2} after");
         Console.WriteLine($"warm = median of {runs} runs after an untimed one on the same mount; cold = page cache dropped and a fresh mount (mount not included)");
         Console.WriteLine($"backpointer rounds of pass 7 = ceil(extents / (max-mem / 48)); goal: 1,000,000 extents in under 1 s warm, bounded ≤ 3× the default budget");
         Console.WriteLine();
-        Console.WriteLine("| max-mem | cache | pass-7 rounds | seconds | extents/s | vs default budget | allocated |");
-        Console.WriteLine("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+        Console.WriteLine("| max-mem | cache | pass-7 rounds | seconds | extents/s | vs default budget | node reads | allocated |");
+        Console.WriteLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var row in rows)
         {
             var seconds = Median(row.Seconds);
@@ -149,7 +160,7 @@ public static partial class FsckSpaceMeasurement
             var perRound = Math.Max((row.MaxMem ?? SpaceChecks.DefaultMaxMem) / 48, 1);
             var rounds = (extents + perRound - 1) / perRound;
             var spread = row.Seconds.Count > 1 ? $" ({row.Seconds.Min():F3}–{row.Seconds.Max():F3})" : "";
-            Console.WriteLine($"| {row.Name} | {row.Cache} | {rounds} | {seconds:F3}{spread} | {extents / seconds:N0} | {ratio:F2}× | {Size(row.Allocated)} |");
+            Console.WriteLine($"| {row.Name} | {row.Cache} | {rounds} | {seconds:F3}{spread} | {extents / seconds:N0} | {ratio:F2}× | {row.NodeReads:N0} | {Size(row.Allocated)} |");
         }
         var warmDefault = Median(rows.First(r => r.Cache == "warm" && r.MaxMem is null).Seconds);
         var scaled = warmDefault * 1_000_000 / extents;
@@ -167,16 +178,19 @@ public static partial class FsckSpaceMeasurement
         public List<double> Seconds { get; } = [];
         public long Allocated { get; set; }
         public double MountSeconds { get; set; }
+        public long NodeReads { get; set; }
     }
 
     /// <summary>One check-only run of the seven passes; false (and the first findings printed) when anything was found.</summary>
-    private static bool Check(BasaltFileSystem fs, long? maxMem, string what, out double seconds, out long allocated)
+    private static bool Check(BasaltFileSystem fs, long? maxMem, string what, out double seconds, out long allocated, out long nodeReads)
     {
+        var readsBefore = fs.Btrees.Stats.NodeReads;
         var before = GC.GetTotalAllocatedBytes(precise: true);
         var clock = Stopwatch.StartNew();
         var clean = SpaceChecks.Run(fs, repair: false, out var findings, maxMem);
         seconds = clock.Elapsed.TotalSeconds;
         allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        nodeReads = fs.Btrees.Stats.NodeReads - readsBefore;
         if (clean)
             return true;
         Console.Error.WriteLine($"fsck-space: {what}: {findings.Count} findings on an image that must be clean:");
