@@ -47,13 +47,21 @@ public sealed class BtreeIterator
     public ReadOnlySpan<byte> Value => _arena.AsSpan(_valueOffsets[_index], _valueLengths[_index]);
 
     /// <summary>Repositions: the next key returned is the first &gt;= pos (forward) or &lt;= pos (reverse), within the range.</summary>
-    public void Seek(Bpos pos)
+    public void Seek(Bpos pos) => Seek(pos, FirstBatch);
+
+    /// <summary>
+    /// Repositions, copying only <paramref name="firstBatch"/> keys on the first refill (a caller
+    /// that expects to need one or two keys, a point-like read, copies no more than that; the batch
+    /// still doubles on every refill after it).
+    /// </summary>
+    public void Seek(Bpos pos, int firstBatch)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(firstBatch, 1);
         _next = _reverse ? (pos > _end ? _end : pos) : (pos < _start ? _start : pos);
         _done = _start > _end || (_reverse ? _next < _start : _next > _end);
         _count = 0;
         _index = -1;
-        _batch = FirstBatch;
+        _batch = Math.Min(firstBatch, MaxBatch);
     }
 
     public bool MoveNext()

@@ -289,7 +289,8 @@ public sealed class ExtentStore : ISpaceOwners
         var last = EndPos(inode, ulong.MaxValue - 1);
         var scratch = _readScratch.Value!;
         var it = scratch.Iterator;
-        it.Seek(EndPos(inode, firstSector + 1));
+        // A small read needs one or two extents: copy no more keys than that on the first refill.
+        it.Seek(EndPos(inode, firstSector + 1), (int)Math.Clamp(((endSector - firstSector) / 8) + 1, 1, 16));
         var batch = new ContiguousRuns(this, inode, offset, destination, scratch.Runs);
         var filled = offset; // destination bytes before this are zeros or data (verified, or pending in the batch)
         try
