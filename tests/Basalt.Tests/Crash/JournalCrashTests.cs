@@ -31,7 +31,7 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
             {
                 "long" => options with { Transactions = 150, KeySpace = 1500, Slots = 320 },
                 "tiny journal" => options with { Transactions = 100, JournalBuckets = 4, WriteBackWhenJournalHalfFull = true, FlushProbability = 0.1 },
-                "data" => options with { Transactions = 120, DataProbability = 0.5 },
+                "data" => options with { Transactions = 120, DataProbability = 0.5, DataSpan = 16 * 1024 },
                 _ => options with { Transactions = 100 },
             };
             var recording = JournalCrashWorkload.Record(options);
