@@ -196,7 +196,7 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
         // emptied it is flushed: a crash keeps the old extent over the new bucket contents.
         "d-data" => options with
         {
-            DataProbability = 0.8, FlushProbability = 0.05,
+            DataProbability = 0.9, FlushProbability = 0.05, DataSpan = 8 * 1024,
             SpaceFaults = new Basalt.Alloc.SpaceOptions { BackgroundWorker = false, DebugFreeBeforeFlush = true },
         },
         // Data: the flush entry without its pre-flush: extents can be durable before their data.
