@@ -35,7 +35,6 @@ public static partial class DataMeasurement
     private const int Run64K = 64 * 1024;
     private const ulong SequentialInode = 1;
     private const ulong RandomInode = 2;
-    private const string DropCachesPath = "/proc/sys/vm/drop_caches";
     private const string Usage = "data [--size 1G] [--random-size 256M] [--rounds 3] [--warm-reads 100000] [--cold-reads 10000] " +
                                  "[--checksum crc32c|xxhash64] [--dir DIR]";
 
@@ -112,12 +111,6 @@ public static partial class DataMeasurement
         public List<double> Basalt { get; } = [];
         public List<double> Raw { get; } = [];
         public List<double> AllocatedPerOp { get; } = [];
-
-        public static double Median(List<double> values)
-        {
-            var sorted = values.Order().ToList();
-            return sorted.Count == 0 ? double.NaN : sorted[sorted.Count / 2];
-        }
     }
 
     private sealed class Measurement : IDisposable
@@ -147,7 +140,7 @@ public static partial class DataMeasurement
             _rawRandom = Path.Combine(work, "raw-random");
             new Random(5).NextBytes(_chunk);
             new Random(6).NextBytes(_small);
-            _canDropCaches = CanDropCaches();
+            _canDropCaches = BenchHost.CanDropCaches();
         }
 
         private BasaltFileSystem Fs => _fs!;
@@ -158,7 +151,7 @@ public static partial class DataMeasurement
 
         public void Execute()
         {
-            var (load1, _, _) = LoadAverage();
+            var (load1, _, _) = BenchHost.LoadAverage();
             var clock = Stopwatch.StartNew();
             Console.WriteLine($"data: {_o.Size >> 20} MiB sequential, {_o.RandomSize >> 20} MiB random-write file, {_o.Rounds} rounds, " +
                               $"{_o.Checksum.ToText()} data checksums, in {Path.GetDirectoryName(_image)}; load average {load1:F2}");
@@ -187,7 +180,7 @@ public static partial class DataMeasurement
                 RandomReads(_rand4Warm, _rand4Cold, RandomInode, _rawRandom, _o.RandomSize, Small, round);
                 RandomReads(_rand64Warm, _rand64Cold, SequentialInode, _rawSequential, _o.Size, Run64K, round);
             }
-            var (after, _, _) = LoadAverage();
+            var (after, _, _) = BenchHost.LoadAverage();
             Console.WriteLine();
             Console.WriteLine($"data path, {_o.Checksum.ToText()}, median of {_o.Rounds} rounds; load average {load1:F2} before, {after:F2} after; " +
                               $"{clock.Elapsed.TotalSeconds:F0} s");
@@ -200,8 +193,8 @@ public static partial class DataMeasurement
                 // The ratio is the median of the rounds' ratios (each measured side by side), not a ratio of medians.
                 var ratios = row.Basalt.Zip(row.Raw, (b, r) => b / r).ToList();
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {row.Operation} | {row.Cache} | {Row.Median(row.Basalt):N0} | {Row.Median(row.Raw):N0} | {row.Unit} | " +
-                    $"{Row.Median(ratios):F2}× | {ratios.Min():F2}–{ratios.Max():F2} | {FormatBytes(Row.Median(row.AllocatedPerOp))} |"));
+                    $"| {row.Operation} | {row.Cache} | {BenchHost.Median(row.Basalt):N0} | {BenchHost.Median(row.Raw):N0} | {row.Unit} | " +
+                    $"{BenchHost.Median(ratios):F2}× | {ratios.Min():F2}–{ratios.Max():F2} | {FormatBytes(BenchHost.Median(row.AllocatedPerOp))} |"));
             }
             Console.WriteLine();
             Console.WriteLine($"checksum errors {Fs.Data.ChecksumErrors}, stale pointers skipped {Fs.Data.StaleSkipped}");
@@ -420,32 +413,11 @@ public static partial class DataMeasurement
             _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024:F1} KiB"),
         };
 
-        private static (double, double, double) LoadAverage()
-        {
-            var parts = File.ReadAllText("/proc/loadavg").Split(' ');
-            return (double.Parse(parts[0], CultureInfo.InvariantCulture), double.Parse(parts[1], CultureInfo.InvariantCulture),
-                double.Parse(parts[2], CultureInfo.InvariantCulture));
-        }
-
-        private static bool CanDropCaches()
-        {
-            try
-            {
-                File.WriteAllText(DropCachesPath, "3\n");
-                return true;
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                return false;
-            }
-        }
-
         private void DropCaches()
         {
             if (_canDropCaches)
             {
-                Sync();
-                File.WriteAllText(DropCachesPath, "3\n");
+                BenchHost.DropCaches();
                 return;
             }
             // Without root: write back and drop each file's cached pages (dirty pages are not dropped, hence the fdatasync first).
@@ -479,9 +451,6 @@ public static partial class DataMeasurement
 
     [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
     private static partial int Fdatasync(SafeFileHandle fd);
-
-    [LibraryImport("libc", EntryPoint = "sync")]
-    private static partial void Sync();
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags, uint mode);

@@ -34,7 +34,6 @@ public static partial class FsckSpaceMeasurement
     private const int Block = 4096;
     private const int ExtentsPerInode = 1000;
     private const ulong FirstInode = 1000;
-    private const string DropCachesPath = "/proc/sys/vm/drop_caches";
     private const string Usage = "fsck-space [--extents 1000000] [--max-mem 64M[,8M…]] [--runs 3] [--dir DIR] [--node-cache 64M] [--clean] [--warm-only]";
 
     public static int Run(string[] args)
@@ -86,14 +85,14 @@ public static partial class FsckSpaceMeasurement
         Directory.CreateDirectory(work);
         var image = Path.Combine(work, "image");
         var ready = Path.Combine(work, "ready");
-        var (load1, _, _) = LoadAverage();
+        var (load1, _, _) = BenchHost.LoadAverage();
         Console.WriteLine($"fsck-space: {extents:N0} extents, image {image}; load average {load1:F2}; {Environment.ProcessorCount} cores");
         if (!File.Exists(ready))
             Build(image, ready, extents);
         else
             Console.WriteLine($"reusing the image built {File.ReadAllText(ready).Trim()} (--clean rebuilds)");
 
-        var canDrop = CanDropCaches();
+        var canDrop = BenchHost.CanDropCaches();
         if (!canDrop)
             Console.WriteLine("cannot write /proc/sys/vm/drop_caches (not root): cold rows skipped");
         var rows = new List<Row>();
@@ -130,7 +129,7 @@ public static partial class FsckSpaceMeasurement
         {
             foreach (var (name, maxMem) in configs)
             {
-                DropCaches();
+                BenchHost.DropCaches();
                 var mountClock = Stopwatch.StartNew();
                 using var fs = BasaltFileSystem.Mount(image, mountOptions);
                 var mountSeconds = mountClock.Elapsed.TotalSeconds;
@@ -143,7 +142,7 @@ public static partial class FsckSpaceMeasurement
             }
         }
 
-        var (after, _, _) = LoadAverage();
+        var (after, _, _) = BenchHost.LoadAverage();
         Console.WriteLine();
         Console.WriteLine($"fsck space passes (SpaceChecks.Run, check-only), {extents:N0} extents, nothing found in any run; " +
                           $"node cache {Size(engine.CacheBudgetBytes)}; load average {load1:F2} before, {after:F2} after");
@@ -154,15 +153,15 @@ public static partial class FsckSpaceMeasurement
         Console.WriteLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var row in rows)
         {
-            var seconds = Median(row.Seconds);
+            var seconds = BenchHost.Median(row.Seconds);
             var baseline = rows.First(r => r.Cache == row.Cache && r.MaxMem is null);
-            var ratio = seconds / Median(baseline.Seconds);
+            var ratio = seconds / BenchHost.Median(baseline.Seconds);
             var perRound = Math.Max((row.MaxMem ?? SpaceChecks.DefaultMaxMem) / 48, 1);
             var rounds = (extents + perRound - 1) / perRound;
             var spread = row.Seconds.Count > 1 ? $" ({row.Seconds.Min():F3}–{row.Seconds.Max():F3})" : "";
             Console.WriteLine($"| {row.Name} | {row.Cache} | {rounds} | {seconds:F3}{spread} | {extents / seconds:N0} | {ratio:F2}× | {row.NodeReads:N0} | {Size(row.Allocated)} |");
         }
-        var warmDefault = Median(rows.First(r => r.Cache == "warm" && r.MaxMem is null).Seconds);
+        var warmDefault = BenchHost.Median(rows.First(r => r.Cache == "warm" && r.MaxMem is null).Seconds);
         var scaled = warmDefault * 1_000_000 / extents;
         Console.WriteLine();
         Console.WriteLine($"goal 1,000,000 extents in < 1 s warm: {(scaled < 1 ? "met" : "not met")} " +
@@ -249,39 +248,4 @@ public static partial class FsckSpaceMeasurement
     private static string Size(long bytes) => bytes >= 1L << 30 && bytes % (1L << 30) == 0 ? $"{bytes >> 30}G"
         : bytes >= 1L << 20 ? $"{bytes / (double)(1L << 20):0.#}M"
         : $"{bytes >> 10}K";
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted[sorted.Count / 2];
-    }
-
-    private static (double, double, double) LoadAverage()
-    {
-        var parts = File.ReadAllText("/proc/loadavg").Split(' ');
-        return (double.Parse(parts[0], CultureInfo.InvariantCulture), double.Parse(parts[1], CultureInfo.InvariantCulture),
-            double.Parse(parts[2], CultureInfo.InvariantCulture));
-    }
-
-    private static bool CanDropCaches()
-    {
-        try
-        {
-            File.WriteAllText(DropCachesPath, "3\n");
-            return true;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-    }
-
-    private static void DropCaches()
-    {
-        Sync();
-        File.WriteAllText(DropCachesPath, "3\n");
-    }
-
-    [LibraryImport("libc", EntryPoint = "sync")]
-    private static partial void Sync();
 }

@@ -11,7 +11,7 @@ public static class SpaceKeyTypes
     private static readonly Lazy<bool> s_registration = new(() =>
     {
         KeyTypeTable.Register(KeyType.Alloc, new KeyTypeBehaviour(ValidateAlloc, PrintAlloc, SpaceTriggers.AllocTrigger));
-        KeyTypeTable.Register(KeyType.Set, new KeyTypeBehaviour(ValidateEmpty, _ => ""));
+        KeyTypeTable.Register(KeyType.Set, new KeyTypeBehaviour(KeyTypeTable.ValidateEmpty, _ => ""));
         KeyTypeTable.Register(KeyType.BucketGens, new KeyTypeBehaviour(ValidateBucketGens, BucketGensValue.ToText));
         KeyTypeTable.Register(KeyType.Accounting, new KeyTypeBehaviour(ValidateAccounting, PrintAccounting));
         return true;
@@ -19,12 +19,6 @@ public static class SpaceKeyTypes
 
     /// <summary>Registers the behaviour of every space key type (once).</summary>
     public static void Register() => _ = s_registration.Value;
-
-    private static bool ValidateEmpty(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
-    {
-        problem = value.IsEmpty ? null : $"{context.Key.Type.ToText()} key with a {value.Length}-byte value (must be empty)";
-        return problem is null;
-    }
 
     private static bool ValidateAlloc(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
     {

@@ -446,13 +446,21 @@ public static class CheckTopology
         }
 
         /// <summary>True when the node scan found a node of <paramref name="btree"/> at <paramref name="level"/> that a rebuilt root would take.</summary>
-        private bool AnyUsable(BtreeId btree, int level)
+        private bool AnyUsable(BtreeId btree, int level) => Found(btree, level, Bpos.Min, Bpos.Max).Count > 0;
+
+        /// <summary>
+        /// The nodes the scan found for [<paramref name="from"/>, <paramref name="to"/>] at
+        /// <paramref name="level"/> that could fill it: not dropped by this walk, and (leaves) holding
+        /// a key inside the range — a key-less leaf adds nothing — nor <paramref name="skip"/>ped
+        /// (checked before a leaf's keys are counted).
+        /// </summary>
+        private List<ScannedNode> Found(BtreeId btree, int level, Bpos from, Bpos to, Predicate<ScannedNode>? skip = null)
         {
-            var found = Scan().Usable(btree, level, Bpos.Min, Bpos.Max);
-            found.RemoveAll(f => _droppedOffsets.Contains(f.Offset));
+            var found = Scan().Usable(btree, level, from, to);
+            found.RemoveAll(f => _droppedOffsets.Contains(f.Offset) || (skip is not null && skip(f)));
             if (level == 0)
-                found.RemoveAll(f => CountLeafKeys(f, Bpos.Min, Bpos.Max).Count == 0);
-            return found.Count > 0;
+                found.RemoveAll(f => CountLeafKeys(f, from, to).Count == 0);
+            return found;
         }
 
         /// <summary>
@@ -468,17 +476,12 @@ public static class CheckTopology
         {
             if (node.Level == 0)
                 return false;
+            // A node this parent already points at is settled by the boundary rules, not pulled in
+            // twice. With no node left the range is closed as a gap.
             var level = node.Level - 1;
-            var found = Scan().Usable(node.Btree, level, from, to);
-            // A node this parent already points at is settled by the boundary rules, not pulled in twice.
             var reachable = Reachable();
-            found.RemoveAll(f => f.Offset == exclude || _droppedOffsets.Contains(f.Offset) || reachable.Contains(f.Offset) ||
-                                 live.Any(l => l.Key.OffsetBytes == f.Offset));
-            if (level == 0)
-            {
-                // A leaf holding no key inside the range adds nothing: the range is closed as a gap.
-                found.RemoveAll(f => CountLeafKeys(f, from, to).Count == 0);
-            }
+            var found = Found(node.Btree, level, from, to,
+                f => f.Offset == exclude || reachable.Contains(f.Offset) || live.Any(l => l.Key.OffsetBytes == f.Offset));
             if (found.Count == 0)
                 return false;
 

@@ -155,7 +155,8 @@ public static class KeyTypeTable
     private static string PrintLength(ReadOnlySpan<byte> value) =>
         string.Create(CultureInfo.InvariantCulture, $"{value.Length} bytes");
 
-    private static bool ValidateEmpty(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
+    /// <summary>The validator of key types whose value is always empty (deleted, set, error, …).</summary>
+    public static bool ValidateEmpty(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
     {
         problem = value.IsEmpty ? null : $"{context.Key.Type.ToText()} key with a {value.Length}-byte value (must be empty)";
         return problem is null;

@@ -13,19 +13,13 @@ public static class DataKeyTypes
     {
         SpaceKeyTypes.Register();
         KeyTypeTable.Register(KeyType.Extent, new KeyTypeBehaviour(ValidateExtent, PrintExtent, ExtentTriggers.ExtentTrigger));
-        KeyTypeTable.Register(KeyType.Error, new KeyTypeBehaviour(ValidateEmpty, _ => "data lost: reads fail"));
+        KeyTypeTable.Register(KeyType.Error, new KeyTypeBehaviour(KeyTypeTable.ValidateEmpty, _ => "data lost: reads fail"));
         KeyTypeTable.Register(KeyType.Backpointer, new KeyTypeBehaviour(ValidateBackpointer, PrintBackpointer));
         return true;
     });
 
     /// <summary>Registers the behaviour of every allocation, backpointer and data key type (once).</summary>
     public static void Register() => _ = s_registration.Value;
-
-    private static bool ValidateEmpty(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
-    {
-        problem = value.IsEmpty ? null : $"{context.Key.Type.ToText()} key with a {value.Length}-byte value (must be empty)";
-        return problem is null;
-    }
 
     private static bool ValidateBackpointer(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
     {

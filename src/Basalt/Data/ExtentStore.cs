@@ -513,10 +513,13 @@ public sealed class ExtentStore : ISpaceOwners
 
     private long MoveExtent(BucketRef bucket, Bpos owner)
     {
-        if (!_engine[BtreeId.Extents].TryGet(owner, out var valueBytes) || !ExtentValue.TryRead(valueBytes, out var extent, out _))
+        // The key (its size) and value at the owner's position, in one lookup.
+        var it = _engine[BtreeId.Extents].Iterate(owner, owner);
+        if (!it.MoveNext() || it.Key.Type != KeyType.Extent)
             return 0;
-        var found = FindExtent(owner);
-        if (found is not { } key || key.Type != KeyType.Extent)
+        var key = it.Key;
+        var valueBytes = it.Value.ToArray();
+        if (!ExtentValue.TryRead(valueBytes, out var extent, out _))
             return 0;
         var dev = _space.Layout[bucket.Device];
         if (!extent.Ptrs.Any(p => p.Device == bucket.Device && dev.BucketOf(p.OffsetSectors) == bucket.Bucket && !p.Cached))
@@ -572,12 +575,6 @@ public sealed class ExtentStore : ISpaceOwners
         {
             ArrayPool<byte>.Shared.Return(run);
         }
-    }
-
-    private Bkey? FindExtent(Bpos pos)
-    {
-        var it = _engine[BtreeId.Extents].Iterate(pos, pos);
-        return it.MoveNext() ? it.Key : null;
     }
 
     /// <summary>

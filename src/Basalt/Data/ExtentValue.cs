@@ -68,13 +68,7 @@ public sealed class ExtentValue
         BinaryPrimitives.WriteUInt32LittleEndian(d[WindowOffset..], Window);
         BinaryPrimitives.WriteUInt64LittleEndian(d[ChecksumOffset..], Checksum);
         for (var i = 0; i < Ptrs.Count; i++)
-        {
-            var p = d[(PtrsOffset + (i * DevicePtr.SizeOf))..];
-            BinaryPrimitives.WriteUInt64LittleEndian(p[BtreePtrValue.PtrOffsetOffset..], Ptrs[i].OffsetSectors);
-            p[BtreePtrValue.PtrDeviceOffset] = Ptrs[i].Device;
-            p[BtreePtrValue.PtrGenOffset] = Ptrs[i].Gen;
-            BinaryPrimitives.WriteUInt16LittleEndian(p[BtreePtrValue.PtrFlagsOffset..], (ushort)(Ptrs[i].Cached ? 1 : 0));
-        }
+            Ptrs[i].Write(d[(PtrsOffset + (i * DevicePtr.SizeOf))..]);
         return size;
     }
 
@@ -121,15 +115,11 @@ public sealed class ExtentValue
         var ptrs = new DevicePtr[n];
         for (var i = 0; i < n; i++)
         {
-            var p = value[(PtrsOffset + (i * DevicePtr.SizeOf))..];
-            var pflags = BinaryPrimitives.ReadUInt16LittleEndian(p[BtreePtrValue.PtrFlagsOffset..]);
-            if ((pflags & ~1) != 0 || BinaryPrimitives.ReadUInt32LittleEndian(p[BtreePtrValue.PtrReservedOffset..]) != 0)
+            if (!DevicePtr.TryRead(value[(PtrsOffset + (i * DevicePtr.SizeOf))..], out ptrs[i]))
             {
                 problem = $"extent pointer {i} with reserved bits set";
                 return false;
             }
-            ptrs[i] = new DevicePtr(p[BtreePtrValue.PtrDeviceOffset], BinaryPrimitives.ReadUInt64LittleEndian(p[BtreePtrValue.PtrOffsetOffset..]),
-                p[BtreePtrValue.PtrGenOffset], (pflags & 1) != 0);
             for (var j = 0; j < i; j++)
             {
                 if (ptrs[j].Device == ptrs[i].Device)

@@ -16,6 +16,30 @@ public readonly record struct DevicePtr(byte Device, ulong OffsetSectors, byte G
 
     /// <summary>"dev 0 offset 1114112 gen 0": the offset in bytes, like every offset Basalt prints (sectors are the on-disk unit only).</summary>
     public string ToText() => $"dev {Device} offset {(UInt128)OffsetSectors * FormatLimits.SectorSize} gen {Gen}{(Cached ? " cached" : "")}";
+
+    /// <summary>Writes the 16-byte on-disk form (offset u64, device u8, gen u8, flags u16, reserved u32).</summary>
+    public void Write(Span<byte> destination)
+    {
+        var p = destination[..SizeOf];
+        p.Clear();
+        BinaryPrimitives.WriteUInt64LittleEndian(p[BtreePtrValue.PtrOffsetOffset..], OffsetSectors);
+        p[BtreePtrValue.PtrDeviceOffset] = Device;
+        p[BtreePtrValue.PtrGenOffset] = Gen;
+        BinaryPrimitives.WriteUInt16LittleEndian(p[BtreePtrValue.PtrFlagsOffset..], (ushort)(Cached ? 1 : 0));
+    }
+
+    /// <summary>Reads the on-disk form without checking the reserved bits (see <see cref="TryRead"/>).</summary>
+    public static DevicePtr Read(ReadOnlySpan<byte> source) =>
+        new(source[BtreePtrValue.PtrDeviceOffset], BinaryPrimitives.ReadUInt64LittleEndian(source[BtreePtrValue.PtrOffsetOffset..]),
+            source[BtreePtrValue.PtrGenOffset], (BinaryPrimitives.ReadUInt16LittleEndian(source[BtreePtrValue.PtrFlagsOffset..]) & 1) != 0);
+
+    /// <summary>Reads the on-disk form; false when unknown flag bits or reserved bytes are set.</summary>
+    public static bool TryRead(ReadOnlySpan<byte> source, out DevicePtr ptr)
+    {
+        ptr = Read(source);
+        return (BinaryPrimitives.ReadUInt16LittleEndian(source[BtreePtrValue.PtrFlagsOffset..]) & ~1) == 0 &&
+               BinaryPrimitives.ReadUInt32LittleEndian(source[BtreePtrValue.PtrReservedOffset..]) == 0;
+    }
 }
 
 [Flags]
@@ -74,13 +98,7 @@ public sealed class BtreePtrValue
         BinaryPrimitives.WriteUInt16LittleEndian(d[FlagsOffset..], (ushort)Flags);
         MinKey.Write(d[MinKeyOffset..]);
         for (var i = 0; i < Ptrs.Count; i++)
-        {
-            var p = d[(PtrsOffset + (i * DevicePtr.SizeOf))..];
-            BinaryPrimitives.WriteUInt64LittleEndian(p[PtrOffsetOffset..], Ptrs[i].OffsetSectors);
-            p[PtrDeviceOffset] = Ptrs[i].Device;
-            p[PtrGenOffset] = Ptrs[i].Gen;
-            BinaryPrimitives.WriteUInt16LittleEndian(p[PtrFlagsOffset..], (ushort)(Ptrs[i].Cached ? 1 : 0));
-        }
+            Ptrs[i].Write(d[(PtrsOffset + (i * DevicePtr.SizeOf))..]);
         return size;
     }
 
@@ -124,15 +142,11 @@ public sealed class BtreePtrValue
         var ptrs = new DevicePtr[n];
         for (var i = 0; i < n; i++)
         {
-            var p = value[(PtrsOffset + (i * DevicePtr.SizeOf))..];
-            var pflags = BinaryPrimitives.ReadUInt16LittleEndian(p[PtrFlagsOffset..]);
-            if ((pflags & ~1) != 0 || BinaryPrimitives.ReadUInt32LittleEndian(p[PtrReservedOffset..]) != 0)
+            if (!DevicePtr.TryRead(value[(PtrsOffset + (i * DevicePtr.SizeOf))..], out ptrs[i]))
             {
                 problem = $"btree pointer replica {i} with reserved bits set";
                 return false;
             }
-            ptrs[i] = new DevicePtr(p[PtrDeviceOffset], BinaryPrimitives.ReadUInt64LittleEndian(p[PtrOffsetOffset..]),
-                p[PtrGenOffset], (pflags & 1) != 0);
         }
         ptr = new BtreePtrValue
         {

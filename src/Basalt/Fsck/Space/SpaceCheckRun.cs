@@ -114,12 +114,7 @@ internal readonly ref struct ExtentPtrs
 
     public DevicePtr this[int i]
     {
-        get
-        {
-            var p = _value[(ExtentValue.PtrsOffset + (i * DevicePtr.SizeOf))..];
-            return new DevicePtr(p[BtreePtrValue.PtrDeviceOffset], BinaryPrimitives.ReadUInt64LittleEndian(p[BtreePtrValue.PtrOffsetOffset..]),
-                p[BtreePtrValue.PtrGenOffset], (BinaryPrimitives.ReadUInt16LittleEndian(p[BtreePtrValue.PtrFlagsOffset..]) & 1) != 0);
-        }
+        get => DevicePtr.Read(_value[(ExtentValue.PtrsOffset + (i * DevicePtr.SizeOf))..]);
     }
 }
 
