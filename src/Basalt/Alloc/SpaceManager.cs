@@ -127,6 +127,7 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
     private readonly ulong[] _cursor;
     private readonly Dictionary<BucketRef, ulong> _emptiedAt = [];
     private readonly AutoResetEvent _wake = new(false);
+    private readonly SemaphoreSlim _workerRound = new(1, 1);
     private readonly Thread? _worker;
     private long _reserved;
     private volatile bool _stopping;
@@ -649,6 +650,8 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
             _wake.WaitOne(TimeSpan.FromSeconds(1));
             if (_stopping)
                 break;
+            if (!_workerRound.Wait(0))
+                continue; // paused
             try
             {
                 RunDiscards();
@@ -663,6 +666,32 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
             {
                 break;
             }
+            finally
+            {
+                _workerRound.Release();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Keeps the background worker from starting a round until the result is disposed (a round in
+    /// progress is waited for): what must see the buckets hold still, like the space checks, runs
+    /// inside it.
+    /// </summary>
+    public IDisposable PauseBackground()
+    {
+        _workerRound.Wait();
+        return new Resume(_workerRound);
+    }
+
+    private sealed class Resume(SemaphoreSlim gate) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0)
+                gate.Release();
         }
     }
 
@@ -736,5 +765,6 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
         if (_worker is { IsAlive: true })
             _worker.Join();
         _wake.Dispose();
+        _workerRound.Dispose();
     }
 }

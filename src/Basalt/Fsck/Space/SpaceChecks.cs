@@ -29,13 +29,13 @@ public static class SpaceChecks
     /// <summary>
     /// Runs the seven space passes on a mounted, writable filesystem. With <paramref name="repair"/>
     /// false nothing is written and every finding is reported as not fixed; with it true every
-    /// repair is applied through transactions. Returns true when nothing was found. Nothing else
-    /// may change the filesystem meanwhile: mount it with <c>SpaceOptions.BackgroundWorker = false</c>
-    /// (the discard worker would move buckets under the passes).
+    /// repair is applied through transactions. Returns true when nothing was found. The discard
+    /// worker is paused while the passes run; nothing else may change the filesystem meanwhile.
     /// </summary>
     public static bool Run(BasaltFileSystem fs, bool repair, out IReadOnlyList<FsckFinding> findings, long? maxMem = null)
     {
         ArgumentNullException.ThrowIfNull(fs);
+        using var paused = fs.Space.PauseBackground();
         var reporter = new CollectingReporter(repair);
         var run = new SpaceCheckRun(fs, reporter, maxMem ?? DefaultMaxMem, new SpaceCheckState());
         foreach (var (id, pass) in s_passes)
