@@ -138,7 +138,7 @@ internal sealed class CliContext
             BasaltException b => b.Class switch
             {
                 ErrorClass.Usage => (CliExitCodes.Usage, b.Message),
-                ErrorClass.NotFound or ErrorClass.InUse or ErrorClass.NoSpace => (Failure(), b.Message),
+                ErrorClass.NotFound or ErrorClass.InUse or ErrorClass.NoSpace or ErrorClass.FileConflict => (Failure(), b.Message),
                 _ => (Operational(), b.Message),
             },
             OperationCanceledException => (fsckCodes ? FsckExitCodes.Cancelled : CliExitCodes.Operational, "cancelled"),

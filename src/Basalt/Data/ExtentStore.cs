@@ -92,12 +92,13 @@ public sealed class ExtentStore : ISpaceOwners
     /// Fails with DeviceFull before writing anything when the space cannot be reserved. A write of
     /// more than <see cref="RunsPerTransaction"/> runs commits in several transactions; a crash may
     /// then keep a prefix of them. <paramref name="alsoInTransaction"/> runs in every transaction of
-    /// the write (the file layer keeps the inode's size there). Returns the last commit. Whole
+    /// the write with the byte offset the data committed so far reaches (sector-aligned; the file
+    /// layer keeps the inode's size there). Returns the last commit. Whole
     /// sectors are written and checksummed straight from <paramref name="data"/>, which must not
     /// change until Write returns.
     /// </summary>
     public CommitResult Write(ulong inode, long offset, ReadOnlySpan<byte> data, CommitOptions options = default,
-        Action<Transaction>? alsoInTransaction = null)
+        Action<Transaction, ulong>? alsoInTransaction = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         if (data.IsEmpty)
@@ -146,7 +147,7 @@ public sealed class ExtentStore : ISpaceOwners
 
     /// <summary>Writes whole sectors starting at <paramref name="startSector"/> as runs, committing every <see cref="RunsPerTransaction"/> of them.</summary>
     private CommitResult WriteGroup(Transactor writer, ulong inode, ulong startSector, ReadOnlySpan<byte> data, SpaceReservation reservation,
-        CommitOptions options, Action<Transaction>? also)
+        CommitOptions options, Action<Transaction, ulong>? also)
     {
         var runs = new List<(Bkey Key, byte[] Value)>(RunsPerTransaction);
         var sector = startSector;
@@ -179,7 +180,7 @@ public sealed class ExtentStore : ISpaceOwners
     }
 
     private static CommitResult Commit(Transactor writer, ulong inode, List<(Bkey Key, byte[] Value)> runs, CommitOptions options,
-        Action<Transaction>? also)
+        Action<Transaction, ulong>? also)
     {
         writer.Transact(t =>
         {
@@ -189,7 +190,7 @@ public sealed class ExtentStore : ISpaceOwners
                 ExtentEdits.Clear(t, inode, start, key.Pos.Offset, int.MaxValue);
                 t.Set(BtreeId.Extents, key, value);
             }
-            also?.Invoke(t);
+            also?.Invoke(t, runs[^1].Key.Pos.Offset * Sector);
             return true;
         }, options, out var result);
         return result;
@@ -259,7 +260,7 @@ public sealed class ExtentStore : ISpaceOwners
         if (!mapped)
             return;
         var zeros = new byte[to - from];
-        Write(inode, from, zeros, options, also);
+        Write(inode, from, zeros, options, also is null ? null : (t, _) => also(t));
     }
 
     // ---- Read ----------------------------------------------------------------------------------

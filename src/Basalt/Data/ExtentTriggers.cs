@@ -25,6 +25,12 @@ internal enum ExtentTriggerFault
     Disabled,
 }
 
+/// <summary>The owner of the inodes (the filesystem layer): keeps each inode's count of sectors as its extents change.</summary>
+public interface IInodeSectors
+{
+    void Add(ITriggerTransaction t, ulong inode, long sectors);
+}
+
 public static class ExtentTriggers
 {
     /// <summary>Test-only fault of the triggers run on this thread.</summary>
@@ -41,6 +47,13 @@ public static class ExtentTriggers
             Charge(t, layout, btree, oldKey, -1);
         if (newKey.Exists && newKey.Key.Type == KeyType.Extent)
             Charge(t, layout, btree, newKey, +1);
+        if (btree == BtreeId.Extents)
+        {
+            var delta = (newKey.Exists && newKey.Key.Type == KeyType.Extent ? (long)newKey.Key.Size : 0)
+                - (oldKey.Exists && oldKey.Key.Type == KeyType.Extent ? (long)oldKey.Key.Size : 0);
+            if (delta != 0)
+                t.GetService<IInodeSectors>()?.Add(t, (newKey.Exists ? newKey : oldKey).Key.Pos.Inode, delta);
+        }
     }
 
     private static void Charge(ITriggerTransaction t, SpaceLayout layout, BtreeId btree, in KeyVersion version, int sign)

@@ -48,6 +48,15 @@ public sealed class MountOptions
     /// <summary>Set aside journal keys a damaged btree keeps from replaying instead of failing the mount (fsck).</summary>
     public bool TolerateReplayFailures { get; init; }
 
+    /// <summary>When reads update access times (relatime by default; the crash suites use noatime).</summary>
+    public AtimeMode Atime { get; init; }
+
+    /// <summary>
+    /// Finish the deletions of orphaned inodes and interrupted truncates at mount (on by default;
+    /// fsck turns it off so its passes see what the crash left and finish the work as repairs).
+    /// </summary>
+    public bool FinishPendingFileWork { get; init; } = true;
+
     /// <summary>
     /// Route every node write through a <see cref="WriteOnceCheckingDevice"/> that fails any write
     /// below a live node's durable prefix. Off by default; the test suites turn it on.
@@ -84,6 +93,8 @@ public sealed partial class BasaltFileSystem : IDisposable
             Space = SpaceManager.Open(_core.Engine, _core.Transactor, _core.Journal, _core.Device, _core.Superblocks, options.Space);
             Data = new ExtentStore(_core.Engine, _core.Transactor, _core.Device, Space, _core.Superblocks.Current.DataChecksumType,
                 _core.Journal.MaxCommitBytes);
+            Files = new Files(_core.Engine, _core.Transactor, Data, _core.Journal, options.Atime, SpaceStats);
+            Files.Start(options.FinishPendingFileWork);
         }
         catch
         {
@@ -93,7 +104,22 @@ public sealed partial class BasaltFileSystem : IDisposable
         }
     }
 
-    static BasaltFileSystem() => DataKeyTypes.Register();
+    static BasaltFileSystem() => FsKeyTypes.Register();
+
+    /// <summary>Files and directories: the POSIX-like API (inodes, names, data, xattrs).</summary>
+    public Files Files { get; }
+
+    private FsStats SpaceStats()
+    {
+        long size = 0, free = 0;
+        foreach (var dev in Space.Layout.Devices)
+        {
+            size += (long)dev.DataBuckets * dev.BucketSectors * FormatLimits.SectorSize;
+            free += Space.ReadOnly ? 0 : (long)Space.Usage(dev.Index)[BucketDataType.Free].Buckets * dev.BucketSectors * FormatLimits.SectorSize;
+        }
+        var available = Space.ReadOnly ? 0 : Math.Max(0, Space.AvailableSectors()) * FormatLimits.SectorSize;
+        return new FsStats(Superblock.BlockSize, size, free, available, 0, Names.MaxLength);
+    }
 
     /// <summary>Buckets: gens, open buckets, reservations, discards, copygc.</summary>
     public SpaceManager Space { get; }

@@ -321,7 +321,7 @@ internal static class JournalCrashWorkload
             var length = 1 + rng.Next(fx.FormatOptions.BucketSize!.Value - 512);
             var data = new byte[length];
             rng.NextBytes(data);
-            result = fx.Fs.Data.Write(inode, offset, data, commit, also);
+            result = fx.Fs.Data.Write(inode, offset, data, commit, (t, _) => also(t));
             if (offset + length > file.Length)
                 Array.Resize(ref file, offset + length);
             data.CopyTo(file, offset);
