@@ -52,10 +52,11 @@ public sealed class MountOptions
     public AtimeMode Atime { get; init; }
 
     /// <summary>
-    /// Finish the deletions of orphaned inodes and interrupted truncates at mount (on by default;
-    /// fsck turns it off so its passes see what the crash left and finish the work as repairs).
+    /// At a writable mount, create the root directory and lost+found when the filesystem has none
+    /// yet (its first mount) and finish the deletions of orphaned inodes and interrupted truncates
+    /// (on by default; fsck turns it off so its passes see what a crash or damage left).
     /// </summary>
-    public bool FinishPendingFileWork { get; init; } = true;
+    public bool FileMaintenance { get; init; } = true;
 
     /// <summary>
     /// Route every node write through a <see cref="WriteOnceCheckingDevice"/> that fails any write
@@ -94,7 +95,7 @@ public sealed partial class BasaltFileSystem : IDisposable
             Data = new ExtentStore(_core.Engine, _core.Transactor, _core.Device, Space, _core.Superblocks.Current.DataChecksumType,
                 _core.Journal.MaxCommitBytes);
             Files = new Files(_core.Engine, _core.Transactor, Data, _core.Journal, options.Atime, SpaceStats);
-            Files.Start(options.FinishPendingFileWork);
+            Files.Start(options.FileMaintenance);
         }
         catch
         {

@@ -135,22 +135,22 @@ public sealed partial class Files : IInodeSectors
     // ---- Mount: root, orphans, truncates --------------------------------------------------------
 
     /// <summary>
-    /// On a writable mount: creates the root directory and lost+found when the filesystem has none
-    /// (its first mount), then finishes the deletions and truncates a crash interrupted.
+    /// On a writable mount with maintenance on: creates the root directory and lost+found when the
+    /// filesystem has none (its first mount), then finishes the deletions and truncates a crash
+    /// interrupted.
     /// </summary>
-    internal void Start(bool finishPending)
+    internal void Start(bool maintenance)
     {
-        if (_transactor is null)
+        if (_transactor is null || !maintenance)
             return;
         if (!Inodes.TryGet(FsPositions.Inode(FsPositions.RootIno), out _))
             CreateRoot();
-        if (!finishPending)
-            return;
         FinishTruncates();
         FinishOrphans();
     }
 
-    private void CreateRoot()
+    /// <summary>Creates the root directory with lost+found in it (first mount; fsck's repair of a missing root builds on it).</summary>
+    internal void CreateRoot()
     {
         var now = Clock();
         Writer.Transact(t =>
@@ -170,7 +170,8 @@ public sealed partial class Files : IInodeSectors
         Interlocked.Exchange(ref _inodeCount, -1);
     }
 
-    private void FinishTruncates()
+    /// <summary>Finishes the truncates whose intent is still recorded (fsck's repair, and mount's).</summary>
+    internal void FinishTruncates()
     {
         var it = _engine[BtreeId.LoggedOps].Iterate(FsPositions.Truncate(0), FsPositions.Truncate(ulong.MaxValue));
         var pending = new List<(ulong Ino, ulong Size)>();
@@ -183,7 +184,8 @@ public sealed partial class Files : IInodeSectors
             CutExtents(ino, size);
     }
 
-    private void FinishOrphans()
+    /// <summary>Deletes the orphans that are linked nowhere and drops the orphan keys of linked inodes.</summary>
+    internal void FinishOrphans()
     {
         var it = _engine[BtreeId.Orphans].Iterate(FsPositions.Orphan(0), FsPositions.Orphan(ulong.MaxValue));
         var orphans = new List<ulong>();

@@ -92,6 +92,8 @@ public sealed class FsckContext
         Journal = Options.Journal,
         // fsck owns the device: no discard worker changes buckets behind the passes.
         Space = new SpaceOptions { BackgroundWorker = false },
+        // Nothing is created or finished behind the passes either: the file passes find and repair it.
+        FileMaintenance = false,
         // The passes walk whole btrees several times: a node cache as large as the memory fsck may
         // use keeps them from reading every node again on each walk.
         Engine = new Basalt.Btree.BtreeEngineOptions { CacheBudgetBytes = Math.Max(new Basalt.Btree.BtreeEngineOptions().CacheBudgetBytes, Options.MaxMem) },
