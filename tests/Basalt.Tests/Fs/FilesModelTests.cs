@@ -1,0 +1,361 @@
+using System.Text;
+using Basalt.Devices;
+using Basalt.Diagnostics;
+using Basalt.Fs;
+using Basalt.Fsck.Space;
+using Basalt.TestKit;
+using Xunit.Abstractions;
+
+namespace Basalt.Tests.Fs;
+
+/// <summary>
+/// Random file operations against an in-memory model of the tree, with remounts: every name,
+/// type, link count, size, byte, symlink target and xattr is compared after each phase, errors
+/// must be the model's (as errno), and the space checks find nothing at the end.
+/// </summary>
+public sealed class FilesModelTests(ITestOutputHelper output)
+{
+    private sealed class Node
+    {
+        public FileType Type;
+        public byte[] Data = [];
+        public readonly SortedDictionary<string, ulong> Children = new(StringComparer.Ordinal);
+        public readonly SortedDictionary<string, byte[]> Xattrs = new(StringComparer.Ordinal);
+        public ulong Parent;
+    }
+
+    private static readonly byte[][] s_namePool =
+    [
+        "a"u8.ToArray(), "b"u8.ToArray(), "c"u8.ToArray(), "dir"u8.ToArray(), "file.txt"u8.ToArray(), [0x66, 0xFF, 0x6F],
+        "ünï"u8.ToArray(), Enumerable.Repeat((byte)'x', 255).ToArray(), "e"u8.ToArray(), "f"u8.ToArray(),
+    ];
+
+    private static string Key(byte[] name) => Convert.ToHexString(name);
+
+    private static byte[] NameOf(string key) => Convert.FromHexString(key);
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Random_operations_match_the_model_across_remounts(bool collide)
+    {
+        var seed = TestSeed.Get(output);
+        var random = new Random(seed);
+        using var device = new MemoryBlockDevice(64 * 1024 * 1024, "mem.img");
+        var model = new Dictionary<ulong, Node>
+        {
+            [FsPositions.RootIno] = new() { Type = FileType.Directory, Parent = FsPositions.RootIno },
+            [FsPositions.LostAndFoundIno] = new() { Type = FileType.Directory, Parent = FsPositions.RootIno },
+        };
+        model[FsPositions.RootIno].Children[Key("lost+found"u8.ToArray())] = FsPositions.LostAndFoundIno;
+        Names.CollideForTests = collide ? 7UL : 0;
+        try
+        {
+            var fs = BasaltFileSystem.Format(device, FilesTests.Geometry);
+            try
+            {
+                for (var phase = 0; phase < 4; phase++)
+                {
+                    for (var op = 0; op < 250; op++)
+                        Step(fs.Files, model, random, $"seed {seed} phase {phase} op {op}");
+                    Verify(fs.Files, model, $"seed {seed} after phase {phase}");
+                    fs.Dispose();
+                    fs = BasaltFileSystem.Mount(device, new MountOptions());
+                    Verify(fs.Files, model, $"seed {seed} after remount {phase}");
+                }
+                Assert.Empty(fs.Files.Orphans());
+                SpaceChecks.Run(fs, repair: false, out var findings);
+                Assert.True(findings.Count == 0, $"seed {seed}: " + string.Join("; ", findings.Select(f => f.ToString())));
+            }
+            finally
+            {
+                fs.Dispose();
+            }
+        }
+        finally
+        {
+            Names.CollideForTests = 0;
+        }
+    }
+
+    private static void Step(Files f, Dictionary<ulong, Node> model, Random random, string where)
+    {
+        var dirs = model.Where(kv => kv.Value.Type == FileType.Directory).Select(kv => kv.Key).OrderBy(x => x).ToList();
+        var files = model.Where(kv => kv.Value.Type == FileType.Regular).Select(kv => kv.Key).OrderBy(x => x).ToList();
+        var dir = dirs[random.Next(dirs.Count)];
+        var name = s_namePool[random.Next(s_namePool.Length)];
+        var d = model[dir];
+        var exists = d.Children.TryGetValue(Key(name), out var existing);
+        switch (random.Next(13))
+        {
+            case 0 or 1:
+            {
+                var expected = exists ? Errno.EEXIST : 0;
+                var ino = Expect(where, "create", expected, () => f.Create(dir, name, 0x1A4).Ino);
+                if (expected == 0)
+                {
+                    model[ino] = new Node { Type = FileType.Regular, Parent = dir };
+                    d.Children[Key(name)] = ino;
+                }
+                break;
+            }
+            case 2:
+            {
+                var expected = exists ? Errno.EEXIST : 0;
+                var ino = Expect(where, "mkdir", expected, () => f.Mkdir(dir, name, 0x1ED).Ino);
+                if (expected == 0)
+                {
+                    model[ino] = new Node { Type = FileType.Directory, Parent = dir };
+                    d.Children[Key(name)] = ino;
+                }
+                break;
+            }
+            case 3 or 4 when files.Count > 0:
+            {
+                var ino = files[random.Next(files.Count)];
+                var data = new byte[1 + random.Next(random.Next(3) == 0 ? 200_000 : 9000)];
+                random.NextBytes(data);
+                var offset = random.Next(300_000);
+                f.Write(ino, offset, data);
+                var node = model[ino];
+                if (node.Data.Length < offset + data.Length)
+                    Array.Resize(ref node.Data, offset + data.Length);
+                data.CopyTo(node.Data, offset);
+                break;
+            }
+            case 5 when files.Count > 0:
+            {
+                var ino = files[random.Next(files.Count)];
+                var size = random.Next(3) == 0 ? 0 : random.Next(400_000);
+                f.Truncate(ino, size);
+                Array.Resize(ref model[ino].Data, size);
+                break;
+            }
+            case 6:
+            {
+                var expected = !exists ? Errno.ENOENT : model[existing].Type == FileType.Directory ? Errno.EISDIR : 0;
+                Expect(where, "unlink", expected, () => { f.Unlink(dir, name); return 0UL; });
+                if (expected == 0)
+                    RemoveName(model, dir, name);
+                break;
+            }
+            case 7:
+            {
+                var expected = !exists ? Errno.ENOENT : model[existing].Type != FileType.Directory ? Errno.ENOTDIR
+                    : model[existing].Children.Count > 0 ? Errno.ENOTEMPTY : 0;
+                if (exists && existing == FsPositions.LostAndFoundIno)
+                    break;
+                Expect(where, "rmdir", expected, () => { f.Rmdir(dir, name); return 0UL; });
+                if (expected == 0)
+                    RemoveName(model, dir, name);
+                break;
+            }
+            case 8 or 9:
+            {
+                var toDir = dirs[random.Next(dirs.Count)];
+                var toName = s_namePool[random.Next(s_namePool.Length)];
+                var flags = random.Next(4) switch { 0 => RenameFlags.NoReplace, 1 => RenameFlags.Exchange, _ => RenameFlags.None };
+                if ((exists && existing == FsPositions.LostAndFoundIno)
+                    || (model[toDir].Children.TryGetValue(Key(toName), out var target) && target == FsPositions.LostAndFoundIno))
+                {
+                    break;
+                }
+                var expected = ExpectedRename(model, dir, name, toDir, toName, flags);
+                Expect(where, $"rename {flags}", expected, () => { f.Rename(dir, name, toDir, toName, flags); return 0UL; });
+                if (expected == 0)
+                    ApplyRename(model, dir, name, toDir, toName, flags);
+                break;
+            }
+            case 10 when files.Count > 0:
+            {
+                var ino = files[random.Next(files.Count)];
+                var expected = exists ? Errno.EEXIST : 0;
+                Expect(where, "link", expected, () => f.Link(ino, dir, name).Ino);
+                if (expected == 0)
+                    d.Children[Key(name)] = ino;
+                break;
+            }
+            case 11:
+            {
+                var target = Encoding.UTF8.GetBytes($"target/{random.Next(1000)}/" + new string('t', random.Next(300)));
+                var expected = exists ? Errno.EEXIST : 0;
+                var ino = Expect(where, "symlink", expected, () => f.Symlink(dir, name, target).Ino);
+                if (expected == 0)
+                {
+                    model[ino] = new Node { Type = FileType.Symlink, Data = target, Parent = dir };
+                    d.Children[Key(name)] = ino;
+                }
+                break;
+            }
+            case 12:
+            {
+                var all = model.Keys.OrderBy(x => x).ToList();
+                var ino = all[random.Next(all.Count)];
+                var xname = $"user.x{random.Next(6)}";
+                var node = model[ino];
+                if (random.Next(3) == 0)
+                {
+                    var expected = node.Xattrs.ContainsKey(xname) ? 0 : Errno.ENODATA;
+                    Expect(where, "removexattr", expected, () => { f.RemoveXattr(ino, Encoding.UTF8.GetBytes(xname)); return 0UL; });
+                    node.Xattrs.Remove(xname);
+                }
+                else
+                {
+                    var value = new byte[random.Next(300)];
+                    random.NextBytes(value);
+                    f.SetXattr(ino, Encoding.UTF8.GetBytes(xname), value);
+                    node.Xattrs[xname] = value;
+                }
+                break;
+            }
+        }
+    }
+
+    private static ulong Expect(string where, string op, int expectedErrno, Func<ulong> action)
+    {
+        try
+        {
+            var result = action();
+            Assert.True(expectedErrno == 0, $"{where}: {op} succeeded, the model expected errno {expectedErrno}");
+            return result;
+        }
+        catch (BasaltException e)
+        {
+            Assert.True(Errno.Of(e.Code) == expectedErrno, $"{where}: {op} failed with {e.Code} ({e.Message}), the model expected errno {expectedErrno}");
+            return 0;
+        }
+    }
+
+    private static void RemoveName(Dictionary<ulong, Node> model, ulong dir, byte[] name)
+    {
+        var ino = model[dir].Children[Key(name)];
+        model[dir].Children.Remove(Key(name));
+        if (!IsLinked(model, ino))
+            model.Remove(ino);
+    }
+
+    private static bool IsLinked(Dictionary<ulong, Node> model, ulong ino) => model.Values.Any(n => n.Children.ContainsValue(ino));
+
+    private static bool IsUnder(Dictionary<ulong, Node> model, ulong ino, ulong dir)
+    {
+        for (var at = ino; ; at = model[at].Parent)
+        {
+            if (at == dir)
+                return true;
+            if (at == FsPositions.RootIno)
+                return false;
+        }
+    }
+
+    private static int ExpectedRename(Dictionary<ulong, Node> model, ulong fromDir, byte[] from, ulong toDir, byte[] to, RenameFlags flags)
+    {
+        if (!model[fromDir].Children.TryGetValue(Key(from), out var src))
+            return Errno.ENOENT;
+        var dstExists = model[toDir].Children.TryGetValue(Key(to), out var dst);
+        if (dstExists && flags == RenameFlags.NoReplace)
+            return Errno.EEXIST;
+        if (!dstExists && flags == RenameFlags.Exchange)
+            return Errno.ENOENT;
+        if (dstExists && dst == src)
+            return 0;
+        var srcDir = model[src].Type == FileType.Directory;
+        if (srcDir && fromDir != toDir && IsUnder(model, toDir, src))
+            return Errno.EINVAL;
+        if (flags == RenameFlags.Exchange)
+            return dstExists && model[dst].Type == FileType.Directory && fromDir != toDir && IsUnder(model, fromDir, dst) ? Errno.EINVAL : 0;
+        if (dstExists)
+        {
+            var dstDir = model[dst].Type == FileType.Directory;
+            if (srcDir && !dstDir)
+                return Errno.ENOTDIR;
+            if (!srcDir && dstDir)
+                return Errno.EISDIR;
+            if (dstDir && model[dst].Children.Count > 0)
+                return Errno.ENOTEMPTY;
+        }
+        return 0;
+    }
+
+    private static void ApplyRename(Dictionary<ulong, Node> model, ulong fromDir, byte[] from, ulong toDir, byte[] to, RenameFlags flags)
+    {
+        var src = model[fromDir].Children[Key(from)];
+        var dstExists = model[toDir].Children.TryGetValue(Key(to), out var dst);
+        if (dstExists && dst == src)
+            return;
+        if (flags == RenameFlags.Exchange)
+        {
+            model[fromDir].Children[Key(from)] = dst;
+            model[toDir].Children[Key(to)] = src;
+            if (model[src].Type == FileType.Directory)
+                model[src].Parent = toDir;
+            if (model[dst].Type == FileType.Directory)
+                model[dst].Parent = fromDir;
+            return;
+        }
+        model[fromDir].Children.Remove(Key(from));
+        model[toDir].Children[Key(to)] = src;
+        if (model[src].Type == FileType.Directory)
+            model[src].Parent = toDir;
+        if (dstExists && !IsLinked(model, dst))
+            model.Remove(dst);
+    }
+
+    private static void Verify(Files f, Dictionary<ulong, Node> model, string where)
+    {
+        foreach (var (ino, node) in model)
+        {
+            var attr = f.GetAttr(ino);
+            Assert.True(attr.Type == node.Type, $"{where}: inode {ino} is a {attr.Type}, the model says {node.Type}");
+            var links = node.Type == FileType.Directory
+                ? 2 + node.Children.Values.Count(c => model[c].Type == FileType.Directory)
+                : model.Values.Sum(n => n.Children.Values.Count(c => c == ino));
+            Assert.True(attr.Nlink == links, $"{where}: inode {ino} has nlink {attr.Nlink}, the model counts {links}");
+            if (node.Type == FileType.Directory)
+            {
+                var listed = new SortedDictionary<string, ulong>(StringComparer.Ordinal);
+                long cookie = 0;
+                while (true)
+                {
+                    var batch = f.ReadDir(ino, cookie, 3);
+                    if (batch.Count == 0)
+                        break;
+                    foreach (var e in batch)
+                    {
+                        if (!Names.IsDot(e.Name) && !Names.IsDotDot(e.Name))
+                        {
+                            Assert.True(listed.TryAdd(Key(e.Name), e.Ino), $"{where}: readdir of {ino} lists {Names.ToText(e.Name)} twice");
+                            Assert.Equal(model[e.Ino].Type, e.Type);
+                        }
+                        else if (Names.IsDotDot(e.Name))
+                        {
+                            Assert.True(e.Ino == node.Parent, $"{where}: '..' of {ino} is {e.Ino}, the model says {node.Parent}");
+                        }
+                        cookie = e.Next;
+                    }
+                }
+                Assert.True(node.Children.SequenceEqual(listed),
+                    $"{where}: directory {ino} lists [{string.Join(", ", listed.Keys.Select(k => Names.ToText(NameOf(k))))}], the model [{string.Join(", ", node.Children.Keys.Select(k => Names.ToText(NameOf(k))))}]");
+                foreach (var (key, child) in node.Children)
+                    Assert.Equal(child, f.Lookup(ino, NameOf(key)).Ino);
+            }
+            else if (node.Type == FileType.Regular)
+            {
+                Assert.True(attr.Size == (ulong)node.Data.Length, $"{where}: inode {ino} has size {attr.Size}, the model {node.Data.Length}");
+                var back = new byte[node.Data.Length + 10];
+                var n = f.Read(ino, 0, back);
+                Assert.Equal(node.Data.Length, n);
+                var diff = back.AsSpan(0, n).CommonPrefixLength(node.Data);
+                Assert.True(diff == n, $"{where}: inode {ino} differs from the model at byte {diff}");
+            }
+            else if (node.Type == FileType.Symlink)
+            {
+                Assert.Equal(node.Data, f.ReadLink(ino));
+            }
+            var xattrs = f.ListXattrs(ino).Select(Encoding.UTF8.GetString).Order(StringComparer.Ordinal).ToArray();
+            Assert.True(node.Xattrs.Keys.SequenceEqual(xattrs), $"{where}: inode {ino} has xattrs [{string.Join(", ", xattrs)}], the model [{string.Join(", ", node.Xattrs.Keys)}]");
+            foreach (var (xname, value) in node.Xattrs)
+                Assert.Equal(value, f.GetXattr(ino, Encoding.UTF8.GetBytes(xname)));
+        }
+        Assert.Equal(model.Count, f.Stats().Inodes);
+    }
+}
