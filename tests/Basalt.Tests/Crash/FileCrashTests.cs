@@ -1,0 +1,131 @@
+// The filesystem crash suite (FileCrashWorkload): every one-operation sequence and a seeded sample
+// of two- and three-operation sequences; every crash state of each must pass fsck -n with no
+// finding, mount, and show the tree after some operation k within its bounds.
+using System.Diagnostics;
+using Basalt.Devices;
+using Basalt.Format;
+using Basalt.Fs;
+using Basalt.TestKit;
+using Xunit.Abstractions;
+
+namespace Basalt.Tests.Crash;
+
+public sealed class FileCrashTests(ITestOutputHelper output)
+{
+    private sealed class Totals
+    {
+        public int Sequences;
+        public int CrashPoints;
+        public int States;
+        public readonly SortedDictionary<int, int> KHistogram = [];
+        public readonly List<string> Violations = [];
+    }
+
+    [Fact]
+    public void Every_one_operation_sequence_recovers_an_allowed_state_at_every_crash_point()
+    {
+        var seed = TestSeed.Get(output);
+        var totals = new Totals();
+        var clock = Stopwatch.StartNew();
+        foreach (var kind in Enum.GetValues<FileOpKind>())
+        {
+            for (var variant = 0; variant < LongTests.Scale(2, 5); variant++)
+                Search([kind], seed + (variant * 7919) + (int)kind, totals);
+        }
+        Report(totals, clock);
+        Assert.True(totals.Violations.Count == 0, string.Join("\n", totals.Violations.Take(10)));
+        Assert.True(totals.States >= 1000, $"only {totals.States} distinct crash states");
+    }
+
+    [Fact]
+    public void A_seeded_sample_of_two_and_three_operation_sequences_recovers_allowed_states()
+    {
+        var seed = TestSeed.Get(output);
+        var random = new Random(seed);
+        var kinds = Enum.GetValues<FileOpKind>();
+        var totals = new Totals();
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < LongTests.Scale(24, 20); i++)
+        {
+            var length = 2 + random.Next(2);
+            var ops = Enumerable.Range(0, length).Select(_ => kinds[random.Next(kinds.Length)]).ToArray();
+            Search(ops, random.Next(), totals);
+        }
+        Report(totals, clock);
+        Assert.True(totals.Violations.Count == 0, string.Join("\n", totals.Violations.Take(10)));
+    }
+
+    private void Report(Totals totals, Stopwatch clock) =>
+        output.WriteLine($"{totals.Sequences} sequences, {totals.CrashPoints} crash points, {totals.States} distinct crash states mounted, " +
+            $"k histogram [{string.Join(", ", totals.KHistogram.Select(kv => $"{kv.Key}:{kv.Value}"))}], {totals.Violations.Count} violations, " +
+            $"{clock.Elapsed.TotalSeconds:F1} s");
+
+    private static void Search(IReadOnlyList<FileOpKind> ops, int seed, Totals totals)
+    {
+        var recording = FileCrashWorkload.Record(ops, seed);
+        totals.Sequences++;
+        var enumerator = new CrashStateEnumerator(recording.Log, new CrashStateOptions { Seed = seed, RandomSubsets = 4, MaxTornVariants = 2 });
+        var images = new JournalCrashSearch.DurableImage(recording.BaseImage, recording.Log);
+        var outcomes = new Dictionary<ulong, (string? Capture, string? Problem)>();
+        foreach (var point in enumerator.CrashPoints)
+        {
+            totals.CrashPoints++;
+            var lower = recording.LowerBound(point);
+            var upper = recording.UpperBound(point);
+            foreach (var state in enumerator.CandidatesAt(point))
+            {
+                if (!outcomes.TryGetValue(state.ContentHash, out var outcome))
+                {
+                    outcome = Check(images.Materialise(state), state.ToString());
+                    outcomes[state.ContentHash] = outcome;
+                    totals.States++;
+                }
+                var where = $"ops [{recording.Sequence}] seed {seed}, {state} (k in [{lower}, {upper}])";
+                if (outcome.Problem is not null)
+                {
+                    totals.Violations.Add($"{where}: {outcome.Problem}");
+                    return;
+                }
+                var k = -1;
+                for (var i = lower; i <= upper && i < recording.Captures.Count; i++)
+                {
+                    if (recording.Captures[i] == outcome.Capture)
+                    {
+                        k = i;
+                        break;
+                    }
+                }
+                if (k < 0)
+                {
+                    var any = recording.Captures.ToList().IndexOf(outcome.Capture!);
+                    totals.Violations.Add($"{where}: the recovered tree is {(any < 0 ? "no state of the history" : $"the state after {any} operations")}:\n{outcome.Capture}\nexpected one of:\n"
+                        + string.Join("--\n", recording.Captures.Skip(lower).Take(upper - lower + 1)));
+                    return;
+                }
+                totals.KHistogram[k] = totals.KHistogram.GetValueOrDefault(k) + 1;
+            }
+        }
+    }
+
+    private static (string? Capture, string? Problem) Check(byte[] image, string name)
+    {
+        try
+        {
+            using var device = new MemoryBlockDevice(image, name);
+            var report = Basalt.Fsck.Fsck.Run(device, new Basalt.Fsck.FsckOptions { Mode = Basalt.Fsck.FsckMode.CheckOnly });
+            if (report.Findings.Count > 0)
+                return (null, "fsck -n: " + string.Join("; ", report.Findings.Select(f => f.ToText())));
+            using var fs = BasaltFileSystem.Mount(device, FileCrashWorkload.Mount());
+            if (fs.Recovery.Damage.FirstOrDefault(d => d.Id is FsckErrorId.JournalEntriesMissing or FsckErrorId.JournalSeqBlacklistedFlush
+                    or FsckErrorId.JournalLastSeqNewerThanSeq) is { } damage)
+                return (null, $"recovery: {damage.ToText()}");
+            if (fs.Files.Orphans().Count > 0)
+                return (null, $"orphans left after mount: {string.Join(", ", fs.Files.Orphans())}");
+            return (FileCrashWorkload.Capture(fs.Files), null);
+        }
+        catch (Exception e)
+        {
+            return (null, $"mount or capture threw {e.GetType().Name}: {e.Message}");
+        }
+    }
+}
