@@ -1,5 +1,6 @@
 // The local-filesystem layer against the real filesystem of the temp directory (ext4 or tmpfs in
 // CI): names as bytes, statx fields, links, special files, times, holes, xattrs and the errors.
+using System.Runtime.InteropServices;
 using System.Runtime.Versioning;
 using System.Text;
 using Basalt.Cli.Local;
@@ -25,6 +26,16 @@ public sealed class LocalFsTests : IDisposable
     private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
 
     private static List<LocalDirEntry> List(LocalFd dir) => [.. LocalFs.ReadDirectory(dir)];
+
+    [Fact]
+    public void StructLayouts_MatchLinuxX64()
+    {
+        Assert.Equal(256, Marshal.SizeOf<LocalLibC.StatxBuffer>());
+        Assert.Equal(16, Marshal.SizeOf<LocalLibC.StatxTimestamp>());
+        Assert.Equal(16, Marshal.SizeOf<LocalLibC.Timespec>());
+        Assert.Equal(112, (int)Marshal.OffsetOf<LocalLibC.StatxBuffer>(nameof(LocalLibC.StatxBuffer.Mtime)));
+        Assert.Equal(136, (int)Marshal.OffsetOf<LocalLibC.StatxBuffer>(nameof(LocalLibC.StatxBuffer.DevMajor)));
+    }
 
     [Fact]
     public void NonUtf8Name_IsCreatedListedStatedAndRemovedAsBytes()
