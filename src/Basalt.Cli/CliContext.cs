@@ -2,6 +2,7 @@
 // a person is watching (a terminal gets Spectre.Console output and prompts, anything else plain
 // lines), and the one place where exceptions become a single stderr line and an exit code.
 using System.Diagnostics.CodeAnalysis;
+using Basalt.Cli.Local;
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Fsck;
@@ -146,6 +147,8 @@ internal sealed class CliContext
             // operating system's words, never .NET's (--verbose shows the exception).
             FileNotFoundException { FileName: { } name } => (Failure(), $"{name}: {IoErrorText.Describe(error)}"),
             FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException => (Failure(), IoErrorText.Describe(error)),
+            // The local-filesystem layer's messages already name the operation, path and errno text.
+            LocalFsException local => (Failure(), local.Message),
             IOException => (Operational(), $"I/O error: {IoErrorText.Describe(error)}"),
             _ => (Operational(), "internal error: this is a bug in basalt (run with --verbose for the details)"),
         };
