@@ -21,6 +21,21 @@ public sealed class MemoryBlockDevice : IExtensibleDevice
     public MemoryBlockDevice(ReadOnlySpan<byte> contents, string name = "memory")
         : this(contents.Length, name) => contents.CopyTo(_data);
 
+    private MemoryBlockDevice(byte[] data, string name, bool _)
+    {
+        _data = data;
+        Name = name;
+    }
+
+    /// <summary>A device over <paramref name="data"/> itself, not a copy (crash searches reuse one buffer per state).</summary>
+    public static MemoryBlockDevice Wrap(byte[] data, string name = "memory")
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (data.Length == 0 || data.Length % FormatLimits.SectorSize != 0)
+            throw new ArgumentOutOfRangeException(nameof(data), $"device size {data.Length} is not a positive multiple of {FormatLimits.SectorSize}");
+        return new MemoryBlockDevice(data, name, false);
+    }
+
     public string Name { get; }
     public long Size => _data.LongLength;
     public bool IsReadOnly => false;

@@ -27,11 +27,10 @@ public sealed class FileCrashTests(ITestOutputHelper output)
         var seed = TestSeed.Get(output);
         var totals = new Totals();
         var clock = Stopwatch.StartNew();
-        foreach (var kind in Enum.GetValues<FileOpKind>())
-        {
-            for (var variant = 0; variant < LongTests.Scale(2, 5); variant++)
-                Search([kind], seed + (variant * 7919) + (int)kind, totals);
-        }
+        var sequences = Enum.GetValues<FileOpKind>()
+            .SelectMany(kind => Enumerable.Range(0, LongTests.Scale(4, 5)).Select(variant => (Ops: new[] { kind }, Seed: seed + (variant * 7919) + (int)kind)))
+            .ToList();
+        Parallel.ForEach(sequences, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, s => Search(s.Ops, s.Seed, totals));
         Report(totals, clock);
         Assert.True(totals.Violations.Count == 0, string.Join("\n", totals.Violations.Take(10)));
         Assert.True(totals.States >= 1000, $"only {totals.States} distinct crash states");
@@ -45,12 +44,10 @@ public sealed class FileCrashTests(ITestOutputHelper output)
         var kinds = Enum.GetValues<FileOpKind>();
         var totals = new Totals();
         var clock = Stopwatch.StartNew();
-        for (var i = 0; i < LongTests.Scale(24, 20); i++)
-        {
-            var length = 2 + random.Next(2);
-            var ops = Enumerable.Range(0, length).Select(_ => kinds[random.Next(kinds.Length)]).ToArray();
-            Search(ops, random.Next(), totals);
-        }
+        var sequences = Enumerable.Range(0, LongTests.Scale(80, 20))
+            .Select(_ => (Ops: Enumerable.Range(0, 2 + random.Next(2)).Select(_ => kinds[random.Next(kinds.Length)]).ToArray(), Seed: random.Next()))
+            .ToList();
+        Parallel.ForEach(sequences, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, s => Search(s.Ops, s.Seed, totals));
         Report(totals, clock);
         Assert.True(totals.Violations.Count == 0, string.Join("\n", totals.Violations.Take(10)));
     }
@@ -63,27 +60,33 @@ public sealed class FileCrashTests(ITestOutputHelper output)
     private static void Search(IReadOnlyList<FileOpKind> ops, int seed, Totals totals)
     {
         var recording = FileCrashWorkload.Record(ops, seed);
-        totals.Sequences++;
+        lock (totals)
+            totals.Sequences++;
         var enumerator = new CrashStateEnumerator(recording.Log, new CrashStateOptions { Seed = seed, RandomSubsets = 4, MaxTornVariants = 2 });
         var images = new JournalCrashSearch.DurableImage(recording.BaseImage, recording.Log);
         var outcomes = new Dictionary<ulong, (string? Capture, string? Problem)>();
+        var scratch = new byte[recording.BaseImage.Length];
         foreach (var point in enumerator.CrashPoints)
         {
-            totals.CrashPoints++;
+            lock (totals)
+                totals.CrashPoints++;
             var lower = recording.LowerBound(point);
             var upper = recording.UpperBound(point);
             foreach (var state in enumerator.CandidatesAt(point))
             {
                 if (!outcomes.TryGetValue(state.ContentHash, out var outcome))
                 {
-                    outcome = Check(images.Materialise(state), state.ToString());
+                    images.MaterialiseInto(state, scratch);
+                    outcome = Check(scratch, state.ToString());
                     outcomes[state.ContentHash] = outcome;
-                    totals.States++;
+                    lock (totals)
+                        totals.States++;
                 }
                 var where = $"ops [{recording.Sequence}] seed {seed}, {state} (k in [{lower}, {upper}])";
                 if (outcome.Problem is not null)
                 {
-                    totals.Violations.Add($"{where}: {outcome.Problem}");
+                    lock (totals)
+                        totals.Violations.Add($"{where}: {outcome.Problem}");
                     return;
                 }
                 var k = -1;
@@ -98,11 +101,13 @@ public sealed class FileCrashTests(ITestOutputHelper output)
                 if (k < 0)
                 {
                     var any = recording.Captures.ToList().IndexOf(outcome.Capture!);
-                    totals.Violations.Add($"{where}: the recovered tree is {(any < 0 ? "no state of the history" : $"the state after {any} operations")}:\n{outcome.Capture}\nexpected one of:\n"
+                    lock (totals)
+                        totals.Violations.Add($"{where}: the recovered tree is {(any < 0 ? "no state of the history" : $"the state after {any} operations")}:\n{outcome.Capture}\nexpected one of:\n"
                         + string.Join("--\n", recording.Captures.Skip(lower).Take(upper - lower + 1)));
                     return;
                 }
-                totals.KHistogram[k] = totals.KHistogram.GetValueOrDefault(k) + 1;
+                lock (totals)
+                    totals.KHistogram[k] = totals.KHistogram.GetValueOrDefault(k) + 1;
             }
         }
     }
@@ -111,8 +116,12 @@ public sealed class FileCrashTests(ITestOutputHelper output)
     {
         try
         {
-            using var device = new MemoryBlockDevice(image, name);
-            var report = Basalt.Fsck.Fsck.Run(device, new Basalt.Fsck.FsckOptions { Mode = Basalt.Fsck.FsckMode.CheckOnly });
+            using var device = MemoryBlockDevice.Wrap(image, name);
+            var report = Basalt.Fsck.Fsck.Run(device, new Basalt.Fsck.FsckOptions
+            {
+                Mode = Basalt.Fsck.FsckMode.CheckOnly,
+                Journal = new Basalt.Journal.JournalOptions { Manual = true },
+            });
             if (report.Findings.Count > 0)
                 return (null, "fsck -n: " + string.Join("; ", report.Findings.Select(f => f.ToText())));
             using var fs = BasaltFileSystem.Mount(device, FileCrashWorkload.Mount());

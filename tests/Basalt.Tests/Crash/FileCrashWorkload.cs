@@ -45,13 +45,17 @@ internal sealed record FileCrashRecording(
     IReadOnlyList<(int LogCount, int Ops)> Durable,
     IReadOnlyList<string> OpTexts)
 {
-    /// <summary>Operations an fsync/sync had made durable when the log held <paramref name="point"/> writes.</summary>
+    /// <summary>
+    /// Operations an fsync/sync had made durable at crash point <paramref name="point"/>: a mark
+    /// taken when the log held <c>count</c> writes binds crash points after it (crash point
+    /// <c>count</c> itself also stands for the moment before the flush that made them durable).
+    /// </summary>
     public int LowerBound(int point)
     {
         var lower = 0;
         foreach (var (count, ops) in Durable)
         {
-            if (count <= point)
+            if (count < point)
                 lower = Math.Max(lower, ops);
         }
         return lower;
@@ -71,12 +75,12 @@ internal static class FileCrashWorkload
     internal static readonly FormatOptions Geometry = new()
     {
         BlockSize = 4096,
-        BucketSize = 32 * 1024,
+        BucketSize = 16 * 1024,
         NodeSize = 4096,
         Uuid = new Guid("7a3e1b5c-9d2f-4e8a-b6c1-0f4d2e9a8b73"),
     };
 
-    private const long DeviceSize = 6 * 1024 * 1024;
+    private const long DeviceSize = 2 * 1024 * 1024;
 
     internal static MountOptions Mount(bool readOnly = false) => new()
     {

@@ -309,6 +309,14 @@ internal static class JournalCrashSearch
 
         public byte[] Materialise(CrashState state)
         {
+            var copy = new byte[_image.Length];
+            MaterialiseInto(state, copy);
+            return copy;
+        }
+
+        /// <summary>Writes the state's bytes into <paramref name="target"/> (the image's size), allocating nothing.</summary>
+        public void MaterialiseInto(CrashState state, byte[] target)
+        {
             if (state.DurableCount < _applied)
             {
                 baseImage.CopyTo(_image, 0);
@@ -316,12 +324,12 @@ internal static class JournalCrashSearch
             }
             for (; _applied < state.DurableCount; _applied++)
                 Apply(_image, log.Writes[_applied], log.Writes[_applied].Sectors);
-            var copy = _image.ToArray();
+            _image.CopyTo(target, 0);
+            var copy = target;
             foreach (var i in state.Applied)
                 Apply(copy, log.Writes[i], log.Writes[i].Sectors);
             if (state.TornWrite >= 0)
                 Apply(copy, log.Writes[state.TornWrite], state.TornSectors);
-            return copy;
         }
 
         private static void Apply(Span<byte> image, RecordedWrite write, int sectors)
