@@ -38,7 +38,7 @@ internal static class CpCommand
         {
             var operands = parse.GetValue(paths)!.Select(ImagePath.Parse).ToList();
             if (operands.Count < 2)
-                CliContext.Usage("cp needs SRC and DEST");
+                CliContext.Usage("DEST is missing");
             if (parse.GetValue(reflink) == "always")
                 throw new FileCommandException(ErrorCode.NotSupported, "--reflink=always: reflink copies are not supported yet (use --reflink=auto or never)");
             var all = parse.GetValue(archive);

@@ -137,14 +137,18 @@ internal static class FileErrors
         new(code, Line($"'{path.Text}'", code, detail));
 
     public static FileCommandException Wrap(string where, BasaltException e, string? detail = null) =>
-        new(e.Code, Line(where, e.Code, detail ?? (SpeaksForItself(e.Code) ? null : e.Message)), e);
+        new(e.Code, Line(where, e.Code, detail ?? DetailOf(e)), e);
+
+    /// <summary>What the library adds to the errno's words, or null when they say it all (the path names the where).</summary>
+    private static string? DetailOf(BasaltException e) => e.Code switch
+    {
+        ErrorCode.FileNotFound or ErrorCode.Exists or ErrorCode.NotDirectory or ErrorCode.IsDirectory or ErrorCode.NotEmpty => null,
+        ErrorCode.NameTooLong when !e.Message.StartsWith("symlink target", StringComparison.Ordinal) => $"a name is at most {Names.MaxLength} bytes",
+        _ => e.Message,
+    };
 
     private static string Line(string where, ErrorCode code, string? detail) =>
         detail is null ? $"{where}: {Describe(code)}" : $"{where}: {Describe(code)} ({detail})";
-
-    /// <summary>Codes whose strerror text says all there is to say (the path names the where).</summary>
-    private static bool SpeaksForItself(ErrorCode code) => code is ErrorCode.FileNotFound or ErrorCode.Exists
-        or ErrorCode.NotDirectory or ErrorCode.IsDirectory or ErrorCode.NotEmpty;
 
     /// <summary>strerror(3) of the errno a library error code maps to.</summary>
     public static string Describe(ErrorCode code) => Errno.Of(code) switch
