@@ -67,7 +67,7 @@ internal static class LsCommand
                 shown.AddRange(entries.Where(e => options.All || e.Name[0] != (byte)'.'));
                 if (options.Json)
                 {
-                    var json = shown.Select(s => FileText.Json(files, files.GetAttr(s.Ino), s.Name,
+                    var json = shown.Select(s => FileText.Json(files, Attr(files, dirPath, s), s.Name,
                         Names.IsDot(s.Name) ? dirPath : dirPath.Child(s.Name))).ToList();
                     listings.Add(new LsListingJson(dirPath.Text, true, json));
                 }
@@ -79,7 +79,7 @@ internal static class LsCommand
                             cli.Line();
                         cli.Line($"{dirPath.Text}:");
                     }
-                    var rows = shown.Select(s => options.Long ? Describe(files, files.GetAttr(s.Ino), s.Name)
+                    var rows = shown.Select(s => options.Long ? Describe(files, Attr(files, dirPath, s), s.Name)
                         : new Row(s.Name, null, null)).ToList();
                     WriteRows(cli, rows, options);
                 }
@@ -99,6 +99,10 @@ internal static class LsCommand
             JsonOutput.Write(cli.Out, new LsJson(fs.Device.Name, listings));
         return CliExitCodes.Ok;
     }
+
+    /// <summary>The inode an entry names; a dangling entry (damage: run fsck) fails naming its path.</summary>
+    private static InodeAttr Attr(Files files, ImagePath dir, DirEntry entry) =>
+        FileErrors.At(dir.Child(entry.Name), () => files.GetAttr(entry.Ino));
 
     private static Row Describe(Files files, InodeAttr attr, byte[] name) =>
         new(name, attr, attr.Type == FileType.Symlink ? files.ReadLink(attr.Ino) : null);
