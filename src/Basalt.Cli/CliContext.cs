@@ -79,6 +79,16 @@ internal sealed class CliContext
             Out = new AnsiConsoleOutput(Out),
         });
 
+    /// <summary>Opens stdout for raw bytes (cat); null runs in process write the bytes as UTF-8 text to <see cref="Out"/>.</summary>
+    public Func<Stream>? RawOut { get; init; }
+
+    /// <summary>Stdout as a byte stream, after flushing what was written to <see cref="Out"/>.</summary>
+    public Stream OpenRawOut()
+    {
+        Out.Flush();
+        return RawOut?.Invoke() ?? new TextWriterStream(Out);
+    }
+
     public void Line(string text = "") => Out.WriteLine(text);
 
     /// <summary>Writes a line, coloured on a terminal (Spectre markup style name, e.g. "red").</summary>
@@ -136,6 +146,7 @@ internal sealed class CliContext
         int Failure() => fsckCodes ? FsckExitCodes.OperationalError : CliExitCodes.Failure;
         return error switch
         {
+            FileCommands.FileCommandException f => (fsckCodes ? FsckExitCodes.OperationalError : FileCommands.FileErrors.ExitCode(f.Code), f.Message),
             BasaltException b => b.Class switch
             {
                 ErrorClass.Usage => (CliExitCodes.Usage, b.Message),
@@ -153,4 +164,30 @@ internal sealed class CliContext
             _ => (Operational(), "internal error: this is a bug in basalt (run with --verbose for the details)"),
         };
     }
+}
+
+/// <summary>Raw bytes written to a TextWriter as UTF-8 text (in-process runs, where stdout is a StringWriter).</summary>
+internal sealed class TextWriterStream(TextWriter output) : Stream
+{
+    private readonly System.Text.Decoder _decoder = System.Text.Encoding.UTF8.GetDecoder();
+
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        var chars = new char[_decoder.GetCharCount(buffer, flush: false)];
+        var n = _decoder.GetChars(buffer, chars, flush: false);
+        output.Write(chars, 0, n);
+    }
+
+    public override void Flush() => output.Flush();
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
 }

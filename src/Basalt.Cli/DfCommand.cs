@@ -9,7 +9,8 @@
 // info was never created (the member flag alloc_initialized is clear) is in its layout state
 // (docs/allocation.md): its numbers are derived from the layout and the output says so.
 // `available` is what ordinary writes can still get, as statfs's f_bavail: the free buckets less
-// the reserve (SpaceManager.ReserveBuckets), never below zero.
+// the reserve (SpaceManager.ReserveBuckets), never below zero. `inodes` is the number of inodes in use
+// (the root and lost+found included; 0 before the first writable mount creates them).
 using System.CommandLine;
 using System.Globalization;
 using Basalt.Alloc;
@@ -26,7 +27,7 @@ internal sealed record DfBytesJson(long Sb, long Journal, long Btree, long User,
 internal sealed record DfDeviceJson(int Index, string Source, int BucketSize, ulong Nbuckets, uint FirstBucket, ulong ReserveBuckets,
     DfBucketsJson Buckets, DfBytesJson Bytes, long Size, long Used, long Available);
 
-internal sealed record DfJson(string Device, IReadOnlyList<DfDeviceJson> Devices, long Size, long Used, long Available);
+internal sealed record DfJson(string Device, IReadOnlyList<DfDeviceJson> Devices, long Size, long Used, long Available, long Inodes);
 
 internal static class DfCommand
 {
@@ -52,7 +53,8 @@ internal static class DfCommand
         CliParsing.RequireExistingImage(path);
         using var fs = BasaltFileSystem.Mount(path, new MountOptions { ReadOnly = true });
         var devices = fs.Space.Layout.Devices.Select(d => Measure(fs, d)).ToList();
-        var report = new DfJson(fs.Device.Name, devices, devices.Sum(d => d.Size), devices.Sum(d => d.Used), devices.Sum(d => d.Available));
+        var report = new DfJson(fs.Device.Name, devices, devices.Sum(d => d.Size), devices.Sum(d => d.Used), devices.Sum(d => d.Available),
+            fs.Files.Stats().Inodes);
         if (json)
         {
             JsonOutput.Write(cli.Out, report);
@@ -118,6 +120,7 @@ internal static class DfCommand
         cli.Line(string.Create(CultureInfo.InvariantCulture, $"{"size",-16}{report.Size,14}"));
         cli.Line(string.Create(CultureInfo.InvariantCulture, $"{"used",-16}{report.Used,14}"));
         cli.Line(string.Create(CultureInfo.InvariantCulture, $"{"available",-16}{report.Available,14}"));
+        cli.Line(string.Create(CultureInfo.InvariantCulture, $"{"inodes",-16}{report.Inodes,14}"));
     }
 
     /// <summary>Buckets and bytes of one state; the empty states hold no bytes.</summary>

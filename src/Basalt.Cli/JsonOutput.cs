@@ -3,6 +3,7 @@
 // command prints exactly one document on stdout.
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Basalt.Cli.FileCommands;
 
 namespace Basalt.Cli;
 
@@ -114,6 +115,8 @@ internal sealed record ErrorJson(string Error, int ExitCode);
 [JsonSerializable(typeof(ScanNodesJson))]
 [JsonSerializable(typeof(ErrorJson))]
 [JsonSerializable(typeof(DfJson))]
+[JsonSerializable(typeof(LsJson))]
+[JsonSerializable(typeof(StatJson))]
 internal sealed partial class CliJsonContext : JsonSerializerContext;
 
 internal static class JsonOutput

@@ -1,4 +1,5 @@
-// The `basalt` command line: format, show-super, df, list, fsck, debug corrupt, debug load and demo (DESIGN §7).
+// The `basalt` command line: format, show-super, df, list, fsck, debug corrupt, debug load, demo and the
+// in-image file commands ls, stat, cat, mkdir, rm, mv, cp, ln and touch (DESIGN §7).
 // Program.Run is the in-process entry point the tests use; Main only attaches the console.
 // Rules every command follows: errors are one line on stderr saying what and where (--verbose
 // adds the stack trace); usage errors exit 16; fsck exits with fsck(8)'s bit flags; other
@@ -27,17 +28,22 @@ public static class Program
         }
         Console.CancelKeyPress += (_, e) => e.Cancel = Stop("Ctrl-C");
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => context.Cancel = Stop("SIGTERM"));
-        return Run(args, Console.Out, Console.Error, CliTerminal.FromConsole(), cancel.Token, () => Volatile.Read(ref stoppedBy));
+        return Run(args, Console.Out, Console.Error, CliTerminal.FromConsole(), cancel.Token, () => Volatile.Read(ref stoppedBy),
+            Console.OpenStandardOutput);
     }
 
     /// <summary>Runs the CLI in process with the given output writers (not a terminal).</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr) =>
         Run(args, stdout, stderr, CliTerminal.None, CancellationToken.None);
 
+    /// <summary>Runs the CLI in process; raw bytes (cat) go to <paramref name="rawOut"/>.</summary>
+    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, Stream rawOut) =>
+        Run(args, stdout, stderr, CliTerminal.None, CancellationToken.None, rawOut: () => rawOut);
+
     internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, CliTerminal terminal, CancellationToken cancellation,
-        Func<string?>? stopSignal = null)
+        Func<string?>? stopSignal = null, Func<Stream>? rawOut = null)
     {
-        var cli = new CliContext(stdout, stderr, terminal) { Cancellation = cancellation, StopSignalSource = stopSignal };
+        var cli = new CliContext(stdout, stderr, terminal) { Cancellation = cancellation, StopSignalSource = stopSignal, RawOut = rawOut };
         var root = CreateRoot(cli, out var verbose);
 
         // No response files: an IMAGE path may start with '@'.
@@ -108,6 +114,15 @@ public static class Program
         yield return FsckCommand.Create(cli);
         yield return DebugCommand.Create(cli);
         yield return DemoCommand.Create(cli);
+        yield return FileCommands.LsCommand.Create(cli);
+        yield return FileCommands.StatCommand.Create(cli);
+        yield return FileCommands.CatCommand.Create(cli);
+        yield return FileCommands.MkdirCommand.Create(cli);
+        yield return FileCommands.RmCommand.Create(cli);
+        yield return FileCommands.MvCommand.Create(cli);
+        yield return FileCommands.CpCommand.Create(cli);
+        yield return FileCommands.LnCommand.Create(cli);
+        yield return FileCommands.TouchCommand.Create(cli);
     }
 
     /// <summary>

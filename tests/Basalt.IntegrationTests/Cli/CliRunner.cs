@@ -25,6 +25,18 @@ internal static class CliRunner
         return new CliResult(task.Result, stdout.ToString(), stderr.ToString());
     }
 
+    /// <summary>Runs the CLI in process with raw stdout bytes (cat) captured apart from the text.</summary>
+    public static (CliResult Result, byte[] Bytes) RunBytes(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        using var raw = new MemoryStream();
+        var task = Task.Run(() => Program.Run(args, stdout, stderr, raw));
+        if (!task.Wait(s_timeout))
+            Assert.Fail($"basalt {string.Join(' ', args)} did not finish within {s_timeout.TotalSeconds} s");
+        return (new CliResult(task.Result, stdout.ToString(), stderr.ToString()), raw.ToArray());
+    }
+
     /// <summary>Asserts the exit code and that stderr is exactly one line containing every fragment, with no stack trace.</summary>
     public static CliResult Fails(int exitCode, string[] args, params string[] fragments)
     {

@@ -27,7 +27,8 @@ public sealed class DfCommandTests
             "  fragmented                               0\n" +
             "size                  16711680\n" +
             "used                   4718592\n" +
-            "available             11862016\n", r.Out);
+            "available             11862016\n" +
+            "inodes                       2\n", r.Out);
     }
 
     [Fact]
