@@ -152,6 +152,8 @@ public sealed class BtreeFixture : IDisposable
             Journal = JournalOptions,
             CheckWriteOnce = true,
             Space = SpaceOptions,
+            // A btree fixture, not a filesystem: no root directory appears in its btrees.
+            FileMaintenance = false,
         });
     }
 

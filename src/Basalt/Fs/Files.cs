@@ -112,7 +112,6 @@ public sealed partial class Files : IInodeSectors
         _space = space;
         Atime = atime;
         engine.SetService<IInodeSectors>(this);
-        _nextIno = (long)NextFreeIno();
     }
 
     public AtimeMode Atime { get; }
@@ -125,11 +124,16 @@ public sealed partial class Files : IInodeSectors
 
     private Btree.Btree Inodes => _engine[BtreeId.Inodes];
 
-    private ulong NextFreeIno()
+    /// <summary>A number no inode has: one past the highest in use, found on the first create of the mount.</summary>
+    private ulong AllocateIno()
     {
-        var it = Inodes.Iterate(FsPositions.Inode(0), FsPositions.Inode(ulong.MaxValue), reverse: true);
-        var last = it.MoveNext() ? it.Key.Pos.Offset : 0;
-        return Math.Max(last + 1, FsPositions.FirstUserIno);
+        if (Interlocked.Read(ref _nextIno) == 0)
+        {
+            var it = Inodes.Iterate(FsPositions.Inode(0), FsPositions.Inode(ulong.MaxValue), reverse: true);
+            var last = it.MoveNext() ? it.Key.Pos.Offset : 0;
+            Interlocked.CompareExchange(ref _nextIno, (long)Math.Max(last + 1, FsPositions.FirstUserIno), 0);
+        }
+        return (ulong)Interlocked.Increment(ref _nextIno) - 1;
     }
 
     // ---- Mount: root, orphans, truncates --------------------------------------------------------
@@ -143,11 +147,22 @@ public sealed partial class Files : IInodeSectors
     {
         if (_transactor is null || !maintenance)
             return;
-        if (!Inodes.TryGet(FsPositions.Inode(FsPositions.RootIno), out _))
-            CreateRoot();
-        FinishTruncates();
-        FinishOrphans();
+        try
+        {
+            if (!Inodes.TryGet(FsPositions.Inode(FsPositions.RootIno), out _))
+                CreateRoot();
+            FinishTruncates();
+            FinishOrphans();
+        }
+        catch (BasaltException e) when (e.Class is ErrorClass.Corruption or ErrorClass.Io)
+        {
+            // A damaged btree does not keep the filesystem from mounting: the work waits for fsck.
+            StartProblem = e.Message;
+        }
     }
+
+    /// <summary>Why the mount-time work (root, orphans, truncates) stopped, or null when it finished.</summary>
+    public string? StartProblem { get; private set; }
 
     /// <summary>Creates the root directory with lost+found in it (first mount; fsck's repair of a missing root builds on it).</summary>
     internal void CreateRoot()

@@ -22,6 +22,7 @@
 //
 // No good copy at all is not a finding but an operational error: there is nothing to repair from.
 using Basalt.Devices;
+using Basalt.Diagnostics;
 using Basalt.Format;
 using Basalt.Superblocks;
 
@@ -102,9 +103,24 @@ public static class CheckSuperblock
             return read;
         }
         if (context.Options.Writes)
-            truncation.Extend();
+        {
+            try
+            {
+                truncation.Extend();
+            }
+            catch (Exception e) when (e is IOException or BasaltException { Class: ErrorClass.Io })
+            {
+                // The image cannot grow to the recorded size (a damaged size past what the host
+                // filesystem allows): the rest of the run checks on an overlay and repairs nothing.
+                reporter.Count($"check_superblock: image not extended ({e.Message})");
+                context.HoldRepairs();
+                truncation.ExtendInMemory();
+            }
+        }
         else
+        {
             truncation.ExtendInMemory();
+        }
         return SuperblockIo.Read(context.Device);
     }
 

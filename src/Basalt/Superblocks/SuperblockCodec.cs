@@ -750,7 +750,11 @@ public static class SuperblockCodec
                 return $"journal range {i} ({r.Start}+{r.Count}) overlaps the node area ({me.NodeArea.ToText()})";
         }
 
-        // Layout: every copy inside the device, none overlapping allocatable buckets.
+        // Layout: every copy inside the device, none overlapping allocatable buckets, and the last
+        // copy where the device size puts it (a damaged size no longer matches the layout).
+        var endCopy = SuperblockGeometry.EndCopyOffset(sb.DeviceSize);
+        if (endCopy >= StartAreaEnd && !sb.CopyOffsets.Contains(endCopy))
+            return $"device size {sb.DeviceSize} puts the last superblock copy at byte {endCopy}, which the layout does not list";
         foreach (var o in sb.CopyOffsets)
         {
             if (o + CopySize > sb.DeviceSize)

@@ -89,7 +89,7 @@ public sealed partial class ListCommandTests
     {
         using var dir = new TempDirectory("cli-list");
         var path = CliImages.Formatted(dir);
-        var r = CliRunner.Succeeds("list", "--btree", "inodes", path);
+        var r = CliRunner.Succeeds("list", "--btree", "reflink", path);
         Assert.Equal("", r.Out);
         Assert.Contains("0 keys", r.Err, StringComparison.Ordinal);
     }

@@ -65,6 +65,24 @@ public sealed class SuperblockCopiesDifferTests
     }
 
     [Fact]
+    public void A_copy_whose_device_size_no_longer_matches_its_layout_is_invalid()
+    {
+        // A flipped high bit of device_size: the copy still decodes with a good checksum, but the
+        // size would put the end copy elsewhere, so the copies that agree with the layout win.
+        var (device, sb) = FormatSmall();
+        var sizeField = device.Contents[(int)(sb.CopyOffsets[0] + SuperblockFormat.DeviceSizeOffset)..];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(sizeField, sb.DeviceSize | (1L << 53));
+        SuperblockTestKit.Reseal(device, sb.CopyOffsets[0]);
+
+        var result = SuperblockIo.Read(device);
+
+        Assert.Equal(1, result.UsedCopy);
+        Assert.Equal(sb.DeviceSize, result.Superblock.DeviceSize);
+        Assert.NotEqual(CopyStatus.Good, result.Copies[0].Status);
+        Assert.Contains("puts the last superblock copy", result.Copies[0].Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_difference_in_a_section_is_found_too()
     {
         var (device, sb) = FormatSmall();

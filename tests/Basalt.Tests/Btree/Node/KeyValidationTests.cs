@@ -41,7 +41,9 @@ public sealed class KeyValidationTests
     [Fact]
     public void Snapshot_field_follows_the_btree()
     {
-        Assert.Null(Check(BtreeId.Inodes, 0, new Bkey(new Bpos(0, 5, uint.MaxValue), KeyType.Inode)));
+        Basalt.Fs.FsKeyTypes.Register();
+        var inode = new Basalt.Fs.InodeValue { Mode = 0x81A4 }.ToBytes();
+        Assert.Null(Check(BtreeId.Inodes, 0, new Bkey(new Bpos(0, 5, uint.MaxValue), KeyType.Inode), inode));
         Assert.Equal(FsckErrorId.BkeyBadSnapshot, Check(BtreeId.Inodes, 0, new Bkey(new Bpos(0, 5, 0), KeyType.Inode)));
         Assert.Equal(FsckErrorId.BkeyBadSnapshot, Check(BtreeId.Alloc, 0, new Bkey(new Bpos(0, 5, 1), KeyType.Alloc)));
         // Interior keys are child pointers at child max keys: no snapshot rule, and max is allowed.
@@ -112,10 +114,10 @@ public sealed class KeyValidationTests
     public void Key_type_table_prints_known_types_and_passes_unknown_ones_through()
     {
         Assert.Equal("1:0:0 cookie: 2 bytes abcd", KeyTypeTable.ToText(new Bkey(new Bpos(1, 0), KeyType.Cookie), [0xab, 0xcd]));
-        Assert.Equal("3 bytes", KeyTypeTable.ToText(KeyType.Dirent, [1, 2, 3]));
+        Assert.Equal("3 bytes", KeyTypeTable.ToText(KeyType.ReflinkV, [1, 2, 3]));
         Assert.StartsWith("seq 0000000000000009 sectors_written 4", KeyTypeTable.ToText(KeyType.BtreePtr, Ptr()), StringComparison.Ordinal);
         Assert.StartsWith("invalid btree pointer", KeyTypeTable.ToText(KeyType.BtreePtr, [1, 2]), StringComparison.Ordinal);
-        Assert.True(KeyTypeTable.ValidateValue(new KeyValueContext(BtreeId.Dirents, 0, new Bkey(Bpos.Min, KeyType.Dirent), NodeSize, 0), [9], out _));
+        Assert.True(KeyTypeTable.ValidateValue(new KeyValueContext(BtreeId.Reflink, 0, new Bkey(Bpos.Min, KeyType.ReflinkV), NodeSize, 0), [9], out _));
     }
 
     [Fact]

@@ -503,9 +503,11 @@ public sealed class NodeValidationTests
     [Fact]
     public void Key_at_pos_max_is_dropped()
     {
+        Basalt.Fs.FsKeyTypes.Register();
+        var inode = new Basalt.Fs.InodeValue { Mode = 0x81A4 }.ToBytes();
         var builder = new KeyRunBuilder();
-        builder.Add(new Bkey(new Bpos(0, 5, uint.MaxValue), KeyType.Inode), [1, 2, 3]);
-        builder.Add(new Bkey(new Bpos(0, 6, uint.MaxValue), KeyType.Inode), [4, 5, 6]);
+        builder.Add(new Bkey(new Bpos(0, 5, uint.MaxValue), KeyType.Inode), inode);
+        builder.Add(new Bkey(new Bpos(0, 6, uint.MaxValue), KeyType.Inode), inode);
         var node = new TestNode(BtreeId.Inodes, 0, Bpos.Min, Bpos.Max).Write(builder.Build());
         Bpos.Max.Write(node.Slot.AsSpan(node.KeyField(0, 1, "pos")));
         node.FixChecksum(0);
