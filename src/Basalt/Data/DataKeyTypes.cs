@@ -14,6 +14,8 @@ public static class DataKeyTypes
         SpaceKeyTypes.Register();
         KeyTypeTable.Register(KeyType.Extent, new KeyTypeBehaviour(ValidateExtent, PrintExtent, ExtentTriggers.ExtentTrigger));
         KeyTypeTable.Register(KeyType.Error, new KeyTypeBehaviour(KeyTypeTable.ValidateEmpty, _ => "data lost: reads fail"));
+        KeyTypeTable.Register(KeyType.Reservation, new KeyTypeBehaviour(KeyTypeTable.ValidateEmpty, _ => "allocated, unwritten: reads as zeros",
+            ExtentTriggers.ExtentTrigger));
         KeyTypeTable.Register(KeyType.Backpointer, new KeyTypeBehaviour(ValidateBackpointer, PrintBackpointer));
         return true;
     });

@@ -49,8 +49,8 @@ public static class ExtentTriggers
             Charge(t, layout, btree, newKey, +1);
         if (btree == BtreeId.Extents)
         {
-            var delta = (newKey.Exists && newKey.Key.Type == KeyType.Extent ? (long)newKey.Key.Size : 0)
-                - (oldKey.Exists && oldKey.Key.Type == KeyType.Extent ? (long)oldKey.Key.Size : 0);
+            var delta = (newKey.Exists && newKey.Key.Type is KeyType.Extent or KeyType.Reservation ? (long)newKey.Key.Size : 0)
+                - (oldKey.Exists && oldKey.Key.Type is KeyType.Extent or KeyType.Reservation ? (long)oldKey.Key.Size : 0);
             if (delta != 0)
                 t.GetService<IInodeSectors>()?.Add(t, (newKey.Exists ? newKey : oldKey).Key.Pos.Inode, delta);
         }

@@ -94,7 +94,7 @@ public sealed partial class BasaltFileSystem : IDisposable
             Space = SpaceManager.Open(_core.Engine, _core.Transactor, _core.Journal, _core.Device, _core.Superblocks, options.Space);
             Data = new ExtentStore(_core.Engine, _core.Transactor, _core.Device, Space, _core.Superblocks.Current.DataChecksumType,
                 _core.Journal.MaxCommitBytes);
-            Files = new Files(_core.Engine, _core.Transactor, Data, _core.Journal, options.Atime, SpaceStats);
+            Files = new Files(_core.Engine, _core.Transactor, Data, Space, _core.Journal, options.Atime, SpaceStats);
             Files.Start(options.FileMaintenance);
         }
         catch

@@ -1,4 +1,5 @@
 // File contents and attributes: read, write, truncate, setattr.
+using Basalt.Data;
 using Basalt.Diagnostics;
 using Basalt.Format;
 using Basalt.Transactions;
@@ -152,5 +153,125 @@ public sealed partial class Files
         if (TryGetInode(ino, out _))
             _data.Punch(ino, (long)size, (long.MaxValue / 512 * 512) - (long)size);
         Writer.Transact(t => t.Delete(BtreeId.LoggedOps, FsPositions.Truncate(ino)));
+    }
+
+    // ---- fallocate ------------------------------------------------------------------------------
+
+    /// <summary>
+    /// fallocate(2) on a regular file. <see cref="FallocateFlags.None"/> allocates the range
+    /// (reservation keys over its holes: they read as zeros and count in st_blocks) and extends the
+    /// size to cover it; with <see cref="FallocateFlags.KeepSize"/> the size stays.
+    /// <see cref="FallocateFlags.PunchHole"/> (with KeepSize, as Linux requires) makes the range a
+    /// hole; <see cref="FallocateFlags.ZeroRange"/> makes it read as zeros and stay allocated. Whole
+    /// sectors are allocated; partial sectors at the ends of a punch or zero range are zeroed.
+    /// Basalt writes copy-on-write, so allocating cannot promise that later writes into the range
+    /// find space: it fails with ENOSPC when the range does not fit now.
+    /// </summary>
+    public void Fallocate(ulong ino, FallocateFlags flags, long offset, long length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        if (length <= 0)
+            BasaltException.Throw(ErrorCode.InvalidArgument, $"fallocate of inode {ino}: length {length} is not positive");
+        if (offset + length > MaxFileSize || offset + length < 0)
+            BasaltException.Throw(ErrorCode.InvalidArgument, $"fallocate of inode {ino} would pass the largest file size ({MaxFileSize} bytes)");
+        var punch = (flags & FallocateFlags.PunchHole) != 0;
+        var zero = (flags & FallocateFlags.ZeroRange) != 0;
+        var keepSize = (flags & FallocateFlags.KeepSize) != 0;
+        if ((flags & ~(FallocateFlags.KeepSize | FallocateFlags.PunchHole | FallocateFlags.ZeroRange)) != 0 || (punch && zero) || (punch && !keepSize))
+            BasaltException.Throw(ErrorCode.NotSupported, $"fallocate of inode {ino}: mode {(int)flags:x} is not supported");
+        var attr = GetAttr(ino);
+        RequireRegular(ino, attr.Inode);
+        var now = Now();
+        var end = offset + length;
+        if (punch || zero)
+        {
+            _data.Punch(ino, offset, length, default, t =>
+            {
+                var inode = ReadInode(t, ino);
+                inode.MtimeNs = inode.CtimeNs = now;
+                PutInode(t, ino, inode);
+            });
+            if (punch)
+                return;
+        }
+        var first = (ulong)(offset / 512);
+        var last = (ulong)((end + 511) / 512);
+        var holes = HoleSectors(ino, first, last);
+        if (holes > 0)
+        {
+            using var reservation = _space.Reserve(holes);
+        }
+        var at = first;
+        while (true)
+        {
+            var done = Writer.Transact(t =>
+            {
+                var next = ReserveHoles(t, ino, at, last, 64);
+                if (next >= last)
+                {
+                    var inode = ReadInode(t, ino);
+                    if (!keepSize && (ulong)end > inode.Size)
+                        inode.Size = (ulong)end;
+                    inode.MtimeNs = inode.CtimeNs = now;
+                    PutInode(t, ino, inode);
+                }
+                return next;
+            });
+            if (done >= last)
+                return;
+            at = done;
+        }
+    }
+
+    /// <summary>Sectors of [first, last) no extent or reservation covers.</summary>
+    private long HoleSectors(ulong ino, ulong first, ulong last)
+    {
+        long covered = 0;
+        foreach (var (key, _) in _data.Map(ino, first, last))
+        {
+            var ks = Math.Max(key.Pos.Offset - key.Size, first);
+            var ke = Math.Min(key.Pos.Offset, last);
+            if (ke > ks)
+                covered += (long)(ke - ks);
+        }
+        return (long)(last - first) - covered;
+    }
+
+    /// <summary>In a transaction: reservation keys over the holes of [from, to), at most <paramref name="maxKeys"/>; returns where it stopped.</summary>
+    private static ulong ReserveHoles(Transaction t, ulong ino, ulong from, ulong to, int maxKeys)
+    {
+        var keys = t.Range(BtreeId.Extents, ExtentStore.EndPos(ino, from + 1), ExtentStore.EndPos(ino, ulong.MaxValue - 1), maxKeys);
+        var at = from;
+        var added = 0;
+        foreach (var (key, _) in keys)
+        {
+            var ks = key.Pos.Offset - key.Size;
+            if (ks >= to)
+                break;
+            if (ks > at)
+            {
+                AddReservation(t, ino, at, ks);
+                added++;
+            }
+            at = Math.Max(at, key.Pos.Offset);
+            if (at >= to || added == maxKeys)
+                return Math.Min(at, to);
+        }
+        if (keys.Count == maxKeys && at < to && keys[^1].Key.Pos.Offset - keys[^1].Key.Size < to)
+            return at;
+        if (at < to)
+            AddReservation(t, ino, at, to);
+        return to;
+    }
+
+    private static void AddReservation(Transaction t, ulong ino, ulong start, ulong end)
+    {
+        // A key's size is 32 bits: a larger hole takes several keys.
+        while (start < end)
+        {
+            var size = (uint)Math.Min(end - start, uint.MaxValue / 2);
+            t.Set(BtreeId.Extents, new Bkey(ExtentStore.EndPos(ino, start + size), KeyType.Reservation, size), []);
+            start += size;
+        }
     }
 }

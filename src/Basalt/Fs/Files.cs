@@ -17,6 +17,7 @@
 // Reads (stat, lookup, readdir, read) go straight to the btrees without the writer gate; writes
 // are serialised by it. Errors are BasaltExceptions whose codes map one to one onto errno
 // (Errno.Of); names are bytes.
+using Basalt.Alloc;
 using Basalt.Btree;
 using Basalt.Data;
 using Basalt.Diagnostics;
@@ -61,6 +62,16 @@ public readonly record struct SetAttrRequest(uint? Mode = null, uint? Uid = null
     public const long Now = long.MaxValue;
 }
 
+/// <summary>fallocate(2) modes (FALLOC_FL_* numbers).</summary>
+[Flags]
+public enum FallocateFlags
+{
+    None = 0,
+    KeepSize = 0x01,
+    PunchHole = 0x02,
+    ZeroRange = 0x10,
+}
+
 /// <summary>How <see cref="Files.Rename"/> treats an existing target.</summary>
 [Flags]
 public enum RenameFlags
@@ -96,13 +107,15 @@ public sealed partial class Files : IInodeSectors
     private readonly Transactor? _transactor;
     private readonly ExtentStore _data;
     private readonly JournalWriter _journal;
-    private readonly Func<FsStats> _space;
+    private readonly Func<FsStats> _spaceStats;
+    private readonly SpaceManager _space;
     private readonly object _openLock = new();
     private readonly Dictionary<ulong, int> _open = [];
     private long _nextIno;
     private long _inodeCount = -1;
 
-    internal Files(BtreeEngine engine, Transactor? transactor, ExtentStore data, JournalWriter journal, AtimeMode atime, Func<FsStats> space)
+    internal Files(BtreeEngine engine, Transactor? transactor, ExtentStore data, SpaceManager space, JournalWriter journal, AtimeMode atime,
+        Func<FsStats> spaceStats)
     {
         FsKeyTypes.Register();
         _engine = engine;
@@ -110,6 +123,7 @@ public sealed partial class Files : IInodeSectors
         _data = data;
         _journal = journal;
         _space = space;
+        _spaceStats = spaceStats;
         Atime = atime;
         engine.SetService<IInodeSectors>(this);
     }
@@ -312,7 +326,7 @@ public sealed partial class Files : IInodeSectors
     /// <summary>statfs: space from the allocator, the number of inodes in use.</summary>
     public FsStats Stats()
     {
-        var stats = _space();
+        var stats = _spaceStats();
         var count = Interlocked.Read(ref _inodeCount);
         if (count < 0)
         {

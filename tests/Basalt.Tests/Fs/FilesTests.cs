@@ -177,6 +177,52 @@ public sealed class FilesTests
     }
 
     [Fact]
+    public void Fallocate_allocates_keeps_size_punches_and_zeroes_ranges()
+    {
+        using var device = new MemoryBlockDevice(32 * 1024 * 1024, "mem.img");
+        using var fs = BasaltFileSystem.Format(device, Geometry);
+        var f = fs.Files;
+        var file = f.Create(FsPositions.RootIno, B("f"), 0x1A4);
+        var data = new byte[8192];
+        new Random(3).NextBytes(data);
+        f.Write(file.Ino, 4096, data);                                  // sectors 8..24
+        f.Fallocate(file.Ino, FallocateFlags.None, 0, 16384);             // holes 0..8 and 24..32 reserved
+        Assert.Equal(16384UL, f.GetAttr(file.Ino).Size);
+        Assert.Equal(32UL, f.GetAttr(file.Ino).Inode.Sectors);
+        var back = new byte[16384];
+        f.Read(file.Ino, 0, back);
+        Assert.True(back.AsSpan(0, 4096).IndexOfAnyExcept((byte)0) < 0);
+        Assert.True(back.AsSpan(4096, 8192).SequenceEqual(data), "fallocate over data keeps the data");
+
+        f.Fallocate(file.Ino, FallocateFlags.KeepSize, 16384, 1 << 20);   // past the end: size stays
+        Assert.Equal(16384UL, f.GetAttr(file.Ino).Size);
+        Assert.Equal(32UL + 2048, f.GetAttr(file.Ino).Inode.Sectors);
+
+        Assert.Equal(Errno.EOPNOTSUPP, Errno.Of(CodeOf(() => f.Fallocate(file.Ino, FallocateFlags.PunchHole, 0, 512))));
+        f.Fallocate(file.Ino, FallocateFlags.PunchHole | FallocateFlags.KeepSize, 5000, 4000);
+        f.Read(file.Ino, 0, back);
+        Assert.True(back.AsSpan(5000, 4000).IndexOfAnyExcept((byte)0) < 0, "a punched range reads as zeros");
+        Assert.True(back.AsSpan(4096, 904).SequenceEqual(data.AsSpan(0, 904)));
+        Assert.True(back.AsSpan(9000, 3288).SequenceEqual(data.AsSpan(4904, 3288)));
+        var punched = f.GetAttr(file.Ino).Inode.Sectors;
+        Assert.True(punched < 32UL + 2048, "punching whole sectors frees them");
+
+        f.Fallocate(file.Ino, FallocateFlags.ZeroRange, 10_000, 100_000);
+        Assert.Equal(110_000UL, f.GetAttr(file.Ino).Size);
+        back = new byte[110_000];
+        f.Read(file.Ino, 0, back);
+        Assert.True(back.AsSpan(10_000).IndexOfAnyExcept((byte)0) < 0, "a zeroed range reads as zeros");
+        Assert.True(back.AsSpan(9000, 1000).SequenceEqual(data.AsSpan(4904, 1000)));
+        SpaceChecksClean(fs);
+    }
+
+    private static void SpaceChecksClean(BasaltFileSystem fs)
+    {
+        Basalt.Fsck.Space.SpaceChecks.Run(fs, repair: false, out var findings);
+        Assert.True(findings.Count == 0, string.Join("; ", findings.Select(x => x.ToString())));
+    }
+
+    [Fact]
     public void An_interrupted_truncate_and_an_unlinked_open_file_are_finished_at_mount()
     {
         using var device = new MemoryBlockDevice(32 * 1024 * 1024, "mem.img");
