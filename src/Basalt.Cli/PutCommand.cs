@@ -75,6 +75,15 @@ internal static class PutCommand
     private static IEnumerable<(byte[] Source, ulong Parent, byte[]? Name, byte[] Shown)> Targets(Files files, List<byte[]> sources, byte[] dest)
     {
         var shownDest = dest[0] == (byte)'/' ? dest : TreeCopy.Join("/"u8.ToArray(), dest);
+        foreach (var range in dest.AsSpan().Split((byte)'/'))
+        {
+            var length = range.End.GetOffset(dest.Length) - range.Start.GetOffset(dest.Length);
+            if (length > Names.MaxLength)
+            {
+                throw new BasaltException(ErrorCode.NameTooLong,
+                    $"'{TreeCopy.Text(shownDest)}': a name of {length} bytes is too long for the image (at most {Names.MaxLength})");
+            }
+        }
         var found = files.TryResolvePath(dest, followLast: true, out var destAttr, out _);
         if (found && destAttr.IsDirectory)
         {

@@ -160,6 +160,10 @@ internal sealed class TreeCopy
                 message = $"stopped by {_cli.StopSignal}";
                 code = CancelledExitCode;
                 break;
+            case BasaltException { Class: ErrorClass.NoSpace } or BasaltException { InnerException: BasaltException { Class: ErrorClass.NoSpace } }:
+                message = $"device full{(Partial is { } full ? $" while writing '{full}'" : "")}: {CliContext.OneLine(((BasaltException)error).Message)}";
+                code = CliExitCodes.Failure;
+                break;
             case BasaltException b:
                 message = CliContext.OneLine(b.Message);
                 code = b.Class switch
@@ -177,7 +181,7 @@ internal sealed class TreeCopy
             default:
                 return _cli.Fail(error, fsckCodes: false);
         }
-        var partial = Partial is { } p ? $"; '{p}' is left partial" : "";
+        var partial = Partial is { } p ? $"; '{p}' is left partial, everything copied before it is whole" : "";
         var state = unmount is null ? "" : $"; {unmount}";
         _cli.Err.WriteLine($"{_cli.CommandName}: {message}{partial}{state}");
         if (_cli.Verbose)
