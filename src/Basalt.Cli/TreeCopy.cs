@@ -34,6 +34,7 @@ internal sealed class TreeCopy
     private readonly HashSet<string> _warned = [];
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private ProgressTask? _progress;
+    private IAnsiConsole? _console;
     private long _totalFiles;
 
     public TreeCopy(CliContext cli)
@@ -86,8 +87,13 @@ internal sealed class TreeCopy
     /// <summary>Prints one warning line for <paramref name="kind"/>, the first time only.</summary>
     public void Warn(string kind, string text)
     {
-        if (_warned.Add(kind))
-            _cli.Err.WriteLine($"{_cli.CommandName}: warning: {text}");
+        if (!_warned.Add(kind))
+            return;
+        var line = $"{_cli.CommandName}: warning: {text}";
+        if (_console is { } console)
+            console.WriteLine(line); // above the live progress bar, which redraws below it
+        else
+            _cli.Err.WriteLine(line);
     }
 
     /// <summary>
@@ -108,6 +114,7 @@ internal sealed class TreeCopy
             Out = new AnsiConsoleOutput(_cli.Err),
             Interactive = InteractionSupport.Yes,
         });
+        _console = console;
         console.Progress()
             .AutoClear(true)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(),
@@ -124,6 +131,7 @@ internal sealed class TreeCopy
                 {
                     _progress.StopTask();
                     _progress = null;
+                    _console = null;
                 }
             });
     }

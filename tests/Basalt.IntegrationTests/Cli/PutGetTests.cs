@@ -53,7 +53,7 @@ public sealed class PutGetTests : IDisposable
 
     /// <summary>
     /// The tree every round trip copies: a file with two hard links (one in a subdirectory), a
-    /// symlink to it and a dangling one, a sparse file (a block, a 1 MiB hole, a block), a FIFO, an
+    /// symlink to it and a dangling one, a sparse file (a block, a 1 MiB hole, a block), a FIFO, a socket node, an
     /// empty file, an empty directory, a name that is not UTF-8, odd modes and old nanosecond times.
     /// Returns whether user xattrs could be set.
     /// </summary>
@@ -78,6 +78,7 @@ public sealed class PutGetTests : IDisposable
             LocalFs.WriteAt(f, Pattern(Block, 3), Block + Hole);
         }
         LocalFs.CreateFifo(tree, "fifo"u8, 0x1B0);
+        LocalFs.CreateNode(tree, "socket"u8, LocalFs.ModeSocket | 0x1ED);
         using (LocalFs.CreateFile(tree, "empty"u8, 0x100))
         {
         }
@@ -152,7 +153,7 @@ public sealed class PutGetTests : IDisposable
             _output.WriteLine("the temp directory's filesystem refuses user.* xattrs: the xattr part of the round trip is not checked");
 
         var put = CliRunner.Succeeds("put", image, Path.Combine(source, "tree"), "/");
-        Assert.Contains("put 8 files, 3 directories", put.Out, StringComparison.Ordinal);
+        Assert.Contains("put 9 files, 3 directories", put.Out, StringComparison.Ordinal);
         Assert.Equal("", put.Err);
         AssertFsckClean(image);
 
@@ -164,13 +165,14 @@ public sealed class PutGetTests : IDisposable
             Assert.Equal(fs.Files.ResolvePath("/tree/data").Ino, fs.Files.ResolvePath("/tree/sub/data-link").Ino);
             Assert.Equal(2u, fs.Files.ResolvePath("/tree/data").Nlink);
             Assert.Equal(FileType.Fifo, fs.Files.ResolvePath("/tree/fifo").Type);
+            Assert.Equal(FileType.Socket, fs.Files.ResolvePath("/tree/socket").Type);
             Assert.Equal(s_danglingTarget, fs.Files.ReadLink(fs.Files.ResolvePath("/tree/dangling", followLast: false).Ino));
             Assert.True(fs.Files.TryLookup(fs.Files.ResolvePath("/tree").Ino, s_nonUtf8, out _));
         }
 
         var back = Dir("back");
         var get = CliRunner.Succeeds("get", image, "/tree", back);
-        Assert.Contains("got 8 files, 3 directories", get.Out, StringComparison.Ordinal);
+        Assert.Contains("got 9 files, 3 directories", get.Out, StringComparison.Ordinal);
         Assert.Equal("", get.Err);
 
         Assert.Equal(Snapshot(Path.Combine(source, "tree")), Snapshot(Path.Combine(back, "tree")));
@@ -178,6 +180,33 @@ public sealed class PutGetTests : IDisposable
         Assert.Equal([(0L, (long)Block), (Block + Hole, Block)], LocalFs.DataRanges(copied).ToList());
         if (xattrs)
             Assert.Equal("blue"u8.ToArray(), LocalFs.GetXattr(LocalFd.CurrentDirectory, Bytes(Path.Combine(back, "tree", "data")), "user.color"u8));
+    }
+
+    [SkippableFact]
+    public void DeviceNodes_AreCopiedAsRoot()
+    {
+        Skip.If(LocalLibC.GetEuid() != 0, "only root copies device nodes (a warning otherwise)");
+        var image = CliImages.Formatted(_temp);
+        var source = Dir("src");
+        using (var dir = LocalFs.OpenDirectory(LocalFd.CurrentDirectory, Bytes(source)))
+        {
+            try
+            {
+                LocalFs.CreateNode(dir, "null"u8, LocalFs.ModeCharDevice | 0x1B6, LocalFs.MakeDev(1, 3));
+            }
+            catch (LocalFsException e) when (e.Errno is Errno.EPERM)
+            {
+                Skip.If(true, $"this container may not create device nodes: {e.Message}");
+            }
+        }
+        CliRunner.Succeeds("put", image, Path.Combine(source, "null"), "/dev-null");
+        var back = Dir("back");
+        CliRunner.Succeeds("get", image, "/dev-null", back);
+        var st = LocalFs.Stat(LocalFd.CurrentDirectory, Bytes(Path.Combine(back, "dev-null")));
+        Assert.Equal(LocalFileType.CharDevice, st.Type);
+        Assert.Equal((1u, 3u), (LocalFs.Major(st.Rdev), LocalFs.Minor(st.Rdev)));
+        var original = LocalFs.Stat(LocalFd.CurrentDirectory, Bytes(Path.Combine(source, "null")));
+        Assert.Equal((original.Permissions, original.MtimeNs), (st.Permissions, st.MtimeNs));
     }
 
     [Fact]
