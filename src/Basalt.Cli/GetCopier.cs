@@ -91,13 +91,14 @@ internal sealed class GetCopier
         {
             case FileType.Regular:
                 var truncate = existing is { Type: LocalFileType.Regular };
+                _copy.Partial = TreeCopy.Text(local);
                 if (existing is not null && !truncate)
                     LocalFs.Remove(dir, name);
                 using (var fd = truncate
                     ? LocalFs.Open(dir, name, LocalLibC.OWrOnly | LocalLibC.OTrunc | LocalLibC.ONoFollow)
                     : LocalFs.CreateFile(dir, name, 0x180))
                 {
-                    CopyData(fd, attr, local);
+                    CopyData(fd, attr);
                 }
                 break;
             case FileType.Symlink:
@@ -180,11 +181,10 @@ internal sealed class GetCopier
     }
 
     /// <summary>Writes the ranges the image holds extents for, widened to whole local blocks, then sets the size.</summary>
-    private void CopyData(LocalFd fd, InodeAttr attr, byte[] local)
+    private void CopyData(LocalFd fd, InodeAttr attr)
     {
         var size = (long)attr.Size;
         var blockSize = Math.Max(FormatLimits.SectorSize, LocalFs.Stat(fd).BlockSize);
-        _copy.Partial = TreeCopy.Text(local);
         var buffer = _copy.Buffer;
         foreach (var (start, end) in DataRanges(attr.Ino, size, blockSize))
         {

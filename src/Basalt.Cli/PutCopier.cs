@@ -100,17 +100,23 @@ internal sealed class PutCopier
         switch (stat.Type)
         {
             case LocalFileType.Regular:
-                if (existing is { Type: FileType.Regular } regular)
+                // Opened before anything changes in the image: an unreadable source leaves no empty copy.
+                using (var fd = OpenSource(dir, localName))
                 {
-                    ino = regular.Ino;
-                    _files.Truncate(ino, 0);
+                    _copy.Partial = TreeCopy.Text(shown);
+                    if (existing is { Type: FileType.Regular } regular)
+                    {
+                        ino = regular.Ino;
+                        _files.Truncate(ino, 0);
+                    }
+                    else
+                    {
+                        Replace(parent, name, existing);
+                        ino = _files.Create(parent, name, permissions, uid, gid).Ino;
+                    }
+                    CopyData(fd, ino);
+                    _copy.Partial = null;
                 }
-                else
-                {
-                    Replace(parent, name, existing);
-                    ino = _files.Create(parent, name, permissions, uid, gid).Ino;
-                }
-                CopyData(dir, localName, ino, shown);
                 break;
             case LocalFileType.Symlink:
                 var target = LocalFs.ReadLink(dir, localName);
@@ -192,14 +198,21 @@ internal sealed class PutCopier
         return (_copy.Uid, _copy.Gid);
     }
 
-    /// <summary>Writes the data ranges only (holes stay holes), then the size.</summary>
-    private void CopyData(LocalFd dir, byte[] localName, ulong ino, byte[] shown)
+    private static LocalFd OpenSource(LocalFd dir, byte[] localName)
     {
-        using var fd = LocalFs.OpenRead(dir, localName);
-        var stat = LocalFs.Stat(fd);
-        if (stat.Type != LocalFileType.Regular)
+        var fd = LocalFs.OpenRead(dir, localName);
+        if (LocalFs.Stat(fd).Type != LocalFileType.Regular)
+        {
+            fd.Dispose();
             throw new LocalFsException(Errno.EINVAL, "copy (it is no longer a regular file)", dir.PathOf(localName));
-        _copy.Partial = TreeCopy.Text(shown);
+        }
+        return fd;
+    }
+
+    /// <summary>Writes the data ranges only (holes stay holes), then the size.</summary>
+    private void CopyData(LocalFd fd, ulong ino)
+    {
+        var size = LocalFs.Stat(fd).Size;
         var buffer = _copy.Buffer;
         foreach (var (offset, length) in LocalFs.DataRanges(fd))
         {
@@ -215,9 +228,8 @@ internal sealed class PutCopier
                 at += read;
             }
         }
-        if ((long)_files.GetAttr(ino).Size != stat.Size)
-            _files.Truncate(ino, stat.Size);
-        _copy.Partial = null;
+        if ((long)_files.GetAttr(ino).Size != size)
+            _files.Truncate(ino, size);
     }
 
     /// <summary>Xattrs, then owner, mode and times in one setattr (last: every earlier step changes the times).</summary>
