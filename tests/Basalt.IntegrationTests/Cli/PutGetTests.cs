@@ -340,6 +340,24 @@ public sealed class PutGetTests : IDisposable
         Assert.Equal("data"u8.ToArray(), ImageFile(image, "/file-dest"));
     }
 
+    [Theory]
+    [InlineData("put")]
+    [InlineData("get")]
+    public void BadImages_AreOneLineWithExit1(string command)
+    {
+        var src = Dir("src");
+        string[] Args(string image) => command == "put" ? ["put", image, src, "/"] : ["get", image, "/", Dir("out")];
+        CliRunner.Fails(1, Args(_temp.File("missing.img")), "missing.img", "no such file");
+        CliRunner.Fails(1, Args(src), "is a directory");
+        var zeros = _temp.File("zeros.img");
+        File.WriteAllBytes(zeros, new byte[4 << 20]);
+        CliRunner.Fails(1, Args(zeros), "not a Basalt filesystem");
+
+        var image = CliImages.Formatted(_temp);
+        using (BasaltFileSystem.Mount(image, new MountOptions()))
+            CliRunner.Fails(1, Args(image), "in use");
+    }
+
     [Fact]
     public void Put_DeviceFull_StopsWithOneLineAndKeepsEarlierFiles()
     {
