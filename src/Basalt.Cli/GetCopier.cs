@@ -91,13 +91,13 @@ internal sealed class GetCopier
         {
             case FileType.Regular:
                 var truncate = existing is { Type: LocalFileType.Regular };
-                _copy.Partial = TreeCopy.Text(local);
                 if (existing is not null && !truncate)
                     LocalFs.Remove(dir, name);
                 using (var fd = truncate
                     ? LocalFs.Open(dir, name, LocalLibC.OWrOnly | LocalLibC.OTrunc | LocalLibC.ONoFollow)
                     : LocalFs.CreateFile(dir, name, 0x180))
                 {
+                    _copy.Partial = TreeCopy.Text(local);
                     CopyData(fd, attr);
                 }
                 break;

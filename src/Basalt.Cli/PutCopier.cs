@@ -81,15 +81,14 @@ internal sealed class PutCopier
             return;
         }
         if (existing is { IsDirectory: true })
-            throw Conflict(ErrorCode.IsDirectory, $"cannot overwrite directory '{TreeCopy.Text(shown)}' with non-directory '{TreeCopy.Text(dir.PathOf(localName))}'");
+            throw new BasaltException(ErrorCode.IsDirectory, $"cannot overwrite directory '{TreeCopy.Text(shown)}' with non-directory '{TreeCopy.Text(dir.PathOf(localName))}'");
 
         if (stat.Nlink > 1 && _links.TryGetValue((stat.Dev, stat.Ino), out var linked))
         {
-            if (existing is { } e && e.Ino == linked)
-                return;
-            if (existing is not null)
+            if (existing is { } e && e.Ino != linked)
                 _files.Unlink(parent, name);
-            _files.Link(linked, parent, name);
+            if (existing is null || existing.Value.Ino != linked)
+                _files.Link(linked, parent, name);
             _copy.FileDone();
             return;
         }
@@ -103,7 +102,6 @@ internal sealed class PutCopier
                 // Opened before anything changes in the image: an unreadable source leaves no empty copy.
                 using (var fd = OpenSource(dir, localName))
                 {
-                    _copy.Partial = TreeCopy.Text(shown);
                     if (existing is { Type: FileType.Regular } regular)
                     {
                         ino = regular.Ino;
@@ -114,6 +112,7 @@ internal sealed class PutCopier
                         Replace(parent, name, existing);
                         ino = _files.Create(parent, name, permissions, uid, gid).Ino;
                     }
+                    _copy.Partial = TreeCopy.Text(shown);
                     CopyData(fd, ino);
                     _copy.Partial = null;
                 }
@@ -154,7 +153,7 @@ internal sealed class PutCopier
         if (existing is { } e)
         {
             if (!e.IsDirectory)
-                throw Conflict(ErrorCode.NotDirectory, $"cannot overwrite non-directory '{TreeCopy.Text(shown)}' with directory '{TreeCopy.Text(dir.PathOf(localName))}'");
+                throw new BasaltException(ErrorCode.NotDirectory, $"cannot overwrite non-directory '{TreeCopy.Text(shown)}' with directory '{TreeCopy.Text(dir.PathOf(localName))}'");
             ino = e.Ino;
         }
         else
@@ -185,8 +184,6 @@ internal sealed class PutCopier
         if (existing is not null)
             _files.Unlink(parent, name);
     }
-
-    private static BasaltException Conflict(ErrorCode code, string message) => new(code, message);
 
     /// <summary>The owner in the image: the local one as root, else the caller's (with a warning when that loses one).</summary>
     private (uint Uid, uint Gid) Owner(in LocalStat stat)
