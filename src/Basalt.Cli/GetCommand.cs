@@ -36,7 +36,7 @@ internal static class GetCommand
             CliContext.Usage("LOCALDEST is missing");
         var sourceArguments = paths[..^1];
         var destArgument = paths[^1];
-        var sources = sourceArguments.Select(s => TreeCopy.PathArgument(s, "PATH")).ToList();
+        var sources = sourceArguments.Select(s => TreeCopy.ImagePathArgument(s, "PATH")).ToList();
         var dest = TreeCopy.PathArgument(destArgument, "LOCALDEST");
         CliParsing.RequireExistingImage(path);
         var copy = new TreeCopy(cli);
@@ -45,6 +45,11 @@ internal static class GetCommand
         {
             if (fs.SuperblockNote is { } note)
                 cli.Err.WriteLine($"{cli.CommandName}: note: {note}");
+            if (!fs.Files.TryGetAttr(FsPositions.RootIno, out _))
+            {
+                throw new BasaltException(ErrorCode.FileNotFound,
+                    $"{path}: the filesystem has no root directory yet: it was never mounted read-write (a writing command such as 'basalt put' creates it)");
+            }
             try
             {
                 var copier = new GetCopier(fs, copy);

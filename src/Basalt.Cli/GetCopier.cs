@@ -44,15 +44,14 @@ internal sealed class GetCopier
     public void CopyTop(byte[] source, LocalFd dir, byte[]? name)
     {
         var attr = _files.ResolvePath(source, followLast: false);
-        var shown = source[0] == (byte)'/' ? source : TreeCopy.Join("/"u8.ToArray(), source);
         if (name is null)
         {
             if (!attr.IsDirectory)
-                throw new BasaltException(ErrorCode.InvalidArgument, $"'{TreeCopy.Text(shown)}' names no entry to copy");
-            CopyDirectoryInto(dir, [], attr, shown);
+                throw new BasaltException(ErrorCode.InvalidArgument, $"'{TreeCopy.Text(source)}' names no entry to copy");
+            CopyDirectoryInto(dir, [], attr, source);
             return;
         }
-        CopyEntry(dir, name, attr, shown);
+        CopyEntry(dir, name, attr, source);
     }
 
     private void CopyEntry(LocalFd dir, byte[] name, InodeAttr attr, byte[] shown)

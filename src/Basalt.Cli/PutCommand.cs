@@ -37,7 +37,7 @@ internal static class PutCommand
         var sourceArguments = paths[..^1];
         var destArgument = paths[^1];
         var sources = sourceArguments.Select(s => TreeCopy.PathArgument(s, "LOCALPATH")).ToList();
-        var dest = TreeCopy.PathArgument(destArgument, "DEST");
+        var dest = TreeCopy.ImagePathArgument(destArgument, "DEST");
         CliParsing.RequireExistingImage(path);
         var copy = new TreeCopy(cli);
         var fs = BasaltFileSystem.Mount(path, cli.WritableMount);
@@ -74,14 +74,13 @@ internal static class PutCommand
     /// </summary>
     private static IEnumerable<(byte[] Source, ulong Parent, byte[]? Name, byte[] Shown)> Targets(Files files, List<byte[]> sources, byte[] dest)
     {
-        var shownDest = dest[0] == (byte)'/' ? dest : TreeCopy.Join("/"u8.ToArray(), dest);
         foreach (var range in dest.AsSpan().Split((byte)'/'))
         {
             var length = range.End.GetOffset(dest.Length) - range.Start.GetOffset(dest.Length);
             if (length > Names.MaxLength)
             {
                 throw new BasaltException(ErrorCode.NameTooLong,
-                    $"'{TreeCopy.Text(shownDest)}': a name of {length} bytes is too long for the image (at most {Names.MaxLength})");
+                    $"'{TreeCopy.Text(dest)}': a name of {length} bytes is too long for the image (at most {Names.MaxLength})");
             }
         }
         var found = files.TryResolvePath(dest, followLast: true, out var destAttr, out _);
@@ -90,18 +89,18 @@ internal static class PutCommand
             foreach (var source in sources)
             {
                 var name = TreeCopy.BaseName(source);
-                yield return (source, destAttr.Ino, name, name is null ? shownDest : TreeCopy.Join(shownDest, name));
+                yield return (source, destAttr.Ino, name, name is null ? dest : TreeCopy.Join(dest, name));
             }
             yield break;
         }
         if (sources.Count > 1)
         {
             throw found
-                ? new BasaltException(ErrorCode.NotDirectory, $"target '{TreeCopy.Text(shownDest)}' is not a directory (several sources go into an existing directory)")
-                : new BasaltException(ErrorCode.FileNotFound, $"target '{TreeCopy.Text(shownDest)}' does not exist (several sources go into an existing directory)");
+                ? new BasaltException(ErrorCode.NotDirectory, $"target '{TreeCopy.Text(dest)}' is not a directory (several sources go into an existing directory)")
+                : new BasaltException(ErrorCode.FileNotFound, $"target '{TreeCopy.Text(dest)}' does not exist (several sources go into an existing directory)");
         }
         var (parent, last) = files.ResolveParent(dest);
-        yield return (sources[0], parent.Ino, last, shownDest);
+        yield return (sources[0], parent.Ino, last, dest);
     }
 
     /// <summary>Syncs and unmounts; null when the image was left cleanly, else how it was left.</summary>

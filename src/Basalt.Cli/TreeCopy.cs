@@ -216,6 +216,15 @@ internal sealed class TreeCopy
         return bytes;
     }
 
+    /// <summary>The bytes of a path inside the image: absolute, as every file command takes it (a relative one is a usage error).</summary>
+    public static byte[] ImagePathArgument(string argument, string what)
+    {
+        var bytes = PathArgument(argument, what);
+        if (bytes[0] != (byte)'/')
+            CliContext.Usage($"path '{argument}' is not absolute (paths inside the image start with '/')");
+        return bytes;
+    }
+
     /// <summary>"dir" + "/" + name, as bytes (no doubled slash after a trailing one).</summary>
     public static byte[] Join(byte[] directory, ReadOnlySpan<byte> name)
     {

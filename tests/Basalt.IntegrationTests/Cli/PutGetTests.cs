@@ -335,6 +335,8 @@ public sealed class PutGetTests : IDisposable
         var longName = "/" + new string('n', 256);
         CliRunner.Fails(1, ["put", image, file, longName], "256 bytes", "too long");
         CliRunner.Fails(16, ["put", image, file], "DEST is missing");
+        CliRunner.Fails(16, ["put", image, file, "relative"], "path 'relative' is not absolute");
+        CliRunner.Fails(16, ["get", image, "relative", src], "path 'relative' is not absolute");
         CliRunner.Fails(1, ["put", _temp.File("no.img"), file, "/"], "no.img");
         AssertFsckClean(image);
         Assert.Equal("data"u8.ToArray(), ImageFile(image, "/file-dest"));
