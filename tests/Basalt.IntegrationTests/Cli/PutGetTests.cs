@@ -21,6 +21,7 @@ public sealed class PutGetTests : IDisposable
     private static readonly byte[] s_danglingTarget = [.. "no/such"u8, 0xff, .. "target"u8];
     private const int Block = 4096;
     private const int Hole = 1 << 20;
+    private const long Time = 1_234_567_890_123_456_789L;
 
     private readonly TempDirectory _temp = new("putget");
     private readonly ITestOutputHelper _output;
@@ -95,7 +96,7 @@ public sealed class PutGetTests : IDisposable
         {
             xattrs = false;
         }
-        var time = 1_234_567_890_123_456_789L;
+        var time = Time; // "data" gets atime Time - 1000, mtime Time + 7
         foreach (var name in new[] { "data"u8.ToArray(), "to-data"u8.ToArray(), "sparse"u8.ToArray(), "fifo"u8.ToArray(), s_nonUtf8, "sub"u8.ToArray() })
             LocalFs.SetTimes(tree, name, time - 1000, time += 7);
         LocalFs.SetTimes(top, "tree"u8, time, time + 1);
@@ -162,7 +163,9 @@ public sealed class PutGetTests : IDisposable
             var sparse = fs.Files.ResolvePath("/tree/sparse", followLast: false);
             Assert.Equal((ulong)(Block + Hole + Block), sparse.Size);
             Assert.True(sparse.Inode.Sectors <= 2 * Block / 512, $"the hole took space in the image: {sparse.Inode.Sectors} sectors");
-            Assert.Equal(fs.Files.ResolvePath("/tree/data").Ino, fs.Files.ResolvePath("/tree/sub/data-link").Ino);
+            var data = fs.Files.ResolvePath("/tree/data");
+            Assert.Equal((Time - 1000, Time + 7), (data.Inode.AtimeNs, data.Inode.MtimeNs));
+            Assert.Equal(data.Ino, fs.Files.ResolvePath("/tree/sub/data-link").Ino);
             Assert.Equal(2u, fs.Files.ResolvePath("/tree/data").Nlink);
             Assert.Equal(FileType.Fifo, fs.Files.ResolvePath("/tree/fifo").Type);
             Assert.Equal(FileType.Socket, fs.Files.ResolvePath("/tree/socket").Type);
@@ -174,6 +177,8 @@ public sealed class PutGetTests : IDisposable
         var get = CliRunner.Succeeds("get", image, "/tree", back);
         Assert.Contains("got 9 files, 3 directories", get.Out, StringComparison.Ordinal);
         Assert.Equal("", get.Err);
+        var copiedData = LocalFs.Stat(LocalFd.CurrentDirectory, Bytes(Path.Combine(back, "tree", "data")));
+        Assert.Equal((Time - 1000, Time + 7), (copiedData.AtimeNs, copiedData.MtimeNs));
 
         Assert.Equal(Snapshot(Path.Combine(source, "tree")), Snapshot(Path.Combine(back, "tree")));
         using var copied = LocalFs.OpenRead(LocalFd.CurrentDirectory, Bytes(Path.Combine(back, "tree", "sparse")));
