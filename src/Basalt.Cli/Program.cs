@@ -112,6 +112,8 @@ public static class Program
         yield return ListCommand.Create(cli);
         yield return ListJournalCommand.Create(cli);
         yield return FsckCommand.Create(cli);
+        yield return PutCommand.Create(cli);
+        yield return GetCommand.Create(cli);
         yield return DebugCommand.Create(cli);
         yield return DemoCommand.Create(cli);
         yield return FileCommands.LsCommand.Create(cli);
