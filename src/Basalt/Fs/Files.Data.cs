@@ -183,20 +183,33 @@ public sealed partial class Files
         RequireRegular(ino, attr.Inode);
         var now = Now();
         var end = offset + length;
-        if (punch || zero)
+        void Touch(Transaction t)
         {
-            _data.Punch(ino, offset, length, default, t =>
-            {
-                var inode = ReadInode(t, ino);
-                inode.MtimeNs = inode.CtimeNs = now;
-                PutInode(t, ino, inode);
-            });
-            if (punch)
-                return;
+            var inode = ReadInode(t, ino);
+            inode.MtimeNs = inode.CtimeNs = now;
+            PutInode(t, ino, inode);
+        }
+        if (punch)
+        {
+            _data.Punch(ino, offset, length, default, Touch);
+            return;
         }
         var first = (ulong)(offset / 512);
         var last = (ulong)((end + 511) / 512);
-        var holes = HoleSectors(ino, first, last);
+        if (zero)
+        {
+            // Partial sectors at the ends become zeros in place; the whole sectors are cleared and
+            // reserved together below, so a small zero range is one transaction.
+            var alignedStart = (long)first * 512 == offset ? offset : Math.Min(end, ((long)first + 1) * 512);
+            var alignedEnd = end % 512 == 0 ? end : Math.Max(alignedStart, end / 512 * 512);
+            if (alignedStart > offset)
+                _data.Punch(ino, offset, alignedStart - offset, default, Touch);
+            if (alignedEnd < end && alignedEnd >= alignedStart)
+                _data.Punch(ino, alignedEnd, end - alignedEnd, default, Touch);
+            first = (ulong)(alignedStart / 512);
+            last = (ulong)(alignedEnd / 512);
+        }
+        var holes = zero ? (long)(last - first) : HoleSectors(ino, first, last);
         if (holes > 0)
         {
             using var reservation = _space.Reserve(holes);
@@ -206,7 +219,17 @@ public sealed partial class Files
         {
             var done = Writer.Transact(t =>
             {
-                var next = ReserveHoles(t, ino, at, last, 64);
+                ulong next;
+                if (zero)
+                {
+                    next = ExtentEdits.Clear(t, ino, at, last, _data.PunchBatch);
+                    if (next > at)
+                        AddReservation(t, ino, at, next);
+                }
+                else
+                {
+                    next = ReserveHoles(t, ino, at, last, 64);
+                }
                 if (next >= last)
                 {
                     var inode = ReadInode(t, ino);

@@ -23,6 +23,7 @@ internal enum FileOpKind
     Write,
     Overwrite,
     Grow,
+    Fallocate,
     Link,
     Unlink,
     Rename,
@@ -227,6 +228,24 @@ internal static class FileCrashWorkload
                 var size = (long)f.GetAttr(ino).Size + 1 + random.Next(64 * 1024);
                 f.Truncate(ino, size);
                 return ($"grow {path} to {size}", false);
+            }
+            case FileOpKind.Fallocate:
+            {
+                var path = Pick(files);
+                var ino = Ino(path);
+                var size = (int)f.GetAttr(ino).Size;
+                var flags = random.Next(4) switch
+                {
+                    0 => FallocateFlags.None,
+                    1 => FallocateFlags.KeepSize,
+                    2 => FallocateFlags.PunchHole | FallocateFlags.KeepSize,
+                    _ => FallocateFlags.ZeroRange,
+                };
+                // Whole sectors: each such fallocate of a small file is one transaction.
+                var offset = random.Next(size + 4096) / 512 * 512;
+                var length = (1 + random.Next(80)) * 512;
+                f.Fallocate(ino, flags, offset, length);
+                return ($"fallocate {flags} {offset}+{length} {path}", false);
             }
             case FileOpKind.Truncate:
             {

@@ -86,7 +86,7 @@ public sealed class FilesModelTests(ITestOutputHelper output)
         var name = s_namePool[random.Next(s_namePool.Length)];
         var d = model[dir];
         var exists = d.Children.TryGetValue(Key(name), out var existing);
-        switch (random.Next(13))
+        switch (random.Next(14))
         {
             case 0 or 1:
             {
@@ -185,6 +185,28 @@ public sealed class FilesModelTests(ITestOutputHelper output)
                     model[ino] = new Node { Type = FileType.Symlink, Data = target, Parent = dir };
                     d.Children[Key(name)] = ino;
                 }
+                break;
+            }
+            case 13 when files.Count > 0:
+            {
+                var ino = files[random.Next(files.Count)];
+                var node = model[ino];
+                var flags = random.Next(4) switch
+                {
+                    0 => FallocateFlags.None,
+                    1 => FallocateFlags.KeepSize,
+                    2 => FallocateFlags.PunchHole | FallocateFlags.KeepSize,
+                    _ => FallocateFlags.ZeroRange,
+                };
+                var offset = random.Next(node.Data.Length + 20_000);
+                var length = 1 + random.Next(random.Next(3) == 0 ? 300_000 : 20_000);
+                f.Fallocate(ino, flags, offset, length);
+                var end = offset + length;
+                var keep = (flags & FallocateFlags.KeepSize) != 0;
+                if (!keep && end > node.Data.Length)
+                    Array.Resize(ref node.Data, end);
+                if ((flags & (FallocateFlags.PunchHole | FallocateFlags.ZeroRange)) != 0 && offset < node.Data.Length)
+                    Array.Clear(node.Data, offset, Math.Min(length, node.Data.Length - offset));
                 break;
             }
             case 12:
