@@ -21,6 +21,7 @@ using Basalt.Diagnostics;
 using Basalt.Format;
 using Basalt.Alloc;
 using Basalt.Fs;
+using Basalt.Fsck.Files;
 using Basalt.Fsck.Space;
 using Basalt.Superblocks;
 
@@ -131,6 +132,13 @@ public static class Fsck
             [FsckPassId.CheckBtreeBackpointers] = SpaceChecks.CheckBtreeBackpointersPass,
             [FsckPassId.CheckExtentsToBackpointers] = SpaceChecks.CheckExtentsToBackpointersPass,
             [FsckPassId.CheckBackpointersToExtents] = SpaceChecks.CheckBackpointersToExtentsPass,
+            [FsckPassId.CheckInodes] = FileChecks.CheckInodesPass,
+            [FsckPassId.CheckExtents] = FileChecks.CheckExtentsPass,
+            [FsckPassId.CheckDirents] = FileChecks.CheckDirentsPass,
+            [FsckPassId.CheckXattrs] = FileChecks.CheckXattrsPass,
+            [FsckPassId.CheckRoot] = FileChecks.CheckRootPass,
+            [FsckPassId.CheckDirectoryStructure] = FileChecks.CheckDirectoryStructurePass,
+            [FsckPassId.CheckNlinks] = FileChecks.CheckNlinksPass,
         };
         return [.. FsckCatalogue.Passes.Select(p => new FsckPass(p, implementations[p.Id]))];
     }

@@ -1,0 +1,160 @@
+// check_inodes: every inode value decodes; an inode with no links is on the orphan list and every
+// orphan key names an inode without links; truncate intents are finished.
+//
+// Three ordered walks (inodes, orphans, truncate intents) with a point lookup only where one walk
+// needs the other: nothing is held in memory but the repairs queued for the next batch. An
+// undecodable inode is never deleted (losing a file is worse than losing its attributes): it is
+// rebuilt from what still describes it — its dirents, its extents and the dirents naming it.
+using Basalt.Format;
+using Basalt.Fs;
+
+namespace Basalt.Fsck.Files;
+
+internal static class CheckInodes
+{
+    public static void Run(FileCheckRun run)
+    {
+        CheckValues(run);
+        run.Flush();
+        CheckOrphans(run);
+        run.Flush();
+        CheckTruncates(run);
+    }
+
+    private static void CheckValues(FileCheckRun run)
+    {
+        var it = run.Tree(BtreeId.Inodes).Iterate(FsPositions.Inode(0), FsPositions.Inode(ulong.MaxValue));
+        while (it.MoveNext())
+        {
+            var key = it.Key;
+            var ino = key.Pos.Offset;
+            string? problem = null;
+            if (key.Type != KeyType.Inode || !InodeValue.TryRead(it.Value, out var inode, out problem))
+            {
+                problem ??= $"key of type {key.Type.ToText()} in the inodes btree";
+                if (run.Reporter.Report(FsckErrorId.InodeUnreadable, run.Where(BtreeId.Inodes, key.Pos), $"inode {ino}: {problem}"))
+                {
+                    var rebuilt = Rebuild(run, ino);
+                    run.Repair(t => FileCheckRun.PutInode(t, ino, rebuilt));
+                }
+                continue;
+            }
+            // Directories never wait on the orphan list (their last link deletes them at once): one
+            // with no links left is check_directory_structure's.
+            if (inode.Nlink == 0 && !inode.IsDirectory
+                && !run.Tree(BtreeId.Orphans).TryGet(FsPositions.Orphan(ino), out _)
+                && run.Reporter.Report(FsckErrorId.InodeUnlinkedNotOrphan, run.WhereInode(ino), $"{inode.ToText()} has no links and no orphan key"))
+            {
+                run.Repair(t => t.Set(BtreeId.Orphans, new Bkey(FsPositions.Orphan(ino), KeyType.Set), []));
+            }
+        }
+    }
+
+    /// <summary>A fresh inode standing in for the undecodable one at <paramref name="ino"/>.</summary>
+    private static InodeValue Rebuild(FileCheckRun run, ulong ino)
+    {
+        var dirents = run.Tree(BtreeId.Dirents);
+        var isDirectory = false;
+        ulong subdirs = 0;
+        var own = dirents.Iterate(FsPositions.Slot(ino, 0), FsPositions.Slot(ino, ulong.MaxValue));
+        while (own.MoveNext())
+        {
+            if (own.Key.Type != KeyType.Dirent)
+                continue;
+            isDirectory = true;
+            if (DirentValue.TryRead(own.Value, out var sub, out _) && sub.Type == FileType.Directory)
+                subdirs++;
+        }
+
+        // The dirents naming it: its type, link count and parent (one walk of every dirent; rare).
+        uint names = 0;
+        ulong dir = 0, dirSlot = 0;
+        var namedAs = FileType.Unknown;
+        var all = dirents.Iterate(Bpos.Min, Bpos.Max);
+        while (all.MoveNext())
+        {
+            if (all.Key.Type != KeyType.Dirent || !DirentValue.TryRead(all.Value, out var d, out _) || d.Target != ino)
+                continue;
+            names++;
+            (dir, dirSlot, namedAs) = (all.Key.Pos.Inode, all.Key.Pos.Offset, d.Type);
+        }
+
+        var type = isDirectory ? FileType.Directory : namedAs != FileType.Unknown ? namedAs : FileType.Regular;
+        var permissions = type switch
+        {
+            FileType.Directory => 0x1C0u,
+            FileType.Symlink => 0x1FFu,
+            _ => 0x180u,
+        };
+        var inode = run.NewInode(FileModes.ModeOf(type, permissions), 0, dir, dirSlot);
+        inode.Nlink = type == FileType.Directory ? (uint)(2 + subdirs) : Math.Max(names, 1u);
+        if (type != FileType.Directory)
+        {
+            var extents = run.Tree(BtreeId.Extents).Iterate(new Bpos(ino, 0, 0), new Bpos(ino, ulong.MaxValue, uint.MaxValue));
+            ulong end = 0;
+            while (extents.MoveNext())
+            {
+                if (extents.Key.IsDeletion || extents.Key.Type == KeyType.Reservation)
+                    continue;
+                end = extents.Key.Pos.Offset;
+                if (extents.Key.Type == KeyType.Extent)
+                    inode.Sectors += extents.Key.Size;
+            }
+            inode.Size = end * FormatLimits.SectorSize;
+        }
+        return inode;
+    }
+
+    private static void CheckOrphans(FileCheckRun run)
+    {
+        var it = run.Tree(BtreeId.Orphans).Iterate(FsPositions.Orphan(0), FsPositions.Orphan(ulong.MaxValue));
+        while (it.MoveNext())
+        {
+            var pos = it.Key.Pos;
+            var ino = pos.Offset;
+            string? why = null;
+            if (!run.Tree(BtreeId.Inodes).TryGet(FsPositions.Inode(ino), out var value))
+                why = "no inode";
+            else if (!InodeValue.TryRead(value, out var inode, out _))
+                continue; // check_inodes rebuilt it (or was told not to): its links are check_nlinks' business
+            else if (inode.IsDirectory)
+                why = "a directory";
+            else if (inode.Nlink > 0)
+                why = $"an inode with {inode.Nlink} links";
+            if (why is not null && run.Reporter.Report(FsckErrorId.OrphanKeyBad, run.Where(BtreeId.Orphans, pos), $"orphan key of inode {ino}, which is {why}"))
+                run.Repair(t => t.Delete(BtreeId.Orphans, pos));
+        }
+    }
+
+    private static void CheckTruncates(FileCheckRun run)
+    {
+        var pending = new List<(ulong Ino, ulong Size)>();
+        var it = run.Tree(BtreeId.LoggedOps).Iterate(FsPositions.Truncate(0), FsPositions.Truncate(ulong.MaxValue));
+        while (it.MoveNext())
+        {
+            var key = it.Key;
+            if (key.Type != KeyType.LoggedOpTruncate || key.Pos.Snapshot != 0)
+                continue;
+            var ino = key.Pos.Offset;
+            string? bad = null;
+            if (!TruncateIntent.TryRead(it.Value, out var intent, out var problem))
+                bad = problem;
+            else if (!run.TryReadInode(ino, out var inode))
+                bad = $"inode {ino} does not exist or does not decode";
+            else if (inode.Type != FileType.Regular)
+                bad = $"inode {ino} is a {FileModes.ToText(inode.Type)}";
+            if (bad is not null)
+            {
+                if (run.Reporter.Report(FsckErrorId.TruncateIntentBad, run.Where(BtreeId.LoggedOps, key.Pos), $"truncate intent: {bad}"))
+                    run.Repair(t => t.Delete(BtreeId.LoggedOps, key.Pos));
+                continue;
+            }
+            if (run.Reporter.Report(FsckErrorId.TruncateInterrupted, run.WhereInode(ino), $"truncate to {intent.NewSize} bytes was interrupted"))
+                pending.Add((ino, intent.NewSize));
+        }
+        run.Flush();
+        // Each cut takes its own transactions (ExtentStore.Punch): after the walk.
+        foreach (var (ino, size) in pending)
+            run.FileSystem.Files.CutExtents(ino, size);
+    }
+}
