@@ -1,4 +1,5 @@
-// check_dirents and check_xattrs: the hashed btrees. Both walk their btree in order beside the
+// check_dirents and check_xattrs: the hashed btrees (values that do not decode never get here:
+// node reads drop them, bkey_value_invalid). Both walk their btree in order beside the
 // inodes btree (the owner of a run of keys is found by a forward-only cursor, never a lookup) and
 // track the run of occupied slots the walk is in: an entry at slot S whose name hashes to H is
 // reachable by probing exactly when H <= S and every slot from H to S is occupied, that is, when
@@ -56,11 +57,9 @@ internal static class CheckHashed
                 it.Next();
                 continue;
             }
-            string? problem = null;
-            if (key.Type != KeyType.Dirent || !DirentValue.TryRead(it.Value, out var dirent, out problem))
+            // Node reads drop values that do not decode; anything else here only occupies its slot.
+            if (key.Type != KeyType.Dirent || !DirentValue.TryRead(it.Value, out var dirent, out _))
             {
-                if (run.Reporter.Report(FsckErrorId.DirentUnreadable, run.Where(BtreeId.Dirents, key.Pos), problem ?? $"key of type {key.Type.ToText()} in the dirents btree"))
-                    run.Repair(t => FileCheckRun.RemoveDirent(t, dir, slot));
                 it.Next();
                 continue;
             }
@@ -174,11 +173,8 @@ internal static class CheckHashed
                 it.Next();
                 continue;
             }
-            string? problem = null;
-            if (key.Type != KeyType.Xattr || !XattrValue.TryRead(it.Value, out var xattr, out problem))
+            if (key.Type != KeyType.Xattr || !XattrValue.TryRead(it.Value, out var xattr, out _))
             {
-                if (run.Reporter.Report(FsckErrorId.XattrUnreadable, run.Where(BtreeId.Xattrs, key.Pos), problem ?? $"key of type {key.Type.ToText()} in the xattrs btree"))
-                    run.Repair(t => HashedSlots.Remove(t, BtreeId.Xattrs, ino, slot));
                 it.Next();
                 continue;
             }

@@ -1,10 +1,12 @@
-// check_inodes: every inode value decodes; an inode with no links is on the orphan list and every
+// check_inodes: every inode number something lives under has an inode; an inode with no links is on the orphan list and every
 // orphan key names an inode without links; truncate intents are finished.
 //
-// Three ordered walks (inodes, orphans, truncate intents) with a point lookup only where one walk
-// needs the other: nothing is held in memory but the repairs queued for the next batch. An
-// undecodable inode is never deleted (losing a file is worse than losing its attributes): it is
-// rebuilt from what still describes it — its dirents, its extents and the dirents naming it.
+// Three ordered walks (inodes merged with the inode numbers extents and dirents live under,
+// orphans, truncate intents) with a point lookup only where one walk needs the other: nothing is
+// held in memory but the repairs queued for the next batch. Node reads drop an inode value that
+// does not decode (bkey_value_invalid); what it owned is not deleted with it (losing a file is
+// worse than losing its attributes): the inode is rebuilt from what still describes it — its
+// dirents, its extents and the dirents naming it.
 using Basalt.Format;
 using Basalt.Fs;
 
@@ -23,22 +25,15 @@ internal static class CheckInodes
 
     private static void CheckValues(FileCheckRun run)
     {
+        var extents = new OwnerStream(run.Tree(BtreeId.Extents));
+        var dirents = new OwnerStream(run.Tree(BtreeId.Dirents));
         var it = run.Tree(BtreeId.Inodes).Iterate(FsPositions.Inode(0), FsPositions.Inode(ulong.MaxValue));
         while (it.MoveNext())
         {
-            var key = it.Key;
-            var ino = key.Pos.Offset;
-            string? problem = null;
-            if (key.Type != KeyType.Inode || !InodeValue.TryRead(it.Value, out var inode, out problem))
-            {
-                problem ??= $"key of type {key.Type.ToText()} in the inodes btree";
-                if (run.Reporter.Report(FsckErrorId.InodeUnreadable, run.Where(BtreeId.Inodes, key.Pos), $"inode {ino}: {problem}"))
-                {
-                    var rebuilt = Rebuild(run, ino);
-                    run.Repair(t => FileCheckRun.PutInode(t, ino, rebuilt));
-                }
-                continue;
-            }
+            var ino = it.Key.Pos.Offset;
+            RebuildMissing(run, extents, dirents, ino);
+            if (!InodeValue.TryRead(it.Value, out var inode, out _))
+                continue; // node reads drop what does not decode
             // Directories never wait on the orphan list (their last link deletes them at once): one
             // with no links left is check_directory_structure's.
             if (inode.Nlink == 0 && !inode.IsDirectory
@@ -47,6 +42,67 @@ internal static class CheckInodes
             {
                 run.Repair(t => t.Set(BtreeId.Orphans, new Bkey(FsPositions.Orphan(ino), KeyType.Set), []));
             }
+        }
+        RebuildMissing(run, extents, dirents, ulong.MaxValue);
+    }
+
+    /// <summary>Rebuilds the inodes of the numbers below <paramref name="next"/> (the next inode that exists) that extents or dirents live under.</summary>
+    private static void RebuildMissing(FileCheckRun run, OwnerStream extents, OwnerStream dirents, ulong next)
+    {
+        while (true)
+        {
+            var owner = Math.Min(extents.Owner, dirents.Owner);
+            if (owner >= next)
+                break;
+            extents.SkipPast(owner);
+            dirents.SkipPast(owner);
+            if (owner == 0)
+                continue; // inode 0 is never a file: check_extents and check_dirents report what lives there
+            if (run.Reporter.Report(FsckErrorId.InodeMissing, run.WhereInode(owner), $"inode {owner} does not exist, yet extents or dirents live under it"))
+            {
+                var rebuilt = Rebuild(run, owner);
+                run.Repair(t => FileCheckRun.PutInode(t, owner, rebuilt));
+            }
+        }
+        if (next != ulong.MaxValue)
+        {
+            extents.SkipPast(next);
+            dirents.SkipPast(next);
+        }
+    }
+
+    /// <summary>The distinct inode numbers a btree keyed by (inode, …) holds keys under, ascending (one seek per number).</summary>
+    private sealed class OwnerStream
+    {
+        private readonly Btree.BtreeIterator _it;
+
+        public OwnerStream(Btree.Btree tree)
+        {
+            _it = tree.Iterate(Bpos.Min, Bpos.Max);
+            Advance();
+        }
+
+        /// <summary>The current inode number; ulong.MaxValue at the end.</summary>
+        public ulong Owner { get; private set; }
+
+        public void SkipPast(ulong ino)
+        {
+            if (Owner > ino || ino == ulong.MaxValue)
+                return;
+            _it.Seek(new Bpos(ino + 1, 0, 0));
+            Advance();
+        }
+
+        private void Advance()
+        {
+            while (_it.MoveNext())
+            {
+                if (_it.Key.IsDeletion || _it.Key.Type == KeyType.HashWhiteout)
+                    continue;
+                Owner = _it.Key.Pos.Inode;
+                return;
+            }
+            Owner = ulong.MaxValue;
         }
     }
 

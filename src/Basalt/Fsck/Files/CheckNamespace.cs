@@ -260,7 +260,7 @@ internal static class CheckNamespace
 
     public static void CheckNlinks(FileCheckRun run)
     {
-        var budget = (int)Math.Clamp(run.MaxMem / BytesPerInode, 1024, int.MaxValue / 2);
+        var budget = (int)Math.Clamp(run.MaxMem / BytesPerInode, 16, int.MaxValue / 2);
         var inos = new List<ulong>();
         var nlinks = new List<uint>();
         var isDir = new List<bool>();
