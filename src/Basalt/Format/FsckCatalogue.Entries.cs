@@ -269,7 +269,7 @@ public static partial class FsckCatalogue
         // Undecodable inode, dirent and xattr values never reach the file passes: node reads drop
         // them (bkey_value_invalid). What is left is their trace, an inode number things live under.
         new(FsckErrorId.InodeMissing, "inode_missing", ReadClass: null, RepairPolicy.Automatic,
-            "extents or dirents live under an inode number that has no inode (typically an inode a node read dropped as undecodable)",
+            "an inode number has no inode, yet dirents live under it, or extents do and a dirent names it (typically an inode a node read dropped as undecodable); extents under a number nothing names belong to the data layer used on its own and are counted, not reported",
             "the inode is rebuilt rather than its contents deleted: a directory when dirents live under it, else the type the dirents naming it give (a regular file when none does), mode 0600 (0700 directories, 0777 symlinks), size and sector count from its extents, link count and parent from the dirents naming it; times, owner and the xattr hash seed are new"),
         new(FsckErrorId.InodeUnlinkedNotOrphan, "inode_unlinked_not_orphan", ReadClass: null, RepairPolicy.Automatic,
             "a file or special inode has link count 0 but no orphan key, so nothing would ever delete it",
@@ -284,7 +284,7 @@ public static partial class FsckCatalogue
             "a truncate intent does not decode, or names an inode that does not exist or is not a regular file",
             "the intent is deleted"),
         new(FsckErrorId.ExtentToMissingInode, "extent_to_missing_inode", ReadClass: null, RepairPolicy.WithYes,
-            "an extent belongs to an inode number that has no inode, and rebuilding the inode (inode_missing) was declined",
+            "an extent belongs to an inode number that has no inode, and rebuilding that inode (inode_missing) was declined",
             "the extent is deleted through a transaction (its space is freed and its backpointers go with it)"),
         new(FsckErrorId.ExtentInNonFile, "extent_in_non_file", ReadClass: null, RepairPolicy.WithYes,
             "an extent belongs to an inode that is neither a regular file nor a symlink (directories and special files hold no data)",

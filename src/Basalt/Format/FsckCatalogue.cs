@@ -213,7 +213,7 @@ public static partial class FsckCatalogue
         new(FsckPassId.CheckBackpointersToExtents, "check_backpointers_to_extents",
             "every backpointer names an existing key that holds the matching pointer and every non-cached pointer has its backpointer: backpointers sorted by owner are merged with an ordered walk of the extents, in bounded rounds over the extents keyspace (--max-mem)"),
         new(FsckPassId.CheckInodes, "check_inodes",
-            "every inode number that extents or dirents live under has an inode (one a node read dropped as undecodable is rebuilt); an inode linked nowhere is on the orphan list and every orphan key names an unlinked inode; interrupted truncates are finished"),
+            "every inode number that dirents live under, or that a dirent names while extents live under it, has an inode (one a node read dropped as undecodable is rebuilt); an inode linked nowhere is on the orphan list and every orphan key names an unlinked inode; interrupted truncates are finished"),
         new(FsckPassId.CheckExtents, "check_extents",
             "every extent belongs to an existing regular file or symlink and lies within its size (rounded up to a sector); each inode's sector count equals the sum of its extents"),
         new(FsckPassId.CheckDirents, "check_dirents",

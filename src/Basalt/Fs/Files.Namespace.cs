@@ -160,7 +160,7 @@ public sealed partial class Files
     {
         Names.Validate(name);
         var nameBytes = name.ToArray();
-        var ino = (ulong)Interlocked.Increment(ref _nextIno) - 1;
+        var ino = AllocateIno();
         var inode = Writer.Transact(t => AddEntry(t, dir, nameBytes, ino, mode, rdev, uid, gid, Now()));
         CountInodes(+1);
         return new InodeAttr(ino, inode);
@@ -200,7 +200,7 @@ public sealed partial class Files
         var nameBytes = name.ToArray();
         if (TryLookup(dir, nameBytes, out _))
             BasaltException.Throw(ErrorCode.Exists, $"'{Names.ToText(nameBytes)}' already exists");
-        var ino = (ulong)Interlocked.Increment(ref _nextIno) - 1;
+        var ino = AllocateIno();
         var now = Now();
         var length = (ulong)target.Length;
         InodeValue created = default;

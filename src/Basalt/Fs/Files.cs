@@ -99,7 +99,10 @@ public sealed partial class Files : IInodeSectors
     private readonly Func<FsStats> _space;
     private readonly object _openLock = new();
     private readonly Dictionary<ulong, int> _open = [];
+    // The next free inode number, found on first use (0 until then): a mount reads nothing of the
+    // inodes btree up front, so fsck can mount before topology repair has made it readable.
     private long _nextIno;
+    private readonly object _inoLock = new();
     private long _inodeCount = -1;
 
     internal Files(BtreeEngine engine, Transactor? transactor, ExtentStore data, JournalWriter journal, AtimeMode atime, Func<FsStats> space)
@@ -112,7 +115,6 @@ public sealed partial class Files : IInodeSectors
         _space = space;
         Atime = atime;
         engine.SetService<IInodeSectors>(this);
-        _nextIno = (long)NextFreeIno();
     }
 
     public AtimeMode Atime { get; }
@@ -124,6 +126,20 @@ public sealed partial class Files : IInodeSectors
         _transactor ?? throw new BasaltException(ErrorCode.ReadOnlyDevice, "the filesystem is mounted read-only");
 
     private Btree.Btree Inodes => _engine[BtreeId.Inodes];
+
+    /// <summary>A fresh inode number.</summary>
+    private ulong AllocateIno()
+    {
+        if (Interlocked.Read(ref _nextIno) == 0)
+        {
+            lock (_inoLock)
+            {
+                if (Interlocked.Read(ref _nextIno) == 0)
+                    Interlocked.Exchange(ref _nextIno, (long)NextFreeIno());
+            }
+        }
+        return (ulong)Interlocked.Increment(ref _nextIno) - 1;
+    }
 
     private ulong NextFreeIno()
     {

@@ -103,6 +103,9 @@ public sealed class FsckContext
     /// <summary>What the space passes hand to each other during this run.</summary>
     internal SpaceCheckState? SpaceState { get; set; }
 
+    /// <summary>What the file passes hand to each other during this run.</summary>
+    internal FileCheckState? FileState { get; set; }
+
     internal BasaltFileSystem? MountedFileSystem => _fs;
 }
 

@@ -141,12 +141,21 @@ internal static class CheckExtents
                 Next();
         }
 
-        /// <summary>Deletes (when the reporter agrees) the extents of every inode number below <paramref name="ino"/>: none of them has an inode.</summary>
+        /// <summary>
+        /// Passes the extents of every inode number below <paramref name="ino"/> (none has an
+        /// inode): those of a number whose rebuild was declined are deleted when the reporter
+        /// agrees; the others are the data layer's, used on its own.
+        /// </summary>
         public void SkipMissing(ulong ino)
         {
             while (_valid && _it.Key.Pos.Inode < ino)
             {
                 var owner = _it.Key.Pos.Inode;
+                if (!_run.State.Declined.Contains(owner))
+                {
+                    Skip(owner);
+                    continue;
+                }
                 var first = _it.Key;
                 var repair = _run.Reporter.Report(FsckErrorId.ExtentToMissingInode, _run.Where(BtreeId.Extents, first.Pos),
                     $"{first.ToText()}: inode {owner} does not exist");

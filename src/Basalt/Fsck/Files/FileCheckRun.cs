@@ -9,6 +9,13 @@ using Basalt.Transactions;
 
 namespace Basalt.Fsck.Files;
 
+/// <summary>What the file passes hand to each other during one run.</summary>
+internal sealed class FileCheckState
+{
+    /// <summary>Inode numbers whose rebuild (inode_missing) was declined: their extents are check_extents' to delete.</summary>
+    internal HashSet<ulong> Declined { get; } = [];
+}
+
 internal sealed class FileCheckRun
 {
     /// <summary>Repairs committed per transaction: small, so a batch always fits one journal entry.</summary>
@@ -16,8 +23,9 @@ internal sealed class FileCheckRun
 
     private readonly List<Action<Transaction>> _pending = [];
 
-    public FileCheckRun(BasaltFileSystem fs, IFsckReporter reporter, long maxMem)
+    public FileCheckRun(BasaltFileSystem fs, IFsckReporter reporter, long maxMem, FileCheckState state)
     {
+        State = state;
         FileSystem = fs;
         Reporter = reporter;
         MaxMem = Math.Max(maxMem, 4096);
@@ -29,6 +37,8 @@ internal sealed class FileCheckRun
     public IFsckReporter Reporter { get; }
 
     public long MaxMem { get; }
+
+    public FileCheckState State { get; }
 
     public string DeviceName { get; }
 

@@ -40,7 +40,7 @@ public static class FileChecks
     {
         ArgumentNullException.ThrowIfNull(fs);
         var reporter = new CollectingReporter(repair);
-        var run = new FileCheckRun(fs, reporter, maxMem ?? Space.SpaceChecks.DefaultMaxMem);
+        var run = new FileCheckRun(fs, reporter, maxMem ?? Space.SpaceChecks.DefaultMaxMem, new FileCheckState());
         foreach (var (id, pass) in s_passes)
         {
             reporter.CurrentPass = id;
@@ -53,7 +53,8 @@ public static class FileChecks
 
     private static void RunPass(FsckContext context, Action<FileCheckRun> pass)
     {
-        var run = new FileCheckRun(context.FileSystem, context.Reporter, context.Options.MaxMem);
+        context.FileState ??= new FileCheckState();
+        var run = new FileCheckRun(context.FileSystem, context.Reporter, context.Options.MaxMem, context.FileState);
         pass(run);
         run.Flush();
     }

@@ -180,19 +180,50 @@ public sealed class FileFsckTests
     [Fact]
     public void Extent_to_missing_inode_is_deleted_when_the_rebuild_is_declined()
     {
-        var device = Image((fs, _) => fs.Data.Write(Missing, 0, SpaceFsckTests.Bytes(4096, 3)));
+        var device = Image((fs, _) =>
+        {
+            fs.Data.Write(Missing, 0, SpaceFsckTests.Bytes(4096, 3));
+            Name(fs, Root, "ghost", Missing, FileType.Regular);
+        });
         var options = new FsckOptions
         {
             Mode = FsckMode.Ask,
             Ask = f => f.Id == FsckErrorId.InodeMissing ? FsckAnswer.No : FsckAnswer.Yes,
         };
         var report = Basalt.Fsck.Fsck.Run(device, options);
-        Assert.Equal([FsckErrorId.InodeMissing, FsckErrorId.ExtentToMissingInode], report.Findings.Select(f => f.Id).ToArray());
+        Assert.Equal([FsckErrorId.InodeMissing, FsckErrorId.ExtentToMissingInode, FsckErrorId.DirentToMissingInode], report.Findings.Select(f => f.Id).ToArray());
         var again = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly });
         Assert.True(again.Findings.Count == 0, Text(again.Findings));
         using var fs = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
         Assert.True(SpaceChecks.Run(fs, repair: false, out var findings), Text(findings));
         Assert.False(fs.Btrees[BtreeId.Extents].Iterate(new Bpos(Missing, 0, 0), new Bpos(Missing, ulong.MaxValue, uint.MaxValue)).MoveNext());
+    }
+
+    [Fact]
+    public void Extents_of_a_number_nothing_names_are_the_data_layer_and_no_finding()
+    {
+        var device = Image((fs, _) => fs.Data.Write(Missing, 0, SpaceFsckTests.Bytes(4096, 3)));
+        AssertRepaired(device);
+        using var fs = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
+        Assert.True(fs.Btrees[BtreeId.Extents].Iterate(new Bpos(Missing, 0, 0), new Bpos(Missing, ulong.MaxValue, uint.MaxValue)).MoveNext());
+    }
+
+    [Fact]
+    public void Inode_missing_under_dirents_is_rebuilt_as_a_directory()
+    {
+        ulong dir = 0;
+        var device = Image((fs, tree) =>
+        {
+            dir = tree.Dir;
+            fs.Transact(t => t.Delete(BtreeId.Inodes, FsPositions.Inode(tree.Dir)));
+        });
+        // A new hash seed: the directory's two entries are moved to the slots it hashes them to.
+        AssertRepaired(device, FsckErrorId.InodeMissing, FsckErrorId.DirentBadHash, FsckErrorId.DirentBadHash);
+        using var fs = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
+        Assert.True(fs.Files.Lookup(Root, B("dir")).IsDirectory);
+        Assert.Equal(3u, fs.Files.GetAttr(dir).Nlink);
+        Assert.True(fs.Files.Lookup(dir, B("sub")).IsDirectory);
+        Assert.Equal(10000ul, fs.Files.ResolvePath("/dir/file").Size);
     }
 
     [Fact]
