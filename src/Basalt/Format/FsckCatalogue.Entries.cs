@@ -270,7 +270,7 @@ public static partial class FsckCatalogue
         // them (bkey_value_invalid). What is left is their trace, an inode number things live under.
         new(FsckErrorId.InodeMissing, "inode_missing", ReadClass: null, RepairPolicy.Automatic,
             "an inode number has no inode, yet dirents live under it, or extents do and a dirent names it (typically an inode a node read dropped as undecodable); extents under a number nothing names belong to the data layer used on its own and are counted, not reported",
-            "the inode is rebuilt rather than its contents deleted: a directory when dirents live under it, else the type the dirents naming it give (a regular file when none does), mode 0600 (0700 directories, 0777 symlinks), size and sector count from its extents, link count and parent from the dirents naming it; times, owner and the xattr hash seed are new"),
+            "the inode is rebuilt rather than its contents deleted: a directory when dirents live under it, else the type the dirents naming it give (a regular file when none does), mode 0600 (0700 directories, 0755 the root, 0777 symlinks), size and sector count from its extents, link count and parent from the dirents naming it; times, owner and the xattr hash seed are new"),
         new(FsckErrorId.InodeUnlinkedNotOrphan, "inode_unlinked_not_orphan", ReadClass: null, RepairPolicy.Automatic,
             "a file or special inode has link count 0 but no orphan key, so nothing would ever delete it",
             "the orphan key is added: the next writable mount deletes the inode (check_nlinks first restores it if dirents still name it)"),

@@ -193,10 +193,13 @@ internal static class CheckInodes
         var type = isDirectory ? FileType.Directory : namedAs != FileType.Unknown ? namedAs : FileType.Regular;
         var permissions = type switch
         {
+            FileType.Directory when ino == FsPositions.RootIno => 0x1EDu,
             FileType.Directory => 0x1C0u,
             FileType.Symlink => 0x1FFu,
             _ => 0x180u,
         };
+        if (ino == FsPositions.RootIno)
+            (dir, dirSlot) = (FsPositions.RootIno, 0); // the root is its own parent
         var inode = run.NewInode(FileModes.ModeOf(type, permissions), 0, dir, dirSlot);
         inode.Nlink = type == FileType.Directory ? (uint)(2 + subdirs) : Math.Max(names, 1u);
         if (type != FileType.Directory)

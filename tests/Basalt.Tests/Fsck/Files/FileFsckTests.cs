@@ -357,6 +357,28 @@ public sealed class FileFsckTests
     }
 
     [Fact]
+    public void Root_inode_lost_with_its_names_left_is_rebuilt_from_them()
+    {
+        Tree tree = new();
+        var device = Image((fs, t) =>
+        {
+            tree = t;
+            fs.Transact(x => x.Delete(BtreeId.Inodes, FsPositions.Inode(Root)));
+        });
+        // A rebuilt directory has a new hash seed: its four names move to the slots they hash to.
+        AssertRepaired(device, FsckErrorId.InodeMissing, FsckErrorId.DirentBadHash, FsckErrorId.DirentBadHash,
+            FsckErrorId.DirentBadHash, FsckErrorId.DirentBadHash);
+        using var m = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
+        var root = m.Files.GetAttr(Root);
+        Assert.Equal(0x1EDu, root.Mode & FileModes.PermissionMask);
+        Assert.Equal(4u, root.Nlink);
+        Assert.Equal(10000ul, m.Files.ResolvePath("/dir/file").Size);
+        Assert.Equal(tree.File, m.Files.ResolvePath("/link").Ino);
+        Assert.Equal(6000ul, m.Files.ResolvePath("/plain").Size);
+        Assert.Equal(FsPositions.LostAndFoundIno, m.Files.ResolvePath("/lost+found").Ino);
+    }
+
+    [Fact]
     public void Lost_found_missing_is_recreated()
     {
         var device = Image((fs, _) =>
