@@ -1,12 +1,16 @@
-// check_inodes: every inode number something lives under has an inode; an inode with no links is on the orphan list and every
-// orphan key names an inode without links; truncate intents are finished.
+// check_inodes: every inode number the filesystem refers to has an inode; an inode with no links
+// is on the orphan list and every orphan key names an inode without links; truncate intents are
+// finished.
 //
 // Three ordered walks (inodes merged with the inode numbers extents and dirents live under,
-// orphans, truncate intents) with a point lookup only where one walk needs the other: nothing is
-// held in memory but the repairs queued for the next batch. Node reads drop an inode value that
-// does not decode (bkey_value_invalid); what it owned is not deleted with it (losing a file is
-// worse than losing its attributes): the inode is rebuilt from what still describes it — its
-// dirents, its extents and the dirents naming it.
+// orphans, truncate intents) with a point lookup only where one walk needs the other. Memory: the
+// repairs queued for the next batch, and the numbers that hold extents but no inode, at most
+// --max-mem / 16 of them before one walk of the dirents tells which a name claims. Node reads drop
+// an inode value that does not decode (bkey_value_invalid); what it owned is not deleted with it
+// (losing a file is worse than losing its attributes): the inode is rebuilt from what still
+// describes it — its dirents, its extents and the dirents naming it. Extents under a number no
+// name claims are the data layer's, used on its own (the demo and the data tests write raw inode
+// numbers): counted, not reported.
 using Basalt.Format;
 using Basalt.Fs;
 
