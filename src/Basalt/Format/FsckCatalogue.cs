@@ -99,6 +99,32 @@ public enum FsckErrorId : ushort
     BackpointerToEmptyBucket = 161,
     PtrToMissingBackpointer = 162,
     BackpointerToMissingPtr = 163,
+
+    // 180-219: files (check_inodes … check_nlinks)
+    InodeMissing = 180,
+    InodeUnlinkedNotOrphan = 181,
+    OrphanKeyBad = 182,
+    TruncateInterrupted = 183,
+    TruncateIntentBad = 184,
+    ExtentToMissingInode = 188,
+    ExtentInNonFile = 189,
+    ExtentPastEndOfFile = 190,
+    InodeSectorsWrong = 191,
+    DirentToMissingInode = 195,
+    DirentWrongType = 196,
+    DirentBadHash = 197,
+    DirentDuplicateName = 198,
+    DirentInNonDirectory = 199,
+    XattrToMissingInode = 203,
+    XattrBadHash = 204,
+    RootMissing = 206,
+    LostFoundMissing = 207,
+    DirectoryUnreachable = 210,
+    DirectoryMultipleLinks = 211,
+    DirectoryBackrefWrong = 212,
+    DirectoryLoop = 213,
+    InodeNlinkWrong = 215,
+    InodeUnreachable = 216,
 }
 
 /// <summary>How a node read reacts to a finding (DESIGN §6, digest §4.1).</summary>
@@ -141,6 +167,13 @@ public enum FsckPassId : byte
     CheckBtreeBackpointers = 9,
     CheckExtentsToBackpointers = 10,
     CheckBackpointersToExtents = 11,
+    CheckInodes = 12,
+    CheckExtents = 13,
+    CheckDirents = 14,
+    CheckXattrs = 15,
+    CheckRoot = 16,
+    CheckDirectoryStructure = 17,
+    CheckNlinks = 18,
 }
 
 public sealed record FsckErrorInfo(
@@ -179,6 +212,20 @@ public static partial class FsckCatalogue
             "every non-cached pointer has its backpointer; backpointer sectors are summed per bucket first and only buckets whose sums disagree with their alloc key are checked pointer by pointer, in bounded passes over bucket ranges (--max-mem)"),
         new(FsckPassId.CheckBackpointersToExtents, "check_backpointers_to_extents",
             "every backpointer names an existing key that holds the matching pointer and every non-cached pointer has its backpointer: backpointers sorted by owner are merged with an ordered walk of the extents, in bounded rounds over the extents keyspace (--max-mem)"),
+        new(FsckPassId.CheckInodes, "check_inodes",
+            "every inode number that dirents live under, or that a dirent names while extents live under it, has an inode (one a node read dropped as undecodable is rebuilt); an inode linked nowhere is on the orphan list and every orphan key names an unlinked inode; interrupted truncates are finished"),
+        new(FsckPassId.CheckExtents, "check_extents",
+            "every extent belongs to an existing regular file or symlink and lies within its size (rounded up to a sector); each inode's sector count equals the sum of its extents"),
+        new(FsckPassId.CheckDirents, "check_dirents",
+            "every dirent lives in an existing directory, names an existing inode of its type, is reachable by probing from its name's hash, and no directory holds a name twice"),
+        new(FsckPassId.CheckXattrs, "check_xattrs",
+            "every xattr belongs to an existing inode and is reachable by probing from its name's hash"),
+        new(FsckPassId.CheckRoot, "check_root",
+            "once the filesystem has any inode: the root directory exists and lost+found is a directory named lost+found in it"),
+        new(FsckPassId.CheckDirectoryStructure, "check_directory_structure",
+            "every directory but the root is named by exactly one dirent, its parent backref names that dirent, and following parents from it reaches the root without a loop; unreachable directories are reattached in lost+found"),
+        new(FsckPassId.CheckNlinks, "check_nlinks",
+            "every inode's link count equals the dirents naming it (a directory's: 2 + its subdirectories), counted in bounded rounds over inode ranges (--max-mem); inodes no dirent names and no orphan key holds are reattached in lost+found"),
     ];
 
     // Built on first use: the entries live in another part of this partial class, and the

@@ -148,7 +148,7 @@ public sealed partial class Files
     }
 
     /// <summary>Removes the extents past <paramref name="size"/> in batches, then the truncate intent.</summary>
-    private void CutExtents(ulong ino, ulong size)
+    internal void CutExtents(ulong ino, ulong size)
     {
         if (TryGetInode(ino, out _))
             _data.Punch(ino, (long)size, (long.MaxValue / 512 * 512) - (long)size);

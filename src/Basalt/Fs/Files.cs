@@ -111,7 +111,10 @@ public sealed partial class Files : IInodeSectors
     private readonly SpaceManager _space;
     private readonly object _openLock = new();
     private readonly Dictionary<ulong, int> _open = [];
+    // The next free inode number, found on first use (0 until then): a mount reads nothing of the
+    // inodes btree up front, so fsck can mount before topology repair has made it readable.
     private long _nextIno;
+    private readonly object _inoLock = new();
     private long _inodeCount = -1;
 
     internal Files(BtreeEngine engine, Transactor? transactor, ExtentStore data, SpaceManager space, JournalWriter journal, AtimeMode atime,
@@ -138,16 +141,25 @@ public sealed partial class Files : IInodeSectors
 
     private Btree.Btree Inodes => _engine[BtreeId.Inodes];
 
-    /// <summary>A number no inode has: one past the highest in use, found on the first create of the mount.</summary>
+    /// <summary>A fresh inode number.</summary>
     private ulong AllocateIno()
     {
         if (Interlocked.Read(ref _nextIno) == 0)
         {
-            var it = Inodes.Iterate(FsPositions.Inode(0), FsPositions.Inode(ulong.MaxValue), reverse: true);
-            var last = it.MoveNext() ? it.Key.Pos.Offset : 0;
-            Interlocked.CompareExchange(ref _nextIno, (long)Math.Max(last + 1, FsPositions.FirstUserIno), 0);
+            lock (_inoLock)
+            {
+                if (Interlocked.Read(ref _nextIno) == 0)
+                    Interlocked.Exchange(ref _nextIno, (long)NextFreeIno());
+            }
         }
         return (ulong)Interlocked.Increment(ref _nextIno) - 1;
+    }
+
+    private ulong NextFreeIno()
+    {
+        var it = Inodes.Iterate(FsPositions.Inode(0), FsPositions.Inode(ulong.MaxValue), reverse: true);
+        var last = it.MoveNext() ? it.Key.Pos.Offset : 0;
+        return Math.Max(last + 1, FsPositions.FirstUserIno);
     }
 
     // ---- Mount: root, orphans, truncates --------------------------------------------------------

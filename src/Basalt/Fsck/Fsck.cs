@@ -21,6 +21,7 @@ using Basalt.Diagnostics;
 using Basalt.Format;
 using Basalt.Alloc;
 using Basalt.Fs;
+using Basalt.Fsck.Files;
 using Basalt.Fsck.Space;
 using Basalt.Superblocks;
 
@@ -102,6 +103,9 @@ public sealed class FsckContext
     /// <summary>What the space passes hand to each other during this run.</summary>
     internal SpaceCheckState? SpaceState { get; set; }
 
+    /// <summary>What the file passes hand to each other during this run.</summary>
+    internal FileCheckState? FileState { get; set; }
+
     internal BasaltFileSystem? MountedFileSystem => _fs;
 }
 
@@ -131,6 +135,13 @@ public static class Fsck
             [FsckPassId.CheckBtreeBackpointers] = SpaceChecks.CheckBtreeBackpointersPass,
             [FsckPassId.CheckExtentsToBackpointers] = SpaceChecks.CheckExtentsToBackpointersPass,
             [FsckPassId.CheckBackpointersToExtents] = SpaceChecks.CheckBackpointersToExtentsPass,
+            [FsckPassId.CheckInodes] = FileChecks.CheckInodesPass,
+            [FsckPassId.CheckExtents] = FileChecks.CheckExtentsPass,
+            [FsckPassId.CheckDirents] = FileChecks.CheckDirentsPass,
+            [FsckPassId.CheckXattrs] = FileChecks.CheckXattrsPass,
+            [FsckPassId.CheckRoot] = FileChecks.CheckRootPass,
+            [FsckPassId.CheckDirectoryStructure] = FileChecks.CheckDirectoryStructurePass,
+            [FsckPassId.CheckNlinks] = FileChecks.CheckNlinksPass,
         };
         return [.. FsckCatalogue.Passes.Select(p => new FsckPass(p, implementations[p.Id]))];
     }

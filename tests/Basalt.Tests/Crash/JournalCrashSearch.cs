@@ -269,7 +269,7 @@ internal static class JournalCrashSearch
     {
         if (recording.DataSnapshots is not { } snapshots)
             return null;
-        for (var inode = 1UL; inode <= (ulong)recording.Options.DataInodes; inode++)
+        for (var inode = JournalCrashWorkload.FirstDataInode; inode < JournalCrashWorkload.FirstDataInode + (ulong)recording.Options.DataInodes; inode++)
         {
             var expected = snapshots[k].GetValueOrDefault(inode) ?? [];
             var read = new byte[recording.Options.DataSpan + (64 * 1024)];

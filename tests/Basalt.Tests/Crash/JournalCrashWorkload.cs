@@ -161,6 +161,9 @@ internal static class JournalCrashWorkload
     /// <summary>The counter key: its value is the number of the transaction the btree holds.</summary>
     public static readonly Bpos CounterPos = new(0xC0_0000, 0);
 
+    /// <summary>The data inodes' numbers start here: no inode and no name, so fsck's file passes take their extents for the data layer's.</summary>
+    public const ulong FirstDataInode = 1001;
+
     public static Bpos Pos(int i) => new((ulong)(i / 100), (ulong)(i % 100));
 
     public static byte[] CounterValue(int k)
@@ -296,7 +299,7 @@ internal static class JournalCrashWorkload
     private static CommitResult DataTransaction(BtreeFixture fx, Random rng, JournalCrashWorkloadOptions options, Dictionary<ulong, byte[]> files,
         Action<Transaction> also, CommitOptions commit)
     {
-        var inode = (ulong)(1 + rng.Next(options.DataInodes));
+        var inode = FirstDataInode + (ulong)rng.Next(options.DataInodes);
         var file = files.GetValueOrDefault(inode) ?? [];
         var offset = rng.Next(options.DataSpan);
         CommitResult result;

@@ -192,7 +192,7 @@ public sealed class SpaceTests(ITestOutputHelper output)
         using (var fs = BasaltFileSystem.Format(device, ExtentStoreTests.Geometry with { NodeAreaBuckets = 16 }, Manual))
         {
             var chunk = 48 * 1024;
-            ulong inode = 1;
+            ulong inode = 1001;
             if (shape == "fragmented")
             {
                 // Half-used buckets everywhere: the space is there only once copygc compacts it.
@@ -227,9 +227,9 @@ public sealed class SpaceTests(ITestOutputHelper output)
             if (shape == "refill after delete")
             {
                 for (var i = 0; i < 40; i++)
-                    Write(fs, model, 2, (long)i * chunk, RandomBytes(random, chunk));
+                    Write(fs, model, 1002, (long)i * chunk, RandomBytes(random, chunk));
             }
-            Write(fs, model, 3, 0, RandomBytes(random, chunk));
+            Write(fs, model, 1003, 0, RandomBytes(random, chunk));
             AssertAll(fs, model);
         }
         var report = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly });
@@ -248,15 +248,15 @@ public sealed class SpaceTests(ITestOutputHelper output)
         var random = new Random(3);
         using (var fs = BasaltFileSystem.Mount(faulty, Manual))
         {
-            Write(fs, model, 1, 0, RandomBytes(random, 100_000));
+            Write(fs, model, 1001, 0, RandomBytes(random, 100_000));
             var layout = fs.Space.Layout[0];
             var dataStart = layout.BucketOffset(layout.NodeArea.End);
             var rule = faulty.FailWrites(dataStart, memory.Size - dataStart);
-            var e = Assert.Throws<BasaltException>(() => fs.Data.Write(1, 50_000, RandomBytes(random, 80_000)));
+            var e = Assert.Throws<BasaltException>(() => fs.Data.Write(1001, 50_000, RandomBytes(random, 80_000)));
             Assert.Equal(ErrorCode.IoError, e.Code);
             rule.Disarm();
             AssertAll(fs, model);
-            Write(fs, model, 2, 0, RandomBytes(random, 10_000));
+            Write(fs, model, 1002, 0, RandomBytes(random, 10_000));
             AssertAll(fs, model);
         }
         Assert.Empty(Basalt.Fsck.Fsck.Run(memory, new FsckOptions { Mode = FsckMode.CheckOnly }).Findings);

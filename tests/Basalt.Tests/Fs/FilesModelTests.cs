@@ -66,6 +66,8 @@ public sealed class FilesModelTests(ITestOutputHelper output)
                 Assert.Empty(fs.Files.Orphans());
                 SpaceChecks.Run(fs, repair: false, out var findings);
                 Assert.True(findings.Count == 0, $"seed {seed}: " + string.Join("; ", findings.Select(f => f.ToString())));
+                Basalt.Fsck.Files.FileChecks.Run(fs, repair: false, out findings);
+                Assert.True(findings.Count == 0, $"seed {seed}: " + string.Join("; ", findings.Select(f => f.ToString())));
             }
             finally
             {

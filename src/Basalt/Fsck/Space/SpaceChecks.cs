@@ -67,24 +67,4 @@ public static class SpaceChecks
     internal static void CheckExtentsToBackpointersPass(FsckContext context) => RunPass(context, CheckBackpointers.CheckExtentsToBackpointers);
 
     internal static void CheckBackpointersToExtentsPass(FsckContext context) => RunPass(context, CheckBackpointers.CheckBackpointersToExtents);
-
-    /// <summary>Collects findings; repairs exactly when asked to.</summary>
-    private sealed class CollectingReporter(bool repair) : IFsckReporter
-    {
-        private readonly List<FsckFinding> _findings = [];
-
-        public FsckPassId? CurrentPass { get; set; }
-
-        public IReadOnlyList<FsckFinding> Findings => _findings;
-
-        public bool Report(FsckErrorId id, string where, string detail)
-        {
-            _findings.Add(new FsckFinding(id, CurrentPass, where, detail, repair ? FsckOutcome.Fixed : FsckOutcome.NotFixed));
-            return repair;
-        }
-
-        public void Count(string what, long amount = 1)
-        {
-        }
-    }
 }

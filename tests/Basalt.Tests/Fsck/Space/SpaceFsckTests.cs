@@ -13,7 +13,7 @@ namespace Basalt.Tests.Fsck.Space;
 /// <summary>One test per error id of the space passes: craft the damage, then -n reports exactly it, -y repairs it, and a second run is clean.</summary>
 public sealed class SpaceFsckTests
 {
-    private const ulong File = 1;
+    private const ulong File = 100;
 
     internal static MountOptions Quiet => new() { Space = new SpaceOptions { BackgroundWorker = false } };
 

@@ -18,7 +18,7 @@ public sealed class SpaceWorkloadTests(ITestOutputHelper output)
 
     private static void Step(BasaltFileSystem fs, Random random)
     {
-        var inode = (ulong)random.Next(1, 30);
+        var inode = (ulong)random.Next(101, 130); // no inode and no name: extents of the data layer used on its own
         var offset = random.Next(0, 200_000);
         var length = random.Next(1, 40_000);
         switch (random.Next(10))
@@ -80,7 +80,7 @@ public sealed class SpaceWorkloadTests(ITestOutputHelper output)
         using (var fs = BasaltFileSystem.Format(device, ExtentStoreTests.Geometry, SpaceFsckTests.Quiet))
         {
             for (var i = 0; i < 400; i++)
-                fs.Data.Write((ulong)(i % 40) + 1, i / 40 * 8192, SpaceFsckTests.Bytes(4096, i));
+                fs.Data.Write((ulong)(i % 40) + 101, i / 40 * 8192, SpaceFsckTests.Bytes(4096, i));
             Assert.True(SpaceChecks.Run(fs, repair: false, out var findings, maxMem: 4096), Text(findings));
         }
         var clean = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly, MaxMem = 4096 });
@@ -90,7 +90,7 @@ public sealed class SpaceWorkloadTests(ITestOutputHelper output)
         using (var fs = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet))
         {
             // A backpointer of the last file's extent renamed to a nonexistent owner: the bucket's sums still agree.
-            var it = fs.Btrees[BtreeId.Extents].Iterate(new Bpos(40, 0), new Bpos(40, ulong.MaxValue, uint.MaxValue));
+            var it = fs.Btrees[BtreeId.Extents].Iterate(new Bpos(140, 0), new Bpos(140, ulong.MaxValue, uint.MaxValue));
             Assert.True(it.MoveNext());
             var key = it.Key;
             Assert.True(ExtentValue.TryRead(it.Value, out var e, out _));
