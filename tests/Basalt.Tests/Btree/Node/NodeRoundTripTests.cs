@@ -129,7 +129,7 @@ public sealed class NodeRoundTripTests(ITestOutputHelper output)
     public void Extent_leaf_with_snapshot_positions_round_trips()
     {
         var builder = new KeyRunBuilder();
-        builder.Add(new Bkey(new Bpos(4096, 8, uint.MaxValue), KeyType.Reservation, 8), new byte[8]);
+        builder.Add(new Bkey(new Bpos(4096, 8, uint.MaxValue), KeyType.Reservation, 8), []);
         builder.Add(new Bkey(new Bpos(4096, 24, uint.MaxValue), KeyType.Extent, 16),
             new Basalt.Data.ExtentValue { ChecksumType = ChecksumType.Crc32C, CoveredSectors = 16, Ptrs = [new DevicePtr(0, 4096, 0)] }.ToBytes());
         var node = new TestNode(BtreeId.Extents, 0, Bpos.Min, Bpos.Max).Write(builder.Build());
