@@ -2,6 +2,7 @@
 using System.Text;
 using Basalt.Diagnostics;
 using Basalt.Format;
+using Basalt.Transactions;
 
 namespace Basalt.Fs;
 
@@ -27,6 +28,9 @@ public sealed partial class Files
 
     private static Func<byte[], bool> XattrIs(XattrNamespace ns, byte[] name) => value =>
         XattrValue.TryReadName(value, out var n, out var stored) && n == ns && stored.SequenceEqual(name);
+
+    private static ProbeResult FindXattr(Transaction t, ulong ino, in InodeValue inode, XattrNamespace ns, byte[] name) =>
+        HashedSlots.Find(HashedSlots.Of(t, BtreeId.Xattrs), ino, Names.SlotOf(inode.HashSeed, ns, name), KeyType.Xattr, XattrIs(ns, name));
 
     /// <summary>The value of xattr <paramref name="fullName"/> ("user.foo"); ENODATA when absent.</summary>
     public byte[] GetXattr(ulong ino, ReadOnlySpan<byte> fullName) =>
@@ -64,8 +68,7 @@ public sealed partial class Files
         Writer.Transact(t =>
         {
             var inode = ReadInode(t, ino);
-            var probe = HashedSlots.Find(HashedSlots.Of(t, BtreeId.Xattrs), ino, Names.SlotOf(inode.HashSeed, ns, name),
-                KeyType.Xattr, XattrIs(ns, name));
+            var probe = FindXattr(t, ino, inode, ns, name);
             if (probe.Found && mode == XattrSetMode.Create)
                 BasaltException.Throw(ErrorCode.Exists, $"inode {ino} already has xattr '{Names.ToText(full)}'");
             if (!probe.Found && mode == XattrSetMode.Replace)
@@ -85,8 +88,7 @@ public sealed partial class Files
         Writer.Transact(t =>
         {
             var inode = ReadInode(t, ino);
-            var probe = HashedSlots.Find(HashedSlots.Of(t, BtreeId.Xattrs), ino, Names.SlotOf(inode.HashSeed, ns, name),
-                KeyType.Xattr, XattrIs(ns, name));
+            var probe = FindXattr(t, ino, inode, ns, name);
             if (!probe.Found)
                 BasaltException.Throw(ErrorCode.NoData, $"inode {ino} has no xattr '{Names.ToText(full)}'");
             HashedSlots.Remove(t, BtreeId.Xattrs, ino, probe.Slot);

@@ -257,21 +257,8 @@ public sealed partial class Files : IInodeSectors
 
     // ---- Inodes ---------------------------------------------------------------------------------
 
-    private InodeValue NewInode(uint mode, uint uid, uint gid, long now, ulong dir, ulong dirSlot) => new()
-    {
-        Mode = mode,
-        Uid = uid,
-        Gid = gid,
-        Nlink = FileModes.TypeOf(mode) == FileType.Directory ? 2u : 1u,
-        Generation = (uint)Random.Shared.Next(),
-        AtimeNs = now,
-        MtimeNs = now,
-        CtimeNs = now,
-        BtimeNs = now,
-        HashSeed = (ulong)Random.Shared.NextInt64(),
-        Dir = dir,
-        DirSlot = dirSlot,
-    };
+    private static InodeValue NewInode(uint mode, uint uid, uint gid, long now, ulong dir, ulong dirSlot) =>
+        InodeValue.Create(mode, uid, gid, now, dir, dirSlot);
 
     private bool TryGetInode(ulong ino, out InodeValue inode)
     {

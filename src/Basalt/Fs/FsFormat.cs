@@ -115,6 +115,23 @@ public record struct InodeValue
     /// <summary>Slot of that dirent in <see cref="Dir"/>.</summary>
     public ulong DirSlot;
 
+    /// <summary>A new inode at time <paramref name="now"/>: random generation and hash seed, link count 2 for a directory, else 1.</summary>
+    public static InodeValue Create(uint mode, uint uid, uint gid, long now, ulong dir, ulong dirSlot) => new()
+    {
+        Mode = mode,
+        Uid = uid,
+        Gid = gid,
+        Nlink = FileModes.TypeOf(mode) == FileType.Directory ? 2u : 1u,
+        Generation = (uint)Random.Shared.Next(),
+        AtimeNs = now,
+        MtimeNs = now,
+        CtimeNs = now,
+        BtimeNs = now,
+        HashSeed = (ulong)Random.Shared.NextInt64(),
+        Dir = dir,
+        DirSlot = dirSlot,
+    };
+
     public readonly FileType Type => FileModes.TypeOf(Mode);
 
     public readonly bool IsDirectory => Type == FileType.Directory;

@@ -89,23 +89,8 @@ internal sealed class FileCheckRun
         t.Set(BtreeId.Inodes, new Bkey(FsPositions.Inode(ino), KeyType.Inode), inode.ToBytes());
 
     /// <summary>A fresh inode of <paramref name="mode"/> (no links, no data) at the current time.</summary>
-    public InodeValue NewInode(uint mode, uint nlink, ulong dir, ulong dirSlot)
-    {
-        var now = Now();
-        return new InodeValue
-        {
-            Mode = mode,
-            Nlink = nlink,
-            Generation = (uint)Random.Shared.Next(),
-            AtimeNs = now,
-            MtimeNs = now,
-            CtimeNs = now,
-            BtimeNs = now,
-            HashSeed = (ulong)Random.Shared.NextInt64(),
-            Dir = dir,
-            DirSlot = dirSlot,
-        };
-    }
+    public InodeValue NewInode(uint mode, uint nlink, ulong dir, ulong dirSlot) =>
+        InodeValue.Create(mode, 0, 0, Now(), dir, dirSlot) with { Nlink = nlink };
 
     private static Func<byte[], bool> NameIs(byte[] name) => value => DirentValue.NameOf(value).SequenceEqual(name);
 
