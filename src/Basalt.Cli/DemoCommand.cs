@@ -83,6 +83,7 @@ internal static class DemoCommand
         private static readonly TimeSpan s_childTimeout = TimeSpan.FromSeconds(120);
 
         private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private readonly List<string> _report = [];
         private int _failures;
 
         public int Run()
@@ -134,12 +135,15 @@ internal static class DemoCommand
                      $"{(tree.Xattr is null ? "" : ", xattr")})");
                 Problems(problems);
                 Check(problems.Count == 0, "every synced file is there, byte for byte, with its name, size, mode and links");
+                _report.Add($"crash   part A synced, {tree.A.Count - problems.Count} of {tree.A.Count} entries intact after the kill");
                 var b = tree.VerifyPrefix(fs.Files, tree.B);
                 var filesB = tree.Count(tree.B, DemoEntryKind.File);
                 // put --fsync makes each file durable once copied: B holds those, and perhaps the file it was writing.
                 Step($"part B (killed): {b.Complete} files complete, {b.Partial} partial (a prefix of the original), {b.Absent} absent, of {filesB}");
                 Problems(b.Problems);
                 Check(b.Problems.Count == 0, "every file of B in the image is complete or a prefix of itself; every name is one of B's");
+                _report.Add($"        part B killed mid-copy: {b.Complete} complete, {b.Partial} partial, {b.Absent} absent of {filesB}" +
+                            $"{(b.Problems.Count == 0 ? ", all prefix-consistent" : $", {b.Problems.Count} not prefix-consistent")}");
                 inodes = DemoTree.Inodes(fs.Files, tree.A);
             }
             var afterCrash = Basalt.Fsck.Fsck.Run(image, new FsckOptions { Mode = FsckMode.CheckOnly });
@@ -238,11 +242,17 @@ internal static class DemoCommand
                 Problems(problems);
                 Check(damagedBeyond == 0, "every synced entry beyond the damaged leaf is still there");
                 Check(wrong == 0, "every synced file still there reads back byte for byte, wherever it is now");
+                _report.Add($"damage  one dirents leaf ({namesInNode.Count} names of A); fsck -n {check.Findings.Count} findings, -y repaired " +
+                            $"{repair.Findings.Count(f => f.Corrected)}, then {(again.Clean ? "clean" : $"{again.Findings.Count} findings")}");
+                _report.Add($"        part A after repair: {inPlace} at their path, {reattached} in lost+found, {lost} lost, {wrong} wrong");
                 var errorCounters = fs.Superblock.ErrorCounters;
                 Step($"superblock error counters: {(errorCounters.Count == 0 ? "none" : string.Join(", ", errorCounters.Select(e => e.ToText())))}");
                 Check(errorCounters.Count > 0, "the repair's findings are counted in the superblock");
             }
 
+            cli.Line("report:");
+            foreach (var line in _report)
+                cli.Line($"  {line}");
             var verdict = _failures == 0 ? "demo passed" : $"demo FAILED: {_failures} check{(_failures == 1 ? "" : "s")} failed";
             cli.Line($"{verdict} in {_clock.Elapsed.TotalSeconds:0.0} s; image kept at {image}", _failures == 0 ? "green" : "red");
             return _failures == 0 ? CliExitCodes.Ok : CliExitCodes.Failure;

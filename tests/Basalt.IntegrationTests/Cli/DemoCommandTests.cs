@@ -66,6 +66,14 @@ public sealed partial class DemoCommandTests
         Assert.Equal("0", after.Groups["wrong"].Value);
         Assert.Contains("superblock error counters: ", r.Out, StringComparison.Ordinal);
 
+        // The short report repeats the numbers of the steps.
+        Assert.Contains($"\n  crash   part A synced, {entriesA} of {entriesA} entries intact after the kill\n", r.Out, StringComparison.Ordinal);
+        Assert.Contains($"\n          part B killed mid-copy: {Int(b, "complete")} complete, {Int(b, "partial")} partial, {Int(b, "absent")} absent of {filesB}, all prefix-consistent\n",
+            r.Out, StringComparison.Ordinal);
+        Assert.Contains($"\n  damage  one dirents leaf ({Int(leaf, "names")} names of A); fsck -n ", r.Out, StringComparison.Ordinal);
+        Assert.Contains($"\n          part A after repair: {Int(after, "inPlace")} at their path, {Int(after, "reattached")} in lost+found, {Int(after, "lost")} lost, 0 wrong\n",
+            r.Out, StringComparison.Ordinal);
+
         // The image it leaves is clean, and the sample tree it made locally is gone.
         CliRunner.Succeeds("fsck", "-n", image);
         var root = tree.Groups["root"].Value;
