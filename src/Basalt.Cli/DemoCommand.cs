@@ -122,6 +122,8 @@ internal static class DemoCommand
                  (tree.Xattr is { } x ? $"xattr {DemoTree.XattrName} on /{x.Path}" : $"no xattr (the local filesystem refused it: {tree.XattrRefused})") +
                  $"; part B {Describe(tree, tree.B)}");
             CopyA(image, tree);
+            // A Ctrl-C reaches the child too (it stops the copy, exit 32): say cancelled, not failed.
+            cli.Cancellation.ThrowIfCancellationRequested();
             CopyAndKillB(image, tree, random);
 
             // 3. Recover and verify: A synced, B prefix-consistent.
