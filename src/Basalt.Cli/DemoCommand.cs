@@ -1,17 +1,20 @@
-// basalt demo [DIR] [--keys N] [--seed N] [--force]
-// A self-check anyone can run: format an image, run `basalt debug load` on it in a child process
-// and kill that with SIGKILL at a random moment, recover read-only and verify that every commit
-// the child reported durable survived and that the image holds exactly the keys of the
-// transactions its counters name (LoadVerifier), check that fsck finds nothing, recover for real,
-// write a few files through the data layer, read them back verified, punch a hole and show the
-// usage df reports, then damage a leaf with the same machinery as `debug corrupt`, show what fsck -n finds (image
-// untouched), repair with -y, check that a second fsck is clean, and verify again: every key
-// outside the damaged leaf must have survived intact. Every number printed comes from the run;
-// any failed check makes the exit status 1.
+// basalt demo [DIR] [--files N] [--seed N] [--force]
+// The product's story in a few seconds, every number from the run: format an image; make a sample
+// tree locally (DemoTree) and copy it in with `basalt put` children, part A to the end (unmounted
+// cleanly: synced), part B (with --fsync) killed with SIGKILL once the image has grown by part of
+// B's bytes; recover and verify that A is there byte for byte with its names, modes, symlink, hard link and
+// xattr, and that B is prefix-consistent (each file complete, a prefix of itself, or absent);
+// check that fsck finds nothing; damage a dirents leaf with the machinery of `debug corrupt`,
+// show fsck -n finding it (image untouched), repair with -y, check a second fsck is clean, and
+// say where each synced file went: at its path, reattached in lost+found, or lost with its name;
+// every file whose names lie outside the damaged leaf must read back byte for byte. Any failed
+// check makes the exit status 1.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
+using System.Text;
+using Basalt.Cli.Local;
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -26,15 +29,15 @@ internal static class DemoCommand
     public static Command Create(CliContext cli)
     {
         var dir = new Argument<string?>("DIR") { Description = "directory for the image (default: a new temporary directory)", Arity = ArgumentArity.ZeroOrOne };
-        var keys = CliOptions.Int("--keys", null, "key slots per load thread, 100..10000000 (default 5000)", min: 100, max: 10_000_000, defaultValue: 5000);
-        var seed = CliOptions.Int("--seed", null, "seed of the load, the moment of the kill and the corruption (default 42)", defaultValue: 42);
+        var files = CliOptions.Int("--files", null, "regular files in the sample tree, 20..20000 (default 300)", min: 20, max: 20_000, defaultValue: 300);
+        var seed = CliOptions.Int("--seed", null, "seed of the sample tree, the moment of the kill and the corruption (default 42)", defaultValue: 42);
         var force = new Option<bool>("--force", "-f") { Description = "overwrite DIR/demo.img when it exists" };
-        var command = new Command("demo", "format, load in a child, kill it, recover and verify, damage, fsck, repair and verify again: a self-check in a few seconds")
+        var command = new Command("demo", "format, copy a tree in with children killed mid-copy, recover and verify, damage, fsck, repair and verify again: a self-check in a few seconds")
         {
-            dir, keys, seed, force,
+            dir, files, seed, force,
         };
         command.SetAction(parse => Program.Execute(cli, () =>
-            new Demo(cli, parse.GetValue(dir), parse.GetValue(keys), parse.GetValue(seed), parse.GetValue(force)).Run()));
+            new Demo(cli, parse.GetValue(dir), parse.GetValue(files), parse.GetValue(seed), parse.GetValue(force)).Run()));
         return command;
     }
 
@@ -74,16 +77,13 @@ internal static class DemoCommand
         }
     }
 
-    private sealed class Demo(CliContext cli, string? dir, int keys, int seed, bool force)
+    private sealed class Demo(CliContext cli, string? dir, int files, int seed, bool force)
     {
-        private const int Threads = 2;
-        private const int FlushEvery = 4;
-        private const int ValueBytes = 100;
-
-        /// <summary>How long the child may take to start and report a durable commit of every thread (a busy machine is slow to start a process).</summary>
-        private static readonly TimeSpan s_startTimeout = TimeSpan.FromSeconds(60);
+        /// <summary>How long a child may take (a busy machine is slow to start a process).</summary>
+        private static readonly TimeSpan s_childTimeout = TimeSpan.FromSeconds(120);
 
         private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private readonly List<string> _report = [];
         private int _failures;
 
         public int Run()
@@ -93,240 +93,225 @@ internal static class DemoCommand
             Step($"image {image} (seed {seed})");
             var random = new Random(seed);
 
-            // 1. Format with small nodes so the load builds a tree of more than one level.
+            // 1. Format.
             using (created)
             using (var fs = BasaltFileSystem.Format(created, new FormatOptions
                    {
-                       BlockSize = 4096, NodeSize = 16 * 1024, BucketSize = 128 * 1024, Label = "basalt-demo",
+                       BlockSize = 4096, NodeSize = 4096, BucketSize = 128 * 1024, Label = "basalt-demo",
                    }))
             {
                 Step($"formatted {SuperblockText.Size(size)}: node size {fs.Superblock.NodeSize}, block size {fs.Superblock.BlockSize}, " +
                      $"node area {SuperblockText.Size(fs.Superblock.NodeAreaLength)}");
             }
 
-            // 2. The load in a child process, killed with SIGKILL at a random moment.
-            var p = new LoadParameters(seed, Threads, ValueBytes, keys);
-            var durable = RunAndKill(image, p, random);
-
-            // 3. Recover read-only (an overlay: the image stays as the crash left it) and verify.
-            var hashBefore = Hash(image);
-            long[] recovered;
-            long verifiedKeys;
-            using (var fs = BasaltFileSystem.Mount(image, new MountOptions { ReadOnly = true }))
+            // 2. The sample tree, and its copy by two children: A to the end, B killed mid-copy.
+            var tree = DemoTree.Generate(Directory.CreateTempSubdirectory("basalt-demo-tree-").FullName, files, seed);
+            try
             {
-                Step($"recovered read-only: {fs.Recovery.ToText()}");
-                var stored = LoadCommand.ReadParameters(fs);
-                Check(stored == p, $"the image holds the load's parameters ({stored.ToText()})");
-                var differences = new List<LoadDifference>();
-                var v = LoadVerifier.Verify(fs, p, counters: null, differences.Add, cli.Cancellation);
-                recovered = [.. v.Threads.Select(t => t.Recovered ?? -1)];
-                verifiedKeys = v.Keys;
-                Step("recovered: " + string.Join(", ", Enumerable.Range(0, Threads).Select(t =>
-                         $"thread {t} at transaction {recovered[t]} (durable {durable.GetValueOrDefault(t)})")) +
-                     $"; {v.Keys} keys verified, {v.Differences} differences, depth {Depth(fs)}");
-                foreach (var d in differences.Take(10))
-                    cli.Line($"    {d.ToText()}", "red");
-                Check(Enumerable.Range(0, Threads).All(t => recovered[t] >= durable.GetValueOrDefault(t)),
-                    "every commit reported durable survived the kill (recovered transaction >= durable, per thread)");
-                Check(v.Differences == 0, "the image holds exactly the keys of transactions 1..k of each thread, k its counter");
+                return Story(image, tree, random);
             }
-            Check(Hash(image).SequenceEqual(hashBefore), "the read-only recovery left every byte of the image unchanged");
+            finally
+            {
+                tree.Delete();
+            }
+        }
 
-            // 4. fsck after the crash, then the real recovery (replay, clean unmount).
-            var afterCrash = Basalt.Fsck.Fsck.Run(image, new FsckOptions { Mode = FsckMode.CheckOnly });
-            Findings("fsck -n after the kill", afterCrash);
-            Check(afterCrash.Clean, "fsck finds nothing wrong after the kill");
+        private int Story(string image, DemoTree tree, Random random)
+        {
+            Step($"sample tree in {tree.Root}: part A {Describe(tree, tree.A)}, " +
+                 (tree.Xattr is { } x ? $"xattr {DemoTree.XattrName} on /{x.Path}" : $"no xattr (the local filesystem refused it: {tree.XattrRefused})") +
+                 $"; part B {Describe(tree, tree.B)}");
+            CopyA(image, tree);
+            // A Ctrl-C reaches the child too (it stops the copy, exit 32): say cancelled, not failed.
+            cli.Cancellation.ThrowIfCancellationRequested();
+            CopyAndKillB(image, tree, random);
+
+            // 3. Recover and verify: A synced, B prefix-consistent.
+            Dictionary<string, (ulong Ino, Bpos Dirent)> inodes;
             using (var fs = BasaltFileSystem.Mount(image, cli.WritableMount))
             {
-                var v = LoadVerifier.Verify(fs, p, recovered, _ => { }, cli.Cancellation);
-                Step($"mounted read-write: {fs.Recovery.ToText()}; {v.Keys} keys verified, {v.Differences} differences; unmounting cleanly");
-                Check(v.Differences == 0 && v.Keys == verifiedKeys, "the real recovery finds the same keys as the read-only one");
+                Step($"recovered: {fs.Recovery.ToText()}");
+                var problems = tree.VerifySynced(fs.Files, tree.A);
+                Step($"part A (synced): {tree.A.Count - problems.Count} of {tree.A.Count} entries verified " +
+                     $"({tree.Count(tree.A, DemoEntryKind.File)} files byte for byte, names, sizes, modes, symlink target, hard link" +
+                     $"{(tree.Xattr is null ? "" : ", xattr")})");
+                Problems(problems);
+                Check(problems.Count == 0, "every synced file is there, byte for byte, with its name, size, mode and links");
+                _report.Add($"crash   part A synced, {tree.A.Count - problems.Count} of {tree.A.Count} entries intact after the kill");
+                var b = tree.VerifyPrefix(fs.Files, tree.B);
+                var filesB = tree.Count(tree.B, DemoEntryKind.File);
+                // put --fsync makes each file durable once copied: B holds those, and perhaps the file it was writing.
+                Step($"part B (killed): {b.Complete} files complete, {b.Partial} partial (a prefix of the original), {b.Absent} absent, of {filesB}");
+                Problems(b.Problems);
+                Check(b.Problems.Count == 0, "every file of B in the image is complete or a prefix of itself; every name is one of B's");
+                _report.Add($"        part B killed mid-copy: {b.Complete} complete, {b.Partial} partial, {b.Absent} absent of {filesB}" +
+                            $"{(b.Problems.Count == 0 ? ", all prefix-consistent" : $", {b.Problems.Count} not prefix-consistent")}");
+                inodes = DemoTree.Inodes(fs.Files, tree.A);
             }
+            var afterCrash = Basalt.Fsck.Fsck.Run(image, new FsckOptions { Mode = FsckMode.CheckOnly });
+            Findings("fsck -n after the recovery", afterCrash);
+            Check(afterCrash.Clean, "fsck finds nothing wrong after the kill and the recovery");
 
-            // 4b. The data layer: files written as checksummed extents, read back, a hole punched.
-            DataStep(image, random);
-
-            // 5. Damage one leaf: a bit flip in a key header, checksum left bad.
+            // 4. Damage the leaf of file names that holds the name of a seeded file of A: a bit flip
+            // in a key header, checksum left bad. The file is one of the later half by name position,
+            // so that the leaf is unlikely to hold the root's names too (which would take all of A).
+            var victims = tree.A.Where(e => e.Kind == DemoEntryKind.File).OrderBy(e => inodes[e.Path].Dirent).ToList();
+            victims = victims[(victims.Count / 2)..];
+            var victim = victims[random.Next(victims.Count)];
             CorruptResult damage;
             using (var device = FileBlockDevice.Open(image, readOnly: false))
             {
                 damage = ImageCorruptor.Corrupt(device, new CorruptRequest
                 {
-                    Target = CorruptTarget.Key, Btree = BtreeId.Test, Level = 0, Field = "pos.offset",
-                    Mode = CorruptMode.Bitflip, FixChecksum = false, Seed = seed,
+                    Target = CorruptTarget.Key, Btree = BtreeId.Dirents, Level = 0, Field = "pos.offset",
+                    Mode = CorruptMode.Bitflip, FixChecksum = false, Seed = seed, Holding = inodes[victim.Path].Dirent,
                 });
             }
             Step("damaged: " + damage.ToText().Replace("\n", "; ", StringComparison.Ordinal));
             var node = damage.Node!;
-            var inNode = ExpectedKeysIn(p, recovered, node.Min, node.Max);
-            Step($"the damaged leaf covers {node.Min.ToText()}..{node.Max.ToText()}: {inNode} keys of the load live there");
+            bool InNode(Bpos pos) => pos >= node.Min && pos <= node.Max;
+            var namesInNode = tree.A.Where(e => inodes.TryGetValue(e.Path, out var i) && InNode(i.Dirent)).ToList();
+            // An entry is beyond the damage when neither its name nor a name on its path lies in the leaf.
+            bool Beyond(DemoEntry e)
+            {
+                for (var path = e.Path; path.Length > 0; path = path[..Math.Max(0, path.LastIndexOf('/'))])
+                {
+                    if (inodes.TryGetValue(path, out var i) && InNode(i.Dirent))
+                        return false;
+                }
+                return true;
+            }
+            var beyond = tree.A.Count(Beyond);
+            Step($"the damaged leaf covers {node.Min.ToText()}..{node.Max.ToText()} (it holds the name /{victim.Path}): {namesInNode.Count} names of part A live there, " +
+                 $"{tree.A.Count - beyond} entries of A lie at or below them, {beyond} beyond");
 
-            // 6. fsck -n: findings, image unchanged.
-            hashBefore = Hash(image);
+            var hashBefore = Hash(image);
             var check = Basalt.Fsck.Fsck.Run(image, new FsckOptions { Mode = FsckMode.CheckOnly });
             Findings("fsck -n", check);
             Check(!check.Clean, "fsck -n finds the damage");
             Check(check.ExitCode == FsckExitCodes.Uncorrected, $"fsck -n exits 4 (it exited {check.ExitCode})");
             Check(Hash(image).SequenceEqual(hashBefore), "fsck -n leaves every byte of the image unchanged");
 
-            // 7. fsck -y: the same findings, repaired; a second run is clean.
             var repair = Basalt.Fsck.Fsck.Run(image, new FsckOptions { Mode = FsckMode.Yes });
             Findings("fsck -y", repair);
-            Check(Same(check, repair), "fsck -y reports exactly the findings fsck -n reported");
             Check((repair.ExitCode & FsckExitCodes.Corrected) != 0, $"fsck -y corrects them (exit {repair.ExitCode})");
+            // The node scan may restore the damaged leaf from an older version on disk: the names it
+            // held then come back, later ones are lost (their inodes go to lost+found).
+            if (repair.Findings.Any(f => f.Id == FsckErrorId.BtreeRangeRestoredFromOlderVersion))
+                Step("fsck restored the damaged leaf's range from an older version of it: the names it held then are back");
             var again = Basalt.Fsck.Fsck.Run(image, new FsckOptions { Mode = FsckMode.CheckOnly });
-            Step($"second fsck -n: {(again.Clean ? "clean" : $"{again.Findings.Count} findings")}");
+            Findings("second fsck -n", again);
             Check(again.Clean, "a second fsck after the repair is clean");
 
-            // 8. Verify again against the recovered counters: what was lost must lie in the damaged leaf.
+            // 5. Where each synced entry went.
             using (var fs = BasaltFileSystem.Mount(image, new MountOptions { ReadOnly = true }))
             {
-                long missing = 0, wrong = 0, extra = 0, lostOutside = 0, changedOutside = 0;
-                var v = LoadVerifier.Verify(fs, p, recovered, d =>
+                var lostFound = DemoTree.LostAndFound(fs.Files);
+                int inPlace = 0, reattached = 0, lost = 0, damagedBeyond = 0, wrong = 0;
+                var problems = new List<string>();
+                foreach (var e in tree.A)
                 {
-                    switch (d.Kind)
+                    var ino = inodes[e.Path].Ino;
+                    if (fs.Files.TryResolvePath(Encoding.UTF8.GetBytes("/" + e.Path), followLast: false, out var attr, out _) && attr.Ino == ino)
                     {
-                        case LoadDifferenceKind.Missing: missing++; break;
-                        case LoadDifferenceKind.Extra: extra++; break;
-                        default: wrong++; break;
+                        inPlace++;
                     }
-                    if (d.Kind == LoadDifferenceKind.Missing && (d.Pos < node.Min || d.Pos > node.Max))
-                        lostOutside++;
-                    else if (d.Pos < node.Min || d.Pos > node.Max)
-                        changedOutside++;
-                }, cli.Cancellation);
-                Step($"after repair: {v.Keys - missing - wrong} of {v.Keys} keys intact, {missing} lost (all of them in the damaged leaf: " +
-                     $"{(lostOutside == 0 ? "yes" : $"no, {lostOutside} outside")}), {wrong} wrong, {extra} unexpected");
-                Check(lostOutside == 0, "keys outside the damaged leaf are all kept");
-                Check(missing <= inNode, "no more keys are lost than the damaged leaf held");
-                // The node scan may restore the damaged leaf from an older version on disk; fsck then
-                // says so, and keys changed or deleted since that version may be back in its range.
-                var restoredOlder = repair.Findings.Any(f => f.Id == FsckErrorId.BtreeRangeRestoredFromOlderVersion);
-                if (restoredOlder)
-                    Step("fsck restored the damaged leaf's range from an older version of it: its keys are as that version holds them");
-                Check(changedOutside == 0 && (restoredOlder || (wrong == 0 && extra == 0)),
-                    "no key has a wrong value and no unknown key appears, except in a range fsck restored from an older version");
+                    else if (lostFound.TryGetValue(ino, out var where) && fs.Files.TryResolvePath(Encoding.UTF8.GetBytes(where), followLast: false, out attr, out _))
+                    {
+                        reattached++;
+                    }
+                    else
+                    {
+                        lost++;
+                        if (Beyond(e))
+                        {
+                            damagedBeyond++;
+                            problems.Add($"/{e.Path}: lost, though no name on its path was in the damaged leaf");
+                        }
+                        continue;
+                    }
+                    // Directories reattached keep their entries but may have lost names: only their kind counts.
+                    var problem = e.Kind == DemoEntryKind.Directory ? (attr.IsDirectory ? null : $"a {attr.Type}, not a directory")
+                        : DemoTree.Check(fs.Files, e, attr);
+                    if (problem is not null)
+                    {
+                        wrong++;
+                        problems.Add($"/{e.Path}: {problem}");
+                    }
+                }
+                Step($"after repair: of {tree.A.Count} synced entries of A, {inPlace} at their path, {reattached} reattached in lost+found " +
+                     $"({lostFound.Count} entries there), {lost} lost with their names; {wrong} read back wrong");
+                Problems(problems);
+                Check(damagedBeyond == 0, "every synced entry beyond the damaged leaf is still there");
+                Check(wrong == 0, "every synced file still there reads back byte for byte, wherever it is now");
+                _report.Add($"damage  one dirents leaf ({namesInNode.Count} names of A); fsck -n {check.Findings.Count} findings, -y repaired " +
+                            $"{repair.Findings.Count(f => f.Corrected)}, then {(again.Clean ? "clean" : $"{again.Findings.Count} findings")}");
+                _report.Add($"        part A after repair: {inPlace} at their path, {reattached} in lost+found, {lost} lost, {wrong} wrong");
                 var errorCounters = fs.Superblock.ErrorCounters;
                 Step($"superblock error counters: {(errorCounters.Count == 0 ? "none" : string.Join(", ", errorCounters.Select(e => e.ToText())))}");
                 Check(errorCounters.Count > 0, "the repair's findings are counted in the superblock");
             }
 
+            cli.Line("report:");
+            foreach (var line in _report)
+                cli.Line($"  {line}");
             var verdict = _failures == 0 ? "demo passed" : $"demo FAILED: {_failures} check{(_failures == 1 ? "" : "s")} failed";
             cli.Line($"{verdict} in {_clock.Elapsed.TotalSeconds:0.0} s; image kept at {image}", _failures == 0 ? "green" : "red");
             return _failures == 0 ? CliExitCodes.Ok : CliExitCodes.Failure;
         }
 
-        /// <summary>
-        /// Writes a few files through the data layer (extents in buckets, with backpointers and
-        /// accounting), reads them back verified, punches a hole in one, and shows the usage `df`
-        /// reports before and after; then checks that a read-only remount reads the same bytes.
-        /// </summary>
-        private void DataStep(string image, Random random)
+        private static string Describe(DemoTree tree, List<DemoEntry> part) => string.Create(CultureInfo.InvariantCulture,
+            $"{tree.Count(part, DemoEntryKind.File)} files ({tree.Bytes(part)} bytes) in {tree.Count(part, DemoEntryKind.Directory)} directories") +
+            (part.Any(e => e.Kind == DemoEntryKind.Symlink) ? ", a sparse file, a symlink, a hard link" : "");
+
+        /// <summary>`basalt put IMAGE LOCAL/a /` in a child, to the end: it unmounts cleanly, so all of A is synced.</summary>
+        private void CopyA(string image, DemoTree tree)
         {
-            int[] sizes = [1024 * 1024, 300 * 1024, 10_000];
-            var files = sizes.Select((size, i) =>
-            {
-                var bytes = new byte[size];
-                random.NextBytes(bytes);
-                return (Inode: 1000 + (ulong)i, Bytes: bytes);
-            }).ToList();
-            const long holeOffset = 256 * 1024;
-            const int holeLength = 384 * 1024;
-            using (var fs = BasaltFileSystem.Mount(image, cli.WritableMount))
-            {
-                var before = DfCommand.Measure(fs, fs.Space.Layout.Devices[0]);
-                foreach (var (inode, bytes) in files)
-                    fs.Data.Write(inode, 0, bytes);
-                fs.Sync();
-                var written = DfCommand.Measure(fs, fs.Space.Layout.Devices[0]);
-                var sectors = sizes.Sum(s => (s + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize * (long)FormatLimits.SectorSize);
-                Step($"wrote {files.Count} files through the data layer ({string.Join(", ", sizes.Select(s => $"{s} bytes"))}): {Usage(written)}");
-                Check(written.Bytes.User - before.Bytes.User == sectors,
-                    $"the accounting charges exactly the sectors written ({written.Bytes.User - before.Bytes.User} of {sectors} bytes)");
-                Check(files.All(f => ReadsBack(fs, f.Inode, f.Bytes)), "every file reads back as written (each run's checksum verified)");
-
-                fs.Data.Punch(files[0].Inode, holeOffset, holeLength);
-                fs.Sync();
-                var punched = DfCommand.Measure(fs, fs.Space.Layout.Devices[0]);
-                Array.Clear(files[0].Bytes, (int)holeOffset, holeLength);
-                Step($"punched bytes {holeOffset}..{holeOffset + holeLength - 1} of inode {files[0].Inode}: {Usage(punched)}");
-                Check(written.Bytes.User - punched.Bytes.User == holeLength,
-                    $"the punch gives back exactly the hole ({written.Bytes.User - punched.Bytes.User} of {holeLength} bytes)");
-                Check(ReadsBack(fs, files[0].Inode, files[0].Bytes), "the hole reads as zeros and the rest of the file is unchanged");
-            }
-            using (var fs = BasaltFileSystem.Mount(image, new MountOptions { ReadOnly = true }))
-                Check(files.All(f => ReadsBack(fs, f.Inode, f.Bytes)), "after a remount every file reads back the same");
-        }
-
-        private static bool ReadsBack(BasaltFileSystem fs, ulong inode, byte[] expected)
-        {
-            var actual = new byte[expected.Length];
-            fs.Data.Read(inode, 0, actual);
-            return actual.AsSpan().SequenceEqual(expected);
-        }
-
-        private static string Usage(DfDeviceJson d) => string.Create(CultureInfo.InvariantCulture,
-            $"user {d.Bytes.User} bytes in {d.Buckets.User} buckets ({d.Bytes.Fragmented} bytes fragmented), " +
-            $"{d.Buckets.Free} free, {d.Buckets.NeedDiscard} need_discard; used {d.Used}, available {d.Available} of {d.Size} bytes");
-
-        /// <summary>
-        /// Starts `basalt debug load` on the image, waits until every thread has reported a durable
-        /// commit, lets it run a random while longer and kills it with SIGKILL. Returns the last
-        /// durable transaction each thread reported.
-        /// </summary>
-        private IReadOnlyDictionary<int, long> RunAndKill(string image, LoadParameters p, Random random)
-        {
-            var delay = TimeSpan.FromMilliseconds(300 + random.Next(1200));
-            // --seconds bounds the child's life should this process die without killing it.
-            using var child = LoadProcess.Start(image,
-            [
-                "--seed", Invariant(p.Seed), "--threads", Invariant(p.Threads), "--keys", Invariant(p.Keys),
-                "--value-bytes", Invariant(p.ValueBytes), "--flush-every", Invariant(FlushEvery), "--seconds", "120",
-            ]);
-            Step($"started `basalt debug load` as pid {child.Pid}: {p.ToText()}, a flush every {FlushEvery} transactions");
-            var started = child.WaitUntil((durable, _) => durable.Count == p.Threads, s_startTimeout);
-            if (!started)
-            {
+            using var child = LoadProcess.StartCommand(["put", image, Path.Combine(tree.Root, "a"), "/"]);
+            var exited = child.WaitForExit(s_childTimeout);
+            if (!exited)
                 child.Kill();
-                var why = child.Stderr is { Length: > 0 } err ? err.Split('\n')[^1] : $"no durable commit within {s_startTimeout.TotalSeconds:0} s";
-                throw new BasaltException(ErrorCode.IoError, $"the load (pid {child.Pid}) did not get going: {why}");
-            }
-            var running = Stopwatch.StartNew();
-            // The random moment: a while after the first durable commit of every thread.
-            child.WaitUntil((_, _) => cli.Cancellation.IsCancellationRequested, delay);
-            cli.Cancellation.ThrowIfCancellationRequested();
-            child.Kill();
-            var last = child.LastDurable;
-            Step(string.Create(CultureInfo.InvariantCulture,
-                $"killed pid {child.Pid} with SIGKILL {running.Elapsed.TotalSeconds:0.00} s after every thread's first durable commit: " +
-                $"{child.DurableLines} durable lines read; durable: ") +
-                string.Join(", ", last.OrderBy(kv => kv.Key).Select(kv => $"thread {kv.Key} up to transaction {kv.Value}")));
-            Check(child.Killed, "the load was still running when it was killed");
-            return last;
+            Step($"`basalt put` of part A (pid {child.Pid}) exited {(exited ? child.ExitCode.ToString(CultureInfo.InvariantCulture) : "late, killed")}: " +
+                 string.Join("; ", child.OtherLines));
+            foreach (var line in child.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Take(5))
+                cli.Line($"    {line}", "yellow");
+            Check(exited && child.ExitCode == CliExitCodes.Ok, "the copy of part A finished and unmounted the image cleanly (exit 0)");
         }
 
-        /// <summary>Keys of the load (slots and counters) that transactions 1..k leave in [min, max].</summary>
-        private long ExpectedKeysIn(LoadParameters p, long[] counters, Bpos min, Bpos max)
+        /// <summary>
+        /// `basalt put --fsync IMAGE LOCAL/b /` in a child (each file durable once copied), killed
+        /// with SIGKILL once the image file has grown by a seeded 55..85% of B's bytes: the sparse
+        /// image grows as the copy writes, so the kill lands mid-copy whatever the machine's speed.
+        /// </summary>
+        private void CopyAndKillB(string image, DemoTree tree, Random random)
         {
-            long count = 0;
-            for (var t = 0; t < p.Threads; t++)
+            var imageName = Encoding.UTF8.GetBytes(image);
+            long Allocated() => LocalFs.Stat(LocalFd.CurrentDirectory, imageName).Blocks * 512;
+            var baseline = Allocated();
+            var bytesB = tree.Bytes(tree.B);
+            var threshold = bytesB * (55 + random.Next(31)) / 100;
+            using var child = LoadProcess.StartCommand(["put", "--fsync", image, Path.Combine(tree.Root, "b"), "/"]);
+            var clock = Stopwatch.StartNew();
+            long grown;
+            while ((grown = Allocated() - baseline) < threshold && !child.HasExited && clock.Elapsed < s_childTimeout)
             {
-                if (counters[t] > 0 && LoadModel.CounterPos(t) >= min && LoadModel.CounterPos(t) <= max)
-                    count++;
-                foreach (var slot in LoadModel.ExpectedSlots(p, t, counters[t], cli.Cancellation).Keys)
-                {
-                    var pos = LoadModel.SlotPos(t, slot);
-                    if (pos >= min && pos <= max)
-                        count++;
-                }
+                cli.Cancellation.ThrowIfCancellationRequested();
+                Thread.Sleep(2);
             }
-            return count;
+            child.Kill();
+            Step(string.Create(CultureInfo.InvariantCulture,
+                $"`basalt put` of part B (pid {child.Pid}) killed with SIGKILL after {clock.Elapsed.TotalSeconds:0.00} s, " +
+                $"the image grown by {grown} bytes (threshold {threshold} of B's {bytesB})"));
+            Check(child.Killed, "the copy of part B was still running when it was killed");
         }
 
-        private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
-
-        private static int Depth(BasaltFileSystem fs) =>
-            fs.Btrees[BtreeId.Test].Root is { } root ? root.Level + 1 : 0;
+        private void Problems(List<string> problems)
+        {
+            foreach (var p in problems.Take(10))
+                cli.Line($"    {p}", "red");
+            if (problems.Count > 10)
+                cli.Line($"    ... and {problems.Count - 10} more");
+        }
 
         private void Findings(string what, FsckReport report)
         {
@@ -336,9 +321,6 @@ internal static class DemoCommand
             if (report.Findings.Count > 10)
                 cli.Line($"    ... and {report.Findings.Count - 10} more");
         }
-
-        private static bool Same(FsckReport a, FsckReport b) =>
-            a.Findings.Select(f => (f.Id, f.Where, f.Detail)).SequenceEqual(b.Findings.Select(f => (f.Id, f.Where, f.Detail)));
 
         private static byte[] Hash(string path)
         {

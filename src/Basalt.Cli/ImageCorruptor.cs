@@ -91,6 +91,9 @@ internal sealed record CorruptRequest
     /// <summary>Value targets: the first key at or after this position.</summary>
     public Bpos? Pos { get; init; }
 
+    /// <summary>Node, bset and key targets: only the node whose range holds this position (the demo's pick of a leaf).</summary>
+    public Bpos? Holding { get; init; }
+
     /// <summary>Value targets: leave the checksum of the changed record or entry as is (it is recomputed by default).</summary>
     public bool KeepChecksum { get; init; }
 }
@@ -226,6 +229,7 @@ internal static partial class ImageCorruptor
         var candidates = ReachableNodes(device, out var walkNote)
             .Where(n => request.Btree is null || n.Btree == request.Btree)
             .Where(n => request.Level is null || n.Level == request.Level)
+            .Where(n => request.Holding is not { } holding || (holding >= n.Min && holding <= n.Max))
             .ToList();
         if (candidates.Count == 0)
         {

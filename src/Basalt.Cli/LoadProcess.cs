@@ -48,7 +48,14 @@ internal sealed class LoadProcess : IDisposable
     private LoadProcess(Process process) => _process = process;
 
     /// <summary>Starts `basalt debug load IMAGE ARGS...`; throws when the program cannot be started.</summary>
-    public static LoadProcess Start(string image, IEnumerable<string> arguments)
+    public static LoadProcess Start(string image, IEnumerable<string> arguments) =>
+        StartCommand(new[] { "debug", "load", image }.Concat(arguments));
+
+    /// <summary>
+    /// Starts `basalt ARGS...`, any command (the demo's `put`); its stdout lines are kept as
+    /// <see cref="OtherLines"/>. Throws when the program cannot be started.
+    /// </summary>
+    public static LoadProcess StartCommand(IEnumerable<string> arguments)
     {
         var (file, prefix) = BasaltExecutable.Locate();
         var psi = new ProcessStartInfo(file)
@@ -57,7 +64,7 @@ internal sealed class LoadProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in prefix.Concat(["debug", "load", image]).Concat(arguments))
+        foreach (var arg in prefix.Concat(arguments))
             psi.ArgumentList.Add(arg);
         Process process;
         try

@@ -2,7 +2,9 @@
 // Copies local files and trees into the image, as cp -a does between two directories (the rules
 // for DEST in docs/cli.md "put and get"; the copy itself in PutCopier). The image is mounted
 // read-write, synced when the copy ends and unmounted cleanly, also after an error or Ctrl-C: what
-// was copied before stays, the file being written is named as left partial.
+// was copied before stays, the file being written is named as left partial. With --fsync each
+// file is made durable once copied (its data, attributes and the names leading to it), so a crash
+// keeps every file copied before it.
 using System.CommandLine;
 using Basalt.Cli.Local;
 using Basalt.Diagnostics;
@@ -21,16 +23,17 @@ internal static class PutCommand
             Description = "local files or directories to copy (symlinks are copied, not followed), then DEST: the path in the image, an existing directory to copy into or the new name of a single source",
             Arity = ArgumentArity.OneOrMore,
         };
+        var fsync = new Option<bool>("--fsync") { Description = "make each file durable once it is copied (slower; without it the image is synced at the end)" };
         var command = new Command("put", "copy local files and trees into the image (like cp -a): data with holes, modes, times, xattrs, links")
         {
-            image, paths,
+            image, paths, fsync,
         };
         command.SetAction(parse => Program.Execute(cli, () =>
-            Run(cli, CliParsing.ResolveImage(parse.GetValue(image)!), parse.GetValue(paths)!)));
+            Run(cli, CliParsing.ResolveImage(parse.GetValue(image)!), parse.GetValue(paths)!, parse.GetValue(fsync))));
         return command;
     }
 
-    private static int Run(CliContext cli, string path, string[] paths)
+    private static int Run(CliContext cli, string path, string[] paths, bool fsync)
     {
         if (paths.Length < 2)
             CliContext.Usage("DEST is missing");
@@ -44,7 +47,7 @@ internal static class PutCommand
         Exception? stopped = null;
         try
         {
-            var copier = new PutCopier(fs, copy, path);
+            var copier = new PutCopier(fs, copy, path, fsync);
             copy.Run(() => PutCopier.Measure(sources), () =>
             {
                 foreach (var (source, parent, name, shown) in Targets(fs.Files, sources, dest))

@@ -25,10 +25,12 @@ internal sealed class PutCopier
     private readonly TreeCopy _copy;
     private readonly Dictionary<(ulong Dev, ulong Ino), ulong> _links = [];
     private readonly (ulong Dev, ulong Ino)? _image;
+    private readonly bool _fsync;
 
-    public PutCopier(BasaltFileSystem fs, TreeCopy copy, string imagePath)
+    public PutCopier(BasaltFileSystem fs, TreeCopy copy, string imagePath, bool fsync = false)
     {
         _files = fs.Files;
+        _fsync = fsync;
         _copy = copy;
         try
         {
@@ -144,6 +146,8 @@ internal sealed class PutCopier
         if (stat.Nlink > 1)
             _links[(stat.Dev, stat.Ino)] = ino;
         SetAttributes(dir, localName, stat, ino);
+        if (_fsync)
+            _files.Fsync(ino);
         _copy.FileDone();
     }
 

@@ -1,8 +1,5 @@
 using System.Globalization;
-using System.Text.Json;
 using System.Text.RegularExpressions;
-using Basalt.Cli;
-using Basalt.Format;
 using Basalt.TestKit;
 
 namespace Basalt.IntegrationTests.Cli;
@@ -10,113 +7,82 @@ namespace Basalt.IntegrationTests.Cli;
 public sealed partial class DemoCommandTests
 {
     [Fact]
-    public void Demo_passes_every_check_and_prints_numbers_from_the_run()
+    public void Demo_tells_the_story_and_every_check_holds()
     {
         using var dir = new TempDirectory("cli-demo");
-        const int Keys = 300;
-        const int Seed = 5;
-        var r = CliRunner.Run("demo", dir.Path, "--keys", Keys.ToString(CultureInfo.InvariantCulture), "--seed", Seed.ToString(CultureInfo.InvariantCulture));
+        var r = CliRunner.Run("demo", dir.Path, "--files", "60", "--seed", "5");
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Contains("demo passed", r.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("FAIL", r.Out, StringComparison.Ordinal);
-        Assert.Contains("second fsck -n: clean", r.Out, StringComparison.Ordinal);
-        Assert.Contains("fsck -n after the kill: ", r.Out, StringComparison.Ordinal);
         var image = Path.Combine(dir.Path, "demo.img");
         Assert.True(File.Exists(image));
-        var p = new LoadParameters(Seed, 2, 100, Keys);
 
-        // The child reported durable transactions; the recovery found each thread at or past them.
-        var killed = Killed().Match(r.Out);
-        Assert.True(killed.Success, r.Out);
-        Assert.True(int.Parse(killed.Groups["lines"].Value, CultureInfo.InvariantCulture) >= 2);
-        var durable = new[] { long.Parse(killed.Groups["d0"].Value, CultureInfo.InvariantCulture), long.Parse(killed.Groups["d1"].Value, CultureInfo.InvariantCulture) };
-        var recovered = Recovered().Match(r.Out);
-        Assert.True(recovered.Success, r.Out);
-        var k = new[] { long.Parse(recovered.Groups["k0"].Value, CultureInfo.InvariantCulture), long.Parse(recovered.Groups["k1"].Value, CultureInfo.InvariantCulture) };
-        Assert.Equal(durable[0], long.Parse(recovered.Groups["d0"].Value, CultureInfo.InvariantCulture));
-        Assert.Equal(durable[1], long.Parse(recovered.Groups["d1"].Value, CultureInfo.InvariantCulture));
-        Assert.True(k[0] >= durable[0] && k[1] >= durable[1], recovered.Value);
-        Assert.True(durable.Min() > 0, "both threads made commits durable before the kill");
-        Assert.Equal("0", recovered.Groups["differences"].Value);
-        Assert.InRange(int.Parse(recovered.Groups["depth"].Value, CultureInfo.InvariantCulture), 2, 8);
+        // 1-2. Format, the sample tree, part A copied to the end, part B killed mid-copy.
+        Assert.Contains("] formatted 128 MiB: node size 4096", r.Out, StringComparison.Ordinal);
+        var tree = Tree().Match(r.Out);
+        Assert.True(tree.Success, r.Out);
+        var filesA = Int(tree, "filesA");
+        var filesB = Int(tree, "filesB");
+        Assert.Equal(60, filesA + filesB - 1); // A has the sparse file besides its share
+        Assert.Matches(@"`basalt put` of part A \(pid \d+\) exited 0: put \d+ files, 13 directories, \d+ bytes", r.Out);
+        Assert.Matches(@"`basalt put` of part B \(pid \d+\) killed with SIGKILL after [0-9.]+ s, the image grown by \d+ bytes", r.Out);
+        Assert.Contains("ok   the copy of part B was still running when it was killed", r.Out, StringComparison.Ordinal);
 
-        // The keys those counters call for, computed here: one counter per thread plus the live slots.
-        var expected = new SortedDictionary<Bpos, byte[]>();
-        for (var t = 0; t < 2; t++)
-        {
-            expected[LoadModel.CounterPos(t)] = LoadModel.CounterValue(p, t, k[t]);
-            foreach (var (slot, writer) in LoadModel.ExpectedSlots(p, t, k[t]))
-                expected[LoadModel.SlotPos(t, slot)] = LoadModel.Value(p, t, writer, slot);
-        }
-        Assert.Equal(expected.Count, long.Parse(recovered.Groups["keys"].Value, CultureInfo.InvariantCulture));
-        Assert.Contains($"{expected.Count} keys verified, 0 differences; unmounting cleanly", r.Out, StringComparison.Ordinal);
+        // 3. Recovery: every entry of A verified, B complete, partial or absent, file by file.
+        Assert.Contains("] recovered: unclean, replayed", r.Out, StringComparison.Ordinal);
+        var a = SyncedA().Match(r.Out);
+        Assert.True(a.Success, r.Out);
+        var entriesA = Int(a, "total");
+        Assert.Equal(entriesA, Int(a, "verified"));
+        Assert.Equal(filesA, Int(a, "files"));
+        var b = KilledB().Match(r.Out);
+        Assert.True(b.Success, r.Out);
+        Assert.Equal(filesB, Int(b, "complete") + Int(b, "partial") + Int(b, "absent"));
+        Assert.Equal(filesB, Int(b, "total"));
+        Assert.True(Int(b, "absent") > 0, "the kill came before the end of B's copy");
+        Assert.Contains("] fsck -n after the recovery: ", r.Out, StringComparison.Ordinal);
+        Assert.Contains("ok   fsck finds nothing wrong after the kill and the recovery", r.Out, StringComparison.Ordinal);
 
-        var leaf = DamagedLeaf().Match(r.Out);
+        // 4. The damaged leaf of names: fsck -n finds it, -y repairs it, a second -n is clean.
+        Assert.Contains("] damaged: node at byte ", r.Out, StringComparison.Ordinal);
+        var leaf = Leaf().Match(r.Out);
         Assert.True(leaf.Success, r.Out);
-        Assert.True(Bpos.TryParse(leaf.Groups["min"].Value, out var min), leaf.Value);
-        Assert.True(Bpos.TryParse(leaf.Groups["max"].Value, out var max), leaf.Value);
-        var inLeaf = expected.Keys.Count(pos => pos >= min && pos <= max);
-        Assert.Equal(inLeaf, int.Parse(leaf.Groups["keys"].Value, CultureInfo.InvariantCulture));
+        Assert.True(Int(leaf, "names") > 0, "the leaf holds names of A");
+        Assert.Equal(entriesA, Int(leaf, "below") + Int(leaf, "beyond"));
+        Assert.Matches(@"\] fsck -n: \S+: \d+ findings? .*\(exit 4\)", r.Out);
+        Assert.Matches(@"\] fsck -y: \S+: \d+ findings? .*\(exit 1\)", r.Out);
+        Assert.Matches(@"\] second fsck -n: \S+: clean \(exit 0\)", r.Out);
 
-        var check = FsckSummary().Match(r.Out);
-        Assert.True(check.Success, r.Out);
-        var findings = int.Parse(check.Groups["findings"].Value, CultureInfo.InvariantCulture);
-        Assert.True(findings > 0);
-        var findingLines = r.Out.Split('\n').SkipWhile(l => !l.Contains("] fsck -n: ", StringComparison.Ordinal)).Skip(1)
-            .TakeWhile(l => l.StartsWith("    ", StringComparison.Ordinal) && !l.TrimStart().StartsWith("ok", StringComparison.Ordinal)).Count();
-        Assert.Equal(Math.Min(findings, 10) + (findings > 10 ? 1 : 0), findingLines);
-
+        // Where each entry of A went: beyond the damage all in place; nothing reads back wrong.
         var after = AfterRepair().Match(r.Out);
         Assert.True(after.Success, r.Out);
-        var intact = int.Parse(after.Groups["intact"].Value, CultureInfo.InvariantCulture);
-        var lost = int.Parse(after.Groups["lost"].Value, CultureInfo.InvariantCulture);
-        var wrong = int.Parse(after.Groups["wrong"].Value, CultureInfo.InvariantCulture);
-        var extra = int.Parse(after.Groups["extra"].Value, CultureInfo.InvariantCulture);
-        Assert.Equal(expected.Count, int.Parse(after.Groups["live"].Value, CultureInfo.InvariantCulture));
-        Assert.Equal(expected.Count, intact + lost + wrong);
-        Assert.InRange(lost + wrong, 0, inLeaf);
-        // Keys may differ from the expected ones only where fsck restored the damaged leaf's range
-        // from an older version of it (the node scan found one on disk), and it must say so.
+        Assert.Equal(entriesA, Int(after, "total"));
+        Assert.Equal(entriesA, Int(after, "inPlace") + Int(after, "reattached") + Int(after, "lost"));
+        Assert.True(Int(after, "inPlace") >= Int(leaf, "beyond"), after.Value);
+        // Unless fsck restored the leaf from an older version (which it then says), names of A are gone.
         var restoredOlder = r.Out.Contains("restored the damaged leaf's range from an older version", StringComparison.Ordinal);
-        Assert.True(restoredOlder || (wrong == 0 && extra == 0), after.Value);
         Assert.Equal(restoredOlder, r.Out.Contains("btree_range_restored_from_older_version", StringComparison.Ordinal));
+        Assert.True(restoredOlder || Int(after, "inPlace") < entriesA, "the damage took names of A");
+        Assert.Equal("0", after.Groups["wrong"].Value);
+        Assert.Contains("superblock error counters: ", r.Out, StringComparison.Ordinal);
 
-        // The image it leaves holds exactly the expected keys but those lost from the damaged leaf.
-        var list = CliRunner.Succeeds("list", "--btree", "test", "--json", image);
-        using var doc = JsonDocument.Parse(list.Out);
-        var listed = 0;
-        foreach (var key in doc.RootElement.GetProperty("keys").EnumerateArray())
-        {
-            Assert.True(Bpos.TryParse(key.GetProperty("pos").GetString(), out var pos));
-            if (pos == LoadModel.ParametersPos)
-                continue;
-            listed++;
-            if (restoredOlder && pos >= min && pos <= max)
-                continue;
-            Assert.True(expected.TryGetValue(pos, out var value), $"{pos.ToText()} is not a key of transactions 1..k");
-            Assert.Equal(value.Length, key.GetProperty("value_length").GetInt32());
-            Assert.StartsWith($"{value.Length} bytes {Convert.ToHexStringLower(value.AsSpan(0, Math.Min(16, value.Length)))}",
-                key.GetProperty("value").GetString(), StringComparison.Ordinal);
-            Assert.False(pos >= min && pos <= max && lost == inLeaf, $"{pos.ToText()} in the dropped leaf survived");
-        }
-        Assert.Equal(intact + wrong + extra, listed);
+        // The short report repeats the numbers of the steps.
+        Assert.Contains($"\n  crash   part A synced, {entriesA} of {entriesA} entries intact after the kill\n", r.Out, StringComparison.Ordinal);
+        Assert.Contains($"\n          part B killed mid-copy: {Int(b, "complete")} complete, {Int(b, "partial")} partial, {Int(b, "absent")} absent of {filesB}, all prefix-consistent\n",
+            r.Out, StringComparison.Ordinal);
+        Assert.Contains($"\n  damage  one dirents leaf ({Int(leaf, "names")} names of A); fsck -n ", r.Out, StringComparison.Ordinal);
+        Assert.Contains($"\n          part A after repair: {Int(after, "inPlace")} at their path, {Int(after, "reattached")} in lost+found, {Int(after, "lost")} lost, 0 wrong\n",
+            r.Out, StringComparison.Ordinal);
 
-        // The error counters it prints are the superblock's.
-        var show = CliRunner.Succeeds("show-super", "--json", image);
-        using var sb = JsonDocument.Parse(show.Out);
-        var counters = sb.RootElement.GetProperty("error_counters").EnumerateArray().ToList();
-        Assert.NotEmpty(counters);
-        var counterLine = Assert.Single(r.Out.Split('\n'), l => l.Contains("superblock error counters:", StringComparison.Ordinal));
-        foreach (var counter in counters)
-        {
-            Assert.Contains($"{counter.GetProperty("name").GetString()} ({counter.GetProperty("id").GetInt32()}): {counter.GetProperty("count").GetUInt64()}",
-                counterLine, StringComparison.Ordinal);
-        }
+        // The image it leaves is clean, and the sample tree it made locally is gone.
+        CliRunner.Succeeds("fsck", "-n", image);
+        var root = tree.Groups["root"].Value;
+        Assert.False(Directory.Exists(root), $"{root} was left behind");
     }
 
     [Fact]
     public void Demo_rejects_a_silly_workload_size() =>
-        CliRunner.Fails(16, ["demo", "--keys", "5"], "--keys");
+        CliRunner.Fails(16, ["demo", "--files", "5"], "--files");
 
     [Fact]
     public void Demo_refuses_to_overwrite_an_existing_image_without_force()
@@ -125,14 +91,14 @@ public sealed partial class DemoCommandTests
         var image = Path.Combine(dir.Path, "demo.img");
         File.WriteAllBytes(image, [1, 2, 3]);
 
-        var r = CliRunner.Fails(1, ["demo", dir.Path, "--keys", "100"]);
+        var r = CliRunner.Fails(1, ["demo", dir.Path, "--files", "20"]);
 
         Assert.Equal($"basalt demo: {image}: already exists; the demo would overwrite it (use --force, or give another DIR)",
             Assert.Single(r.ErrLines));
         Assert.Equal("", r.Out);
         Assert.Equal([1, 2, 3], File.ReadAllBytes(image));
 
-        var forced = CliRunner.Run("demo", dir.Path, "--keys", "100", "--force");
+        var forced = CliRunner.Run("demo", dir.Path, "--files", "20", "--force");
         Assert.True(forced.ExitCode == 0, forced.ToString());
         Assert.Contains($"image kept at {image}", forced.Out, StringComparison.Ordinal);
     }
@@ -162,20 +128,23 @@ public sealed partial class DemoCommandTests
         var demo = CliRunner.Succeeds("demo", "--help");
         Assert.Contains("basalt demo [<DIR>] [options]", demo.Out, StringComparison.Ordinal);
         Assert.Contains("--force", demo.Out, StringComparison.Ordinal);
+        Assert.Contains("--files", demo.Out, StringComparison.Ordinal);
     }
 
-    [GeneratedRegex(@"killed pid \d+ with SIGKILL [0-9.]+ s after every thread's first durable commit: (?<lines>\d+) durable lines read; durable: thread 0 up to transaction (?<d0>\d+), thread 1 up to transaction (?<d1>\d+)\n")]
-    private static partial Regex Killed();
+    private static int Int(Match m, string group) => int.Parse(m.Groups[group].Value, CultureInfo.InvariantCulture);
 
-    [GeneratedRegex(@"recovered: thread 0 at transaction (?<k0>\d+) \(durable (?<d0>\d+)\), thread 1 at transaction (?<k1>\d+) \(durable (?<d1>\d+)\); (?<keys>\d+) keys verified, (?<differences>\d+) differences, depth (?<depth>\d+)\n")]
-    private static partial Regex Recovered();
+    [GeneratedRegex(@"sample tree in (?<root>\S+): part A (?<filesA>\d+) files \(\d+ bytes\) in 13 directories, a sparse file, a symlink, a hard link, .*; part B (?<filesB>\d+) files \(\d+ bytes\) in 13 directories\n")]
+    private static partial Regex Tree();
 
-    [GeneratedRegex(@"the damaged leaf covers (?<min>\S+)\.\.(?<max>\S+): (?<keys>\d+) keys of the load live there")]
-    private static partial Regex DamagedLeaf();
+    [GeneratedRegex(@"part A \(synced\): (?<verified>\d+) of (?<total>\d+) entries verified \((?<files>\d+) files byte for byte")]
+    private static partial Regex SyncedA();
 
-    [GeneratedRegex(@"\] fsck -n: \S+: (?<findings>\d+) findings? ")]
-    private static partial Regex FsckSummary();
+    [GeneratedRegex(@"part B \(killed\): (?<complete>\d+) files complete, (?<partial>\d+) partial \(a prefix of the original\), (?<absent>\d+) absent, of (?<total>\d+)\n")]
+    private static partial Regex KilledB();
 
-    [GeneratedRegex(@"after repair: (?<intact>\d+) of (?<live>\d+) keys intact, (?<lost>\d+) lost \(all of them in the damaged leaf: yes\), (?<wrong>\d+) wrong, (?<extra>\d+) unexpected")]
+    [GeneratedRegex(@"the damaged leaf covers \S+ \(it holds the name /a/\S+\): (?<names>\d+) names of part A live there, (?<below>\d+) entries of A lie at or below them, (?<beyond>\d+) beyond\n")]
+    private static partial Regex Leaf();
+
+    [GeneratedRegex(@"after repair: of (?<total>\d+) synced entries of A, (?<inPlace>\d+) at their path, (?<reattached>\d+) reattached in lost\+found \(\d+ entries there\), (?<lost>\d+) lost with their names; (?<wrong>\d+) read back wrong\n")]
     private static partial Regex AfterRepair();
 }

@@ -215,6 +215,23 @@ public sealed class PutGetTests : IDisposable
     }
 
     [Fact]
+    public void PutFsync_CopiesTheSameTree()
+    {
+        var image = CliImages.Formatted(_temp);
+        var source = Dir("src");
+        BuildTree(source);
+
+        var put = CliRunner.Succeeds("put", "--fsync", image, Path.Combine(source, "tree"), "/");
+        Assert.Contains("put 9 files, 3 directories", put.Out, StringComparison.Ordinal);
+        Assert.Equal("", put.Err);
+        AssertFsckClean(image);
+        var back = Dir("back");
+        CliRunner.Succeeds("get", image, "/tree", back);
+        foreach (var file in new[] { "data", "sparse", Path.Combine("sub", "data-link") })
+            Assert.Equal(File.ReadAllBytes(Path.Combine(source, "tree", file)), File.ReadAllBytes(Path.Combine(back, "tree", file)));
+    }
+
+    [Fact]
     public void NonUtf8Argument_IsCopiedByItsEscapedForm()
     {
         var image = CliImages.Formatted(_temp);
