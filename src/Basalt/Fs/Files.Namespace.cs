@@ -40,11 +40,39 @@ public sealed partial class Files
             BasaltException.Throw(ErrorCode.NameTooLong, $"name of {name.Length} bytes (at most {Names.MaxLength})");
         if (Names.Check(name) is not null)
             return false;
-        var probe = FindDirent(HashedSlots.Of(_engine[BtreeId.Dirents]), dir, dirInode, name.ToArray());
-        if (!probe.Found)
-            return false;
-        var dirent = DecodeDirent(dir, probe.Value);
-        return TryGetAttr(dirent.Target, out attr);
+        return TryFindTarget(dir, dirInode, name, out var target) && TryGetAttr(target, out attr);
+    }
+
+    /// <summary>
+    /// The probe of a lookup, outside any transaction: a per-thread iterator walks the chain from
+    /// the name's slot and compares names in place, copying nothing.
+    /// </summary>
+    private bool TryFindTarget(ulong dir, in InodeValue dirInode, ReadOnlySpan<byte> name, out ulong target)
+    {
+        target = 0;
+        var it = _direntProbe.Value!;
+        var expect = Names.SlotOf(dirInode.HashSeed, name);
+        it.Seek(FsPositions.Slot(dir, expect), firstBatch: 4);
+        while (it.MoveNext())
+        {
+            var key = it.Key;
+            if (key.Pos.Inode != dir || key.Pos.Offset != expect)
+                return false;
+            if (key.Type == KeyType.Dirent)
+            {
+                if (DirentValue.NameOf(it.Value).SequenceEqual(name))
+                {
+                    target = DecodeDirent(dir, it.Value.ToArray()).Target;
+                    return true;
+                }
+            }
+            else if (key.Type != KeyType.HashWhiteout)
+            {
+                return false;
+            }
+            expect++;
+        }
+        return false;
     }
 
     public InodeAttr Lookup(ulong dir, ReadOnlySpan<byte> name) =>

@@ -109,6 +109,7 @@ public sealed partial class Files : IInodeSectors
     private readonly JournalWriter _journal;
     private readonly Func<FsStats> _spaceStats;
     private readonly SpaceManager _space;
+    private readonly ThreadLocal<BtreeIterator> _direntProbe;
     private readonly object _openLock = new();
     private readonly Dictionary<ulong, int> _open = [];
     // The next free inode number, found on first use (0 until then): a mount reads nothing of the
@@ -129,6 +130,7 @@ public sealed partial class Files : IInodeSectors
         _spaceStats = spaceStats;
         Atime = atime;
         engine.SetService<IInodeSectors>(this);
+        _direntProbe = new ThreadLocal<BtreeIterator>(() => engine[BtreeId.Dirents].Iterate(Bpos.Min, Bpos.Max));
     }
 
     public AtimeMode Atime { get; }
