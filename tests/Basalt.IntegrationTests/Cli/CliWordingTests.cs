@@ -15,11 +15,11 @@ public sealed class CliWordingTests
     public static TheoryData<string[], string> UsageErrors() => new()
     {
         { ["demo", "--seed", "x"], "basalt demo: --seed: 'x' is not a whole number; see 'basalt demo --help'" },
-        { ["demo", "--keys", "1.5"], "basalt demo: --keys: '1.5' is not a whole number; see 'basalt demo --help'" },
-        { ["demo", "--keys", "50"], "basalt demo: --keys: 50 is outside 100..10000000; see 'basalt demo --help'" },
-        { ["demo", "--keys", "99999999999"], "basalt demo: --keys: 99999999999 is outside 100..10000000; see 'basalt demo --help'" },
+        { ["demo", "--files", "1.5"], "basalt demo: --files: '1.5' is not a whole number; see 'basalt demo --help'" },
+        { ["demo", "--files", "5"], "basalt demo: --files: 5 is outside 20..20000; see 'basalt demo --help'" },
+        { ["demo", "--files", "99999999999"], "basalt demo: --files: 99999999999 is outside 20..20000; see 'basalt demo --help'" },
         { ["demo", "--seed"], "basalt demo: --seed needs a value; see 'basalt demo --help'" },
-        { ["demo", "--seed", "--keys", "100"], "basalt demo: --seed needs a value (and 1 more); see 'basalt demo --help'" },
+        { ["demo", "--seed", "--files", "100"], "basalt demo: --seed needs a value (and 1 more); see 'basalt demo --help'" },
         { ["demo", "--seed", "1", "--seed", "2"], "basalt demo: --seed is given more than once; see 'basalt demo --help'" },
         { ["list", "--btree", "test", "--level", "x", "fs.img"], "basalt list: --level: 'x' is not a whole number; see 'basalt list --help'" },
         { ["list", "--btree", "test", "--level", "9", "fs.img"], "basalt list: --level: 9 is outside 0..7; see 'basalt list --help'" },
