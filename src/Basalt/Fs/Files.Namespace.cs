@@ -397,9 +397,34 @@ public sealed partial class Files
         var from = oldName.ToArray();
         var to = newName.ToArray();
         var now = Now();
+        if (DebugFault == FilesDebugFault.RenameInTwoTransactions && flags == RenameFlags.None && !TryLookup(newDir, to, out _))
+        {
+            RenameInTwoTransactions(oldDir, from, newDir, to);
+            return;
+        }
         var (replaced, evict) = Writer.Transact(t => RenameIn(t, oldDir, from, newDir, to, flags, now));
         if (evict && !IsOpen(replaced))
             Evict(replaced);
+    }
+
+    /// <summary>The must-fail checks' broken rename: both names are durable for a moment.</summary>
+    private void RenameInTwoTransactions(ulong oldDir, byte[] from, ulong newDir, byte[] to)
+    {
+        var target = Lookup(oldDir, from);
+        Writer.Transact(t =>
+        {
+            var parent = ReadDirectory(t, newDir);
+            var probe = FindDirent(HashedSlots.Of(t, BtreeId.Dirents), newDir, parent, to);
+            t.Set(BtreeId.Dirents, new Bkey(FsPositions.Slot(newDir, probe.Slot), KeyType.Dirent),
+                new DirentValue(target.Ino, target.Type, to).ToBytes());
+        });
+        _journal.WaitDurable(_journal.CommittedSeq);
+        Writer.Transact(t =>
+        {
+            var parent = ReadDirectory(t, oldDir);
+            var probe = FindDirent(HashedSlots.Of(t, BtreeId.Dirents), oldDir, parent, from);
+            HashedSlots.Remove(t, BtreeId.Dirents, oldDir, probe.Slot);
+        });
     }
 
     private (ulong Replaced, bool Evict) RenameIn(Transaction t, ulong oldDir, byte[] from, ulong newDir, byte[] to, RenameFlags flags, long now)

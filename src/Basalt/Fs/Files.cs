@@ -62,6 +62,16 @@ public readonly record struct SetAttrRequest(uint? Mode = null, uint? Uid = null
     public const long Now = long.MaxValue;
 }
 
+/// <summary>Deliberate file-layer bugs the crash suite must catch.</summary>
+internal enum FilesDebugFault
+{
+    None,
+    /// <summary>Fsync returns without making anything durable.</summary>
+    FsyncWithoutFlush,
+    /// <summary>A rename to a new name commits the new name, makes it durable, then removes the old one in a second transaction.</summary>
+    RenameInTwoTransactions,
+}
+
 /// <summary>fallocate(2) modes (FALLOC_FL_* numbers).</summary>
 [Flags]
 public enum FallocateFlags
@@ -411,10 +421,13 @@ public sealed partial class Files : IInodeSectors
     /// <summary>Makes every change made so far (data, metadata and the names leading to it) durable.</summary>
     public void Fsync(ulong ino)
     {
-        if (_transactor is null)
+        if (_transactor is null || DebugFault == FilesDebugFault.FsyncWithoutFlush)
             return;
         _journal.WaitDurable(_journal.CommittedSeq);
     }
+
+    /// <summary>A deliberate bug for the crash suite's must-fail checks (never set outside tests).</summary>
+    internal FilesDebugFault DebugFault { get; set; }
 
     private long Now() => Clock();
 

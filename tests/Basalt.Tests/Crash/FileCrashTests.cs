@@ -52,14 +52,32 @@ public sealed class FileCrashTests(ITestOutputHelper output)
         Assert.True(totals.Violations.Count == 0, string.Join("\n", totals.Violations.Take(10)));
     }
 
+    [Theory]
+    [InlineData(nameof(FilesDebugFault.FsyncWithoutFlush))]
+    [InlineData(nameof(FilesDebugFault.RenameInTwoTransactions))]
+    public void A_file_layer_ordering_bug_is_caught(string faultName)
+    {
+        var fault = Enum.Parse<FilesDebugFault>(faultName);
+        // Must fail: an fsync that flushes nothing loses a file it promised; a rename in two
+        // transactions shows both names. Each sequence below meets its bug on every seed.
+        FileOpKind[] ops = fault == FilesDebugFault.FsyncWithoutFlush
+            ? [FileOpKind.Write, FileOpKind.Fsync, FileOpKind.SetXattr]
+            : [FileOpKind.Rename];
+        var totals = new Totals();
+        for (var seed = 1; seed <= 6 && totals.Violations.Count == 0; seed++)
+            Search(ops, seed, totals, fault);
+        output.WriteLine(totals.Violations.FirstOrDefault() ?? "no violation");
+        Assert.True(totals.Violations.Count > 0, $"the {fault} bug went unnoticed in {totals.States} crash states");
+    }
+
     private void Report(Totals totals, Stopwatch clock) =>
         output.WriteLine($"{totals.Sequences} sequences, {totals.CrashPoints} crash points, {totals.States} distinct crash states mounted, " +
             $"k histogram [{string.Join(", ", totals.KHistogram.Select(kv => $"{kv.Key}:{kv.Value}"))}], {totals.Violations.Count} violations, " +
             $"{clock.Elapsed.TotalSeconds:F1} s");
 
-    private static void Search(IReadOnlyList<FileOpKind> ops, int seed, Totals totals)
+    private static void Search(IReadOnlyList<FileOpKind> ops, int seed, Totals totals, FilesDebugFault fault = FilesDebugFault.None)
     {
-        var recording = FileCrashWorkload.Record(ops, seed);
+        var recording = FileCrashWorkload.Record(ops, seed, fault);
         lock (totals)
             totals.Sequences++;
         var enumerator = new CrashStateEnumerator(recording.Log, new CrashStateOptions { Seed = seed, RandomSubsets = 4, MaxTornVariants = 2 });

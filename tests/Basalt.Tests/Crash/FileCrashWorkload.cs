@@ -118,7 +118,7 @@ internal static class FileCrashWorkload
         return device.Contents.ToArray();
     }
 
-    public static FileCrashRecording Record(IReadOnlyList<FileOpKind> ops, int seed)
+    public static FileCrashRecording Record(IReadOnlyList<FileOpKind> ops, int seed, FilesDebugFault fault = FilesDebugFault.None)
     {
         var baseImage = s_base.Value;
         using var memory = new MemoryBlockDevice(baseImage, "crash.img");
@@ -130,6 +130,7 @@ internal static class FileCrashWorkload
         var texts = new List<string>();
         var random = new Random(seed);
         var fs = BasaltFileSystem.Mount(recorder, Mount());
+        fs.Files.DebugFault = fault;
         try
         {
             captures.Add(Capture(fs.Files));
