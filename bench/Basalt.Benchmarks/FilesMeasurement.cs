@@ -313,7 +313,7 @@ public static partial class FilesMeasurement
                 var region = new byte[RawRegion];
                 for (var t = 0; t < threads; t++)
                     RandomAccess.Write(file, region, (long)t * RawRegion);
-                FdataSync(file);
+                Peers.RawDevicePeer.FdataSync(file);
             }
             var hostDir = Path.Combine(_work, $"sync-{round}-{threads}");
             Directory.CreateDirectory(hostDir);
@@ -326,7 +326,7 @@ public static partial class FilesMeasurement
                     rawRate = Parallel(threads, (t, i) =>
                     {
                         RandomAccess.Write(file, _block, ((long)t * RawRegion) + ((long)i * Small % RawRegion));
-                        FdataSync(file);
+                        Peers.RawDevicePeer.FdataSync(file);
                     }).Rate;
                     hostRate = Parallel(threads, (t, i) =>
                     {
@@ -552,19 +552,6 @@ public static partial class FilesMeasurement
         var errno = Marshal.GetLastPInvokeError();
         throw new IOException($"{call} failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
     }
-
-    private static void FdataSync(SafeFileHandle file)
-    {
-        while (Fdatasync(file) != 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno != 4) // EINTR
-                throw new IOException($"fdatasync failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
-        }
-    }
-
-    [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
-    private static partial int Fdatasync(SafeFileHandle fd);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int FsyncFile(SafeFileHandle fd);

@@ -226,18 +226,7 @@ internal sealed class TreeCopy
     }
 
     /// <summary>"dir" + "/" + name, as bytes (no doubled slash after a trailing one).</summary>
-    public static byte[] Join(byte[] directory, ReadOnlySpan<byte> name)
-    {
-        if (directory.Length == 0)
-            return name.ToArray();
-        var slash = directory[^1] == (byte)'/' ? 0 : 1;
-        var path = new byte[directory.Length + slash + name.Length];
-        directory.CopyTo(path, 0);
-        if (slash == 1)
-            path[directory.Length] = (byte)'/';
-        name.CopyTo(path.AsSpan(directory.Length + slash));
-        return path;
-    }
+    public static byte[] Join(byte[] directory, ReadOnlySpan<byte> name) => LocalFd.JoinPath(directory, name);
 
     public static string Text(ReadOnlySpan<byte> path) => NameText.ToText(path);
 

@@ -77,7 +77,8 @@ public sealed partial class RawDevicePeer : IDurableCommitter
         _file.Dispose();
     }
 
-    private static void FdataSync(SafeFileHandle file)
+    /// <summary>fdatasync(2), retried on EINTR (the raw peers of every measurement).</summary>
+    internal static void FdataSync(SafeFileHandle file)
     {
         while (Fdatasync(file) != 0)
         {

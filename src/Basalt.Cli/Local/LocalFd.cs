@@ -25,16 +25,19 @@ internal sealed class LocalFd : SafeHandle
     internal static LocalFd Own(int fd, byte[] path) => new(fd, ownsHandle: true, path);
 
     /// <summary>The path of <paramref name="name"/> in this directory: "dir/name", or the name alone below the working directory.</summary>
-    public byte[] PathOf(ReadOnlySpan<byte> name)
+    public byte[] PathOf(ReadOnlySpan<byte> name) => JoinPath(Path, name);
+
+    /// <summary>"dir" + "/" + name, as bytes (no doubled slash after a trailing one; the name alone below an empty directory).</summary>
+    public static byte[] JoinPath(byte[] directory, ReadOnlySpan<byte> name)
     {
-        if (Path.Length == 0)
+        if (directory.Length == 0)
             return name.ToArray();
-        var slash = Path[^1] == (byte)'/' ? 0 : 1;
-        var path = new byte[Path.Length + slash + name.Length];
-        Path.CopyTo(path, 0);
+        var slash = directory[^1] == (byte)'/' ? 0 : 1;
+        var path = new byte[directory.Length + slash + name.Length];
+        directory.CopyTo(path, 0);
         if (slash == 1)
-            path[Path.Length] = (byte)'/';
-        name.CopyTo(path.AsSpan(Path.Length + slash));
+            path[directory.Length] = (byte)'/';
+        name.CopyTo(path.AsSpan(directory.Length + slash));
         return path;
     }
 

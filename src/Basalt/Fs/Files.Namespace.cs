@@ -300,7 +300,7 @@ public sealed partial class Files
             BasaltException.Throw(ErrorCode.NotEmpty, "cannot remove '..'");
         var nameBytes = name.ToArray();
         var now = Now();
-        var (ino, evict) = Writer.Transact(t =>
+        var (ino, dropped) = Writer.Transact(t =>
         {
             var parent = ReadDirectory(t, dir);
             var probe = FindDirent(HashedSlots.Of(t, BtreeId.Dirents), dir, parent, nameBytes);
@@ -319,10 +319,27 @@ public sealed partial class Files
             if (directory)
                 parent.Nlink--;
             PutInode(t, dir, parent);
-            var evictLater = DropLink(t, dirent.Target, inode, now);
-            return (dirent.Target, evictLater);
+            return (dirent.Target, DropLink(t, dirent.Target, inode, now));
         });
-        if (evict && !IsOpen(ino))
+        AfterDrop(ino, dropped);
+    }
+
+    /// <summary>What became of an inode that lost a link (DropLink), acted on after the commit.</summary>
+    private enum LinkDrop
+    {
+        /// <summary>It keeps other links.</summary>
+        Kept,
+        /// <summary>It was deleted in the transaction.</summary>
+        Deleted,
+        /// <summary>It went on the orphan list: evict it unless it is open.</summary>
+        Orphaned,
+    }
+
+    private void AfterDrop(ulong ino, LinkDrop dropped)
+    {
+        if (dropped == LinkDrop.Deleted)
+            CountInodes(-1);
+        else if (dropped == LinkDrop.Orphaned && !IsOpen(ino))
             Evict(ino);
     }
 
@@ -338,16 +355,16 @@ public sealed partial class Files
     /// <summary>
     /// In a transaction: one link of <paramref name="ino"/> is gone. A directory or an empty
     /// inode with nothing else left is deleted at once; an inode with data or many xattrs goes on
-    /// the orphan list and true is returned (evict it after the commit unless open).
+    /// the orphan list (evicted after the commit unless open).
     /// </summary>
-    private bool DropLink(Transaction t, ulong ino, InodeValue inode, long now)
+    private LinkDrop DropLink(Transaction t, ulong ino, InodeValue inode, long now)
     {
         inode.CtimeNs = now;
         inode.Nlink = inode.IsDirectory ? 0 : inode.Nlink - 1;
         if (inode.Nlink > 0)
         {
             PutInode(t, ino, inode);
-            return false;
+            return LinkDrop.Kept;
         }
         var xattrs = t.Range(BtreeId.Xattrs, FsPositions.Slot(ino, 0), FsPositions.Slot(ino, ulong.MaxValue), 9);
         if (inode.IsDirectory || (inode.Sectors == 0 && xattrs.Count <= 8 && !IsOpen(ino)))
@@ -362,20 +379,11 @@ public sealed partial class Files
             }
             t.Delete(BtreeId.Inodes, FsPositions.Inode(ino));
             t.Delete(BtreeId.LoggedOps, FsPositions.Truncate(ino));
-            CountOnCommit(t);
-            return false;
+            return LinkDrop.Deleted;
         }
         PutInode(t, ino, inode);
         t.Set(BtreeId.Orphans, new Bkey(FsPositions.Orphan(ino), KeyType.Set), []);
-        return true;
-    }
-
-    // Inode counts are kept approximately in memory between recounts; a deleted inode's count is
-    // dropped when the recount is next needed.
-    private void CountOnCommit(Transaction t)
-    {
-        _ = t;
-        Interlocked.Exchange(ref _inodeCount, -1);
+        return LinkDrop.Orphaned;
     }
 
     // ---- Rename ---------------------------------------------------------------------------------
@@ -402,9 +410,8 @@ public sealed partial class Files
             RenameInTwoTransactions(oldDir, from, newDir, to);
             return;
         }
-        var (replaced, evict) = Writer.Transact(t => RenameIn(t, oldDir, from, newDir, to, flags, now));
-        if (evict && !IsOpen(replaced))
-            Evict(replaced);
+        var (replaced, dropped) = Writer.Transact(t => RenameIn(t, oldDir, from, newDir, to, flags, now));
+        AfterDrop(replaced, dropped);
     }
 
     /// <summary>The must-fail checks' broken rename: both names are durable for a moment.</summary>
@@ -427,7 +434,7 @@ public sealed partial class Files
         });
     }
 
-    private (ulong Replaced, bool Evict) RenameIn(Transaction t, ulong oldDir, byte[] from, ulong newDir, byte[] to, RenameFlags flags, long now)
+    private (ulong Replaced, LinkDrop Dropped) RenameIn(Transaction t, ulong oldDir, byte[] from, ulong newDir, byte[] to, RenameFlags flags, long now)
     {
         var inodes = new InodeEdits(t);
         var oldParent = inodes.Directory(oldDir);
@@ -444,7 +451,7 @@ public sealed partial class Files
             BasaltException.Throw(ErrorCode.FileNotFound, $"'{Names.ToText(to)}' does not exist");
         var dstDirent = dst.Found ? DecodeDirent(newDir, dst.Value) : default;
         if (dst.Found && dstDirent.Target == srcDirent.Target)
-            return (0, false); // two names of one inode: nothing to do (POSIX)
+            return (0, LinkDrop.Kept); // two names of one inode: nothing to do (POSIX)
         var srcIsDir = srcDirent.Type == FileType.Directory;
         if (srcIsDir && oldDir != newDir)
             RefuseIntoOwnSubtree(inodes, srcDirent.Target, newDir);
@@ -474,9 +481,9 @@ public sealed partial class Files
             }
             TouchParents(inodes, oldDir, newDir, now);
             inodes.Commit();
-            return (0, false);
+            return (0, LinkDrop.Kept);
         }
-        var evict = false;
+        var dropped = LinkDrop.Kept;
         if (dst.Found)
         {
             var dstInode = inodes.Get(dstDirent.Target);
@@ -491,7 +498,7 @@ public sealed partial class Files
             }
             inodes.Forget(dstDirent.Target);
             inodes.Commit();
-            evict = DropLink(t, dstDirent.Target, dstInode, now);
+            dropped = DropLink(t, dstDirent.Target, dstInode, now);
             inodes = new InodeEdits(t);
             srcInode = inodes.Get(srcDirent.Target);
         }
@@ -510,7 +517,7 @@ public sealed partial class Files
         }
         TouchParents(inodes, oldDir, newDir, now);
         inodes.Commit();
-        return (dstDirent.Target, evict);
+        return (dstDirent.Target, dropped);
     }
 
     private static void TouchParents(InodeEdits inodes, ulong oldDir, ulong newDir, long now)

@@ -18,15 +18,13 @@ internal sealed class FileCheckState
 
 internal sealed class FileCheckRun
 {
-    /// <summary>Repairs committed per transaction: small, so a batch always fits one journal entry.</summary>
-    private const int RepairsPerTransaction = 32;
-
-    private readonly List<Action<Transaction>> _pending = [];
+    private readonly RepairBatch _repairs;
 
     public FileCheckRun(BasaltFileSystem fs, IFsckReporter reporter, long maxMem, FileCheckState state)
     {
         State = state;
         FileSystem = fs;
+        _repairs = new RepairBatch(fs);
         Reporter = reporter;
         MaxMem = Math.Max(maxMem, 4096);
         DeviceName = fs.Device.Name;
@@ -51,26 +49,10 @@ internal sealed class FileCheckRun
     public long Now() => FileSystem.Files.Clock();
 
     /// <summary>Queues a repair; repairs commit in batches (and at <see cref="Flush"/>).</summary>
-    public void Repair(Action<Transaction> update)
-    {
-        _pending.Add(update);
-        if (_pending.Count >= RepairsPerTransaction)
-            Flush();
-    }
+    public void Repair(Action<Transaction> update) => _repairs.Add(update);
 
     /// <summary>Commits the queued repairs (before any repair that runs its own transactions).</summary>
-    public void Flush()
-    {
-        if (_pending.Count == 0)
-            return;
-        var batch = _pending.ToArray();
-        _pending.Clear();
-        FileSystem.Transact(t =>
-        {
-            foreach (var update in batch)
-                update(t);
-        });
-    }
+    public void Flush() => _repairs.Flush();
 
     /// <summary>The inode at <paramref name="ino"/> as committed; false when absent or undecodable.</summary>
     public bool TryReadInode(ulong ino, out InodeValue inode)

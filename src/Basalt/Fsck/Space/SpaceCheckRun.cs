@@ -25,14 +25,12 @@ public sealed class SpaceCheckState
 
 internal sealed class SpaceCheckRun
 {
-    /// <summary>Repairs committed per transaction: each may run the alloc trigger, which adds a few updates.</summary>
-    private const int RepairsPerTransaction = 32;
-
-    private readonly List<Action<Transaction>> _pending = [];
+    private readonly RepairBatch _repairs;
 
     public SpaceCheckRun(BasaltFileSystem fs, IFsckReporter reporter, long maxMem, SpaceCheckState state)
     {
         FileSystem = fs;
+        _repairs = new RepairBatch(fs);
         Reporter = reporter;
         MaxMem = Math.Max(maxMem, 4096);
         State = state;
@@ -57,25 +55,9 @@ internal sealed class SpaceCheckRun
     public string WhereBucket(byte device, ulong bucket) => $"{DeviceName}: dev {device} bucket {bucket}";
 
     /// <summary>Queues a repair; repairs commit in batches (and at <see cref="Flush"/>).</summary>
-    public void Repair(Action<Transaction> update)
-    {
-        _pending.Add(update);
-        if (_pending.Count >= RepairsPerTransaction)
-            Flush();
-    }
+    public void Repair(Action<Transaction> update) => _repairs.Add(update);
 
-    public void Flush()
-    {
-        if (_pending.Count == 0)
-            return;
-        var batch = _pending.ToArray();
-        _pending.Clear();
-        FileSystem.Transact(t =>
-        {
-            foreach (var update in batch)
-                update(t);
-        });
-    }
+    public void Flush() => _repairs.Flush();
 
     /// <summary>Writes <paramref name="value"/> as the alloc key of a bucket, or deletes the key when the value is the layout's default.</summary>
     public void WriteAlloc(DeviceLayout device, ulong bucket, AllocValue value, bool hasKey)
