@@ -252,11 +252,12 @@ public sealed class ExtentStore : ISpaceOwners
 
     private void ZeroPartial(ulong inode, long from, long to, CommitOptions options, Action<Transaction>? also)
     {
-        // Only where data exists: zeroing a hole would allocate.
+        // Only where data exists: a hole or a reservation already reads as zeros, and writing
+        // there would allocate (past the end of a file, data where only a reservation may be).
         var first = from / Sector * Sector;
         var mapped = false;
-        foreach (var _ in Map(inode, (ulong)(first / Sector), (ulong)(first / Sector) + 1))
-            mapped = true;
+        foreach (var (key, _) in Map(inode, (ulong)(first / Sector), (ulong)(first / Sector) + 1))
+            mapped |= key.Type == KeyType.Extent;
         if (!mapped)
             return;
         var zeros = new byte[to - from];

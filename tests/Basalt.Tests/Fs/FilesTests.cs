@@ -216,6 +216,23 @@ public sealed class FilesTests
         SpaceChecksClean(fs);
     }
 
+    [Fact]
+    public void Punching_part_of_a_sector_of_a_reservation_past_the_end_writes_no_data()
+    {
+        // Regression (files model seed 1500774621): the partial sector of a punch over a
+        // keep-size reservation was zeroed with a data write, leaving data past the end of file.
+        using var device = new MemoryBlockDevice(16 * 1024 * 1024, "mem.img");
+        using var fs = BasaltFileSystem.Format(device, Geometry);
+        var f = fs.Files;
+        var file = f.Create(FsPositions.RootIno, B("f"), 0x1A4);
+        f.Fallocate(file.Ino, FallocateFlags.KeepSize, 0, 32768);
+        f.Fallocate(file.Ino, FallocateFlags.PunchHole | FallocateFlags.KeepSize, 1000, 5000);
+        f.Fallocate(file.Ino, FallocateFlags.ZeroRange | FallocateFlags.KeepSize, 9000, 100);
+        Assert.DoesNotContain(fs.Data.Map(file.Ino, 0, ulong.MaxValue), e => e.Key.Type == KeyType.Extent);
+        Basalt.Fsck.Files.FileChecks.Run(fs, repair: false, out var findings);
+        Assert.True(findings.Count == 0, string.Join("; ", findings.Select(x => x.ToString())));
+    }
+
     private static void SpaceChecksClean(BasaltFileSystem fs)
     {
         Basalt.Fsck.Space.SpaceChecks.Run(fs, repair: false, out var findings);
