@@ -18,6 +18,7 @@
 // last transaction committed (upper).
 using System.Buffers.Binary;
 using Basalt.Btree;
+using Basalt.Diagnostics;
 using Basalt.Devices;
 using Basalt.Format;
 using Basalt.Journal;
@@ -253,11 +254,24 @@ internal static class JournalCrashWorkload
                 }
                 else
                 {
-                    fx.Fs.Transactor.Transact(t =>
+                    while (true)
                     {
-                        Apply(t, plan, k);
-                        return true;
-                    }, commit, out result);
+                        try
+                        {
+                            fx.Fs.Transactor.Transact(t =>
+                            {
+                                Apply(t, plan, k);
+                                return true;
+                            }, commit, out result);
+                            break;
+                        }
+                        catch (BasaltException e) when (e.Code == ErrorCode.TransactionTooLarge && plan.Count > 1)
+                        {
+                            // A plan whose range deletes reach more keys than the tiny journal's entry
+                            // holds (nothing was committed): the same transaction with fewer operations.
+                            plan = [.. plan.Where(op => op.Kind != 3).Take(plan.Count / 2)];
+                        }
+                    }
                 }
                 ApplyToModel(model, plan, k);
                 snapshots.Add(new SortedDictionary<Bpos, (KeyType Type, byte[] Value)>(model));
