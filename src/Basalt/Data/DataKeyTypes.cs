@@ -1,5 +1,6 @@
-// The key types of the data and backpointer layers (extent, error, backpointer): validators,
-// printers and the extent trigger, registered in the btree's key-type table at start-up.
+// The key types of the data and backpointer layers (extent, error, reservation, backpointer,
+// reflink pointer, indirect extent): validators, printers and the extent and reflink pointer
+// triggers, registered in the btree's key-type table at start-up.
 using Basalt.Alloc;
 using Basalt.Backpointers;
 using Basalt.Btree;
@@ -17,6 +18,9 @@ public static class DataKeyTypes
         KeyTypeTable.Register(KeyType.Reservation, new KeyTypeBehaviour(KeyTypeTable.ValidateEmpty, _ => "allocated, unwritten: reads as zeros",
             ExtentTriggers.ExtentTrigger));
         KeyTypeTable.Register(KeyType.Backpointer, new KeyTypeBehaviour(ValidateBackpointer, PrintBackpointer));
+        KeyTypeTable.Register(KeyType.ReflinkP, new KeyTypeBehaviour(ValidateReflinkPointer, PrintReflinkPointer, ReflinkTriggers.PointerTrigger));
+        // Indirect extents have no trigger: their data is charged by whoever creates, splits or deletes them (ExtentTriggers.ChargeIndirect).
+        KeyTypeTable.Register(KeyType.ReflinkV, new KeyTypeBehaviour(ValidateIndirect, ReflinkIndirect.ToText));
         return true;
     });
 
@@ -38,10 +42,31 @@ public static class DataKeyTypes
     private static string PrintBackpointer(ReadOnlySpan<byte> value) =>
         BackpointerValue.TryRead(value, out var bp, out var problem) ? bp.ToText() : $"invalid backpointer: {problem}";
 
-    private static bool ValidateExtent(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
+    private static bool ValidateExtent(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem) =>
+        ExtentValue.TryRead(value, out var e, out problem) && ValidateExtent(context, e, out problem);
+
+    private static bool ValidateIndirect(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
     {
-        if (!ExtentValue.TryRead(value, out var e, out problem))
+        if (!ReflinkIndirect.TryRead(value, out _, out var e, out problem) || !ValidateExtent(context, e, out problem))
             return false;
+        if (context.Key.Pos.Inode != 0 || context.Key.Pos.Snapshot != 0 || context.Key.Pos.Offset - context.Key.Size < ReflinkSpace.FirstSector)
+        {
+            problem = $"indirect extent at {context.Key.Pos.ToText()}: reflink space is (0, sector 1 and up, 0)";
+            return false;
+        }
+        return true;
+    }
+
+    private static bool ValidateReflinkPointer(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem) =>
+        ReflinkPointer.TryRead(value, out var p, out problem) && (problem = p.CheckAgainstKey(context.Key.Size)) is null;
+
+    private static string PrintReflinkPointer(ReadOnlySpan<byte> value) =>
+        ReflinkPointer.TryRead(value, out var p, out var problem)
+            ? $"-> reflink {p.Idx} (refs from {p.Idx - p.FrontPad}, {p.BackPad} past its end)"
+            : $"invalid reflink pointer: {problem}";
+
+    private static bool ValidateExtent(in KeyValueContext context, ExtentValue e, out string? problem)
+    {
         problem = e.CheckAgainstKey(context.Key.Size);
         if (problem is not null)
             return false;

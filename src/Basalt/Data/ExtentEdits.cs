@@ -2,7 +2,8 @@
 // reservation key) overlapping [start, end) is deleted, or trimmed to what lies outside, or split
 // in two when the range is inside it. Extents are indexed by their end, so the piece after the
 // range keeps the original key position (its window moves forward) and the piece before it gets
-// a new key at `start` (same window). The triggers run on each position's (old, new) pair.
+// a new key at `start` (same window); a reflink pointer's pieces keep the range it took its
+// references on. The triggers run on each position's (old, new) pair.
 using Basalt.Format;
 using Basalt.Transactions;
 
@@ -37,10 +38,10 @@ public static class ExtentEdits
                     return Math.Max(start, ks);
                 edited++;
                 if (ks < start)
-                    t.Set(BtreeId.Extents, new Bkey(ExtentStore.EndPos(inode, start), key.Type, (uint)(start - ks)), value);
+                    t.Set(BtreeId.Extents, new Bkey(ExtentStore.EndPos(inode, start), key.Type, (uint)(start - ks)), Piece(key, value, ks, start));
                 if (ke > end)
                 {
-                    t.Set(BtreeId.Extents, new Bkey(key.Pos, key.Type, (uint)(ke - end)), MoveWindow(key.Type, value, (uint)(end - ks)));
+                    t.Set(BtreeId.Extents, new Bkey(key.Pos, key.Type, (uint)(ke - end)), Piece(key, value, end, ke));
                     return end;
                 }
                 t.Delete(BtreeId.Extents, key.Pos);
@@ -51,10 +52,24 @@ public static class ExtentEdits
         }
     }
 
-    private static byte[] MoveWindow(KeyType type, byte[] value, uint by)
+    /// <summary>
+    /// The value of the piece [<paramref name="from"/>, <paramref name="to"/>) of a key: an extent's
+    /// window moves to the piece's first sector; a reflink pointer's idx does too, and its pads grow
+    /// so it still names the range it took its references on; other values stay as they are.
+    /// </summary>
+    public static byte[] Piece(in Bkey key, byte[] value, ulong from, ulong to)
     {
-        if (type != KeyType.Extent || !ExtentValue.TryRead(value, out var extent, out _))
+        var ks = key.Pos.Offset - key.Size;
+        if (from == ks && to == key.Pos.Offset)
             return value;
-        return extent.WithWindow(extent.Window + by).ToBytes();
+        switch (key.Type)
+        {
+            case KeyType.Extent when ExtentValue.TryRead(value, out var extent, out _):
+                return from == ks ? value : extent.WithWindow(extent.Window + (uint)(from - ks)).ToBytes();
+            case KeyType.ReflinkP when ReflinkPointer.TryRead(value, out var pointer, out _):
+                return pointer.Piece(ks, key.Pos.Offset, from, to).ToBytes();
+            default:
+                return value;
+        }
     }
 }

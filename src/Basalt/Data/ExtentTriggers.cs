@@ -64,19 +64,36 @@ public static class ExtentTriggers
                 BasaltException.Throw(ErrorCode.InvalidArgument, $"{version.Key.ToText()}: {problem}");
             return; // an old value a node read let through cannot be charged back; check_allocations repairs the bucket
         }
-        var sectors = ExtentValue.DiskSectors(version.Key.Size);
+        Charge(t, layout, btree, version.Key, extent, sign);
+    }
+
+    /// <summary>
+    /// Charges (+1) or releases (-1) the data of an indirect extent: its pointers' sectors and
+    /// backpointers, owned by the reflink btree. Indirect extents have no trigger of their own (a
+    /// refcount change must not recharge them), so whoever creates, splits or deletes one calls this.
+    /// </summary>
+    public static void ChargeIndirect(ITriggerTransaction t, in Bkey key, ExtentValue extent, int sign)
+    {
+        if (Fault == ExtentTriggerFault.Disabled)
+            return;
+        Charge(t, SpaceTriggers.LayoutOf(t), BtreeId.Reflink, key, extent, sign);
+    }
+
+    private static void Charge(ITriggerTransaction t, SpaceLayout layout, BtreeId btree, Bkey key, ExtentValue extent, int sign)
+    {
+        var sectors = ExtentValue.DiskSectors(key.Size);
         foreach (var ptr in extent.Ptrs)
         {
             if (!layout.TryGet(ptr.Device, out var dev))
             {
                 if (sign > 0)
-                    BasaltException.Throw(ErrorCode.InvalidArgument, $"{version.Key.ToText()}: pointer to device {ptr.Device}, which does not exist");
+                    BasaltException.Throw(ErrorCode.InvalidArgument, $"{key.ToText()}: pointer to device {ptr.Device}, which does not exist");
                 continue;
             }
             if (dev.CheckDataPointer(ptr.OffsetSectors, extent.CoveredSectors) is { } bad)
             {
                 if (sign > 0)
-                    BasaltException.Throw(ErrorCode.InvalidArgument, $"{version.Key.ToText()}: {bad}");
+                    BasaltException.Throw(ErrorCode.InvalidArgument, $"{key.ToText()}: {bad}");
                 continue; // an old pointer outside the data buckets was never charged: check_allocations reports it
             }
             var bucket = new BucketRef(ptr.Device, dev.BucketOf(ptr.OffsetSectors));
@@ -86,17 +103,17 @@ public static class ExtentTriggers
                 if (sign > 0)
                 {
                     BasaltException.Throw(ErrorCode.InvalidArgument,
-                        $"{version.Key.ToText()}: pointer {ptr.ToText()} into {bucket.ToText()} whose gen is {alloc.Gen}");
+                        $"{key.ToText()}: pointer {ptr.ToText()} into {bucket.ToText()} whose gen is {alloc.Gen}");
                 }
                 // A stale pointer holds nothing in its bucket; its backpointer, if one was left, goes.
                 if (!ptr.Cached)
-                    DeleteOwnBackpointer(t, btree, version.Key.Pos, ptr, extent.Window);
+                    DeleteOwnBackpointer(t, btree, key.Pos, ptr, extent.Window);
                 continue;
             }
             if (sign > 0 && !alloc.IsEmptyState && alloc.DataType != BucketDataType.User && alloc.DataType != BucketDataType.Cached)
             {
                 BasaltException.Throw(ErrorCode.InvalidArgument,
-                    $"{version.Key.ToText()}: user data pointer into {bucket.ToText()}, which holds {alloc.DataType.ToText()}");
+                    $"{key.ToText()}: user data pointer into {bucket.ToText()}, which holds {alloc.DataType.ToText()}");
             }
             var wasEmpty = alloc.IsEmptyState;
             if (ptr.Cached)
@@ -119,12 +136,12 @@ public static class ExtentTriggers
                 continue;
             if (sign > 0)
             {
-                var bp = new BackpointerValue(btree, 0, BucketDataType.User, ptr.Gen, sectors, version.Key.Pos);
+                var bp = new BackpointerValue(btree, 0, BucketDataType.User, ptr.Gen, sectors, key.Pos);
                 t.Set(BtreeId.Backpointers, new Bkey(bpPos, KeyType.Backpointer), bp.ToArray());
             }
             else
             {
-                DeleteOwnBackpointer(t, btree, version.Key.Pos, ptr, extent.Window);
+                DeleteOwnBackpointer(t, btree, key.Pos, ptr, extent.Window);
             }
         }
     }
