@@ -209,8 +209,8 @@ internal sealed class GetCopier
         var endSector = (ulong)((size + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize);
         foreach (var (key, _) in _fs.Data.Map(ino, 0, endSector))
         {
-            if (key.Type != KeyType.Extent)
-                continue;
+            if (!key.Type.HoldsData())
+                continue; // a hole or a reservation reads as zeros; lost data is read so the error names the file
             var (start, end) = TreeCopy.ToBlocks((long)(key.Pos.Offset - key.Size) * FormatLimits.SectorSize,
                 (long)key.Pos.Offset * FormatLimits.SectorSize, blockSize, size);
             if (start >= end)
