@@ -1,7 +1,7 @@
 // The reflink pointer trigger (DESIGN §2 invariant 7): runs on the coalesced (old, new) pair of a
 // reflink_p position in the extents btree. The new pointer takes a reference on every indirect
 // extent its padded range overlaps (its live range must be covered: a pointer to a missing
-// indirect extent is refused); the old pointer then lets go of its references, and an indirect
+// indirect extent, which only damage makes, is an I/O error); the old pointer then lets go of its references, and an indirect
 // extent whose refcount reaches zero is deleted and its data released. References are taken
 // before they are let go, so a pointer trimmed or split in place never frees what it still uses.
 using Basalt.Btree;
@@ -93,7 +93,8 @@ public static class ReflinkTriggers
             MissingIndirect(owner, covered, liveStart, liveEnd);
     }
 
+    /// <summary>Only damage makes a pointer whose data is gone: an I/O error (EIO), as a read of it is; fsck repairs it.</summary>
     private static void MissingIndirect(in Bkey owner, ulong at, ulong liveStart, ulong liveEnd) =>
-        BasaltException.Throw(ErrorCode.InvalidArgument,
-            $"{owner.ToText()}: reflink pointer to a missing indirect extent at reflink sector {at} (its range is {liveStart}..{liveEnd})");
+        BasaltException.Throw(ErrorCode.IoError,
+            $"{owner.ToText()}: reflink pointer to a missing indirect extent at reflink sector {at} (its range is {liveStart}..{liveEnd}; fsck repairs it)");
 }

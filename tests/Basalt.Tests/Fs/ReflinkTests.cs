@@ -199,4 +199,38 @@ public sealed class ReflinkTests
             AssertRefcountsExact(fs);
         }
     }
+
+    [Fact]
+    public void Copygc_moves_shared_data_in_pieces_that_keep_their_refcount()
+    {
+        using var device = new MemoryBlockDevice(32 * 1024 * 1024, "mem.img");
+        using var fs = BasaltFileSystem.Format(device, FilesTests.Geometry);
+        var f = fs.Files;
+        var data = Pattern(300_000, 7);
+        var a = f.Create(Root, FilesTests.B("a"), 0x1A4).Ino;
+        var b = f.Create(Root, FilesTests.B("b"), 0x1A4).Ino;
+        f.Write(a, 0, data);
+        f.CloneFile(a, b);
+        f.Write(b, 100_000, Pattern(5000, 8));   // b's pointer splits around new data
+        var expectB = ReadAll(f, b);
+        var dirty = DirtySectors(fs);
+
+        var it = fs.Btrees[BtreeId.Reflink].Iterate(Bpos.Min, Bpos.Max);
+        Assert.True(it.MoveNext());
+        Assert.True(ReflinkIndirect.TryRead(it.Value, out var refcount, out var extent, out _));
+        var ptr = extent.Ptrs[0];
+        var bucket = new Basalt.Alloc.BucketRef(ptr.Device, fs.Space.Layout[ptr.Device].BucketOf(ptr.OffsetSectors));
+        Assert.True(fs.Data.Evacuate(bucket) > 0);
+
+        Assert.Equal(data, ReadAll(f, a));
+        Assert.Equal(expectB, ReadAll(f, b));
+        Assert.Equal(dirty, DirtySectors(fs));
+        var alloc = fs.Btrees[BtreeId.Alloc].Iterate(Basalt.Alloc.SpacePositions.Bucket(bucket), Basalt.Alloc.SpacePositions.Bucket(bucket));
+        Assert.True(!alloc.MoveNext() || (Basalt.Alloc.AllocValue.TryRead(alloc.Value, out var state, out _) && state.DirtySectors == 0));
+        AssertRefcountsExact(fs);
+        f.Unlink(Root, FilesTests.B("a"));
+        f.Unlink(Root, FilesTests.B("b"));
+        Assert.Empty(Indirect(fs));
+        Assert.Equal(0L, DirtySectors(fs));
+    }
 }
