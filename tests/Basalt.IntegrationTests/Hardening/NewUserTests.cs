@@ -108,4 +108,52 @@ public sealed class NewUserTests
         var list = CliRunner.Succeeds("list", CliImages.WithKeys(dir, 10), "--btree", "test", "--json");
         Assert.DoesNotContain("overlay", list.Out, StringComparison.Ordinal);
     }
+
+    /// <summary>
+    /// The usage lines of README.md run in order, as a new user would paste them, on a fresh image
+    /// and a small local tree: each must succeed (fsck may report the damage the lines before it
+    /// made: exit 1 or 4). Only the demo (run by its own tests) and the publish lines are left out.
+    /// </summary>
+    [Fact]
+    public void The_readme_usage_lines_run_in_order_on_a_fresh_image()
+    {
+        using var dir = new TempDirectory("readme");
+        var photos = Path.Combine(dir.Path, "photos");
+        Directory.CreateDirectory(Path.Combine(photos, "2026"));
+        File.WriteAllBytes(Path.Combine(photos, "2026", "a.jpg"), CliImages.DataOf(3, 70_000));
+        var lines = File.ReadAllLines(Path.Combine(RepositoryRoot(), "README.md"))
+            .Where(l => l.StartsWith("    basalt ", StringComparison.Ordinal))
+            .Select(l => l.Trim())
+            .ToList();
+        Assert.True(lines.Count >= 20, $"README.md has {lines.Count} usage lines");
+        foreach (var line in lines)
+        {
+            var command = line.Split(" #", 2)[0].Split(" > ", 2)[0].Trim();
+            var args = command.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..]
+                .Select(a => a switch
+                {
+                    "disk.img" => Path.Combine(dir.Path, "disk.img"),
+                    "./photos" => photos,
+                    "./restored" => Path.Combine(dir.Path, "restored"),
+                    _ => a,
+                })
+                .ToArray();
+            if (args[0] == "demo")
+                continue;
+            var result = CliRunner.Run(args);
+            var allowed = args[0] == "fsck" ? new[] { 0, 1, 4 } : [0];
+            Assert.True(allowed.Contains(result.ExitCode), $"README line '{line}': {result}");
+        }
+        Assert.Equal(CliImages.DataOf(3, 70_000), File.ReadAllBytes(Path.Combine(dir.Path, "restored", "2026", "a.jpg")));
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            if (File.Exists(Path.Combine(d.FullName, "Basalt.slnx")))
+                return d.FullName;
+        }
+        throw new InvalidOperationException($"no Basalt.slnx above {AppContext.BaseDirectory}");
+    }
 }
