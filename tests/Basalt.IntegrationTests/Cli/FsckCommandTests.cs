@@ -41,6 +41,20 @@ public sealed class FsckCommandTests
     }
 
     [Fact]
+    public void Fsck_takes_max_keys_for_the_json_list_of_lost_keys_and_refuses_a_negative_one()
+    {
+        using var dir = new TempDirectory("cli-fsck");
+        var path = CliImages.Formatted(dir);
+        using (var doc = System.Text.Json.JsonDocument.Parse(CliRunner.Succeeds("fsck", "-n", "--json", "--max-keys", "0", path).Out))
+        {
+            Assert.Equal(0, doc.RootElement.GetProperty("lost_keys_total").GetInt64());
+            Assert.Empty(doc.RootElement.GetProperty("lost_keys").EnumerateArray());
+        }
+        CliRunner.Fails(16, ["fsck", "-n", "--max-keys", "-1", path], "--max-keys");
+        CliRunner.Fails(16, ["fsck", "-n", "--max-keys", "many", path], "--max-keys");
+    }
+
+    [Fact]
     public void Fsck_flags_exclude_each_other()
     {
         CliRunner.Fails(16, ["fsck", "-n", "-y", "x.img"], "exclude each other");

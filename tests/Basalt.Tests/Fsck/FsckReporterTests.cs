@@ -26,6 +26,20 @@ public sealed class FsckReporterTests
         Assert.Equal(never, reporter.Report(NeverId, "here", "c"));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    [InlineData(100)]
+    public void Lost_keys_are_all_counted_and_named_up_to_the_cap(int cap)
+    {
+        var reporter = new FsckReporter(new FsckOptions { Mode = FsckMode.Yes, MaxLostKeys = cap });
+        for (ulong i = 0; i < 10; i++)
+            reporter.KeyLost(BtreeId.Test, new Bpos(1, i));
+        Assert.Equal(10, reporter.LostKeyCount);
+        Assert.Equal(Math.Min(cap, 10), reporter.LostKeys.Count);
+        Assert.Equal(Enumerable.Range(0, Math.Min(cap, 10)).Select(i => (BtreeId.Test, new Bpos(1, (ulong)i))), reporter.LostKeys);
+    }
+
     [Fact]
     public void CheckOnly_repairs_where_yes_does_but_counts_nothing_as_corrected()
     {
