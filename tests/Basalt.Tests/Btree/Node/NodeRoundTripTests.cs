@@ -29,6 +29,31 @@ public sealed class NodeRoundTripTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Appended_bsets_with_a_blacklisted_journal_seq_are_skipped_and_counted()
+    {
+        // Journal seqs 1, 2, 3: seq 2 was written but never flushed before a crash.
+        var node = new TestNode(BtreeId.Test, 0, Bpos.Min, Bpos.Max)
+            .Write(Cookies("a", 1, 2, 3))
+            .Write(Cookies("b", 2, 4))
+            .Write(Cookies("c", 5));
+
+        var all = node.Read();
+        Assert.Equal(0, all.BlacklistedBsets);
+        Assert.Equal(new Dictionary<ulong, string> { [1] = "a:1", [2] = "b:2", [3] = "a:3", [4] = "b:4", [5] = "c:5" }, Contents(all.Keys));
+
+        var result = BtreeNodeReader.Read(node.Slot, node.Context() with { IsBlacklisted = seq => seq == 2 });
+        Assert.True(result.Ok, result.ToText());
+        Assert.Empty(result.Findings);
+        Assert.Equal(1, result.BlacklistedBsets);
+        Assert.Equal(new Dictionary<ulong, string> { [1] = "a:1", [2] = "a:2", [3] = "a:3", [5] = "c:5" }, Contents(result.Keys));
+
+        // The first bset is the node itself: its seq being blacklisted does not hide it here.
+        var first = BtreeNodeReader.Read(node.Slot, node.Context() with { IsBlacklisted = seq => seq == 1 });
+        Assert.Equal(0, first.BlacklistedBsets);
+        Assert.Equal(all.Keys.Count, first.Keys.Count);
+    }
+
+    [Fact]
     public void Appended_bsets_merge_newest_wins_and_deletions_shadow_older_keys()
     {
         var node = new TestNode(BtreeId.Test, 0, Bpos.Min, Bpos.Max)
