@@ -147,33 +147,61 @@ public sealed class ReflinkFsckTests
         AssertRepaired(device);
     }
 
+    /// <summary>
+    /// /c: 300 one-sector pointers, each into /a's range with pads of its own: more padded starts
+    /// and ends than the smallest budget holds (512 values), so check_reflink counts in windows.
+    /// </summary>
+    private static void ManyPointers(BasaltFileSystem fs, Shared s)
+    {
+        var c = fs.Files.Create(Root, B("c"), 0x1A4).Ino;
+        fs.Files.Truncate(c, 300 * FormatLimits.SectorSize);
+        for (var k = 0UL; k < 300; k += 20)
+        {
+            fs.Transact(t =>
+            {
+                for (var i = k; i < k + 20; i++)
+                {
+                    var offset = i % s.Sectors;
+                    var front = (uint)Math.Min(offset, i % 5);
+                    var back = (uint)Math.Min(s.Sectors - offset - 1, i % 7);
+                    t.Set(BtreeId.Extents, new Bkey(ExtentStore.EndPos(c, i + 1), KeyType.ReflinkP, 1),
+                        new ReflinkPointer(At + offset, front, back).ToBytes());
+                }
+            });
+        }
+    }
+
     [Fact]
     public void Many_pointers_with_pads_are_clean_when_a_tiny_max_mem_forces_windows()
     {
         var device = Image((fs, s) =>
         {
-            // 300 one-sector pointers in /c, each into /a's range with pads of its own: more padded
-            // starts and ends than the smallest budget holds (512 values).
-            var c = fs.Files.Create(Root, B("c"), 0x1A4).Ino;
-            fs.Files.Truncate(c, 300 * FormatLimits.SectorSize);
-            for (var k = 0UL; k < 300; k += 20)
-            {
-                fs.Transact(t =>
-                {
-                    for (var i = k; i < k + 20; i++)
-                    {
-                        var offset = i % s.Sectors;
-                        var front = (uint)Math.Min(offset, i % 5);
-                        var back = (uint)Math.Min(s.Sectors - offset - 1, i % 7);
-                        t.Set(BtreeId.Extents, new Bkey(ExtentStore.EndPos(c, i + 1), KeyType.ReflinkP, 1),
-                            new ReflinkPointer(At + offset, front, back).ToBytes());
-                    }
-                });
-            }
+            ManyPointers(fs, s);
             AssertClean(fs, maxMem: 4096);
         });
         var report = AssertRepaired(device, maxMem: 4096);
         Assert.True(report.Counters["check_reflink: refcount rounds"] > 1, "the tiny budget did not force windows");
+    }
+
+    [Fact]
+    public void Refcounts_counted_in_windows_find_each_wrong_one()
+    {
+        ulong[] truth = [];
+        var device = Image((fs, s) =>
+        {
+            ManyPointers(fs, s);
+            var indirect = Indirect(fs);
+            truth = [.. indirect.Select(k => ReflinkIndirect.Refcount(k.Value))];
+            fs.Transact(t =>
+            {
+                foreach (var (key, value) in indirect)
+                    t.Set(BtreeId.Reflink, key, ReflinkIndirect.WithRefcount(value, ReflinkIndirect.Refcount(value) + 1));
+            });
+        });
+        var report = AssertRepaired(device, 4096, Enumerable.Repeat(FsckErrorId.ReflinkVRefcountWrong, truth.Length).ToArray());
+        Assert.True(report.Counters["check_reflink: refcount rounds"] > 1, "the tiny budget did not force windows");
+        using var fs = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
+        Assert.Equal(truth, Indirect(fs).Select(k => ReflinkIndirect.Refcount(k.Value)));
     }
 
     // ---- check_reflink --------------------------------------------------------------------------
