@@ -72,6 +72,7 @@ public static class KeyTypeTable
                      KeyType.Whiteout, KeyType.Error, KeyType.HashWhiteout, KeyType.Extent, KeyType.Reservation, KeyType.Inode,
                      KeyType.Dirent, KeyType.Xattr, KeyType.Alloc, KeyType.ReflinkP, KeyType.ReflinkV, KeyType.InlineData,
                      KeyType.Set, KeyType.Backpointer, KeyType.BucketGens, KeyType.LoggedOpTruncate, KeyType.LoggedOpFinsert,
+                     KeyType.LoggedOpReflink,
                      KeyType.Accounting,
                  })
         {

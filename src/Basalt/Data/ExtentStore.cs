@@ -257,7 +257,7 @@ public sealed class ExtentStore : ISpaceOwners
         var first = from / Sector * Sector;
         var mapped = false;
         foreach (var (key, _) in Map(inode, (ulong)(first / Sector), (ulong)(first / Sector) + 1))
-            mapped |= key.Type == KeyType.Extent;
+            mapped |= key.Type.HoldsData();
         if (!mapped)
             return;
         var zeros = new byte[to - from];
@@ -319,6 +319,13 @@ public sealed class ExtentStore : ISpaceOwners
                     throw new BasaltException(ErrorCode.IoError,
                         $"inode {inode} offset {from}: data lost ({key.ToText()}: an earlier repair found it unreadable)");
                 }
+                if (key.Type == KeyType.ReflinkP)
+                {
+                    batch.Flush();
+                    ReadIndirect(inode, from, to, key, it.Value, destination[(int)(from - offset)..]);
+                    filled = to;
+                    continue;
+                }
                 if (key.Type != KeyType.Extent)
                 {
                     // reservations read as zeros
@@ -369,6 +376,54 @@ public sealed class ExtentStore : ISpaceOwners
         finally
         {
             ArrayPool<byte>.Shared.Return(run);
+        }
+    }
+
+    /// <summary>
+    /// Bytes [from, to) of a file range that is a reflink pointer: the indirect extents it names,
+    /// each read as an extent of the file would be (the whole run, verified, the window copied out).
+    /// </summary>
+    private void ReadIndirect(ulong inode, long from, long to, Bkey key, ReadOnlySpan<byte> value, Span<byte> destination)
+    {
+        if (!ReflinkPointer.TryRead(value, out var pointer, out var problem) || (problem = pointer.CheckAgainstKey(key.Size)) is not null)
+            throw new BasaltException(ErrorCode.IoError, $"inode {inode} offset {from}: reflink pointer {key.ToText()} is invalid: {problem}");
+        var ks = key.Pos.Offset - key.Size;
+        var firstSector = (ulong)(from / Sector);
+        var endSector = (ulong)((to + Sector - 1) / Sector);
+        // File sector f maps to reflink sector pointer.Idx + (f - ks).
+        var rStart = pointer.Idx + (firstSector - ks);
+        var rEnd = pointer.Idx + (endSector - ks);
+        var filled = from;
+        var it = _engine[BtreeId.Reflink].Iterate(ReflinkSpace.FirstOverlapping(rStart), ReflinkSpace.Last);
+        while (filled < to && it.MoveNext())
+        {
+            var v = it.Key;
+            var vs = v.Pos.Offset - v.Size;
+            if (vs >= rEnd)
+                break;
+            var a = Math.Max(vs, rStart);
+            var b = Math.Min(v.Pos.Offset, rEnd);
+            var pieceFrom = Math.Max(from, (long)(ks + (a - pointer.Idx)) * Sector);
+            var pieceTo = Math.Min(to, (long)(ks + (b - pointer.Idx)) * Sector);
+            if (pieceFrom > filled)
+                break; // a gap: reported below
+            if (v.Type != KeyType.ReflinkV)
+            {
+                throw new BasaltException(ErrorCode.IoError,
+                    $"inode {inode} offset {pieceFrom}: data lost ({v.ToText()} in the reflink btree: an earlier repair found it unreadable)");
+            }
+            if (!ReflinkIndirect.TryRead(it.Value, out _, out var extent, out problem))
+                throw new BasaltException(ErrorCode.IoError, $"inode {inode} offset {pieceFrom}: indirect extent {v.ToText()} is invalid: {problem}");
+            // The piece as an extent of this file: same run, window moved to the piece's first sector.
+            var fileEnd = ks + (b - pointer.Idx);
+            var asFileKey = new Bkey(EndPos(inode, fileEnd), KeyType.Extent, (uint)(b - a));
+            ReadWindow(inode, pieceFrom, pieceTo, asFileKey, extent.WithWindow(extent.Window + (uint)(a - vs)), destination[(int)(pieceFrom - from)..]);
+            filled = pieceTo;
+        }
+        if (filled < to)
+        {
+            throw new BasaltException(ErrorCode.IoError,
+                $"inode {inode} offset {filled}: reflink pointer {key.ToText()} names reflink sector {pointer.Idx + ((ulong)(filled / Sector) - ks)}, where no indirect extent is");
         }
     }
 
@@ -496,9 +551,11 @@ public sealed class ExtentStore : ISpaceOwners
     // ---- Copygc and gc_gens (ISpaceOwners) ------------------------------------------------------
 
     /// <summary>
-    /// Moves the live data of every extent with a pointer into <paramref name="bucket"/> to the
-    /// copygc write point: the live window is read (verified) and written as new runs, and the
-    /// extent is replaced in one transaction, only if it has not changed meanwhile.
+    /// Moves the live data of every extent (and indirect extent) with a pointer into
+    /// <paramref name="bucket"/> to the copygc write point: the live window is read (verified) and
+    /// written as new runs, and the key is replaced in one transaction, only if it has not changed
+    /// meanwhile. An indirect extent's pieces keep its refcount (every pointer that referenced it
+    /// references all of its pieces: its padded range covers them).
     /// </summary>
     public long Evacuate(BucketRef bucket)
     {
@@ -507,21 +564,23 @@ public sealed class ExtentStore : ISpaceOwners
         long moved = 0;
         foreach (var owner in BucketOwners.List(_engine, _space.Layout, bucket))
         {
-            if (owner.Backpointer.Btree == BtreeId.Extents && owner.Backpointer.Level == 0)
-                moved += MoveExtent(bucket, owner.Backpointer.Pos);
+            if (owner.Backpointer.Btree is BtreeId.Extents or BtreeId.Reflink && owner.Backpointer.Level == 0)
+                moved += MoveExtent(bucket, owner.Backpointer.Btree, owner.Backpointer.Pos);
         }
         return moved;
     }
 
-    private long MoveExtent(BucketRef bucket, Bpos owner)
+    private long MoveExtent(BucketRef bucket, BtreeId btree, Bpos owner)
     {
+        var indirect = btree == BtreeId.Reflink;
         // The key (its size) and value at the owner's position, in one lookup.
-        var it = _engine[BtreeId.Extents].Iterate(owner, owner);
-        if (!it.MoveNext() || it.Key.Type != KeyType.Extent)
+        var it = _engine[btree].Iterate(owner, owner);
+        if (!it.MoveNext() || it.Key.Type != (indirect ? KeyType.ReflinkV : KeyType.Extent))
             return 0;
         var key = it.Key;
         var valueBytes = it.Value.ToArray();
-        if (!ExtentValue.TryRead(valueBytes, out var extent, out _))
+        var extentBytes = indirect ? ReflinkIndirect.ExtentBytes(valueBytes).ToArray() : valueBytes;
+        if (!ExtentValue.TryRead(extentBytes, out var extent, out _))
             return 0;
         var dev = _space.Layout[bucket.Device];
         if (!extent.Ptrs.Any(p => p.Device == bucket.Device && dev.BucketOf(p.OffsetSectors) == bucket.Bucket && !p.Cached))
@@ -539,7 +598,8 @@ public sealed class ExtentStore : ISpaceOwners
             }
             var live = run.AsSpan((int)extent.Window * Sector, (int)key.Size * Sector);
             using var reservation = _space.Reserve(key.Size, Watermark.Reserve);
-            var pieces = new List<(Bkey Key, byte[] Value)>();
+            var checksumType = extent.ChecksumType == ChecksumType.None ? ChecksumType : extent.ChecksumType;
+            var pieces = new List<(Bkey Key, ExtentValue Value)>();
             var start = key.Pos.Offset - key.Size;
             var at = 0;
             while (at < live.Length)
@@ -551,24 +611,40 @@ public sealed class ExtentStore : ISpaceOwners
                 WriteData(ptr, piece);
                 var value = new ExtentValue
                 {
-                    ChecksumType = extent.ChecksumType == ChecksumType.None ? ChecksumType : extent.ChecksumType,
+                    ChecksumType = checksumType,
                     CoveredSectors = granted,
-                    Checksum = Checksums.Compute(extent.ChecksumType == ChecksumType.None ? ChecksumType : extent.ChecksumType, piece),
+                    Checksum = Checksums.Compute(checksumType, piece),
                     Ptrs = [ptr],
                 };
-                var pieceStart = start + (ulong)(at / Sector);
-                pieces.Add((new Bkey(EndPos(owner.Inode, pieceStart + granted), KeyType.Extent, granted), value.ToBytes()));
+                var pieceEnd = start + (ulong)(at / Sector) + granted;
+                var piecePos = indirect ? ReflinkSpace.EndPos(pieceEnd) : EndPos(owner.Inode, pieceEnd);
+                pieces.Add((new Bkey(piecePos, indirect ? KeyType.ReflinkV : KeyType.Extent, granted), value));
                 at += piece.Length;
             }
-            var expected = valueBytes;
             return _transactor!.Transact(t =>
             {
-                if (!t.TryGet(BtreeId.Extents, owner, out var k, out var current) || k.Size != key.Size || !current.AsSpan().SequenceEqual(expected))
+                if (!t.TryGet(btree, owner, out var k, out var current) || k.Size != key.Size || k.Type != key.Type ||
+                    !(indirect ? ReflinkIndirect.ExtentBytes(current) : current).SequenceEqual(extentBytes))
+                {
                     return 0L;
+                }
+                if (indirect)
+                {
+                    // Indirect extents have no trigger: release the old run and charge the pieces here.
+                    var refcount = ReflinkIndirect.Refcount(current);
+                    ExtentTriggers.ChargeIndirect(t, k, extent, -1);
+                    t.Delete(btree, owner);
+                    foreach (var (pk, pv) in pieces)
+                    {
+                        t.Set(btree, pk, ReflinkIndirect.ToBytes(refcount, pv));
+                        ExtentTriggers.ChargeIndirect(t, pk, pv, +1);
+                    }
+                    return (long)key.Size;
+                }
                 foreach (var (pk, pv) in pieces)
                 {
                     ExtentEdits.Clear(t, owner.Inode, pk.Pos.Offset - pk.Size, pk.Pos.Offset, int.MaxValue);
-                    t.Set(BtreeId.Extents, pk, pv);
+                    t.Set(btree, pk, pv.ToBytes());
                 }
                 return (long)key.Size;
             });
@@ -590,19 +666,28 @@ public sealed class ExtentStore : ISpaceOwners
             return 0;
         var layout = _space.Layout;
         var behind = layout.Devices.Select(d => new byte[d.Nbuckets]).ToArray();
-        var it = _engine[BtreeId.Extents].Iterate(Bpos.Min, Bpos.Max);
-        while (it.MoveNext())
+        foreach (var btree in (ReadOnlySpan<BtreeId>)[BtreeId.Extents, BtreeId.Reflink])
         {
-            if (it.Key.Type != KeyType.Extent || !ExtentValue.TryRead(it.Value, out var e, out _))
-                continue;
-            foreach (var p in e.Ptrs)
+            var it = _engine[btree].Iterate(Bpos.Min, Bpos.Max);
+            while (it.MoveNext())
             {
-                if (!layout.TryGet(p.Device, out var dev) || dev.BucketOf(p.OffsetSectors) >= dev.Nbuckets)
+                var bytes = it.Key.Type switch
+                {
+                    KeyType.Extent => it.Value,
+                    KeyType.ReflinkV => ReflinkIndirect.ExtentBytes(it.Value),
+                    _ => [],
+                };
+                if (bytes.IsEmpty || !ExtentValue.TryRead(bytes, out var e, out _))
                     continue;
-                var b = dev.BucketOf(p.OffsetSectors);
-                var distance = Gens.After(_space.GenOf(new BucketRef(p.Device, b)), p.Gen);
-                if (distance > behind[p.Device][b])
-                    behind[p.Device][b] = (byte)distance;
+                foreach (var p in e.Ptrs)
+                {
+                    if (!layout.TryGet(p.Device, out var dev) || dev.BucketOf(p.OffsetSectors) >= dev.Nbuckets)
+                        continue;
+                    var b = dev.BucketOf(p.OffsetSectors);
+                    var distance = Gens.After(_space.GenOf(new BucketRef(p.Device, b)), p.Gen);
+                    if (distance > behind[p.Device][b])
+                        behind[p.Device][b] = (byte)distance;
+                }
             }
         }
         var changed = 0;

@@ -68,7 +68,7 @@ public static class BtreeIds
         new(BtreeId.Orphans, "orphans", "open-but-unlinked inodes", false, true, [KeyType.Set]),
         new(BtreeId.Accounting, "accounting", "space accounting counters", false, false, [KeyType.Accounting]),
         new(BtreeId.LoggedOps, "logged_ops", "resumable multi-transaction operations", false, false,
-            [KeyType.LoggedOpTruncate, KeyType.LoggedOpFinsert]),
+            [KeyType.LoggedOpTruncate, KeyType.LoggedOpFinsert, KeyType.LoggedOpReflink]),
         new(BtreeId.Snapshots, "snapshots", "reserved: snapshots", false, false, []),
         new(BtreeId.Subvolumes, "subvolumes", "reserved: subvolumes", false, false, []),
         new(BtreeId.Stripes, "stripes", "reserved: erasure-coding stripes", false, false, []),

@@ -46,6 +46,8 @@ public enum KeyType : byte
     LoggedOpFinsert = 33,
     /// <summary>Accounting counters.</summary>
     Accounting = 34,
+    /// <summary>Resumable reflink (a range shared in several transactions).</summary>
+    LoggedOpReflink = 35,
     /// <summary>Test btree: an 8-byte counted value; its trigger keeps the test btree's summary key (count and sum) exact.</summary>
     Counted = 40,
 }
@@ -54,6 +56,9 @@ public static class KeyTypes
 {
     /// <summary>True for the types that mark a deletion rather than carry data.</summary>
     public static bool IsDeletion(this KeyType type) => type is KeyType.Deleted or KeyType.Whiteout;
+
+    /// <summary>True for the extents-btree keys whose range holds file data (or data known lost): not holes, not reservations.</summary>
+    public static bool HoldsData(this KeyType type) => type is KeyType.Extent or KeyType.ReflinkP or KeyType.Error;
 
     /// <summary>True when a number is one of the assigned key types.</summary>
     public static bool IsKnown(byte type) => Enum.IsDefined((KeyType)type);
@@ -78,6 +83,7 @@ public static class KeyTypes
         KeyType.Set => "set",
         KeyType.Backpointer => "backpointer",
         KeyType.BucketGens => "bucket_gens",
+        KeyType.LoggedOpReflink => "logged_op_reflink",
         KeyType.LoggedOpTruncate => "logged_op_truncate",
         KeyType.LoggedOpFinsert => "logged_op_finsert",
         KeyType.Accounting => "accounting",

@@ -12,7 +12,8 @@
 // transaction: an inode that loses its last link is put on the orphan list, and its extents and
 // xattrs are removed in batches before the inode and the orphan key go (at once, or when its
 // last open handle is released, or at the next mount); a truncate that cuts extents writes a
-// truncate intent with the new size, which the last batch deletes. Mount finishes both.
+// truncate intent with the new size, which the last batch deletes; a reflink of more than one
+// batch writes a reflink intent with its progress (Files.Reflink.cs). Mount finishes all three.
 //
 // Reads (stat, lookup, readdir, read) go straight to the btrees without the writer gate; writes
 // are serialised by it. Errors are BasaltExceptions whose codes map one to one onto errno
@@ -189,6 +190,7 @@ public sealed partial class Files : IInodeSectors
         {
             if (!Inodes.TryGet(FsPositions.Inode(FsPositions.RootIno), out _))
                 CreateRoot();
+            FinishReflinks();
             FinishTruncates();
             FinishOrphans();
         }

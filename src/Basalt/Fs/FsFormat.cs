@@ -80,6 +80,9 @@ public static class FsPositions
 
     public static Bpos Truncate(ulong ino) => new(0, ino, 0);
 
+    /// <summary>The intent of a reflink into <paramref name="dstIno"/> (one at a time per destination).</summary>
+    public static Bpos Reflink(ulong dstIno) => new(1, dstIno, 0);
+
     public static Bpos Slot(ulong owner, ulong slot) => new(owner, slot, uint.MaxValue);
 }
 
@@ -359,4 +362,50 @@ public readonly record struct TruncateIntent(ulong NewSize)
         problem = null;
         return true;
     }
+}
+
+/// <summary>
+/// The intent of a reflink that takes several transactions (48 bytes): sectors
+/// [SrcStart, SrcStart + Sectors) of the source are shared into the destination (the key's inode
+/// number) from DstStart; Done sectors are; the destination's size grows to at least DstSize bytes.
+/// </summary>
+public readonly record struct ReflinkIntent(ulong SrcIno, ulong SrcStart, ulong DstStart, ulong Sectors, ulong Done, ulong DstSize)
+{
+    public const int SizeOf = 48;
+
+    public byte[] ToBytes()
+    {
+        var b = new byte[SizeOf];
+        BinaryPrimitives.WriteUInt64LittleEndian(b, SrcIno);
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(8), SrcStart);
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(16), DstStart);
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(24), Sectors);
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(32), Done);
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(40), DstSize);
+        return b;
+    }
+
+    public static bool TryRead(ReadOnlySpan<byte> b, out ReflinkIntent intent, out string? problem)
+    {
+        intent = default;
+        if (b.Length != SizeOf)
+        {
+            problem = $"reflink intent of {b.Length} bytes (expected {SizeOf})";
+            return false;
+        }
+        intent = new ReflinkIntent(BinaryPrimitives.ReadUInt64LittleEndian(b), BinaryPrimitives.ReadUInt64LittleEndian(b[8..]),
+            BinaryPrimitives.ReadUInt64LittleEndian(b[16..]), BinaryPrimitives.ReadUInt64LittleEndian(b[24..]),
+            BinaryPrimitives.ReadUInt64LittleEndian(b[32..]), BinaryPrimitives.ReadUInt64LittleEndian(b[40..]));
+        if (intent.Done > intent.Sectors || intent.SrcStart + intent.Sectors < intent.SrcStart || intent.DstStart + intent.Sectors < intent.DstStart)
+        {
+            problem = $"reflink intent with {intent.Done} of {intent.Sectors} sectors done from sector {intent.SrcStart} to {intent.DstStart}";
+            intent = default;
+            return false;
+        }
+        problem = null;
+        return true;
+    }
+
+    public string ToText() =>
+        $"reflink inode {SrcIno} sectors {SrcStart}..{SrcStart + Sectors} to sector {DstStart} ({Done} done, size at least {DstSize})";
 }

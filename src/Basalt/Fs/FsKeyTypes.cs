@@ -17,6 +17,8 @@ public static class FsKeyTypes
         KeyTypeTable.Register(KeyType.HashWhiteout, new KeyTypeBehaviour(KeyTypeTable.ValidateEmpty, _ => "hash whiteout"));
         KeyTypeTable.Register(KeyType.LoggedOpTruncate,
             new KeyTypeBehaviour(ValidateTruncate, Print<TruncateIntent>(TruncateIntent.TryRead, v => $"truncate to {v.NewSize}")));
+        KeyTypeTable.Register(KeyType.LoggedOpReflink,
+            new KeyTypeBehaviour(ValidateReflink, Print<ReflinkIntent>(ReflinkIntent.TryRead, v => v.ToText())));
         return true;
     });
 
@@ -63,6 +65,9 @@ public static class FsKeyTypes
         }
         return true;
     }
+
+    private static bool ValidateReflink(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem) =>
+        ReflinkIntent.TryRead(value, out _, out problem);
 
     private static bool ValidateTruncate(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem) =>
         TruncateIntent.TryRead(value, out _, out problem);

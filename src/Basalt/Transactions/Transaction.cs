@@ -185,15 +185,29 @@ public sealed class Transaction : ITriggerTransaction
 
     /// <summary>
     /// Runs the triggers of every update not yet triggered, on its coalesced (old, new) pair, until
-    /// no trigger adds anything new. Old values are read from the btree (a miss restarts).
+    /// no trigger adds anything new. Old values are read from the btree (a miss restarts). Alloc
+    /// keys go last: other keys' triggers (and bodies that move data between owners) charge
+    /// buckets through them, so their own trigger runs once every charge of the transaction is in.
     /// </summary>
     internal void RunTriggers()
     {
+        var ran = true;
+        while (ran)
+        {
+            ran = RunPending(allocKeys: false);
+            ran |= RunPending(allocKeys: true);
+        }
+    }
+
+    private bool RunPending(bool allocKeys)
+    {
+        var ran = false;
         for (var i = 0; i < _updates.Count; i++)
         {
             var u = _updates[i];
-            if (u.Triggered)
+            if (u.Triggered || (u.Btree == BtreeId.Alloc) != allocKeys)
                 continue;
+            ran = true;
             ReadCommitted(u.Btree, u.Key.Pos, out var oldKey, out var oldValue);
             var oldTrigger = oldKey.Type == KeyType.Deleted ? null : KeyTypeTable.Get(oldKey.Type)?.Trigger;
             var newTrigger = u.Key.Type == KeyType.Deleted ? null : KeyTypeTable.Get(u.Key.Type)?.Trigger;
@@ -207,6 +221,7 @@ public sealed class Transaction : ITriggerTransaction
             if (oldTrigger is not null && oldTrigger != newTrigger)
                 oldTrigger(this, u.Btree, before, after);
         }
+        return ran;
     }
 
     /// <summary>The updates as the journal and the engine take them, sorted by btree and position.</summary>
