@@ -324,6 +324,30 @@ public sealed class ReflinkFsckTests
         Assert.Empty(Indirect(fs));
     }
 
+    // ---- check_extents over reflink pointers ----------------------------------------------------
+
+    [Fact]
+    public void Reflink_p_past_end_of_file_is_cut_keeping_its_references()
+    {
+        ulong b = 0;
+        var device = Image((fs, s) =>
+        {
+            b = s.B;
+            // /b's size says 10 sectors; its pointer covers 24.
+            Assert.True(fs.Btrees[BtreeId.Inodes].TryGet(FsPositions.Inode(s.B), out var value));
+            Assert.True(InodeValue.TryRead(value, out var inode, out _));
+            inode.Size = 10 * FormatLimits.SectorSize;
+            fs.Transact(t => t.Set(BtreeId.Inodes, new Bkey(FsPositions.Inode(s.B), KeyType.Inode), inode.ToBytes()));
+        });
+        AssertRepaired(device, FsckErrorId.ExtentPastEndOfFile);
+        using var fs = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
+        var (key, value) = FileKeys(fs, b).Single();
+        Assert.Equal((KeyType.ReflinkP, 10u), (key.Type, key.Size));
+        Assert.True(ReflinkPointer.TryRead(value, out var pointer, out _));
+        Assert.Equal((At, At + 24), pointer.Padded(key.Size));
+        Assert.Equal(10UL, fs.Files.GetAttr(b).Inode.Sectors);
+    }
+
     // ---- space checks over indirect extents -----------------------------------------------------
 
     [Fact]
