@@ -111,12 +111,19 @@ internal static class CheckReflink
                 j++;
         }
         var median = j == ends.Count || (i < starts.Count && starts[i] <= ends[j]) ? starts[i] : ends[j];
-        starts.RemoveRange(starts.BinarySearchFirstAtOrAbove(median), starts.Count - starts.BinarySearchFirstAtOrAbove(median));
-        ends.RemoveRange(ends.BinarySearchFirstAtOrAbove(median), ends.Count - ends.BinarySearchFirstAtOrAbove(median));
+        DropFrom(starts, median);
+        DropFrom(ends, median);
         return median;
     }
 
-    private static int BinarySearchFirstAtOrAbove(this List<ulong> sorted, ulong value)
+    /// <summary>Removes the values at or above <paramref name="value"/> from a sorted list.</summary>
+    private static void DropFrom(List<ulong> sorted, ulong value)
+    {
+        var first = FirstAtOrAbove(sorted, value);
+        sorted.RemoveRange(first, sorted.Count - first);
+    }
+
+    private static int FirstAtOrAbove(List<ulong> sorted, ulong value)
     {
         var (a, b) = (0, sorted.Count);
         while (a < b)
