@@ -2,13 +2,13 @@
 //
 // Mark: every bucket of every device starts from its stored gen (the alloc key; the bucket_gens
 // entry where a bucket has no key) and from its layout (journal and node-area buckets are full).
-// Then every data pointer is walked once (those of extents and of indirect extents, the reflink
-// btree's shared runs, whose value holds an extent after its refcount): a pointer to a missing device, outside the data
-// buckets, or stale while dirty is dropped (an extent left without pointers becomes an error key
-// of the same range, so its reads fail instead of returning zeros; an indirect extent has no
-// trigger, so its dropped pointers are released explicitly); a pointer whose gen is ahead
-// of its bucket's raises the bucket's gen; every other pointer adds the extent's live sectors to
-// its bucket's dirty (cached) count.
+// Then every data pointer is walked once: those of extents, and those of indirect extents (the
+// reflink btree's shared runs, whose value holds an extent after its refcount). A pointer to a
+// missing device, outside the data buckets, or stale while dirty is dropped (an extent left
+// without pointers becomes an error key of the same range, so its reads fail instead of returning
+// zeros; an indirect extent has no trigger, so its dropped pointers are released explicitly); a
+// pointer whose gen is ahead of its bucket's raises the bucket's gen; every other pointer adds the
+// extent's live sectors to its bucket's dirty (cached) count.
 //
 // Sweep: each bucket's recomputed value is compared field by field with the stored alloc key (a
 // bucket without one is in its layout state) and rewritten where they differ; keys naming no
