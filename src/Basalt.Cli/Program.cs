@@ -47,7 +47,7 @@ public static class Program
         var root = CreateRoot(cli, out var verbose);
 
         // No response files: an IMAGE path may start with '@'.
-        var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+        var parse = root.Parse(FileCommands.CpCommand.ExpandBareReflink(args), new ParserConfiguration { ResponseFileTokenReplacer = null });
         cli.Verbose = parse.GetValue(verbose);
         cli.Json = parse.Tokens.Any(t => t.Value == "--json");
         cli.CommandName = parse.CommandResult.Command is RootCommand ? "basalt" : CommandPath(parse.CommandResult.Command, root);

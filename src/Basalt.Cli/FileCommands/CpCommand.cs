@@ -1,18 +1,21 @@
-// basalt cp [-r] [-a|--archive] [-p|--preserve] [--reflink=never|auto|always] IMAGE SRC... DEST
+// basalt cp [-r] [-a|--archive] [-p|--preserve] [--reflink[=never|auto|always]] IMAGE SRC... DEST
 // Copies inside the image, as cp(1): when DEST is an existing directory each SRC is copied into
 // it under its last name; otherwise there must be one SRC, copied to DEST (an existing regular
 // file is overwritten, an existing directory merged into with -r).
 //
-// The bytes are copied, not shared: reflinks come with the reflink btree, so --reflink=always is
-// refused ("reflink copies are not supported yet"), and never and auto both copy. Holes stay
-// holes: the source is read in chunks of 1 MiB and each run of whole blocks that are all zero is
+// A regular file's data is shared, not copied (Files.CloneFile: the copy's extents are reflink
+// pointers to the source's data, and nothing is allocated for it) unless --reflink=never; as in
+// GNU cp, a bare --reflink means always and auto is the default. Inside one filesystem a reflink
+// always works, so auto and always behave the same. With --reflink=never the bytes are copied and
+// holes stay holes: the source is read in chunks of 1 MiB and each run of whole blocks that are all zero is
 // skipped (a hole reads as zeros; zeros written as data would read the same, so the copy is
 // equal either way), then the size is set, so a trailing hole stays too. A copied file gets the
 // source's permission bits (0777 of them; there is no umask); -p keeps all of the mode, the
 // owner, the access and modification times and the user.* xattrs; -a is -r and -p without
 // following symlinks. With -r or -a symlinks are copied as symlinks and special files as special
 // files; without, a symlink operand is followed. Hard links inside a copied tree become separate
-// files. Every create and every chunk write is its own transaction.
+// files. Every create, every clone of up to a few MiB of extents and every chunk write is its own
+// transaction.
 using System.CommandLine;
 using Basalt.Diagnostics;
 using Basalt.Fs;
@@ -29,8 +32,8 @@ internal static class CpCommand
         recursive.Aliases.Add("-R");
         var archive = new Option<bool>("--archive", "-a") { Description = "-r and -p, symlinks never followed" };
         var preserve = new Option<bool>("--preserve", "-p") { Description = "keep mode, owner, access and modification times, user.* xattrs" };
-        var reflink = CliOptions.Choice("--reflink", null, "share the data instead of copying it (only never and auto for now: both copy)",
-            ["never", "auto", "always"], "never");
+        var reflink = CliOptions.Choice("--reflink", null, "share the data instead of copying it (default auto; a bare --reflink is always)",
+            ["never", "auto", "always"], "auto");
         var image = new Argument<string>("IMAGE") { Description = "image file or block device" };
         var paths = new Argument<string[]>("PATH") { Description = "SRC... DEST: absolute paths inside the image", Arity = ArgumentArity.OneOrMore };
         var command = new Command("cp", "copy files and directories inside the image") { recursive, archive, preserve, reflink, image, paths };
@@ -39,12 +42,10 @@ internal static class CpCommand
             var operands = parse.GetValue(paths)!.Select(ImagePath.Parse).ToList();
             if (operands.Count < 2)
                 CliContext.Usage("DEST is missing");
-            if (parse.GetValue(reflink) == "always")
-                throw new FileCommandException(ErrorCode.NotSupported, "--reflink=always: reflink copies are not supported yet (use --reflink=auto or never)");
             var all = parse.GetValue(archive);
             using var fs = FileImage.OpenWritable(cli, parse.GetValue(image)!);
             var copier = new Copier(cli, fs.Files, (int)fs.Superblock.BlockSize, recursive: all || parse.GetValue(recursive),
-                preserve: all || parse.GetValue(preserve), noDereference: all || parse.GetValue(recursive));
+                preserve: all || parse.GetValue(preserve), noDereference: all || parse.GetValue(recursive), share: parse.GetValue(reflink) != "never");
             var dest = operands[^1];
             var sources = operands[..^1];
             var into = FileText.TryEntry(fs.Files, dest) is not null && FileText.Resolve(fs.Files, dest, follow: true).IsDirectory;
@@ -57,7 +58,17 @@ internal static class CpCommand
         return command;
     }
 
-    private sealed class Copier(CliContext cli, Files files, int blockSize, bool recursive, bool preserve, bool noDereference)
+    /// <summary>A bare <c>--reflink</c> (no value) of cp means <c>--reflink=always</c>, as in GNU cp; the parser needs the value spelled out.</summary>
+    public static string[] ExpandBareReflink(string[] args)
+    {
+        var command = Array.FindIndex(args, a => !a.StartsWith('-'));
+        if (command < 0 || args[command] != "cp")
+            return args;
+        var end = Array.IndexOf(args, "--");
+        return args.Select((a, i) => a == "--reflink" && i > command && (end < 0 || i < end) ? "--reflink=always" : a).ToArray();
+    }
+
+    private sealed class Copier(CliContext cli, Files files, int blockSize, bool recursive, bool preserve, bool noDereference, bool share)
     {
         private readonly byte[] _buffer = new byte[ChunkBytes];
 
@@ -132,7 +143,10 @@ internal static class CpCommand
                         RemoveNonDirectory(existing, parent, name, target);
                         copy = FileErrors.At(target, () => files.Create(parent.Ino, name, permissions));
                     }
-                    CopyData(attr, source, copy.Ino, target);
+                    if (share)
+                        FileErrors.At(target, () => files.CloneFile(attr.Ino, copy.Ino));
+                    else
+                        CopyData(attr, source, copy.Ino, target);
                     break;
                 case FileType.Symlink:
                     RemoveNonDirectory(existing, parent, name, target);

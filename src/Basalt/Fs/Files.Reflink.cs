@@ -27,8 +27,9 @@ public sealed partial class Files
     /// Shares bytes [<paramref name="srcOffset"/>, +<paramref name="length"/>) of regular file
     /// <paramref name="srcIno"/> into <paramref name="dstIno"/> at <paramref name="dstOffset"/>,
     /// replacing what was there (FICLONERANGE). Offsets must be multiples of 512; the length too,
-    /// unless the range ends at the source's end of file. A length of 0 means to the end of the
-    /// source. The destination grows to cover the range. Ranges of one file must not overlap.
+    /// unless the range ends at the source's end of file and reaches the destination's end of file
+    /// (or past it). A length of 0 means to the end of the source. The destination grows to cover
+    /// the range. Ranges of one file must not overlap.
     /// </summary>
     public void Reflink(ulong srcIno, long srcOffset, ulong dstIno, long dstOffset, long length)
     {
@@ -49,6 +50,8 @@ public sealed partial class Files
             return;
         if (length % Sector != 0 && (ulong)(srcOffset + length) != src.Size)
             BasaltException.Throw(ErrorCode.InvalidArgument, $"reflink from inode {srcIno}: length {length} must be a multiple of {Sector} unless it reaches the end of the file");
+        if (length % Sector != 0 && (ulong)(dstOffset + length) < dst.Size)
+            BasaltException.Throw(ErrorCode.InvalidArgument, $"reflink into inode {dstIno}: a range ending at the source's end of file ({srcOffset + length}) must reach the destination's end too ({dst.Size} bytes)");
         if (dstOffset + length > MaxFileSize)
             BasaltException.Throw(ErrorCode.InvalidArgument, $"reflink into inode {dstIno} would pass the largest file size ({MaxFileSize} bytes)");
         if (srcIno == dstIno && srcOffset < dstOffset + length && dstOffset < srcOffset + length)
@@ -60,20 +63,15 @@ public sealed partial class Files
     }
 
     /// <summary>
-    /// Makes <paramref name="dstIno"/> a copy of <paramref name="srcIno"/> sharing all of its data
-    /// (FICLONE; what <c>cp --reflink</c> does): the destination's old contents go, its size
-    /// becomes the source's.
+    /// Shares all of <paramref name="srcIno"/> into <paramref name="dstIno"/> from offset 0
+    /// (FICLONE): the destination's bytes over that range are replaced and its size grows to the
+    /// source's if smaller. <c>cp --reflink</c> clones into an empty file, making an exact copy.
     /// </summary>
     public void CloneFile(ulong srcIno, ulong dstIno)
     {
         if (srcIno == dstIno)
             BasaltException.Throw(ErrorCode.InvalidArgument, $"clone of inode {srcIno} onto itself");
-        var src = GetAttr(srcIno);
-        RequireRegular(srcIno, src.Inode);
-        RequireRegular(dstIno, GetAttr(dstIno).Inode);
-        Truncate(dstIno, 0);
-        if (src.Size > 0)
-            Reflink(srcIno, 0, dstIno, 0, 0);
+        Reflink(srcIno, 0, dstIno, 0, 0);
     }
 
     /// <summary>Runs (or resumes) a reflink batch by batch until its range is shared.</summary>

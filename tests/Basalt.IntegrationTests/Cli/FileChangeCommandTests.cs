@@ -148,7 +148,7 @@ public sealed class FileChangeCommandTests
         FileReadCommandTests.WriteFile(image, "/sparse", middle, offset: 2 << 20);
         using (var fs = BasaltFileSystem.Mount(image, new MountOptions()))
             fs.Files.Truncate(fs.Files.ResolvePath("/sparse").Ino, 3 << 20);
-        CliRunner.Succeeds("cp", "--reflink=auto", image, "/sparse", "/copy");
+        CliRunner.Succeeds("cp", "--reflink=never", image, "/sparse", "/copy");
         using var ro = ReadOnly(image);
         var src = ro.Files.ResolvePath("/sparse");
         var copy = ro.Files.ResolvePath("/copy");
@@ -197,13 +197,12 @@ public sealed class FileChangeCommandTests
     }
 
     [Fact]
-    public void Cp_errors_reflink_always_directory_without_r_and_into_itself()
+    public void Cp_errors_bad_reflink_directory_without_r_and_into_itself()
     {
         using var dir = new TempDirectory("cli-cp");
         var image = CliImages.Formatted(dir);
         CliRunner.Succeeds("mkdir", "-p", image, "/d/e");
         CliRunner.Succeeds("touch", image, "/f");
-        CliRunner.Fails(1, ["cp", "--reflink=always", image, "/f", "/g"], "basalt cp: --reflink=always: reflink copies are not supported yet");
         CliRunner.Fails(16, ["cp", "--reflink=sometimes", image, "/f", "/g"], "--reflink: 'sometimes' is not one of never, auto, always");
         CliRunner.Fails(1, ["cp", image, "/d", "/d2"], "basalt cp: '/d': Is a directory (use -r to copy a directory)");
         CliRunner.Fails(1, ["cp", "-r", image, "/d", "/d/e"], "basalt cp: '/d' -> '/d/e/d': Invalid argument (cannot copy a directory into itself)");
@@ -252,5 +251,55 @@ public sealed class FileChangeCommandTests
         using var ro = ReadOnly(image);
         Assert.True(ro.Files.ResolvePath("/f").Inode.MtimeNs > before);
         Assert.False(Exists(ro, "/not-created"));
+    }
+
+    [Fact]
+    public void Cp_shares_the_data_of_256_MiB_allocating_no_bucket_and_never_copies_it()
+    {
+        using var dir = new TempDirectory("cli-cp-reflink");
+        var image = dir.File("fs.img");
+        CliRunner.Succeeds("format", "--size", "1G", "--bucket-size", "1M", image);
+        var chunk = CliImages.DataOf(60, 1 << 20);
+        using (var fs = BasaltFileSystem.Mount(image, new MountOptions()))
+        {
+            var file = fs.Files.Create(FsPositions.RootIno, "big"u8, 0x1A4);
+            for (var i = 0; i < 256; i++)
+            {
+                chunk[0] = (byte)i;
+                fs.Files.Write(file.Ino, (long)i << 20, chunk);
+            }
+        }
+        var before = Df(image);
+        CliRunner.Succeeds("cp", "--reflink", image, "/big", "/shared");
+        CliRunner.Succeeds("cp", image, "/big", "/auto");
+        var after = Df(image);
+        Assert.Equal(before.Free, after.Free);
+        Assert.Equal(before.User, after.User);
+        CliRunner.Succeeds("cp", "--reflink=never", image, "/big", "/copied");
+        Assert.True(Df(image).User >= after.User + (256L << 20), "--reflink=never writes the bytes again");
+
+        using var ro = ReadOnly(image);
+        var big = ro.Files.ResolvePath("/big");
+        var a = new byte[1 << 20];
+        var b = new byte[1 << 20];
+        foreach (var copy in new[] { "/shared", "/auto", "/copied" })
+        {
+            var c = ro.Files.ResolvePath(copy);
+            Assert.Equal(big.Size, c.Size);
+            Assert.Equal(big.Inode.Sectors, c.Inode.Sectors);
+            foreach (var at in new long[] { 0, 77L << 20, 255L << 20 })
+            {
+                ro.Files.Read(big.Ino, at, a);
+                ro.Files.Read(c.Ino, at, b);
+                Assert.Equal(a, b);
+            }
+        }
+    }
+
+    private static (long Free, long User) Df(string image)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(CliRunner.Succeeds("df", "--json", image).Out);
+        var device = doc.RootElement.GetProperty("devices")[0];
+        return (device.GetProperty("buckets").GetProperty("free").GetInt64(), device.GetProperty("bytes").GetProperty("user").GetInt64());
     }
 }
