@@ -340,5 +340,16 @@ public static partial class FsckCatalogue
         new(FsckErrorId.InodeUnreachable, "inode_unreachable", ReadClass: null, RepairPolicy.Automatic,
             "an inode with links is named by no dirent and is not on the orphan list",
             "the inode is reattached in lost+found under #INO with link count 1, its type, size and data intact"),
+
+        // Reflink (check_reflink)
+        new(FsckErrorId.ReflinkVRefcountWrong, "reflink_v_refcount_wrong", ReadClass: null, RepairPolicy.Automatic,
+            "an indirect extent's refcount differs from the number of reflink pointers whose padded range (the range they took references on) overlaps it, and that number is not 0; too low, a pointer letting go would free data still shared",
+            "the refcount is set to the number counted"),
+        new(FsckErrorId.ReflinkVUnreferenced, "reflink_v_unreferenced", ReadClass: null, RepairPolicy.Automatic,
+            "an indirect extent no reflink pointer's padded range overlaps: no file can reach its data",
+            "the indirect extent is deleted and its data released (bucket sectors and backpointers) in the same transaction"),
+        new(FsckErrorId.ReflinkPToMissingReflinkV, "reflink_p_to_missing_reflink_v", ReadClass: null, RepairPolicy.Automatic,
+            "part of a reflink pointer's live range has no key in the reflink btree (neither an indirect extent nor an error key): its data is gone, and the reflink pointer trigger refuses any edit of the pointer",
+            "the pointer is cut: the covered parts stay reflink pointers (same padded range; each new piece takes its references), the uncovered parts become error keys of the file (reads fail there); the inode's sector count follows"),
     ];
 }

@@ -125,6 +125,9 @@ public enum FsckErrorId : ushort
     DirectoryLoop = 213,
     InodeNlinkWrong = 215,
     InodeUnreachable = 216,
+    ReflinkVRefcountWrong = 217,
+    ReflinkVUnreferenced = 218,
+    ReflinkPToMissingReflinkV = 219,
 }
 
 /// <summary>How a node read reacts to a finding (DESIGN §6, digest §4.1).</summary>
@@ -153,7 +156,10 @@ public enum RepairPolicy : byte
     Never,
 }
 
-/// <summary>Permanent ids of fsck passes, in the order they run.</summary>
+/// <summary>
+/// Permanent ids of fsck passes. They run in the order of <see cref="FsckCatalogue.Passes"/>: a
+/// pass added later takes the next id but may run before older ones (check_reflink does).
+/// </summary>
 public enum FsckPassId : byte
 {
     CheckSuperblock = 1,
@@ -174,6 +180,7 @@ public enum FsckPassId : byte
     CheckRoot = 16,
     CheckDirectoryStructure = 17,
     CheckNlinks = 18,
+    CheckReflink = 19,
 }
 
 public sealed record FsckErrorInfo(
@@ -198,8 +205,10 @@ public static partial class FsckCatalogue
             "walk the interior nodes of every btree: children tile their parent's range exactly; unreadable nodes are dropped"),
         new(FsckPassId.CheckBtreeNodes, "check_btree_nodes",
             "read and validate every node; nodes repaired in memory are rewritten"),
+        new(FsckPassId.CheckReflink, "check_reflink",
+            "every indirect extent's refcount equals the number of reflink pointers whose padded range overlaps it (counted in bounded rounds over reflink space, --max-mem), none is unreferenced, and every reflink pointer's live range is covered by the reflink btree; runs before the space passes, so the data of the indirect extents it deletes is released before check_allocations recounts"),
         new(FsckPassId.CheckAllocations, "check_allocations",
-            "mark and sweep: walk every pointer (extents; journal and node-area buckets by the layout), recompute each bucket's gen, data type, dirty and cached sectors and fragmentation index and the per-device accounting from first principles, and compare them field by field with the alloc and accounting keys"),
+            "mark and sweep: walk every pointer (extents and indirect extents; journal and node-area buckets by the layout), recompute each bucket's gen, data type, dirty and cached sectors and fragmentation index and the per-device accounting from first principles, and compare them field by field with the alloc and accounting keys"),
         new(FsckPassId.CheckAllocInfo, "check_alloc_info",
             "every bucket's freespace run membership, need_discard key and bucket_gens entry agree with its alloc key"),
         new(FsckPassId.CheckLrus, "check_lrus",
@@ -211,11 +220,11 @@ public static partial class FsckCatalogue
         new(FsckPassId.CheckExtentsToBackpointers, "check_extents_to_backpointers",
             "every non-cached pointer has its backpointer; backpointer sectors are summed per bucket first and only buckets whose sums disagree with their alloc key are checked pointer by pointer, in bounded passes over bucket ranges (--max-mem)"),
         new(FsckPassId.CheckBackpointersToExtents, "check_backpointers_to_extents",
-            "every backpointer names an existing key that holds the matching pointer and every non-cached pointer has its backpointer: backpointers sorted by owner are merged with an ordered walk of the extents, in bounded rounds over the extents keyspace (--max-mem)"),
+            "every backpointer names an existing key that holds the matching pointer and every non-cached pointer has its backpointer: backpointers sorted by owner are merged with an ordered walk of the extents (then of the reflink btree's indirect extents, for backpointers owned by it), in bounded rounds over each keyspace (--max-mem)"),
         new(FsckPassId.CheckInodes, "check_inodes",
             "every inode number that dirents live under, or that a dirent names while extents live under it, has an inode (one a node read dropped as undecodable is rebuilt); an inode linked nowhere is on the orphan list and every orphan key names an unlinked inode; interrupted truncates are finished"),
         new(FsckPassId.CheckExtents, "check_extents",
-            "every extent belongs to an existing regular file or symlink and lies within its size (rounded up to a sector); each inode's sector count equals the sum of its extents"),
+            "every extent (reflink pointers included) belongs to an existing regular file or symlink and lies within its size (rounded up to a sector); each inode's sector count equals the sum of its extents, reservations and reflink pointers"),
         new(FsckPassId.CheckDirents, "check_dirents",
             "every dirent lives in an existing directory, names an existing inode of its type, is reachable by probing from its name's hash, and no directory holds a name twice"),
         new(FsckPassId.CheckXattrs, "check_xattrs",

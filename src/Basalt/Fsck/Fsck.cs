@@ -142,6 +142,7 @@ public static class Fsck
             [FsckPassId.CheckRoot] = FileChecks.CheckRootPass,
             [FsckPassId.CheckDirectoryStructure] = FileChecks.CheckDirectoryStructurePass,
             [FsckPassId.CheckNlinks] = FileChecks.CheckNlinksPass,
+            [FsckPassId.CheckReflink] = FileChecks.CheckReflinkPass,
         };
         return [.. FsckCatalogue.Passes.Select(p => new FsckPass(p, implementations[p.Id]))];
     }

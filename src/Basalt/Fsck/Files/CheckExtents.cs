@@ -1,5 +1,8 @@
 // check_extents: every extent belongs to an existing regular file or symlink and lies within its
-// size; each inode's sector count (st_blocks) equals the sum of its data extents.
+// size; each inode's sector count (st_blocks) equals the sum of its data extents (extents,
+// reservations and reflink pointers: a shared range counts in every file that holds it).
+// A reflink pointer is an extent for every check here: it has an owner and may not reach past
+// the end of the file (the cut keeps the range it took its references on, ExtentEdits.Piece).
 //
 // One ordered merge of the inodes btree with the extents btree (both ordered by inode number):
 // per inode only a running sum is kept. Deletions go through transactions, so the extent trigger
@@ -57,7 +60,7 @@ internal static class CheckExtents
                 extents.Next();
                 continue;
             }
-            if (key.Type is KeyType.Extent or KeyType.Reservation)
+            if (key.Type is KeyType.Extent or KeyType.Reservation or KeyType.ReflinkP)
                 sectors += key.Size;
             if (key.Type != KeyType.Reservation && key.Pos.Offset > endSector)
                 pastEnd ??= key;
@@ -103,7 +106,7 @@ internal static class CheckExtents
         var it = run.Tree(BtreeId.Extents).Iterate(new Bpos(ino, 0, 0), new Bpos(ino, ulong.MaxValue, uint.MaxValue));
         while (it.MoveNext())
         {
-            if (it.Key.Type is KeyType.Extent or KeyType.Reservation)
+            if (it.Key.Type is KeyType.Extent or KeyType.Reservation or KeyType.ReflinkP)
                 sum += it.Key.Size;
         }
         return sum;

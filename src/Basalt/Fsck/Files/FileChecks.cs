@@ -1,6 +1,8 @@
-// The filesystem passes of fsck (check_inodes … check_nlinks, DESIGN §2 invariant 8, digest §6.4),
-// bound to the run's mounted filesystem and reporter, and a public entry point that runs all seven
-// against a mounted filesystem (tests call it after every file workload).
+// The filesystem passes of fsck (check_inodes … check_nlinks, DESIGN §2 invariant 8, digest §6.4,
+// and check_reflink, invariant 7), bound to the run's mounted filesystem and reporter, and a
+// public entry point that runs all eight against a mounted filesystem (tests call it after every
+// file workload). check_reflink runs first, before the space passes in a whole fsck run: the
+// others edit reflink pointers through their trigger, which needs the refcounts it repairs.
 //
 // The passes run in the catalogue's order and each relies on the ones before it having run:
 // check_dirents trusts that every inode decodes or was reported, check_directory_structure that
@@ -20,6 +22,7 @@ public static class FileChecks
 {
     private static readonly (FsckPassId Id, Action<FileCheckRun> Run)[] s_passes =
     [
+        (FsckPassId.CheckReflink, CheckReflink.Run),
         (FsckPassId.CheckInodes, CheckInodes.Run),
         (FsckPassId.CheckExtents, CheckExtents.Run),
         (FsckPassId.CheckDirents, CheckHashed.CheckDirents),
@@ -30,7 +33,7 @@ public static class FileChecks
     ];
 
     /// <summary>
-    /// Runs the seven file passes on a mounted, writable filesystem. With <paramref name="repair"/>
+    /// Runs the eight file passes (check_reflink first, as in a whole fsck run) on a mounted, writable filesystem. With <paramref name="repair"/>
     /// false nothing is written and every finding is reported as not fixed (later passes then see
     /// the unrepaired state and may report what follows from it); with it true every repair is
     /// applied. Returns true when nothing was found. Nothing else may change the filesystem
@@ -58,6 +61,8 @@ public static class FileChecks
         pass(run);
         run.Flush();
     }
+
+    internal static void CheckReflinkPass(FsckContext context) => RunPass(context, CheckReflink.Run);
 
     internal static void CheckInodesPass(FsckContext context) => RunPass(context, CheckInodes.Run);
 

@@ -309,12 +309,19 @@ internal static class CheckAllocInfo
     {
         var gens = Load(run);
         var behind = run.Layout.Devices.Select(d => new byte[d.Nbuckets]).ToArray();
-        var it = run.FileSystem.Btrees[BtreeId.Extents].Iterate(Bpos.Min, Bpos.Max);
+        foreach (var btree in DataOwners.Btrees)
+            CountBehind(run, btree, gens, behind);
+        return behind;
+    }
+
+    private static void CountBehind(SpaceCheckRun run, BtreeId btree, Stored[] gens, byte[][] behind)
+    {
+        var it = run.FileSystem.Btrees[btree].Iterate(Bpos.Min, Bpos.Max);
         while (it.MoveNext())
         {
-            if (it.Key.Type != KeyType.Extent)
+            if (!DataOwners.HoldsPointers(btree, it.Key.Type))
                 continue;
-            var ptrs = new ExtentPtrs(it.Value);
+            var ptrs = DataOwners.Pointers(btree, it.Key.Type, it.Value);
             for (var i = 0; i < ptrs.Count; i++)
             {
                 var p = ptrs[i];
@@ -326,6 +333,5 @@ internal static class CheckAllocInfo
                 behind[p.Device][b] = (byte)Math.Max(behind[p.Device][b], Gens.After(gens[p.Device].Gen[b], p.Gen));
             }
         }
-        return behind;
     }
 }

@@ -2,11 +2,13 @@
 //
 // Mark: every bucket of every device starts from its stored gen (the alloc key; the bucket_gens
 // entry where a bucket has no key) and from its layout (journal and node-area buckets are full).
-// Then every extent pointer is walked once: a pointer to a missing device, outside the data
-// buckets, or stale while dirty is dropped (an extent left without pointers becomes an error key
-// of the same range, so its reads fail instead of returning zeros); a pointer whose gen is ahead
-// of its bucket's raises the bucket's gen; every other pointer adds the extent's live sectors to
-// its bucket's dirty (cached) count.
+// Then every data pointer is walked once: those of extents, and those of indirect extents (the
+// reflink btree's shared runs, whose value holds an extent after its refcount). A pointer to a
+// missing device, outside the data buckets, or stale while dirty is dropped (an extent left
+// without pointers becomes an error key of the same range, so its reads fail instead of returning
+// zeros; an indirect extent has no trigger, so its dropped pointers are released explicitly); a
+// pointer whose gen is ahead of its bucket's raises the bucket's gen; every other pointer adds the
+// extent's live sectors to its bucket's dirty (cached) count.
 //
 // Sweep: each bucket's recomputed value is compared field by field with the stored alloc key (a
 // bucket without one is in its layout state) and rewritten where they differ; keys naming no
@@ -14,7 +16,7 @@
 // last, after the alloc repairs (whose trigger moves the counters) have committed.
 //
 // Memory: a few bytes per bucket (gen, stored type, dirty and cached sectors, staleness, flags);
-// the extents btree is streamed and nothing is allocated per key.
+// the extents and reflink btrees are streamed and nothing is allocated per key.
 using Basalt.Alloc;
 using Basalt.Data;
 using Basalt.Format;
@@ -93,21 +95,27 @@ internal static class CheckAllocations
 
     private static void MarkExtents(SpaceCheckRun run, Shadow[] shadows, HashSet<BucketRef> touchedBeyond)
     {
-        var it = run.FileSystem.Btrees[BtreeId.Extents].Iterate(Bpos.Min, Bpos.Max);
+        foreach (var btree in DataOwners.Btrees)
+            MarkExtents(run, btree, shadows, touchedBeyond);
+    }
+
+    private static void MarkExtents(SpaceCheckRun run, BtreeId btree, Shadow[] shadows, HashSet<BucketRef> touchedBeyond)
+    {
+        var it = run.FileSystem.Btrees[btree].Iterate(Bpos.Min, Bpos.Max);
         Span<DevicePtr> kept = stackalloc DevicePtr[ExtentValue.MaxPtrs];
         while (it.MoveNext())
         {
             var key = it.Key;
-            if (key.Type != KeyType.Extent)
+            if (!DataOwners.HoldsPointers(btree, key.Type))
                 continue;
-            var ptrs = new ExtentPtrs(it.Value);
+            var ptrs = DataOwners.Pointers(btree, key.Type, it.Value);
             var covered = ptrs.Count > 0 ? ptrs.Covered : 0;
             var dropped = 0;
             var keptCount = 0;
             for (var i = 0; i < ptrs.Count; i++)
             {
                 var p = ptrs[i];
-                if (!MarkPointer(run, shadows, touchedBeyond, key, p, covered))
+                if (!MarkPointer(run, btree, shadows, touchedBeyond, key, p, covered))
                 {
                     dropped++;
                     continue;
@@ -115,23 +123,23 @@ internal static class CheckAllocations
                 kept[keptCount++] = p;
             }
             if (dropped > 0)
-                QueueDrop(run, key, it.Value.ToArray(), kept[..keptCount].ToArray());
+                QueueDrop(run, btree, key, it.Value.ToArray(), kept[..keptCount].ToArray());
         }
     }
 
     /// <summary>Checks one pointer and charges it; false when it is to be dropped.</summary>
-    private static bool MarkPointer(SpaceCheckRun run, Shadow[] shadows, HashSet<BucketRef> touchedBeyond, Bkey key, DevicePtr p, uint covered)
+    private static bool MarkPointer(SpaceCheckRun run, BtreeId btree, Shadow[] shadows, HashSet<BucketRef> touchedBeyond, Bkey key, DevicePtr p, uint covered)
     {
         if (p.Device >= shadows.Length)
         {
-            return !run.Reporter.Report(FsckErrorId.PtrToInvalidDevice, run.Where(BtreeId.Extents, key.Pos),
+            return !run.Reporter.Report(FsckErrorId.PtrToInvalidDevice, run.Where(btree, key.Pos),
                 $"pointer {p.ToText()} names device {p.Device}; the filesystem has {shadows.Length}");
         }
         var s = shadows[p.Device];
         var dev = s.Layout;
         if (dev.CheckDataPointer(p.OffsetSectors, covered) is { } bad)
         {
-            if (!run.Reporter.Report(FsckErrorId.PtrToInvalidBucket, run.Where(BtreeId.Extents, key.Pos), $"pointer {p.ToText()}: {bad}"))
+            if (!run.Reporter.Report(FsckErrorId.PtrToInvalidBucket, run.Where(btree, key.Pos), $"pointer {p.ToText()}: {bad}"))
                 return true;
             var touched = dev.BucketOf(p.OffsetSectors);
             if (touched < dev.Nbuckets)
@@ -144,7 +152,7 @@ internal static class CheckAllocations
         var order = Gens.Compare(p.Gen, s.Gen[b]);
         if (order > 0)
         {
-            var fix = run.Reporter.Report(FsckErrorId.PtrGenNewerThanBucketGen, run.Where(BtreeId.Extents, key.Pos),
+            var fix = run.Reporter.Report(FsckErrorId.PtrGenNewerThanBucketGen, run.Where(btree, key.Pos),
                 $"pointer {p.ToText()} has gen {p.Gen}, its bucket {b} gen {s.Gen[b]}");
             s.Marks[b] |= Mark.GenReported | (fix ? Mark.GenRepaired : Mark.None);
             if (fix)
@@ -158,7 +166,7 @@ internal static class CheckAllocations
                 s.Behind[b] = (byte)Math.Max(s.Behind[b], -order);
                 return true;
             }
-            return !run.Reporter.Report(FsckErrorId.StaleDirtyPtr, run.Where(BtreeId.Extents, key.Pos),
+            return !run.Reporter.Report(FsckErrorId.StaleDirtyPtr, run.Where(btree, key.Pos),
                 $"pointer {p.ToText()} has gen {p.Gen}, its bucket {b} was reused (gen {s.Gen[b]})");
         }
         var stored = (BucketDataType)s.StoredType[b];
@@ -176,8 +184,13 @@ internal static class CheckAllocations
         return true;
     }
 
-    private static void QueueDrop(SpaceCheckRun run, Bkey key, byte[] oldValue, DevicePtr[] kept)
+    private static void QueueDrop(SpaceCheckRun run, BtreeId btree, Bkey key, byte[] oldValue, DevicePtr[] kept)
     {
+        if (btree == BtreeId.Reflink)
+        {
+            QueueIndirectDrop(run, key, oldValue, kept);
+            return;
+        }
         if (kept.Length == 0)
         {
             run.Reporter.KeyLost(BtreeId.Extents, key.Pos);
@@ -188,6 +201,36 @@ internal static class CheckAllocations
             return;
         var value = extent.WithPtrs(kept).ToBytes();
         run.Repair(t => t.Set(BtreeId.Extents, key, value));
+    }
+
+    /// <summary>
+    /// The drop of an indirect extent's pointers. It has no trigger (a refcount change must not
+    /// recharge it), so what the extent trigger would do is done here: the dropped pointers alone
+    /// are released (their sectors and backpointers; the kept ones stay charged as they are), and
+    /// an indirect extent left without pointers becomes an error key of its range, so reads through
+    /// the reflink pointers to it fail instead of returning zeros.
+    /// </summary>
+    private static void QueueIndirectDrop(SpaceCheckRun run, Bkey key, byte[] oldValue, DevicePtr[] kept)
+    {
+        if (!ReflinkIndirect.TryRead(oldValue, out var refcount, out var extent, out _))
+            return;
+        var dropped = extent.WithPtrs([.. extent.Ptrs.Where(p => !kept.Contains(p))]);
+        if (kept.Length == 0)
+        {
+            run.Reporter.KeyLost(BtreeId.Reflink, key.Pos);
+            run.Repair(t =>
+            {
+                ExtentTriggers.ChargeIndirect(t, key, dropped, -1);
+                t.Set(BtreeId.Reflink, new Bkey(key.Pos, KeyType.Error, key.Size), []);
+            });
+            return;
+        }
+        var value = ReflinkIndirect.ToBytes(refcount, extent.WithPtrs(kept));
+        run.Repair(t =>
+        {
+            ExtentTriggers.ChargeIndirect(t, key, dropped, -1);
+            t.Set(BtreeId.Reflink, key, value);
+        });
     }
 
     private static Dictionary<(byte, BucketDataType), DeviceUsage> Sweep(SpaceCheckRun run, Shadow[] shadows, HashSet<BucketRef> touchedBeyond)

@@ -18,6 +18,10 @@
 // lower half), sorts them by owner and merges them with one ordered walk of that range of the
 // extents btree, so no random lookups are needed; the next round takes the next range. A
 // backpointer that matches no pointer is deleted, a pointer without its backpointer gets it.
+//
+// Indirect extents (the reflink btree's shared runs) hold data pointers too: their backpointers
+// name the reflink btree as owner. Every walk of the extents is also a walk of the reflink btree,
+// and the merge runs its rounds over each owner btree in turn.
 using Basalt.Alloc;
 using Basalt.Data;
 using Basalt.Backpointers;
@@ -140,15 +144,21 @@ internal static class CheckBackpointers
 
     private static void CheckFlaggedPointers(SpaceCheckRun run, ulong[][] flagged)
     {
+        foreach (var btree in DataOwners.Btrees)
+            CheckFlaggedPointers(run, btree, flagged);
+    }
+
+    private static void CheckFlaggedPointers(SpaceCheckRun run, BtreeId btree, ulong[][] flagged)
+    {
         var backpointers = run.FileSystem.Btrees[BtreeId.Backpointers];
         var expected = new byte[BackpointerValue.Size];
-        var it = run.FileSystem.Btrees[BtreeId.Extents].Iterate(Bpos.Min, Bpos.Max);
+        var it = run.FileSystem.Btrees[btree].Iterate(Bpos.Min, Bpos.Max);
         while (it.MoveNext())
         {
             var key = it.Key;
-            if (key.Type != KeyType.Extent)
+            if (!DataOwners.HoldsPointers(btree, key.Type))
                 continue;
-            var ptrs = new ExtentPtrs(it.Value);
+            var ptrs = DataOwners.Pointers(btree, key.Type, it.Value);
             for (var i = 0; i < ptrs.Count; i++)
             {
                 var p = ptrs[i];
@@ -158,21 +168,21 @@ internal static class CheckBackpointers
                 if (b >= dev.Nbuckets || (flagged[p.Device][b >> 6] & (1UL << (int)(b & 63))) == 0)
                     continue;
                 var pos = BackpointerValue.PositionOf(p.Device, p.OffsetSectors, ptrs.Window);
-                var want = new BackpointerValue(BtreeId.Extents, 0, BucketDataType.User, p.Gen, ExtentValue.DiskSectors(key.Size), key.Pos);
+                var want = new BackpointerValue(btree, 0, BucketDataType.User, p.Gen, ExtentValue.DiskSectors(key.Size), key.Pos);
                 want.Write(expected);
                 if (backpointers.TryGet(pos, out var current) && current.AsSpan().SequenceEqual(expected))
                     continue;
-                ReportMissing(run, key, p, pos, want, current.Length > 0 && BackpointerValue.TryRead(current, out var other, out _) ? other : null);
+                ReportMissing(run, btree, key, p, pos, want, current.Length > 0 && BackpointerValue.TryRead(current, out var other, out _) ? other : null);
             }
         }
     }
 
-    private static void ReportMissing(SpaceCheckRun run, Bkey key, DevicePtr p, Bpos pos, BackpointerValue want, BackpointerValue? found)
+    private static void ReportMissing(SpaceCheckRun run, BtreeId btree, Bkey key, DevicePtr p, Bpos pos, BackpointerValue want, BackpointerValue? found)
     {
         var detail = found is { } f
             ? $"pointer {p.ToText()}: its backpointer slot {pos.ToText()} holds ({f.ToText()})"
             : $"pointer {p.ToText()} has no backpointer at {pos.ToText()}";
-        if (run.Reporter.Report(FsckErrorId.PtrToMissingBackpointer, run.Where(BtreeId.Extents, key.Pos), detail))
+        if (run.Reporter.Report(FsckErrorId.PtrToMissingBackpointer, run.Where(btree, key.Pos), detail))
             WriteBackpointer(run, pos, want);
         else
             run.State.ReportedMissing.Add(pos);
@@ -205,6 +215,19 @@ internal static class CheckBackpointers
     {
         var capacity = (int)Math.Clamp(run.MaxMem / BpRefBytes, 64, 1 << 28);
         var buffer = new BpRef[Math.Min(capacity, 1 << 16)];
+        var rounds = 0;
+        foreach (var owner in DataOwners.Btrees)
+            rounds += MergeRounds(run, owner, capacity, ref buffer, reportForeign: owner == DataOwners.Btrees[0]);
+        run.Reporter.Count("check_backpointers_to_extents: rounds", rounds);
+    }
+
+    /// <summary>
+    /// The rounds of the merge for the backpointers owned by <paramref name="owner"/>; with
+    /// <paramref name="reportForeign"/>, the first round also reports the backpointers no data
+    /// key can own (another btree, a level above the leaves, a type other than user data).
+    /// </summary>
+    private static int MergeRounds(SpaceCheckRun run, BtreeId owner, int capacity, ref BpRef[] buffer, bool reportForeign)
+    {
         var lo = Bpos.Min;
         var rounds = 0;
         while (true)
@@ -217,12 +240,14 @@ internal static class CheckBackpointers
             {
                 if (!BackpointerValue.TryRead(it.Value, out var bp, out _))
                     continue;
-                if (bp.Btree != BtreeId.Extents || bp.Level != 0 || bp.DataType != BucketDataType.User)
+                if (!DataOwners.IsOwner(bp.Btree) || bp.Level != 0 || bp.DataType != BucketDataType.User)
                 {
-                    if (rounds == 1)
+                    if (rounds == 1 && reportForeign)
                         ReportExtra(run, it.Key.Pos, bp, it.Value.ToArray(), "no key of that btree and level holds data pointers");
                     continue;
                 }
+                if (bp.Btree != owner)
+                    continue;
                 if (bp.Pos < lo || (hi is { } h && bp.Pos >= h))
                     continue;
                 if (n == buffer.Length)
@@ -254,19 +279,18 @@ internal static class CheckBackpointers
                 };
             }
             Array.Sort(buffer, 0, n);
-            Merge(run, buffer.AsSpan(0, n), lo, hi);
+            Merge(run, owner, buffer.AsSpan(0, n), lo, hi);
             run.Flush();
             if (hi is not { } next)
-                break;
+                return rounds;
             lo = next;
         }
-        run.Reporter.Count("check_backpointers_to_extents: rounds", rounds);
     }
 
-    private static void Merge(SpaceCheckRun run, ReadOnlySpan<BpRef> bps, Bpos lo, Bpos? hi)
+    private static void Merge(SpaceCheckRun run, BtreeId owner, ReadOnlySpan<BpRef> bps, Bpos lo, Bpos? hi)
     {
         var j = 0;
-        var it = run.FileSystem.Btrees[BtreeId.Extents].Iterate(lo, Bpos.Max);
+        var it = run.FileSystem.Btrees[owner].Iterate(lo, Bpos.Max);
         while (it.MoveNext())
         {
             var key = it.Key;
@@ -274,7 +298,8 @@ internal static class CheckBackpointers
                 break;
             while (j < bps.Length && bps[j].Owner < key.Pos)
                 ReportExtra(run, bps[j++], "its owner does not exist");
-            var ptrs = key.Type == KeyType.Extent ? new ExtentPtrs(it.Value) : default;
+            var holds = DataOwners.HoldsPointers(owner, key.Type);
+            var ptrs = DataOwners.Pointers(owner, key.Type, it.Value);
             var matched = 0;
             while (j < bps.Length && bps[j].Owner == key.Pos)
             {
@@ -293,7 +318,7 @@ internal static class CheckBackpointers
                 if (found >= 0)
                     matched |= 1 << found;
                 else
-                    ReportExtra(run, r, key.Type == KeyType.Extent ? "its owner holds no matching pointer" : $"its owner is a {key.Type.ToText()} key");
+                    ReportExtra(run, r, holds ? "its owner holds no matching pointer" : $"its owner is a {key.Type.ToText()} key");
             }
             for (var i = 0; i < ptrs.Count; i++)
             {
@@ -306,8 +331,8 @@ internal static class CheckBackpointers
                 var pos = BackpointerValue.PositionOf(p.Device, p.OffsetSectors, ptrs.Window);
                 if (run.State.ReportedMissing.Contains(pos))
                     continue;
-                var want = new BackpointerValue(BtreeId.Extents, 0, BucketDataType.User, p.Gen, ExtentValue.DiskSectors(key.Size), key.Pos);
-                ReportMissing(run, key, p, pos, want, null);
+                var want = new BackpointerValue(owner, 0, BucketDataType.User, p.Gen, ExtentValue.DiskSectors(key.Size), key.Pos);
+                ReportMissing(run, owner, key, p, pos, want, null);
             }
         }
         while (j < bps.Length)

@@ -74,6 +74,28 @@ internal sealed class SpaceCheckRun
     }
 }
 
+/// <summary>
+/// The keys that hold data pointers: extent keys in the extents btree, and indirect extents
+/// (reflink_v) in the reflink btree, whose value is a refcount and then an extent value. Every
+/// space pass walks both, and a backpointer names one of the two btrees as its owner.
+/// </summary>
+internal static class DataOwners
+{
+    public static readonly BtreeId[] Btrees = [BtreeId.Extents, BtreeId.Reflink];
+
+    public static bool IsOwner(BtreeId btree) => btree is BtreeId.Extents or BtreeId.Reflink;
+
+    /// <summary>True when a key of <paramref name="type"/> in <paramref name="btree"/> holds data pointers.</summary>
+    public static bool HoldsPointers(BtreeId btree, KeyType type) =>
+        type == (btree == BtreeId.Reflink ? KeyType.ReflinkV : KeyType.Extent);
+
+    /// <summary>The pointers of a key that <see cref="HoldsPointers"/> (none for any other key).</summary>
+    public static ExtentPtrs Pointers(BtreeId btree, KeyType type, ReadOnlySpan<byte> value) =>
+        !HoldsPointers(btree, type) ? default
+        : btree == BtreeId.Reflink ? new ExtentPtrs(ReflinkIndirect.ExtentBytes(value))
+        : new ExtentPtrs(value);
+}
+
 /// <summary>A zero-copy view of the pointers of an extent value (the codec's offsets; nothing allocated).</summary>
 internal readonly ref struct ExtentPtrs
 {
