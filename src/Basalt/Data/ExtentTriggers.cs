@@ -37,7 +37,7 @@ public static class ExtentTriggers
     [ThreadStatic]
     internal static ExtentTriggerFault Fault;
 
-    /// <summary>Extents (and later reflink values): charge pointers to buckets, keep backpointers.</summary>
+    /// <summary>Extents: charge pointers to buckets, keep backpointers (indirect extents are charged through <see cref="ChargeIndirect"/>).</summary>
     public static void ExtentTrigger(ITriggerTransaction t, BtreeId btree, in KeyVersion oldKey, in KeyVersion newKey)
     {
         if (Fault == ExtentTriggerFault.Disabled)

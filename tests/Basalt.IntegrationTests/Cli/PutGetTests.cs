@@ -232,6 +232,23 @@ public sealed class PutGetTests : IDisposable
     }
 
     [Fact]
+    public void Get_of_shared_copies_writes_their_bytes_and_holes()
+    {
+        var image = CliImages.Formatted(_temp);
+        var source = Dir("src");
+        BuildTree(source);
+        CliRunner.Succeeds("put", image, Path.Combine(source, "tree"), "/");
+        CliRunner.Succeeds("cp", "-a", image, "/tree", "/shared");
+        AssertFsckClean(image);
+        var back = Dir("back");
+        CliRunner.Succeeds("get", image, "/shared", back);
+        foreach (var file in new[] { "data", "sparse", Path.Combine("sub", "data-link") })
+            Assert.Equal(File.ReadAllBytes(Path.Combine(source, "tree", file)), File.ReadAllBytes(Path.Combine(back, "shared", file)));
+        using var copied = LocalFs.OpenRead(LocalFd.CurrentDirectory, Bytes(Path.Combine(back, "shared", "sparse")));
+        Assert.Equal([(0L, (long)Block), (Block + Hole, Block)], LocalFs.DataRanges(copied).ToList());
+    }
+
+    [Fact]
     public void NonUtf8Argument_IsCopiedByItsEscapedForm()
     {
         var image = CliImages.Formatted(_temp);

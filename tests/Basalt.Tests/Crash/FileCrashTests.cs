@@ -1,6 +1,7 @@
 // The filesystem crash suite (FileCrashWorkload): every one-operation sequence and a seeded sample
-// of two- and three-operation sequences; every crash state of each must pass fsck -n with no
-// finding, mount, and show the tree after some operation k within its bounds.
+// of two- and three-operation sequences (the long form, BASALT_LONG=1: every two-operation
+// sequence too); every crash state of each must pass fsck -n with no finding, mount, and show the
+// tree after some operation k within its bounds.
 using System.Diagnostics;
 using Basalt.Devices;
 using Basalt.Format;
@@ -50,6 +51,25 @@ public sealed class FileCrashTests(ITestOutputHelper output)
         Parallel.ForEach(sequences, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, s => Search(s.Ops, s.Seed, totals));
         Report(totals, clock);
         Assert.True(totals.Violations.Count == 0, string.Join("\n", totals.Violations.Take(10)));
+    }
+
+    /// <summary>
+    /// The long form (BASALT_LONG=1): every ordered pair of operation types, two seeds each.
+    /// </summary>
+    [SkippableFact]
+    public void Every_two_operation_sequence_recovers_allowed_states()
+    {
+        Skip.IfNot(LongTests.Enabled, "the exhaustive two-operation set runs with BASALT_LONG=1");
+        var seed = TestSeed.Get(output);
+        var kinds = Enum.GetValues<FileOpKind>();
+        var totals = new Totals();
+        var clock = Stopwatch.StartNew();
+        var sequences = (from a in kinds from b in kinds from variant in Enumerable.Range(0, 2)
+                         select (Ops: new[] { a, b }, Seed: seed + (variant * 104_729) + ((int)a * 31) + (int)b)).ToList();
+        Parallel.ForEach(sequences, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, s => Search(s.Ops, s.Seed, totals));
+        Report(totals, clock);
+        Assert.True(totals.Violations.Count == 0, string.Join("\n", totals.Violations.Take(10)));
+        Assert.Equal(kinds.Length * kinds.Length * 2, totals.Sequences);
     }
 
     [Theory]

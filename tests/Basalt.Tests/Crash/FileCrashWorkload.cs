@@ -36,6 +36,7 @@ internal enum FileOpKind
     Fdatasync,
     Sync,
     UnlinkOpen,
+    Reflink,
 }
 
 internal sealed record FileCrashRecording(
@@ -247,6 +248,25 @@ internal static class FileCrashWorkload
                 var length = (1 + random.Next(80)) * 512;
                 f.Fallocate(ino, flags, offset, length);
                 return ($"fallocate {flags} {offset}+{length} {path}", false);
+            }
+            case FileOpKind.Reflink:
+            {
+                // A range small enough for one batch: the reflink is one transaction, atomic.
+                var from = Pick(files);
+                var to = Pick(files);
+                var src = Ino(from);
+                var dst = Ino(to);
+                var srcSize = (long)f.GetAttr(src).Size;
+                var dstSize = (long)f.GetAttr(dst).Size;
+                var srcOffset = random.Next((int)(srcSize / 512) + 1) * 512L;
+                var dstOffset = src == dst ? (srcSize + 511) / 512 * 512 : random.Next((int)((dstSize + 511) / 512) + 1) * 512L;
+                var length = srcSize - srcOffset;
+                if (length % 512 != 0 && dstOffset + length < dstSize)
+                    length = length / 512 * 512; // a tail may only be shared to the destination's end
+                if (length == 0)
+                    return Apply(fs, FileOpKind.Sync, random);
+                f.Reflink(src, srcOffset, dst, dstOffset, length);
+                return ($"reflink {from} {srcOffset}+{length} to {to} at {dstOffset}", false);
             }
             case FileOpKind.Truncate:
             {

@@ -88,7 +88,7 @@ public sealed class FilesModelTests(ITestOutputHelper output)
         var name = s_namePool[random.Next(s_namePool.Length)];
         var d = model[dir];
         var exists = d.Children.TryGetValue(Key(name), out var existing);
-        switch (random.Next(14))
+        switch (random.Next(15))
         {
             case 0 or 1:
             {
@@ -211,6 +211,13 @@ public sealed class FilesModelTests(ITestOutputHelper output)
                     Array.Clear(node.Data, offset, Math.Min(length, node.Data.Length - offset));
                 break;
             }
+            case 14 when files.Count > 0:
+            {
+                var src = files[random.Next(files.Count)];
+                var dst = random.Next(4) == 0 ? src : files[random.Next(files.Count)];
+                Reflink(f, model, random, src, dst, where);
+                break;
+            }
             case 12:
             {
                 var all = model.Keys.OrderBy(x => x).ToList();
@@ -233,6 +240,41 @@ public sealed class FilesModelTests(ITestOutputHelper output)
                 break;
             }
         }
+    }
+
+    /// <summary>A reflink of a random range (or of the whole file), with the errno the rules give.</summary>
+    private static void Reflink(Files f, Dictionary<ulong, Node> model, Random random, ulong src, ulong dst, string where)
+    {
+        var from = model[src].Data;
+        var to = model[dst].Data;
+        var clone = src != dst && random.Next(4) == 0;
+        long srcOffset = clone ? 0 : random.Next(from.Length / 512 + 2) * 512L;
+        long dstOffset = clone ? 0 : random.Next(Math.Max(from.Length, to.Length) / 512 + 2) * 512L;
+        long length = clone ? 0 : random.Next(3) switch
+        {
+            0 => 0,
+            1 => Math.Max(0, from.Length - srcOffset),
+            _ => random.Next(1, 300) * 512L,
+        };
+        var expected = 0;
+        var effective = length == 0 ? from.Length - srcOffset : length;
+        if (srcOffset > from.Length || srcOffset + effective > from.Length)
+            expected = Errno.EINVAL;
+        else if (effective % 512 != 0 && dstOffset + effective < to.Length)
+            expected = Errno.EINVAL;
+        else if (src == dst && effective > 0 && srcOffset < dstOffset + effective && dstOffset < srcOffset + effective)
+            expected = Errno.EINVAL;
+        if (clone)
+            Expect(where, $"clone {src} -> {dst}", expected, () => { f.CloneFile(src, dst); return 0UL; });
+        else
+            Expect(where, $"reflink {src}@{srcOffset} -> {dst}@{dstOffset} +{length}", expected, () => { f.Reflink(src, srcOffset, dst, dstOffset, length); return 0UL; });
+        if (expected != 0 || effective <= 0)
+            return;
+        var piece = from.AsSpan((int)srcOffset, (int)effective).ToArray();
+        var node = model[dst];
+        if (node.Data.Length < dstOffset + effective)
+            Array.Resize(ref node.Data, (int)(dstOffset + effective));
+        piece.CopyTo(node.Data, (int)dstOffset);
     }
 
     private static ulong Expect(string where, string op, int expectedErrno, Func<ulong> action)
