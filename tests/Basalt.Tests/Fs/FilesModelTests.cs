@@ -9,9 +9,11 @@ using Xunit.Abstractions;
 namespace Basalt.Tests.Fs;
 
 /// <summary>
-/// Random file operations against an in-memory model of the tree, with remounts: every name,
-/// type, link count, size, byte, symlink target and xattr is compared after each phase, errors
-/// must be the model's (as errno), and the space checks find nothing at the end.
+/// Random file operations against an in-memory model of the tree, with remounts and crashes:
+/// every name, type, link count, size, byte, symlink target and xattr is compared after each
+/// phase, errors must be the model's (as errno), a crash (every write since the last device flush
+/// lost) after a sync and a tail of operations recovers the tree after some operation of that
+/// tail, and the space and file checks find nothing at the end.
 /// </summary>
 public sealed class FilesModelTests(ITestOutputHelper output)
 {
@@ -41,7 +43,7 @@ public sealed class FilesModelTests(ITestOutputHelper output)
     {
         var seed = TestSeed.Get(output);
         var random = new Random(seed);
-        using var device = new MemoryBlockDevice(64 * 1024 * 1024, "mem.img");
+        using var device = new VolatileCacheDevice(64 * 1024 * 1024);
         var model = new Dictionary<ulong, Node>
         {
             [FsPositions.RootIno] = new() { Type = FileType.Directory, Parent = FsPositions.RootIno },
@@ -59,6 +61,12 @@ public sealed class FilesModelTests(ITestOutputHelper output)
                     for (var op = 0; op < 250; op++)
                         Step(fs.Files, model, random, $"seed {seed} phase {phase} op {op}");
                     Verify(fs.Files, model, $"seed {seed} after phase {phase}");
+                    if (phase % 2 == 1)
+                    {
+                        fs = CrashAfterATail(fs, device, model, random, $"seed {seed} crash after phase {phase}", out var tail, out var kept);
+                        output.WriteLine($"crash after phase {phase}: {kept} of a tail of {tail} operations survived");
+                        continue;
+                    }
                     fs.Dispose();
                     fs = BasaltFileSystem.Mount(device, new MountOptions());
                     Verify(fs.Files, model, $"seed {seed} after remount {phase}");
@@ -77,6 +85,177 @@ public sealed class FilesModelTests(ITestOutputHelper output)
         finally
         {
             Names.CollideForTests = 0;
+        }
+    }
+
+    /// <summary>
+    /// Syncs, runs a tail of up to 15 operations with an fsync somewhere in it, then crashes (every
+    /// write since the last device flush is lost) and mounts again: the tree must be the model's
+    /// after some operation of the tail, at least the last one the fsync covered (background
+    /// journal flushes may have made more durable).
+    /// The model then continues from what was recovered.
+    /// </summary>
+    private static BasaltFileSystem CrashAfterATail(BasaltFileSystem fs, VolatileCacheDevice device, Dictionary<ulong, Node> model, Random random,
+        string where, out int tail, out int k)
+    {
+        fs.Sync();
+        var states = new List<string> { Fingerprint(model) };
+        tail = random.Next(16);
+        var fsyncAfter = random.Next(tail + 1); // an fsync after this many tail operations makes them durable
+        for (var i = 0; i <= tail; i++)
+        {
+            if (i == fsyncAfter)
+                fs.Files.Fsync(FsPositions.RootIno);
+            if (i == tail)
+                break;
+            Step(fs.Files, model, random, $"{where}, tail op {i}");
+            states.Add(Fingerprint(model));
+        }
+        device.Crash();
+        fs.Close(sync: false);
+        device.Recover();
+        fs = BasaltFileSystem.Mount(device, new MountOptions());
+        Assert.True(fs.Files.StartProblem is null, $"{where}: {fs.Files.StartProblem}");
+        var recovered = Load(fs.Files);
+        k = states.LastIndexOf(Fingerprint(recovered)); // operations that changed nothing (errors) leave equal states: the latest is the bound that counts
+        Assert.True(k >= 0, $"{where}: the recovered tree is none of the {states.Count} states of the tail\nrecovered:\n{Fingerprint(recovered)}\nsynced:\n{states[0]}");
+        Assert.True(k >= fsyncAfter, $"{where}: {k} tail operations survived, but an fsync after {fsyncAfter} of them returned\nrecovered:\n{Fingerprint(recovered)}\nfsynced:\n{states[fsyncAfter]}");
+        model.Clear();
+        foreach (var (ino, node) in recovered)
+            model[ino] = node;
+        Verify(fs.Files, model, $"{where}: after recovery to tail op {k}");
+        return fs;
+    }
+
+    /// <summary>The tree as text: every inode reachable from the root with its type, link count, bytes (hashed), xattrs and names.</summary>
+    private static string Fingerprint(Dictionary<ulong, Node> model)
+    {
+        var sb = new StringBuilder();
+        foreach (var (ino, node) in model.OrderBy(kv => kv.Key))
+        {
+            var links = node.Type == FileType.Directory
+                ? 2 + node.Children.Values.Count(c => model[c].Type == FileType.Directory)
+                : model.Values.Sum(n => n.Children.Values.Count(c => c == ino));
+            sb.Append(ino).Append(' ').Append(node.Type).Append(" nlink ").Append(links).Append(" parent ").Append(node.Type == FileType.Directory ? node.Parent : 0)
+                .Append(" data ").Append(node.Data.Length).Append(':').Append(Convert.ToHexString(System.IO.Hashing.XxHash64.Hash(node.Data)));
+            foreach (var (name, value) in node.Xattrs)
+                sb.Append(' ').Append(name).Append('=').Append(Convert.ToHexString(System.IO.Hashing.XxHash64.Hash(value)));
+            foreach (var (name, child) in node.Children)
+                sb.Append(' ').Append(name).Append("->").Append(child);
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>The model of what a mounted filesystem holds: every inode reachable from the root.</summary>
+    private static Dictionary<ulong, Node> Load(Files f)
+    {
+        var model = new Dictionary<ulong, Node>();
+        var pending = new Queue<(ulong Ino, ulong Parent)>();
+        pending.Enqueue((FsPositions.RootIno, FsPositions.RootIno));
+        while (pending.TryDequeue(out var item))
+        {
+            if (model.ContainsKey(item.Ino))
+                continue;
+            var attr = f.GetAttr(item.Ino);
+            var node = new Node { Type = attr.Type, Parent = item.Parent };
+            model[item.Ino] = node;
+            foreach (var xname in f.ListXattrs(item.Ino))
+                node.Xattrs[Encoding.UTF8.GetString(xname)] = f.GetXattr(item.Ino, xname);
+            switch (attr.Type)
+            {
+                case FileType.Regular:
+                    node.Data = new byte[attr.Size];
+                    f.Read(item.Ino, 0, node.Data);
+                    break;
+                case FileType.Symlink:
+                    node.Data = f.ReadLink(item.Ino);
+                    break;
+                case FileType.Directory:
+                    foreach (var e in f.ReadDir(item.Ino, 0))
+                    {
+                        if (Names.IsDot(e.Name) || Names.IsDotDot(e.Name))
+                            continue;
+                        node.Children[Key(e.Name)] = e.Ino;
+                        pending.Enqueue((e.Ino, item.Ino));
+                    }
+                    break;
+            }
+        }
+        return model;
+    }
+
+    /// <summary>
+    /// A device with a volatile write cache: writes land in the cache and reach the platter only
+    /// when a flush covers them. A crash loses what no flush covered; recovery reads the platter.
+    /// </summary>
+    private sealed class VolatileCacheDevice(long size) : IBlockDevice
+    {
+        private readonly object _lock = new();
+        private readonly byte[] _platter = new byte[size];
+        private readonly byte[] _live = new byte[size];
+        private readonly List<(long Offset, int Length)> _unflushed = [];
+        private bool _crashed;
+
+        public string Name => "volatile.img";
+
+        public long Size => size;
+
+        public bool IsReadOnly => false;
+
+        public void Read(long offset, Span<byte> buffer)
+        {
+            lock (_lock)
+                _live.AsSpan((int)offset, buffer.Length).CopyTo(buffer);
+        }
+
+        public void Write(long offset, ReadOnlySpan<byte> data)
+        {
+            lock (_lock)
+            {
+                if (_crashed)
+                    return; // the machine is down: nothing more reaches the device
+                data.CopyTo(_live.AsSpan((int)offset));
+                _unflushed.Add((offset, data.Length));
+            }
+        }
+
+        public void Flush()
+        {
+            lock (_lock)
+            {
+                if (_crashed)
+                    return;
+                foreach (var (offset, length) in _unflushed)
+                    _live.AsSpan((int)offset, length).CopyTo(_platter.AsSpan((int)offset));
+                _unflushed.Clear();
+            }
+        }
+
+        public void Discard(long offset, long length)
+        {
+        }
+
+        /// <summary>Power lost: from now on writes and flushes go nowhere.</summary>
+        public void Crash()
+        {
+            lock (_lock)
+                _crashed = true;
+        }
+
+        /// <summary>Power back: the device holds what reached the platter.</summary>
+        public void Recover()
+        {
+            lock (_lock)
+            {
+                _platter.CopyTo(_live, 0);
+                _unflushed.Clear();
+                _crashed = false;
+            }
+        }
+
+        public void Dispose()
+        {
         }
     }
 
