@@ -124,7 +124,7 @@ internal static class DemoCommand
             CopyA(image, tree);
             // A Ctrl-C reaches the child too (it stops the copy, exit 32): say cancelled, not failed.
             cli.Cancellation.ThrowIfCancellationRequested();
-            CopyAndKillB(image, tree, random);
+            var syncedB = CopyAndKillB(image, tree, random);
 
             // 3. Recover and verify: A synced, B prefix-consistent.
             Dictionary<string, (ulong Ino, Bpos Dirent)> inodes;
@@ -144,6 +144,13 @@ internal static class DemoCommand
                 Step($"part B (killed): {b.Complete} files complete, {b.Partial} partial (a prefix of the original), {b.Absent} absent, of {filesB}");
                 Problems(b.Problems);
                 Check(b.Problems.Count == 0, "every file of B in the image is complete or a prefix of itself; every name is one of B's");
+                // Each file `put --fsync` reported durable before the kill must be whole.
+                var durable = tree.B.Where(e => e.Kind == DemoEntryKind.File && syncedB.Contains("/" + e.Path)).ToList();
+                var lost = tree.VerifySynced(fs.Files, durable);
+                Step($"part B: {durable.Count - lost.Count} of the {durable.Count} files `put` reported durable before the kill are whole");
+                Problems(lost);
+                Check(lost.Count == 0 && durable.Count == syncedB.Count, "every file put reported as synced survived the kill, byte for byte");
+                _report.Add($"        part B: {durable.Count - lost.Count} of {durable.Count} files reported synced before the kill intact");
                 _report.Add($"        part B killed mid-copy: {b.Complete} complete, {b.Partial} partial, {b.Absent} absent of {filesB}" +
                             $"{(b.Problems.Count == 0 ? ", all prefix-consistent" : $", {b.Problems.Count} not prefix-consistent")}");
                 inodes = DemoTree.Inodes(fs.Files, tree.A);
@@ -283,14 +290,15 @@ internal static class DemoCommand
         /// with SIGKILL once the image file has grown by a seeded 55..85% of B's bytes: the sparse
         /// image grows as the copy writes, so the kill lands mid-copy whatever the machine's speed.
         /// </summary>
-        private void CopyAndKillB(string image, DemoTree tree, Random random)
+        /// <summary>Copies part B with `put --fsync --print-synced` in a child and kills it mid-copy; returns the image paths it reported durable.</summary>
+        private HashSet<string> CopyAndKillB(string image, DemoTree tree, Random random)
         {
             var imageName = Encoding.UTF8.GetBytes(image);
             long Allocated() => LocalFs.Stat(LocalFd.CurrentDirectory, imageName).Blocks * 512;
             var baseline = Allocated();
             var bytesB = tree.Bytes(tree.B);
             var threshold = bytesB * (55 + random.Next(31)) / 100;
-            using var child = LoadProcess.StartCommand(["put", "--fsync", image, Path.Combine(tree.Root, "b"), "/"]);
+            using var child = LoadProcess.StartCommand(["put", "--fsync", "--print-synced", image, Path.Combine(tree.Root, "b"), "/"]);
             var clock = Stopwatch.StartNew();
             long grown;
             while ((grown = Allocated() - baseline) < threshold && !child.HasExited && clock.Elapsed < s_childTimeout)
@@ -303,6 +311,9 @@ internal static class DemoCommand
                 $"`basalt put` of part B (pid {child.Pid}) killed with SIGKILL after {clock.Elapsed.TotalSeconds:0.00} s, " +
                 $"the image grown by {grown} bytes (threshold {threshold} of B's {bytesB})"));
             Check(child.Killed, "the copy of part B was still running when it was killed");
+            var synced = child.OtherLines.Where(l => l.StartsWith("synced ", StringComparison.Ordinal)).Select(l => l["synced ".Length..]).ToHashSet();
+            Step($"`basalt put` reported {synced.Count} files of B durable before the kill");
+            return synced;
         }
 
         private void Problems(List<string> problems)

@@ -24,16 +24,24 @@ internal static class PutCommand
             Arity = ArgumentArity.OneOrMore,
         };
         var fsync = new Option<bool>("--fsync") { Description = "make each file durable once it is copied (slower; without it the image is synced at the end)" };
+        var printSynced = new Option<bool>("--print-synced")
+        {
+            Description = "with --fsync: print 'synced PATH' on stdout as soon as each file is durable (one line per file, flushed)",
+        };
         var command = new Command("put", "copy local files and trees into the image (like cp -a): data with holes, modes, times, xattrs, links")
         {
-            image, paths, fsync,
+            image, paths, fsync, printSynced,
         };
         command.SetAction(parse => Program.Execute(cli, () =>
-            Run(cli, CliParsing.ResolveImage(parse.GetValue(image)!), parse.GetValue(paths)!, parse.GetValue(fsync))));
+        {
+            if (parse.GetValue(printSynced) && !parse.GetValue(fsync))
+                CliContext.Usage("--print-synced needs --fsync");
+            return Run(cli, CliParsing.ResolveImage(parse.GetValue(image)!), parse.GetValue(paths)!, parse.GetValue(fsync), parse.GetValue(printSynced));
+        }));
         return command;
     }
 
-    private static int Run(CliContext cli, string path, string[] paths, bool fsync)
+    private static int Run(CliContext cli, string path, string[] paths, bool fsync, bool printSynced)
     {
         if (paths.Length < 2)
             CliContext.Usage("DEST is missing");
@@ -47,7 +55,15 @@ internal static class PutCommand
         Exception? stopped = null;
         try
         {
-            var copier = new PutCopier(fs, copy, path, fsync);
+            Action<byte[]>? synced = printSynced
+                ? shown =>
+                {
+                    // One write per line, flushed at once: a process that kills this one sees whole lines.
+                    cli.Out.Write($"synced {TreeCopy.Text(shown)}\n");
+                    cli.Out.Flush();
+                }
+                : null;
+            var copier = new PutCopier(fs, copy, path, fsync, synced);
             copy.Run(() => PutCopier.Measure(sources), () =>
             {
                 foreach (var (source, parent, name, shown) in Targets(fs.Files, sources, dest))

@@ -26,11 +26,14 @@ internal sealed class PutCopier
     private readonly Dictionary<(ulong Dev, ulong Ino), ulong> _links = [];
     private readonly (ulong Dev, ulong Ino)? _image;
     private readonly bool _fsync;
+    private readonly Action<byte[]>? _synced;
 
-    public PutCopier(BasaltFileSystem fs, TreeCopy copy, string imagePath, bool fsync = false)
+    /// <param name="synced">With <paramref name="fsync"/>: told the image path of each file once it is durable.</param>
+    public PutCopier(BasaltFileSystem fs, TreeCopy copy, string imagePath, bool fsync = false, Action<byte[]>? synced = null)
     {
         _files = fs.Files;
         _fsync = fsync;
+        _synced = synced;
         _copy = copy;
         try
         {
@@ -147,7 +150,10 @@ internal sealed class PutCopier
             _links[(stat.Dev, stat.Ino)] = ino;
         SetAttributes(dir, localName, stat, ino);
         if (_fsync)
+        {
             _files.Fsync(ino);
+            _synced?.Invoke(shown);
+        }
         _copy.FileDone();
     }
 

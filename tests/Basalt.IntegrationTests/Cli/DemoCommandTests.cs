@@ -40,6 +40,12 @@ public sealed partial class DemoCommandTests
         Assert.Equal(filesB, Int(b, "complete") + Int(b, "partial") + Int(b, "absent"));
         Assert.Equal(filesB, Int(b, "total"));
         Assert.True(Int(b, "absent") > 0, "the kill came before the end of B's copy");
+        var reported = System.Text.RegularExpressions.Regex.Match(r.Out, @"`basalt put` reported (?<n>\d+) files of B durable before the kill");
+        Assert.True(reported.Success, r.Out);
+        var synced = int.Parse(reported.Groups["n"].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Contains($"part B: {synced} of the {synced} files `put` reported durable before the kill are whole", r.Out, StringComparison.Ordinal);
+        Assert.Contains("ok   every file put reported as synced survived the kill, byte for byte", r.Out, StringComparison.Ordinal);
+        Assert.True(synced <= Int(b, "complete"), "a file reported durable is complete");
         Assert.Contains("] fsck -n after the recovery: ", r.Out, StringComparison.Ordinal);
         Assert.Contains("ok   fsck finds nothing wrong after the kill and the recovery", r.Out, StringComparison.Ordinal);
 

@@ -249,6 +249,23 @@ public sealed class PutGetTests : IDisposable
     }
 
     [Fact]
+    public void PutFsync_PrintSynced_NamesEachFileOnceItIsDurable()
+    {
+        var image = CliImages.Formatted(_temp);
+        var source = Dir("src");
+        BuildTree(source);
+        CliRunner.Fails(16, ["put", "--print-synced", image, Path.Combine(source, "tree"), "/"], "--print-synced needs --fsync");
+        var put = CliRunner.Succeeds("put", "--fsync", "--print-synced", image, Path.Combine(source, "tree"), "/");
+        var synced = put.Out.Split('\n').Where(l => l.StartsWith("synced ", StringComparison.Ordinal)).Select(l => l["synced ".Length..]).ToList();
+        Assert.Contains("/tree/sparse", synced);
+        Assert.Contains("/tree/to-data", synced);
+        // data and sub/data-link are one file: copied (and synced) once, linked the second time.
+        Assert.Single(synced, p => p is "/tree/data" or "/tree/sub/data-link");
+        Assert.Equal(synced.Count, synced.Distinct().Count());
+        Assert.DoesNotContain("/tree/sub", synced); // directories are not files
+    }
+
+    [Fact]
     public void NonUtf8Argument_IsCopiedByItsEscapedForm()
     {
         var image = CliImages.Formatted(_temp);
