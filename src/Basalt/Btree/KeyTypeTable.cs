@@ -96,6 +96,23 @@ public static class KeyTypeTable
     /// <summary>The behaviour of <paramref name="type"/>, null for a number no entry was registered for.</summary>
     public static KeyTypeBehaviour? Get(KeyType type) => Volatile.Read(ref s_table)[(int)type];
 
+    /// <summary>
+    /// True when some key type <paramref name="btree"/> may hold has a trigger: only then does a
+    /// transaction need a position's committed key to run triggers on (inodes and dirents, say, need none).
+    /// </summary>
+    public static bool AnyTrigger(BtreeId btree)
+    {
+        var table = Volatile.Read(ref s_table);
+        if (!BtreeIds.IsKnown((byte)btree))
+            return true;
+        foreach (var type in BtreeIds.Describe(btree).AllowedTypes)
+        {
+            if (table[(int)type]?.Trigger is not null)
+                return true;
+        }
+        return false;
+    }
+
     private static bool PassThrough(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
     {
         problem = null;

@@ -208,6 +208,13 @@ public sealed class Transaction : ITriggerTransaction
             if (u.Triggered || (u.Btree == BtreeId.Alloc) != allocKeys)
                 continue;
             ran = true;
+            if (!KeyTypeTable.AnyTrigger(u.Btree))
+            {
+                // No key this btree may hold has a trigger: the committed key would only be read to find none.
+                u.Triggered = true;
+                _updates[i] = u;
+                continue;
+            }
             ReadCommitted(u.Btree, u.Key.Pos, out var oldKey, out var oldValue);
             var oldTrigger = oldKey.Type == KeyType.Deleted ? null : KeyTypeTable.Get(oldKey.Type)?.Trigger;
             var newTrigger = u.Key.Type == KeyType.Deleted ? null : KeyTypeTable.Get(u.Key.Type)?.Trigger;

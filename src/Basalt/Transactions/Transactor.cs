@@ -87,7 +87,8 @@ public sealed class Transactor : IBtreeWritePath
     public T Transact<T>(Func<Transaction, T> body, CommitOptions options, out CommitResult result)
     {
         ArgumentNullException.ThrowIfNull(body);
-        var t = new Transaction(_engine);
+        // A finished transaction is kept for the next one (its update map keeps its capacity).
+        var t = Interlocked.Exchange(ref _spare, null) ?? new Transaction(_engine);
         BtreeEngine.BeginKeep();
         try
         {
@@ -96,8 +97,16 @@ public sealed class Transactor : IBtreeWritePath
         finally
         {
             _engine.EndKeep();
+            // A large one is dropped: clearing its grown update map would cost every later transaction.
+            if (t.UpdateCount <= 256)
+            {
+                t.Reset();
+                Interlocked.CompareExchange(ref _spare, t, null);
+            }
         }
     }
+
+    private Transaction? _spare;
 
     private T Run<T>(Transaction t, Func<Transaction, T> body, CommitOptions options, out CommitResult result)
     {
