@@ -19,7 +19,7 @@
 // untimed reads of each side ran first (so both loops run optimised code when timed).
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
+using Basalt.Benchmarks.Peers;
 using Basalt.Format;
 using Basalt.Fs;
 using Basalt.Superblocks;
@@ -28,7 +28,7 @@ using Microsoft.Win32.SafeHandles;
 namespace Basalt.Benchmarks;
 
 [BenchCommand("data")]
-public static partial class DataMeasurement
+public static class DataMeasurement
 {
     private const int Chunk = 1024 * 1024;
     private const int Small = 4096;
@@ -145,9 +145,7 @@ public static partial class DataMeasurement
 
         private BasaltFileSystem Fs => _fs!;
 
-        private string CacheMethod => _canDropCaches
-            ? "sync; echo 3 > /proc/sys/vm/drop_caches"
-            : "posix_fadvise(POSIX_FADV_DONTNEED) on the image and the raw files";
+        private string CacheMethod => BenchHost.DropCachesMethod(_canDropCaches, "the image and the raw files");
 
         public void Execute()
         {
@@ -221,7 +219,7 @@ public static partial class DataMeasurement
                         using var file = File.OpenHandle(_rawSequential, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
                         for (long at = 0; at < _o.Size; at += Chunk)
                             RandomAccess.Write(file, _chunk, at);
-                        FdataSync(file);
+                        RawDevicePeer.FdataSync(file);
                     });
                     continue;
                 }
@@ -288,7 +286,7 @@ public static partial class DataMeasurement
                 using var file = File.OpenHandle(_rawRandom, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
                 foreach (var b in order)
                     RandomAccess.Write(file, block.Span, (long)b * Small);
-                FdataSync(file);
+                RawDevicePeer.FdataSync(file);
             });
             DropCaches();
             var allocated = GC.GetAllocatedBytesForCurrentThread();
@@ -413,49 +411,8 @@ public static partial class DataMeasurement
             _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024:F1} KiB"),
         };
 
-        private void DropCaches()
-        {
-            if (_canDropCaches)
-            {
-                BenchHost.DropCaches();
-                return;
-            }
-            // Without root: write back and drop each file's cached pages (dirty pages are not dropped, hence the fdatasync first).
-            foreach (var path in new[] { _image, _rawSequential, _rawRandom })
-            {
-                if (!File.Exists(path))
-                    continue;
-                var fd = Open(path, 0x80000 /* O_RDONLY | O_CLOEXEC */, 0);
-                if (fd < 0)
-                    throw new IOException($"{path}: open failed (errno {Marshal.GetLastPInvokeError()})");
-                using var handle = new SafeFileHandle(fd, ownsHandle: true);
-                FdataSync(handle);
-                var rc = Fadvise(handle, 0, 0, 4 /* POSIX_FADV_DONTNEED */);
-                if (rc != 0)
-                    throw new IOException($"{path}: posix_fadvise failed (error {rc})");
-            }
-        }
+        private void DropCaches() => BenchHost.DropCaches(_canDropCaches, [_image, _rawSequential, _rawRandom]);
 
         public void Dispose() => _fs?.Dispose();
     }
-
-    private static void FdataSync(SafeFileHandle file)
-    {
-        while (Fdatasync(file) != 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno != 4) // EINTR
-                throw new IOException($"fdatasync failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
-        }
-    }
-
-    [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
-    private static partial int Fdatasync(SafeFileHandle fd);
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags, uint mode);
-
-    /// <summary>posix_fadvise returns the error number (it does not set errno).</summary>
-    [LibraryImport("libc", EntryPoint = "posix_fadvise")]
-    private static partial int Fadvise(SafeFileHandle fd, long offset, long length, int advice);
 }

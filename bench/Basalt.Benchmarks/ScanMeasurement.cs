@@ -1,0 +1,149 @@
+// `Basalt.Benchmarks scan`: the node scan against a plain sequential read of the same region,
+// with the page cache cold and warm, in one process. The target (docs/topology.md, "The node
+// scan") is stated against a cold read: the scan takes at most 1.4× a cold sequential read of the
+// region it scans. NodeScanBenchmarks measures both warm only; this command adds the cold pair.
+//
+// The region is NodeScanRegion (every 16 KiB slot a full valid leaf, --mib MiB of them). Each
+// round runs the read and the scan cold (the page cache dropped before each), then both warm (the
+// region was just read in full), the side that goes first alternating by round (read first in odd
+// rounds) so neither always follows the other. The read is NodeScanRegion.SequentialRead (the
+// scan's chunks, one read at a time); the scan is NodeScan.Run, the call the benchmark and
+// check_topology make. Medians are quoted; the ratio is the median of the rounds' ratios, each
+// measured side by side. Before round 1 both run once untimed, so round 1 is not the JIT's.
+using System.Diagnostics;
+using System.Globalization;
+using Basalt.Btree;
+
+namespace Basalt.Benchmarks;
+
+[BenchCommand("scan")]
+public static class ScanMeasurement
+{
+    private const double Target = 1.4;
+    private const string Usage = "scan [--mib 256] [--rounds 5] [--dir DIR]";
+
+    public static int Run(string[] args)
+    {
+        var mib = 256;
+        var rounds = 5;
+        string? directory = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            var value = i + 1 < args.Length ? args[i + 1] : null;
+            var ok = value is not null && args[i] switch
+            {
+                "--mib" => int.TryParse(value, out mib) && mib > 0,
+                "--rounds" => int.TryParse(value, out rounds) && rounds > 0,
+                "--dir" => (directory = value) is not null,
+                _ => false,
+            };
+            if (!ok)
+            {
+                Console.Error.WriteLine($"scan: bad argument {args[i]} {value} ({Usage})");
+                return 2;
+            }
+            i++;
+        }
+        directory ??= Environment.GetEnvironmentVariable("BASALT_BENCH_DIR") ?? Path.GetTempPath();
+        var work = Path.Combine(directory, $"basalt-scan-{Environment.ProcessId}");
+        Directory.CreateDirectory(work);
+        try
+        {
+            Measure(Path.Combine(work, "nodes.img"), mib, rounds);
+            return 0;
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    private sealed class Row(string cache)
+    {
+        public string Cache { get; } = cache;
+        public List<double> ReadMs { get; } = [];
+        public List<double> ScanMs { get; } = [];
+        public List<double> Ratios { get; } = [];
+    }
+
+    private static void Measure(string path, int mib, int rounds)
+    {
+        var (loadBefore, _, _) = BenchHost.LoadAverage();
+        var canDrop = BenchHost.CanDropCaches();
+        var method = BenchHost.DropCachesMethod(canDrop, "the region file");
+        var slots = (int)((long)mib * 1024 * 1024 / NodeScanRegion.NodeSize);
+        Console.WriteLine($"scan: {mib} MiB region of {slots:N0} full {NodeScanRegion.NodeSize >> 10} KiB leaves, {rounds} rounds, in {Path.GetDirectoryName(path)}; " +
+                          $"load average {loadBefore:F2}; {Environment.ProcessorCount} cores");
+        Console.WriteLine($"cold page cache: {method}");
+        var clock = Stopwatch.StartNew();
+        using var region = NodeScanRegion.Create(path, slots);
+        Console.WriteLine($"region written and checked in {clock.Elapsed.TotalSeconds:F1} s");
+        region.SequentialRead();
+        Scan(region);
+
+        var cold = new Row("cold");
+        var warm = new Row("warm");
+        for (var round = 1; round <= rounds; round++)
+        {
+            var readFirst = round % 2 == 1;
+            MeasurePair(region, cold, readFirst, () => BenchHost.DropCaches(canDrop, [path]));
+            // Warm: the region is read in full once more, so every page of it is cached whichever side ran last.
+            region.SequentialRead();
+            MeasurePair(region, warm, readFirst, static () => { });
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"   round {round} ({(readFirst ? "read" : "scan")} first): cold read {cold.ReadMs[^1]:F1} ms, scan {cold.ScanMs[^1]:F1} ms, {cold.Ratios[^1]:F2}×; " +
+                $"warm read {warm.ReadMs[^1]:F1} ms, scan {warm.ScanMs[^1]:F1} ms, {warm.Ratios[^1]:F2}×"));
+        }
+
+        var (loadAfter, _, _) = BenchHost.LoadAverage();
+        Console.WriteLine();
+        Console.WriteLine($"node scan vs sequential read of {mib} MiB ({NodeScan.ChunkBytes >> 20} MiB chunks), median of {rounds} rounds; " +
+                          $"load average {loadBefore:F2} before, {loadAfter:F2} after; {clock.Elapsed.TotalSeconds:F0} s");
+        Console.WriteLine($"cold = {method} before each side; warm = region read in full just before");
+        Console.WriteLine();
+        Console.WriteLine("| cache | read ms | read MB/s | scan ms | scan MB/s | scan / read | rounds' ratios |");
+        Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var row in new[] { cold, warm })
+        {
+            var read = BenchHost.Median(row.ReadMs);
+            var scan = BenchHost.Median(row.ScanMs);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {row.Cache} | {read:F1} | {region.Length / read / 1e3:N0} | {scan:F1} | {region.Length / scan / 1e3:N0} | " +
+                $"{BenchHost.Median(row.Ratios):F2}× | {row.Ratios.Min():F2}–{row.Ratios.Max():F2} |"));
+        }
+        Console.WriteLine();
+        var ratio = BenchHost.Median(cold.Ratios);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"target: cold scan ≤ {Target:F1}× cold read: {(ratio <= Target ? "met" : "not met")} ({ratio:F2}×, rounds {cold.Ratios.Min():F2}–{cold.Ratios.Max():F2})"));
+    }
+
+    private static void MeasurePair(NodeScanRegion region, Row row, bool readFirst, Action prepare)
+    {
+        double read = 0, scan = 0;
+        foreach (var isRead in readFirst ? new[] { true, false } : [false, true])
+        {
+            prepare();
+            var clock = Stopwatch.StartNew();
+            if (isRead)
+                region.SequentialRead();
+            else
+                Scan(region);
+            var ms = clock.Elapsed.TotalMilliseconds;
+            if (isRead)
+                read = ms;
+            else
+                scan = ms;
+        }
+        row.ReadMs.Add(read);
+        row.ScanMs.Add(scan);
+        row.Ratios.Add(scan / read);
+    }
+
+    /// <summary>The benchmark's scan; a region that does not come back whole is a broken measurement, not a slow one.</summary>
+    private static void Scan(NodeScanRegion region)
+    {
+        var found = region.ScanNodes().Nodes.Count;
+        if (found != region.Slots)
+            throw new InvalidOperationException($"scan found {found} nodes in a region of {region.Slots}");
+    }
+}
