@@ -34,8 +34,8 @@ public sealed partial class BtreeEngine
 {
     private readonly List<(ReplayFailure Failure, bool Pinned)> _unreplayed = [];
 
-    /// <summary>Interior slots MarkSubtreeConservatively has read, by btree and level (cleared by FinishReplay).</summary>
-    private readonly HashSet<(BtreeId Btree, byte Level, long Offset)> _conservativelyMarked = [];
+    /// <summary>Interior nodes MarkSubtreeConservatively has read, by btree, level, slot and node seq (cleared by FinishReplay).</summary>
+    private readonly HashSet<(BtreeId Btree, byte Level, long Offset, ulong Seq)> _conservativelyMarked = [];
 
     /// <summary>The journal seq the newest checkpoint covered (0: none since mount).</summary>
     private ulong _checkpointedSeq;
@@ -259,9 +259,11 @@ public sealed partial class BtreeEngine
 
     /// <summary>
     /// Marks a node's slot and, for an interior node read whole (every bset of its seq), its
-    /// children's. A slot is followed once per (btree, level): an old pointer version may name
-    /// the slot at another level than the node it holds now (a leaf once, an interior node since),
-    /// and the visit at the level it holds now must still reach the children.
+    /// children's. A slot is followed once per (btree, level, node seq): old pointer versions may
+    /// name the slot as the nodes it held before, at another level (a leaf once, an interior node
+    /// since) or at the same one (freed and reused for a node of the same level). A read with an
+    /// earlier occupant's seq finds nothing to follow, and the visit with the seq of the node the
+    /// slot holds now must still reach that node's children.
     /// </summary>
     private void MarkSubtreeConservatively(BtreeId btree, byte level, BtreePtrValue ptr, Bpos max)
     {
@@ -272,7 +274,7 @@ public sealed partial class BtreeEngine
         // committed sectors_written, so the durable prefix waits for FinishReplay's exact walk.
         if (_allocator.MarkUsed(offset))
             _options.NodeSpaceObserver?.NodeAllocated(offset, _geometry.NodeSize);
-        if (level == 0 || !_conservativelyMarked.Add((btree, level, offset)))
+        if (level == 0 || !_conservativelyMarked.Add((btree, level, offset, ptr.Seq)))
             return;
         // Every version of every pointer in every bset of the node, not only the newest: the replayed
         // tree may see the node at any of its sectors_written, and each version names its own child.
@@ -343,12 +345,17 @@ public sealed partial class BtreeEngine
                 if (_mountProblems.Count > 0)
                     KeepSlotsHoldingNodes();
                 var observer = _options.NodeSpaceObserver;
+                List<long>? missed = null;
                 foreach (var (offset, written) in reachable)
                 {
                     if (!_allocator.Contains(offset))
                         continue;
                     if (_allocator.MarkUsed(offset))
                     {
+                        // The conservative marking is a superset of what the replayed tree reaches:
+                        // a reachable slot it missed was free for replay to hand out.
+                        if (written >= 0)
+                            (missed ??= []).Add(offset);
                         observer?.NodeAllocated(offset, _geometry.NodeSize);
                         if (written >= 0)
                             observer?.NodeWritten(offset, written);
@@ -357,6 +364,11 @@ public sealed partial class BtreeEngine
                     {
                         observer?.NodeWritten(offset, written);
                     }
+                }
+                if (missed is not null)
+                {
+                    BasaltException.Throw(ErrorCode.InvariantViolated,
+                        $"journal replay: the replayed btrees reach node slots the marking before the replay did not hold: {string.Join(", ", missed.Order())}");
                 }
                 Evict();
             }

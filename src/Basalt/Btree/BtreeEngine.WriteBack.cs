@@ -111,16 +111,39 @@ public sealed partial class BtreeEngine
     private List<NodeImage> CaptureForWriteBack(ulong? upToSeq, int maxNodes, out ulong maxSeq)
     {
         maxSeq = 0;
-        var chosen = _dirty
+        var candidates = _dirty
             .Where(n => !n.IsFreed && n.InFlight is null &&
                         (upToSeq is not { } limit || !n.HasFirstRecord || (n.UnwrittenPin != 0 && n.UnwrittenPin <= limit)))
-            .OrderBy(n => n.Level).ThenBy(n => n.Offset)
             .ToList();
+        if (maxNodes >= candidates.Count)
+        {
+            // Every candidate: children first, so a parent is captured after the raises of its
+            // children this round put into it (and is skipped as blocked until they commit).
+            candidates.Sort(static (a, b) => a.Level != b.Level ? a.Level.CompareTo(b.Level) : a.Offset.CompareTo(b.Offset));
+        }
+        else
+        {
+            // More than a round takes. Never-written nodes first: the pending interior edits
+            // naming them wait for their first write, and the nodes holding those edits cannot be
+            // written before the edits commit. Then by oldest pin, what holds last_seq back. Not
+            // children first: a child captured this round blocks its parent for the round (its
+            // raise is pending inside it), so a parent holding the oldest pin would wait for as long
+            // as any of its children stays dirty. Taken by offset, the leaves new splits make
+            // (further on in the slot area) were never reached: their parent stayed blocked and its
+            // pin held the journal until a checkpoint.
+            candidates.Sort(static (a, b) =>
+            {
+                var c = a.HasFirstRecord.CompareTo(b.HasFirstRecord);
+                if (c == 0)
+                    c = PinOrder(a).CompareTo(PinOrder(b));
+                return c != 0 ? c : a.Offset.CompareTo(b.Offset);
+            });
+        }
         var images = new List<NodeImage>();
         _inCapture = true;
         try
         {
-            foreach (var node in chosen)
+            foreach (var node in candidates)
             {
                 if (images.Count >= maxNodes)
                     break;
@@ -147,6 +170,9 @@ public sealed partial class BtreeEngine
         }
         return images;
     }
+
+    /// <summary>A dirty node's oldest unwritten pin; nodes pinning nothing come last.</summary>
+    private static ulong PinOrder(BtreeNode node) => node.UnwrittenPin == 0 ? ulong.MaxValue : node.UnwrittenPin;
 
     /// <summary>
     /// Makes the node's unwritten keys its in-flight run, computes its new sectors_written and puts

@@ -16,7 +16,6 @@ namespace Basalt.Journal;
 
 public sealed class JournalReclaim : IRestartHandler, IDisposable
 {
-    private const int MaxRoundNodes = 512;
     private const int MaxWaits = 10_000;
 
     private readonly JournalWriter _journal;
@@ -37,6 +36,7 @@ public sealed class JournalReclaim : IRestartHandler, IDisposable
     /// <param name="checkpoint">Writes every node and commits the roots through the superblock (the mount glue's checkpoint).</param>
     public JournalReclaim(JournalWriter journal, BtreeEngine engine, Action checkpoint, JournalOptions options, EmergencyState emergency)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.WriteBackRoundNodes, 1);
         _journal = journal;
         _engine = engine;
         _checkpoint = checkpoint;
@@ -151,7 +151,7 @@ public sealed class JournalReclaim : IRestartHandler, IDisposable
             var oldest = _journal.OldestPin;
             if (oldest == 0 || oldest > target)
                 break;
-            var result = _engine.WriteBack(target, MaxRoundNodes);
+            var result = _engine.WriteBack(target, _options.WriteBackRoundNodes);
             Interlocked.Increment(ref _rounds);
             if (result.JournalFull)
             {
@@ -212,7 +212,7 @@ public sealed class JournalReclaim : IRestartHandler, IDisposable
             return false;
         // Freed slots become reusable once the entries that freed them are durable; pending
         // interior updates free slots once their new nodes are written.
-        _engine.WriteBack(null, MaxRoundNodes);
+        _engine.WriteBack(null, _options.WriteBackRoundNodes);
         _journal.WaitDurable(_journal.CommittedSeq);
         if (attempt == 2)
             Checkpoint();

@@ -40,6 +40,12 @@ public sealed record JournalOptions
     public TimeSpan WriteBackAge { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// At most this many nodes per reclaim write-back round (writers wait while a round captures);
+    /// when more are dirty, never-written nodes go first, then those pinning the oldest seqs.
+    /// </summary>
+    public int WriteBackRoundNodes { get; init; } = 512;
+
+    /// <summary>
     /// Deterministic step mode (tests): no writer or reclaim thread. Entries are written when a commit
     /// waits for a flush, when the journal needs room, or when the caller steps the writer.
     /// </summary>
