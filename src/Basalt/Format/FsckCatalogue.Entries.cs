@@ -349,7 +349,7 @@ public static partial class FsckCatalogue
             "an indirect extent no reflink pointer's padded range overlaps: no file can reach its data",
             "the indirect extent is deleted and its data released (bucket sectors and backpointers) in the same transaction"),
         new(FsckErrorId.ReflinkPToMissingReflinkV, "reflink_p_to_missing_reflink_v", ReadClass: null, RepairPolicy.Automatic,
-            "part of a reflink pointer's live range has no key in the reflink btree (neither an indirect extent nor an error key): its data is gone, and the reflink pointer trigger refuses any edit of the pointer",
+            "part of a reflink pointer's live range has no key in the reflink btree (neither an indirect extent nor an error key): its data is gone, and an edit that keeps part of the pointer (an overwrite or punch of part of it) fails with an I/O error",
             "the pointer is cut: the covered parts stay reflink pointers (same padded range; each new piece takes its references), the uncovered parts become error keys of the file (reads fail there); the inode's sector count follows"),
     ];
 }
