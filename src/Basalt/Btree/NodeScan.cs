@@ -160,9 +160,12 @@ public sealed class NodeScan
             chunks.Add((at, (int)Math.Min(chunk, (areaEnd - at) / nodeSize * nodeSize)));
         // Two buffers: the next chunk is read (on the thread pool) while this one is examined, so
         // the scan costs about the larger of the read and the examination, not their sum. The
-        // device sees the same reads in the same order, one at a time.
+        // device sees the same reads in the same order, one at a time; the examination of a chunk
+        // is spread over the cores.
         byte[][] buffers = [ArrayPool<byte>.Shared.Rent(chunk), ArrayPool<byte>.Shared.Rent(chunk)];
         var found = new List<ScannedNode>();
+        var examined = new ScannedNode?[chunk / nodeSize];
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct };
         long scanned = 0;
         Task? pending = null;
         try
@@ -175,11 +178,14 @@ public sealed class NodeScan
                 pending!.GetAwaiter().GetResult();
                 pending = k + 1 < chunks.Count ? ReadAhead(device, chunks[k + 1], buffers[(k + 1) % 2], nodeSize) : null;
                 var (at, length) = chunks[k];
-                var span = buffers[k % 2].AsSpan(0, length);
+                var buffer = buffers[k % 2];
                 scanned += length;
-                for (var o = 0; o < length; o += nodeSize)
+                // The slots of a chunk are examined on every core; their records are kept in slot order.
+                var count = length / nodeSize;
+                Parallel.For(0, count, parallel, i => examined[i] = Examine(buffer.AsSpan(i * nodeSize, nodeSize), at + ((long)i * nodeSize), geometry, isBlacklisted));
+                for (var i = 0; i < count; i++)
                 {
-                    if (Examine(span.Slice(o, nodeSize), at + o, geometry, isBlacklisted) is { } node)
+                    if (examined[i] is { } node)
                         found.Add(node);
                 }
             }

@@ -22,6 +22,26 @@ public sealed class ChecksumTests
         Assert.Equal(0x113FDB5Cu, Crc32C.Compute(Enumerable.Range(0, 32).Select(i => (byte)(31 - i)).ToArray()));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Crc32C_interleaved_chains_equal_one_serial_chain(int seed)
+    {
+        // Lengths around the three-lane step (3 × 512) and its multiples, odd tails, large runs.
+        var random = new Random(seed);
+        var data = new byte[70_000];
+        random.NextBytes(data);
+        foreach (var length in new[] { 0, 7, 1535, 1536, 1537, 3071, 3072, 4096, 4099, 16384, 65536, 70_000 }
+                     .Concat(Enumerable.Range(0, 40).Select(_ => random.Next(data.Length))))
+        {
+            var init = (uint)random.Next();
+            var offset = random.Next(8);
+            var span = data.AsSpan(offset, Math.Min(length, data.Length - offset));
+            Assert.Equal(Crc32C.UpdateSerial(init, span), Crc32C.Update(init, span));
+        }
+    }
+
     [Fact]
     public void Crc32C_EmptyIsZero() => Assert.Equal(0u, Crc32C.Compute([]));
 
