@@ -212,7 +212,7 @@ public sealed partial class Files
         parent.MtimeNs = parent.CtimeNs = now;
         PutInode(t, ino, inode);
         PutInode(t, dir, parent);
-        t.Set(BtreeId.Dirents, new Bkey(FsPositions.Slot(dir, probe.Slot), KeyType.Dirent),
+        t.SetOwned(BtreeId.Dirents, new Bkey(FsPositions.Slot(dir, probe.Slot), KeyType.Dirent),
             new DirentValue(ino, inode.Type, name).ToBytes());
         return inode;
     }

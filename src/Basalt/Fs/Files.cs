@@ -299,7 +299,7 @@ public sealed partial class Files : IInodeSectors
         TryReadInode(t, ino, out var inode) ? inode : throw new BasaltException(ErrorCode.FileNotFound, $"inode {ino} does not exist");
 
     private static void PutInode(Transaction t, ulong ino, in InodeValue inode) =>
-        t.Set(BtreeId.Inodes, new Bkey(FsPositions.Inode(ino), KeyType.Inode), inode.ToBytes());
+        t.SetOwned(BtreeId.Inodes, new Bkey(FsPositions.Inode(ino), KeyType.Inode), inode.ToBytes());
 
     private static InodeValue ReadDirectory(Transaction t, ulong ino)
     {

@@ -93,6 +93,20 @@ public sealed class Transaction : ITriggerTransaction
     }
 
     /// <summary>
+    /// <see cref="Set(BtreeId, in Bkey, ReadOnlySpan{byte})"/> for a value array the caller made
+    /// for this update and never touches again: it is kept, not copied.
+    /// </summary>
+    internal void SetOwned(BtreeId btree, in Bkey key, byte[] value)
+    {
+        if (key.Type == KeyType.Deleted)
+            BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {btree.ToText()}: a deleted key at {key.Pos.ToText()} (use Delete)");
+        if (KeyTypeTable.Get(key.Type) is { Writable: false })
+            BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {btree.ToText()}: key type {key.Type.ToText()} is not written by this build");
+        _engine[btree].ValidateLeafKey(key, value);
+        Put(btree, key, value);
+    }
+
+    /// <summary>
     /// Sets a key whose triggers must not run: a repair that writes the recomputed value of derived
     /// state itself, or a test planting what damage would leave. The key is validated as any other.
     /// </summary>
@@ -117,7 +131,7 @@ public sealed class Transaction : ITriggerTransaction
         var result = new List<(Bkey, byte[])>();
         if (start > end || limit <= 0)
             return result;
-        var own = _updates.Where(u => u.Btree == btree && u.Key.Pos >= start && u.Key.Pos <= end).OrderBy(u => u.Key.Pos).ToList();
+        var own = OwnUpdates(btree, start, end);
         // Committed keys, read a leaf at a time; a miss restarts the whole body. Each own update
         // hides at most one committed key, so limit + own.Count committed keys always give `limit`
         // results. When the read stops at that count, the keys after the last one read are
@@ -135,7 +149,7 @@ public sealed class Transaction : ITriggerTransaction
                 break;
             next = leafMax.Successor();
         }
-        if (committed.Count >= fetch)
+        if (committed.Count >= fetch && own.Count > 0)
         {
             var known = committed[^1].Key.Pos;
             own.RemoveAll(u => u.Key.Pos > known);
@@ -157,6 +171,24 @@ public sealed class Transaction : ITriggerTransaction
         }
         return result;
     }
+
+    /// <summary>This transaction's updates in [start, end] of <paramref name="btree"/>, by position (a shared empty list when none).</summary>
+    private List<Update> OwnUpdates(BtreeId btree, Bpos start, Bpos end)
+    {
+        List<Update>? own = null;
+        foreach (var u in _updates)
+        {
+            if (u.Btree == btree && u.Key.Pos >= start && u.Key.Pos <= end)
+                (own ??= []).Add(u);
+        }
+        if (own is null)
+            return s_noUpdates;
+        if (own.Count > 1)
+            own.Sort(static (x, y) => x.Key.Pos.CompareTo(y.Key.Pos));
+        return own;
+    }
+
+    private static readonly List<Update> s_noUpdates = [];
 
     void ITriggerTransaction.Set(BtreeId btree, in Bkey key, ReadOnlySpan<byte> value) => Set(btree, key, value);
 
