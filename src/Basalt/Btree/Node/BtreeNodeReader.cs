@@ -224,6 +224,14 @@ public static partial class BtreeNodeReader
 
                 var recordEnd = (int)Math.Min(RoundUp(keysEnd, blockSize), int.MaxValue);
                 var keep = true;
+                if (recordEnd > _limit && first)
+                {
+                    // The first record is written whole when the node is made, so sectors_written
+                    // always covers it: one claiming more is damaged, and an append at the written
+                    // end would land inside what its checksum covers. The node is unreadable.
+                    return Report(FsckErrorId.BtreeNodeBadHeader, sector,
+                        $"the first record (the node header) at bytes 0-{recordEnd} runs past the written end at byte {_limit} (sectors_written {_limit / FormatLimits.SectorSize})");
+                }
                 if (recordEnd > _limit)
                 {
                     Report(FsckErrorId.BsetPastEndOfBtreeNode, sector,

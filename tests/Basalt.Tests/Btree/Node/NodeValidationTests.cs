@@ -275,6 +275,23 @@ public sealed class NodeValidationTests
     }
 
     [Fact]
+    public void A_first_record_claiming_past_sectors_written_makes_the_node_unreadable()
+    {
+        // A grown u64s with its checksum recomputed over the longer span: an append at the written
+        // end would land inside that span and break the checksum, so the node cannot be kept.
+        var node = new TestNode(BtreeId.Test, 0, s_min, s_max).Write(Cookies("a", 20, 30, 40, 50));
+        var written = (ushort)(node.Written / 512);
+        WriteU32(node.Slot, node.BsetField(0, "u64s"), 200);
+        node.FixChecksum(0);
+
+        var result = BtreeNodeReader.Read(node.Slot, node.Context(sectorsWritten: written));
+
+        var finding = AssertOnly(result, FsckErrorId.BtreeNodeBadHeader, NodeErrorClass.BadNode);
+        Assert.Contains("runs past the written end", finding.Detail, StringComparison.Ordinal);
+        AssertFailed(result, NodeErrorClass.BadNode);
+    }
+
+    [Fact]
     public void Record_length_past_the_node_end_drops_the_bset_and_the_rest()
     {
         var node = Standard();
