@@ -61,9 +61,7 @@ public static class DataKeyTypes
         ReflinkPointer.TryRead(value, out var p, out problem) && (problem = p.CheckAgainstKey(context.Key.Size)) is null;
 
     private static string PrintReflinkPointer(ReadOnlySpan<byte> value) =>
-        ReflinkPointer.TryRead(value, out var p, out var problem)
-            ? $"-> reflink {p.Idx} (refs from {p.Idx - p.FrontPad}, {p.BackPad} past its end)"
-            : $"invalid reflink pointer: {problem}";
+        ReflinkPointer.TryRead(value, out var p, out var problem) ? p.ToText() : $"invalid reflink pointer: {problem}";
 
     private static bool ValidateExtent(in KeyValueContext context, ExtentValue e, out string? problem)
     {

@@ -47,13 +47,21 @@ public static class ExtentTriggers
             Charge(t, layout, btree, oldKey, -1);
         if (newKey.Exists && newKey.Key.Type == KeyType.Extent)
             Charge(t, layout, btree, newKey, +1);
-        if (btree == BtreeId.Extents)
-        {
-            var delta = (newKey.Exists && newKey.Key.Type is KeyType.Extent or KeyType.Reservation ? (long)newKey.Key.Size : 0)
-                - (oldKey.Exists && oldKey.Key.Type is KeyType.Extent or KeyType.Reservation ? (long)oldKey.Key.Size : 0);
-            if (delta != 0)
-                t.GetService<IInodeSectors>()?.Add(t, (newKey.Exists ? newKey : oldKey).Key.Pos.Inode, delta);
-        }
+        CountInodeSectors(t, btree, oldKey, newKey, static type => type is KeyType.Extent or KeyType.Reservation);
+    }
+
+    /// <summary>
+    /// Moves the inode's sector count by the sizes of the pair's keys whose type <paramref name="counts"/>
+    /// (each trigger counts its own types, so a position changing type is counted once each way).
+    /// </summary>
+    internal static void CountInodeSectors(ITriggerTransaction t, BtreeId btree, in KeyVersion oldKey, in KeyVersion newKey, Func<KeyType, bool> counts)
+    {
+        if (btree != BtreeId.Extents)
+            return;
+        var delta = (newKey.Exists && counts(newKey.Key.Type) ? (long)newKey.Key.Size : 0)
+            - (oldKey.Exists && counts(oldKey.Key.Type) ? (long)oldKey.Key.Size : 0);
+        if (delta != 0)
+            t.GetService<IInodeSectors>()?.Add(t, (newKey.Exists ? newKey : oldKey).Key.Pos.Inode, delta);
     }
 
     private static void Charge(ITriggerTransaction t, SpaceLayout layout, BtreeId btree, in KeyVersion version, int sign)

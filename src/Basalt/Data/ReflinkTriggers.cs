@@ -33,12 +33,7 @@ public static class ReflinkTriggers
             var (start, end) = old.Padded(oldKey.Key.Size);
             Adjust(t, oldKey.Key, start, end, -1, 0, 0);
         }
-        if (btree == BtreeId.Extents)
-        {
-            var delta = (newIsPointer ? (long)newKey.Key.Size : 0) - (oldIsPointer ? (long)oldKey.Key.Size : 0);
-            if (delta != 0)
-                t.GetService<IInodeSectors>()?.Add(t, (newKey.Exists ? newKey : oldKey).Key.Pos.Inode, delta);
-        }
+        ExtentTriggers.CountInodeSectors(t, btree, oldKey, newKey, static type => type == KeyType.ReflinkP);
     }
 
     /// <summary>

@@ -67,8 +67,8 @@ public readonly record struct ReflinkPointer(ulong Idx, uint FrontPad, uint Back
         return null;
     }
 
-    public string ToText(uint size) => string.Create(CultureInfo.InvariantCulture,
-        $"-> reflink {Idx}..{Idx + size} (refs {Idx - FrontPad}..{Idx + size + BackPad})");
+    public string ToText() => string.Create(CultureInfo.InvariantCulture,
+        $"-> reflink {Idx} (refs from {Idx - FrontPad}, {BackPad} past its end)");
 }
 
 /// <summary>The value of a reflink_v key: a refcount (8 bytes), then an extent value.</summary>

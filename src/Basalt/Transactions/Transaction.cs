@@ -84,11 +84,7 @@ public sealed class Transaction : ITriggerTransaction
 
     public void Set(BtreeId btree, in Bkey key, ReadOnlySpan<byte> value)
     {
-        if (key.Type == KeyType.Deleted)
-            BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {btree.ToText()}: a deleted key at {key.Pos.ToText()} (use Delete)");
-        if (KeyTypeTable.Get(key.Type) is { Writable: false })
-            BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {btree.ToText()}: key type {key.Type.ToText()} is not written by this build");
-        _engine[btree].ValidateLeafKey(key, value);
+        Validate(btree, key, value);
         Put(btree, key, value.ToArray());
     }
 
@@ -98,12 +94,17 @@ public sealed class Transaction : ITriggerTransaction
     /// </summary>
     internal void SetOwned(BtreeId btree, in Bkey key, byte[] value)
     {
+        Validate(btree, key, value);
+        Put(btree, key, value);
+    }
+
+    private void Validate(BtreeId btree, in Bkey key, ReadOnlySpan<byte> value)
+    {
         if (key.Type == KeyType.Deleted)
             BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {btree.ToText()}: a deleted key at {key.Pos.ToText()} (use Delete)");
         if (KeyTypeTable.Get(key.Type) is { Writable: false })
             BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {btree.ToText()}: key type {key.Type.ToText()} is not written by this build");
         _engine[btree].ValidateLeafKey(key, value);
-        Put(btree, key, value);
     }
 
     /// <summary>

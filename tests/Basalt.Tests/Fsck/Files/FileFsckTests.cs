@@ -6,6 +6,7 @@ using Basalt.Fsck.Files;
 using Basalt.Fsck.Space;
 using Basalt.Tests.Fs;
 using Basalt.Tests.Fsck.Space;
+using static Basalt.Tests.Fsck.FindingsText;
 
 namespace Basalt.Tests.Fsck.Files;
 
@@ -50,8 +51,6 @@ public sealed class FileFsckTests
         public ulong Sub;
         public ulong Plain;
     }
-
-    private static string Text(IEnumerable<FsckFinding> findings) => string.Join("\n", findings.Select(f => f.ToText()));
 
     /// <summary>-n finds exactly <paramref name="expected"/> and changes nothing; -y finds the same and repairs; then all is clean.</summary>
     private static void AssertRepaired(MemoryBlockDevice device, params FsckErrorId[] expected)

@@ -8,14 +8,13 @@ using Basalt.TestKit;
 using Basalt.Tests.Fs;
 using Basalt.Tests.Fsck.Space;
 using Xunit.Abstractions;
+using static Basalt.Tests.Fsck.FindingsText;
 
 namespace Basalt.Tests.Fsck.Files;
 
 /// <summary>A random mix of file operations leaves nothing for any fsck pass to find.</summary>
 public sealed class FileWorkloadTests(ITestOutputHelper output)
 {
-    private static string Text(IEnumerable<FsckFinding> findings) => string.Join("\n", findings.Select(f => f.ToText()));
-
     /// <summary>The namespace the workload believes in: directories and the names in each.</summary>
     private sealed class Model
     {

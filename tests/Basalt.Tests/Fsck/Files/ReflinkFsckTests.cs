@@ -9,6 +9,7 @@ using Basalt.Fsck.Files;
 using Basalt.Fsck.Space;
 using Basalt.Tests.Fs;
 using Basalt.Tests.Fsck.Space;
+using static Basalt.Tests.Fsck.FindingsText;
 
 namespace Basalt.Tests.Fsck.Files;
 
@@ -26,8 +27,6 @@ public sealed class ReflinkFsckTests
     private const ulong At = 1000;
 
     private static byte[] B(string s) => FilesTests.B(s);
-
-    private static string Text(IEnumerable<FsckFinding> findings) => string.Join("\n", findings.Select(f => f.ToText()));
 
     /// <summary>
     /// /a: 3 runs of 4 KiB written apart (so 3 extents, 24 sectors), moved into reflink space at

@@ -9,6 +9,7 @@ using Basalt.Fsck.Files;
 using Basalt.Fsck.Space;
 using Basalt.Tests.Fs;
 using Basalt.Tests.Fsck.Space;
+using static Basalt.Tests.Fsck.FindingsText;
 
 namespace Basalt.Tests.Fsck.Files;
 
@@ -23,8 +24,6 @@ public sealed class ReflinkWorkloadTests
     private const long Tiny = 4096;
 
     private static byte[] B(string s) => FilesTests.B(s);
-
-    private static string Text(IEnumerable<FsckFinding> findings) => string.Join("\n", findings.Select(f => f.ToText()));
 
     private static void AssertClean(BasaltFileSystem fs, string step)
     {

@@ -7,6 +7,7 @@ using Basalt.Fs;
 using Basalt.Fsck;
 using Basalt.Fsck.Space;
 using Basalt.Tests.Data;
+using static Basalt.Tests.Fsck.FindingsText;
 
 namespace Basalt.Tests.Fsck.Space;
 
@@ -42,8 +43,6 @@ public sealed class SpaceFsckTests
         new Random(seed).NextBytes(data);
         return data;
     }
-
-    private static string Text(IEnumerable<FsckFinding> findings) => string.Join("\n", findings.Select(f => f.ToText()));
 
     /// <summary>-n finds exactly <paramref name="expected"/> and changes nothing; -y finds the same and repairs; then all is clean.</summary>
     internal static void AssertRepaired(MemoryBlockDevice device, params FsckErrorId[] expected)

@@ -9,13 +9,12 @@ using Basalt.Fsck.Space;
 using Basalt.TestKit;
 using Basalt.Tests.Data;
 using Xunit.Abstractions;
+using static Basalt.Tests.Fsck.FindingsText;
 
 namespace Basalt.Tests.Fsck.Space;
 
 public sealed class SpaceWorkloadTests(ITestOutputHelper output)
 {
-    private static string Text(IEnumerable<FsckFinding> findings) => string.Join("\n", findings.Select(f => f.ToText()));
-
     private static void Step(BasaltFileSystem fs, Random random)
     {
         var inode = (ulong)random.Next(101, 130); // no inode and no name: extents of the data layer used on its own
