@@ -204,7 +204,7 @@ internal static class CheckInodes
         };
         if (ino == FsPositions.RootIno)
             (dir, dirSlot) = (FsPositions.RootIno, 0); // the root is its own parent
-        var inode = run.NewInode(FileModes.ModeOf(type, permissions), 0, dir, dirSlot);
+        var inode = run.NewInode(ino, FileModes.ModeOf(type, permissions), 0, dir, dirSlot);
         inode.Nlink = type == FileType.Directory ? (uint)(2 + subdirs) : Math.Max(names, 1u);
         if (type != FileType.Directory)
         {

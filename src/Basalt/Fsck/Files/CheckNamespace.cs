@@ -37,7 +37,7 @@ internal static class CheckNamespace
             {
                 return;
             }
-            var fresh = run.NewInode(FileModes.ModeOf(FileType.Directory, 0x1ED), 2, FsPositions.RootIno, 0);
+            var fresh = run.NewInode(FsPositions.RootIno, FileModes.ModeOf(FileType.Directory, 0x1ED), 2, FsPositions.RootIno, 0);
             run.FileSystem.Transact(t => FileCheckRun.PutInode(t, FsPositions.RootIno, fresh));
             root = fresh;
         }
@@ -70,7 +70,7 @@ internal static class CheckNamespace
         if (!FileCheckRun.TryReadInode(t, FsPositions.RootIno, out var root))
             return;
         if (!FileCheckRun.TryReadInode(t, FsPositions.LostAndFoundIno, out var lostFound) || !lostFound.IsDirectory)
-            lostFound = run.NewInode(FileModes.ModeOf(FileType.Directory, 0x1C0), 2, FsPositions.RootIno, 0);
+            lostFound = run.NewInode(FsPositions.LostAndFoundIno, FileModes.ModeOf(FileType.Directory, 0x1C0), 2, FsPositions.RootIno, 0);
         var probe = FileCheckRun.FindName(t, FsPositions.RootIno, root.HashSeed, s_lostFoundName);
         var entry = new DirentValue(FsPositions.LostAndFoundIno, FileType.Directory, s_lostFoundName).ToBytes();
         var wasSubdir = probe.Found && DirentValue.TryRead(probe.Value, out var old, out _) && old.Type == FileType.Directory;

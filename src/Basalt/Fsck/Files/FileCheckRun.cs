@@ -70,9 +70,19 @@ internal sealed class FileCheckRun
     public static void PutInode(Transaction t, ulong ino, in InodeValue inode) =>
         t.Set(BtreeId.Inodes, new Bkey(FsPositions.Inode(ino), KeyType.Inode), inode.ToBytes());
 
-    /// <summary>A fresh inode of <paramref name="mode"/> (no links, no data) at the current time.</summary>
-    public InodeValue NewInode(uint mode, uint nlink, ulong dir, ulong dirSlot) =>
-        InodeValue.Create(mode, 0, 0, Now(), dir, dirSlot) with { Nlink = nlink };
+    /// <summary>
+    /// A fresh inode <paramref name="ino"/> of <paramref name="mode"/> (no links, no data) at the
+    /// current time. Its generation and hash seed come from its number, not from a random source, so
+    /// a check-only run and a repairing run place the names under it in the same slots and report
+    /// the same findings.
+    /// </summary>
+    public InodeValue NewInode(ulong ino, uint mode, uint nlink, ulong dir, ulong dirSlot)
+    {
+        Span<byte> number = stackalloc byte[8];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(number, ino);
+        var seed = System.IO.Hashing.XxHash64.HashToUInt64(number, seed: 0x62617361_6c74_6673);
+        return InodeValue.Create(mode, 0, 0, Now(), dir, dirSlot) with { Nlink = nlink, HashSeed = seed, Generation = (uint)(seed >> 32) };
+    }
 
     private static Func<byte[], bool> NameIs(byte[] name) => value => DirentValue.NameOf(value).SequenceEqual(name);
 
