@@ -202,6 +202,12 @@ public static partial class BtreeNodeReader
                 }
                 var u64s = BinaryPrimitives.ReadUInt32LittleEndian(bset[BsetU64sOffset..]);
                 var keysEnd = keysStart + ((long)u64s * 8);
+                if (keysEnd > _nodeEnd && first)
+                {
+                    // The first record holds the node header: without it the node cannot be kept.
+                    return Report(FsckErrorId.BtreeNodeBadHeader, sector,
+                        $"the first record (the node header) of {u64s} u64s runs past the end of the node ({_nodeEnd} bytes)");
+                }
                 if (keysEnd > _nodeEnd)
                 {
                     Report(FsckErrorId.BsetPastEndOfBtreeNode, sector,

@@ -292,6 +292,19 @@ public sealed class NodeValidationTests
     }
 
     [Fact]
+    public void A_first_record_longer_than_the_node_makes_the_node_unreadable()
+    {
+        var node = Standard();
+        WriteU32(node.Slot, node.BsetField(0, "u64s"), 0x00FF_FFFF);
+
+        var result = node.Read();
+
+        var finding = AssertOnly(result, FsckErrorId.BtreeNodeBadHeader, NodeErrorClass.BadNode);
+        Assert.Contains("runs past the end of the node", finding.Detail, StringComparison.Ordinal);
+        AssertFailed(result, NodeErrorClass.BadNode);
+    }
+
+    [Fact]
     public void Record_length_past_the_node_end_drops_the_bset_and_the_rest()
     {
         var node = Standard();
