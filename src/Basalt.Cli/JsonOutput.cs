@@ -15,7 +15,10 @@ internal sealed record ErrorCounterJson(int Id, string Name, ulong Count, string
 
 internal sealed record MemberJson(string DeviceUuid, ulong Buckets, int BucketSize, uint FirstBucket,
     ulong NodeAreaFirstBucket, ulong NodeAreaBuckets, long NodeAreaOffset, long NodeAreaLength, string State,
-    ulong JournalBuckets, ulong DataBuckets, bool Discard, bool AllocInitialized);
+    ulong JournalBuckets, ulong DataBuckets, int NodeRegionShift, string NodeRegionMap, IReadOnlyList<BucketRangeJson> NodeRegions,
+    bool Discard, bool AllocInitialized);
+
+internal sealed record BucketRangeJson(ulong Start, ulong Count);
 
 internal sealed record SeqRangeJson(ulong First, ulong Last);
 

@@ -71,7 +71,11 @@ internal static class ShowSuperCommand
             $"{journal} ({string.Join(", ", dev.Journal.Select(r => $"buckets {r.Start}..{r.End - 1}"))})"));
         yield return ("node area:", string.Create(CultureInfo.InvariantCulture,
             $"{dev.NodeArea.Count} buckets (buckets {dev.NodeArea.Start}..{dev.NodeArea.End - 1} at bytes {dev.BucketOffset(dev.NodeArea.Start)}..{dev.BucketOffset(dev.NodeArea.End) - 1})"));
-        yield return ("data buckets:", dev.DataBuckets.ToString(CultureInfo.InvariantCulture));
+        var regions = sb.Member.NodeRegionRanges();
+        yield return ("node regions:", string.Create(CultureInfo.InvariantCulture,
+            $"{string.Join(", ", regions.Select(r => $"buckets {r.Start}..{r.End - 1}"))} (regions of {1UL << sb.Member.NodeRegionShift} buckets that have held btree nodes: what the node scan reads)"));
+        yield return ("data buckets:", string.Create(CultureInfo.InvariantCulture,
+            $"{dev.DataBuckets} (btree buckets claimed beyond the node area come out of these)"));
         yield return ("discard:", (sb.Member.Flags & MemberFlags.Discard) != 0 ? "on" : "off");
         yield return ("alloc initialized:", (sb.Member.Flags & MemberFlags.AllocInitialized) != 0
             ? "yes"
@@ -157,6 +161,9 @@ internal static class ShowSuperCommand
                 m.FirstBucket, m.NodeArea.Start, m.NodeArea.Count, m.NodeAreaOffset, m.NodeAreaLength, m.State.ToString(),
                 JournalBuckets: SpaceLayout.From(sb).Devices[i].Journal.Aggregate(0UL, (n, r) => n + r.Count),
                 DataBuckets: SpaceLayout.From(sb).Devices[i].DataBuckets,
+                NodeRegionShift: m.NodeRegionShift,
+                NodeRegionMap: m.NodeRegionMap.ToString("x16", CultureInfo.InvariantCulture),
+                NodeRegions: [.. m.NodeRegionRanges().Select(r => new BucketRangeJson(r.Start, r.Count))],
                 Discard: (m.Flags & MemberFlags.Discard) != 0,
                 AllocInitialized: (m.Flags & MemberFlags.AllocInitialized) != 0))],
             Journal: JournalJson(journal),

@@ -21,12 +21,12 @@ public sealed class BtreeFixture : IDisposable
 
     public BtreeFixture(int nodeSize = 4096, int blockSize = 512, int slots = 8192, long cacheBudget = 256L * 1024 * 1024,
         int seed = 1, Func<IBlockDevice, IBlockDevice>? decorate = null, int journalBuckets = 32, int bucketSize = DefaultBucketSize,
-        JournalOptions? journal = null)
+        JournalOptions? journal = null, int dataBuckets = SuperblockGeometry.MinUsableBuckets)
     {
         _bucketSize = Math.Max(bucketSize, nodeSize);
         var nodeAreaBuckets = Math.Max(16, (int)(((long)slots * nodeSize) / _bucketSize));
         var firstBucket = SuperblockGeometry.FirstBucketFor(_bucketSize);
-        var buckets = firstBucket + (long)journalBuckets + nodeAreaBuckets + SuperblockGeometry.MinUsableBuckets;
+        var buckets = firstBucket + (long)journalBuckets + nodeAreaBuckets + Math.Max(dataBuckets, SuperblockGeometry.MinUsableBuckets);
         var size = (((buckets * _bucketSize) + 65535) / 65536 * 65536) + (2 * 65536);
         Memory = new MemoryBlockDevice(size);
         Base = decorate is null ? Memory : decorate(Memory);

@@ -73,6 +73,12 @@ public sealed record SpaceOptions
     /// <summary>Start the background discard worker (tests may drive it by hand).</summary>
     public bool BackgroundWorker { get; init; } = true;
 
+    /// <summary>
+    /// Claim free buckets for btree nodes when node space runs short (the default). Off, node
+    /// space stays the node area and the buckets claimed already: tests that need it to run short.
+    /// </summary>
+    public bool ClaimNodeBuckets { get; init; } = true;
+
     /// <summary>Debug-only ordering bug (rule d): free emptied buckets without waiting for the journal entry that emptied them to be flushed.</summary>
     internal bool DebugFreeBeforeFlush { get; init; }
 }
@@ -107,7 +113,7 @@ public sealed class SpaceReservation : IDisposable
     }
 }
 
-public sealed partial class SpaceManager : ICommitObserver, IDisposable
+public sealed partial class SpaceManager : ICommitObserver, INodeSpaceKeeper, IDisposable
 {
     /// <summary>Buckets per transaction of discard and gc_gens batches, at most.</summary>
     private const int MaxBatch = 64;
@@ -134,6 +140,8 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
     private long _discards;
     private long _invalidated;
     private long _copygcMoved;
+    private long _nodeClaims;
+    private long _nodeReleases;
     private Exception? _workerError;
 
     private SpaceManager(BtreeEngine engine, Transactor? transactor, JournalWriter? journal, IBlockDevice device, SuperblockStore superblocks,
@@ -177,6 +185,7 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
         if (transactor is not null)
         {
             transactor.AddCommitObserver(space);
+            transactor.NodeSpaceKeeper = space;
             space.InitializeIfNeeded();
             space._worker?.Start();
         }
@@ -458,8 +467,11 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
     public bool MakeRoom(bool aggressive)
     {
         ThrowIfReadOnly();
+        var released = ReleaseEmptyNodeBuckets(keepFree: NodeLowWater);
         _journal?.WaitDurable(_journal.CommittedSeq);
         var freed = RunDiscards(waitForJournal: true);
+        if (released > 0 && freed == 0)
+            freed = released;
         if (freed > 0 && !aggressive)
             return true;
         if (RunGcGensIfNeeded())
@@ -554,6 +566,8 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
                             : dev.DefaultAlloc(bucket);
                         if (alloc.DataType != BucketDataType.Free)
                             continue; // the index disagrees with the alloc key: check_alloc_info repairs it
+                        if (_engine.IsNodeBucket(bucket))
+                            continue; // a reachable node lives there: check_allocations repairs the alloc key
                         lock (_lock)
                         {
                             if (IsOpenLocked(b) || _gens[b.Device][b.Bucket] != alloc.Gen)
@@ -654,6 +668,7 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
                 continue; // paused
             try
             {
+                KeepNodeSpace();
                 RunDiscards();
             }
             catch (BasaltException ex)
@@ -697,6 +712,166 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
 
     /// <summary>The last error the background worker met (null when none).</summary>
     public Exception? WorkerError => _workerError;
+
+    // ---- Btree buckets ---------------------------------------------------------------------------
+
+    /// <summary>
+    /// Free node slots below which buckets are claimed for btree nodes: the reserve every commit
+    /// must leave, plus four buckets' worth (at least 16 slots), so the claim's own commit and
+    /// the ones running beside it never find node space short.
+    /// </summary>
+    private int NodeLowWater => _engine.NodeSlotsReserve + Math.Max(4 * _engine.NodeSlotsPerBucket, 16);
+
+    int INodeSpaceKeeper.LowWater => NodeLowWater;
+
+    bool INodeSpaceKeeper.Grow(int slotsNeeded) => GrowNodeSpace(slotsNeeded);
+
+    /// <summary>Free node slots above which emptied btree buckets are given back: four more buckets' worth.</summary>
+    private int NodeHighWater => NodeLowWater + (4 * _engine.NodeSlotsPerBucket);
+
+    public long NodeBucketsClaimed => Interlocked.Read(ref _nodeClaims);
+
+    public long NodeBucketsReleased => Interlocked.Read(ref _nodeReleases);
+
+    [ThreadStatic]
+    private static bool s_claiming;
+
+    /// <summary>Gives emptied btree buckets back while free node slots are above the high watermark (commits claim below the low one).</summary>
+    private void KeepNodeSpace()
+    {
+        if (_transactor is null)
+            return;
+        if (_engine.NodeSlotsAvailable > NodeHighWater)
+            ReleaseEmptyNodeBuckets(NodeHighWater);
+    }
+
+    /// <summary>
+    /// Claims buckets for btree nodes until <paramref name="slotsNeeded"/> node slots are free.
+    /// True when they are; false when no bucket could be claimed (the device is full, or a claim
+    /// is already running on this thread: its own commit needs slots the claim cannot give).
+    /// </summary>
+    public bool GrowNodeSpace(int slotsNeeded)
+    {
+        if (_transactor is null || s_claiming || !_options.ClaimNodeBuckets)
+            return false;
+        s_claiming = true;
+        try
+        {
+            while (_engine.NodeSlotsAvailable < slotsNeeded)
+            {
+                if (!ClaimNodeBucket())
+                    return false;
+            }
+            return true;
+        }
+        catch (BasaltException ex) when (ex.Code == ErrorCode.BtreeNodeSpaceFull)
+        {
+            // The claim's own commit found node space short: the caller falls back to waiting for freed slots.
+            return false;
+        }
+        finally
+        {
+            s_claiming = false;
+        }
+    }
+
+    /// <summary>
+    /// Claims one free bucket for btree nodes: its region joins the superblock's node-region map
+    /// first (so the node scan will read it), then its alloc key says btree, full, and once that
+    /// commits the engine may hand out its slots. False when no bucket is free.
+    /// </summary>
+    private bool ClaimNodeBucket()
+    {
+        BucketRef bucket;
+        try
+        {
+            (bucket, _) = FindFreeBucket(Watermark.Reserve);
+        }
+        catch (BasaltException ex) when (ex.Code == ErrorCode.DeviceFull)
+        {
+            return false;
+        }
+        try
+        {
+            var dev = Layout[bucket.Device];
+            _superblocks.Update(current =>
+            {
+                var m = current.Members[bucket.Device];
+                var bit = m.NodeRegionBits(bucket.Bucket, bucket.Bucket + 1);
+                if ((m.NodeRegionMap & bit) == bit)
+                    return current;
+                var members = current.Members.ToArray();
+                members[bucket.Device] = m with { NodeRegionMap = m.NodeRegionMap | bit };
+                return current with { Members = members };
+            });
+            var claimed = _transactor!.Transact(t =>
+            {
+                var a = SpaceTriggers.ReadAlloc(t, dev, bucket);
+                if (a.DataType != BucketDataType.Free)
+                    return false;
+                a.Flags = 0;
+                a.DataType = BucketDataType.Btree;
+                a.DirtySectors = dev.BucketSectors;
+                a.CachedSectors = 0;
+                a.FragmentationLru = 0;
+                a.WriteTime = SpaceTriggers.NowNanos();
+                SpaceTriggers.WriteAlloc(t, bucket, a);
+                return true;
+            });
+            if (!claimed)
+                return false;
+            _engine.ClaimNodeBucket(bucket.Bucket);
+            Interlocked.Increment(ref _nodeClaims);
+            return true;
+        }
+        finally
+        {
+            lock (_lock)
+                SetOpenLocked(bucket, false);
+        }
+    }
+
+    /// <summary>
+    /// Gives back btree buckets that hold no node (and no free waiting for a flush), keeping
+    /// <paramref name="keepFree"/> free node slots: their alloc keys go to need_discard with the
+    /// gen to increment, so they are reused only after the journal entry is flushed (rule d).
+    /// Returns the buckets given back.
+    /// </summary>
+    public int ReleaseEmptyNodeBuckets(int keepFree)
+    {
+        if (_transactor is null)
+            return 0;
+        var taken = _engine.TakeEmptyNodeBuckets(keepFree, Batch);
+        if (taken.Count == 0)
+            return 0;
+        var dev = Layout.Devices[0];
+        try
+        {
+            _transactor.Transact(t =>
+            {
+                foreach (var b in taken)
+                {
+                    var bucket = new BucketRef(dev.Index, b);
+                    var a = SpaceTriggers.ReadAlloc(t, dev, bucket);
+                    if (a.DataType != BucketDataType.Btree)
+                        continue;
+                    a.DirtySectors = 0;
+                    a.Flags |= AllocFlags.NeedDiscard | AllocFlags.NeedIncGen;
+                    a.DataType = a.DeriveType(BucketDataType.Btree);
+                    SpaceTriggers.WriteAlloc(t, bucket, a);
+                }
+            });
+        }
+        catch
+        {
+            // Not given back: they stay node space.
+            foreach (var b in taken)
+                _engine.ClaimNodeBucket(b);
+            throw;
+        }
+        Interlocked.Add(ref _nodeReleases, taken.Count);
+        return taken.Count;
+    }
 
     // ---- Copygc and gc_gens ------------------------------------------------------------------
 
@@ -760,6 +935,8 @@ public sealed partial class SpaceManager : ICommitObserver, IDisposable
 
     public void Dispose()
     {
+        if (_transactor is not null && ReferenceEquals(_transactor.NodeSpaceKeeper, this))
+            _transactor.NodeSpaceKeeper = null;
         _stopping = true;
         _wake.Set();
         if (_worker is { IsAlive: true })

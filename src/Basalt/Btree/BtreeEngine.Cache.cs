@@ -157,16 +157,24 @@ public sealed partial class BtreeEngine
     [ThreadStatic]
     private static List<BtreeNode>? s_kept;
 
-    /// <summary>From now until EndKeep, nodes read for this thread stay cached.</summary>
-    internal static void BeginKeep() => s_kept = [];
-
-    /// <summary>Releases the nodes kept for this thread's transaction.</summary>
-    internal void EndKeep()
+    /// <summary>
+    /// From now until EndKeep, nodes read for this thread stay cached. Returns the enclosing
+    /// transaction's list (a transaction run while another on this thread resolves a restart, such
+    /// as the claim of a bucket for node space), which EndKeep restores.
+    /// </summary>
+    internal static List<BtreeNode>? BeginKeep()
     {
-        if (s_kept is not { } kept)
-            return;
-        s_kept = null;
-        if (kept.Count == 0)
+        var outer = s_kept;
+        s_kept = [];
+        return outer;
+    }
+
+    /// <summary>Releases the nodes kept for this thread's transaction and restores the enclosing one's.</summary>
+    internal void EndKeep(List<BtreeNode>? outer)
+    {
+        var kept = s_kept;
+        s_kept = outer;
+        if (kept is null || kept.Count == 0)
             return;
         _lock.EnterWriteLock();
         try

@@ -93,7 +93,7 @@ public sealed partial class BtreeEngine
                 : CommitRestructureBound(tree, growth!) + SyncReserve() + (2 * ((tree.RootNode?.Level ?? 0) + 2));
             if (_allocator.Available < slots)
             {
-                restart = Restart.For(RestartReason.NodeSpace,
+                restart = Restart.ForNodeSpace((int)Math.Min(slots, int.MaxValue),
                     $"btree {btree.ToText()}: node space full: {_allocator.Available} of {_allocator.SlotCount} node slots free, " +
                     $"{slots} needed to restructure safely ({_allocator.PendingFreeCount} freed slots become reusable once the journal entries that freed them are flushed)");
                 return false;

@@ -348,7 +348,7 @@ public sealed partial class BtreeEngine
                 List<long>? missed = null;
                 foreach (var (offset, written) in reachable)
                 {
-                    if (!_allocator.Contains(offset))
+                    if (!_allocator.CanHold(offset))
                         continue;
                     if (_allocator.MarkUsed(offset))
                     {
@@ -370,6 +370,8 @@ public sealed partial class BtreeEngine
                     BasaltException.Throw(ErrorCode.InvariantViolated,
                         $"journal replay: the replayed btrees reach node slots the marking before the replay did not hold: {string.Join(", ", missed.Order())}");
                 }
+                // Buckets only old pointer versions named, and nothing reachable lives in now.
+                _allocator.DropEmptyFound();
                 Evict();
             }
             finally
@@ -471,7 +473,7 @@ public sealed partial class BtreeEngine
     private bool MarkReachable(BtreePtrValue ptr)
     {
         var offset = ptr.Ptrs[0].OffsetBytes;
-        if (!_allocator.Contains(offset))
+        if (!_allocator.CanHold(offset))
             return true;
         if (!_allocator.MarkUsed(offset))
             return false;

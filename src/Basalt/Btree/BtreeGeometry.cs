@@ -19,6 +19,28 @@ public sealed record BtreeGeometry
     /// <summary>Length in bytes of the metadata area (a multiple of <see cref="NodeSize"/>).</summary>
     public required long NodeAreaLength { get; init; }
 
+    /// <summary>
+    /// Bytes per bucket; 0 for an engine on a bare device, whose node space is the node area alone.
+    /// With buckets the node area is the part of node space format claimed, and the allocation
+    /// layer claims more buckets (<see cref="BtreeEngine.ClaimNodeBucket"/>).
+    /// </summary>
+    public int BucketSize { get; init; }
+
+    /// <summary>With buckets: buckets below this hold the superblock area and never hold nodes.</summary>
+    public ulong FirstBucket { get; init; }
+
+    /// <summary>With buckets: the device's bucket count.</summary>
+    public ulong Buckets { get; init; }
+
+    /// <summary>With buckets: [start, end) ranges of buckets that never hold nodes (the journal).</summary>
+    public IReadOnlyList<(ulong Start, ulong End)> ReservedBuckets { get; init; } = [];
+
+    /// <summary>
+    /// Byte ranges that have ever held btree nodes (the node-region map), which the node scan
+    /// reads; null means the node area alone.
+    /// </summary>
+    public IReadOnlyList<(long Offset, long Length)>? NodeRegions { get; init; }
+
     /// <summary>The fs-uuid-derived magic every node header carries.</summary>
     public required ulong NodeMagic { get; init; }
 

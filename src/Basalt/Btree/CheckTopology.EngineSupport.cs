@@ -183,27 +183,30 @@ public sealed partial class BtreeEngine
     private void KeepSlotsHoldingNodes()
     {
         var nodeSize = _geometry.NodeSize;
-        var end = Math.Min(_geometry.NodeAreaOffset + (_allocator.SlotCount * (long)nodeSize), _device.Size);
         var chunk = Math.Max(nodeSize, NodeScan.ChunkBytes / nodeSize * nodeSize);
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(chunk);
         try
         {
-            for (var at = _geometry.NodeAreaOffset; at + nodeSize <= end; at += chunk)
+            foreach (var (offset, length) in _allocator.UnitRanges())
             {
-                var length = (int)Math.Min(chunk, (end - at) / nodeSize * nodeSize);
-                try
+                var end = Math.Min(offset + length, _device.Size);
+                for (var at = offset; at + nodeSize <= end; at += chunk)
                 {
-                    _device.Read(at, buffer.AsSpan(0, length));
-                }
-                catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
-                {
-                    continue;
-                }
-                for (var o = 0; o < length; o += nodeSize)
-                {
-                    var magic = BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(o + Node.BtreeNodeFormat.NodeMagicOffset));
-                    if (magic == _geometry.NodeMagic)
-                        _allocator.Avoid(at + o);
+                    var bytes = (int)Math.Min(chunk, (end - at) / nodeSize * nodeSize);
+                    try
+                    {
+                        _device.Read(at, buffer.AsSpan(0, bytes));
+                    }
+                    catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
+                    {
+                        continue;
+                    }
+                    for (var o = 0; o < bytes; o += nodeSize)
+                    {
+                        var magic = BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(o + Node.BtreeNodeFormat.NodeMagicOffset));
+                        if (magic == _geometry.NodeMagic)
+                            _allocator.Avoid(at + o);
+                    }
                 }
             }
         }

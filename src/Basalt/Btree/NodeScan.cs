@@ -1,8 +1,9 @@
 // The node scan: finds btree nodes by reading the device's node space, for topology repair to
 // rebuild what an unreadable root or interior node (or a gap) would otherwise lose.
 //
-// What is scanned: every slot of the node area the NodeAllocator manages (nodes do not live in
-// buckets yet), read sequentially in large chunks. A slot is a candidate when its header carries
+// What is scanned: every node slot of the regions that have ever held btree nodes (the
+// node-region map of the superblock member: the node area format reserved and every region a
+// bucket was claimed in since; the journal buckets left out), read sequentially in large chunks. A slot is a candidate when its header carries
 // this filesystem's node magic (which is derived from the filesystem uuid); it is accepted when
 // its header is sane (seq, known btree id, level, min <= max, reserved fields zero, a supported
 // version) and its first record holds: the node's seq, its checksum, its sector offset, key
@@ -152,12 +153,14 @@ public sealed class NodeScan
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(geometry);
         var nodeSize = geometry.NodeSize;
-        var slots = geometry.NodeAreaLength / nodeSize;
-        var areaEnd = Math.Min(geometry.NodeAreaOffset + (slots * nodeSize), device.Size);
         var chunk = (int)Math.Max(nodeSize, ChunkBytes / nodeSize * nodeSize);
         var chunks = new List<(long At, int Length)>();
-        for (var at = geometry.NodeAreaOffset; at + nodeSize <= areaEnd; at += chunk)
-            chunks.Add((at, (int)Math.Min(chunk, (areaEnd - at) / nodeSize * nodeSize)));
+        foreach (var (offset, length) in geometry.NodeRegions ?? [(geometry.NodeAreaOffset, geometry.NodeAreaLength)])
+        {
+            var end = Math.Min(offset + (length / nodeSize * nodeSize), device.Size);
+            for (var at = offset; at + nodeSize <= end; at += chunk)
+                chunks.Add((at, (int)Math.Min(chunk, (end - at) / nodeSize * nodeSize)));
+        }
         // Two buffers: the next chunk is read (on the thread pool) while this one is examined, so
         // the scan costs about the larger of the read and the examination, not their sum. The
         // device sees the same reads in the same order, one at a time; the examination of a chunk

@@ -29,11 +29,12 @@ public enum RestartReason
 /// <summary>The reason an attempt stopped, with what is needed to resolve it.</summary>
 internal readonly struct Restart
 {
-    private Restart(RestartReason reason, NodeMiss miss, string? detail)
+    private Restart(RestartReason reason, NodeMiss miss, string? detail, int slotsNeeded = 0)
     {
         Reason = reason;
         Miss = miss;
         Detail = detail;
+        SlotsNeeded = slotsNeeded;
     }
 
     public RestartReason Reason { get; }
@@ -46,7 +47,12 @@ internal readonly struct Restart
 
     public static Restart ForMiss(in NodeMiss miss) => new(RestartReason.NodeMiss, miss, null);
 
+    /// <summary>For <see cref="RestartReason.NodeSpace"/>: the free node slots the operation needs.</summary>
+    public int SlotsNeeded { get; }
+
     public static Restart For(RestartReason reason, string detail) => new(reason, default, detail);
+
+    public static Restart ForNodeSpace(int slotsNeeded, string detail) => new(RestartReason.NodeSpace, default, detail, slotsNeeded);
 }
 
 /// <summary>Thrown inside a transaction body to unwind it for a restart; caught by the driver only.</summary>
@@ -67,7 +73,8 @@ public interface IRestartHandler
 {
     bool WaitForJournalSpace(int attempt);
 
-    bool WaitForNodeSpace(int attempt);
+    /// <summary>Waits until <paramref name="slotsNeeded"/> node slots may be free (claiming node space, or freed slots becoming reusable).</summary>
+    bool WaitForNodeSpace(int attempt, int slotsNeeded);
 }
 
 /// <summary>Random restart injection for tests: every attempt restarts with this probability.</summary>
@@ -171,7 +178,7 @@ public sealed partial class BtreeEngine
                     ThrowShort(ErrorCode.JournalFull, restart);
                 break;
             case RestartReason.NodeSpace:
-                if (_restartHandler?.WaitForNodeSpace(attempt) != true)
+                if (_restartHandler?.WaitForNodeSpace(attempt, restart.SlotsNeeded) != true)
                     ThrowShort(ErrorCode.BtreeNodeSpaceFull, restart);
                 break;
             case RestartReason.Injected:

@@ -92,6 +92,9 @@ public sealed partial class BasaltFileSystem : IDisposable
         try
         {
             Space = SpaceManager.Open(_core.Engine, _core.Transactor, _core.Journal, _core.Device, _core.Superblocks, options.Space);
+            // A commit short of node slots first claims buckets for node space.
+            if (_core.Reclaim is { } reclaim && !Space.ReadOnly)
+                reclaim.GrowNodeSpace = Space.GrowNodeSpace;
             Data = new ExtentStore(_core.Engine, _core.Transactor, _core.Device, Space, _core.Superblocks.Current.DataChecksumType,
                 _core.Journal.MaxCommitBytes);
             Files = new Files(_core.Engine, _core.Transactor, Data, Space, _core.Journal, options.Atime, SpaceStats);
@@ -334,6 +337,8 @@ public sealed partial class BasaltFileSystem : IDisposable
             return;
         try
         {
+            if (_core.Reclaim is { } reclaim)
+                reclaim.GrowNodeSpace = null;
             Space?.Dispose();
             _core.Close(clean: sync);
         }

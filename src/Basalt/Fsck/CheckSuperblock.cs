@@ -138,12 +138,12 @@ public static class CheckSuperblock
             if (p.Device != sb.DeviceIndex)
                 return $"replica on device {p.Device}, but this filesystem has only device {sb.DeviceIndex}";
             var offset = (long)Math.Min(p.OffsetSectors, (ulong)(long.MaxValue / FormatLimits.SectorSize)) * FormatLimits.SectorSize;
-            if (offset < sb.NodeAreaOffset || offset + sb.NodeSize > sb.NodeAreaOffset + sb.NodeAreaLength)
-            {
-                return $"node at byte {offset} lies outside the node area " +
-                       $"[{sb.NodeAreaOffset}, {sb.NodeAreaOffset + sb.NodeAreaLength})";
-            }
-            if ((offset - sb.NodeAreaOffset) % sb.NodeSize != 0)
+            var bucket = (ulong)(offset / sb.BucketSize);
+            if (bucket < sb.Member.FirstBucket || bucket >= sb.Member.Nbuckets)
+                return $"node at byte {offset} lies outside buckets {sb.Member.FirstBucket}..{sb.Member.Nbuckets - 1}";
+            if (sb.JournalBuckets.Any(r => bucket >= r.Start && bucket < r.End))
+                return $"node at byte {offset} lies in journal bucket {bucket}";
+            if (offset % sb.NodeSize != 0)
                 return $"node at byte {offset} is not on a node slot boundary (node size {sb.NodeSize})";
         }
         return null;

@@ -205,9 +205,17 @@ public sealed class JournalReclaim : IRestartHandler, IDisposable
         return true;
     }
 
-    public bool WaitForNodeSpace(int attempt)
+    /// <summary>
+    /// Claims buckets for node space until <c>slotsNeeded</c> slots are free (the allocation
+    /// layer sets it; null on an engine without buckets): true when it did.
+    /// </summary>
+    public Func<int, bool>? GrowNodeSpace { get; set; }
+
+    public bool WaitForNodeSpace(int attempt, int slotsNeeded)
     {
         _emergency.ThrowIfSet();
+        if (GrowNodeSpace is { } grow && grow(slotsNeeded))
+            return true;
         if (attempt >= 3)
             return false;
         // Freed slots become reusable once the entries that freed them are durable; pending

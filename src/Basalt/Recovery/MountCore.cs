@@ -217,6 +217,11 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
             BlockSize = sb.BlockSize,
             NodeAreaOffset = sb.NodeAreaOffset,
             NodeAreaLength = sb.NodeAreaLength,
+            BucketSize = sb.BucketSize,
+            FirstBucket = sb.Member.FirstBucket,
+            Buckets = sb.Member.Nbuckets,
+            ReservedBuckets = [.. sb.JournalBuckets.Select(r => (r.Start, r.End))],
+            NodeRegions = sb.NodeRegionBytes(),
             NodeMagic = sb.NodeMagic,
             ChecksumType = sb.MetadataChecksumType,
             Version = sb.Version,
@@ -224,6 +229,71 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
             Device = sb.DeviceIndex,
         };
     }
+
+    /// <summary>
+    /// Makes the buckets the allocation layer claimed for btree nodes (alloc key: btree) node
+    /// space before replay may allocate in them; the journal's alloc keys are newer than the
+    /// tree's. An alloc btree that cannot be read leaves them out: check_allocations recounts.
+    /// </summary>
+    private void ClaimNodeBuckets(Superblock sb, JournalReplayPlan? plan)
+    {
+        var claimed = new Dictionary<ulong, bool>();
+        try
+        {
+            var it = Engine[BtreeId.Alloc].Iterate(new Bpos(sb.DeviceIndex, 0), new Bpos(sb.DeviceIndex, ulong.MaxValue));
+            while (it.MoveNext())
+                claimed[it.Key.Pos.Offset] = IsBtreeBucket(it.Key.Type, it.Value);
+        }
+        catch (BasaltException ex) when (ex.Class is ErrorClass.Corruption or ErrorClass.Io)
+        {
+        }
+        foreach (var key in plan?.Keys ?? [])
+        {
+            var u = key.Update;
+            if (u.Btree == BtreeId.Alloc && u.Level == 0 && u.Key.Pos.Inode == sb.DeviceIndex)
+                claimed[u.Key.Pos.Offset] = IsBtreeBucket(u.Key.Type, u.Value.Span);
+        }
+        // A bucket whose alloc key says btree but that backpointers show holding data is a damaged
+        // alloc key (check_allocations repairs it), never node space: nodes would overwrite the data.
+        var sectors = sb.BucketSize / FormatLimits.SectorSize;
+        var journaled = new Dictionary<Bpos, bool>();
+        foreach (var key in plan?.Keys ?? [])
+        {
+            var u = key.Update;
+            if (u.Btree == BtreeId.Backpointers && u.Level == 0 && u.Key.Pos.Inode == sb.DeviceIndex)
+                journaled[u.Key.Pos] = !u.IsDeletion;
+        }
+        var withData = journaled.Where(p => p.Value).Select(p => Backpointers.BackpointerValue.Decode(p.Key).Sector / (ulong)sectors).ToHashSet();
+        foreach (var (bucket, btree) in claimed)
+        {
+            if (btree && !withData.Contains(bucket) && !HoldsBackpointers(sb.DeviceIndex, bucket, sectors, journaled))
+                Engine.ClaimNodeBucket(bucket);
+        }
+    }
+
+    /// <summary>True when the tree holds a backpointer into the bucket that the journal does not delete (or the btree cannot be read).</summary>
+    private bool HoldsBackpointers(byte device, ulong bucket, int bucketSectors, Dictionary<Bpos, bool> journaled)
+    {
+        try
+        {
+            var start = Backpointers.BackpointerValue.BucketStart(new Alloc.BucketRef(device, bucket), bucketSectors);
+            var end = Backpointers.BackpointerValue.BucketStart(new Alloc.BucketRef(device, bucket + 1), bucketSectors);
+            var it = Engine[BtreeId.Backpointers].Iterate(start, end);
+            while (it.MoveNext() && it.Key.Pos < end)
+            {
+                if (!journaled.TryGetValue(it.Key.Pos, out var exists) || exists)
+                    return true;
+            }
+            return false;
+        }
+        catch (BasaltException ex) when (ex.Class is ErrorClass.Corruption or ErrorClass.Io)
+        {
+            return true;
+        }
+    }
+
+    private static bool IsBtreeBucket(KeyType type, ReadOnlySpan<byte> value) =>
+        type == KeyType.Alloc && Alloc.AllocValue.TryRead(value, out var a, out _) && a.DataType == Alloc.BucketDataType.Btree;
 
     private void Recover(Superblock sb, Stopwatch clock)
     {
@@ -296,6 +366,7 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
         var replay = plan is { Keys.Count: > 0 };
         var interior = replay ? plan!.Keys.Where(k => k.Update.Level > 0).Select(k => k.Update).ToList() : null;
         Engine = BtreeEngine.Open(engineDevice, GeometryOf(sb), roots, engineOptions, Journal, Emergency, interior);
+        ClaimNodeBuckets(sb, plan);
         if (replay)
         {
             var replayStart = phase.Elapsed;

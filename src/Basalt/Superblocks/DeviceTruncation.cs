@@ -63,7 +63,7 @@ public static class DeviceTruncation
     /// <summary>
     /// What lay in the bytes from <paramref name="available"/> to the size the superblock
     /// <paramref name="read"/> found records: "the missing bytes N..M-1 held journal buckets a..b
-    /// (n of t), node slots at bytes x..y (k of the node area's s), superblock copy 2 at byte c"
+    /// (n of t), node slots at bytes x..y (k of a node region's s), superblock copy 2 at byte c"
     /// (only the parts that were there; a copy counts as lost when its encoding does not fit).
     /// </summary>
     public static string MissingText(SuperblockReadResult read, long available)
@@ -83,15 +83,15 @@ public static class DeviceTruncation
                 parts.Add(count == 1 ? $"journal bucket {first}" : $"journal buckets {first}..{range.End - 1} ({count} of {range.Count})");
             }
         }
-        var areaEnd = sb.NodeAreaOffset + sb.NodeAreaLength;
-        if (available < areaEnd)
+        foreach (var (offset, length) in sb.NodeRegionBytes())
         {
+            var regionEnd = offset + length;
+            if (available >= regionEnd)
+                continue;
             // A slot the cut passes through is lost too: it cannot be read whole.
-            var slotsTotal = sb.NodeAreaLength / sb.NodeSize;
-            var firstSlot = Math.Max(0, (available - sb.NodeAreaOffset) / sb.NodeSize);
-            var firstByte = sb.NodeAreaOffset + (firstSlot * sb.NodeSize);
+            var firstByte = Math.Max(offset, available / sb.NodeSize * sb.NodeSize);
             parts.Add(string.Create(CultureInfo.InvariantCulture,
-                $"node slots at bytes {firstByte}..{areaEnd - 1} ({slotsTotal - firstSlot} of the node area's {slotsTotal})"));
+                $"node slots at bytes {firstByte}..{regionEnd - 1} ({(regionEnd - firstByte) / sb.NodeSize} of a node region's {length / sb.NodeSize})"));
         }
         for (var i = 0; i < sb.CopyOffsets.Count; i++)
         {

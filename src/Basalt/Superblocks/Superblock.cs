@@ -44,6 +44,58 @@ public sealed record Member
 
     public MemberFlags Flags { get; init; }
 
+    /// <summary>Regions of the node-region map: 64, of 2^<see cref="NodeRegionShift"/> buckets each.</summary>
+    public const int NodeRegions = 64;
+
+    /// <summary>Node-region map regions are 2^shift buckets: the smallest shift that covers every bucket in 64 regions.</summary>
+    public byte NodeRegionShift { get; init; }
+
+    /// <summary>Bit i set: region i (buckets [i &lt;&lt; shift, (i + 1) &lt;&lt; shift)) has ever held btree nodes; the node scan reads only those.</summary>
+    public ulong NodeRegionMap { get; init; }
+
+    /// <summary>The smallest region shift that covers <paramref name="nbuckets"/> buckets in 64 regions.</summary>
+    public static byte RegionShiftFor(ulong nbuckets)
+    {
+        byte shift = 0;
+        while (nbuckets > 0 && ((nbuckets - 1) >> shift) >= NodeRegions)
+            shift++;
+        return shift;
+    }
+
+    /// <summary>The map bits of the regions buckets [<paramref name="start"/>, <paramref name="end"/>) touch.</summary>
+    public ulong NodeRegionBits(ulong start, ulong end) => NodeRegionBits(NodeRegionShift, start, end);
+
+    /// <summary>The map bits, for regions of 2^<paramref name="shift"/> buckets, that buckets [<paramref name="start"/>, <paramref name="end"/>) touch.</summary>
+    public static ulong NodeRegionBits(byte shift, ulong start, ulong end)
+    {
+        ulong bits = 0;
+        if (end <= start || shift >= 64)
+            return 0;
+        for (var r = start >> shift; r <= (end - 1) >> shift && r < NodeRegions; r++)
+            bits |= 1UL << (int)r;
+        return bits;
+    }
+
+    /// <summary>The bucket ranges of the regions set in the map, adjacent ones merged, clipped to the buckets.</summary>
+    public IReadOnlyList<BucketRange> NodeRegionRanges()
+    {
+        var list = new List<BucketRange>();
+        for (var r = 0; r < NodeRegions; r++)
+        {
+            if ((NodeRegionMap & (1UL << r)) == 0)
+                continue;
+            var start = Math.Max((ulong)r << NodeRegionShift, FirstBucket);
+            var end = Math.Min((ulong)(r + 1) << NodeRegionShift, Nbuckets);
+            if (end <= start)
+                continue;
+            if (list.Count > 0 && list[^1].End == start)
+                list[^1] = new BucketRange(list[^1].Start, list[^1].Count + (end - start));
+            else
+                list.Add(new BucketRange(start, end - start));
+        }
+        return list;
+    }
+
     /// <summary>First byte past the last bucket.</summary>
     public long BucketsEnd => checked((long)Nbuckets * BucketSize);
 
@@ -53,7 +105,7 @@ public sealed record Member
 
     public string ToText() =>
         $"uuid {SuperblockText.Uuid(DeviceUuid)} state {State} bucket size {SuperblockText.Size(BucketSize)} " +
-        $"buckets {FirstBucket}..{Nbuckets - 1} (first {FirstBucket}, nbuckets {Nbuckets}) node area {NodeArea.ToText()}" +
+        $"buckets {FirstBucket}..{Nbuckets - 1} (first {FirstBucket}, nbuckets {Nbuckets}) node area {NodeArea.ToText()} node regions {string.Join(",", NodeRegionRanges().Select(r => r.ToText()))}" +
         $"{((Flags & MemberFlags.Discard) != 0 ? " discard" : " nodiscard")}{((Flags & MemberFlags.AllocInitialized) != 0 ? "" : " alloc-uninitialized")}";
 }
 
@@ -164,6 +216,38 @@ public sealed record Superblock
     public long NodeAreaLength => Member.NodeAreaLength;
 
     public bool IsClean => (Flags & SuperblockFlags.Clean) != 0;
+
+    /// <summary>The byte ranges the node-region map names, the journal buckets cut out: what the node scan reads.</summary>
+    public IReadOnlyList<(long Offset, long Length)> NodeRegionBytes()
+    {
+        var ranges = new List<(long Offset, long Length)>();
+        foreach (var region in Member.NodeRegionRanges())
+        {
+            var start = region.Start;
+            while (start < region.End)
+            {
+                // The next journal range starting at or after `start` within the region splits it.
+                var end = region.End;
+                var skipTo = start;
+                foreach (var j in JournalBuckets)
+                {
+                    if (j.Start <= start && j.End > start)
+                        skipTo = Math.Max(skipTo, j.End);
+                    else if (j.Start > start && j.Start < end)
+                        end = j.Start;
+                }
+                if (skipTo > start)
+                {
+                    start = Math.Min(skipTo, region.End);
+                    continue;
+                }
+                ranges.Add(((long)start * BucketSize, (long)(end - start) * BucketSize));
+                start = end;
+            }
+        }
+        return ranges;
+    }
+
 
     /// <summary>Magic of every btree node: uuid bytes 0..7 as a little-endian u64, xor "BSLTNODE".</summary>
     public ulong NodeMagic => NodeMagicFor(Uuid);

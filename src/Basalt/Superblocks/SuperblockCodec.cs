@@ -148,6 +148,8 @@ public static class SuperblockCodec
             BinaryPrimitives.WriteUInt64LittleEndian(e[MemberNodeAreaCountOffset..], m.NodeArea.Count);
             e[MemberStateOffset] = (byte)m.State;
             e[MemberFlagsOffset] = (byte)m.Flags;
+            e[MemberNodeRegionShiftOffset] = m.NodeRegionShift;
+            BinaryPrimitives.WriteUInt64LittleEndian(e[MemberNodeRegionMapOffset..], m.NodeRegionMap);
         }
 
         // Journal
@@ -550,6 +552,8 @@ public static class SuperblockCodec
                     BinaryPrimitives.ReadUInt64LittleEndian(e[MemberNodeAreaCountOffset..])),
                 State = (MemberState)state,
                 Flags = (MemberFlags)flags,
+                NodeRegionShift = e[MemberNodeRegionShiftOffset],
+                NodeRegionMap = BinaryPrimitives.ReadUInt64LittleEndian(e[MemberNodeRegionMapOffset..]),
             };
         }
         members = list;
@@ -809,6 +813,13 @@ public static class SuperblockCodec
         if (m.NodeArea.Count == 0 || m.NodeArea.Start < m.FirstBucket || m.NodeArea.Start >= m.Nbuckets ||
             m.NodeArea.Count > m.Nbuckets - m.NodeArea.Start)
             return $"node area {m.NodeArea.Start}+{m.NodeArea.Count} is empty or outside buckets {m.FirstBucket}..{m.Nbuckets - 1}";
+        if (m.NodeRegionShift >= 64 || ((m.Nbuckets - 1) >> m.NodeRegionShift) >= Member.NodeRegions)
+            return $"node-region shift {m.NodeRegionShift} does not cover {m.Nbuckets} buckets in {Member.NodeRegions} regions";
+        var areaBits = m.NodeRegionBits(m.NodeArea.Start, m.NodeArea.End);
+        if ((m.NodeRegionMap & areaBits) != areaBits)
+            return $"node-region map 0x{m.NodeRegionMap:x16} does not include the node area {m.NodeArea.ToText()}";
+        if ((m.NodeRegionMap & ~m.NodeRegionBits(0, m.Nbuckets)) != 0)
+            return $"node-region map 0x{m.NodeRegionMap:x16} names regions past bucket {m.Nbuckets - 1}";
         return null;
     }
 

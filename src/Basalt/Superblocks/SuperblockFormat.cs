@@ -125,7 +125,9 @@ public static class SuperblockFormat
     public const int MemberNodeAreaCountOffset = 40; // u64: buckets in the node area
     public const int MemberStateOffset = 48;         // u8: MemberState
     public const int MemberFlagsOffset = 49;         // u8: MemberFlags
-    public const int MemberReservedOffset = 50;      // 14 bytes, zero
+    public const int MemberNodeRegionShiftOffset = 50; // u8: node-region map regions are 2^shift buckets
+    public const int MemberReservedOffset = 51;      // 5 bytes, zero
+    public const int MemberNodeRegionMapOffset = 56; // u64: bit i set when region i has ever held btree nodes
 
     // Journal payload: {u32 count, u32 reserved} then count ranges {u64 start bucket, u64 buckets}.
     public const int JournalHeaderSize = 8;

@@ -46,8 +46,14 @@ public static class SuperblockGeometry
 
     public const int MinNodeAreaBuckets = 16;
 
-    /// <summary>The node area is 1/NodeAreaShare of the buckets after the journal.</summary>
-    public const int NodeAreaShare = 4;
+    /// <summary>
+    /// Node slots the default node area holds at least: what the first commits into empty btrees
+    /// reserve, with room for the commit that claims the first btree bucket beyond it.
+    /// </summary>
+    public const int MinNodeAreaSlots = 64;
+
+    /// <summary>The node area (the btree buckets format claims; more are claimed as btrees grow) is 1/NodeAreaShare of the buckets after the journal.</summary>
+    public const int NodeAreaShare = 64;
 
     /// <summary>Byte offsets of the copies format places on a device of <paramref name="deviceSize"/> bytes.</summary>
     public static IReadOnlyList<long> CopyOffsets(long deviceSize)
@@ -141,7 +147,8 @@ public static class SuperblockGeometry
                 $"with bucket size {bucketSize} and a journal of {journalCount} buckets");
         }
         var afterJournal = nbuckets - journal.End;
-        var nodeCount = options.NodeAreaBuckets ?? Math.Max(MinNodeAreaBuckets, afterJournal / NodeAreaShare);
+        var nodeCount = options.NodeAreaBuckets ??
+            Math.Max(Math.Max(MinNodeAreaBuckets, (ulong)((MinNodeAreaSlots + (bucketSize / nodeSize) - 1) / (bucketSize / nodeSize))), afterJournal / NodeAreaShare);
         if (nodeCount > afterJournal)
         {
             Invalid(deviceName, $"node area of {nodeCount} buckets does not fit in the {afterJournal} buckets after the journal");

@@ -439,6 +439,8 @@ public static class SuperblockIo
                     BucketSize = g.BucketSize,
                     FirstBucket = g.FirstBucket,
                     NodeArea = g.NodeArea,
+                    NodeRegionShift = Member.RegionShiftFor(g.Nbuckets),
+                    NodeRegionMap = Member.NodeRegionBits(Member.RegionShiftFor(g.Nbuckets), g.NodeArea.Start, g.NodeArea.End),
                     Flags = options.Discard ? MemberFlags.Discard : MemberFlags.None,
                 },
             ],

@@ -35,6 +35,19 @@ public interface ICommitObserver
     void Committed(IReadOnlyList<BtreeUpdate> updates, ulong seq);
 }
 
+/// <summary>
+/// Keeps node space ahead of the commits (the allocation layer, which claims buckets for btree
+/// nodes): asked to grow it, on the committing thread with no lock held, after a commit that left
+/// fewer than <see cref="LowWater"/> node slots free.
+/// </summary>
+public interface INodeSpaceKeeper
+{
+    int LowWater { get; }
+
+    /// <summary>Claims buckets until <paramref name="slotsNeeded"/> node slots are free; false when it could not.</summary>
+    bool Grow(int slotsNeeded);
+}
+
 /// <summary>What a committed transaction got: the journal seq of its entry (0 when it changed nothing).</summary>
 public readonly record struct CommitResult(ulong Seq, int Updates);
 
@@ -63,6 +76,9 @@ public sealed class Transactor : IBtreeWritePath
 
     public long Commits => Interlocked.Read(ref _commits);
 
+    /// <summary>Told after commits that leave node space short (null: nothing claims node space).</summary>
+    public INodeSpaceKeeper? NodeSpaceKeeper { get; set; }
+
     /// <summary>Adds an observer told of every later commit.</summary>
     public void AddCommitObserver(ICommitObserver observer)
     {
@@ -89,14 +105,14 @@ public sealed class Transactor : IBtreeWritePath
         ArgumentNullException.ThrowIfNull(body);
         // A finished transaction is kept for the next one (its update map keeps its capacity).
         var t = Interlocked.Exchange(ref _spare, null) ?? new Transaction(_engine);
-        BtreeEngine.BeginKeep();
+        var outerKeep = BtreeEngine.BeginKeep();
         try
         {
             return Run(t, body, options, out result);
         }
         finally
         {
-            _engine.EndKeep();
+            _engine.EndKeep(outerKeep);
             // A large one is dropped: clearing its grown update map would cost every later transaction.
             if (t.UpdateCount <= 256)
             {
@@ -157,10 +173,38 @@ public sealed class Transactor : IBtreeWritePath
             Interlocked.Increment(ref _commits);
             if (deleted is { Count: > 0 })
                 _engine.MergeAfterDeletes(deleted);
+            if (NodeSpaceKeeper is { } keeper && _engine.NodeSlotsAvailable < keeper.LowWater)
+                KeepNodeSpace(keeper);
             if (options.Flush)
                 _journal.WaitDurable(seq);
             result = new CommitResult(seq, updates.Count);
             return value;
+        }
+    }
+
+    [ThreadStatic]
+    private static bool s_keeping;
+
+    /// <summary>
+    /// Grows node space after a commit left it short. The claim is a transaction of its own (the
+    /// commit that called here is done): a claim's commit does not claim again, and a failure is
+    /// left for the next commit that needs the slots to meet as a node-space restart.
+    /// </summary>
+    private static void KeepNodeSpace(INodeSpaceKeeper keeper)
+    {
+        if (s_keeping)
+            return;
+        s_keeping = true;
+        try
+        {
+            keeper.Grow(keeper.LowWater);
+        }
+        catch (BasaltException)
+        {
+        }
+        finally
+        {
+            s_keeping = false;
         }
     }
 

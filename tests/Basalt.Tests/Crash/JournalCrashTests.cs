@@ -12,11 +12,13 @@ namespace Basalt.Tests.Crash;
 public sealed class JournalCrashTests(ITestOutputHelper output)
 {
     /// <summary>
-    /// Stepped workloads of three shapes: the default (a journal of 8 buckets that wraps), a long
-    /// one that grows the tree to depth 3 and back, and a tiny journal that write-back keeps at
-    /// half full. In long mode (BASALT_LONG=1) each shape runs ten seeds with no state limit.
+    /// Stepped workloads of five shapes: the default (a journal of 8 buckets that wraps), a long
+    /// one that grows the tree to depth 3 and back, a tiny journal that write-back keeps at half
+    /// full, data writes that empty and reuse buckets, and btrees that outgrow the node area into
+    /// claimed btree buckets and give emptied ones back. In long mode (BASALT_LONG=1) each shape
+    /// runs ten seeds with no state limit.
     /// </summary>
-    public static TheoryData<string> Shapes => ["default", "long", "tiny journal", "data"];
+    public static TheoryData<string> Shapes => ["default", "long", "tiny journal", "data", "node buckets"];
 
     [Theory]
     [MemberData(nameof(Shapes))]
@@ -32,6 +34,7 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
                 "long" => options with { Transactions = 150, KeySpace = 1500, Slots = 320 },
                 "tiny journal" => options with { Transactions = 100, JournalBuckets = 4, WriteBackWhenJournalHalfFull = true, FlushProbability = 0.1 },
                 "data" => options with { Transactions = 120, DataProbability = 0.5, DataSpan = 16 * 1024 },
+                "node buckets" => options with { Transactions = 120, KeySpace = 1500, NodeBuckets = true },
                 _ => options with { Transactions = 100 },
             };
             var recording = JournalCrashWorkload.Record(options);
@@ -48,7 +51,7 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
                 Seed = options.Seed,
                 // Crash points spread over the whole workload (growth, shrink and regrowth alike).
                 SampledCrashPoints = LongTests.Enabled ? null : 300,
-                MaxStates = LongTests.Enabled ? int.MaxValue : 4000,
+                MaxStates = LongTests.Enabled ? int.MaxValue : shape == "node buckets" ? 1500 : 4000,
                 RecoveryRecordingEvery = 1000,
             });
             output.WriteLine($"crash search: {result.ToText()}");
@@ -56,6 +59,11 @@ public sealed class JournalCrashTests(ITestOutputHelper output)
             Assert.True(result.KHistogram.Count > 10, "recovered states span many transactions");
             if (shape == "data")
                 Assert.True(recording.BucketsFreed > 0, "the data workload empties and reuses buckets");
+            if (shape == "node buckets")
+            {
+                Assert.True(recording.NodeBucketsClaimed > 0, "the btrees outgrew the node area");
+                Assert.True(recording.NodeBucketsReleased > 0, "emptied btree buckets were given back");
+            }
             mounted += result.StatesMounted;
         }
         Assert.True(mounted >= 1000, $"only {mounted} distinct crash states: the workload no longer makes enough writes");

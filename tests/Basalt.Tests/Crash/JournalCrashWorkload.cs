@@ -59,6 +59,13 @@ internal sealed record JournalCrashWorkloadOptions
 
     public int Slots { get; init; } = 160;
 
+    /// <summary>
+    /// Node-bucket mode: the node area is the smallest format allows and the device has room to
+    /// claim btree buckets beyond it; after some transactions the emptied ones are given back and
+    /// discarded, so crash states fall between claims, releases and reuses.
+    /// </summary>
+    public bool NodeBuckets { get; init; }
+
     /// <summary>Engine debug faults (ordering bugs the suite must catch).</summary>
     public BtreeDebugFaults? EngineFaults { get; init; }
 
@@ -116,6 +123,10 @@ internal sealed class JournalCrashRecording
     /// <summary>Data mode: buckets the workload emptied and freed again (gen raised), and sectors copygc moved.</summary>
     public long BucketsFreed { get; init; }
 
+    public long NodeBucketsClaimed { get; init; }
+
+    public long NodeBucketsReleased { get; init; }
+
     /// <summary>The engine's and journal's counters at the end (null for a recording loaded from a file).</summary>
     public BtreeStats? Stats { get; init; }
     public JournalStats? JournalStats { get; init; }
@@ -153,7 +164,7 @@ internal sealed class JournalCrashRecording
 
     public string ToText() =>
         $"{Snapshots.Count - 1} transactions, {Log.Count} writes, {Log.Flushes.Count} flushes, tree depth up to {MaxRootLevel + 1}, " +
-        $"final keys {Snapshots[^1].Count}" +
+        $"final keys {Snapshots[^1].Count}, btree buckets claimed {NodeBucketsClaimed} and given back {NodeBucketsReleased}" +
         (Stats is null || JournalStats is null ? " (loaded from a file)" : $"; {Stats.ToText()}; journal {JournalStats.ToText()}");
 }
 
@@ -180,8 +191,8 @@ internal static class JournalCrashWorkload
     public static JournalCrashRecording Record(JournalCrashWorkloadOptions options)
     {
         RecordingBlockDevice? recorder = null;
-        using var fx = new BtreeFixture(nodeSize: 1024, blockSize: 512, slots: options.Slots, seed: options.Seed,
-            decorate: d => recorder = new RecordingBlockDevice(d) { Recording = false },
+        using var fx = new BtreeFixture(nodeSize: 1024, blockSize: 512, slots: options.NodeBuckets ? 0 : options.Slots, seed: options.Seed,
+            decorate: d => recorder = new RecordingBlockDevice(d) { Recording = false }, dataBuckets: options.NodeBuckets ? 256 : 0,
             journalBuckets: options.JournalBuckets, bucketSize: options.JournalBucketSize,
             journal: new JournalOptions
             {
@@ -282,6 +293,11 @@ internal static class JournalCrashWorkload
                 maxLevel = Math.Max(maxLevel, fx.Test.Root?.Level ?? 0);
                 if (dataSnapshots is not null && rng.Next(4) == 0)
                     fx.Fs.Space.RunDiscards();
+                if (options.NodeBuckets && rng.Next(6) == 0)
+                {
+                    fx.Fs.Space.ReleaseEmptyNodeBuckets(keepFree: 0);
+                    fx.Fs.Space.RunDiscards();
+                }
                 Step(fx, rng, options);
                 Mark();
             }
@@ -296,6 +312,8 @@ internal static class JournalCrashWorkload
             Snapshots = snapshots,
             DataSnapshots = dataSnapshots,
             BucketsFreed = fx.Fs.Space.Invalidated,
+            NodeBucketsClaimed = fx.Fs.Space.NodeBucketsClaimed,
+            NodeBucketsReleased = fx.Fs.Space.NodeBucketsReleased,
             Seqs = seqs,
             CommittedAt = committedAt,
             Durable = durable,

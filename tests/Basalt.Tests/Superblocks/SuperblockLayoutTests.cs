@@ -86,7 +86,9 @@ public sealed class SuperblockLayoutTests
             (SuperblockFormat.MemberNodeAreaCountOffset, 8, "node_area_count"),
             (SuperblockFormat.MemberStateOffset, 1, "state"),
             (SuperblockFormat.MemberFlagsOffset, 1, "flags"),
-            (SuperblockFormat.MemberReservedOffset, 14, "reserved"),
+            (SuperblockFormat.MemberNodeRegionShiftOffset, 1, "node_region_shift"),
+            (SuperblockFormat.MemberReservedOffset, 5, "reserved"),
+            (SuperblockFormat.MemberNodeRegionMapOffset, 8, "node_region_map"),
         };
         Assert.Equal(expected, Table("Member entry"));
         AssertContiguous(expected, SuperblockFormat.MemberEntrySize);

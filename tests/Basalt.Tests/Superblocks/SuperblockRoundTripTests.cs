@@ -44,7 +44,11 @@ public sealed class SuperblockRoundTripTests
         var journal = Assert.Single(sb.JournalBuckets);
         Assert.Equal(new BucketRange(9, 8), journal);
         Assert.Equal(journal.End, m.NodeArea.Start);
-        Assert.Equal(Math.Max(16UL, (m.Nbuckets - journal.End) / 4), m.NodeArea.Count);
+        var slotsPerBucket = (ulong)(m.BucketSize / sb.NodeSize);
+        Assert.Equal(Math.Max(Math.Max(16UL, (64 + slotsPerBucket - 1) / slotsPerBucket), (m.Nbuckets - journal.End) / 64), m.NodeArea.Count);
+        Assert.Equal(Member.RegionShiftFor(m.Nbuckets), m.NodeRegionShift);
+        Assert.True((m.Nbuckets - 1) >> m.NodeRegionShift < 64 && (m.NodeRegionShift == 0 || (m.Nbuckets - 1) >> (m.NodeRegionShift - 1) >= 64));
+        Assert.Equal(m.NodeRegionBits(m.NodeArea.Start, m.NodeArea.End), m.NodeRegionMap);
         Assert.Equal(new long[] { 4096, 69632, SmallDeviceSize - 65536 }, sb.CopyOffsets);
         Assert.Empty(sb.Roots);
         Assert.Empty(sb.ErrorCounters);

@@ -73,6 +73,12 @@ public sealed class TransactionRestartTests(ITestOutputHelper output)
             _ => new BtreeFixture(seed: seed, slots: 64, bucketSize: 16 * 1024, journalBuckets: 128,
                 journal: new JournalOptions { FlushDelay = TimeSpan.FromHours(1), WriteBackAge = TimeSpan.FromHours(1) }),
         };
+        // Node space must run short: no bucket is claimed for nodes beyond the node area.
+        if (reason == "node space")
+        {
+            fx.SpaceOptions = fx.SpaceOptions with { ClaimNodeBuckets = false };
+            fx.Remount();
+        }
         var model = new WorkloadModel();
         List<WorkloadPlan> plans;
         switch (reason)
@@ -197,9 +203,9 @@ internal sealed class CountingRestartHandler(IRestartHandler inner) : IRestartHa
         return inner.WaitForJournalSpace(attempt);
     }
 
-    public bool WaitForNodeSpace(int attempt)
+    public bool WaitForNodeSpace(int attempt, int slotsNeeded)
     {
         Interlocked.Increment(ref _nodeSpaceWaits);
-        return inner.WaitForNodeSpace(attempt);
+        return inner.WaitForNodeSpace(attempt, slotsNeeded);
     }
 }

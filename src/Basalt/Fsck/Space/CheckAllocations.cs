@@ -46,12 +46,23 @@ internal static class CheckAllocations
         public readonly uint[] Cached = new uint[layout.Nbuckets];
         public readonly byte[] Behind = new byte[layout.Nbuckets];
         public readonly Mark[] Marks = new Mark[layout.Nbuckets];
+
+        /// <summary>Buckets of node space outside the node area: a btree bucket each, full (docs/allocation.md).</summary>
+        public readonly HashSet<ulong> NodeBuckets = [];
     }
 
     public static void Run(SpaceCheckRun run)
     {
         var shadows = run.Layout.Devices.Select(d => new Shadow(d)).ToArray();
         var touchedBeyond = new HashSet<BucketRef>();
+        // Node space as the mount rebuilt it: the buckets of every node reachable from the roots,
+        // and the ones claimed for nodes that hold none yet.
+        foreach (var nb in run.FileSystem.Btrees.NodeBuckets())
+        {
+            var dev = shadows[run.FileSystem.Btrees.Geometry.Device];
+            if (!nb.NodeArea && nb.Bucket < dev.Layout.Nbuckets)
+                dev.NodeBuckets.Add(nb.Bucket);
+        }
         LoadGens(run, shadows);
         MarkExtents(run, shadows, touchedBeyond);
         run.Flush();
@@ -137,7 +148,10 @@ internal static class CheckAllocations
         }
         var s = shadows[p.Device];
         var dev = s.Layout;
-        if (dev.CheckDataPointer(p.OffsetSectors, covered) is { } bad)
+        var bad = dev.CheckDataPointer(p.OffsetSectors, covered);
+        if (bad is null && s.NodeBuckets.Contains(dev.BucketOf(p.OffsetSectors)))
+            bad = $"sector {p.OffsetSectors} lies in btree bucket {dev.BucketOf(p.OffsetSectors)}, which holds btree nodes";
+        if (bad is not null)
         {
             if (!run.Reporter.Report(FsckErrorId.PtrToInvalidBucket, run.Where(btree, key.Pos), $"pointer {p.ToText()}: {bad}"))
                 return true;
@@ -293,6 +307,16 @@ internal static class CheckAllocations
         }
         var e = stored;
         e.Gen = s.Gen[b];
+        if (s.NodeBuckets.Contains(b))
+        {
+            // Claimed for btree nodes: the whole bucket, whatever number of its slots hold nodes.
+            e.Flags = 0;
+            e.DataType = BucketDataType.Btree;
+            e.DirtySectors = dev.BucketSectors;
+            e.CachedSectors = 0;
+            e.FragmentationLru = 0;
+            return e;
+        }
         e.DirtySectors = s.Dirty[b];
         e.CachedSectors = s.Cached[b];
         if (!e.IsEmptyState)

@@ -118,7 +118,10 @@ internal static class CheckBackpointers
         var dirty = new uint[count];
         var walk = new AllocWalk(run.FileSystem, dev, lo, hi);
         while (walk.MoveNext())
-            dirty[walk.Bucket - lo] = dev.FixedType(walk.Bucket) == BucketDataType.Free ? walk.Value.DirtySectors : 0;
+            // Btree buckets (the node area, and the buckets claimed for nodes) have no backpointers.
+            dirty[walk.Bucket - lo] = dev.FixedType(walk.Bucket) == BucketDataType.Free && walk.Value.DataType != BucketDataType.Btree
+                ? walk.Value.DirtySectors
+                : 0;
         var bs = dev.BucketSectors;
         var it = run.FileSystem.Btrees[BtreeId.Backpointers].Iterate(BackpointerValue.PositionOf(dev.Index, lo * bs, 0),
             new Bpos(dev.Index, ((hi * bs) << BackpointerValue.WindowBits) - 1, uint.MaxValue));
