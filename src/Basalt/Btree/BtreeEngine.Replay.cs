@@ -50,8 +50,12 @@ public sealed partial class BtreeEngine
         }
     }
 
-    /// <summary>Replays <paramref name="keys"/> (deduplicated, newest per position). Interior keys first, top level down.</summary>
-    public void Replay(IReadOnlyList<ReplayKey> keys, bool tolerant)
+    /// <summary>
+    /// Replays <paramref name="keys"/> (deduplicated, newest per position). Interior keys first,
+    /// top level down; <paramref name="beforeLeaves"/> runs between the interior levels and the
+    /// leaves, when the tree's structure is the replayed one and its leaves are still the disk's.
+    /// </summary>
+    public void Replay(IReadOnlyList<ReplayKey> keys, bool tolerant, Action? beforeLeaves = null)
     {
         ArgumentNullException.ThrowIfNull(keys);
         // One list per level, each in (btree, position) order: a replay plan's keys already are,
@@ -64,13 +68,19 @@ public sealed partial class BtreeEngine
             byLevel.Add(level, new List<ReplayKey>(count));
         foreach (var key in keys)
             byLevel[key.Update.Level].Add(key);
-        foreach (var list in byLevel.Values)
+        foreach (var (level, list) in byLevel)
         {
+            if (level == 0 && beforeLeaves is not null)
+            {
+                beforeLeaves();
+                beforeLeaves = null;
+            }
             if (!IsInReplayOrder(list))
                 list.Sort(static (x, y) => x.Update.Btree != y.Update.Btree ? ((int)x.Update.Btree).CompareTo((int)y.Update.Btree) : x.Update.Key.Pos.CompareTo(y.Update.Key.Pos));
             foreach (var key in list)
                 ReplayOne(key, tolerant);
         }
+        beforeLeaves?.Invoke();
     }
 
     private static bool IsInReplayOrder(List<ReplayKey> keys)

@@ -235,17 +235,20 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
     /// space before replay may allocate in them; the journal's alloc keys are newer than the
     /// tree's. An alloc btree that cannot be read leaves them out: check_allocations recounts.
     /// </summary>
-    private void ClaimNodeBuckets(Superblock sb, JournalReplayPlan? plan)
+    private void ClaimNodeBuckets(Superblock sb, JournalReplayPlan? plan, bool fromTree)
     {
         var claimed = new Dictionary<ulong, bool>();
-        try
+        if (fromTree)
         {
-            var it = Engine[BtreeId.Alloc].Iterate(new Bpos(sb.DeviceIndex, 0), new Bpos(sb.DeviceIndex, ulong.MaxValue));
-            while (it.MoveNext())
-                claimed[it.Key.Pos.Offset] = IsBtreeBucket(it.Key.Type, it.Value);
-        }
-        catch (BasaltException ex) when (ex.Class is ErrorClass.Corruption or ErrorClass.Io)
-        {
+            try
+            {
+                var it = Engine[BtreeId.Alloc].Iterate(new Bpos(sb.DeviceIndex, 0), new Bpos(sb.DeviceIndex, ulong.MaxValue));
+                while (it.MoveNext())
+                    claimed[it.Key.Pos.Offset] = IsBtreeBucket(it.Key.Type, it.Value);
+            }
+            catch (BasaltException ex) when (ex.Class is ErrorClass.Corruption or ErrorClass.Io)
+            {
+            }
         }
         foreach (var key in plan?.Keys ?? [])
         {
@@ -266,7 +269,7 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
         var withData = journaled.Where(p => p.Value).Select(p => Backpointers.BackpointerValue.Decode(p.Key).Sector / (ulong)sectors).ToHashSet();
         foreach (var (bucket, btree) in claimed)
         {
-            if (btree && !withData.Contains(bucket) && !HoldsBackpointers(sb.DeviceIndex, bucket, sectors, journaled))
+            if (btree && !withData.Contains(bucket) && (!fromTree || !HoldsBackpointers(sb.DeviceIndex, bucket, sectors, journaled)))
                 Engine.ClaimNodeBucket(bucket);
         }
     }
@@ -366,11 +369,15 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
         var replay = plan is { Keys.Count: > 0 };
         var interior = replay ? plan!.Keys.Where(k => k.Update.Level > 0).Select(k => k.Update).ToList() : null;
         Engine = BtreeEngine.Open(engineDevice, GeometryOf(sb), roots, engineOptions, Journal, Emergency, interior);
-        ClaimNodeBuckets(sb, plan);
+        // Node space before anything allocates: the journal's claims now; the tree's once the
+        // interior keys are replayed (before that its structure is the disk's, which may name
+        // nodes that were freed, and their buckets given back, since).
+        ClaimNodeBuckets(sb, plan, fromTree: !replay);
         if (replay)
         {
             var replayStart = phase.Elapsed;
-            Engine.Replay(plan!.Keys, tolerant: _options.TolerateReplayFailures || _options.ReadOnly);
+            Engine.Replay(plan!.Keys, tolerant: _options.TolerateReplayFailures || _options.ReadOnly,
+                beforeLeaves: () => ClaimNodeBuckets(sb, plan, fromTree: true));
             Engine.FinishReplay();
             replayTime = phase.Elapsed - replayStart;
         }

@@ -37,8 +37,8 @@ public interface ICommitObserver
 
 /// <summary>
 /// Keeps node space ahead of the commits (the allocation layer, which claims buckets for btree
-/// nodes): asked to grow it, on the committing thread with no lock held, after a commit that left
-/// fewer than <see cref="LowWater"/> node slots free.
+/// nodes): asked to grow it, on the committing thread with no lock held, before a transaction
+/// when fewer than <see cref="LowWater"/> node slots are free.
 /// </summary>
 public interface INodeSpaceKeeper
 {
@@ -103,6 +103,9 @@ public sealed class Transactor : IBtreeWritePath
     public T Transact<T>(Func<Transaction, T> body, CommitOptions options, out CommitResult result)
     {
         ArgumentNullException.ThrowIfNull(body);
+        // Node space is grown ahead of the commits that need it, before this one runs.
+        if (NodeSpaceKeeper is { } keeper && !s_keeping && _engine.NodeSlotsAvailable < keeper.LowWater)
+            KeepNodeSpace(keeper);
         // A finished transaction is kept for the next one (its update map keeps its capacity).
         var t = Interlocked.Exchange(ref _spare, null) ?? new Transaction(_engine);
         var outerKeep = BtreeEngine.BeginKeep();
@@ -173,8 +176,7 @@ public sealed class Transactor : IBtreeWritePath
             Interlocked.Increment(ref _commits);
             if (deleted is { Count: > 0 })
                 _engine.MergeAfterDeletes(deleted);
-            if (NodeSpaceKeeper is { } keeper && _engine.NodeSlotsAvailable < keeper.LowWater)
-                KeepNodeSpace(keeper);
+
             if (options.Flush)
                 _journal.WaitDurable(seq);
             result = new CommitResult(seq, updates.Count);
@@ -186,9 +188,9 @@ public sealed class Transactor : IBtreeWritePath
     private static bool s_keeping;
 
     /// <summary>
-    /// Grows node space after a commit left it short. The claim is a transaction of its own (the
-    /// commit that called here is done): a claim's commit does not claim again, and a failure is
-    /// left for the next commit that needs the slots to meet as a node-space restart.
+    /// Grows node space before a transaction when earlier commits left it short. The claim is a
+    /// transaction of its own, run first: a claim's commit does not claim again, and a failure is
+    /// left for the commit that needs the slots to meet as a node-space restart.
     /// </summary>
     private static void KeepNodeSpace(INodeSpaceKeeper keeper)
     {

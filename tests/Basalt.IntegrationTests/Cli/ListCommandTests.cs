@@ -104,6 +104,26 @@ public sealed partial class ListCommandTests
         Assert.Equal(before, CliImages.Hash(path));
     }
 
+    [Fact]
+    public void List_of_an_unclean_image_shows_the_replayed_keys_and_leaves_the_image_unchanged()
+    {
+        // list recovers read-only on an overlay: the keys of every entry up to the newest flush
+        // entry are listed, the lost unwritten transaction is not, and not one byte changes.
+        using var dir = new TempDirectory("cli-list-unclean");
+        var image = JournalImages.Make(dir, JournalImages.SmallPlan);
+        var before = CliImages.Hash(image.Path);
+
+        var list = CliRunner.Succeeds("list", "--btree", "test", "--start", "2:0", "--end", "2:999", image.Path);
+
+        var lines = list.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var expected = Enumerable.Range(1, image.DurableK)
+            .SelectMany(k => Enumerable.Range(0, JournalImages.KeysPerTransaction).Select(i => JournalImages.KeyPos(k, i).ToText()))
+            .ToList();
+        Assert.Equal(expected, lines.Select(l => l.Split(' ')[0]));
+        Assert.True(image.DurableK < image.Commits.Count, "the plan loses its last transaction");
+        Assert.Equal(before, CliImages.Hash(image.Path));
+    }
+
     [Theory]
     [InlineData(new[] { "--btree", "nosuch" }, "not a btree")]
     [InlineData(new[] { "--btree", "test", "--start", "1:x" }, "not a position")]
