@@ -47,22 +47,21 @@ internal static class CheckAllocations
         public readonly byte[] Behind = new byte[layout.Nbuckets];
         public readonly Mark[] Marks = new Mark[layout.Nbuckets];
 
-        /// <summary>Buckets of node space outside the node area: a btree bucket each, full (docs/allocation.md).</summary>
-        public readonly HashSet<ulong> NodeBuckets = [];
+        /// <summary>
+        /// Node space outside the node area, asked live (a repair's commit may claim a bucket for
+        /// nodes while the pass runs): a btree bucket each, full (docs/allocation.md).
+        /// </summary>
+        public Func<ulong, bool> IsNodeBucket = _ => false;
     }
 
     public static void Run(SpaceCheckRun run)
     {
         var shadows = run.Layout.Devices.Select(d => new Shadow(d)).ToArray();
         var touchedBeyond = new HashSet<BucketRef>();
-        // Node space as the mount rebuilt it: the buckets of every node reachable from the roots,
-        // and the ones claimed for nodes that hold none yet.
-        foreach (var nb in run.FileSystem.Btrees.NodeBuckets())
-        {
-            var dev = shadows[run.FileSystem.Btrees.Geometry.Device];
-            if (!nb.NodeArea && nb.Bucket < dev.Layout.Nbuckets)
-                dev.NodeBuckets.Add(nb.Bucket);
-        }
+        // Node space: the buckets of every node reachable from the roots (as the mount rebuilt it
+        // and the repairs changed it since), and the ones claimed for nodes that hold none yet.
+        var engine = run.FileSystem.Btrees;
+        shadows[engine.Geometry.Device].IsNodeBucket = engine.IsNodeBucket;
         LoadGens(run, shadows);
         MarkExtents(run, shadows, touchedBeyond);
         run.Flush();
@@ -149,7 +148,7 @@ internal static class CheckAllocations
         var s = shadows[p.Device];
         var dev = s.Layout;
         var bad = dev.CheckDataPointer(p.OffsetSectors, covered);
-        if (bad is null && s.NodeBuckets.Contains(dev.BucketOf(p.OffsetSectors)))
+        if (bad is null && dev.FixedType(dev.BucketOf(p.OffsetSectors)) == BucketDataType.Free && s.IsNodeBucket(dev.BucketOf(p.OffsetSectors)))
             bad = $"sector {p.OffsetSectors} lies in btree bucket {dev.BucketOf(p.OffsetSectors)}, which holds btree nodes";
         if (bad is not null)
         {
@@ -307,7 +306,7 @@ internal static class CheckAllocations
         }
         var e = stored;
         e.Gen = s.Gen[b];
-        if (s.NodeBuckets.Contains(b))
+        if (s.IsNodeBucket(b))
         {
             // Claimed for btree nodes: the whole bucket, whatever number of its slots hold nodes.
             e.Flags = 0;
