@@ -10,6 +10,13 @@ internal sealed record BtreeDebugFaults
     public static BtreeDebugFaults None { get; } = new();
 
     /// <summary>
+    /// Rule (a): a write-back round writes its captured bsets without waiting for the journal
+    /// entries of their keys to be durable. Rule (a) is an assertion, not a crash-search finding:
+    /// the write must be refused before it reaches the device.
+    /// </summary>
+    public bool WriteBeforeJournalDurable { get; init; }
+
+    /// <summary>
     /// Rule (b): a pointer to a new node is journaled before the node's first write completed (the
     /// readiness check of interior updates ignores new nodes).
     /// </summary>

@@ -85,7 +85,8 @@ public sealed partial class BtreeEngine
             PreparedFold[]? prepared = null;
             if (images.Count > 0)
             {
-                _journal.WaitDurable(maxSeq);
+                if (!_options.DebugFaults.WriteBeforeJournalDurable)
+                    _journal.WaitDurable(maxSeq);
                 WriteImages(images, flushAfter: false);
                 prepared = PrepareFolds(images);
             }

@@ -48,7 +48,7 @@ public sealed class FsckDocsTests
         Assert.True(ids.IndexOf(FsckPassId.CheckReflink) > ids.IndexOf(FsckPassId.CheckBtreeNodes));
     }
 
-    private static string FindRepositoryRoot()
+    internal static string FindRepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
