@@ -64,8 +64,12 @@ public sealed class MountOptions
     /// </summary>
     public bool CheckWriteOnce { get; init; }
 
+    /// <summary>For tests: handed the replay overlay once the interior keys are replayed, before the leaf keys are.</summary>
+    internal Action<ReplayOverlay>? BeforeLeafReplay { get; init; }
+
     internal RecoveryOptions ToRecovery() => new()
     {
+        BeforeLeafReplay = BeforeLeafReplay,
         ReadOnly = ReadOnly,
         Engine = Engine ?? new BtreeEngineOptions(),
         Journal = Journal ?? new JournalOptions(),

@@ -50,6 +50,9 @@ public sealed record RecoveryOptions
 
     /// <summary>Route node writes through a write-once checker (tests).</summary>
     public bool CheckWriteOnce { get; init; }
+
+    /// <summary>For tests: called with the replay overlay once the interior keys are replayed, before the leaf keys are.</summary>
+    internal Action<ReplayOverlay>? BeforeLeafReplay { get; init; }
 }
 
 /// <summary>What recovery found and did at mount.</summary>
@@ -232,62 +235,57 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
 
     /// <summary>
     /// Makes the buckets the allocation layer claimed for btree nodes (alloc key: btree) node
-    /// space before replay may allocate in them; the journal's alloc keys are newer than the
-    /// tree's. An alloc btree that cannot be read leaves them out: check_allocations recounts.
+    /// space before replay may allocate in them. Before any replay only the journal's claims are
+    /// known; once the interior keys are replayed (<paramref name="overlay"/>), the alloc btree as
+    /// replay will leave it. A bucket whose alloc key says btree but that backpointers show
+    /// holding data is a damaged alloc key (check_allocations repairs it), never node space:
+    /// nodes would overwrite the data. An alloc btree that cannot be read leaves the claims out:
+    /// check_allocations recounts.
     /// </summary>
-    private void ClaimNodeBuckets(Superblock sb, JournalReplayPlan? plan, bool fromTree)
+    private void ClaimNodeBuckets(Superblock sb, JournalReplayPlan? plan, ReplayOverlay? overlay)
     {
-        var claimed = new Dictionary<ulong, bool>();
-        if (fromTree)
+        var device = sb.DeviceIndex;
+        var claims = new List<ulong>();
+        if (overlay is null)
+        {
+            foreach (var key in plan?.Keys ?? [])
+            {
+                var u = key.Update;
+                if (u.Btree == BtreeId.Alloc && u.Level == 0 && u.Key.Pos.Inode == device && IsBtreeBucket(u.Key.Type, u.Value.Span))
+                    claims.Add(u.Key.Pos.Offset);
+            }
+            // Only buckets no backpointer in the journal names: the tree's are read once it can be.
+            var journalData = (plan?.Keys ?? []).Where(k => k.Update is { Btree: BtreeId.Backpointers, Level: 0, IsDeletion: false })
+                .Select(k => Backpointers.BackpointerValue.Decode(k.Update.Key.Pos).Sector / (ulong)(sb.BucketSize / FormatLimits.SectorSize))
+                .ToHashSet();
+            claims.RemoveAll(journalData.Contains);
+        }
+        else
         {
             try
             {
-                var it = Engine[BtreeId.Alloc].Iterate(new Bpos(sb.DeviceIndex, 0), new Bpos(sb.DeviceIndex, ulong.MaxValue));
-                while (it.MoveNext())
-                    claimed[it.Key.Pos.Offset] = IsBtreeBucket(it.Key.Type, it.Value);
+                foreach (var (key, value) in overlay.Range(BtreeId.Alloc, new Bpos(device, 0), new Bpos(device, ulong.MaxValue)))
+                {
+                    if (IsBtreeBucket(key.Type, value) && !HoldsBackpointers(overlay, device, key.Pos.Offset, sb.BucketSize / FormatLimits.SectorSize))
+                        claims.Add(key.Pos.Offset);
+                }
             }
             catch (BasaltException ex) when (ex.Class is ErrorClass.Corruption or ErrorClass.Io)
             {
             }
         }
-        foreach (var key in plan?.Keys ?? [])
-        {
-            var u = key.Update;
-            if (u.Btree == BtreeId.Alloc && u.Level == 0 && u.Key.Pos.Inode == sb.DeviceIndex)
-                claimed[u.Key.Pos.Offset] = IsBtreeBucket(u.Key.Type, u.Value.Span);
-        }
-        // A bucket whose alloc key says btree but that backpointers show holding data is a damaged
-        // alloc key (check_allocations repairs it), never node space: nodes would overwrite the data.
-        var sectors = sb.BucketSize / FormatLimits.SectorSize;
-        var journaled = new Dictionary<Bpos, bool>();
-        foreach (var key in plan?.Keys ?? [])
-        {
-            var u = key.Update;
-            if (u.Btree == BtreeId.Backpointers && u.Level == 0 && u.Key.Pos.Inode == sb.DeviceIndex)
-                journaled[u.Key.Pos] = !u.IsDeletion;
-        }
-        var withData = journaled.Where(p => p.Value).Select(p => Backpointers.BackpointerValue.Decode(p.Key).Sector / (ulong)sectors).ToHashSet();
-        foreach (var (bucket, btree) in claimed)
-        {
-            if (btree && !withData.Contains(bucket) && (!fromTree || !HoldsBackpointers(sb.DeviceIndex, bucket, sectors, journaled)))
-                Engine.ClaimNodeBucket(bucket);
-        }
+        foreach (var bucket in claims)
+            Engine.ClaimNodeBucket(bucket);
     }
 
-    /// <summary>True when the tree holds a backpointer into the bucket that the journal does not delete (or the btree cannot be read).</summary>
-    private bool HoldsBackpointers(byte device, ulong bucket, int bucketSectors, Dictionary<Bpos, bool> journaled)
+    /// <summary>True when a backpointer names data in the bucket (or the backpointers btree cannot be read there).</summary>
+    private static bool HoldsBackpointers(ReplayOverlay overlay, byte device, ulong bucket, int bucketSectors)
     {
         try
         {
             var start = Backpointers.BackpointerValue.BucketStart(new Alloc.BucketRef(device, bucket), bucketSectors);
             var end = Backpointers.BackpointerValue.BucketStart(new Alloc.BucketRef(device, bucket + 1), bucketSectors);
-            var it = Engine[BtreeId.Backpointers].Iterate(start, end);
-            while (it.MoveNext() && it.Key.Pos < end)
-            {
-                if (!journaled.TryGetValue(it.Key.Pos, out var exists) || exists)
-                    return true;
-            }
-            return false;
+            return overlay.Range(BtreeId.Backpointers, start, end).Any(k => k.Key.Pos < end);
         }
         catch (BasaltException ex) when (ex.Class is ErrorClass.Corruption or ErrorClass.Io)
         {
@@ -372,12 +370,17 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
         // Node space before anything allocates: the journal's claims now; the tree's once the
         // interior keys are replayed (before that its structure is the disk's, which may name
         // nodes that were freed, and their buckets given back, since).
-        ClaimNodeBuckets(sb, plan, fromTree: !replay);
+        ClaimNodeBuckets(sb, plan, replay ? null : new ReplayOverlay(Engine, null));
         if (replay)
         {
             var replayStart = phase.Elapsed;
             Engine.Replay(plan!.Keys, tolerant: _options.TolerateReplayFailures || _options.ReadOnly,
-                beforeLeaves: () => ClaimNodeBuckets(sb, plan, fromTree: true));
+                beforeLeaves: () =>
+                {
+                    var overlay = new ReplayOverlay(Engine, plan);
+                    ClaimNodeBuckets(sb, plan, overlay);
+                    _options.BeforeLeafReplay?.Invoke(overlay);
+                });
             Engine.FinishReplay();
             replayTime = phase.Elapsed - replayStart;
         }
