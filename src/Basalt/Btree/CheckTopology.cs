@@ -104,8 +104,16 @@ public static class CheckTopology
         public bool DropApplied { get; set; }
 
         /// <summary>
-        /// A clipped child whose new pointer is not in its parent yet (its max moved onto the
-        /// parent's max); <see cref="PlaceApplies"/> says whether placing it is an accepted repair.
+        /// An accepted clip moved the node's pointer off its old max, but the new one was never
+        /// placed (the repair that would free the parent's max was declined, or the node lost the
+        /// boundary to the child holding it): the tree on disk no longer reaches the node.
+        /// </summary>
+        public bool Detached { get; set; }
+
+        /// <summary>
+        /// A clipped child whose new pointer is not in its parent yet: its max moved onto the
+        /// parent's max, where the previous child still sits until a boundary repair moves or drops
+        /// it. <see cref="PlaceApplies"/> says whether the clip was an accepted repair.
         /// </summary>
         public bool Unplaced { get; set; }
         public bool PlaceApplies { get; set; }
@@ -123,7 +131,7 @@ public static class CheckTopology
         {
             for (var n = this; n is not null; n = n.Parent)
             {
-                if (n.DropApplied)
+                if (n.DropApplied || n.Detached)
                     return true;
             }
             return false;
@@ -326,21 +334,30 @@ public static class CheckTopology
                 {
                     // The node's own max was shrunk by a repair above: clip the child that straddles
                     // it. Its old pointer lies outside the node now and goes when the node is
-                    // rewritten; its new one is placed once its boundary is settled, since another
-                    // child may already sit at the node's max.
+                    // rewritten; its new one is placed with the clip, so that whatever the answers to
+                    // the boundary findings that follow, the clip leaves a child the parent points
+                    // at. Only when the previous child already sits at the node's max is placing it
+                    // left to the boundary repair that moves or drops that child.
                     var clip = Report(FsckErrorId.BtreeNodeTopologyBadMaxKey, child,
                         $"ends after its parent's max {node.Max.ToText()}; max shrunk to it, keys after it are lost");
-                    child.Unplaced = true;
                     MarkStale(node, child.Max, clip);
                     child.Max = node.Max;
                     child.Ptr = child.Ptr.With(flags: child.Ptr.Flags | BtreePtrFlags.RangeUpdated);
-                    child.PlaceApplies |= clip;
+                    child.PlaceApplies = clip;
                     MarkRangeChanged(child, clip);
+                    if (live.Count > 0 && live[^1].Max == node.Max)
+                        child.Unplaced = true;
+                    else
+                        PutPointer(node, child.Max, child.Ptr, clip);
                 }
-                if (CheckBoundary(node, live, child) && child.Unplaced)
+                CheckBoundary(node, live, child);
+                if (child.Unplaced)
                 {
+                    // It lost the boundary to the previous child, which keeps the node's max: the
+                    // clipped pointer is never placed (see Detach for what an applied clip then means).
                     child.Unplaced = false;
-                    PutPointer(node, child.Max, child.Ptr, child.PlaceApplies);
+                    if (child.PlaceApplies && !child.DropApplied)
+                        Detach(child);
                 }
             }
             CheckEnd(node, live);
@@ -746,14 +763,20 @@ public static class CheckTopology
                 {
                     if (prev.Min >= cur.Min)
                     {
-                        Drop(prev, Report(FsckErrorId.BtreeNodeTopologyOverwrittenByNextNode, prev,
-                            $"lies inside newer next {cur.Describe()}; dropped, its keys are lost"));
+                        var dropPrev = Report(FsckErrorId.BtreeNodeTopologyOverwrittenByNextNode, prev,
+                            $"lies inside newer next {cur.Describe()}; dropped, its keys are lost");
+                        Drop(prev, dropPrev);
                         live.RemoveAt(live.Count - 1);
+                        if (cur.Unplaced)
+                            Place(node, cur, dropPrev);
                         continue;
                     }
                     var newMax = cur.Min.Predecessor();
-                    SetMax(prev, newMax, Report(FsckErrorId.BtreeNodeTopologyBadMaxKey, prev,
-                        $"overlaps newer next {cur.Describe()}; max shrunk to {newMax.ToText()}, keys after it are lost"));
+                    var shrinkPrev = Report(FsckErrorId.BtreeNodeTopologyBadMaxKey, prev,
+                        $"overlaps newer next {cur.Describe()}; max shrunk to {newMax.ToText()}, keys after it are lost");
+                    SetMax(prev, newMax, shrinkPrev);
+                    if (cur.Unplaced)
+                        Place(node, cur, shrinkPrev);
                     break;
                 }
 
@@ -860,14 +883,11 @@ public static class CheckTopology
 
         private void SetMin(NodeRef child, Bpos newMin, bool apply)
         {
+            if (child.Unplaced)
+                throw new InvalidOperationException($"topology repair would move the min of {child.ToText()} before placing its pointer");
             var grows = newMin < child.Min;
             child.Ptr = child.Ptr.With(minKey: newMin, flags: child.Ptr.Flags | BtreePtrFlags.RangeUpdated);
             MarkRangeChanged(child, apply);
-            if (child.Unplaced)
-            {
-                child.PlaceApplies |= apply;
-                return;
-            }
             PutPointer(child.Parent!, child.Max, child.Ptr, apply);
             if (grows)
                 DeleteUncoveredStale(child, apply);
@@ -909,6 +929,36 @@ public static class CheckTopology
             if (!apply)
                 return;
             child.DropApplied = true;
+            Lose(child);
+        }
+
+        /// <summary>
+        /// Places the pointer of a clipped child once the previous child has left the parent's max
+        /// (<paramref name="freed"/>: that repair was applied). When the clip was applied but the
+        /// position was not freed, the child is detached, see <see cref="Detach"/>.
+        /// </summary>
+        private void Place(NodeRef node, NodeRef child, bool freed)
+        {
+            child.Unplaced = false;
+            PutPointer(node, child.Max, child.Ptr, child.PlaceApplies && freed);
+            if (child.PlaceApplies && !freed)
+                Detach(child);
+        }
+
+        /// <summary>
+        /// A child whose clip was applied but whose new pointer never is (the previous child keeps the
+        /// parent's max): its old pointer goes with the parent's rewrite, so on disk it is gone as if
+        /// dropped. It is not rewritten (no pointer leads to it) and its keys are counted as lost.
+        /// </summary>
+        private void Detach(NodeRef child)
+        {
+            child.Detached = true;
+            Lose(child);
+        }
+
+        /// <summary>Accounts for a child an applied repair took out of the tree.</summary>
+        private void Lose(NodeRef child)
+        {
             _rewrites.Remove(child.Key);
             Counters.NodesDropped++;
             if (child.Level == 0 && child.LiveKeys > 0)

@@ -80,6 +80,15 @@ public sealed class TopologyRandomTests(ITestOutputHelper output)
     [Fact]
     public void Regression_a_found_node_is_placed_by_one_fill_only() => PartialThenFullRepair(11, 94);
 
+    /// <summary>
+    /// Seed 413283403 round 25: a child clipped onto its parent's shrunk max had its pointer placed
+    /// only after its boundary was settled; when dropping it was then declined, the accepted clip
+    /// still asked for a rewrite of a node the parent no longer pointed at (the clip now places the
+    /// pointer at once; see TopologyPartialRepairTests).
+    /// </summary>
+    [Fact]
+    public void Regression_a_clipped_child_whose_drop_is_declined_is_rewritten_in_place() => PartialThenFullRepair(413283403, 25);
+
     private static void PartialThenFullRepair(int seed, int round)
     {
         {
