@@ -252,6 +252,9 @@ public static partial class FsckCatalogue
             "the alloc key is rewritten with the recomputed oldest_gen"),
 
         // Backpointers
+        new(FsckErrorId.RepairNoSpace, "repair_no_space", ReadClass: null, RepairPolicy.Never,
+            "a batch of repairs of the space or file passes could not be committed: the device, node space or the journal had no room for it even from the reserves",
+            "none: the batch is left undone (its findings stay uncorrected, fsck exits with errors left); free space (delete files) and run fsck again"),
         new(FsckErrorId.BackpointerToInvalidBucket, "backpointer_to_invalid_bucket", ReadClass: null, RepairPolicy.Automatic,
             "a backpointer names a device or bucket that does not exist or is not a data bucket",
             "the backpointer is deleted"),

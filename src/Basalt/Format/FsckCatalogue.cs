@@ -93,6 +93,7 @@ public enum FsckErrorId : ushort
     LruEntryBad = 145,
     AllocKeyToMissingLruEntry = 146,
     AllocKeyOldestGenWrong = 147,
+    RepairNoSpace = 148,
 
     // 160-179: backpointers
     BackpointerToInvalidBucket = 160,

@@ -1,11 +1,13 @@
 // Repairs of the space and file passes, queued and committed a few dozen per transaction: small
 // enough that a batch (with the triggers its updates run) always fits one journal entry.
+using Basalt.Diagnostics;
+using Basalt.Format;
 using Basalt.Fs;
 using Basalt.Transactions;
 
 namespace Basalt.Fsck;
 
-internal sealed class RepairBatch(BasaltFileSystem fs)
+internal sealed class RepairBatch(BasaltFileSystem fs, IFsckReporter reporter)
 {
     private const int RepairsPerTransaction = 32;
 
@@ -26,10 +28,19 @@ internal sealed class RepairBatch(BasaltFileSystem fs)
             return;
         var batch = _pending.ToArray();
         _pending.Clear();
-        fs.Transact(t =>
+        try
         {
-            foreach (var update in batch)
-                update(t);
-        });
+            fs.Transact(t =>
+            {
+                foreach (var update in batch)
+                    update(t);
+            });
+        }
+        catch (BasaltException ex) when (ex.Class == ErrorClass.NoSpace && !fs.Btrees.IsEmergencyReadOnly)
+        {
+            // A repair that needs more room than a full filesystem's reserves give is left as a
+            // finding of its own; the passes go on (the transaction changed nothing).
+            reporter.Report(FsckErrorId.RepairNoSpace, fs.Device.Name, $"{batch.Length} repairs not applied: {ex.Message}");
+        }
     }
 }

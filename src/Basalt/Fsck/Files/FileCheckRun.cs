@@ -24,7 +24,7 @@ internal sealed class FileCheckRun
     {
         State = state;
         FileSystem = fs;
-        _repairs = new RepairBatch(fs);
+        _repairs = new RepairBatch(fs, reporter);
         Reporter = reporter;
         MaxMem = Math.Max(maxMem, 4096);
         DeviceName = fs.Device.Name;

@@ -30,7 +30,7 @@ internal sealed class SpaceCheckRun
     public SpaceCheckRun(BasaltFileSystem fs, IFsckReporter reporter, long maxMem, SpaceCheckState state)
     {
         FileSystem = fs;
-        _repairs = new RepairBatch(fs);
+        _repairs = new RepairBatch(fs, reporter);
         Reporter = reporter;
         MaxMem = Math.Max(maxMem, 4096);
         State = state;
