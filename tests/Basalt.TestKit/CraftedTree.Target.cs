@@ -90,6 +90,8 @@ internal sealed class CraftedTreeTarget : IBtreeCheckTarget
 
     public Func<ulong, bool>? IsBlacklisted => null;
 
+    public Func<long, bool>? InNodeSpace => null;
+
     public void AdoptNode(BtreeId btree, int level, Bpos max, BtreePtrValue ptr) => Edits.Add($"adopt L{level} {max.ToText()}");
 
     public void RebuildRoot(BtreeId btree, byte level, IReadOnlyList<(Bpos Max, BtreePtrValue Ptr)> children)

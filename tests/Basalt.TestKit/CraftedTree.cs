@@ -46,6 +46,9 @@ public sealed class CraftedNode
     public ulong Seq { get; internal set; }
     public byte Level { get; internal set; }
     public uint Generation { get; internal set; } = 1;
+
+    /// <summary>The journal seq its bsets carry (0: none, as before the journal).</summary>
+    public ulong JournalSeq { get; set; }
     public Bpos Min { get; internal set; }
     public Bpos Max { get; internal set; }
 
@@ -313,7 +316,7 @@ public sealed partial class CraftedTree
     /// </summary>
     private int WriteNode(CraftedNode node, long slot, ulong magic)
     {
-        var options = new BsetWriteOptions(Geometry.BlockSize, Geometry.ChecksumType, Geometry.Version, JournalSeq: 0);
+        var options = new BsetWriteOptions(Geometry.BlockSize, Geometry.ChecksumType, Geometry.Version, JournalSeq: node.JournalSeq);
         var buffer = new byte[Geometry.NodeSize];
         var all = KeysOf(node);
         var split = node.SecondBsetFrom is { } from ? all.LowerBound(from) : all.Count;

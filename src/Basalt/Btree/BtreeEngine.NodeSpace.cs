@@ -92,6 +92,34 @@ public sealed partial class BtreeEngine
         }
     }
 
+    private volatile bool _nodeSpaceUnknown;
+
+    /// <summary>
+    /// The mount could not read which buckets were claimed for nodes (the alloc btree is
+    /// damaged): from now on every bucket that can hold nodes counts as node space for the scan.
+    /// </summary>
+    public void MarkNodeSpaceUnknown() => _nodeSpaceUnknown = true;
+
+    /// <summary>
+    /// Null when node space is not fully known (every node the scan finds is a candidate); else
+    /// whether a byte offset lies in node space: the node area, a claimed bucket, or one a
+    /// reachable node lives in.
+    /// </summary>
+    internal Func<long, bool>? InNodeSpace => _nodeSpaceUnknown || _geometry.BucketSize == 0 ? null : InNodeSpaceNow;
+
+    private bool InNodeSpaceNow(long offset)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            return _allocator.Contains(offset);
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
     /// <summary>The buckets of node space, ascending.</summary>
     public IReadOnlyList<NodeBucket> NodeBuckets()
     {

@@ -53,6 +53,8 @@ internal sealed class EngineCheckTarget : IBtreeCheckTarget
 
     public Func<ulong, bool>? IsBlacklisted => _engine.JournalIsBlacklisted;
 
+    public Func<long, bool>? InNodeSpace => _engine.InNodeSpace;
+
     public void AdoptNode(BtreeId btree, int level, Bpos max, BtreePtrValue ptr) =>
         _engine.AdoptScannedNode(btree, checked((byte)level), ptr, max);
 

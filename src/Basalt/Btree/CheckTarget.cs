@@ -46,6 +46,12 @@ internal interface IBtreeCheckTarget
     Func<ulong, bool>? IsBlacklisted { get; }
 
     /// <summary>
+    /// Whether a node found at a byte offset lies in node space (null: anywhere a node can live):
+    /// the node scan rejects the others, nodes no durable pointer ever named.
+    /// </summary>
+    Func<long, bool>? InNodeSpace { get; }
+
+    /// <summary>
     /// Takes a node the node scan found (<paramref name="ptr"/> describes it as its header does)
     /// into the tree's node space before a pointer to it is spliced in: neither its slot nor any
     /// slot below it may be handed out again.

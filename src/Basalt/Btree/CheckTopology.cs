@@ -391,7 +391,7 @@ public static class CheckTopology
         {
             if (_scan is null)
             {
-                _scan = NodeScan.Run(_target.Device, _target.Geometry, _target.IsBlacklisted, _ct);
+                _scan = NodeScan.Run(_target.Device, _target.Geometry, _target.IsBlacklisted, _ct, _target.InNodeSpace);
                 _reporter.Count("check_topology: node scan: bytes scanned", _scan.BytesScanned);
                 _reporter.Count("check_topology: node scan: nodes found", _scan.Nodes.Count);
             }
@@ -670,6 +670,12 @@ public static class CheckTopology
                 return null;
             }
             if (!_scan.TryGet(self.SupersededBy, out var newer) || newer.Seq == self.Seq || !newer.IsUsable)
+                return null;
+            // Stale only when the other node holds a later journal seq: at an equal one it holds no
+            // update the reachable node lacks. That is the trace a crash leaves when it falls between
+            // a restructure's node write and the interior update naming the new node: replay puts
+            // the same keys into the node the durable pointer names.
+            if (newer.JournalSeq != 0 && newer.JournalSeq <= self.JournalSeq)
                 return null;
             foreach (var (_, ptr) in siblings)
             {

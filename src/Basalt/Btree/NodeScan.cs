@@ -58,6 +58,11 @@ public enum ScanRejection : byte
     Invalid = 2,
     /// <summary>Its first bset carries a blacklisted journal seq: written for an entry recovery discarded.</summary>
     BlacklistedJournalSeq = 3,
+    /// <summary>
+    /// It lies in a bucket that is not node space: a btree bucket whose claim a crash lost (the
+    /// nodes written there were never named by a durable pointer) or one given back since.
+    /// </summary>
+    OutsideNodeSpace = 4,
 }
 
 /// <summary>One node found by the scan. Header fields of a rejected node are as read, unverified.</summary>
@@ -113,6 +118,7 @@ public readonly record struct ScannedNode
         {
             ScanRejection.ForeignFilesystem => "rejected: node of another filesystem (different uuid)",
             ScanRejection.BlacklistedJournalSeq => $"rejected: journal seq {JournalSeq} is blacklisted",
+            ScanRejection.OutsideNodeSpace => "rejected: its bucket is not node space (a claim a crash lost, or a bucket given back)",
             _ => $"rejected: {(FailureId is { } id ? FsckCatalogue.NameOf(id) : "invalid")}",
         },
     };
@@ -148,7 +154,8 @@ public sealed class NodeScan
     /// Scans the node area of <paramref name="device"/>. <paramref name="isBlacklisted"/> is the
     /// journal's blacklist (null: none).
     /// </summary>
-    public static NodeScan Run(IBlockDevice device, BtreeGeometry geometry, Func<ulong, bool>? isBlacklisted, CancellationToken ct)
+    public static NodeScan Run(IBlockDevice device, BtreeGeometry geometry, Func<ulong, bool>? isBlacklisted, CancellationToken ct,
+        Func<long, bool>? inNodeSpace = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(geometry);
@@ -188,8 +195,11 @@ public sealed class NodeScan
                 Parallel.For(0, count, parallel, i => examined[i] = Examine(buffer.AsSpan(i * nodeSize, nodeSize), at + ((long)i * nodeSize), geometry, isBlacklisted));
                 for (var i = 0; i < count; i++)
                 {
-                    if (examined[i] is { } node)
-                        found.Add(node);
+                    if (examined[i] is not { } node)
+                        continue;
+                    if (node.Status != ScannedNodeStatus.Rejected && inNodeSpace is not null && !inNodeSpace(node.Offset))
+                        node = node with { Status = ScannedNodeStatus.Rejected, Rejection = ScanRejection.OutsideNodeSpace };
+                    found.Add(node);
                 }
             }
         }

@@ -272,6 +272,7 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
             }
             catch (BasaltException ex) when (ex.Class is ErrorClass.Corruption or ErrorClass.Io)
             {
+                Engine.MarkNodeSpaceUnknown();
             }
         }
         foreach (var bucket in claims)
@@ -279,7 +280,7 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
     }
 
     /// <summary>True when a backpointer names data in the bucket (or the backpointers btree cannot be read there).</summary>
-    private static bool HoldsBackpointers(ReplayOverlay overlay, byte device, ulong bucket, int bucketSectors)
+    private bool HoldsBackpointers(ReplayOverlay overlay, byte device, ulong bucket, int bucketSectors)
     {
         try
         {
@@ -289,6 +290,7 @@ public sealed class MountCore : IDisposable, ICheckpointCommitter
         }
         catch (BasaltException ex) when (ex.Class is ErrorClass.Corruption or ErrorClass.Io)
         {
+            Engine.MarkNodeSpaceUnknown();
             return true;
         }
     }

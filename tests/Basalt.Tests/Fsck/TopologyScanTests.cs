@@ -152,6 +152,38 @@ public sealed class TopologyScanTests
     }
 
     [Fact]
+    public void A_found_node_with_no_later_journal_seq_does_not_replace_the_reachable_one()
+    {
+        // C0 is reachable; C, a restructure of the same range with a higher generation but the same
+        // journal seq, sits on disk unreachable: the trace of a crash between a node's write and the
+        // interior update naming it, whose keys replay put into C0. It is not newer: C0 stays.
+        var t = new CraftedTree(seed: 27);
+        var a = t.Leaf("A", Bpos.Min, E(99), Offsets(0, 90));
+        var b = t.Leaf("B", P(100), E(199), Offsets(100, 190));
+        var cOld = t.Leaf("C0", P(200), Bpos.Max, Offsets(200, 250), generation: 1);
+        var c = t.Leaf("C", P(200), Bpos.Max, Offsets(200, 290), generation: 2);
+        cOld.JournalSeq = c.JournalSeq = 40;
+        t.WriteLoose(c);
+        a.Damage = CraftedDamage.Garbage;
+        t.Write(t.Interior("root", 1, Bpos.Min, Bpos.Max, a, b, cOld));
+
+        var reporter = RepairAndVerify(t, [Unreadable, Gap], Union(b, cOld));
+        Assert.DoesNotContain(reporter.Findings, f => f.Id == Stale);
+
+        // With a later journal seq the found node does hold updates the reachable one lacks.
+        var t2 = new CraftedTree(seed: 27);
+        var a2 = t2.Leaf("A", Bpos.Min, E(99), Offsets(0, 90));
+        var b2 = t2.Leaf("B", P(100), E(199), Offsets(100, 190));
+        var cOld2 = t2.Leaf("C0", P(200), Bpos.Max, Offsets(200, 250), generation: 1);
+        var c2 = t2.Leaf("C", P(200), Bpos.Max, Offsets(200, 290), generation: 2);
+        (cOld2.JournalSeq, c2.JournalSeq) = (40, 41);
+        t2.WriteLoose(c2);
+        a2.Damage = CraftedDamage.Garbage;
+        t2.Write(t2.Interior("root", 1, Bpos.Min, Bpos.Max, a2, b2, cOld2));
+        RepairAndVerify(t2, [Unreadable, Gap, Stale, Rebuilt], Union(b2, c2));
+    }
+
+    [Fact]
     public void Nodes_of_another_filesystem_are_rejected_and_never_used()
     {
         var t = new CraftedTree(seed: 28);
