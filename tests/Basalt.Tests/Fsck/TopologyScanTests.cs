@@ -230,6 +230,30 @@ public sealed class TopologyScanTests
     }
 
     [Fact]
+    public void Nodes_outside_node_space_are_rejected_and_never_chosen()
+    {
+        // B is reachable; B2, a newer version of its range, lies in a bucket that is not node space
+        // (a claim a crash lost): the scan rejects it, so B stays chosen for its range.
+        var t = new CraftedTree(seed: 31);
+        var a = t.Leaf("A", Bpos.Min, E(99), Offsets(0, 90));
+        var b = t.Leaf("B", P(100), Bpos.Max, Offsets(100, 190));
+        var b2 = t.Leaf("B2", P(100), Bpos.Max, Offsets(100, 290), generation: 2);
+        t.WriteLoose(b2);
+        t.Write(t.Interior("root", 1, Bpos.Min, Bpos.Max, a, b));
+
+        var scan = NodeScan.Run(t.Device, t.Geometry, null, CancellationToken.None, inNodeSpace: offset => offset != b2.SlotOffset);
+        Assert.True(scan.TryGet(b2.SlotOffset, out var outside));
+        Assert.Equal((ScannedNodeStatus.Rejected, ScanRejection.OutsideNodeSpace), (outside.Status, outside.Rejection));
+        Assert.Contains("not node space", outside.StatusText(), StringComparison.Ordinal);
+        Assert.True(scan.TryGet(b.SlotOffset, out var kept));
+        Assert.Equal(ScannedNodeStatus.Chosen, kept.Status);
+        // Without the predicate (node space unknown) B2 is a candidate and supersedes B.
+        var all = NodeScan.Run(t.Device, t.Geometry, null, CancellationToken.None);
+        Assert.True(all.TryGet(b.SlotOffset, out var superseded));
+        Assert.Equal(ScannedNodeStatus.Superseded, superseded.Status);
+    }
+
+    [Fact]
     public void A_device_full_of_copies_of_one_node_keeps_the_lowest_and_reports_the_rest()
     {
         var t = new CraftedTree(seed: 30);
