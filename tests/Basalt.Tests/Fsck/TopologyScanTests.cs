@@ -157,76 +157,29 @@ public sealed class TopologyScanTests
         // C0 is reachable; C, a restructure of the same range with a higher generation but the same
         // journal seq, sits on disk unreachable: the trace of a crash between a node's write and the
         // interior update naming it, whose keys replay put into C0. It is not newer: C0 stays.
+        var (t, b, cOld, _) = ReachableAndUnreachableVersions(reachableSeq: 40, unreachableSeq: 40);
+        var reporter = RepairAndVerify(t, [Unreadable, Gap], Union(b, cOld));
+        Assert.DoesNotContain(reporter.Findings, f => f.Id == Stale);
+
+        // With a later journal seq the found node does hold updates the reachable one lacks.
+        var (t2, b2, _, c2) = ReachableAndUnreachableVersions(reachableSeq: 40, unreachableSeq: 41);
+        RepairAndVerify(t2, [Unreadable, Gap, Stale, Rebuilt], Union(b2, c2));
+    }
+
+    /// <summary>A (garbage, so the scan runs), B, and C0 reachable; C, C0's range at generation 2, written loose.</summary>
+    private static (CraftedTree Tree, CraftedNode B, CraftedNode Reachable, CraftedNode Unreachable) ReachableAndUnreachableVersions(
+        ulong reachableSeq, ulong unreachableSeq)
+    {
         var t = new CraftedTree(seed: 27);
         var a = t.Leaf("A", Bpos.Min, E(99), Offsets(0, 90));
         var b = t.Leaf("B", P(100), E(199), Offsets(100, 190));
         var cOld = t.Leaf("C0", P(200), Bpos.Max, Offsets(200, 250), generation: 1);
         var c = t.Leaf("C", P(200), Bpos.Max, Offsets(200, 290), generation: 2);
-        cOld.JournalSeq = c.JournalSeq = 40;
+        (cOld.JournalSeq, c.JournalSeq) = (reachableSeq, unreachableSeq);
         t.WriteLoose(c);
         a.Damage = CraftedDamage.Garbage;
         t.Write(t.Interior("root", 1, Bpos.Min, Bpos.Max, a, b, cOld));
-
-        var reporter = RepairAndVerify(t, [Unreadable, Gap], Union(b, cOld));
-        Assert.DoesNotContain(reporter.Findings, f => f.Id == Stale);
-
-        // With a later journal seq the found node does hold updates the reachable one lacks.
-        var t2 = new CraftedTree(seed: 27);
-        var a2 = t2.Leaf("A", Bpos.Min, E(99), Offsets(0, 90));
-        var b2 = t2.Leaf("B", P(100), E(199), Offsets(100, 190));
-        var cOld2 = t2.Leaf("C0", P(200), Bpos.Max, Offsets(200, 250), generation: 1);
-        var c2 = t2.Leaf("C", P(200), Bpos.Max, Offsets(200, 290), generation: 2);
-        (cOld2.JournalSeq, c2.JournalSeq) = (40, 41);
-        t2.WriteLoose(c2);
-        a2.Damage = CraftedDamage.Garbage;
-        t2.Write(t2.Interior("root", 1, Bpos.Min, Bpos.Max, a2, b2, cOld2));
-        RepairAndVerify(t2, [Unreadable, Gap, Stale, Rebuilt], Union(b2, c2));
-    }
-
-    [Fact]
-    public void Nodes_of_another_filesystem_are_rejected_and_never_used()
-    {
-        var t = new CraftedTree(seed: 28);
-        var a = t.Leaf("A", Bpos.Min, E(99), Offsets(0, 90));
-        var b = t.Leaf("B", P(100), E(199), Offsets(100, 190));
-        var c = t.Leaf("C", P(200), Bpos.Max, Offsets(200, 290));
-        // A leaf of another filesystem (another uuid, so another node magic) over B's range, newer.
-        var foreign = t.Leaf("X", P(100), E(199), Offsets(105, 195), generation: 9);
-        var foreignOffset = t.WriteLoose(foreign, magic: t.Geometry.NodeMagic ^ 0x1234_5678_9abc_def0UL);
-        b.Damage = CraftedDamage.Garbage;
-        t.Write(t.Interior("root", 1, Bpos.Min, Bpos.Max, a, b, c));
-
-        var scan = NodeScan.Run(t.Device, t.Geometry, null, CancellationToken.None);
-        Assert.True(scan.TryGet(foreignOffset, out var x));
-        Assert.Equal(ScannedNodeStatus.Rejected, x.Status);
-        Assert.Equal(ScanRejection.ForeignFilesystem, x.Rejection);
-
-        RepairAndVerify(t, [Unreadable, Gap], Union(a, c));
-    }
-
-    [Fact]
-    public void Found_nodes_whose_ranges_contradict_each_other_are_clipped_deterministically()
-    {
-        // B is lost; two valid, equally old nodes overlap over its range. The one at the lower
-        // offset wins [100, 179]; the other is clipped to what is left, [180, 199].
-        var t = new CraftedTree(seed: 29);
-        var a = t.Leaf("A", Bpos.Min, E(99), Offsets(0, 90));
-        var b = t.Leaf("B", P(100), E(199), Offsets(100, 190));
-        var c = t.Leaf("C", P(200), Bpos.Max, Offsets(200, 290));
-        var x = t.Leaf("X", P(100), E(179), Offsets(100, 170));
-        var y = t.Leaf("Y", P(150), E(199), Offsets(150, 190));
-        t.WriteLoose(x);
-        t.WriteLoose(y);
-        b.Damage = CraftedDamage.Garbage;
-        t.Write(t.Interior("root", 1, Bpos.Min, Bpos.Max, a, b, c));
-
-        var scan = NodeScan.Run(t.Device, t.Geometry, null, CancellationToken.None);
-        Assert.True(scan.TryGet(y.SlotOffset, out var ys));
-        Assert.Equal(ScannedNodeStatus.Clipped, ys.Status);
-        Assert.Equal(x.SlotOffset, ys.SupersededBy);
-        Assert.Equal((P(180), E(199)), (ys.UseMin, ys.UseMax));
-
-        RepairAndVerify(t, [Unreadable, Rebuilt, Older, Older], Union(a.Keys, x.Keys, Only(y, k => k >= P(180)), c.Keys));
+        return (t, b, cOld, c);
     }
 
     [Fact]
