@@ -223,14 +223,18 @@ internal sealed class NodeAllocator
                 $"btree node space full: all {_slotCount} node slots of {_nodeSize} bytes are in use ({_pendingFree.Count} freed, reusable once the journal entries that freed them are flushed)");
         // Round robin from the slot after the last one handed out: a freed slot is reused as late
         // as possible, so older versions of nodes stay on disk for topology repair's node scan.
-        for (var pass = 0; pass < (_avoid is null ? 1 : 2); pass++)
+        // Claimed buckets go first, the node area last: a mount after a crash replays the journal's
+        // interior keys before it can read which buckets were claimed (the tree's alloc keys), and
+        // what that needs comes from the node area's free slots.
+        for (var pass = 0; pass < (_avoid is null ? 2 : 4); pass++)
         {
+            var nodeArea = (pass & 1) == 1;
             for (var n = 0; n <= _order.Count; n++)
             {
                 var index = (_cursor + n) % _order.Count;
                 var u = _order[index];
                 var unit = _units[u];
-                if (unit.Used == _slotsPerUnit || !unit.Allocatable)
+                if (unit.Used == _slotsPerUnit || !unit.Allocatable || unit.Fixed != nodeArea)
                     continue;
                 // The cursor's bucket is searched from the cursor slot on, and once more (n ==
                 // count) for the slots before it.
@@ -246,7 +250,7 @@ internal sealed class NodeAllocator
                     if (unit.IsSet(slot))
                         continue;
                     var offset = OffsetOf(u, slot);
-                    if (pass == 0 && _avoid is not null && _avoid.Contains(offset))
+                    if (pass < 2 && _avoid is not null && _avoid.Contains(offset))
                         continue;
                     Set(unit, slot);
                     _cursor = index;

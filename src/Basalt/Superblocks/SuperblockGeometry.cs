@@ -52,8 +52,8 @@ public static class SuperblockGeometry
     /// </summary>
     public const int MinNodeAreaSlots = 64;
 
-    /// <summary>The node area (the btree buckets format claims; more are claimed as btrees grow) is 1/NodeAreaShare of the buckets after the journal.</summary>
-    public const int NodeAreaShare = 64;
+    /// <summary>The node area (the btree buckets format claims; more are claimed as btrees grow) is 1/NodeAreaShare of the buckets after the journal: replay after a crash allocates from it before it knows the claims.</summary>
+    public const int NodeAreaShare = 4;
 
     /// <summary>Byte offsets of the copies format places on a device of <paramref name="deviceSize"/> bytes.</summary>
     public static IReadOnlyList<long> CopyOffsets(long deviceSize)

@@ -40,15 +40,15 @@ public sealed partial class DebugCorruptValueTests
     {
         using var dir = new TempDirectory("cli-corrupt-value");
         var path = CliImages.WithData(dir);
-        // The first data bucket after the node area (buckets 11..26) holds the first file's data.
-        var r = CliRunner.Succeeds("debug", "corrupt", "--target", "alloc", "--bucket", "27", "--field", "gen", "--mode", "ones", path);
-        Assert.Contains("alloc key 0:27:0 (gen 0 oldest_gen 0 user dirty 128 cached 0 need_discard need_inc_gen)", r.Out, StringComparison.Ordinal);
+        // The first data bucket after the node area (buckets 11..71) holds the first file's data.
+        var r = CliRunner.Succeeds("debug", "corrupt", "--target", "alloc", "--bucket", "72", "--field", "gen", "--mode", "ones", path);
+        Assert.Contains("alloc key 0:72:0 (gen 0 oldest_gen 0 user dirty 128 cached 0 need_discard need_inc_gen)", r.Out, StringComparison.Ordinal);
         Assert.Contains("field gen at device offset", r.Out, StringComparison.Ordinal);
         Assert.Contains("(1 byte): 00 -> ff", r.Out, StringComparison.Ordinal);
         Assert.Contains("expect: fsck finds alloc_key_gen_wrong (136), bucket_gens_key_wrong (144)", r.Out, StringComparison.Ordinal);
         // The node's checksum was recomputed: a read-only mount reads the changed key.
-        var list = CliRunner.Succeeds("list", "--btree", "alloc", "--start", "0:27", "--end", "0:27", path);
-        Assert.Equal("0:27:0 alloc: gen 255 oldest_gen 0 user dirty 128 cached 0 need_discard need_inc_gen (dev 0 bucket 27)\n", list.Out);
+        var list = CliRunner.Succeeds("list", "--btree", "alloc", "--start", "0:72", "--end", "0:72", path);
+        Assert.Equal("0:72:0 alloc: gen 255 oldest_gen 0 user dirty 128 cached 0 need_discard need_inc_gen (dev 0 bucket 72)\n", list.Out);
     }
 
     [Fact]
@@ -57,12 +57,12 @@ public sealed partial class DebugCorruptValueTests
         using var dir = new TempDirectory("cli-corrupt-value");
         var path = CliImages.WithData(dir, clean: false);
         var before = File.ReadAllBytes(path);
-        var r = CliRunner.Succeeds("debug", "corrupt", "--target", "alloc", "--bucket", "27", "--field", "dirty_sectors", "--mode", "ones", path);
+        var r = CliRunner.Succeeds("debug", "corrupt", "--target", "alloc", "--bucket", "72", "--field", "dirty_sectors", "--mode", "ones", path);
         Assert.Contains("in journal entry seq ", r.Out, StringComparison.Ordinal);
         Assert.Contains("checksum of journal entry seq ", r.Out, StringComparison.Ordinal);
         Assert.Contains("expect: fsck finds alloc_key_dirty_sectors_wrong (137)", r.Out, StringComparison.Ordinal);
         AssertOnlyReportedBytesChanged(before, File.ReadAllBytes(path), r.Out);
-        var list = CliRunner.Succeeds("list", "--btree", "alloc", "--start", "0:27", "--end", "0:27", path);
+        var list = CliRunner.Succeeds("list", "--btree", "alloc", "--start", "0:72", "--end", "0:72", path);
         Assert.Contains("dirty 4294967295", list.Out, StringComparison.Ordinal);
     }
 
@@ -99,8 +99,8 @@ public sealed partial class DebugCorruptValueTests
             "no alloc key for bucket 5 (it has no alloc key: it is in its layout state, gen 0 oldest_gen 0 journal dirty 128");
         CliRunner.Fails(1, ["debug", "corrupt", "--target", "extent", "--pos", "99:0", path], "no extent key at or after 99:0:0 in btree extents");
         CliRunner.Fails(16, ["debug", "corrupt", "--target", "alloc", "--field", "bogus", path], "--field 'bogus' is not a alloc field");
-        CliRunner.Fails(16, ["debug", "corrupt", "--target", "node", "--bucket", "27", path], "do not apply to --target node");
-        CliRunner.Fails(16, ["debug", "corrupt", "--target", "alloc", "--bucket", "27", "--pos", "0:27", path], "--bucket and --pos exclude each other");
+        CliRunner.Fails(16, ["debug", "corrupt", "--target", "node", "--bucket", "72", path], "do not apply to --target node");
+        CliRunner.Fails(16, ["debug", "corrupt", "--target", "alloc", "--bucket", "72", "--pos", "0:72", path], "--bucket and --pos exclude each other");
         CliRunner.Fails(16, ["debug", "corrupt", "--target", "data", "--keep-csum", path], "--keep-csum applies to");
         var empty = CliImages.Formatted(dir, "empty.img");
         CliRunner.Fails(1, ["debug", "corrupt", "--target", "backpointer", empty], "btree backpointers holds no backpointer key to corrupt");

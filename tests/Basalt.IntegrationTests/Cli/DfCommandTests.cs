@@ -12,23 +12,22 @@ public sealed class DfCommandTests
         using var dir = new TempDirectory("cli-df");
         var path = CliImages.Formatted(dir);
         var r = CliRunner.Succeeds("df", path);
-        // 16 MiB with 64 KiB buckets: 255 buckets, 3 below first_bucket, 8 journal, 16 node area
-        // (16 slots of 4 KiB each), 228 free, a reserve of 228 / 64 = 3.
+        // 16 MiB with 64 KiB buckets: 255 buckets, 3 below first_bucket, 8 journal, 61 node area, 183 free.
         Assert.Equal(
-            $"{path}: device 0: 255 buckets of 65536 bytes, first bucket 3, reserve 3 buckets\n" +
+            $"{path}: device 0: 255 buckets of 65536 bytes, first bucket 3, reserve 2 buckets\n" +
             "  state              buckets           bytes\n" +
-            "  free                   228               0\n" +
+            "  free                   183               0\n" +
             "  need_discard             0               0\n" +
             "  need_gc_gens             0               0\n" +
             "  sb                       3          196608\n" +
             "  journal                  8          524288\n" +
-            "  btree                   16         1048576\n" +
+            "  btree                   61         3997696\n" +
             "  user                     0               0\n" +
             "  cached                   0               0\n" +
             "  fragmented                               0\n" +
             "size                  16711680\n" +
-            "used                   1769472\n" +
-            "available             14745600\n" +
+            "used                   4718592\n" +
+            "available             11862016\n" +
             "inodes                       2\n", r.Out);
     }
 
@@ -47,12 +46,9 @@ public sealed class DfCommandTests
         Assert.Equal("accounting", dev.GetProperty("source").GetString());
         var user = buckets.GetProperty("user").GetInt64();
         Assert.InRange(user, (written + 65535) / 65536, ((written + 65535) / 65536) + 1);
-        // The node area's 16 buckets, and any the btrees claimed beyond it.
-        var btree = buckets.GetProperty("btree").GetInt64();
-        Assert.True(btree >= 16);
-        Assert.Equal(255 - 3 - 8 - btree - user, buckets.GetProperty("free").GetInt64() + buckets.GetProperty("need_discard").GetInt64());
-        Assert.Equal(196608 + 524288 + (btree * 65536) + written, doc.RootElement.GetProperty("used").GetInt64());
-        Assert.Equal((buckets.GetProperty("free").GetInt64() - 3) * 65536, doc.RootElement.GetProperty("available").GetInt64());
+        Assert.Equal(183 - user, buckets.GetProperty("free").GetInt64() + buckets.GetProperty("need_discard").GetInt64());
+        Assert.Equal(4718592 + written, doc.RootElement.GetProperty("used").GetInt64());
+        Assert.Equal((buckets.GetProperty("free").GetInt64() - 2) * 65536, doc.RootElement.GetProperty("available").GetInt64());
         using var fs = BasaltFileSystem.Mount(path, new MountOptions { ReadOnly = true });
         Assert.Equal(fs.Space.AvailableSectors() * 512, doc.RootElement.GetProperty("available").GetInt64());
     }
@@ -85,16 +81,14 @@ public sealed class DfCommandTests
         Assert.Contains("alloc initialized:      no (the first writable mount creates the allocation info)\n",
             CliRunner.Succeeds("show-super", path).Out, StringComparison.Ordinal);
         var text = CliRunner.Succeeds("df", path).Out;
-        // 4 KiB nodes: 16 slots a bucket, so the node area is its minimum of 16 buckets; 228 data
-        // buckets, a reserve of 228 / 64 = 3.
-        Assert.StartsWith($"{path}: device 0: 255 buckets of 65536 bytes, first bucket 3, reserve 3 buckets " +
+        Assert.StartsWith($"{path}: device 0: 255 buckets of 65536 bytes, first bucket 3, reserve 2 buckets " +
                           "(allocation info not created yet: every bucket in its layout state)\n", text, StringComparison.Ordinal);
         using var doc = JsonDocument.Parse(CliRunner.Succeeds("df", "--json", path).Out);
         var dev = doc.RootElement.GetProperty("devices")[0];
         Assert.Equal("layout", dev.GetProperty("source").GetString());
-        Assert.Equal(228, dev.GetProperty("buckets").GetProperty("free").GetInt64());
-        Assert.Equal(16, dev.GetProperty("buckets").GetProperty("btree").GetInt64());
-        Assert.Equal((228 - 3) * 65536, doc.RootElement.GetProperty("available").GetInt64());
+        Assert.Equal(183, dev.GetProperty("buckets").GetProperty("free").GetInt64());
+        Assert.Equal(61, dev.GetProperty("buckets").GetProperty("btree").GetInt64());
+        Assert.Equal(11862016, doc.RootElement.GetProperty("available").GetInt64());
     }
 
     [Fact]

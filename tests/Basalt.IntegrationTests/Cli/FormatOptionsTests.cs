@@ -20,9 +20,9 @@ public sealed class FormatOptionsTests
         Assert.Contains(
             "buckets:                255 of 65536 bytes, first bucket 3 (buckets 0..2 hold the superblock area)\n" +
             "journal buckets:        8 (buckets 3..10)\n" +
-            "node area:              16 buckets (buckets 11..26 at bytes 720896..1769471)\n" +
-            "node regions:           buckets 8..27 (regions of 4 buckets that have held btree nodes: what the node scan reads)\n" +
-            "data buckets:           228 (btree buckets claimed beyond the node area come out of these)\n" +
+            "node area:              61 buckets (buckets 11..71 at bytes 720896..4718591)\n" +
+            "node regions:           buckets 8..71 (regions of 4 buckets that have held btree nodes: what the node scan reads)\n" +
+            "data buckets:           183 (btree buckets claimed beyond the node area come out of these)\n" +
             "discard:                on\n" +
             "alloc initialized:      yes\n", show, StringComparison.Ordinal);
         Assert.Contains("data checksum:          crc32c\n", show, StringComparison.Ordinal);
@@ -48,11 +48,11 @@ public sealed class FormatOptionsTests
             Assert.False(member.GetProperty("discard").GetBoolean());
             Assert.True(member.GetProperty("alloc_initialized").GetBoolean());
             Assert.Equal(8UL, member.GetProperty("journal_buckets").GetUInt64());
-            Assert.Equal(228UL, member.GetProperty("data_buckets").GetUInt64());
+            Assert.Equal(183UL, member.GetProperty("data_buckets").GetUInt64());
             Assert.Equal(2, member.GetProperty("node_region_shift").GetInt32());
             var region = Assert.Single(member.GetProperty("node_regions").EnumerateArray());
             Assert.Equal(8UL, region.GetProperty("start").GetUInt64());
-            Assert.Equal(20UL, region.GetProperty("count").GetUInt64());
+            Assert.Equal(64UL, region.GetProperty("count").GetUInt64());
         }
         // The data layer writes its extents with that checksum, and the allocator does not discard.
         using (var fs = BasaltFileSystem.Mount(path, new MountOptions()))

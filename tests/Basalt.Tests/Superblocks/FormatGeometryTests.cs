@@ -32,7 +32,7 @@ public sealed class FormatGeometryTests
         Assert.Equal((ulong)((64 * MiB - 65536) / (128 * 1024)), g.Nbuckets);
         Assert.Equal(new BucketRange(2, 8), g.Journal); // 512 buckets / 128 = 4 → at least 8
         Assert.Equal(g.Journal.End, g.NodeArea.Start);
-        Assert.Equal(64UL, g.NodeArea.Count); // 64 slots of 128 KiB: more than 16 buckets or (nbuckets - journal end) / 64
+        Assert.Equal((g.Nbuckets - g.Journal.End) / 4, g.NodeArea.Count); // more than 16 buckets or 64 slots of 128 KiB
     }
 
     [Fact]

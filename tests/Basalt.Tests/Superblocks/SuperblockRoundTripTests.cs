@@ -45,7 +45,7 @@ public sealed class SuperblockRoundTripTests
         Assert.Equal(new BucketRange(9, 8), journal);
         Assert.Equal(journal.End, m.NodeArea.Start);
         var slotsPerBucket = (ulong)(m.BucketSize / sb.NodeSize);
-        Assert.Equal(Math.Max(Math.Max(16UL, (64 + slotsPerBucket - 1) / slotsPerBucket), (m.Nbuckets - journal.End) / 64), m.NodeArea.Count);
+        Assert.Equal(Math.Max(Math.Max(16UL, (64 + slotsPerBucket - 1) / slotsPerBucket), (m.Nbuckets - journal.End) / 4), m.NodeArea.Count);
         Assert.Equal(Member.RegionShiftFor(m.Nbuckets), m.NodeRegionShift);
         Assert.True((m.Nbuckets - 1) >> m.NodeRegionShift < 64 && (m.NodeRegionShift == 0 || (m.Nbuckets - 1) >> (m.NodeRegionShift - 1) >= 64));
         Assert.Equal(m.NodeRegionBits(m.NodeArea.Start, m.NodeArea.End), m.NodeRegionMap);
