@@ -16,25 +16,10 @@ public sealed partial class BtreeEngine
     /// Free node slots a commit must leave for the structure changes and the checkpoint it may
     /// cause (the reserve every commit checks, for the deepest btree); read without the lock, a hint.
     /// </summary>
-    public int NodeSlotsReserve
-    {
-        get
-        {
-            var maxLevel = 0;
-            foreach (var t in _trees)
-            {
-                if (t?.RootNode is { } r)
-                    maxLevel = Math.Max(maxLevel, r.Level);
-            }
-            return (4 * (maxLevel + 2)) + 1 + SyncReserve();
-        }
-    }
+    public int NodeSlotsReserve => ReserveFor(MaxRootLevel());
 
     /// <summary>Node slots per bucket.</summary>
     public int NodeSlotsPerBucket => _allocator.SlotsPerUnit;
-
-    /// <summary>True when a node may live at byte <paramref name="offset"/> (a node boundary of a bucket outside the superblock area and the journal).</summary>
-    public bool CanHoldNode(long offset) => _allocator.CanHold(offset);
 
     /// <summary>
     /// Adds bucket <paramref name="bucket"/> to node space once its claim has committed (at mount:

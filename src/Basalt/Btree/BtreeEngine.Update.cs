@@ -472,15 +472,22 @@ public sealed partial class BtreeEngine
     /// Sync's capture may need to restructure parents; checked before an operation changes anything
     /// so running out of node space fails cleanly and a Sync can still persist what exists.
     /// </summary>
-    private int ReserveNeeded(Btree tree)
+    private int ReserveNeeded(Btree tree) => ReserveFor(tree.RootNode?.Level ?? 0);
+
+    /// <summary>
+    /// The reserve of a btree whose root is at <paramref name="rootLevel"/>: a split at every level
+    /// plus a new root, and the Sync reserve as it will be once this cascade has added up to one
+    /// interior node per level.
+    /// </summary>
+    private int ReserveFor(int rootLevel)
     {
-        // A split at every level plus a new root, and the Sync reserve as it will be once this
-        // cascade has added up to one interior node per level.
-        var levels = (tree.RootNode?.Level ?? 0) + 2;
+        var levels = rootLevel + 2;
         return (2 * levels) + 1 + SyncReserve() + (2 * levels);
     }
 
-    private int SyncReserve()
+    private int SyncReserve() => (2 * _cache.InteriorCount) + (2 * (MaxRootLevel() + 2));
+
+    private int MaxRootLevel()
     {
         var maxLevel = 0;
         foreach (var t in _trees)
@@ -488,7 +495,7 @@ public sealed partial class BtreeEngine
             if (t?.RootNode is { } r)
                 maxLevel = Math.Max(maxLevel, r.Level);
         }
-        return (2 * _cache.InteriorCount) + (2 * (maxLevel + 2));
+        return maxLevel;
     }
 
     /// <summary>
