@@ -36,6 +36,15 @@ public sealed partial class BtreeEngine
                 return false;
             if (r != FindResult.Found)
                 BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {tree.Id.ToText()} has no level {level}");
+            if (_pointerRepair && key.Type == KeyType.BtreePtr && BtreePtrValue.TryRead(value, out var ptr, out _) && ptr.MinKey < node.MinKey)
+            {
+                // A repair extends a child down past its node's min: see MoveBoundaryDown.
+                var moved = MoveBoundaryDown(tree, node, ptr.MinKey, out miss);
+                if (moved == BoundaryMove.Miss)
+                    return false;
+                if (moved == BoundaryMove.Moved)
+                    continue;
+            }
             node.Probe(key.Pos, out var live, out var unwritten, out _);
             var liveAfter = node.LiveBytes - live + size;
             var unwrittenAfter = node.Unwritten.EncodedBytes - unwritten + size;
@@ -103,6 +112,68 @@ public sealed partial class BtreeEngine
     {
         if (DeleteKey(tree, level, pos, out _) != DeleteOutcome.Deleted)
             throw new InvalidOperationException($"{tree.Id.ToText()}: pointer at {pos.ToText()} level {level} not found in a cached parent");
+    }
+
+    private enum BoundaryMove
+    {
+        Moved,
+        NotMovable,
+        Miss,
+    }
+
+    /// <summary>
+    /// Topology repair (a pointer edit) extends a child's range down to <paramref name="newMin"/>,
+    /// below the min of the node that holds its pointer. fsck walks an interior node by the range
+    /// it read, but an earlier edit of the same walk may have split that node (its live pointers no
+    /// longer fit in one: a range filled from the node scan), so what fsck sees as one node is two
+    /// here, and the child now straddles their boundary. The boundary moves down to
+    /// <paramref name="newMin"/>: the left sibling is rebuilt ending just before it (or dropped,
+    /// when the extension swallows its whole range), the node rebuilt starting at it, and the
+    /// parent's pointers follow (which may move a boundary one level up the same way). The walk has
+    /// already deleted the left sibling's pointers at or after <paramref name="newMin"/> (the child
+    /// before the extended one ends just before it); when some are still there the boundary stays.
+    /// </summary>
+    private BoundaryMove MoveBoundaryDown(Btree tree, BtreeNode node, Bpos newMin, out NodeMiss miss)
+    {
+        var r = FindNode(tree, node.Level, node.MinKey.Predecessor(), out var left, out miss);
+        if (r == FindResult.Miss)
+            return BoundaryMove.Miss;
+        if (r != FindResult.Found || left == node || left.MaxKey != node.MinKey.Predecessor() || tree.RootNode == node)
+            return BoundaryMove.NotMovable;
+        var from = new NodeCursor(left, newMin, reverse: false);
+        if (from.Next(out _, out _))
+            return BoundaryMove.NotMovable;
+        EnsureReserve(tree);
+        _structureDepth++;
+        try
+        {
+            var parentLevel = (byte)(node.Level + 1);
+            var swallowed = left.MinKey >= newMin;
+            var boundary = swallowed ? left.MinKey : newMin;
+            var leftMax = left.MaxKey;
+            // The left sibling's pointer goes first: until the node's pointer is overwritten, no
+            // pointer reaches [boundary, node's min), which holds no key.
+            DeleteKeyCached(tree, parentLevel, leftMax);
+            if (!swallowed)
+            {
+                var shrunk = NewNode(tree, left.Level, left.MinKey, newMin.Predecessor(), left.Generation + 1, left.CollectLive(), left);
+                FreeNode(left);
+                InsertKeyCached(tree, parentLevel, new Bkey(shrunk.MaxKey, KeyType.BtreePtr), shrunk.MakePtr(_geometry.Device).ToBytes());
+            }
+            else
+            {
+                FreeNode(left);
+            }
+            var extended = NewNode(tree, node.Level, boundary, node.MaxKey, node.Generation + 1, node.CollectLive(), node);
+            FreeNode(node);
+            InsertKeyCached(tree, parentLevel, new Bkey(extended.MaxKey, KeyType.BtreePtr), extended.MakePtr(_geometry.Device).ToBytes());
+            _compactions++;
+            return BoundaryMove.Moved;
+        }
+        finally
+        {
+            _structureDepth--;
+        }
     }
 
     /// <summary>Would the node's next write hold these bytes? Written nodes append; new nodes write everything at once.</summary>

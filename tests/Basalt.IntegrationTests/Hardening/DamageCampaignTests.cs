@@ -258,6 +258,9 @@ public sealed partial class DamageCampaignTests : IClassFixture<DamageCampaignTe
         try
         {
             var applied = damage.Apply(image);
+            // BASALT_HARDENING_DUMP=DIR also keeps each damaged image, before any repair.
+            if (Environment.GetEnvironmentVariable("BASALT_HARDENING_DUMP") is { Length: > 0 } dumpTo)
+                File.Copy(image, Path.Combine(dumpTo, $"round-{round}.img"), overwrite: true);
             // Certain: bytes of live checksummed metadata changed, and no checksum was recomputed
             // over them (a recomputed checksum can make a changed key or field legal).
             var changed = damage.CertainlyDetectable ? _base.ChangedLiveRegions(image) : [];

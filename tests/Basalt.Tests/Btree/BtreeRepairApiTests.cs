@@ -217,6 +217,46 @@ public sealed class BtreeRepairApiTests
     }
 
     [Fact]
+    public void Extending_a_child_below_its_nodes_min_moves_the_boundary_with_the_left_sibling()
+    {
+        // fsck walks an interior node by the range it read; an earlier edit of the same walk may
+        // have split it, so a gap repair can extend a child of the upper half below that half's
+        // min. The boundary between the halves must follow, or the tree keeps a parent whose last
+        // child ends short and one whose first child starts early.
+        using var fx = new BtreeFixture();
+        var model = Fill(fx.Test, Enumerable.Range(0, 6000).Select(i => (long)i));
+        fx.Checkpoint();
+        Assert.True(fx.Test.Root!.Level >= 2);
+        var upper = Pointers(fx.Test, level: 2);
+        var (leftMax, _) = upper[0];
+        var (rightMax, rightPtr) = upper[1];
+        var leaves = Pointers(fx.Test);
+        var lastOfLeft = leaves.Single(p => p.Max == leftMax);
+        var firstOfRight = leaves.Single(p => p.Ptr.MinKey == rightPtr.MinKey);
+
+        // The left half's last child is dropped; the right half's first child is extended over its range.
+        Assert.True(fx.Test.DeleteAtLevel(1, lastOfLeft.Max));
+        var extended = firstOfRight.Ptr.With(minKey: lastOfLeft.Ptr.MinKey, flags: firstOfRight.Ptr.Flags | BtreePtrFlags.RangeUpdated);
+        fx.Test.InsertAtLevel(1, new Bkey(firstOfRight.Max, KeyType.BtreePtr), extended.ToBytes());
+
+        var after = Pointers(fx.Test, level: 2);
+        Assert.Equal(lastOfLeft.Ptr.MinKey.Predecessor(), after[0].Max);
+        Assert.Equal(lastOfLeft.Ptr.MinKey, after[1].Ptr.MinKey);
+        Assert.Equal(rightMax, after[1].Max);
+        Assert.Equal(upper.Count, after.Count);
+        var lost = model.Keys.Where(k => k >= lastOfLeft.Ptr.MinKey && k <= lastOfLeft.Max).ToList();
+        Assert.NotEmpty(lost);
+        foreach (var k in lost)
+            model.Remove(k);
+        BtreeAssertions.AssertTopology(fx.Test);
+        BtreeAssertions.AssertContents(fx.Test, model);
+        fx.Checkpoint();
+        fx.Remount();
+        BtreeAssertions.AssertTopology(fx.Test);
+        BtreeAssertions.AssertContents(fx.Test, model);
+    }
+
+    [Fact]
     public void A_device_read_error_names_the_node()
     {
         BtreeFaultDevice? faults = null;
