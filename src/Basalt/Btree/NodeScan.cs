@@ -125,7 +125,7 @@ public readonly record struct ScannedNode
 }
 
 /// <summary>The nodes found in the node space, with the version chosen for each btree, level and range.</summary>
-public sealed class NodeScan
+public sealed partial class NodeScan
 {
     /// <summary>Bytes read per device read (rounded down to whole nodes, at least one).</summary>
     public const int ChunkBytes = 4 * 1024 * 1024;
@@ -436,98 +436,5 @@ public sealed class NodeScan
             return false;
         var stored = BinaryPrimitives.ReadUInt64LittleEndian(slot[BtreeNodeFormat.NodeChecksumOffset..]);
         return Checksums.Compute((ChecksumType)type, slot[BtreeNodeFormat.ChecksumStart..(int)end]) == stored;
-    }
-
-    /// <summary>Decides, per btree and level, which node is used for which part of the key space.</summary>
-    private static void Resolve(ScannedNode[] nodes)
-    {
-        var order = new List<int>(nodes.Length);
-        for (var i = 0; i < nodes.Length; i++)
-        {
-            if (nodes[i].Status != ScannedNodeStatus.Rejected)
-                order.Add(i);
-        }
-        // By btree, level, then newest first (offsets are unique, so the order is total).
-        order.Sort((a, b) =>
-        {
-            var c = nodes[a].Btree.CompareTo(nodes[b].Btree);
-            if (c == 0)
-                c = nodes[a].Level.CompareTo(nodes[b].Level);
-            return c != 0 ? c : CompareNewness(nodes[a], nodes[b]);
-        });
-        // Claimed ranges of the current (btree, level): disjoint, so ordered by min they are ordered by max too.
-        var claimed = new SortedSet<Claim>(ClaimByMin.Instance);
-        (BtreeId, byte)? group = null;
-        foreach (var i in order)
-        {
-            var n = nodes[i];
-            if (group != (n.Btree, n.Level))
-            {
-                group = (n.Btree, n.Level);
-                claimed.Clear();
-            }
-            var (free, by) = FirstUnclaimed(claimed, n.Min, n.Max);
-            if (free is not { } part)
-            {
-                nodes[i] = n with { Status = ScannedNodeStatus.Superseded, SupersededBy = by };
-                continue;
-            }
-            var whole = part.Min == n.Min && part.Max == n.Max;
-            nodes[i] = n with
-            {
-                Status = whole ? ScannedNodeStatus.Chosen : ScannedNodeStatus.Clipped,
-                SupersededBy = whole ? -1 : by,
-                UseMin = part.Min,
-                UseMax = part.Max,
-            };
-            claimed.Add(new Claim(part.Min, part.Max, n.Offset));
-        }
-    }
-
-    /// <summary>A range a newer node claimed; <see cref="Real"/> tells it from the default an empty view returns.</summary>
-    private readonly record struct Claim(Bpos Min, Bpos Max, long Offset, bool Real = true);
-
-    private sealed class ClaimByMin : IComparer<Claim>
-    {
-        public static readonly ClaimByMin Instance = new();
-
-        public int Compare(Claim a, Claim b) => a.Min.CompareTo(b.Min);
-    }
-
-    /// <summary>
-    /// The first part of [min, max] no claimed range covers (null when none), and the offset of the
-    /// first claimed node that meets [min, max] (-1 when none).
-    /// </summary>
-    private static ((Bpos Min, Bpos Max)? Free, long By) FirstUnclaimed(SortedSet<Claim> claimed, Bpos min, Bpos max)
-    {
-        long by = -1;
-        var start = min;
-        // The claim starting at or before min may reach into the range; then those starting inside it.
-        // (A view's Count walks it; its Max does not.)
-        var before = claimed.GetViewBetween(new Claim(Bpos.Min, Bpos.Min, 0), new Claim(min, min, 0)).Max;
-        if (before.Real && before.Max >= start)
-        {
-            by = before.Offset;
-            if (before.Max >= max)
-                return (null, by);
-            start = before.Max.Successor();
-        }
-        if (min.IsMax || claimed.Count == 0)
-            return ((start, max), by);
-        foreach (var c in claimed.GetViewBetween(new Claim(min.Successor(), min, 0), new Claim(max, max, 0)))
-        {
-            if (c.Max < start)
-                continue;
-            if (c.Min > max)
-                break;
-            if (by < 0)
-                by = c.Offset;
-            if (c.Min > start)
-                return ((start, c.Min.Predecessor()), by);
-            if (c.Max >= max)
-                return (null, by);
-            start = c.Max.Successor();
-        }
-        return ((start, max), by);
     }
 }
