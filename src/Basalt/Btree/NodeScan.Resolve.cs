@@ -68,15 +68,17 @@ public sealed partial class NodeScan
     private sealed class KeyAtoms
     {
         private const int Unclaimed = -1;
+        private const int Between = -1;
 
-        /// <summary>The group's bounds, each naming its node (index in the group, shifted left one, bit 0 set for the max).</summary>
+        /// <summary>The group's bounds, ascending, each naming its node (index in the group, shifted left one, bit 0 set for the max).</summary>
         private readonly Bound[] _sorted;
-        /// <summary>The distinct bounds, ascending.</summary>
-        private readonly Bpos[] _bounds;
         /// <summary>Per node of the group: the atoms its min and max are.</summary>
         private readonly int[] _firstAtom;
         private readonly int[] _lastAtom;
-        /// <summary>Per atom: its bound's index, shifted left one, with bit 0 set when it is the keys after that bound.</summary>
+        /// <summary>
+        /// Per atom: the index in <see cref="_sorted"/> of its bound, or <see cref="Between"/> for
+        /// the keys between two bounds (always the atom after one bound and before the next).
+        /// </summary>
         private readonly int[] _atoms;
         /// <summary>Per atom: the index of the node that claimed it, or <see cref="Unclaimed"/>.</summary>
         private readonly int[] _owner;
@@ -87,7 +89,6 @@ public sealed partial class NodeScan
         public KeyAtoms(int nodes)
         {
             _sorted = new Bound[2 * nodes];
-            _bounds = new Bpos[2 * nodes];
             _firstAtom = new int[nodes];
             _lastAtom = new int[nodes];
             _atoms = new int[4 * nodes];
@@ -105,19 +106,18 @@ public sealed partial class NodeScan
                 _sorted[count++] = new Bound(nodes[order[k]].Max, ((k - from) << 1) | 1);
             }
             Array.Sort(_sorted, 0, count);
-            var distinct = 0;
             var atoms = 0;
             for (var e = 0; e < count; e++)
             {
                 var key = _sorted[e].Key;
-                if (distinct == 0 || key != _bounds[distinct - 1])
+                // The last atom so far is always a bound's.
+                var previous = atoms == 0 ? -1 : _atoms[atoms - 1];
+                if (previous < 0 || key != _sorted[previous].Key)
                 {
                     // A bound below another has a successor; the keys between them are an atom when there are any.
-                    if (distinct > 0 && _bounds[distinct - 1].Successor() < key)
-                        _atoms[atoms++] = ((distinct - 1) << 1) | 1;
-                    _bounds[distinct] = key;
-                    _atoms[atoms++] = distinct << 1;
-                    distinct++;
+                    if (previous >= 0 && _sorted[previous].Key.Successor() < key)
+                        _atoms[atoms++] = Between;
+                    _atoms[atoms++] = e;
                 }
                 var node = _sorted[e].Node;
                 if ((node & 1) == 0)
@@ -173,14 +173,11 @@ public sealed partial class NodeScan
             return atom;
         }
 
-        private Bpos LowKey(int atom)
-        {
-            var bound = _bounds[_atoms[atom] >> 1];
-            return (_atoms[atom] & 1) == 0 ? bound : bound.Successor();
-        }
+        private Bpos LowKey(int atom) =>
+            _atoms[atom] == Between ? _sorted[_atoms[atom - 1]].Key.Successor() : _sorted[_atoms[atom]].Key;
 
         private Bpos HighKey(int atom) =>
-            (_atoms[atom] & 1) == 0 ? _bounds[_atoms[atom] >> 1] : _bounds[(_atoms[atom] >> 1) + 1].Predecessor();
+            _atoms[atom] == Between ? _sorted[_atoms[atom + 1]].Key.Predecessor() : _sorted[_atoms[atom]].Key;
 
         /// <summary>A node's min or max; sorts by key alone.</summary>
         private readonly record struct Bound(Bpos Key, int Node) : IComparable<Bound>
