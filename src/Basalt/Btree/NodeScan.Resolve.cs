@@ -85,7 +85,7 @@ public sealed partial class NodeScan
         /// <summary>Per atom: itself when unclaimed, else a later atom no nearer than the next unclaimed one (one more slot: the end).</summary>
         private readonly int[] _nextUnclaimed;
 
-        /// <param name="nodes">The most nodes one group holds.</param>
+        /// <param name="nodes">At least the most nodes one group holds (pages of the arrays never used are never touched).</param>
         public KeyAtoms(int nodes)
         {
             _sorted = new Bound[2 * nodes];
