@@ -10,6 +10,9 @@
 // scan's chunks, one read at a time); the scan is NodeScan.Run, the call the benchmark and
 // check_topology make. Medians are quoted; the ratio is the median of the rounds' ratios, each
 // measured side by side. Before round 1 both run once untimed, so round 1 is not the JIT's.
+// Each side's CPU time (every thread of the process, user and kernel) is recorded too: on a
+// machine shared with other work the wall times wander with the load, the CPU each side costs
+// much less.
 using System.Diagnostics;
 using System.Globalization;
 using Basalt.Btree;
@@ -63,6 +66,8 @@ public static class ScanMeasurement
         public string Cache { get; } = cache;
         public List<double> ReadMs { get; } = [];
         public List<double> ScanMs { get; } = [];
+        public List<double> ReadCpuMs { get; } = [];
+        public List<double> ScanCpuMs { get; } = [];
         public List<double> Ratios { get; } = [];
     }
 
@@ -101,15 +106,16 @@ public static class ScanMeasurement
                           $"load average {loadBefore:F2} before, {loadAfter:F2} after; {clock.Elapsed.TotalSeconds:F0} s");
         Console.WriteLine($"cold = {method} before each side; warm = region read in full just before");
         Console.WriteLine();
-        Console.WriteLine("| cache | read ms | read MB/s | scan ms | scan MB/s | scan / read | rounds' ratios |");
-        Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        Console.WriteLine("| cache | read ms | read MB/s | scan ms | scan MB/s | scan / read | rounds' ratios | read CPU ms | scan CPU ms |");
+        Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var row in new[] { cold, warm })
         {
             var read = BenchHost.Median(row.ReadMs);
             var scan = BenchHost.Median(row.ScanMs);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {row.Cache} | {read:F1} | {region.Length / read / 1e3:N0} | {scan:F1} | {region.Length / scan / 1e3:N0} | " +
-                $"{BenchHost.Median(row.Ratios):F2}× | {row.Ratios.Min():F2}–{row.Ratios.Max():F2} |"));
+                $"{BenchHost.Median(row.Ratios):F2}× | {row.Ratios.Min():F2}–{row.Ratios.Max():F2} | " +
+                $"{BenchHost.Median(row.ReadCpuMs):F1} | {BenchHost.Median(row.ScanCpuMs):F1} |"));
         }
         Console.WriteLine();
         var ratio = BenchHost.Median(cold.Ratios);
@@ -119,23 +125,30 @@ public static class ScanMeasurement
 
     private static void MeasurePair(NodeScanRegion region, Row row, bool readFirst, Action prepare)
     {
-        double read = 0, scan = 0;
+        double read = 0, scan = 0, readCpu = 0, scanCpu = 0;
+        using var process = Process.GetCurrentProcess();
         foreach (var isRead in readFirst ? new[] { true, false } : [false, true])
         {
             prepare();
+            process.Refresh();
+            var cpu = process.TotalProcessorTime;
             var clock = Stopwatch.StartNew();
             if (isRead)
                 region.SequentialRead();
             else
                 Scan(region);
             var ms = clock.Elapsed.TotalMilliseconds;
+            process.Refresh();
+            var cpuMs = (process.TotalProcessorTime - cpu).TotalMilliseconds;
             if (isRead)
-                read = ms;
+                (read, readCpu) = (ms, cpuMs);
             else
-                scan = ms;
+                (scan, scanCpu) = (ms, cpuMs);
         }
         row.ReadMs.Add(read);
         row.ScanMs.Add(scan);
+        row.ReadCpuMs.Add(readCpu);
+        row.ScanCpuMs.Add(scanCpu);
         row.Ratios.Add(scan / read);
     }
 

@@ -125,22 +125,19 @@ public readonly record struct ScannedNode
 }
 
 /// <summary>The nodes found in the node space, with the version chosen for each btree, level and range.</summary>
-public sealed class NodeScan
+public sealed partial class NodeScan
 {
     /// <summary>Bytes read per device read (rounded down to whole nodes, at least one).</summary>
     public const int ChunkBytes = 4 * 1024 * 1024;
 
+    /// <summary>Ascending by offset.</summary>
     private readonly ScannedNode[] _nodes;
-    private readonly Dictionary<long, int> _byOffset;
 
     private NodeScan(ScannedNode[] nodes, long bytesScanned, int nodeSize)
     {
         _nodes = nodes;
         BytesScanned = bytesScanned;
         NodeSize = nodeSize;
-        _byOffset = new Dictionary<long, int>(nodes.Length);
-        for (var i = 0; i < nodes.Length; i++)
-            _byOffset[nodes[i].Offset] = i;
     }
 
     /// <summary>Every node found, by offset.</summary>
@@ -173,7 +170,10 @@ public sealed class NodeScan
         // device sees the same reads in the same order, one at a time; the examination of a chunk
         // is spread over the cores.
         byte[][] buffers = [ArrayPool<byte>.Shared.Rent(chunk), ArrayPool<byte>.Shared.Rent(chunk)];
-        var found = new List<ScannedNode>();
+        // The records of each chunk's nodes, one array per chunk, copied once into the result at
+        // the end (a growing list would copy them at every doubling).
+        var found = new List<ScannedNode[]>();
+        var foundCount = 0;
         var examined = new ScannedNode?[chunk / nodeSize];
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct };
         long scanned = 0;
@@ -193,14 +193,26 @@ public sealed class NodeScan
                 // The slots of a chunk are examined on every core; their records are kept in slot order.
                 var count = length / nodeSize;
                 Parallel.For(0, count, parallel, i => examined[i] = Examine(buffer.AsSpan(i * nodeSize, nodeSize), at + ((long)i * nodeSize), geometry, isBlacklisted));
+                var kept = 0;
+                for (var i = 0; i < count; i++)
+                {
+                    if (examined[i].HasValue)
+                        kept++;
+                }
+                if (kept == 0)
+                    continue;
+                var records = new ScannedNode[kept];
+                kept = 0;
                 for (var i = 0; i < count; i++)
                 {
                     if (examined[i] is not { } node)
                         continue;
                     if (node.Status != ScannedNodeStatus.Rejected && inNodeSpace is not null && !inNodeSpace(node.Offset))
                         node = node with { Status = ScannedNodeStatus.Rejected, Rejection = ScanRejection.OutsideNodeSpace };
-                    found.Add(node);
+                    records[kept++] = node;
                 }
+                found.Add(records);
+                foundCount += kept;
             }
         }
         finally
@@ -216,9 +228,18 @@ public sealed class NodeScan
             ArrayPool<byte>.Shared.Return(buffers[0]);
             ArrayPool<byte>.Shared.Return(buffers[1]);
         }
-        var nodes = found.ToArray();
-        Resolve(nodes);
-        return new NodeScan(nodes, scanned, nodeSize);
+        var all = new ScannedNode[foundCount];
+        var next = 0;
+        foreach (var records in found)
+        {
+            records.CopyTo(all, next);
+            next += records.Length;
+        }
+        // Regions come in ascending order; a geometry that lists them otherwise is sorted here.
+        if (!IsByOffset(all))
+            Array.Sort(all, static (a, b) => a.Offset.CompareTo(b.Offset));
+        Resolve(all);
+        return new NodeScan(all, scanned, nodeSize);
     }
 
     private static Task ReadAhead(IBlockDevice device, (long At, int Length) chunk, byte[] buffer, int nodeSize) =>
@@ -255,13 +276,33 @@ public sealed class NodeScan
     /// <summary>The record for the slot at <paramref name="offset"/>, when the scan found a node there.</summary>
     public bool TryGet(long offset, out ScannedNode node)
     {
-        if (_byOffset.TryGetValue(offset, out var i))
+        int low = 0, high = _nodes.Length - 1;
+        while (low <= high)
         {
-            node = _nodes[i];
-            return true;
+            var middle = low + ((high - low) >> 1);
+            var c = _nodes[middle].Offset.CompareTo(offset);
+            if (c == 0)
+            {
+                node = _nodes[middle];
+                return true;
+            }
+            if (c < 0)
+                low = middle + 1;
+            else
+                high = middle - 1;
         }
         node = default;
         return false;
+    }
+
+    private static bool IsByOffset(ScannedNode[] nodes)
+    {
+        for (var i = 1; i < nodes.Length; i++)
+        {
+            if (nodes[i].Offset <= nodes[i - 1].Offset)
+                return false;
+        }
+        return true;
     }
 
     /// <summary>Whether any usable node of <paramref name="btree"/> was found.</summary>
@@ -436,98 +477,5 @@ public sealed class NodeScan
             return false;
         var stored = BinaryPrimitives.ReadUInt64LittleEndian(slot[BtreeNodeFormat.NodeChecksumOffset..]);
         return Checksums.Compute((ChecksumType)type, slot[BtreeNodeFormat.ChecksumStart..(int)end]) == stored;
-    }
-
-    /// <summary>Decides, per btree and level, which node is used for which part of the key space.</summary>
-    private static void Resolve(ScannedNode[] nodes)
-    {
-        var order = new List<int>(nodes.Length);
-        for (var i = 0; i < nodes.Length; i++)
-        {
-            if (nodes[i].Status != ScannedNodeStatus.Rejected)
-                order.Add(i);
-        }
-        // By btree, level, then newest first (offsets are unique, so the order is total).
-        order.Sort((a, b) =>
-        {
-            var c = nodes[a].Btree.CompareTo(nodes[b].Btree);
-            if (c == 0)
-                c = nodes[a].Level.CompareTo(nodes[b].Level);
-            return c != 0 ? c : CompareNewness(nodes[a], nodes[b]);
-        });
-        // Claimed ranges of the current (btree, level): disjoint, so ordered by min they are ordered by max too.
-        var claimed = new SortedSet<Claim>(ClaimByMin.Instance);
-        (BtreeId, byte)? group = null;
-        foreach (var i in order)
-        {
-            var n = nodes[i];
-            if (group != (n.Btree, n.Level))
-            {
-                group = (n.Btree, n.Level);
-                claimed.Clear();
-            }
-            var (free, by) = FirstUnclaimed(claimed, n.Min, n.Max);
-            if (free is not { } part)
-            {
-                nodes[i] = n with { Status = ScannedNodeStatus.Superseded, SupersededBy = by };
-                continue;
-            }
-            var whole = part.Min == n.Min && part.Max == n.Max;
-            nodes[i] = n with
-            {
-                Status = whole ? ScannedNodeStatus.Chosen : ScannedNodeStatus.Clipped,
-                SupersededBy = whole ? -1 : by,
-                UseMin = part.Min,
-                UseMax = part.Max,
-            };
-            claimed.Add(new Claim(part.Min, part.Max, n.Offset));
-        }
-    }
-
-    /// <summary>A range a newer node claimed; <see cref="Real"/> tells it from the default an empty view returns.</summary>
-    private readonly record struct Claim(Bpos Min, Bpos Max, long Offset, bool Real = true);
-
-    private sealed class ClaimByMin : IComparer<Claim>
-    {
-        public static readonly ClaimByMin Instance = new();
-
-        public int Compare(Claim a, Claim b) => a.Min.CompareTo(b.Min);
-    }
-
-    /// <summary>
-    /// The first part of [min, max] no claimed range covers (null when none), and the offset of the
-    /// first claimed node that meets [min, max] (-1 when none).
-    /// </summary>
-    private static ((Bpos Min, Bpos Max)? Free, long By) FirstUnclaimed(SortedSet<Claim> claimed, Bpos min, Bpos max)
-    {
-        long by = -1;
-        var start = min;
-        // The claim starting at or before min may reach into the range; then those starting inside it.
-        // (A view's Count walks it; its Max does not.)
-        var before = claimed.GetViewBetween(new Claim(Bpos.Min, Bpos.Min, 0), new Claim(min, min, 0)).Max;
-        if (before.Real && before.Max >= start)
-        {
-            by = before.Offset;
-            if (before.Max >= max)
-                return (null, by);
-            start = before.Max.Successor();
-        }
-        if (min.IsMax || claimed.Count == 0)
-            return ((start, max), by);
-        foreach (var c in claimed.GetViewBetween(new Claim(min.Successor(), min, 0), new Claim(max, max, 0)))
-        {
-            if (c.Max < start)
-                continue;
-            if (c.Min > max)
-                break;
-            if (by < 0)
-                by = c.Offset;
-            if (c.Min > start)
-                return ((start, c.Min.Predecessor()), by);
-            if (c.Max >= max)
-                return (null, by);
-            start = c.Max.Successor();
-        }
-        return ((start, max), by);
     }
 }
