@@ -33,7 +33,7 @@ public static partial class FsckCatalogue
         // Automatic: the winner is what every mount already uses, so rewriting the loser changes nothing the filesystem sees.
         new(FsckErrorId.SbCopiesDiffer, "sb_copies_differ", ReadClass: null, RepairPolicy.Automatic,
             "two good superblock copies have the same seq but different contents (beyond the per-copy offset field and checksum)",
-            "the differing copy is rewritten from the winning copy: of the good copies with the highest seq, the first in layout order"),
+            "the differing copy is rewritten from the winning copy: of the good copies with the highest seq, the content most copies hold, then the first in layout order"),
         // Automatic: extending changes no byte the image holds; what lived in the tail is gone either way.
         new(FsckErrorId.DeviceTruncated, "device_truncated", ReadClass: null, RepairPolicy.Automatic,
             "the image file is shorter than the size the superblock records (it was truncated): the missing tail cannot be read, and the superblock copies, journal buckets and btree nodes that lay in it are unreadable",

@@ -1,7 +1,7 @@
 // check_superblock: the first fsck pass. Reads every superblock copy; each copy that is
 // unreadable, damaged, invalid or older than the newest good one is reported (SbCopy* ids), and
 // so is a good copy with the newest seq whose content differs from the winner's (SbCopiesDiffer:
-// of the good copies with the highest seq the first in layout order wins, see SuperblockIo.Read).
+// of the good copies with the highest seq the content most copies hold wins, see SuperblockIo.Read).
 // When the reporter says so, the copy is rewritten from the winner (same seq, so the copies agree
 // again). It also checks the btree roots the superblock records: a root that points outside the
 // node area, or at a misaligned slot, is reported (SbRootInvalid) and, when repaired, dropped so
