@@ -352,7 +352,7 @@ public sealed partial class BtreeEngine
                     if (!reachable.ContainsKey(offset) && _allocator.IsUsed(offset))
                         _allocator.Release(offset);
                 }
-                if (_mountProblems.Count > 0)
+                if (_mountProblems.Count > 0 || _options.KeepSlotsHoldingNodes)
                     KeepSlotsHoldingNodes();
                 var observer = _options.NodeSpaceObserver;
                 List<long>? missed = null;
@@ -395,7 +395,7 @@ public sealed partial class BtreeEngine
     private void RebuildAllocator()
     {
         WalkFromRoots(MarkReachable);
-        if (_mountProblems.Count > 0)
+        if (_mountProblems.Count > 0 || _options.KeepSlotsHoldingNodes)
             KeepSlotsHoldingNodes();
         Evict();
     }

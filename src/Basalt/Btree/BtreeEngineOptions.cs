@@ -20,6 +20,13 @@ public sealed record BtreeEngineOptions
     /// <summary>Bytes of cached nodes (counted as node size per node) kept before clean nodes are evicted.</summary>
     public long CacheBudgetBytes { get; init; } = 64L * 1024 * 1024;
 
+    /// <summary>
+    /// Hand out free slots holding nodes of this filesystem only after every other free slot, as
+    /// after a mount that met an unreadable node: fsck sets it when check_superblock dropped a
+    /// btree root, whose nodes the node scan rebuilds the btree from.
+    /// </summary>
+    public bool KeepSlotsHoldingNodes { get; init; }
+
     /// <summary>Told about node slot allocation, writes and frees (the write-once checker in tests).</summary>
     public INodeSpaceObserver? NodeSpaceObserver { get; init; }
 

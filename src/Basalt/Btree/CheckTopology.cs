@@ -59,18 +59,25 @@ public static class CheckTopology
     /// durable by one Sync at the end) only when the reporter says so.
     /// </summary>
     /// <param name="makeDurable">Makes the engine's edits durable and its nodes on disk current (the mount's checkpoint).</param>
-    public static BtreeCheckResult Run(BtreeEngine engine, Action makeDurable, IFsckReporter reporter, CancellationToken ct)
+    /// <param name="invalidRoots">
+    /// Roots known to be unusable before any read (a superblock root check_superblock found invalid,
+    /// with why): their btrees are rebuilt from the node scan, unless the btree's root is another
+    /// one by now (the journal's replay brought a newer root).
+    /// </param>
+    public static BtreeCheckResult Run(BtreeEngine engine, Action makeDurable, IFsckReporter reporter, CancellationToken ct,
+        IReadOnlyDictionary<BtreeId, (BtreeRoot Root, string Problem)>? invalidRoots = null)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(makeDurable);
-        return Run(new EngineCheckTarget(engine, makeDurable), reporter, ct);
+        return Run(new EngineCheckTarget(engine, makeDurable), reporter, ct, invalidRoots);
     }
 
-    internal static BtreeCheckResult Run(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct)
+    internal static BtreeCheckResult Run(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct,
+        IReadOnlyDictionary<BtreeId, (BtreeRoot Root, string Problem)>? invalidRoots = null)
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(reporter);
-        var walk = new TopologyWalk(target, reporter, ct);
+        var walk = new TopologyWalk(target, reporter, ct, invalidRoots ?? new Dictionary<BtreeId, (BtreeRoot, string)>());
         walk.Run();
         return walk.Counters.ToResult();
     }
@@ -184,6 +191,10 @@ public static class CheckTopology
         // Slots of nodes the walk dropped in the current btree: never pulled back in by a fill.
         private readonly HashSet<long> _droppedOffsets = [];
 
+        // Slots whose pointer the walk dropped but whose node a fill may take back (a stale node,
+        // a whole node whose pointer gave the wrong range): not reachable, whatever the pointers say.
+        private readonly HashSet<long> _released = [];
+
         // Slots the current btree's pointers lead to (through readable interior nodes at the
         // right level), computed on the first fill: a fill never takes a node that is reachable
         // elsewhere, or the tree would point at one node twice.
@@ -196,11 +207,15 @@ public static class CheckTopology
         // A repair of the current btree was declined: later ones are reported, not applied.
         private bool _declined;
 
-        public TopologyWalk(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct)
+        private readonly IReadOnlyDictionary<BtreeId, (BtreeRoot Root, string Problem)> _invalidRoots;
+
+        public TopologyWalk(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct,
+            IReadOnlyDictionary<BtreeId, (BtreeRoot Root, string Problem)> invalidRoots)
         {
             _target = target;
             _reporter = reporter;
             _ct = ct;
+            _invalidRoots = invalidRoots;
             _reader = new CheckNodeReader(target.Device, target.Geometry);
         }
 
@@ -208,22 +223,34 @@ public static class CheckTopology
 
         public void Run()
         {
-            foreach (var root in _target.Roots())
+            // A btree whose invalid root was dropped has no root now; it is rebuilt in its place in
+            // btree order, so a run that kept the root (declined) reports the same, in the same order.
+            var roots = _target.Roots().ToDictionary(r => r.Btree);
+            foreach (var btree in roots.Keys.Union(_invalidRoots.Keys).Order())
             {
                 _ct.ThrowIfCancellationRequested();
-                CheckBtree(root);
+                roots.TryGetValue(btree, out var root);
+                if (_invalidRoots.TryGetValue(btree, out var invalid) && (root is null || SameNode(root.Ptr, invalid.Root.Ptr)))
+                    CheckBtree(invalid.Root, invalid.Problem);
+                else if (root is not null)
+                    CheckBtree(root);
             }
             if (_edited)
                 _target.Sync();
         }
 
-        private void CheckBtree(BtreeRoot root)
+        private static bool SameNode(BtreePtrValue a, BtreePtrValue b) =>
+            a.Seq == b.Seq && a.Ptrs.Count > 0 && b.Ptrs.Count > 0 && a.Ptrs[0].OffsetSectors == b.Ptrs[0].OffsetSectors;
+
+        /// <param name="unusable">Why the root cannot be used without reading it (it is rebuilt from the scan), or null.</param>
+        private void CheckBtree(BtreeRoot root, string? unusable = null)
         {
             _overlay.Clear();
             _rewrites.Clear();
             _stale.Clear();
             _lost.Clear();
             _droppedOffsets.Clear();
+            _released.Clear();
             _reachable = null;
             _btree = root.Btree;
             _reachFrom = [(root.Level, Bpos.Max, root.Ptr.With(minKey: Bpos.Min, flags: root.Ptr.Flags | BtreePtrFlags.RangeUpdated))];
@@ -242,6 +269,11 @@ public static class CheckTopology
                 OriginalPtr = root.Ptr,
                 OriginalMax = Bpos.Max,
             };
+            if (unusable is not null)
+            {
+                RebuildUnreadableRoot(root, node, unusable);
+                return;
+            }
             var read = _reader.Read(root.Btree, root.Level, Bpos.Max, rootPtr);
             Counters.NodesVisited++;
             if (!read.Ok)
@@ -308,8 +340,12 @@ public static class CheckTopology
                 if (!childRead.Ok)
                 {
                     _lost.Add((child.Level, child.Min, child.Max, child.Key.OffsetBytes));
+                    // A node that is whole but whose range disagrees with its pointer may come back
+                    // from the scan over the range its own header gives (the pointer is what is wrong).
+                    var rangeOnly = childRead.FailureId is FsckErrorId.BtreeNodeBadMinKey or FsckErrorId.BtreeNodeBadMaxKey;
                     Drop(child, Report(FsckErrorId.BtreeNodeUnreadable, child,
-                        $"{childRead.Failure}; pointer dropped from its parent; what the node scan finds for its range is spliced in, the rest is lost"));
+                        $"{childRead.Failure}; pointer dropped from its parent; what the node scan finds for its range is spliced in, the rest is lost"),
+                        mayReturn: rangeOnly);
                     continue;
                 }
                 if (childRead.Level != child.Level)
@@ -608,6 +644,7 @@ public static class CheckTopology
                         pending.Push((level - 1, read.Keys[i].Pos, child));
                 }
             }
+            _reachable.ExceptWith(_released);
             return _reachable;
         }
 
@@ -925,11 +962,17 @@ public static class CheckTopology
         {
             child.Dropped = true;
             // A node dropped for what it is (inside a newer sibling, wrong level, empty) is never
-            // pulled back in from the scan; a stale one may be, for the part no newer node claims.
+            // pulled back in from the scan; a stale one may be, for the part no newer node claims,
+            // and so may a whole node whose pointer gave it the wrong range.
             if (!mayReturn)
+            {
                 _droppedOffsets.Add(child.Key.OffsetBytes);
+            }
             else
+            {
+                _released.Add(child.Key.OffsetBytes);
                 _reachable?.Remove(child.Key.OffsetBytes);
+            }
             if (!child.Unplaced)
                 DeletePointer(child.Parent!, child.Max, apply);
             if (!apply)

@@ -22,8 +22,8 @@ public static partial class FsckCatalogue
             "a superblock copy is valid but older (lower seq) than the newest copy, and not one of the copies one seq older that a crash during a superblock write leaves after the new ones (such a trace is counted, not reported)",
             "the copy is rewritten from the newest good copy"),
         new(FsckErrorId.SbRootInvalid, "sb_root_invalid", ReadClass: null, RepairPolicy.WithYes,
-            "a btree root pointer in the superblock is malformed (bad level, offset outside the device)",
-            "the root is replaced by an empty root; the btree's keys are lost"),
+            "a btree root pointer in the superblock is malformed (bad level, no replica, sectors written out of range, a node outside the buckets, in a journal bucket or off a slot boundary)",
+            "the root is dropped from the superblock; unless the journal brings a newer root, check_topology then rebuilds the btree from the node scan (btree_root_unreadable), and only when the scan finds nothing of it are its keys lost"),
         new(FsckErrorId.SbMemberInvalid, "sb_member_invalid", ReadClass: null, RepairPolicy.Never,
             "the member table's geometry is inconsistent",
             "none: the filesystem cannot be used until the superblock is restored"),
@@ -33,7 +33,7 @@ public static partial class FsckCatalogue
         // Automatic: the winner is what every mount already uses, so rewriting the loser changes nothing the filesystem sees.
         new(FsckErrorId.SbCopiesDiffer, "sb_copies_differ", ReadClass: null, RepairPolicy.Automatic,
             "two good superblock copies have the same seq but different contents (beyond the per-copy offset field and checksum)",
-            "the differing copy is rewritten from the winning copy: of the good copies with the highest seq, the first in layout order"),
+            "the differing copy is rewritten from the winning copy: of the good copies with the highest seq, the content most copies hold, then the first in layout order"),
         // Automatic: extending changes no byte the image holds; what lived in the tail is gone either way.
         new(FsckErrorId.DeviceTruncated, "device_truncated", ReadClass: null, RepairPolicy.Automatic,
             "the image file is shorter than the size the superblock records (it was truncated): the missing tail cannot be read, and the superblock copies, journal buckets and btree nodes that lay in it are unreadable",

@@ -1,11 +1,13 @@
 // check_superblock: the first fsck pass. Reads every superblock copy; each copy that is
 // unreadable, damaged, invalid or older than the newest good one is reported (SbCopy* ids), and
 // so is a good copy with the newest seq whose content differs from the winner's (SbCopiesDiffer:
-// of the good copies with the highest seq the first in layout order wins, see SuperblockIo.Read).
+// of the good copies with the highest seq the content most copies hold wins, see SuperblockIo.Read).
 // When the reporter says so, the copy is rewritten from the winner (same seq, so the copies agree
 // again). It also checks the btree roots the superblock records: a root that points outside the
 // node area, or at a misaligned slot, is reported (SbRootInvalid) and, when repaired, dropped so
-// its btree reads as empty instead of leading every later pass into garbage.
+// it does not lead every later pass into garbage; check_topology then rebuilds its btree from the
+// node scan (as for an unreadable root, and with the same finding whether or not the drop was
+// accepted), unless the journal's replay brought a newer root.
 //
 // The trace of a crash during a superblock write is not a finding: the copies before the
 // frontier are new, the one at it may be torn, the rest are one seq older. SuperblockIo.Read
@@ -70,7 +72,9 @@ public static class CheckSuperblock
             var problem = RootProblem(sb, root);
             if (problem is null)
                 continue;
-            if (reporter.Report(FsckErrorId.SbRootInvalid, $"{device.Name}: superblock root of btree {root.Btree.ToText()}", problem))
+            context.InvalidRoots[root.Btree] = (root, problem);
+            if (reporter.Report(FsckErrorId.SbRootInvalid, $"{device.Name}: superblock root of btree {root.Btree.ToText()}",
+                    $"{problem}; dropped, and check_topology rebuilds the btree from the node scan"))
                 roots = roots.WithRoot(root.Btree, null);
         }
         if (!ReferenceEquals(roots, sb))

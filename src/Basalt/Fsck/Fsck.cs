@@ -97,8 +97,18 @@ public sealed class FsckContext
         FileMaintenance = false,
         // The passes walk whole btrees several times: a node cache as large as the memory fsck may
         // use keeps them from reading every node again on each walk.
-        Engine = new Basalt.Btree.BtreeEngineOptions { CacheBudgetBytes = Math.Max(new Basalt.Btree.BtreeEngineOptions().CacheBudgetBytes, Options.MaxMem) },
+        Engine = new Basalt.Btree.BtreeEngineOptions
+        {
+            CacheBudgetBytes = Math.Max(new Basalt.Btree.BtreeEngineOptions().CacheBudgetBytes, Options.MaxMem),
+            KeepSlotsHoldingNodes = InvalidRoots.Count > 0,
+        },
     });
+
+    /// <summary>
+    /// Superblock roots check_superblock found invalid (dropped or not, as answered), with the
+    /// problem: check_topology rebuilds those btrees from the node scan.
+    /// </summary>
+    internal Dictionary<BtreeId, (BtreeRoot Root, string Problem)> InvalidRoots { get; } = [];
 
     /// <summary>What the space passes hand to each other during this run.</summary>
     internal SpaceCheckState? SpaceState { get; set; }

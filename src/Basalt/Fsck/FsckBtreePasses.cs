@@ -29,7 +29,8 @@ internal static class FsckBtreePasses
     public static void CheckTopology(FsckContext context)
     {
         var fs = context.FileSystem;
-        var result = Basalt.Btree.CheckTopology.Run(fs.Btrees, fs.Checkpoint, context.Reporter, context.Options.Cancellation);
+        var invalid = context.InvalidRoots.ToDictionary(r => r.Key, r => (r.Value.Root, $"superblock root invalid: {r.Value.Problem}"));
+        var result = Basalt.Btree.CheckTopology.Run(fs.Btrees, fs.Checkpoint, context.Reporter, context.Options.Cancellation, invalid);
         Record(context, "check_topology", result);
     }
 

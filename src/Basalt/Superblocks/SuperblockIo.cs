@@ -7,11 +7,12 @@
 //
 // Read: decode the copies at the two fixed start offsets (and, only when neither is good, the
 // end offset derived from the device size); take the layout of the newest good one and read
-// every copy it lists. The good copy of that filesystem with the highest seq wins, the first in
-// layout order (lowest offset) among equal seqs; every copy of its layout is reported with a
-// status. Copies with the winner's seq must hold the winner's bytes apart from the per-copy
-// offset field and the checksum: one that does not is reported Differs (fsck rewrites it from
-// the winner), because nothing else would ever tell the two apart.
+// every copy it lists. Of the listed good copies, the filesystem is the uuid most of them carry;
+// of its copies the highest seq wins, and among equal seqs the content most copies hold (then the
+// lowest offset), so one copy sealed over damaged content is outvoted; every copy of its layout is
+// reported with a status. Copies with the winner's seq must hold the winner's bytes apart from the
+// per-copy offset field and the checksum: one that does not is reported Differs (fsck rewrites it
+// from the winner), because nothing else would ever tell the two apart.
 // A checksum-valid copy that needs a newer format or an unknown incompatible feature is refused
 // outright rather than skipped for an older copy: falling back would silently ignore the newer
 // filesystem state.
@@ -94,13 +95,13 @@ public static class SuperblockIo
         // The start copies are the anchor: the copy at the size-derived end offset is consulted only
         // when neither is good, because after a shrink, reformat and regrow an old filesystem's end
         // copy may still sit there.
-        var anchor = Newest(decoded, null);
+        var anchor = Newest(decoded);
         if (anchor is null)
         {
             var end = SuperblockGeometry.EndCopyOffset(device.Size);
             if (end >= StartAreaEnd)
                 decoded[end] = ReadCopy(device, end);
-            anchor = Newest(decoded, null);
+            anchor = Newest(decoded);
         }
 
         // Read every copy the anchor's layout lists, then those of the winner's layout if it differs.
@@ -112,7 +113,7 @@ public static class SuperblockIo
                 if (!decoded.ContainsKey(offset))
                     decoded[offset] = ReadCopy(device, offset);
             }
-            best = Newest(decoded, anchor!.Superblock!.Uuid);
+            best = Winner(decoded, current.CopyOffsets, anchor!.Superblock!.Uuid);
         }
 
         // A copy that verified but needs more than this build has, at or above the newest good seq, is refused.
@@ -192,16 +193,51 @@ public static class SuperblockIo
     }
 
     /// <summary>
-    /// The good copy with the highest seq, of filesystem <paramref name="uuid"/> when given. Among
-    /// copies with equal seqs the one at the lowest offset wins, which is the first in layout order
-    /// (layout offsets ascend): a fixed rule, so every reader picks the same copy.
+    /// The winning copy among the good ones <paramref name="layout"/> lists. The filesystem is the
+    /// uuid most of them carry (<paramref name="anchorUuid"/>, the newest start copy's, on a tie);
+    /// of its copies the highest seq wins (a write cut short leaves the copies before it newer);
+    /// among copies with that seq, the content most of them hold, then the lowest offset. A single
+    /// copy whose checksum holds over damaged content (a bit flipped before it was sealed, a write
+    /// misdirected from another superblock) is outvoted rather than trusted for being first.
     /// </summary>
-    private static DecodedCopy? Newest(SortedDictionary<long, DecodedCopy> copies, Guid? uuid)
+    private static DecodedCopy? Winner(SortedDictionary<long, DecodedCopy> decoded, IReadOnlyList<long> layout, Guid anchorUuid)
+    {
+        var good = new List<DecodedCopy>();
+        foreach (var offset in layout.Order())
+        {
+            if (decoded.TryGetValue(offset, out var d) && d.Status == CopyStatus.Good && !good.Contains(d))
+                good.Add(d);
+        }
+        if (good.Count == 0)
+            return null;
+        var uuid = good.GroupBy(d => d.Superblock!.Uuid)
+            .OrderByDescending(g => g.Count())
+            .ThenByDescending(g => g.Key == anchorUuid)
+            .First().Key;
+        var ofFilesystem = good.Where(d => d.Superblock!.Uuid == uuid).ToList();
+        var seq = ofFilesystem.Max(d => d.Seq);
+        var newest = ofFilesystem.Where(d => d.Seq == seq).ToList();
+        DecodedCopy? best = null;
+        var bestVotes = 0;
+        foreach (var candidate in newest)   // ascending offsets: the first of equal votes stays
+        {
+            var votes = newest.Count(o => SuperblockCodec.FirstContentDifference(o.Body.Span, candidate.Body.Span) < 0);
+            if (votes > bestVotes)
+                (best, bestVotes) = (candidate, votes);
+        }
+        return best;
+    }
+
+    /// <summary>
+    /// The good copy with the highest seq; among equal seqs the one at the lowest offset (the
+    /// anchor whose layout is read).
+    /// </summary>
+    private static DecodedCopy? Newest(SortedDictionary<long, DecodedCopy> copies)
     {
         DecodedCopy? best = null;
         foreach (var (_, d) in copies)   // ascending offsets
         {
-            if (d.Status == CopyStatus.Good && (uuid is null || d.Superblock!.Uuid == uuid) && (best is null || d.Seq > best.Seq))
+            if (d.Status == CopyStatus.Good && (best is null || d.Seq > best.Seq))
                 best = d;
         }
         return best;

@@ -221,5 +221,12 @@ internal static class DamageRegressions
         // extended a child across the split (a second fsck found bad min and max keys). The
         // engine now moves the boundary between the two halves down with the child.
         "multi bytes 2178883+171 seed=647 & corrupt key random fix seed=785 & corrupt node random fix seed=252",
+        // One bit of superblock copy 0's uuid flipped, its checksum recomputed: the first copy in
+        // layout order won over the two that agreed, every node then carried another filesystem's
+        // magic, and fsck -y reset every btree. The copies now vote.
+        "corrupt superblock bitflip fix seed=390",
+        // A pointer key forged (checksum recomputed): its whole leaf was dropped with the pointer.
+        // A node whose range alone disagrees with its pointer now comes back from the node scan.
+        "corrupt key ones fix seed=695 level=1",
     ];
 }

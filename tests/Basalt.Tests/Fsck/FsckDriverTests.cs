@@ -108,13 +108,57 @@ public sealed class FsckDriverTests(ITestOutputHelper output)
         Assert.NotEqual(0, preen.ExitCode & FsckExitCodes.Uncorrected);
         Assert.True(SuperblockIo.Read(device).Superblock.Flags.HasFlag(SuperblockFlags.HasErrors));
 
+        // Yes drops it; the node scan finds no node of the (never written) btree, so it is reset
+        // to an empty root, as the same finding says in a run that kept the root.
         var yes = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Yes });
-        Assert.Equal(FsckErrorId.SbRootInvalid, Assert.Single(yes.Findings).Id);
+        Assert.Equal([FsckErrorId.SbRootInvalid, FsckErrorId.BtreeRootUnreadable], yes.Findings.Select(f => f.Id));
+        Assert.Contains("found no node of the btree", yes.Findings[1].Detail, StringComparison.Ordinal);
         Assert.Equal(FsckExitCodes.Corrected, yes.ExitCode);
         var after = SuperblockIo.Read(device).Superblock;
-        Assert.Null(after.RootOf(BtreeId.Test));
         Assert.False(after.Flags.HasFlag(SuperblockFlags.HasErrors));
         Assert.Equal(2UL, after.ErrorCounters.Single(e => e.Id == FsckErrorId.SbRootInvalid).Count);
+        Assert.Empty(Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly }).Findings);
+    }
+
+    [Fact]
+    public void A_btree_whose_superblock_root_is_invalid_is_rebuilt_from_the_node_scan_with_every_key()
+    {
+        using var device = FsckTestImages.WithKeys(3000);
+        var expected = Keys(device);
+        Assert.Equal(3000, expected.Count);
+        var sb = SuperblockIo.Read(device).Superblock;
+        var root = sb.RootOf(BtreeId.Test)!;
+        Assert.True(root.Level >= 1);
+        var misaligned = new BtreePtrValue
+        {
+            Seq = root.Ptr.Seq, SectorsWritten = root.Ptr.SectorsWritten, MinKey = root.Ptr.MinKey, Flags = root.Ptr.Flags,
+            Ptrs = [new DevicePtr(0, root.Ptr.Ptrs[0].OffsetSectors + 1, 0)],
+        };
+        SuperblockIo.Write(device, sb.WithRoot(BtreeId.Test, root with { Ptr = misaligned }));
+
+        // -n (the root kept, declined) and -y (the root dropped) report the same: the superblock
+        // root is unusable, and the btree is rebuilt over the nodes the scan finds.
+        var check = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly });
+        var yes = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Yes });
+        Assert.Equal(FsckTestImages.Keyed(check), FsckTestImages.Keyed(yes));
+        Assert.Equal(FsckErrorId.SbRootInvalid, yes.Findings[0].Id);
+        Assert.Equal(FsckErrorId.BtreeRootUnreadable, yes.Findings[1].Id);
+        Assert.Contains("superblock root invalid: node at byte", yes.Findings[1].Detail, StringComparison.Ordinal);
+        Assert.Contains("root rebuilt at level", yes.Findings[1].Detail, StringComparison.Ordinal);
+        Assert.All(yes.Findings, f => Assert.True(f.Corrected));
+
+        Assert.Equal(expected, Keys(device));
+        Assert.Empty(Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly }).Findings);
+    }
+
+    private static List<(Basalt.Format.Bpos Pos, string Value)> Keys(IBlockDevice device)
+    {
+        using var fs = BasaltFileSystem.Mount(device, new MountOptions { ReadOnly = true });
+        var keys = new List<(Basalt.Format.Bpos, string)>();
+        var it = fs.Btrees[BtreeId.Test].Iterate(Basalt.Format.Bpos.Min, Basalt.Format.Bpos.Max);
+        while (it.MoveNext())
+            keys.Add((it.Key.Pos, Convert.ToHexString(it.Value)));
+        return keys;
     }
 
     [Fact]

@@ -110,6 +110,26 @@ public sealed class TopologyScanTests
         RepairAndVerify(t, [RootUnreadable, Rebuilt, Rebuilt], Union(leaves));
     }
 
+    [Theory]
+    [InlineData(150)]
+    [InlineData(250)]
+    public void A_whole_node_behind_a_pointer_with_the_wrong_max_comes_back_over_its_own_range(int forgedMax)
+    {
+        // B's pointer (a forged but checksummed key) says it ends at forgedMax: the read fails on
+        // the range, the pointer is dropped, and the scan's copy of B, whole, fills the gap.
+        var t = new CraftedTree(seed: 29);
+        var a = t.Leaf("A", Bpos.Min, E(99), Offsets(0, 90));
+        var b = t.Leaf("B", P(100), E(199), Offsets(100, 190));
+        var c = t.Leaf("C", P(200), Bpos.Max, Offsets(200, 290));
+        var root = t.Interior("root", 1, Bpos.Min, Bpos.Max, a, b, c);
+        root.Children[1].Max = E((ulong)forgedMax);
+        t.Write(root);
+
+        var reporter = RepairAndVerify(t, [Unreadable, Rebuilt], Union(a, b, c));
+        Assert.Contains(FsckCatalogue.NameOf(FsckErrorId.BtreeNodeBadMaxKey), reporter.Findings[0].Detail);
+        Assert.Contains("(10 keys kept); nothing lost", reporter.Findings[1].Detail);
+    }
+
     [Fact]
     public void Damaged_newest_version_is_restored_from_the_older_one_on_disk_and_reported()
     {

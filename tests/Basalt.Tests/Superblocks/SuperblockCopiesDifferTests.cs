@@ -1,6 +1,7 @@
 // Good copies with the same seq must hold the same superblock: every byte but the per-copy offset
-// field and the checksum. A copy that differs is reported (sb_copies_differ), the winner is the
-// first copy in layout order among the highest seq, and fsck rewrites the loser from it.
+// field and the checksum. A copy that differs is reported (sb_copies_differ), the winner among the
+// highest seq is the content most copies hold (then the first in layout order), and fsck rewrites
+// the loser from it.
 using Basalt.Format;
 using Basalt.Fsck;
 using Basalt.Superblocks;
@@ -47,21 +48,51 @@ public sealed class SuperblockCopiesDifferTests
     [InlineData(0)]
     [InlineData(1)]
     [InlineData(2)]
-    public void The_winner_among_equal_seqs_is_the_first_copy_in_layout_order(int changed)
+    public void The_winner_among_equal_seqs_is_the_content_most_copies_hold(int changed)
     {
-        // Whichever copy holds the odd content, copy 0 wins: the rule is the layout order, not a vote.
+        // Whichever copy holds the odd content, the two that agree win and the odd one is reported.
         var (device, sb) = FormatSmall();
         SuperblockIo.WriteCopy(device, sb with { Label = "other" }, changed);
 
         var result = SuperblockIo.Read(device);
 
-        Assert.Equal(0, result.UsedCopy);
-        Assert.Equal(changed == 0 ? "other" : "test", result.Superblock.Label);
+        Assert.Equal(changed == 0 ? 1 : 0, result.UsedCopy);
+        Assert.Equal("test", result.Superblock.Label);
         for (var i = 0; i < 3; i++)
-        {
-            var expected = i == 0 || (changed != 0 && i != changed) ? CopyStatus.Good : CopyStatus.Differs;
-            Assert.Equal(expected, result.Copies[i].Status);
-        }
+            Assert.Equal(i == changed ? CopyStatus.Differs : CopyStatus.Good, result.Copies[i].Status);
+    }
+
+    [Fact]
+    public void Three_different_copies_with_equal_seqs_leave_the_first_in_layout_order()
+    {
+        var (device, sb) = FormatSmall();
+        SuperblockIo.WriteCopy(device, sb with { Label = "one" }, 1);
+        SuperblockIo.WriteCopy(device, sb with { Label = "two" }, 2);
+
+        var result = SuperblockIo.Read(device);
+
+        Assert.Equal(0, result.UsedCopy);
+        Assert.Equal("test", result.Superblock.Label);
+        Assert.Equal([CopyStatus.Good, CopyStatus.Differs, CopyStatus.Differs], result.Copies.Select(c => c.Status));
+    }
+
+    [Fact]
+    public void One_copy_sealed_over_another_uuid_is_outvoted_by_the_two_that_agree()
+    {
+        // A bit flipped in copy 0's uuid before its checksum was computed: a valid copy of "another
+        // filesystem" at the first offset. Trusting it would make every node's magic wrong.
+        var (device, sb) = FormatSmall();
+        var uuid = sb.Uuid.ToByteArray();
+        uuid[5] ^= 0x80;
+        SuperblockIo.WriteCopy(device, sb with { Uuid = new Guid(uuid) }, 0);
+
+        var result = SuperblockIo.Read(device);
+
+        Assert.Equal(1, result.UsedCopy);
+        Assert.Equal(sb.Uuid, result.Superblock.Uuid);
+        Assert.Equal(CopyStatus.Invalid, result.Copies[0].Status);
+        Assert.Contains("belongs to another filesystem", result.Copies[0].Detail, StringComparison.Ordinal);
+        Assert.Equal([CopyStatus.Good, CopyStatus.Good], result.Copies.Skip(1).Select(c => c.Status));
     }
 
     [Fact]
