@@ -135,6 +135,8 @@ public sealed partial class SpaceManager : ICommitObserver, INodeSpaceKeeper, ID
     private readonly AutoResetEvent _wake = new(false);
     private readonly SemaphoreSlim _workerRound = new(1, 1);
     private readonly Thread? _worker;
+    // IsFreeInBtree's iterator, used with the lock held.
+    private BtreeIterator? _freespaceProbe;
     private long _reserved;
     private volatile bool _stopping;
     private long _discards;
@@ -337,8 +339,9 @@ public sealed partial class SpaceManager : ICommitObserver, INodeSpaceKeeper, ID
         var wake = false;
         lock (_lock)
         {
-            foreach (var u in updates)
+            for (var i = 0; i < updates.Count; i++)
             {
+                var u = updates[i];
                 if (u.Btree != BtreeId.Alloc || !SpacePositions.TryBucketOf(u.Key.Pos, out var b) || b.Device >= _gens.Length ||
                     b.Bucket >= (ulong)_gens[b.Device].Length)
                 {
@@ -414,19 +417,26 @@ public sealed partial class SpaceManager : ICommitObserver, INodeSpaceKeeper, ID
         long openFree = 0;
         lock (_lock)
         {
-            foreach (var wp in new[] { UserWrites, CopygcWrites })
-            {
-                if (wp.Bucket is { } b && b.Device == dev.Index && IsFreeInBtree(b))
-                    openFree++;
-            }
+            if (IsOpenAndFree(UserWrites, dev.Index))
+                openFree++;
+            if (IsOpenAndFree(CopygcWrites, dev.Index))
+                openFree++;
         }
         return FreeBuckets(dev.Index) - openFree - (watermark == Watermark.Normal ? (long)ReserveBuckets(dev.Index) : 0);
     }
 
+    private bool IsOpenAndFree(WritePoint wp, byte device) => wp.Bucket is { } b && b.Device == device && IsFreeInBtree(b);
+
+    /// <summary>
+    /// With the lock held: whether a freespace key covers <paramref name="b"/>. Every data write's
+    /// reservation asks this, so it seeks one iterator kept for it (guarded by the lock) and copies
+    /// a single key, instead of building an iterator per call.
+    /// </summary>
     private bool IsFreeInBtree(BucketRef b)
     {
-        var it = _engine[BtreeId.Freespace].Iterate(new Bpos(b.Device, b.Bucket + 1), new Bpos(b.Device, ulong.MaxValue));
-        return it.MoveNext() && it.Key.Pos.Offset - it.Key.Size <= b.Bucket;
+        var it = _freespaceProbe ??= _engine[BtreeId.Freespace].Iterate(Bpos.Min, Bpos.Max);
+        it.Seek(new Bpos(b.Device, b.Bucket + 1), firstBatch: 1);
+        return it.MoveNext() && it.Key.Pos.Inode == b.Device && it.Key.Pos.Offset - it.Key.Size <= b.Bucket;
     }
 
     internal void ReleaseReserved(long sectors) => Interlocked.Add(ref _reserved, -sectors);

@@ -41,8 +41,9 @@ public sealed partial class BtreeEngine
         // a leaf that still fits them needs no new node.
         Dictionary<BtreeNode, (long Live, long Unwritten)>? growth = null;
         Dictionary<BtreeId, long>? emptyTrees = null;
-        foreach (var u in updates)
+        for (var i = 0; i < updates.Count; i++)
         {
+            var u = updates[i];
             if (u.Level != 0)
                 throw new ArgumentException($"{u.ToText()}: transactions update leaves only", nameof(updates));
             var tree = this[u.Btree];
@@ -59,7 +60,7 @@ public sealed partial class BtreeEngine
                 emptyTrees[u.Btree] = emptyTrees.GetValueOrDefault(u.Btree) + (u.IsDeletion ? 0 : BkeyFormat.EncodedSize(u.Value.Length));
                 continue;
             }
-            growth ??= [];
+            growth ??= ReusedGrowth();
             var (live, unwritten) = growth.GetValueOrDefault(leaf);
             growth[leaf] = u.IsDeletion
                 ? (live, unwritten + BkeyFormat.HeaderSize)
@@ -101,6 +102,19 @@ public sealed partial class BtreeEngine
         }
         return true;
     }
+
+    /// <summary>
+    /// The per-leaf growth map of <see cref="TryPrepareCommit"/>, emptied for each commit: one map
+    /// kept for every commit (they run one at a time, under the write lock) instead of one each.
+    /// </summary>
+    private Dictionary<BtreeNode, (long Live, long Unwritten)> ReusedGrowth()
+    {
+        var growth = _commitGrowth ??= [];
+        growth.Clear();
+        return growth;
+    }
+
+    private Dictionary<BtreeNode, (long Live, long Unwritten)>? _commitGrowth;
 
     /// <summary>
     /// An upper bound on the new nodes a commit's restructures in <paramref name="tree"/> take,
@@ -166,8 +180,9 @@ public sealed partial class BtreeEngine
         _structureDepth++;
         try
         {
-            foreach (var u in updates)
+            for (var i = 0; i < updates.Count; i++)
             {
+                var u = updates[i];
                 var tree = this[u.Btree];
                 BtreeNode? leaf = null;
                 if (u.IsDeletion)

@@ -18,6 +18,9 @@ public sealed class JournalReclaim : IRestartHandler, IDisposable
 {
     private const int MaxWaits = 10_000;
 
+    /// <summary>The journal's fill from which reclaim writes back the nodes pinning its older half.</summary>
+    private const double HalfFull = 0.5;
+
     private readonly JournalWriter _journal;
     private readonly BtreeEngine _engine;
     private readonly Action _checkpoint;
@@ -42,7 +45,7 @@ public sealed class JournalReclaim : IRestartHandler, IDisposable
         _checkpoint = checkpoint;
         _options = options;
         _emergency = emergency;
-        _journal.SpaceWanted += Kick;
+        _journal.SpaceWanted += Flushed;
     }
 
     /// <summary>Write-back rounds run so far.</summary>
@@ -80,6 +83,17 @@ public sealed class JournalReclaim : IRestartHandler, IDisposable
             _kicked = true;
             Monitor.PulseAll(_lock);
         }
+    }
+
+    /// <summary>
+    /// After a flush entry: the thread looks now only when the journal is half full. Below that it
+    /// would find nothing to do but age-based write-back, which its timer covers, and a wake-up
+    /// per flush costs every fsync a context switch.
+    /// </summary>
+    private void Flushed()
+    {
+        if (_journal.Fill >= HalfFull)
+            Kick();
     }
 
     private void Loop()
@@ -124,7 +138,7 @@ public sealed class JournalReclaim : IRestartHandler, IDisposable
         var oldest = _journal.OldestPin;
         if (oldest == 0)
             return false;
-        if (_journal.Fill >= 0.5)
+        if (_journal.Fill >= HalfFull)
         {
             var committed = _journal.CommittedSeq;
             target = oldest + ((committed - oldest) / 2);

@@ -3,9 +3,12 @@
 // Commits (transactions, and the engine's interior updates) append their keys to the open entry
 // in memory, under the engine's writer gate, so the journal's seq order is the commit order. An
 // entry is closed when it is full, when someone waits for a flush, or when the flush delay has
-// passed with commits not yet durable; closed entries are written in seq order by one writer
-// (a thread, or the caller in the deterministic step mode tests use). Every entry carries every
-// btree's root, a timestamp and any new blacklist range.
+// passed with commits not yet durable; closed entries are written in seq order by one writer at
+// a time: the writer thread (the flush delay, full entries), or a commit waiting for a flush when
+// no one else is writing, which then writes the entries itself instead of handing them to the
+// thread and waiting to be woken (in the deterministic step mode tests use there is no thread and
+// the caller always writes). Every entry carries every btree's root, a timestamp and any new
+// blacklist range.
 //
 // Flush entries are the durability points: the writer issues a device flush before one when
 // anything was written since the last flush completed (rule g), writes it, and flushes again; all
@@ -164,6 +167,9 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
     private ulong _flushRequested;
     private TimeSpan _lastFlush;
     private Thread? _writer;
+    // One thread at a time writes entries (the writer thread, or a committer waiting for a flush
+    // while no one else writes): entries go out in seq order and a flush covers all before it.
+    private bool _writing;
     private bool _stopping;
     private bool _started;
 
@@ -232,7 +238,7 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
     /// <summary>The ring this journal writes.</summary>
     public JournalRing Ring => _ring;
 
-    /// <summary>Called by reclaim-side code when the journal is short of room or a flush left pins behind.</summary>
+    /// <summary>Raised after every flush entry (last_seq on disk may have moved): reclaim looks whether the journal needs room.</summary>
     public event Action? SpaceWanted;
 
     public ulong DurableSeq
@@ -374,6 +380,9 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
         {
             _stopping = true;
             Monitor.PulseAll(_lock);
+            // A committer writing an entry finishes it: nothing is written after Abandon returns.
+            while (_writing)
+                Monitor.Wait(_lock);
         }
         _writer?.Join();
         _writer = null;
@@ -429,8 +438,11 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                 return false;
             }
             var open = _open!;
-            foreach (var u in updates)
+            for (var i = 0; i < updates.Count; i++)
+            {
+                var u = updates[i];
                 open.AppendKey(u.Btree, u.Level, u.Key, u.Value.Span);
+            }
             open.CloseRecord();
             open.Commits++;
             seq = open.Seq;
@@ -610,19 +622,33 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
             }
             return;
         }
-        lock (_lock)
+        while (true)
         {
-            if (_durable >= seq)
-                return;
-            _flushRequested = Math.Max(_flushRequested, seq);
-            Monitor.PulseAll(_lock);
-            while (_durable < seq)
+            JournalEntryBuilder entry;
+            bool flush;
+            ulong lastSeq;
+            lock (_lock)
             {
+                if (_durable >= seq)
+                    return;
                 _emergency.ThrowIfSet();
                 if (_stopping)
                     throw new BasaltException(ErrorCode.EmergencyReadOnly, $"{_device.Name}: the journal stopped before seq {seq} was durable");
-                Monitor.Wait(_lock);
+                _flushRequested = Math.Max(_flushRequested, seq);
+                // A waiter writes the entries itself when no one else is writing: a lone fsync
+                // then costs no hand-off to the writer thread and back. Commits arriving while it
+                // writes gather in the open entry for the next writer (group commit).
+                if (!TryTakeNext(manualFlush: false, closeOpen: false, out entry, out flush, out lastSeq))
+                {
+                    // Whoever is writing wakes every waiter when done; otherwise the writer thread
+                    // may still find something once room appears.
+                    if (!_writing)
+                        Monitor.PulseAll(_lock);
+                    Monitor.Wait(_lock);
+                    continue;
+                }
             }
+            WriteEntry(entry, flush, lastSeq);
         }
     }
 
@@ -780,39 +806,8 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                     Monitor.PulseAll(_lock);
                     return false;
                 }
-                // The flush delay is a timer: the deterministic step mode has none.
-                var due = !_options.Manual && _committed > _durable && _clock.Elapsed - _lastFlush >= _options.FlushDelay;
-                var needFlush = _flushRequested > _durable || due || (manualFlush && _committed > _durable);
-                // A step without a flush must still write what was committed: otherwise a no-flush
-                // entry is only ever written when it fills up, and Step(flush: false) does nothing.
-                if ((needFlush || (closeOpen && _closed.Count == 0)) && _open is { Commits: > 0 })
-                    CloseOpen();
-                if (needFlush && _closed.Count == 0 && _open is null && _written > _durable && _committed > _durable)
-                {
-                    // Everything was written without a flush: an empty flush entry makes it durable.
-                    if (OpenEntry(0, useReserve: true))
-                    {
-                        _open!.Commits = 0;
-                        CloseOpen();
-                    }
-                    else if (_lastWritten is { } last && last.Seq == _written)
-                    {
-                        // No room for one more entry: the newest entry is written again, in place,
-                        // as a flush entry. A crash that tears it loses only what no flush had
-                        // acknowledged yet; everything before it is made durable by the pre-flush.
-                        entry = last;
-                        _lastWritten = null;
-                        flush = true;
-                        lastSeq = CurrentLastSeq(entry.Seq);
-                        break;
-                    }
-                }
-                if (_closed.Count > 0)
-                {
-                    entry = _closed.Dequeue();
-                    flush = needFlush && _closed.Count == 0;
+                if (TryTakeNext(manualFlush, closeOpen, out entry, out flush, out lastSeq))
                     break;
-                }
                 if (_options.Manual)
                     return false;
                 var wait = _committed > _durable ? _options.FlushDelay - (_clock.Elapsed - _lastFlush) : Timeout.InfiniteTimeSpan;
@@ -820,14 +815,64 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                     wait = TimeSpan.FromMilliseconds(1);
                 Monitor.Wait(_lock, wait);
             }
-            lastSeq = CurrentLastSeq(entry.Seq);
         }
         WriteEntry(entry, flush, lastSeq);
         return true;
     }
 
+    /// <summary>
+    /// With the lock held: the next entry to write and whether it is a flush entry, or false when
+    /// there is nothing to write now or another thread is writing. True makes the caller the
+    /// writer until its <see cref="WriteEntry"/> returns.
+    /// </summary>
+    private bool TryTakeNext(bool manualFlush, bool closeOpen, out JournalEntryBuilder entry, out bool flush, out ulong lastSeq)
+    {
+        entry = null!;
+        flush = false;
+        lastSeq = 0;
+        if (_writing)
+            return false;
+        // The flush delay is a timer: the deterministic step mode has none.
+        var due = !_options.Manual && _committed > _durable && _clock.Elapsed - _lastFlush >= _options.FlushDelay;
+        var needFlush = _flushRequested > _durable || due || (manualFlush && _committed > _durable);
+        // A step without a flush must still write what was committed: otherwise a no-flush
+        // entry is only ever written when it fills up, and Step(flush: false) does nothing.
+        if ((needFlush || (closeOpen && _closed.Count == 0)) && _open is { Commits: > 0 })
+            CloseOpen();
+        if (needFlush && _closed.Count == 0 && _open is null && _written > _durable && _committed > _durable)
+        {
+            // Everything was written without a flush: an empty flush entry makes it durable.
+            if (OpenEntry(0, useReserve: true))
+            {
+                _open!.Commits = 0;
+                CloseOpen();
+            }
+            else if (_lastWritten is { } last && last.Seq == _written)
+            {
+                // No room for one more entry: the newest entry is written again, in place,
+                // as a flush entry. A crash that tears it loses only what no flush had
+                // acknowledged yet; everything before it is made durable by the pre-flush.
+                entry = last;
+                _lastWritten = null;
+                flush = true;
+                lastSeq = CurrentLastSeq(entry.Seq);
+                _writing = true;
+                return true;
+            }
+        }
+        if (_closed.Count == 0)
+            return false;
+        entry = _closed.Dequeue();
+        flush = needFlush && _closed.Count == 0;
+        lastSeq = CurrentLastSeq(entry.Seq);
+        _writing = true;
+        return true;
+    }
+
+    /// <summary>Writes an entry taken by <see cref="TryTakeNext"/> (no lock held) and gives up being the writer.</summary>
     private void WriteEntry(JournalEntryBuilder entry, bool flush, ulong lastSeq)
     {
+        var released = false;
         try
         {
             var bytes = entry.Seal(_magic, lastSeq, noFlush: !flush, _checksumType, FormatVersion.Current, _blockSize);
@@ -851,7 +896,8 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                     _lastWritten?.Dispose();
                     _lastWritten = entry;
                 }
-                _releases.RemoveAll(r => r.ReleasedAt <= _written);
+                if (_releases.Count > 0)
+                    _releases.RemoveAll(r => r.ReleasedAt <= _written);
                 _entriesWritten++;
                 _bytesWritten += bytes;
                 if (flush)
@@ -864,6 +910,8 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
                         _preFlushesSkipped++;
                     _lastFlush = _clock.Elapsed;
                 }
+                _writing = false;
+                released = true;
                 Monitor.PulseAll(_lock);
             }
         }
@@ -874,11 +922,24 @@ public sealed class JournalWriter : IBtreeJournal, IDisposable
             lock (_lock)
             {
                 _emergency.Enter(cause);
+                _writing = false;
+                released = true;
                 Monitor.PulseAll(_lock);
             }
             entry.Dispose();
             _emergency.ThrowIfSet();
             throw;
+        }
+        finally
+        {
+            if (!released)
+            {
+                lock (_lock)
+                {
+                    _writing = false;
+                    Monitor.PulseAll(_lock);
+                }
+            }
         }
         if (flush)
             SpaceWanted?.Invoke();

@@ -15,6 +15,7 @@ public sealed class Transaction : ITriggerTransaction
     private readonly BtreeEngine _engine;
     private readonly Dictionary<(BtreeId, Bpos), int> _index = [];
     private readonly List<Update> _updates = [];
+    private readonly List<BtreeUpdate> _btreeUpdates = [];
     private bool _injectionTried;
 
     internal Transaction(BtreeEngine engine) => _engine = engine;
@@ -264,10 +265,15 @@ public sealed class Transaction : ITriggerTransaction
         return ran;
     }
 
-    /// <summary>The updates as the journal and the engine take them, sorted by btree and position.</summary>
+    /// <summary>
+    /// The updates as the journal and the engine take them, sorted by btree and position. The list
+    /// belongs to this transaction and is refilled by the next call: the journal and the engine copy
+    /// what they keep, and a transaction is reused only after its Transact returned.
+    /// </summary>
     internal List<BtreeUpdate> ToBtreeUpdates()
     {
-        var list = new List<BtreeUpdate>(_updates.Count);
+        var list = _btreeUpdates;
+        list.Clear();
         foreach (var u in _updates)
             list.Add(new BtreeUpdate(u.Btree, 0, u.Key, u.Value));
         list.Sort(static (x, y) => x.Btree != y.Btree ? ((int)x.Btree).CompareTo((int)y.Btree) : x.Key.Pos.CompareTo(y.Key.Pos));
