@@ -13,7 +13,9 @@
 // A read picks, for each extent, a pointer whose bucket has not been invalidated since (not
 // stale), reads the whole checksummed run it belongs to (at most 64 KiB), verifies it, and copies
 // out the live window. A checksum that fails on every copy is an I/O error naming the inode and
-// offset; a range whose data is known lost (an error extent) is one too. Never wrong bytes.
+// offset; a range whose data is known lost (an error extent) is one too. Never wrong bytes. A read
+// inside one extent (the common random read) is one btree search for the first key after its
+// start and one device read, and allocates nothing; anything unusual takes the general path.
 using System.Buffers;
 using Basalt.Alloc;
 using Basalt.Backpointers;
@@ -293,7 +295,7 @@ public sealed class ExtentStore : ISpaceOwners
 
     /// <summary>
     /// The single-extent read: true when <paramref name="destination"/> was filled, with verified
-    /// data or the zeros of a hole. False, having left nothing but zeros in it, when the read
+    /// data or the zeros of a hole. False, having written nothing but zeros into it, when the read
     /// is anything else (several keys, a hole and data, a reflink, a reservation, an error key,
     /// a malformed value, a stale first pointer) or its first pointer's read failed or did not
     /// verify: <see cref="ReadExtents"/> then does it again the general way (other copies, counters,
@@ -306,13 +308,13 @@ public sealed class ExtentStore : ISpaceOwners
         var endSector = (ulong)((end + Sector - 1) / Sector);
         Span<byte> value = stackalloc byte[ExtentValue.MaxEncodedSize];
         // Extents are indexed by their end: the first key after the first sector is the one that may cover it.
-        if (!_extents.TryGetAtOrAfter(EndPos(inode, firstSector + 1), EndPos(inode, ulong.MaxValue - 1), value, out var key, out var length) ||
-            key.Pos.Offset - key.Size >= endSector)
+        var found = _extents.TryGetAtOrAfter(EndPos(inode, firstSector + 1), EndPos(inode, ulong.MaxValue - 1), value, out var key, out var length);
+        var ks = key.Pos.Offset - key.Size;
+        if (!found || ks >= endSector)
         {
-            destination.Clear();
+            destination.Clear(); // a hole
             return true;
         }
-        var ks = key.Pos.Offset - key.Size;
         if (key.Type != KeyType.Extent || length > value.Length || ks > firstSector || key.Pos.Offset < endSector ||
             !ExtentValue.IsWellFormed(value[..length], out _))
         {
