@@ -68,6 +68,17 @@ public sealed class Btree
     public bool TryGet(Bpos pos, Span<byte> buffer, out int length) => _engine.LookupInto(this, pos, buffer, out length);
 
     /// <summary>
+    /// Allocation-free search: the first key in [<paramref name="pos"/>, <paramref name="end"/>]
+    /// (the next leaf's keys when none in the leaf covering pos is at or after it), its value
+    /// copied into <paramref name="buffer"/>. False when the range holds no key. As with
+    /// <see cref="TryGet(Bpos, Span{byte}, out int)"/>, a value longer than the buffer is not
+    /// copied: true with its full <paramref name="length"/> (retry with a larger buffer). One
+    /// engine operation: the key and value are one consistent version.
+    /// </summary>
+    public bool TryGetAtOrAfter(Bpos pos, Bpos end, Span<byte> buffer, out Bkey key, out int length) =>
+        _engine.LookupAtOrAfter(this, pos, end, buffer, out key, out length);
+
+    /// <summary>
     /// Iterates keys in [start, end] in order (descending when <paramref name="reverse"/>) at
     /// <paramref name="level"/>: 0 for the btree's keys, higher for the pointer keys of interior nodes.
     /// </summary>

@@ -60,30 +60,19 @@ public sealed partial class BtreeEngine
     internal bool LookupInto(Btree tree, Bpos pos, Span<byte> buffer, out int length)
     {
         var op = new LookupIntoOp(tree, pos, buffer);
-        var found = RunLookupInto(ref op);
+        var found = Run<LookupIntoOp, int>(ref op, LockMode.Read);
         length = Math.Max(found, 0);
         return found >= 0;
     }
 
-    // The span-carrying lookup is a ref struct, which the generic driver cannot hold; it gets
-    // the same attempt loop inline.
-    private int RunLookupInto(ref LookupIntoOp op)
+    internal bool LookupAtOrAfter(Btree tree, Bpos pos, Bpos end, Span<byte> buffer, out Bkey key, out int length)
     {
-        for (var attempt = 0; ; attempt++)
-        {
-            Restart restart;
-            _lock.EnterReadLock();
-            try
-            {
-                if (op.TryRun(this, out var length, out restart))
-                    return length;
-            }
-            finally
-            {
-                _lock.ExitReadLock();
-            }
-            Resolve(restart, attempt);
-        }
+        var op = new LookupAtOrAfterOp(tree, pos, end, buffer);
+        (key, length) = Run<LookupAtOrAfterOp, (Bkey, int)>(ref op, LockMode.Read);
+        if (length >= 0)
+            return true;
+        length = 0;
+        return false;
     }
 
     internal void RewriteNode(Btree tree, byte level, Bpos pos)
@@ -255,7 +244,7 @@ public sealed partial class BtreeEngine
     }
 
     /// <summary>Copies the value into the buffer; the result is its length, or -1 when there is no key.</summary>
-    private ref struct LookupIntoOp(Btree tree, Bpos pos, Span<byte> buffer)
+    private ref struct LookupIntoOp(Btree tree, Bpos pos, Span<byte> buffer) : IEngineOp<int>
     {
         private readonly Span<byte> _buffer = buffer;
 
@@ -275,6 +264,49 @@ public sealed partial class BtreeEngine
                 result = v.Length;
                 if (v.Length <= _buffer.Length)
                     v.CopyTo(_buffer);
+            }
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// The first live leaf key in [pos, end]: copies its value into the buffer when it fits; the
+    /// result is the key and the value's length, or length -1 when there is no such key. A leaf
+    /// with no key at or after the position sends the search on to the next leaf, all in one attempt.
+    /// </summary>
+    private ref struct LookupAtOrAfterOp(Btree tree, Bpos pos, Bpos end, Span<byte> buffer) : IEngineOp<(Bkey Key, int Length)>
+    {
+        private readonly Span<byte> _buffer = buffer;
+
+        public readonly bool TryRun(BtreeEngine engine, out (Bkey Key, int Length) result, out Restart restart)
+        {
+            restart = default;
+            result = (default, -1);
+            var next = pos;
+            while (next <= end)
+            {
+                var r = engine.FindNode(tree, 0, next, out var leaf, out var miss);
+                if (r == FindResult.Miss)
+                {
+                    restart = Restart.ForMiss(miss);
+                    return false;
+                }
+                if (r != FindResult.Found)
+                    return true;
+                if (leaf.TryFindAtOrAfter(next, prefetchValue: true, out var run, out var i))
+                {
+                    ref readonly var entry = ref run.Entries[i];
+                    if (entry.Key.Pos > end)
+                        return true;
+                    var v = run.ValueOf(i);
+                    if (v.Length <= _buffer.Length)
+                        v.CopyTo(_buffer);
+                    result = (entry.Key, v.Length);
+                    return true;
+                }
+                if (leaf.MaxKey.IsMax)
+                    return true;
+                next = leaf.MaxKey.Successor();
             }
             return true;
         }

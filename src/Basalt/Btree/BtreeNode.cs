@@ -140,14 +140,21 @@ internal sealed class BtreeNode
 
     /// <summary>
     /// Interior nodes: the pointer key covering pos (the first key &gt;= pos in the merged view),
-    /// false when none. Takes the single-run path when nothing is unwritten or in flight.
+    /// false when none.
     /// </summary>
-    public bool TryFindChild(Bpos pos, out RunView run, out int index)
+    public bool TryFindChild(Bpos pos, out RunView run, out int index) => TryFindAtOrAfter(pos, prefetchValue: false, out run, out index);
+
+    /// <summary>
+    /// The first live key &gt;= pos in the merged view, false when the node holds none.
+    /// <paramref name="prefetchValue"/>: the caller reads the value found. Takes the single-run
+    /// path when nothing is unwritten or in flight (Merged holds no deletions).
+    /// </summary>
+    public bool TryFindAtOrAfter(Bpos pos, bool prefetchValue, out RunView run, out int index)
     {
         if (Unwritten.Count == 0 && InFlight is null)
         {
             run = Merged.View;
-            index = run.LowerBound(pos);
+            index = run.LowerBound(pos, prefetchValue);
             return index < run.Count;
         }
         var cursor = new NodeCursor(this, pos, reverse: false);

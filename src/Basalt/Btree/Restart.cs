@@ -106,7 +106,10 @@ public sealed class RestartInjection
     }
 }
 
-/// <summary>One attempt of an engine operation. Implemented by structs so a run allocates nothing.</summary>
+/// <summary>
+/// One attempt of an engine operation. Implemented by structs so a run allocates nothing; an
+/// operation that carries a caller's span (a lookup copying into a buffer) is a ref struct.
+/// </summary>
 internal interface IEngineOp<T>
 {
     /// <summary>Runs under the engine lock; true when complete, false with the reason to restart.</summary>
@@ -126,7 +129,7 @@ public sealed partial class BtreeEngine
 
     /// <summary>Runs <paramref name="op"/> until it completes, resolving each restart in between with no lock held.</summary>
     internal T Run<TOp, T>(ref TOp op, LockMode mode)
-        where TOp : struct, IEngineOp<T>
+        where TOp : struct, IEngineOp<T>, allows ref struct
     {
         for (var attempt = 0; ; attempt++)
         {

@@ -38,7 +38,7 @@ internal readonly struct RunView
     public int LowerBound(Bpos pos) => LowerBound(pos, prefetchValue: false);
 
     /// <summary>LowerBound; <paramref name="prefetchValue"/>: the caller is about to read the value found.</summary>
-    private int LowerBound(Bpos pos, bool prefetchValue)
+    public int LowerBound(Bpos pos, bool prefetchValue)
     {
         if (_indexed is { } run)
             return run.IndexLowerBound(pos, prefetchValue);

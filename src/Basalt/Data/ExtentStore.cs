@@ -13,7 +13,9 @@
 // A read picks, for each extent, a pointer whose bucket has not been invalidated since (not
 // stale), reads the whole checksummed run it belongs to (at most 64 KiB), verifies it, and copies
 // out the live window. A checksum that fails on every copy is an I/O error naming the inode and
-// offset; a range whose data is known lost (an error extent) is one too. Never wrong bytes.
+// offset; a range whose data is known lost (an error extent) is one too. Never wrong bytes. A read
+// inside one extent (the common random read) is one btree search for the first key after its
+// start and one device read, and allocates nothing; anything unusual takes the general path.
 using System.Buffers;
 using Basalt.Alloc;
 using Basalt.Backpointers;
@@ -39,6 +41,7 @@ public sealed class ExtentStore : ISpaceOwners
     private const int MaxPunchBatch = 128;
 
     private readonly BtreeEngine _engine;
+    private readonly Btree.Btree _extents;
     private readonly Transactor? _transactor;
     private readonly IBlockDevice _device;
     private readonly SpaceManager _space;
@@ -55,6 +58,7 @@ public sealed class ExtentStore : ISpaceOwners
         ArgumentNullException.ThrowIfNull(space);
         DataKeyTypes.Register();
         _engine = engine;
+        _extents = engine[BtreeId.Extents];
         _transactor = transactor;
         _device = device;
         _space = space;
@@ -273,18 +277,106 @@ public sealed class ExtentStore : ISpaceOwners
     /// extent on are then zeros.
     /// </summary>
     /// <remarks>
-    /// The hot path allocates only the parsed extent values: the btree iterator is kept per thread,
-    /// and runs that lie whole inside <paramref name="destination"/> are read straight into it;
-    /// consecutive such runs that are also consecutive on the device (a file written sequentially)
-    /// are read with one device read and then verified run by run. Anything else (a trimmed window,
-    /// a partial run at either end, a stale first pointer, a failed read or checksum) goes through
-    /// <see cref="ReadRun"/>, which tries every copy in order as a read of that run alone does.
+    /// A read that lies inside one extent (every read of at most a run that does not cross an
+    /// extent's end: the common random read) is one btree search for the first key after its
+    /// start, which copies that key's value only, then one device read of the run, verified; it
+    /// allocates nothing (<see cref="TryReadWithinOneExtent"/>). Every other read, and any such
+    /// read that meets something unusual, walks the keys (<see cref="ReadExtents"/>).
     /// </remarks>
     public void Read(ulong inode, long offset, Span<byte> destination)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         if (destination.IsEmpty)
             return;
+        if (destination.Length <= ExtentValue.MaxCoveredSectors * Sector && TryReadWithinOneExtent(inode, offset, destination))
+            return;
+        ReadExtents(inode, offset, destination);
+    }
+
+    /// <summary>
+    /// The single-extent read: true when <paramref name="destination"/> was filled, with verified
+    /// data or the zeros of a hole. False, having written nothing but zeros into it, when the read
+    /// is anything else (several keys, a hole and data, a reflink, a reservation, an error key,
+    /// a malformed value, a stale first pointer) or its first pointer's read failed or did not
+    /// verify: <see cref="ReadExtents"/> then does it again the general way (other copies, counters,
+    /// the error).
+    /// </summary>
+    private bool TryReadWithinOneExtent(ulong inode, long offset, Span<byte> destination)
+    {
+        var end = offset + destination.Length;
+        var firstSector = (ulong)(offset / Sector);
+        var endSector = (ulong)((end + Sector - 1) / Sector);
+        Span<byte> value = stackalloc byte[ExtentValue.MaxEncodedSize];
+        // Extents are indexed by their end: the first key after the first sector is the one that may cover it.
+        var found = _extents.TryGetAtOrAfter(EndPos(inode, firstSector + 1), EndPos(inode, ulong.MaxValue - 1), value, out var key, out var length);
+        var ks = key.Pos.Offset - key.Size;
+        if (!found || ks >= endSector)
+        {
+            destination.Clear(); // a hole
+            return true;
+        }
+        if (key.Type != KeyType.Extent || length > value.Length || ks > firstSector || key.Pos.Offset < endSector ||
+            !ExtentValue.IsWellFormed(value[..length], out _))
+        {
+            return false;
+        }
+        var extent = new ExtentValueView(value[..length]);
+        var covered = extent.CoveredSectors;
+        if ((ulong)extent.Window + key.Size > covered)
+            return false;
+        var ptr = extent.Ptr(0);
+        if (_space.IsStale(ptr))
+            return false;
+        var runBytes = (int)covered * Sector;
+        // The destination's first byte within the run: the window's start plus the offset into the key.
+        var runOffset = (int)((long)extent.Window * Sector + (offset - (long)ks * Sector));
+        if (runOffset == 0 && runBytes == destination.Length)
+            return TryReadVerified(ptr, extent, destination);
+        var run = ArrayPool<byte>.Shared.Rent(ExtentValue.MaxCoveredSectors * Sector);
+        try
+        {
+            if (!TryReadVerified(ptr, extent, run.AsSpan(0, runBytes)))
+                return false;
+            run.AsSpan(runOffset, destination.Length).CopyTo(destination);
+            return true;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(run);
+        }
+    }
+
+    /// <summary>Reads the whole run of <paramref name="extent"/> at <paramref name="ptr"/> and verifies it; false (and zeros) on a failed read or a mismatch.</summary>
+    private bool TryReadVerified(DevicePtr ptr, in ExtentValueView extent, Span<byte> run)
+    {
+        try
+        {
+            _device.Read(ptr.OffsetBytes, run);
+        }
+        catch (Exception e) when (e is IOException or BasaltException { Code: ErrorCode.IoError })
+        {
+            run.Clear();
+            return false;
+        }
+        if (Checksums.Compute(extent.ChecksumType, run) == extent.Checksum)
+            return true;
+        run.Clear();
+        return false;
+    }
+
+    /// <summary>
+    /// The general read: walks the extents over the range with the thread's iterator.
+    /// </summary>
+    /// <remarks>
+    /// It allocates only the parsed extent values: the btree iterator is kept per thread,
+    /// and runs that lie whole inside <paramref name="destination"/> are read straight into it;
+    /// consecutive such runs that are also consecutive on the device (a file written sequentially)
+    /// are read with one device read and then verified run by run. Anything else (a trimmed window,
+    /// a partial run at either end, a stale first pointer, a failed read or checksum) goes through
+    /// <see cref="ReadRun"/>, which tries every copy in order as a read of that run alone does.
+    /// </remarks>
+    private void ReadExtents(ulong inode, long offset, Span<byte> destination)
+    {
         var end = offset + destination.Length;
         var firstSector = (ulong)(offset / Sector);
         var endSector = (ulong)((end + Sector - 1) / Sector);

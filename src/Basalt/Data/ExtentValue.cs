@@ -26,6 +26,9 @@ public sealed class ExtentValue
     public const int FixedSize = 24;
     public const int MaxPtrs = 4;
 
+    /// <summary>The largest encoded value: the fixed part and <see cref="MaxPtrs"/> pointers.</summary>
+    public const int MaxEncodedSize = FixedSize + (MaxPtrs * DevicePtr.SizeOf);
+
     /// <summary>The largest run one checksum covers: 64 KiB (DESIGN §3).</summary>
     public const int MaxCoveredSectors = 128;
 
@@ -83,6 +86,29 @@ public sealed class ExtentValue
     public static bool TryRead(ReadOnlySpan<byte> value, out ExtentValue extent, out string? problem)
     {
         extent = null!;
+        if (!IsWellFormed(value, out problem))
+            return false;
+        var view = new ExtentValueView(value);
+        var ptrs = new DevicePtr[view.PtrCount];
+        for (var i = 0; i < ptrs.Length; i++)
+            ptrs[i] = view.Ptr(i);
+        extent = new ExtentValue
+        {
+            ChecksumType = view.ChecksumType,
+            CoveredSectors = view.CoveredSectors,
+            Window = view.Window,
+            Checksum = view.Checksum,
+            Ptrs = ptrs,
+        };
+        return true;
+    }
+
+    /// <summary>
+    /// Checks an encoded value as <see cref="TryRead"/> does, allocating nothing unless it is
+    /// malformed (the reason); a well-formed value can be read through <see cref="ExtentValueView"/>.
+    /// </summary>
+    public static bool IsWellFormed(ReadOnlySpan<byte> value, out string? problem)
+    {
         if (value.Length < FixedSize + DevicePtr.SizeOf || (value.Length - FixedSize) % DevicePtr.SizeOf != 0)
         {
             problem = $"extent value of {value.Length} bytes (expected {FixedSize} + 16 per pointer)";
@@ -112,31 +138,23 @@ public sealed class ExtentValue
                 $"extent run of {covered} sectors ({BinaryPrimitives.ReadUInt32LittleEndian(value[CompressedOffset..])} on disk; 1..{MaxCoveredSectors}, equal while uncompressed)");
             return false;
         }
-        var ptrs = new DevicePtr[n];
         for (var i = 0; i < n; i++)
         {
-            if (!DevicePtr.TryRead(value[(PtrsOffset + (i * DevicePtr.SizeOf))..], out ptrs[i]))
+            var ptr = value[(PtrsOffset + (i * DevicePtr.SizeOf))..];
+            if (!DevicePtr.TryRead(ptr, out _))
             {
                 problem = $"extent pointer {i} with reserved bits set";
                 return false;
             }
             for (var j = 0; j < i; j++)
             {
-                if (ptrs[j].Device == ptrs[i].Device)
+                if (value[PtrsOffset + (j * DevicePtr.SizeOf) + BtreePtrValue.PtrDeviceOffset] == ptr[BtreePtrValue.PtrDeviceOffset])
                 {
-                    problem = $"extent with two pointers to device {ptrs[i].Device}";
+                    problem = $"extent with two pointers to device {ptr[BtreePtrValue.PtrDeviceOffset]}";
                     return false;
                 }
             }
         }
-        extent = new ExtentValue
-        {
-            ChecksumType = (ChecksumType)csumType,
-            CoveredSectors = covered,
-            Window = BinaryPrimitives.ReadUInt32LittleEndian(value[WindowOffset..]),
-            Checksum = BinaryPrimitives.ReadUInt64LittleEndian(value[ChecksumOffset..]),
-            Ptrs = ptrs,
-        };
         problem = null;
         return true;
     }
@@ -164,4 +182,25 @@ public sealed class ExtentValue
     }
 
     public override string ToString() => ToText();
+}
+
+/// <summary>
+/// The fields of an encoded extent value, read in place (the read path parses nothing into
+/// objects). Only over a value that passed <see cref="ExtentValue.IsWellFormed"/>.
+/// </summary>
+public readonly ref struct ExtentValueView(ReadOnlySpan<byte> value)
+{
+    private readonly ReadOnlySpan<byte> _value = value;
+
+    public ChecksumType ChecksumType => (ChecksumType)_value[ExtentValue.ChecksumTypeOffset];
+
+    public uint CoveredSectors => BinaryPrimitives.ReadUInt32LittleEndian(_value[ExtentValue.CoveredOffset..]);
+
+    public uint Window => BinaryPrimitives.ReadUInt32LittleEndian(_value[ExtentValue.WindowOffset..]);
+
+    public ulong Checksum => BinaryPrimitives.ReadUInt64LittleEndian(_value[ExtentValue.ChecksumOffset..]);
+
+    public int PtrCount => _value[ExtentValue.PtrCountOffset];
+
+    public DevicePtr Ptr(int index) => DevicePtr.Read(_value[(ExtentValue.PtrsOffset + (index * DevicePtr.SizeOf))..]);
 }

@@ -75,13 +75,31 @@ public sealed class BtreeConcurrencyTests(ITestOutputHelper output)
                 while (Interlocked.Read(ref done) == 0 && failures.IsEmpty)
                 {
                     var committed = Interlocked.Read(ref permanentBelow);
-                    if (rng.Next(3) == 0)
+                    var mode = rng.Next(4);
+                    if (mode == 0)
                     {
                         for (var n = 0; n < 200; n++)
                         {
                             var k = rng.Next((int)committed) * 2L;
                             if (!fx.Test.TryGet(BtreeFixture.Pos(k), out var v) || !v.AsSpan().SequenceEqual(ValueOf(k)))
                                 failures.Enqueue($"reader {r}: permanent key {k} missing or wrong");
+                        }
+                    }
+                    else if (mode == 1)
+                    {
+                        // From an odd position the first key is that odd key, if present, or the permanent one after it.
+                        var buffer = new byte[128];
+                        for (var n = 0; n < 200; n++)
+                        {
+                            var k = (rng.Next((int)committed - 1) * 2L) + 1;
+                            if (!fx.Test.TryGetAtOrAfter(BtreeFixture.Pos(k), Bpos.Max, buffer, out var key, out var length))
+                            {
+                                failures.Enqueue($"reader {r}: nothing at or after key {k}");
+                                continue;
+                            }
+                            var found = (long)((key.Pos.Inode * 1000) + key.Pos.Offset);
+                            if ((found != k && found != k + 1) || !buffer.AsSpan(0, length).SequenceEqual(ValueOf(found)))
+                                failures.Enqueue($"reader {r}: at or after key {k}: key {found} ({key.Pos.ToText()}) or its value is wrong");
                         }
                     }
                     else

@@ -76,6 +76,60 @@ public sealed class ExtentStoreTests(ITestOutputHelper output)
         Assert.True(whole.AsSpan((int)badStart).IndexOfAnyExcept((byte)0) < 0, "unverified bytes left in the destination");
     }
 
+    [Fact]
+    public void Reads_inside_one_extent_return_the_window_zeros_for_holes_allocate_nothing_and_fail_whole_on_a_bad_run()
+    {
+        using var device = new MemoryBlockDevice(16 * 1024 * 1024, "mem.img");
+        var random = new Random(TestSeed.Get(output));
+        using var fs = BasaltFileSystem.Format(device, Geometry);
+        // 64 KiB runs, a 4 KiB extent, a hole, an overwrite that trims two runs into windows.
+        var file = new byte[512 * 1024];
+        random.NextBytes(file.AsSpan(0, 256 * 1024));
+        fs.Data.Write(9, 0, file.AsSpan(0, 256 * 1024));
+        random.NextBytes(file.AsSpan(300 * 1024, 4096));
+        fs.Data.Write(9, 300 * 1024, file.AsSpan(300 * 1024, 4096));
+        random.NextBytes(file.AsSpan(100 * 1024, 40 * 1024));
+        fs.Data.Write(9, 100 * 1024, file.AsSpan(100 * 1024, 40 * 1024));
+        var read = new byte[64 * 1024];
+        for (var i = 0; i < 2000; i++)
+        {
+            var length = random.Next(3) switch { 0 => 4096, 1 => random.Next(1, 5000), _ => random.Next(1, read.Length + 1) };
+            var offset = random.Next(2) == 0 ? Math.Min(random.Next(0, 128) * 4096L, file.Length - length) : random.Next(0, file.Length - length);
+            var destination = read.AsSpan(0, length);
+            destination.Fill(0xAA);
+            fs.Data.Read(9, offset, destination);
+            Assert.True(file.AsSpan((int)offset, length).SequenceEqual(destination), $"read of {length} at {offset} differs");
+        }
+
+        // Reads inside one extent (whole runs, part of a run, a window) and inside the hole allocate nothing.
+        var offsets = new long[] { 0, 64 * 1024, 4096, 70 * 1024 + 17, 150 * 1024, 300 * 1024, 400 * 1024 };
+        foreach (var offset in offsets)
+            fs.Data.Read(9, offset, read.AsSpan(0, 4096));
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+            fs.Data.Read(9, offsets[i % offsets.Length], read.AsSpan(0, 4096));
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+
+        // A damaged 64 KiB run: every read touching it fails whole, naming the inode and its offset,
+        // and leaves zeros; reads of other runs are unaffected.
+        Assert.True(ExtentValue.TryRead(fs.Data.Map(9, 128, 129).Single().Value, out var second, out _));
+        device.Contents[(int)second.Ptrs[0].OffsetBytes + 60_000] ^= 0x20;
+        foreach (var (offset, length) in new (long, int)[] { (64 * 1024, 64 * 1024), (64 * 1024, 4096), (65 * 1024 + 3, 100), (96 * 1024, 4096) })
+        {
+            var destination = read.AsSpan(0, length);
+            destination.Fill(0xAA);
+            var errors = fs.Data.ChecksumErrors;
+            var error = Assert.Throws<BasaltException>(() => fs.Data.Read(9, offset, read.AsSpan(0, length)));
+            Assert.Equal(ErrorCode.IoError, error.Code);
+            Assert.Contains($"inode 9 offset {offset}", error.Message, StringComparison.Ordinal);
+            Assert.Contains("checksum mismatch", error.Message, StringComparison.Ordinal);
+            Assert.Equal(errors + 1, fs.Data.ChecksumErrors);
+            Assert.True(destination.IndexOfAnyExcept((byte)0) < 0, $"read of {length} at {offset} left unverified bytes");
+        }
+        fs.Data.Read(9, 0, read.AsSpan(0, 4096));
+        Assert.True(file.AsSpan(0, 4096).SequenceEqual(read.AsSpan(0, 4096)));
+    }
+
     private static void Step(BasaltFileSystem fs, Dictionary<ulong, byte[]> model, Random random)
     {
         var inode = (ulong)random.Next(1, 6);
