@@ -16,8 +16,9 @@
 //   - a gap (or the hole a dropped child leaves) is first filled from the node scan, see below.
 // Then it recurses into the kept children. An interior node left with no children is dropped
 // from its parent; the dropped child's neighbours are re-tiled (a gap closed by the next child,
-// or by extending the previous child, whose subtree's right edge is then walked again). An empty
-// root becomes an empty leaf root. An unreadable root is rebuilt from the node scan (reset to
+// or by extending the previous child, whose subtree's right edge is then walked again). A root
+// left with no children is rebuilt from the node scan like an unreadable one (the leaves below
+// the children it lost may be whole). An unreadable root is rebuilt from the node scan (reset to
 // empty only when the scan found nothing of its btree).
 //
 // A repair changes a node's range by rewriting its pointer in the parent with the RangeUpdated
@@ -271,14 +272,14 @@ public static class CheckTopology
             };
             if (unusable is not null)
             {
-                RebuildUnreadableRoot(root, node, unusable);
+                RebuildRoot(root, node, FsckErrorId.BtreeRootUnreadable, unusable);
                 return;
             }
             var read = _reader.Read(root.Btree, root.Level, Bpos.Max, rootPtr);
             Counters.NodesVisited++;
             if (!read.Ok)
             {
-                RebuildUnreadableRoot(root, node, read.Failure);
+                RebuildRoot(root, node, FsckErrorId.BtreeRootUnreadable, read.Failure);
                 return;
             }
             node.Generation = read.Generation;
@@ -292,15 +293,16 @@ public static class CheckTopology
 
             if (root.Level > 0)
             {
-                var (empty, dropAccepted) = WalkInterior(node, read);
+                var (empty, _) = WalkInterior(node, read);
                 if (empty)
                 {
-                    if (dropAccepted)
-                    {
-                        _target.ResetToEmpty(root.Btree);
-                        _edited = true;
-                        Counters.NodesDropped++;
-                    }
+                    // Every child was dropped (unreadable interior nodes, say) while the leaves below
+                    // them may be whole: the root is rebuilt over what the scan finds, as for an
+                    // unreadable root. Nothing hangs below the old root any more.
+                    _reachFrom = [];
+                    _reachable = null;
+                    _droppedOffsets.Add(node.Key.OffsetBytes);
+                    RebuildRoot(root, node, FsckErrorId.BtreeNodeTopologyInteriorNodeEmpty, "root has no children left");
                     return;
                 }
             }
@@ -417,8 +419,10 @@ public static class CheckTopology
 
             if (live.Count > 0)
                 return (false, false);
-            var accepted = Report(FsckErrorId.BtreeNodeTopologyInteriorNodeEmpty, node,
-                node.Parent is null ? "root has no children; btree reset to an empty leaf root" : "no children left; dropped from its parent");
+            // A root left with no children is the caller's to report: it is rebuilt from the scan.
+            if (node.Parent is null)
+                return (true, false);
+            var accepted = Report(FsckErrorId.BtreeNodeTopologyInteriorNodeEmpty, node, "no children left; dropped from its parent");
             return (true, accepted);
         }
 
@@ -435,15 +439,19 @@ public static class CheckTopology
         }
 
         /// <summary>
-        /// An unreadable root: a new root is built over the highest level the node scan found nodes
-        /// of this btree at (below the old root's level when it can), and walked like any other.
-        /// Without any found node the btree is reset to an empty root.
+        /// An unreadable root (or one left with no children, <paramref name="id"/> says which): a new
+        /// root is built over the highest level the node scan found nodes of this btree at (below
+        /// the old root's level when it can), and walked like any other. Without any found node the
+        /// btree is reset to an empty root.
         /// </summary>
-        private void RebuildUnreadableRoot(BtreeRoot root, NodeRef node, string failure)
+        private void RebuildRoot(BtreeRoot root, NodeRef node, FsckErrorId id, string failure)
         {
             var scan = Scan();
             var level = scan.HighestLevel(root.Btree, root.Level);
-            if (level < 0)
+            // An unreadable root's level may be what is damaged; a root that read but lost its
+            // children is rebuilt from below it only.
+            var readable = id != FsckErrorId.BtreeRootUnreadable;
+            if (level < 0 && !readable)
                 level = scan.HighestLevel(root.Btree, FormatLimits.MaxBtreeLevel);
             // Found nodes that would add nothing (leaves without a key, nodes already dropped) do
             // not make a root: the next level down may, else the btree is empty.
@@ -451,15 +459,21 @@ public static class CheckTopology
                 level--;
             if (level < 0)
             {
-                if (Report(FsckErrorId.BtreeRootUnreadable, node, $"{failure}; the node scan found no node of the btree: reset to an empty root, its keys are lost"))
+                var what = readable
+                    ? "the node scan found no node of the btree below it: reset to an empty leaf root"
+                    : "the node scan found no node of the btree: reset to an empty root, its keys are lost";
+                if (Report(id, node, $"{failure}; {what}"))
                 {
                     _target.ResetToEmpty(root.Btree);
                     _edited = true;
                     Counters.NodesDropped++;
+                    return;
                 }
+                // Declined: the old tree stays, and range changes accepted in it are rewritten.
+                RewriteChangedNodes();
                 return;
             }
-            var apply = Report(FsckErrorId.BtreeRootUnreadable, node,
+            var apply = Report(id, node,
                 $"{failure}; root rebuilt at level {level + 1} over the level {level} nodes the node scan found");
             // The new root exists only in the engine until the end of the pass: it is walked from
             // the pointers it is built with (a node key of its own, seq 0, that no real node has).
@@ -474,6 +488,9 @@ public static class CheckTopology
                 OriginalPtr = virtualPtr,
                 OriginalMax = Bpos.Max,
             };
+            // Range changes accepted in the old tree (a root that read but lost its children) are
+            // moot once the new root replaces it, and still owed a rewrite when it does not.
+            var oldTree = _rewrites.Keys.ToList();
             var live = new List<NodeRef>();
             FillFromScan(rebuilt, live, 0, Bpos.Min, Bpos.Max, place: false);
             // What is reachable from now on is what hangs below the new root's children.
@@ -483,16 +500,20 @@ public static class CheckTopology
             {
                 _target.RebuildRoot(root.Btree, (byte)(level + 1), [.. live.Select(c => (c.Max, c.Ptr))]);
                 _edited = true;
+                foreach (var key in oldTree)
+                    _rewrites.Remove(key);
             }
-            var (empty, dropAccepted) = WalkChildren(rebuilt, live);
+            var (empty, _) = WalkChildren(rebuilt, live);
             if (empty)
             {
-                if (dropAccepted)
+                if (Report(FsckErrorId.BtreeNodeTopologyInteriorNodeEmpty, rebuilt, "the rebuilt root has no children left; btree reset to an empty leaf root"))
                 {
                     _target.ResetToEmpty(root.Btree);
                     _edited = true;
                     Counters.NodesDropped++;
+                    return;
                 }
+                RewriteChangedNodes();
                 return;
             }
             RewriteChangedNodes();

@@ -152,7 +152,7 @@ public static partial class FsckCatalogue
             "the child's pointer is dropped"),
         new(FsckErrorId.BtreeNodeTopologyInteriorNodeEmpty, "btree_node_topology_interior_node_empty", ReadClass: null, RepairPolicy.Automatic,
             "an interior node has no children",
-            "the node is dropped from its parent; an empty root becomes an empty leaf root"),
+            "the node is dropped from its parent; a root left with no children is rebuilt over the nodes the node scan finds (an empty leaf root when it finds none)"),
         new(FsckErrorId.BtreeNodeTopologyGap, "btree_node_topology_gap", ReadClass: null, RepairPolicy.Automatic,
             "there is a gap between two children's ranges (or before the first child)",
             "the next child's range is extended down to close the gap"),

@@ -98,6 +98,22 @@ public sealed class TopologyScanTests
     }
 
     [Fact]
+    public void Every_interior_child_of_the_root_damaged_loses_no_key()
+    {
+        var (t, root, interior, leaves) = ThreeLevels(seed: 28);
+        foreach (var i in interior)
+            i.Damage = CraftedDamage.Garbage;
+        t.Write(root);
+
+        // The root is left with no children, but every leaf is whole: the root is rebuilt at
+        // level 1 over the six leaves the scan finds.
+        var reporter = RepairAndVerify(t, [Unreadable, Unreadable, Unreadable, FsckErrorId.BtreeNodeTopologyInteriorNodeEmpty, Rebuilt], Union(leaves));
+        Assert.Equal("root has no children left; root rebuilt at level 1 over the level 0 nodes the node scan found", reporter.Findings[3].Detail);
+        Assert.Contains("rebuilt from 6 level 0 node(s)", reporter.Findings[4].Detail);
+        Assert.Contains("nothing lost", reporter.Findings[4].Detail);
+    }
+
+    [Fact]
     public void Damaged_root_and_damaged_level_1_node_lose_no_key()
     {
         var (t, root, interior, leaves) = ThreeLevels(seed: 25);
