@@ -113,6 +113,47 @@ public sealed class TopologyScanTests
         Assert.Contains("nothing lost", reporter.Findings[4].Detail);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Every_child_of_a_level_2_node_damaged_loses_no_key(bool onlyChildOfTheRoot)
+    {
+        // Root (level 3) over P1 [min, 299] and (unless P1 is the root's only child) P2 [300, max];
+        // P1 over I1 [min, 99], I2 [100, 299], both damaged: P1 is left with no children while the
+        // leaves below I1 and I2 are whole. Through P2 (extended down over P1's range, its first
+        // child extended too, the leaves found by the scan spliced in), or through a rebuilt root
+        // when P1 was the only child, every key survives.
+        var t = new CraftedTree(seed: 30);
+        var leaves = new[]
+        {
+            t.Leaf("A", Bpos.Min, E(99), Offsets(0, 90)),
+            t.Leaf("B", P(100), E(199), Offsets(100, 190)),
+            t.Leaf("C", P(200), E(299), Offsets(200, 290)),
+            t.Leaf("D", P(300), E(399), Offsets(300, 390)),
+            t.Leaf("E", P(400), Bpos.Max, Offsets(400, 490)),
+        };
+        var i1 = t.Interior("I1", 1, Bpos.Min, E(99), leaves[0]);
+        var i2 = t.Interior("I2", 1, P(100), onlyChildOfTheRoot ? Bpos.Max : E(299), onlyChildOfTheRoot ? leaves[1..] : leaves[1..3]);
+        var p1 = t.Interior("P1", 2, Bpos.Min, onlyChildOfTheRoot ? Bpos.Max : E(299), i1, i2);
+        var root = onlyChildOfTheRoot
+            ? t.Interior("root", 3, Bpos.Min, Bpos.Max, p1)
+            : t.Interior("root", 3, Bpos.Min, Bpos.Max, p1,
+                t.Interior("P2", 2, P(300), Bpos.Max, t.Interior("I3", 1, P(300), Bpos.Max, leaves[3], leaves[4])));
+        i1.Damage = CraftedDamage.Garbage;
+        i2.Damage = CraftedDamage.BadHeaderChecksum;
+        t.Write(root);
+
+        var target = t.Target();
+        var reporter = new TopologyReporter(repair: true);
+        CheckTopology.Run(target, reporter, CancellationToken.None);
+        var walk = CraftedTreeInspector.Inspect(t.Device, t.Geometry, target.Roots().SingleOrDefault());
+        Assert.True(walk.Violations.Count == 0, string.Join("\n", walk.Violations) + "\n" + reporter.ToText());
+        Assert.True(KeyLines(Union(leaves)).SequenceEqual(walk.KeyLines()), reporter.ToText());
+        var again = new TopologyReporter(repair: true);
+        CheckTopology.Run(target, again, CancellationToken.None);
+        Assert.True(again.Findings.Count == 0, $"second run:\n{again.ToText()}");
+    }
+
     [Fact]
     public void Damaged_root_and_damaged_level_1_node_lose_no_key()
     {
