@@ -18,6 +18,15 @@ public sealed class BtreeRepairApiTests
         return (fx, model);
     }
 
+    private static (BtreeFixture Fx, SortedDictionary<Bpos, byte[]> Model) ThreeLevelTree()
+    {
+        var fx = new BtreeFixture();
+        var model = Fill(fx.Test, Enumerable.Range(0, 6000).Select(i => (long)i));
+        fx.Checkpoint();
+        Assert.True(fx.Test.Root!.Level >= 2);
+        return (fx, model);
+    }
+
     [Fact]
     public void RewriteNode_replaces_a_node_with_a_fresh_copy_one_generation_newer()
     {
@@ -84,10 +93,8 @@ public sealed class BtreeRepairApiTests
         // is cached. Lookups from many threads then descend through it: the stale copy must be
         // replaced by an install under the write lock (the node cache refuses any change made
         // under the read lock), and the cache's interior-node count must stay exact.
-        using var fx = new BtreeFixture();
-        var model = Fill(fx.Test, Enumerable.Range(0, 6000).Select(i => (long)i));
-        fx.Checkpoint();
-        Assert.True(fx.Test.Root!.Level >= 2);
+        var (fx, model) = ThreeLevelTree();
+        using var owner = fx;
         var reads = new System.Collections.Concurrent.ConcurrentDictionary<ulong, int>();
         fx.ReadObserver = (_, level, ptr, _) =>
         {
@@ -223,10 +230,8 @@ public sealed class BtreeRepairApiTests
         // have split it, so a gap repair can extend a child of the upper half below that half's
         // min. The boundary between the halves must follow, or the tree keeps a parent whose last
         // child ends short and one whose first child starts early.
-        using var fx = new BtreeFixture();
-        var model = Fill(fx.Test, Enumerable.Range(0, 6000).Select(i => (long)i));
-        fx.Checkpoint();
-        Assert.True(fx.Test.Root!.Level >= 2);
+        var (fx, model) = ThreeLevelTree();
+        using var owner = fx;
         var upper = Pointers(fx.Test, level: 2);
         var (leftMax, _) = upper[0];
         var (rightMax, rightPtr) = upper[1];
