@@ -9,21 +9,17 @@ namespace Basalt.Tests.Btree;
 /// <summary>The low-level API fsck's topology repair uses, and how node read failures surface.</summary>
 public sealed class BtreeRepairApiTests
 {
-    private static (BtreeFixture Fx, SortedDictionary<Bpos, byte[]> Model) TwoLevelTree()
-    {
-        var fx = new BtreeFixture();
-        var model = Fill(fx.Test, Enumerable.Range(0, 1500).Select(i => (long)i));
-        fx.Checkpoint();
-        Assert.True(fx.Test.Root!.Level >= 1);
-        return (fx, model);
-    }
+    private static (BtreeFixture Fx, SortedDictionary<Bpos, byte[]> Model) TwoLevelTree() => Tree(keys: 1500, rootLevel: 1);
 
-    private static (BtreeFixture Fx, SortedDictionary<Bpos, byte[]> Model) ThreeLevelTree()
+    private static (BtreeFixture Fx, SortedDictionary<Bpos, byte[]> Model) ThreeLevelTree() => Tree(keys: 6000, rootLevel: 2);
+
+    /// <summary>A checkpointed tree of <paramref name="keys"/> sequential keys whose root is at least at <paramref name="rootLevel"/>.</summary>
+    private static (BtreeFixture Fx, SortedDictionary<Bpos, byte[]> Model) Tree(int keys, byte rootLevel)
     {
         var fx = new BtreeFixture();
-        var model = Fill(fx.Test, Enumerable.Range(0, 6000).Select(i => (long)i));
+        var model = Fill(fx.Test, Enumerable.Range(0, keys).Select(i => (long)i));
         fx.Checkpoint();
-        Assert.True(fx.Test.Root!.Level >= 2);
+        Assert.True(fx.Test.Root!.Level >= rootLevel);
         return (fx, model);
     }
 
