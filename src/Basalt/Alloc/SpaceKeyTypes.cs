@@ -1,6 +1,7 @@
 // The key types of the allocation layer (alloc, set, bucket_gens, accounting): validators,
 // printers and the alloc trigger, registered in the btree's key-type table at start-up (DESIGN
 // §1: the btree never references this layer). The data layer registers extents and backpointers.
+using System.Globalization;
 using Basalt.Btree;
 using Basalt.Format;
 
@@ -14,6 +15,8 @@ public static class SpaceKeyTypes
         KeyTypeTable.Register(KeyType.Set, new KeyTypeBehaviour(KeyTypeTable.ValidateEmpty, _ => ""));
         KeyTypeTable.Register(KeyType.BucketGens, new KeyTypeBehaviour(ValidateBucketGens, BucketGensValue.ToText));
         KeyTypeTable.Register(KeyType.Accounting, new KeyTypeBehaviour(ValidateAccounting, PrintAccounting));
+        KeyTypeTable.Register(KeyType.AccountingDelta,
+            new KeyTypeBehaviour(ValidateAccountingDelta, PrintAccountingDelta, Accumulator: AccountingDeltas.Instance));
         return true;
     });
 
@@ -50,5 +53,22 @@ public static class SpaceKeyTypes
     }
 
     private static string PrintAccounting(ReadOnlySpan<byte> value) =>
-        DeviceUsage.TryRead(value, out var u, out var problem) ? u.ToText() : $"invalid accounting value: {problem}";
+        DeviceUsage.TryRead(value, out var u, out var problem)
+            ? $"{u.ToText()} folded at {DeviceUsage.FoldedVersionOf(value).ToText()}"
+            : $"invalid accounting value: {problem}";
+
+    private static bool ValidateAccountingDelta(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
+    {
+        if (!DeviceUsage.TryReadPosition(context.Key.Pos, out _, out _))
+        {
+            problem = $"accounting delta at {context.Key.Pos.ToText()} names no known counter";
+            return false;
+        }
+        return DeviceUsage.TryReadDelta(value, out _, out problem);
+    }
+
+    private static string PrintAccountingDelta(ReadOnlySpan<byte> value) =>
+        DeviceUsage.TryReadDelta(value, out var d, out var problem)
+            ? string.Create(CultureInfo.InvariantCulture, $"buckets {d.Buckets:+#;-#;0} sectors {d.Sectors:+#;-#;0} fragmented {d.Fragmented:+#;-#;0}")
+            : $"invalid accounting delta: {problem}";
 }

@@ -313,17 +313,7 @@ public sealed partial class SpaceManager : ICommitObserver, INodeSpaceKeeper, ID
                 foreach (var (start, end) in runs)
                     tx.Set(BtreeId.Freespace, FreespaceEdits.RunKey(dev.Index, start, end), []);
                 foreach (var type in BucketDataTypes.All)
-                {
-                    var u = usage.GetValueOrDefault(type);
-                    var pos = DeviceUsage.Position(dev.Index, type);
-                    if (u.IsZero)
-                    {
-                        if (tx.TryGet(BtreeId.Accounting, pos, out _))
-                            tx.Delete(BtreeId.Accounting, pos);
-                    }
-                    else
-                        tx.Set(BtreeId.Accounting, new Bkey(pos, KeyType.Accounting), u.ToArray());
-                }
+                    SpaceTriggers.SetUsage(tx, dev.Index, type, usage.GetValueOrDefault(type));
             }, CommitOptions.Durable);
         }
         _superblocks.Update(current => current with

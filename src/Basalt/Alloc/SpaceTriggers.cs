@@ -94,15 +94,22 @@ public static class SpaceTriggers
             t.Delete(btree, pos);
     }
 
-    /// <summary>Adds <paramref name="delta"/> to the counters of one device and data type.</summary>
+    /// <summary>
+    /// Adds <paramref name="delta"/> to the counters of one device and data type: journaled as a
+    /// delta, folded into the accounting key by the commit (AccountingDeltas).
+    /// </summary>
     public static void AddUsage(ITriggerTransaction t, byte device, BucketDataType type, DeviceUsage delta)
+    {
+        if (delta.IsZero)
+            return;
+        t.AddDelta(BtreeId.Accounting, new Bkey(DeviceUsage.Position(device, type), KeyType.AccountingDelta), delta.ToArray());
+    }
+
+    /// <summary>Sets the counters of one device and data type to <paramref name="counters"/>, by the delta from what they hold.</summary>
+    public static void SetUsage(ITriggerTransaction t, byte device, BucketDataType type, DeviceUsage counters)
     {
         var pos = DeviceUsage.Position(device, type);
         var current = t.TryGet(BtreeId.Accounting, pos, out _, out var bytes) && DeviceUsage.TryRead(bytes, out var u, out _) ? u : default;
-        var next = current.Add(delta);
-        // A counter driven below zero means the stored accounting was already wrong: keep it at
-        // zero and leave the repair to check_allocations rather than fail the user's write.
-        next = new DeviceUsage(Math.Max(0, next.Buckets), Math.Max(0, next.Sectors), Math.Max(0, next.Fragmented));
-        t.Set(BtreeId.Accounting, new Bkey(pos, KeyType.Accounting), next.ToArray());
+        AddUsage(t, device, type, counters.Subtract(current));
     }
 }

@@ -199,7 +199,14 @@ public sealed partial class BtreeEngine
                 else
                 {
                     EnsureRoot(tree);
-                    if (!InsertKey(tree, 0, u.Key, u.Value.Span, out _, out leaf))
+                    var key = u.Key;
+                    var value = u.Value.Span;
+                    if (KeyTypeTable.AccumulatorOf(key.Type) is { } accumulator)
+                    {
+                        FoldDelta(tree, u, accumulator, seq, replayed: null, out key);
+                        value = _foldBuffer.AsSpan(0, accumulator.ValueBytes);
+                    }
+                    if (!InsertKey(tree, 0, key, value, out _, out leaf))
                         throw new InvalidOperationException($"commit of {u.ToText()}: node miss after prepare");
                 }
                 if (leaf is { IsDirty: true })
@@ -211,6 +218,35 @@ public sealed partial class BtreeEngine
         {
             _structureDepth--;
         }
+    }
+
+    /// <summary>Where a journal-only delta is folded into its total before the insert (the write lock held by every caller).</summary>
+    private byte[] _foldBuffer = new byte[64];
+
+    /// <summary>
+    /// Folds the journal-only delta <paramref name="u"/> into the total its leaf holds at its
+    /// position (none: a total of zero): the total's key comes back in <paramref name="total"/>, its
+    /// value in <see cref="_foldBuffer"/>. A commit (<paramref name="replayed"/> null) folds it as the
+    /// next delta of <paramref name="seq"/>; a replay folds it at the version the plan gave it, and
+    /// returns false when the total already holds that version (a node written after the delta's
+    /// commit counted it).
+    /// </summary>
+    private bool FoldDelta(Btree tree, in BtreeUpdate u, IKeyAccumulator accumulator, ulong seq, DeltaVersion? replayed, out Bkey total)
+    {
+        total = new Bkey(u.Key.Pos, accumulator.TotalType);
+        ReadOnlySpan<byte> current = default;
+        if (FindNode(tree, 0, u.Key.Pos, out var leaf, out _) == FindResult.Found && leaf.TryFind(u.Key.Pos, out var run, out var i) &&
+            run.Entries[i].Key.Type == accumulator.TotalType)
+        {
+            current = run.ValueOf(i);
+        }
+        var folded = current.IsEmpty ? default : accumulator.FoldedVersion(current);
+        if (replayed is { } v && folded >= v)
+            return false;
+        if (_foldBuffer.Length < accumulator.ValueBytes)
+            _foldBuffer = new byte[accumulator.ValueBytes];
+        accumulator.Fold(current, u.Value.Span, replayed ?? folded.Next(seq), _foldBuffer.AsSpan(0, accumulator.ValueBytes));
+        return true;
     }
 
     /// <summary>After deletes: merges underfull nodes around each position (best effort, own restarts).</summary>

@@ -24,8 +24,15 @@ using Basalt.Format;
 
 namespace Basalt.Btree;
 
-/// <summary>A journal key to replay and the seq of the entry that holds it.</summary>
-public readonly record struct ReplayKey(BtreeUpdate Update, ulong Seq);
+/// <summary>
+/// A journal key to replay and the seq of the entry that holds it; for a journal-only delta, its
+/// ordinal among the deltas at its position in that entry (from 1, in commit order).
+/// </summary>
+public readonly record struct ReplayKey(BtreeUpdate Update, ulong Seq, uint Ordinal = 0)
+{
+    /// <summary>The version a replayed delta folds at.</summary>
+    public DeltaVersion Version => new(Seq, Ordinal);
+}
 
 /// <summary>A key replay could not apply, and why.</summary>
 public sealed record ReplayFailure(ReplayKey Key, string Reason);
@@ -190,6 +197,15 @@ public sealed partial class BtreeEngine
             // yet reachable then replaced.
             if (u.Level > 0 && holder is not null && holder.ContentSeq >= key.Seq)
                 return true;
+            // A delta is folded into its total, unless the total already holds it.
+            var insertKey = u.Key;
+            var insertValue = u.Value.Span;
+            if (u.Level == 0 && KeyTypeTable.AccumulatorOf(u.Key.Type) is { } accumulator)
+            {
+                if (!engine.FoldDelta(tree, u, accumulator, key.Seq, key.Version, out insertKey))
+                    return true;
+                insertValue = engine._foldBuffer.AsSpan(0, accumulator.ValueBytes);
+            }
             using var change = engine.OpenChange();
             engine._structureDepth++;
             engine._replayedPosition = u.Level > 0 ? new PendingPosition(u.Btree, u.Level, u.Key.Pos) : null;
@@ -207,7 +223,7 @@ public sealed partial class BtreeEngine
                 {
                     if (u.Level == 0)
                         engine.EnsureRoot(tree);
-                    if (!engine.InsertKey(tree, u.Level, u.Key, u.Value.Span, out _))
+                    if (!engine.InsertKey(tree, u.Level, insertKey, insertValue, out _))
                         throw new InvalidOperationException($"journal replay of {u.ToText()}: node miss after the descent");
                 }
                 if (engine.FindNode(tree, u.Level, u.Key.Pos, out var now, out _) == FindResult.Found && now.IsDirty)

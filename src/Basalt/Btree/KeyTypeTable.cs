@@ -37,6 +37,12 @@ public interface ITriggerTransaction
 
     void Delete(BtreeId btree, Bpos pos);
 
+    /// <summary>
+    /// Adds a journal-only delta (a type with an <see cref="IKeyAccumulator"/>) at the key's
+    /// position; deltas the transaction adds at one position combine into one.
+    /// </summary>
+    void AddDelta(BtreeId btree, in Bkey key, ReadOnlySpan<byte> delta);
+
     /// <summary>The keys in [start, end] as the transaction sees them, ascending, at most <paramref name="limit"/>.</summary>
     List<(Bkey Key, byte[] Value)> Range(BtreeId btree, Bpos start, Bpos end, int limit = int.MaxValue);
 
@@ -50,9 +56,59 @@ public interface ITriggerTransaction
 /// </summary>
 public delegate void KeyTrigger(ITriggerTransaction transaction, BtreeId btree, in KeyVersion oldKey, in KeyVersion newKey);
 
+/// <summary>
+/// Where a delta stands in the commit history: the journal seq of its commit and, because one
+/// journal entry holds several commits, its place (from 1) among the deltas at its position that
+/// entry holds. Ordered by seq, then ordinal.
+/// </summary>
+public readonly record struct DeltaVersion(ulong Seq, uint Ordinal) : IComparable<DeltaVersion>
+{
+    public int CompareTo(DeltaVersion other) => Seq != other.Seq ? Seq.CompareTo(other.Seq) : Ordinal.CompareTo(other.Ordinal);
+
+    public static bool operator >=(DeltaVersion a, DeltaVersion b) => a.CompareTo(b) >= 0;
+    public static bool operator <=(DeltaVersion a, DeltaVersion b) => a.CompareTo(b) <= 0;
+    public static bool operator >(DeltaVersion a, DeltaVersion b) => a.CompareTo(b) > 0;
+    public static bool operator <(DeltaVersion a, DeltaVersion b) => a.CompareTo(b) < 0;
+
+    public string ToText() => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"seq {Seq}.{Ordinal}");
+
+    /// <summary>The version of the next delta committed at <paramref name="seq"/> over a total folded at this one.</summary>
+    public DeltaVersion Next(ulong seq) => new(seq, Seq == seq ? Ordinal + 1 : 1);
+}
+
+/// <summary>
+/// How a journal-only delta type is applied: the commit that journals a delta, and a replay of
+/// it, fold it into the total its btree holds at the same position, a key of
+/// <see cref="TotalType"/> whose value records the version of the newest delta folded in. A
+/// replayed delta whose version the total already holds is skipped, so a delta counts once
+/// however often the journal is replayed over a node written after it.
+/// </summary>
+public interface IKeyAccumulator
+{
+    /// <summary>The type of the totals in the nodes.</summary>
+    KeyType TotalType { get; }
+
+    /// <summary>Value bytes of a total and of a delta (equal: a commit sizes node space by what it journals).</summary>
+    int ValueBytes { get; }
+
+    /// <summary>The version of the newest delta folded into <paramref name="total"/> (zero: none).</summary>
+    DeltaVersion FoldedVersion(ReadOnlySpan<byte> total);
+
+    /// <summary>
+    /// Writes <paramref name="total"/> (empty when the position holds none) plus
+    /// <paramref name="delta"/>, folded at <paramref name="version"/>, into <paramref name="result"/>.
+    /// </summary>
+    void Fold(ReadOnlySpan<byte> total, ReadOnlySpan<byte> delta, DeltaVersion version, Span<byte> result);
+
+    /// <summary>Writes the delta that has the effect of <paramref name="a"/> and then <paramref name="b"/> into <paramref name="result"/>.</summary>
+    void Combine(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, Span<byte> result);
+}
+
 /// <summary>The behaviour of one key type.</summary>
 /// <param name="Writable">False for types this build reserves but does not write yet (reads pass them through).</param>
-public sealed record KeyTypeBehaviour(KeyValueValidator Validate, KeyValuePrinter ToText, KeyTrigger? Trigger = null, bool Writable = true);
+/// <param name="Accumulator">For a journal-only delta type: how it folds into its total.</param>
+public sealed record KeyTypeBehaviour(KeyValueValidator Validate, KeyValuePrinter ToText, KeyTrigger? Trigger = null, bool Writable = true,
+    IKeyAccumulator? Accumulator = null);
 
 public static class KeyTypeTable
 {
@@ -73,7 +129,7 @@ public static class KeyTypeTable
                      KeyType.Dirent, KeyType.Xattr, KeyType.Alloc, KeyType.ReflinkP, KeyType.ReflinkV, KeyType.InlineData,
                      KeyType.Set, KeyType.Backpointer, KeyType.BucketGens, KeyType.LoggedOpTruncate, KeyType.LoggedOpFinsert,
                      KeyType.LoggedOpReflink,
-                     KeyType.Accounting,
+                     KeyType.Accounting, KeyType.AccountingDelta,
                  })
         {
             table[(int)type] = reserved;
@@ -95,6 +151,9 @@ public static class KeyTypeTable
 
     /// <summary>The behaviour of <paramref name="type"/>, null for a number no entry was registered for.</summary>
     public static KeyTypeBehaviour? Get(KeyType type) => Volatile.Read(ref s_table)[(int)type];
+
+    /// <summary>The accumulator of a journal-only delta type, null for every other type.</summary>
+    public static IKeyAccumulator? AccumulatorOf(KeyType type) => Volatile.Read(ref s_table)[(int)type]?.Accumulator;
 
     /// <summary>
     /// True when some key type <paramref name="btree"/> may hold has a trigger: only then does a

@@ -21,9 +21,21 @@ public static class KeyValidation
     /// </summary>
     /// <param name="deviceSize">Device size in bytes for pointer checks; 0 when unknown.</param>
     public static bool Validate(BtreeId btree, byte level, in Bkey key, ReadOnlySpan<byte> value, Bpos nodeMin, Bpos nodeMax,
-        int nodeSize, long deviceSize, out FsckErrorId id, out string detail)
+        int nodeSize, long deviceSize, out FsckErrorId id, out string detail) =>
+        Validate(btree, level, key, value, nodeMin, nodeMax, nodeSize, deviceSize, journal: false, out id, out detail);
+
+    /// <summary>
+    /// Validates a key a journal entry carries: the rules of a node's key, except that a leaf key
+    /// may also be one of its btree's journal-only delta types (<see cref="BtreeDescriptor.DeltaTypes"/>).
+    /// </summary>
+    public static bool ValidateJournalKey(BtreeId btree, byte level, in Bkey key, ReadOnlySpan<byte> value, int nodeSize,
+        out FsckErrorId id, out string detail) =>
+        Validate(btree, level, key, value, Bpos.Min, Bpos.Max, nodeSize, deviceSize: 0, journal: true, out id, out detail);
+
+    private static bool Validate(BtreeId btree, byte level, in Bkey key, ReadOnlySpan<byte> value, Bpos nodeMin, Bpos nodeMax,
+        int nodeSize, long deviceSize, bool journal, out FsckErrorId id, out string detail)
     {
-        if (!CheckGeneric(btree, level, key, value.Length, nodeMin, nodeMax, nodeSize, out id))
+        if (!CheckGeneric(btree, level, key, value.Length, nodeMin, nodeMax, nodeSize, journal, out id))
         {
             detail = DescribeGeneric(id, btree, level, key, value.Length, nodeMin, nodeMax, nodeSize);
             return false;
@@ -75,10 +87,12 @@ public static class KeyValidation
     {
         public readonly ulong Allowed0, Allowed1, Allowed2, Allowed3;
         public readonly bool Known, IsExtents, HasSnapshots;
+        public readonly KeyType[]? DeltaTypes;
 
         public BtreeRules(BtreeDescriptor d)
         {
             Known = true;
+            DeltaTypes = d.DeltaTypes;
             IsExtents = d.IsExtents;
             HasSnapshots = d.HasSnapshots;
             Span<ulong> bits = stackalloc ulong[4];
@@ -93,6 +107,8 @@ public static class KeyValidation
             var word = ((int)type >> 6) switch { 0 => Allowed0, 1 => Allowed1, 2 => Allowed2, _ => Allowed3 };
             return (word & (1UL << ((int)type & 63))) != 0;
         }
+
+        public bool AllowsDelta(KeyType type) => DeltaTypes is not null && Array.IndexOf(DeltaTypes, type) >= 0;
     }
 
     private static BtreeRules[] BuildRules()
@@ -104,12 +120,13 @@ public static class KeyValidation
     }
 
     private static bool CheckGeneric(BtreeId btree, byte level, in Bkey key, int valueLength, Bpos nodeMin, Bpos nodeMax,
-        int nodeSize, out FsckErrorId id)
+        int nodeSize, bool journal, out FsckErrorId id)
     {
         var interior = level > 0;
         ref readonly var rules = ref s_rules[(byte)btree];
         // Deleted is the whiteout everywhere, interior nodes included (a merge deletes a sibling's pointer).
-        var typeOk = key.Type == KeyType.Deleted || (interior ? key.Type == KeyType.BtreePtr : rules.Known && rules.Allows(key.Type));
+        var typeOk = key.Type == KeyType.Deleted ||
+                     (interior ? key.Type == KeyType.BtreePtr : rules.Known && (rules.Allows(key.Type) || (journal && rules.AllowsDelta(key.Type))));
         if (!typeOk)
         {
             id = FsckErrorId.BkeyInvalidTypeForBtree;

@@ -37,10 +37,17 @@ public sealed record BtreeDescriptor(
     string Description,
     bool IsExtents,
     bool HasSnapshots,
-    KeyType[] AllowedTypes)
+    KeyType[] AllowedTypes,
+    KeyType[]? DeltaTypes = null)
 {
     public bool Allows(KeyType type) =>
         type == KeyType.Deleted || Array.IndexOf(AllowedTypes, type) >= 0;
+
+    /// <summary>
+    /// True for a journal-only delta type of this btree: transactions and journal entries carry it,
+    /// applying it folds it into the key at its position, and a node never holds it.
+    /// </summary>
+    public bool AllowsDelta(KeyType type) => DeltaTypes is not null && Array.IndexOf(DeltaTypes, type) >= 0;
 }
 
 public static class BtreeIds
@@ -66,7 +73,8 @@ public static class BtreeIds
         new(BtreeId.Reflink, "reflink", "refcounted indirect extents", true, false,
             [KeyType.ReflinkV, KeyType.Error, KeyType.InlineData]),
         new(BtreeId.Orphans, "orphans", "open-but-unlinked inodes", false, true, [KeyType.Set]),
-        new(BtreeId.Accounting, "accounting", "space accounting counters", false, false, [KeyType.Accounting]),
+        new(BtreeId.Accounting, "accounting", "space accounting counters", false, false, [KeyType.Accounting],
+            [KeyType.AccountingDelta]),
         new(BtreeId.LoggedOps, "logged_ops", "resumable multi-transaction operations", false, false,
             [KeyType.LoggedOpTruncate, KeyType.LoggedOpFinsert, KeyType.LoggedOpReflink]),
         new(BtreeId.Snapshots, "snapshots", "reserved: snapshots", false, false, []),

@@ -231,7 +231,7 @@ public static partial class FsckCatalogue
             "the key is deleted"),
         new(FsckErrorId.AccountingMismatch, "accounting_mismatch", ReadClass: null, RepairPolicy.Automatic,
             "a device's stored bucket, sector or fragmentation counters for a data type differ from the sums over its buckets",
-            "the accounting key is rewritten with the recomputed counters"),
+            "a journaled delta brings the accounting key to the recomputed counters (counters of a device that does not exist are deleted)"),
         new(FsckErrorId.FreespaceKeyWrong, "freespace_key_wrong", ReadClass: null, RepairPolicy.Automatic,
             "a bucket is in a freespace run although its alloc key is not free, or free but in no run",
             "the freespace runs of the device are rewritten from the alloc keys"),

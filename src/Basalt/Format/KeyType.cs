@@ -48,6 +48,11 @@ public enum KeyType : byte
     Accounting = 34,
     /// <summary>Resumable reflink (a range shared in several transactions).</summary>
     LoggedOpReflink = 35,
+    /// <summary>
+    /// Journal only: a change to the accounting counters at its position. The commit or replay that
+    /// applies it folds it into the accounting key there; no node ever holds one.
+    /// </summary>
+    AccountingDelta = 36,
     /// <summary>Test btree: an 8-byte counted value; its trigger keeps the test btree's summary key (count and sum) exact.</summary>
     Counted = 40,
 }
@@ -87,6 +92,7 @@ public static class KeyTypes
         KeyType.LoggedOpTruncate => "logged_op_truncate",
         KeyType.LoggedOpFinsert => "logged_op_finsert",
         KeyType.Accounting => "accounting",
+        KeyType.AccountingDelta => "accounting_delta",
         KeyType.Counted => "counted",
         _ => $"unknown({(byte)type})",
     };

@@ -273,7 +273,7 @@ public static class JournalEntryReader
                 return false;
             }
             var key = view.Key;
-            if (!KeyValidation.Validate(record.Btree, record.Level, key, view.Value, Bpos.Min, Bpos.Max, context.NodeSize, out var id, out var detail))
+            if (!KeyValidation.ValidateJournalKey(record.Btree, record.Level, key, view.Value, context.NodeSize, out var id, out var detail))
             {
                 problem = $"key {key.ToText()}: {FsckCatalogue.NameOf(id)}: {detail}";
                 return false;

@@ -12,7 +12,8 @@
 //  - The roots are those of the newest entry in the window (every entry carries every btree's
 //    root), else the superblock's.
 //  - The keys of the window's entries are sorted by (btree, level, position) and deduplicated,
-//    the newest commit winning, into the keys to replay.
+//    the newest commit winning, into the keys to replay; journal-only deltas (accounting) add up
+//    instead: every delta after the newest other key at their position is kept.
 using Basalt.Btree;
 using Basalt.Format;
 
@@ -170,16 +171,39 @@ public sealed class JournalReplayPlan
         }
         Array.Sort(keys, 0, n, NumberedKeyOrder.Instance);
         var result = new List<ReplayKey>(n);
-        for (var i = 0; i < n; i++)
+        for (var runStart = 0; runStart < n;)
         {
-            // The last of a run of equal positions is the newest commit's.
-            if (i + 1 < n && SamePosition(keys[i].Key.Update, keys[i + 1].Key.Update))
-                continue;
-            if (!Voided(keys[i], voids))
-                result.Add(keys[i].Key);
+            var runEnd = runStart + 1;
+            while (runEnd < n && SamePosition(keys[runStart].Key.Update, keys[runEnd].Key.Update))
+                runEnd++;
+            // The last of a run of equal positions is the newest commit's. Journal-only deltas are
+            // not replaced by newer ones but add up: the newest key that is not a delta is kept
+            // with every delta after it, in commit order (replay folds each delta the total does
+            // not hold yet).
+            var keep = runEnd - 1;
+            while (keep > runStart && IsDelta(keys[keep].Key.Update))
+                keep--;
+            // A delta's ordinal: its place among the kept deltas of its entry at this position, as
+            // the commit that folded it counted (after the kept key that is not a delta, which
+            // leaves a total that no delta of its entry was folded into).
+            uint ordinal = 0;
+            for (var i = keep; i < runEnd; i++)
+            {
+                var key = keys[i].Key;
+                if (IsDelta(key.Update))
+                {
+                    ordinal = i > keep && IsDelta(keys[i - 1].Key.Update) && keys[i - 1].Key.Seq == key.Seq ? ordinal + 1 : 1;
+                    key = key with { Ordinal = ordinal };
+                }
+                if (!Voided(keys[i], voids))
+                    result.Add(key);
+            }
+            runStart = runEnd;
         }
         return result;
     }
+
+    private static bool IsDelta(in BtreeUpdate u) => u.Level == 0 && KeyTypeTable.AccumulatorOf(u.Key.Type) is not null;
 
     private static bool SamePosition(in BtreeUpdate a, in BtreeUpdate b) =>
         a.Btree == b.Btree && a.Level == b.Level && a.Key.Pos == b.Key.Pos;

@@ -59,11 +59,25 @@ public sealed class Transaction : ITriggerTransaction
         if (_index.TryGetValue((btree, pos), out var i))
         {
             var u = _updates[i];
+            if (KeyTypeTable.AccumulatorOf(u.Key.Type) is { } accumulator)
+            {
+                var exists = ReadCommitted(btree, pos, out var committedKey, out var committed);
+                (key, value) = FoldPending(accumulator, pos, exists ? committed : [], u.Value);
+                return true;
+            }
             key = u.Key;
             value = u.Value;
             return u.Key.Type != KeyType.Deleted;
         }
         return ReadCommitted(btree, pos, out key, out value);
+    }
+
+    /// <summary>A committed total (empty: none) with this transaction's pending delta folded in, as reads see it.</summary>
+    private static (Bkey Key, byte[] Value) FoldPending(IKeyAccumulator accumulator, Bpos pos, ReadOnlySpan<byte> total, byte[] delta)
+    {
+        var value = new byte[accumulator.ValueBytes];
+        accumulator.Fold(total, delta, accumulator.FoldedVersion(total), value);
+        return (new Bkey(pos, accumulator.TotalType), value);
     }
 
     /// <summary>Reads the btree as committed, ignoring this transaction's updates.</summary>
@@ -124,6 +138,29 @@ public sealed class Transaction : ITriggerTransaction
     /// <summary>Deletes the key at <paramref name="pos"/> (a no-op when there is none).</summary>
     public void Delete(BtreeId btree, Bpos pos) => Put(btree, new Bkey(pos, KeyType.Deleted), []);
 
+    /// <inheritdoc/>
+    public void AddDelta(BtreeId btree, in Bkey key, ReadOnlySpan<byte> delta)
+    {
+        var accumulator = KeyTypeTable.AccumulatorOf(key.Type);
+        if (accumulator is null || !BtreeIds.IsKnown((byte)btree) || !BtreeIds.Describe(btree).AllowsDelta(key.Type))
+            BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {btree.ToText()}: {key.Type.ToText()} is not a delta type of this btree");
+        if (!KeyValidation.ValidateJournalKey(btree, 0, key, delta, _engine.Geometry.NodeSize, out _, out var detail))
+            BasaltException.Throw(ErrorCode.InvalidArgument, $"btree {btree.ToText()}: {detail}");
+        var at = (btree, key.Pos);
+        if (_index.TryGetValue(at, out var i))
+        {
+            var u = _updates[i];
+            if (u.Key.Type != key.Type)
+                throw new InvalidOperationException($"btree {btree.ToText()}: a delta at {key.Pos.ToText()} after another update there");
+            var combined = new byte[accumulator.ValueBytes];
+            accumulator.Combine(u.Value, delta, combined);
+            u.Value = combined;
+            _updates[i] = u;
+            return;
+        }
+        Put(btree, key, delta.ToArray());
+    }
+
     /// <summary>
     /// The keys in [<paramref name="start"/>, <paramref name="end"/>] as this transaction sees them
     /// (its own updates merged over the btree), ascending, at most <paramref name="limit"/>.
@@ -165,11 +202,18 @@ public sealed class Transaction : ITriggerTransaction
                 result.Add(committed[a++]);
                 continue;
             }
+            var update = own[b++];
+            if (KeyTypeTable.AccumulatorOf(update.Key.Type) is { } accumulator)
+            {
+                result.Add(FoldPending(accumulator, update.Key.Pos, c == 0 ? committed[a].Value : [], update.Value));
+                if (c == 0)
+                    a++;
+                continue;
+            }
             if (c == 0)
                 a++;
-            if (own[b].Key.Type != KeyType.Deleted)
-                result.Add((own[b].Key, own[b].Value));
-            b++;
+            if (update.Key.Type != KeyType.Deleted)
+                result.Add((update.Key, update.Value));
         }
         return result;
     }

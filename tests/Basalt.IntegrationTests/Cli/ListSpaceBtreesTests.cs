@@ -21,13 +21,12 @@ public sealed class ListSpaceBtreesTests
             Lines(path, "alloc")[4]);
         Assert.Equal(["0:255:0 len 178 set (dev 0 free buckets 77..254)"], Lines(path, "freespace"));
         Assert.Equal(["562950590955520:76:0 set (fragmentation lru index 637534208: dev 0 bucket 76)"], Lines(path, "lru"));
-        Assert.Equal(
-        [
-            "1:0:0 accounting: buckets 178 sectors 0 fragmented 0 (dev 0 free)",
-            "1:2:0 accounting: buckets 8 sectors 1024 fragmented 0 (dev 0 journal)",
-            "1:3:0 accounting: buckets 61 sectors 7808 fragmented 0 (dev 0 btree)",
-            "1:4:0 accounting: buckets 5 sectors 550 fragmented 90 (dev 0 user)",
-        ], Lines(path, "accounting"));
+        // Each counter names the version (journal seq, ordinal) of the newest delta folded into it.
+        Assert.Collection(Lines(path, "accounting"),
+            line => Assert.Matches(@"^1:0:0 accounting: buckets 178 sectors 0 fragmented 0 folded at seq [1-9][0-9]*\.[1-9][0-9]* \(dev 0 free\)$", line),
+            line => Assert.Matches(@"^1:2:0 accounting: buckets 8 sectors 1024 fragmented 0 folded at seq [1-9][0-9]*\.[1-9][0-9]* \(dev 0 journal\)$", line),
+            line => Assert.Matches(@"^1:3:0 accounting: buckets 61 sectors 7808 fragmented 0 folded at seq [1-9][0-9]*\.[1-9][0-9]* \(dev 0 btree\)$", line),
+            line => Assert.Matches(@"^1:4:0 accounting: buckets 5 sectors 550 fragmented 90 folded at seq [1-9][0-9]*\.[1-9][0-9]* \(dev 0 user\)$", line));
         Assert.Equal("0:9437184:0 backpointer: extents level 0 user gen 0 sectors 128 owner 10:128:4294967295 (dev 0 data at byte 4718592 window 0)",
             Lines(path, "backpointers")[0]);
         var extents = Lines(path, "extents");

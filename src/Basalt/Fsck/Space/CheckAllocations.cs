@@ -386,19 +386,13 @@ internal static class CheckAllocations
 
     private static void ReportUsage(SpaceCheckRun run, byte device, BucketDataType type, DeviceUsage stored, DeviceUsage want)
     {
-        var pos = DeviceUsage.Position(device, type);
         if (!run.Reporter.Report(FsckErrorId.AccountingMismatch, $"{run.DeviceName}: dev {device} {type.ToText()}",
                 $"stored {stored.ToText()}, recomputed {want.ToText()}"))
         {
             return;
         }
-        var bytes = want.ToArray();
-        run.Repair(t =>
-        {
-            if (want.IsZero)
-                t.Delete(BtreeId.Accounting, pos);
-            else
-                t.Set(BtreeId.Accounting, new Bkey(pos, KeyType.Accounting), bytes);
-        });
+        // The counters are changed by a delta, like every other change to them, so that the
+        // repair, too, counts once whatever the journal replays over it later.
+        run.Repair(t => SpaceTriggers.SetUsage(t, device, type, want));
     }
 }
