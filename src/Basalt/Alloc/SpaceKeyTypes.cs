@@ -42,30 +42,27 @@ public static class SpaceKeyTypes
     private static bool ValidateBucketGens(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem) =>
         BucketGensValue.TryValidate(value, out problem);
 
-    private static bool ValidateAccounting(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
+    private static bool ValidateAccounting(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem) =>
+        ValidateCounters(context, value, delta: false, out problem);
+
+    private static bool ValidateAccountingDelta(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem) =>
+        ValidateCounters(context, value, delta: true, out problem);
+
+    /// <summary>An accounting total or delta: its position names a known counter, its value reads.</summary>
+    private static bool ValidateCounters(in KeyValueContext context, ReadOnlySpan<byte> value, bool delta, out string? problem)
     {
         if (!DeviceUsage.TryReadPosition(context.Key.Pos, out _, out _))
         {
-            problem = $"accounting key at {context.Key.Pos.ToText()} names no known counter";
+            problem = $"{context.Key.Type.ToText()} key at {context.Key.Pos.ToText()} names no known counter";
             return false;
         }
-        return DeviceUsage.TryRead(value, out _, out problem);
+        return delta ? DeviceUsage.TryReadDelta(value, out _, out problem) : DeviceUsage.TryRead(value, out _, out problem);
     }
 
     private static string PrintAccounting(ReadOnlySpan<byte> value) =>
         DeviceUsage.TryRead(value, out var u, out var problem)
             ? $"{u.ToText()} folded at {DeviceUsage.FoldedVersionOf(value).ToText()}"
             : $"invalid accounting value: {problem}";
-
-    private static bool ValidateAccountingDelta(in KeyValueContext context, ReadOnlySpan<byte> value, out string? problem)
-    {
-        if (!DeviceUsage.TryReadPosition(context.Key.Pos, out _, out _))
-        {
-            problem = $"accounting delta at {context.Key.Pos.ToText()} names no known counter";
-            return false;
-        }
-        return DeviceUsage.TryReadDelta(value, out _, out problem);
-    }
 
     private static string PrintAccountingDelta(ReadOnlySpan<byte> value) =>
         DeviceUsage.TryReadDelta(value, out var d, out var problem)
