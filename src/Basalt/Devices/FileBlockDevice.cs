@@ -68,6 +68,9 @@ public sealed class FileBlockDevice : IExtensibleDevice
 
     public bool IsReadOnly { get; }
 
+    /// <summary>Bytes the host has allocated for the file (statx blocks × 512): below the length where an image is sparse.</summary>
+    public long AllocatedBytes => checked((long)StatOf(Name, _handle).Blocks * 512);
+
     /// <summary>True for a block device node, false for an image file.</summary>
     public bool IsBlockDevice { get; }
 
