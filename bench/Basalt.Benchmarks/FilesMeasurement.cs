@@ -20,6 +20,11 @@
 //                `basalt fsck -n` against `e2fsck -fn`, each cold (caches dropped) and warm.
 //                Needs root (loop mount); skipped with --tree 0.
 //
+// The image is a sparse file of --image-size (8 GiB), or with --preallocate one formatted with
+// FormatOptions.Preallocate (zeroes written over all of it, as the raw file's region is written
+// before its loop): a write into a hole of a sparse image makes the host commit its own metadata
+// at the next fdatasync, which the raw overwrite never pays (see bench/README.md, "Files").
+//
 // Each metadata and fsync case runs --rounds times, the side that goes first alternating by
 // round; the median is quoted, ratios are medians of the rounds' ratios.
 using System.Diagnostics;
@@ -38,13 +43,18 @@ public static partial class FilesMeasurement
     private const int Small = 4096;
     private const int RawRegion = 4 * 1024 * 1024;
     private const string Usage = "files [--files 100000] [--rounds 3 (0: the tree only)] [--threads 8] [--sync-seconds 2] [--tree 100000] " +
-                                 "[--mktree PATH] [--cli PATH/Basalt.Cli.dll] [--dir DIR]";
+                                 "[--mktree PATH] [--cli PATH/Basalt.Cli.dll] [--dir DIR] [--image-size 8G] [--preallocate]";
 
     public static int Run(string[] args)
     {
         var o = new Options();
         for (var i = 0; i < args.Length; i++)
         {
+            if (args[i] == "--preallocate")
+            {
+                o.Preallocate = true;
+                continue;
+            }
             var value = i + 1 < args.Length ? args[i + 1] : null;
             var ok = value is not null && args[i] switch
             {
@@ -56,6 +66,7 @@ public static partial class FilesMeasurement
                 "--mktree" => (o.MkTree = value) is not null,
                 "--cli" => (o.Cli = value) is not null,
                 "--dir" => (o.Directory = value) is not null,
+                "--image-size" => TryParseSize(value, out o.ImageSize),
                 _ => false,
             };
             if (!ok)
@@ -89,6 +100,17 @@ public static partial class FilesMeasurement
         public string MkTree = "/work/shared/bench/mktree.py";
         public string? Cli;
         public string? Directory;
+        public long ImageSize = 8L << 30;
+        public bool Preallocate;
+    }
+
+    private static bool TryParseSize(string text, out long bytes)
+    {
+        var shift = char.ToUpperInvariant(text[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, _ => 0 };
+        var digits = shift == 0 ? text : text[..^1];
+        var ok = long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out bytes);
+        bytes <<= shift;
+        return ok && bytes > 0;
     }
 
     /// <summary>One row: per round, Basalt's rate and the host's (operations per second).</summary>
@@ -110,6 +132,7 @@ public static partial class FilesMeasurement
         private readonly BasaltFileSystem _fs;
         private readonly byte[][] _names;
         private readonly byte[] _block = GC.AllocateArray<byte>(Small, pinned: true);
+        private readonly double _formatSeconds;
 
         private readonly Row _create = new("create empty file (own transaction, no flush)", "open(O_CREAT|O_EXCL) + close", "≥ 200,000/s");
         private readonly Row _lookupStat = new("Lookup + GetAttr", "stat(path)", "≥ 1,000,000/s");
@@ -131,7 +154,9 @@ public static partial class FilesMeasurement
             for (var i = 0; i < o.Files; i++)
                 _names[i] = Encoding.ASCII.GetBytes($"f{i:D7}");
             new Random(7).NextBytes(_block);
-            _fs = BasaltFileSystem.Format(_image, 8L << 30, new FormatOptions());
+            var clock = Stopwatch.StartNew();
+            _fs = BasaltFileSystem.Format(_image, o.ImageSize, new FormatOptions { Preallocate = o.Preallocate });
+            _formatSeconds = clock.Elapsed.TotalSeconds;
         }
 
         public int Execute()
@@ -140,6 +165,8 @@ public static partial class FilesMeasurement
             var clock = Stopwatch.StartNew();
             Console.WriteLine($"files: {_o.Files:N0} files, {_o.Rounds} rounds, {_o.Threads} threads, {_o.SyncSeconds} s per fsync case, " +
                               $"tree {_o.Tree:N0}, in {_work}; load average {load1:F2} {load5:F2}");
+            Console.WriteLine($"image: {_o.ImageSize >> 20} MiB, {(_o.Preallocate ? "preallocated (zeroes written at format)" : "sparse")}, " +
+                              $"formatted in {_formatSeconds:F1} s");
             if (_o.Rounds > 0)
                 WarmUp();
             for (var round = 1; round <= _o.Rounds; round++)
@@ -157,7 +184,8 @@ public static partial class FilesMeasurement
                 return 0;
             }
             Console.WriteLine();
-            Console.WriteLine($"files, median of {_o.Rounds} rounds; load average {load1:F2} before, {after:F2} after; {clock.Elapsed.TotalSeconds:F0} s");
+            Console.WriteLine($"files, median of {_o.Rounds} rounds, {(_o.Preallocate ? "preallocated" : "sparse")} {_o.ImageSize >> 20} MiB image; " +
+                              $"load average {load1:F2} before, {after:F2} after; {clock.Elapsed.TotalSeconds:F0} s");
             Console.WriteLine();
             Console.WriteLine("| operation | Basalt /s | host | host /s | Basalt / host | per round | Basalt allocated per op | goal |");
             Console.WriteLine("| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |");

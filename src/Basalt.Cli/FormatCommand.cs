@@ -1,5 +1,5 @@
 // basalt format [--size SIZE] [--block-size N] [--bucket-size N] [--btree-node-size N]
-//               [--label L] [--no-discard] [--data-checksum crc32c|crc64|xxhash64] [--force] IMAGE
+//               [--label L] [--no-discard] [--preallocate] [--data-checksum crc32c|crc64|xxhash64] [--force] IMAGE
 // Creates the image file when it is missing (then --size is required); an existing file is
 // resized to --size when given. A device that already holds a filesystem signature is refused
 // unless --force, and the message names what was found.
@@ -25,13 +25,17 @@ internal static class FormatCommand
         var nodeSize = SizeOption("--btree-node-size", null, "btree node size (default min(256K, bucket size))");
         var label = new Option<string>("--label", "-L") { Description = "filesystem label (at most 32 bytes of UTF-8)" };
         var noDiscard = new Option<bool>("--no-discard") { Description = "do not discard freed buckets (punch hole / BLKDISCARD) before reuse" };
+        var preallocate = new Option<bool>("--preallocate")
+        {
+            Description = "write zeroes over the whole image file instead of leaving it sparse (faster small fsyncs; implies --no-discard)",
+        };
         var dataChecksum = CliOptions.Choice("--data-checksum", null, "checksum of data extents (default crc32c)", s_dataChecksums, "crc32c");
         var force = new Option<bool>("--force", "-f") { Description = "overwrite an existing filesystem signature" };
         var image = new Argument<string>("IMAGE") { Description = "image file or block device" };
 
         var command = new Command("format", "create a new Basalt filesystem on IMAGE")
         {
-            size, blockSize, bucketSize, nodeSize, label, noDiscard, dataChecksum, force, image,
+            size, blockSize, bucketSize, nodeSize, label, noDiscard, preallocate, dataChecksum, force, image,
         };
         command.SetAction(parse => Program.Execute(cli, () => Run(cli,
             CliParsing.ResolveImage(parse.GetValue(image)!),
@@ -43,6 +47,7 @@ internal static class FormatCommand
                 NodeSize = ToInt(parse.GetValue(nodeSize), "--btree-node-size"),
                 Label = parse.GetValue(label) ?? "",
                 Discard = !parse.GetValue(noDiscard),
+                Preallocate = parse.GetValue(preallocate),
                 DataChecksumType = Checksums.TryParse(parse.GetValue(dataChecksum), out var csum) ? csum : ChecksumType.Crc32C,
             },
             parse.GetValue(force))));

@@ -3,9 +3,10 @@
 // by end sector); anything no extent covers is a hole and reads as zeros.
 //
 // A write (rule g): reserve the space, append each run of at most 64 KiB to a write point's open
-// bucket, write the data to the device, then commit the extents in one transaction per batch of
-// runs; the transaction trims or splits whatever it overlaps (ExtentEdits) and the triggers move
-// the sector counts and backpointers. Live data is never overwritten in place. A commit that asked
+// bucket, write the data to the device (the runs of a batch that follow each other on the device
+// in one write; a bucket the write fills is handed to the device's write-back at once), then
+// commit the extents in one transaction per batch of runs; the transaction trims or splits
+// whatever it overlaps (ExtentEdits) and the triggers move the sector counts and backpointers. Live data is never overwritten in place. A commit that asked
 // for a flush is durable when Write returns; otherwise it is journaled and becomes durable with
 // the next journal flush, whose pre-flush also makes the data durable. Writes that are not
 // sector-aligned read the partial sectors at either end first.
@@ -149,55 +150,109 @@ public sealed class ExtentStore : ISpaceOwners
         return last;
     }
 
-    /// <summary>Writes whole sectors starting at <paramref name="startSector"/> as runs, committing every <see cref="RunsPerTransaction"/> of them.</summary>
+    /// <summary>
+    /// Writes whole sectors starting at <paramref name="startSector"/> as runs, committing every
+    /// <see cref="RunsPerTransaction"/> of them. Runs of a batch that follow each other on the
+    /// device (one bucket, and the next when it is adjacent) go down in one device write, and every
+    /// write of a batch completes before the batch commits (rule g). A bucket the batch fills is
+    /// handed to the device's write-back at once (<see cref="IBlockDevice.StartWriteback"/>): a large
+    /// write then reaches the media while its later runs are checksummed and committed, instead of
+    /// all of it inside the flush that makes it durable. Durability is unchanged: that flush (the
+    /// pre-flush of the next flush entry) is still what makes the data durable.
+    /// </summary>
     private CommitResult WriteGroup(Transactor writer, ulong inode, ulong startSector, ReadOnlySpan<byte> data, SpaceReservation reservation,
         CommitOptions options, Action<Transaction, ulong>? also)
     {
         var runs = new List<(Bkey Key, byte[] Value)>(RunsPerTransaction);
+        var pending = new PendingWrite();
+        CommitResult last = default;
         var sector = startSector;
         var at = 0;
         while (at < data.Length)
         {
-            if (runs.Count == RunsPerTransaction)
-            {
-                Commit(writer, inode, runs, options, also);
-                runs.Clear();
-            }
             var want = (uint)Math.Min(ExtentValue.MaxCoveredSectors, (data.Length - at) / Sector);
             var ptr = _space.Allocate(_space.UserWrites, want, out var granted);
             reservation.Consume(granted);
-            var run = data.Slice(at, (int)granted * Sector);
-            WriteData(ptr, run);
+            var bytes = (int)granted * Sector;
+            if (!pending.TryExtend(ptr, at, bytes))
+            {
+                WritePending(ref pending, data);
+                pending = new PendingWrite(ptr, at, bytes);
+            }
             var value = new ExtentValue
             {
                 ChecksumType = ChecksumType,
                 CoveredSectors = granted,
                 Window = 0,
-                Checksum = Checksums.Compute(ChecksumType, run),
+                Checksum = Checksums.Compute(ChecksumType, data.Slice(at, bytes)),
                 Ptrs = [ptr],
             };
             runs.Add((new Bkey(EndPos(inode, sector + granted), KeyType.Extent, granted), value.ToBytes()));
             sector += granted;
-            at += (int)granted * Sector;
+            at += bytes;
+            var layout = _space.Layout[ptr.Device];
+            if ((ptr.OffsetSectors + granted) % layout.BucketSectors == 0)
+            {
+                // The run filled its bucket (a run never spans two): nothing more lands in it before it is reused.
+                WritePending(ref pending, data);
+                _device.StartWriteback(layout.BucketOffset(layout.BucketOf(ptr.OffsetSectors)), layout.BucketSize);
+            }
+            if (runs.Count == RunsPerTransaction || at == data.Length)
+            {
+                WritePending(ref pending, data);
+                last = Commit(writer, inode, runs, options, also);
+                runs.Clear();
+            }
         }
-        return Commit(writer, inode, runs, options, also);
+        return last;
     }
 
+    /// <summary>
+    /// Commits the extents of a batch of runs, which follow each other in the file: whatever the
+    /// batch's range overlaps is cleared once (one walk of the extents after it, not one per run),
+    /// then each run's extent is set.
+    /// </summary>
     private static CommitResult Commit(Transactor writer, ulong inode, List<(Bkey Key, byte[] Value)> runs, CommitOptions options,
         Action<Transaction, ulong>? also)
     {
+        var start = runs[0].Key.Pos.Offset - runs[0].Key.Size;
+        var end = runs[^1].Key.Pos.Offset;
         writer.Transact(t =>
         {
+            ExtentEdits.Clear(t, inode, start, end, int.MaxValue);
             foreach (var (key, value) in runs)
-            {
-                var start = key.Pos.Offset - key.Size;
-                ExtentEdits.Clear(t, inode, start, key.Pos.Offset, int.MaxValue);
                 t.Set(BtreeId.Extents, key, value);
-            }
-            also?.Invoke(t, runs[^1].Key.Pos.Offset * Sector);
+            also?.Invoke(t, end * Sector);
             return true;
         }, options, out var result);
         return result;
+    }
+
+    /// <summary>Runs that follow each other on one device and in the data, not yet written.</summary>
+    private struct PendingWrite(DevicePtr first, int dataOffset, int length)
+    {
+        public DevicePtr First { get; } = first;
+
+        public int DataOffset { get; } = dataOffset;
+
+        public int Length { get; private set; } = length;
+
+        /// <summary>Adds a run when it starts where the pending bytes end, on the device and in the data.</summary>
+        public bool TryExtend(DevicePtr ptr, int dataOffset, int length)
+        {
+            if (Length == 0 || ptr.Device != First.Device || ptr.OffsetBytes != First.OffsetBytes + Length || dataOffset != DataOffset + Length)
+                return false;
+            Length += length;
+            return true;
+        }
+    }
+
+    private void WritePending(ref PendingWrite pending, ReadOnlySpan<byte> data)
+    {
+        if (pending.Length == 0)
+            return;
+        WriteData(pending.First, data.Slice(pending.DataOffset, pending.Length));
+        pending = default;
     }
 
     private void WriteData(DevicePtr ptr, ReadOnlySpan<byte> run)

@@ -18,7 +18,10 @@
 // with the child for that while, and an open right after it (the next command on the same image)
 // would be refused "in use (pid unknown)": the child holds the flock but no record lock.
 //
-// Durability: Write is not durable until Flush (fdatasync) returns. Discard punches a hole in
+// Durability: Write is not durable until Flush (fdatasync) returns. StartWriteback asks the kernel
+// to begin writing a range of the page cache out (sync_file_range SYNC_FILE_RANGE_WRITE, which
+// waits for nothing), so a later fdatasync finds less to write; it is a hint and changes no
+// durability: a failed write-out is reported by the next fdatasync. Discard punches a hole in
 // an image file (reads return zeroes afterwards) or issues BLKDISCARD on a block device; where
 // neither is supported it does nothing, as the device contract allows. Extend (image files only:
 // fsck's repair of a truncated image) sets the new length with ftruncate and flushes it.
@@ -35,6 +38,7 @@ public sealed class FileBlockDevice : IExtensibleDevice
     private readonly SafeFileHandle _handle;
     private readonly FileIdentity _identity;
     private bool _discardUnsupported;
+    private bool _writebackUnsupported;
     private int _disposed;
     // Set at open and raised only by Extend; read without a lock by every I/O range check.
     private long _size;
@@ -63,6 +67,9 @@ public sealed class FileBlockDevice : IExtensibleDevice
     public bool CanExtend => !IsBlockDevice;
 
     public bool IsReadOnly { get; }
+
+    /// <summary>Bytes the host has allocated for the file (statx blocks × 512): below the length where an image is sparse.</summary>
+    public long AllocatedBytes => checked((long)StatOf(Name, _handle).Blocks * 512);
 
     /// <summary>True for a block device node, false for an image file.</summary>
     public bool IsBlockDevice { get; }
@@ -200,6 +207,20 @@ public sealed class FileBlockDevice : IExtensibleDevice
             if (LibC.LastError().Errno != LibC.EIntr)
                 ThrowErrno(Name, "flush (fdatasync)", 0, Size);
         }
+    }
+
+    public void StartWriteback(long offset, long length)
+    {
+        CheckOpen();
+        if (IsReadOnly || length <= 0 || _writebackUnsupported)
+            return;
+        DeviceRange.Check(this, offset, length);
+        if (LibC.SyncFileRange(_handle, offset, length, LibC.SyncFileRangeWrite) == 0)
+            return;
+        // Only a hint: an error of the write-out itself surfaces at the next Flush (fdatasync
+        // reports what writeback failed since the last one), so nothing is lost by not throwing.
+        if (LibC.LastError().Errno is LibC.ENoSys or LibC.EInval or LibC.EOpNotSupp)
+            _writebackUnsupported = true;
     }
 
     public void Discard(long offset, long length)

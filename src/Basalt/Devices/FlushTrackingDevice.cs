@@ -57,6 +57,8 @@ public sealed class FlushTrackingDevice : IBlockDevice
         Interlocked.Increment(ref _writes);
     }
 
+    public void StartWriteback(long offset, long length) => _inner.StartWriteback(offset, length);
+
     /// <summary>The inner device is owned by whoever created it.</summary>
     public void Dispose()
     {

@@ -24,6 +24,17 @@ public interface IBlockDevice : IDisposable
 
     /// <summary>Hints that a range no longer holds data; reads of it may return zeroes or old data.</summary>
     void Discard(long offset, long length);
+
+    /// <summary>
+    /// Hints that the completed writes in a range will not change again before the next
+    /// <see cref="Flush"/>, so the device may start putting them on the media now instead of all at
+    /// once inside that flush. Promises nothing: durability still comes only from Flush, which
+    /// also reports any failure of the writes started here. Devices without a write-back cache
+    /// ignore it.
+    /// </summary>
+    void StartWriteback(long offset, long length)
+    {
+    }
 }
 
 /// <summary>

@@ -41,6 +41,16 @@ public sealed record FormatOptions
     /// <summary>Discard (punch or BLKDISCARD) freed buckets before reuse. Default on; a mount option can override it.</summary>
     public bool Discard { get; init; } = true;
 
+    /// <summary>
+    /// An image file is written with zeroes from end to end instead of left sparse, so the host
+    /// filesystem allocates all of it now and no later write has to (a write into a hole makes the
+    /// host commit its own metadata at the next flush: a small fsync then costs two journal
+    /// commits of the host instead of one). Takes the image's full size on the host and clears the
+    /// member flag discard (freed buckets are not punched out again; a mount option can still turn
+    /// discards on). A block device has no holes: it is neither written nor changed. Default off.
+    /// </summary>
+    public bool Preallocate { get; init; }
+
     /// <summary>Format time; now when null.</summary>
     public DateTimeOffset? Time { get; init; }
 }

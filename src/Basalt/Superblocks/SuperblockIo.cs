@@ -477,7 +477,7 @@ public static class SuperblockIo
                     NodeArea = g.NodeArea,
                     NodeRegionShift = Member.RegionShiftFor(g.Nbuckets),
                     NodeRegionMap = Member.NodeRegionBits(Member.RegionShiftFor(g.Nbuckets), g.NodeArea.Start, g.NodeArea.End),
-                    Flags = options.Discard ? MemberFlags.Discard : MemberFlags.None,
+                    Flags = options.Discard && !options.Preallocate ? MemberFlags.Discard : MemberFlags.None,
                 },
             ],
             JournalBuckets = [g.Journal],
@@ -485,30 +485,58 @@ public static class SuperblockIo
             CopyOffsets = g.CopyOffsets,
         };
 
-        // Zero [0, 4096) and every copy area; discard everything in between. Then write zeroes
-        // over the journal: its buckets are allocated for real (not a sparse hole that a later
-        // write could fail to fill), and no entry of an earlier filesystem survives in them.
+        // Zero [0, 4096) and every copy area; discard everything in between (or, preallocating an
+        // image file, write zeroes there). Then write zeroes over the journal: its buckets are
+        // allocated for real (not a sparse hole that a later write could fail to fill), and no entry
+        // of an earlier filesystem survives in them.
+        var fill = options.Preallocate && device is FileBlockDevice { IsBlockDevice: false };
         var zero = new byte[CopySize];
         device.Write(0, zero.AsSpan(0, (int)FirstCopyOffset));
         var at = FirstCopyOffset;
         foreach (var offset in g.CopyOffsets)
         {
             if (offset > at)
-                device.Discard(at, offset - at);
+                ClearRange(device, at, offset - at, fill);
             device.Write(offset, zero);
             at = offset + CopySize;
         }
         if (at < device.Size)
-            device.Discard(at, device.Size - at);
-        var chunk = new byte[1024 * 1024];
+            ClearRange(device, at, device.Size - at, fill);
         var journalStart = checked((long)g.Journal.Start * g.BucketSize);
         var journalEnd = checked((long)g.Journal.End * g.BucketSize);
-        for (var o = journalStart; o < journalEnd; o += chunk.Length)
-            device.Write(o, chunk.AsSpan(0, (int)Math.Min(chunk.Length, journalEnd - o)));
+        WriteZeroes(device, journalStart, journalEnd - journalStart);
         device.Flush();
 
         // Nothing is replaced: the copy areas were zeroed above.
         return Write(device, sb, [], now);
+    }
+
+    /// <summary>Discards a range format leaves unused, or writes zeroes over it when preallocating an image file.</summary>
+    private static void ClearRange(IBlockDevice device, long offset, long length, bool fill)
+    {
+        if (fill)
+            WriteZeroes(device, offset, length);
+        else
+            device.Discard(offset, length);
+    }
+
+    /// <summary>Writes zeroes over a range in 1 MiB writes, starting the write-back of every 64 MiB as it goes (no flush).</summary>
+    private static void WriteZeroes(IBlockDevice device, long offset, long length)
+    {
+        const int Chunk = 1024 * 1024;
+        const long WritebackEvery = 64L * Chunk;
+        var chunk = new byte[Chunk];
+        var end = offset + length;
+        var unstarted = offset;
+        for (var o = offset; o < end; o += Chunk)
+        {
+            device.Write(o, chunk.AsSpan(0, (int)Math.Min(Chunk, end - o)));
+            if (o + Chunk - unstarted >= WritebackEvery)
+            {
+                device.StartWriteback(unstarted, Math.Min(end, o + Chunk) - unstarted);
+                unstarted = Math.Min(end, o + Chunk);
+            }
+        }
     }
 
     private static Guid NewNonZeroGuid()

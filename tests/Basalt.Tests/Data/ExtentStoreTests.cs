@@ -130,6 +130,82 @@ public sealed class ExtentStoreTests(ITestOutputHelper output)
         Assert.True(file.AsSpan(0, 4096).SequenceEqual(read.AsSpan(0, 4096)));
     }
 
+    [Fact]
+    public void A_sequential_write_goes_down_in_one_device_write_per_bucket_and_hands_each_filled_bucket_to_write_back()
+    {
+        const int Bucket = 256 * 1024;
+        using var memory = new MemoryBlockDevice(32 * 1024 * 1024, "mem.img");
+        var device = new WritebackRecordingDevice(memory);
+        var data = new byte[2 * 1024 * 1024];
+        new Random(TestSeed.Get(output)).NextBytes(data);
+        using var fs = BasaltFileSystem.Format(device, Geometry with { BucketSize = Bucket, NodeSize = 4096 });
+        lock (device.Writes)
+            device.Writes.Clear();
+        fs.Data.Write(9, 0, data);
+        List<(long Offset, long Length)> writes;
+        lock (device.Writes)
+            writes = [.. device.Writes];
+
+        var read = new byte[data.Length];
+        fs.Data.Read(9, 0, read);
+        Assert.True(data.AsSpan().SequenceEqual(read));
+        var buckets = new SortedSet<long>();
+        foreach (var (_, value) in fs.Data.Map(9, 0, (ulong)data.Length / 512))
+        {
+            Assert.True(ExtentValue.TryRead(value, out var extent, out _));
+            Assert.True(extent.CoveredSectors <= ExtentValue.MaxCoveredSectors);
+            buckets.Add(extent.Ptrs[0].OffsetBytes / Bucket);
+        }
+        // Four 64 KiB runs per bucket, written together: one device write per bucket the data touches.
+        var dataWrites = writes.Where(w => buckets.Contains(w.Offset / Bucket)).ToList();
+        Assert.Equal(buckets.Count, dataWrites.Count);
+        Assert.All(dataWrites, w => Assert.Equal(w.Offset / Bucket, (w.Offset + w.Length - 1) / Bucket));
+        // Every bucket the write filled (all but possibly the last) was handed to write-back whole.
+        Assert.True(device.Writebacks.Count >= buckets.Count - 1, $"{device.Writebacks.Count} write-backs for {buckets.Count} buckets");
+        Assert.All(device.Writebacks, w =>
+        {
+            Assert.Equal(0, w.Offset % Bucket);
+            Assert.Equal(Bucket, w.Length);
+        });
+    }
+
+    /// <summary>Records the writes and the write-back hints that reach a device.</summary>
+    private sealed class WritebackRecordingDevice(IBlockDevice inner) : IBlockDevice
+    {
+        public List<(long Offset, long Length)> Writes { get; } = [];
+
+        public List<(long Offset, long Length)> Writebacks { get; } = [];
+
+        public string Name => inner.Name;
+
+        public long Size => inner.Size;
+
+        public bool IsReadOnly => inner.IsReadOnly;
+
+        public void Read(long offset, Span<byte> buffer) => inner.Read(offset, buffer);
+
+        public void Write(long offset, ReadOnlySpan<byte> data)
+        {
+            lock (Writes)
+                Writes.Add((offset, data.Length));
+            inner.Write(offset, data);
+        }
+
+        public void Flush() => inner.Flush();
+
+        public void Discard(long offset, long length) => inner.Discard(offset, length);
+
+        public void StartWriteback(long offset, long length)
+        {
+            lock (Writebacks)
+                Writebacks.Add((offset, length));
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+
     private static void Step(BasaltFileSystem fs, Dictionary<ulong, byte[]> model, Random random)
     {
         var inode = (ulong)random.Next(1, 6);

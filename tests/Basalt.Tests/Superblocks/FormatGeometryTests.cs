@@ -22,6 +22,25 @@ public sealed class FormatGeometryTests
         Assert.Equal(expected, SuperblockGeometry.DefaultBucketSize(deviceSize));
 
     [Fact]
+    public void Preallocate_leaves_no_hole_in_an_image_file_and_clears_discard()
+    {
+        using var dir = new Basalt.TestKit.TempDirectory("prealloc");
+        foreach (var preallocate in new[] { false, true })
+        {
+            var path = dir.File($"{preallocate}.img");
+            using var device = FileBlockDevice.Create(path, 32 * MiB);
+            var sb = SuperblockIo.Format(device, new FormatOptions { Preallocate = preallocate });
+            Assert.Equal(!preallocate, sb.Members[0].Flags.HasFlag(MemberFlags.Discard));
+            // A sparse image holds little more than its journal; a preallocated one every byte.
+            if (preallocate)
+                Assert.True(device.AllocatedBytes >= 32 * MiB, $"{device.AllocatedBytes} bytes allocated");
+            else
+                Assert.True(device.AllocatedBytes < 16 * MiB, $"{device.AllocatedBytes} bytes allocated");
+            Assert.True(SuperblockIo.Read(device).Superblock is not null);
+        }
+    }
+
+    [Fact]
     public void Defaults_on_a_64_MiB_device()
     {
         var g = SuperblockGeometry.Compute("d", 64 * MiB, new FormatOptions());

@@ -1,5 +1,5 @@
 // The few libc calls the file device needs and .NET does not expose: open without .NET's own
-// advisory flock, fdatasync, statx, the block-device ioctls, fallocate punch-hole, flock and
+// advisory flock, fdatasync, sync_file_range, statx, the block-device ioctls, fallocate punch-hole, flock and
 // POSIX record locks. Constants and struct layouts are those of Linux on x86_64 and arm64 (both
 // use the asm-generic numbering for everything here; O_DIRECTORY and friends, which differ, are
 // not used). Variadic C functions (open, fcntl, ioctl) are declared with their one extra
@@ -56,6 +56,9 @@ internal static partial class LibC
     public const int FallocFlKeepSize = 0x1;
     public const int FallocFlPunchHole = 0x2;
 
+    // sync_file_range(2) flags
+    public const uint SyncFileRangeWrite = 0x2;
+
     // ioctl numbers: _IOR(0x12, 114, size_t) and _IO(0x12, 119), same encoding on both architectures
     public const nuint BlkGetSize64 = 0x8008_1272;
     public const nuint BlkDiscard = 0x1277;
@@ -87,6 +90,7 @@ internal static partial class LibC
         [FieldOffset(0)] public uint Mask;
         [FieldOffset(28)] public ushort Mode;
         [FieldOffset(32)] public ulong Ino;
+        [FieldOffset(48)] public ulong Blocks;
         [FieldOffset(40)] public ulong Size;
         [FieldOffset(136)] public uint DevMajor;
         [FieldOffset(140)] public uint DevMinor;
@@ -97,6 +101,9 @@ internal static partial class LibC
 
     [LibraryImport(Library, EntryPoint = "fdatasync", SetLastError = true)]
     public static partial int FdataSync(SafeFileHandle fd);
+
+    [LibraryImport(Library, EntryPoint = "sync_file_range", SetLastError = true)]
+    public static partial int SyncFileRange(SafeFileHandle fd, long offset, long length, uint flags);
 
     [LibraryImport(Library, EntryPoint = "ftruncate", SetLastError = true)]
     public static partial int FTruncate(SafeFileHandle fd, long length);
