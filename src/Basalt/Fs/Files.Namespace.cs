@@ -1,4 +1,5 @@
 // Names: lookup, path resolution, creating and removing entries, links, rename, readdir.
+using System.Runtime.CompilerServices;
 using Basalt.Btree;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -48,6 +49,7 @@ public sealed partial class Files
     /// the name's hash (most names sit at their hash slot), each value copied into a stack buffer
     /// and its name compared there; nothing is allocated.
     /// </summary>
+    [SkipLocalsInit] // the buffer is read only where the lookup copied a value into it
     private bool TryFindTarget(ulong dir, ulong hashSeed, ReadOnlySpan<byte> name, out ulong target)
     {
         target = 0;

@@ -18,6 +18,7 @@
 // Reads (stat, lookup, readdir, read) go straight to the btrees without the writer gate; writes
 // are serialised by it. Errors are BasaltExceptions whose codes map one to one onto errno
 // (Errno.Of); names are bytes.
+using System.Runtime.CompilerServices;
 using Basalt.Alloc;
 using Basalt.Btree;
 using Basalt.Data;
@@ -273,6 +274,7 @@ public sealed partial class Files : IInodeSectors
         InodeValue.Create(mode, uid, gid, now, dir, dirSlot);
 
     /// <summary>Reads an inode outside any transaction, through a stack buffer: one lookup, nothing allocated.</summary>
+    [SkipLocalsInit] // the buffer is read only where the lookup copied the value into it
     private bool TryGetInode(ulong ino, out InodeValue inode)
     {
         inode = default;
