@@ -18,6 +18,7 @@
 // inside one extent (the common random read) is one btree search for the first key after its
 // start and one device read, and allocates nothing; anything unusual takes the general path.
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using Basalt.Alloc;
 using Basalt.Backpointers;
 using Basalt.Btree;
@@ -356,6 +357,7 @@ public sealed class ExtentStore : ISpaceOwners
     /// verify: <see cref="ReadExtents"/> then does it again the general way (other copies, counters,
     /// the error).
     /// </summary>
+    [SkipLocalsInit] // the value buffer is read only where the lookup copied the value into it
     private bool TryReadWithinOneExtent(ulong inode, long offset, Span<byte> destination)
     {
         var end = offset + destination.Length;

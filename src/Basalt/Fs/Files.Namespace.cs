@@ -1,4 +1,5 @@
 // Names: lookup, path resolution, creating and removing entries, links, rename, readdir.
+using System.Runtime.CompilerServices;
 using Basalt.Btree;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -40,29 +41,32 @@ public sealed partial class Files
             BasaltException.Throw(ErrorCode.NameTooLong, $"name of {name.Length} bytes (at most {Names.MaxLength})");
         if (Names.Check(name) is not null)
             return false;
-        return TryFindTarget(dir, dirInode, name, out var target) && TryGetAttr(target, out attr);
+        return TryFindTarget(dir, dirInode.HashSeed, name, out var target) && TryGetAttr(target, out attr);
     }
 
     /// <summary>
-    /// The probe of a lookup, outside any transaction: a per-thread iterator walks the chain from
-    /// the name's slot and compares names in place, copying nothing.
+    /// The probe of a lookup, outside any transaction: one point lookup per slot of the chain from
+    /// the name's hash (most names sit at their hash slot), each value copied into a stack buffer
+    /// and its name compared there; nothing is allocated.
     /// </summary>
-    private bool TryFindTarget(ulong dir, in InodeValue dirInode, ReadOnlySpan<byte> name, out ulong target)
+    [SkipLocalsInit] // the buffer is read only where the lookup copied a value into it
+    private bool TryFindTarget(ulong dir, ulong hashSeed, ReadOnlySpan<byte> name, out ulong target)
     {
         target = 0;
-        var it = _direntProbe.Value!;
-        var expect = Names.SlotOf(dirInode.HashSeed, name);
-        it.Seek(FsPositions.Slot(dir, expect), firstBatch: 4);
-        while (it.MoveNext())
+        var dirents = _engine[BtreeId.Dirents];
+        Span<byte> value = stackalloc byte[DirentValue.HeaderSize + Names.MaxLength];
+        for (var slot = Names.SlotOf(hashSeed, name); ; slot++)
         {
-            var key = it.Key;
-            if (key.Pos.Inode != dir || key.Pos.Offset != expect)
+            var at = FsPositions.Slot(dir, slot);
+            if (!dirents.TryGetAtOrAfter(at, at, value, out var key, out var length))
                 return false;
             if (key.Type == KeyType.Dirent)
             {
-                if (DirentValue.NameOf(it.Value).SequenceEqual(name))
+                // A value longer than the buffer holds no valid name: it matches nothing, as a malformed one.
+                if (length <= value.Length && DirentValue.NameOf(value[..length]).SequenceEqual(name))
                 {
-                    target = DecodeDirent(dir, it.Value.ToArray()).Target;
+                    if (!DirentValue.TryReadTarget(value[..length], out target, out _, out var problem))
+                        BasaltException.Throw(ErrorCode.IoError, $"a dirent of directory {dir} is damaged ({problem}); run fsck");
                     return true;
                 }
             }
@@ -70,9 +74,7 @@ public sealed partial class Files
             {
                 return false;
             }
-            expect++;
         }
-        return false;
     }
 
     public InodeAttr Lookup(ulong dir, ReadOnlySpan<byte> name) =>

@@ -18,6 +18,7 @@
 // Reads (stat, lookup, readdir, read) go straight to the btrees without the writer gate; writes
 // are serialised by it. Errors are BasaltExceptions whose codes map one to one onto errno
 // (Errno.Of); names are bytes.
+using System.Runtime.CompilerServices;
 using Basalt.Alloc;
 using Basalt.Btree;
 using Basalt.Data;
@@ -120,7 +121,6 @@ public sealed partial class Files : IInodeSectors
     private readonly JournalWriter _journal;
     private readonly Func<FsStats> _spaceStats;
     private readonly SpaceManager _space;
-    private readonly ThreadLocal<BtreeIterator> _direntProbe;
     private readonly object _openLock = new();
     private readonly Dictionary<ulong, int> _open = [];
     // The next free inode number, found on first use (0 until then): a mount reads nothing of the
@@ -141,7 +141,6 @@ public sealed partial class Files : IInodeSectors
         _spaceStats = spaceStats;
         Atime = atime;
         engine.SetService<IInodeSectors>(this);
-        _direntProbe = new ThreadLocal<BtreeIterator>(() => engine[BtreeId.Dirents].Iterate(Bpos.Min, Bpos.Max));
     }
 
     public AtimeMode Atime { get; }
@@ -274,12 +273,17 @@ public sealed partial class Files : IInodeSectors
     private static InodeValue NewInode(uint mode, uint uid, uint gid, long now, ulong dir, ulong dirSlot) =>
         InodeValue.Create(mode, uid, gid, now, dir, dirSlot);
 
+    /// <summary>Reads an inode outside any transaction, through a stack buffer: one lookup, nothing allocated.</summary>
+    [SkipLocalsInit] // the buffer is read only where the lookup copied the value into it
     private bool TryGetInode(ulong ino, out InodeValue inode)
     {
         inode = default;
-        if (!Inodes.TryGet(FsPositions.Inode(ino), out var value))
+        Span<byte> value = stackalloc byte[InodeValue.SizeOf];
+        if (!Inodes.TryGet(FsPositions.Inode(ino), value, out var length))
             return false;
-        return Decode(ino, value, out inode);
+        if (length > value.Length)
+            BasaltException.Throw(ErrorCode.IoError, $"inode {ino} is damaged (inode value of {length} bytes, expected {InodeValue.SizeOf}); run fsck");
+        return Decode(ino, value[..length], out inode);
     }
 
     private static bool Decode(ulong ino, ReadOnlySpan<byte> value, out InodeValue inode)

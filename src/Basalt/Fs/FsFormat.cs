@@ -230,6 +230,17 @@ public readonly record struct DirentValue(ulong Target, FileType Type, byte[] Na
     public static bool TryRead(ReadOnlySpan<byte> b, out DirentValue dirent, out string? problem)
     {
         dirent = default;
+        if (!TryReadTarget(b, out var target, out var type, out problem))
+            return false;
+        dirent = new DirentValue(target, type, b[HeaderSize..].ToArray());
+        return true;
+    }
+
+    /// <summary>The checks of <see cref="TryRead"/> and the target and type, without copying the name.</summary>
+    public static bool TryReadTarget(ReadOnlySpan<byte> b, out ulong target, out FileType type, out string? problem)
+    {
+        target = 0;
+        type = default;
         if (b.Length < HeaderSize + 1 || b.Length != HeaderSize + b[9])
         {
             problem = $"dirent value of {b.Length} bytes does not hold its name";
@@ -241,13 +252,14 @@ public readonly record struct DirentValue(ulong Target, FileType Type, byte[] Na
             problem = $"dirent name {Names.ToText(name)}: {bad}";
             return false;
         }
-        var type = (FileType)b[8];
+        type = (FileType)b[8];
         if (!FileModes.IsValidType(type))
         {
             problem = $"dirent of {Names.ToText(name)} has file type {b[8]}";
+            type = default;
             return false;
         }
-        dirent = new DirentValue(BinaryPrimitives.ReadUInt64LittleEndian(b), type, name.ToArray());
+        target = BinaryPrimitives.ReadUInt64LittleEndian(b);
         problem = null;
         return true;
     }

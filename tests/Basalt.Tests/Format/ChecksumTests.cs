@@ -38,7 +38,28 @@ public sealed class ChecksumTests
             var init = (uint)random.Next();
             var offset = random.Next(8);
             var span = data.AsSpan(offset, Math.Min(length, data.Length - offset));
+            Assert.Equal(Crc32C.UpdateSerial(init, span), Crc32C.UpdateChains(init, span));
             Assert.Equal(Crc32C.UpdateSerial(init, span), Crc32C.Update(init, span));
+        }
+    }
+
+    [SkippableTheory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Crc32C_folding_equals_one_serial_chain(int seed)
+    {
+        Skip.IfNot(Crc32C.CanFold, "this CPU has no 256-bit carry-less multiply");
+        // Every length over the first few accumulator steps (the 16-byte blocks and the byte tail
+        // after them), the sizes of a run, and random ones; unaligned starts and any register.
+        var random = new Random(seed);
+        var data = new byte[70_000];
+        random.NextBytes(data);
+        foreach (var length in Enumerable.Range(Crc32C.FoldMinimum, 600).Concat([4096, 65536, 69_990])
+                     .Concat(Enumerable.Range(0, 40).Select(_ => random.Next(Crc32C.FoldMinimum, data.Length - 8))))
+        {
+            var init = (uint)random.Next();
+            var span = data.AsSpan(random.Next(8), length);
+            Assert.Equal(Crc32C.UpdateSerial(init, span), Crc32C.UpdateFolded(init, span));
         }
     }
 
@@ -61,7 +82,8 @@ public sealed class ChecksumTests
     [Fact]
     public void Crc32C_MatchesBitwiseReferenceOnEveryLength()
     {
-        var data = Enumerable.Range(0, 100).Select(i => (byte)((i * 131) + 17)).ToArray();
+        // Past FoldMinimum too: the folded path against a reference that shares nothing with it.
+        var data = Enumerable.Range(0, 300).Select(i => (byte)((i * 131) + 17)).ToArray();
         for (var n = 0; n <= data.Length; n++)
             Assert.Equal(BitwiseCrc32C(data.AsSpan(0, n)), Crc32C.Compute(data.AsSpan(0, n)));
     }

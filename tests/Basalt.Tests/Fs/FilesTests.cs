@@ -286,6 +286,57 @@ public sealed class FilesTests
     }
 
     [Fact]
+    public void Lookup_probes_past_colliding_names_and_whiteouts()
+    {
+        using var device = new MemoryBlockDevice(16 * 1024 * 1024, "mem.img");
+        Names.CollideForTests = 1; // two slots: every other name probes past the first ones
+        try
+        {
+            using var fs = BasaltFileSystem.Format(device, Geometry);
+            var f = fs.Files;
+            var root = FsPositions.RootIno;
+            var inos = Enumerable.Range(0, 6).Select(i => f.Create(root, B($"n{i}"), 0x1A4).Ino).ToArray();
+            f.Unlink(root, B("n0"));
+            f.Unlink(root, B("n2"));
+            Assert.False(f.TryLookup(root, B("n0"), out _));
+            Assert.False(f.TryLookup(root, B("n2"), out _));
+            Assert.False(f.TryLookup(root, B("missing"), out _));
+            foreach (var i in new[] { 1, 3, 4, 5 })
+            {
+                Assert.True(f.TryLookup(root, B($"n{i}"), out var attr));
+                Assert.Equal(inos[i], attr.Ino);
+                Assert.Equal(FileType.Regular, attr.Type);
+            }
+        }
+        finally
+        {
+            Names.CollideForTests = 0;
+        }
+    }
+
+    [Fact]
+    public void Lookup_and_GetAttr_allocate_nothing()
+    {
+        using var device = new MemoryBlockDevice(16 * 1024 * 1024, "mem.img");
+        using var fs = BasaltFileSystem.Format(device, Geometry);
+        var f = fs.Files;
+        var dir = f.Mkdir(FsPositions.RootIno, B("d"), 0x1ED).Ino;
+        var names = Enumerable.Range(0, 200).Select(i => B($"file-{i}")).ToArray();
+        foreach (var name in names)
+            f.Create(dir, name, 0x1A4);
+        var missing = B("missing");
+        // Once every node on the way is cached, a lookup is lookups into stack buffers.
+        foreach (var name in names)
+            f.GetAttr(f.Lookup(dir, name).Ino);
+        Assert.False(f.TryLookup(dir, missing, out _));
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        foreach (var name in names)
+            f.GetAttr(f.Lookup(dir, name).Ino);
+        f.TryLookup(dir, missing, out _);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public void Xattrs_set_replace_list_and_remove_with_colliding_names()
     {
         using var device = new MemoryBlockDevice(16 * 1024 * 1024, "mem.img");
