@@ -214,12 +214,12 @@ public sealed partial class NodeScan
 
     /// <summary>
     /// The reading and examination of the chunks, shared by the workers. Each worker takes the next
-    /// chunk, reads it into its own buffer and examines it there: the slots are checksummed on the
-    /// core that just copied them in, while they are still in its cache (examined on another core,
-    /// every byte crossed between the cores' caches again, and the checksums cost more than the read).
-    /// The reads are issued in chunk order and one at a time (the device sees what a sequential read
-    /// of the regions does); a worker's examination overlaps the next worker's read, so the scan
-    /// costs about the larger of the read and the examination, not their sum.
+    /// chunk, reads it into its own buffer and examines it there, on the thread (and so, as a rule,
+    /// the core) that just copied it in: no hand-over between threads per chunk, and no second core
+    /// fetching the bytes from the first one's cache. The reads are issued in chunk order and one at
+    /// a time (the device sees what a sequential read of the regions does); a worker's examination
+    /// overlaps the next worker's read, so the scan costs about the larger of the read and the
+    /// examination, not their sum.
     /// </summary>
     private sealed class Examination(IBlockDevice device, BtreeGeometry geometry, Func<ulong, bool>? isBlacklisted,
         List<(long At, int Length)> chunks, int chunkBytes, CancellationToken ct)
