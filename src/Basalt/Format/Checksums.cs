@@ -67,7 +67,8 @@ public static class Checksums
 /// three lanes are checksummed as three interleaved chains over consecutive lanes, joined with a
 /// table that feeds a register a lane of zero bytes (the CRC is linear: crc(r, A‖B) is crc(r, A)
 /// shifted over |B| zero bytes, xor crc(0, B)). What is left after the last three whole lanes (up
-/// to three lanes less eight bytes: a sixth of a 16 KiB node's first record) is split the same way
+/// to three lanes less one byte: a tenth of a 16 KiB node's first record, at three times the cost
+/// per byte as one chain) is split the same way
 /// into three shorter lanes, joined by a carry-less multiply where the CPU has one (the shift over
 /// n zero bytes is a multiplication by x^8n mod P), and only the last bytes run as one chain.
 /// </summary>
