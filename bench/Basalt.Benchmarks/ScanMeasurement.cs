@@ -18,8 +18,8 @@
 // of the region cached is reported, not timed as cold. The whole page cache is not dropped
 // (drop_caches): that evicts every other file of the machine too, and the other work's re-reads
 // then compete with the timed read. Before round 1 each side runs once untimed from a cold cache:
-// the first read of a freshly written file also goes past the cache below the guest (a virtual
-// disk's host page cache), which no guest can drop, and came 2-3× slower than every later one.
+// the first read of a freshly written file often also misses the cache below the guest (a
+// virtual disk's host page cache), which no guest can drop, and then takes 2-4× a later one.
 // What stays: on a virtual disk served from the host's cache a cold read is CPU work (the host's
 // copy and the guest kernel's), so its wall time follows the load of the cores.
 using System.Diagnostics;
