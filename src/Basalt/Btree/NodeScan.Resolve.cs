@@ -10,6 +10,7 @@
 // and "the next unclaimed atom from here" is a union-find with path halving. After sorting the
 // bounds the choice is near-linear in the number of nodes and allocates nothing per node, so it
 // stays a small part of a scan that finds every slot full.
+using System.Runtime.CompilerServices;
 using Basalt.Format;
 
 namespace Basalt.Btree;
@@ -17,34 +18,29 @@ namespace Basalt.Btree;
 public sealed partial class NodeScan
 {
     /// <summary>Decides, per btree and level, which node is used for which part of the key space.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Resolve(ScannedNode[] nodes)
     {
-        var order = new List<int>(nodes.Length);
+        // By btree, level, then newest first (offsets are unique, so the order is total), sorted as
+        // small keys beside the records rather than as indices that compare through them.
+        var order = new Candidate[nodes.Length];
+        var count = 0;
         for (var i = 0; i < nodes.Length; i++)
         {
             if (nodes[i].Status != ScannedNodeStatus.Rejected)
-                order.Add(i);
+                order[count++] = new Candidate(nodes[i], i);
         }
-        // By btree, level, then newest first (offsets are unique, so the order is total). The
-        // btree ids compare as bytes: an enum's CompareTo boxes its argument.
-        order.Sort((a, b) =>
+        Array.Sort(order, 0, count);
+        var atoms = new KeyAtoms(count);
+        for (var from = 0; from < count;)
         {
-            var c = ((byte)nodes[a].Btree).CompareTo((byte)nodes[b].Btree);
-            if (c == 0)
-                c = nodes[a].Level.CompareTo(nodes[b].Level);
-            return c != 0 ? c : CompareNewness(nodes[a], nodes[b]);
-        });
-        var atoms = new KeyAtoms(order.Count);
-        for (var from = 0; from < order.Count;)
-        {
-            var group = (nodes[order[from]].Btree, nodes[order[from]].Level);
             var to = from + 1;
-            while (to < order.Count && (nodes[order[to]].Btree, nodes[order[to]].Level) == group)
+            while (to < count && order[to].SameGroup(order[from]))
                 to++;
             atoms.Reset(nodes, order, from, to);
             for (var k = from; k < to; k++)
             {
-                var i = order[k];
+                var i = order[k].Index;
                 ref var n = ref nodes[i];
                 if (!atoms.TryClaimFirstUnclaimed(k - from, i, out var useMin, out var useMax, out var by))
                 {
@@ -61,6 +57,44 @@ public sealed partial class NodeScan
                 };
             }
             from = to;
+        }
+    }
+
+    /// <summary>
+    /// A node's place in the choice: its btree and level, then newest first as
+    /// <see cref="CompareNewness"/> orders (the btree ids compare as bytes: an enum's CompareTo
+    /// boxes its argument).
+    /// </summary>
+    private readonly struct Candidate(in ScannedNode node, int index) : IComparable<Candidate>
+    {
+        private readonly ulong _journalSeq = node.JournalSeq;
+        private readonly long _offset = node.Offset;
+        private readonly uint _generation = node.Generation;
+        private readonly ushort _sectorsWritten = node.SectorsWritten;
+        private readonly byte _btree = (byte)node.Btree;
+        private readonly byte _level = node.Level;
+
+        /// <summary>The node's index in the scan.</summary>
+        public int Index { get; } = index;
+
+        public bool SameGroup(in Candidate other) => _btree == other._btree && _level == other._level;
+
+        public int CompareTo(Candidate other)
+        {
+            var c = _btree.CompareTo(other._btree);
+            if (c != 0)
+                return c;
+            c = _level.CompareTo(other._level);
+            if (c != 0)
+                return c;
+            c = other._journalSeq.CompareTo(_journalSeq);
+            if (c != 0)
+                return c;
+            c = other._generation.CompareTo(_generation);
+            if (c != 0)
+                return c;
+            c = other._sectorsWritten.CompareTo(_sectorsWritten);
+            return c != 0 ? c : _offset.CompareTo(other._offset);
         }
     }
 
@@ -97,13 +131,15 @@ public sealed partial class NodeScan
         }
 
         /// <summary>Cuts the key space at the bounds of the nodes <paramref name="order"/>[from..to), every atom unclaimed.</summary>
-        public void Reset(ScannedNode[] nodes, List<int> order, int from, int to)
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Reset(ScannedNode[] nodes, Candidate[] order, int from, int to)
         {
             var count = 0;
             for (var k = from; k < to; k++)
             {
-                _sorted[count++] = new Bound(nodes[order[k]].Min, (k - from) << 1);
-                _sorted[count++] = new Bound(nodes[order[k]].Max, ((k - from) << 1) | 1);
+                ref readonly var node = ref nodes[order[k].Index];
+                _sorted[count++] = new Bound(node.Min, (k - from) << 1);
+                _sorted[count++] = new Bound(node.Max, ((k - from) << 1) | 1);
             }
             Array.Sort(_sorted, 0, count);
             var atoms = 0;
@@ -136,6 +172,7 @@ public sealed partial class NodeScan
         /// useMax]; false when all of it is claimed. <paramref name="by"/> is the node that claimed
         /// the first claimed atom of the range (-1 when none is).
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public bool TryClaimFirstUnclaimed(int member, int node, out Bpos useMin, out Bpos useMax, out int by)
         {
             var first = _firstAtom[member];

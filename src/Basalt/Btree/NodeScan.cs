@@ -14,8 +14,14 @@
 // is another filesystem's but whose first record checksums correctly is listed as rejected
 // ("another filesystem"), so a user sees the leftovers of an earlier format.
 //
-// Memory is one small record (ScannedNode, a struct) per slot that holds a node; the chunk buffer
-// is reused. The scan never writes.
+// How: a few workers (one per core, two to four) each take the next chunk, read it into their own
+// buffer and examine its slots right there, on the core that copied them in; the reads are issued
+// in chunk order, one at a time, and one worker's examination overlaps the next one's read (see
+// Examination). The hot methods are compiled fully optimised from the first call: a scan runs
+// once per check, too short for the tiered JIT to reach them in time.
+//
+// Memory is one small record (ScannedNode, a struct) per slot that holds a node, plus each
+// worker's chunk buffer, reused. The scan never writes.
 //
 // Choosing versions: per btree and level, candidates are taken newest first. "Newer" is the
 // highest journal seq among the node's (non-blacklisted) bsets, then the higher generation, then
@@ -28,6 +34,8 @@
 // validation.
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using Basalt.Btree.Node;
 using Basalt.Devices;
 using Basalt.Diagnostics;
@@ -130,6 +138,13 @@ public sealed partial class NodeScan
     /// <summary>Bytes read per device read (rounded down to whole nodes, at least one).</summary>
     public const int ChunkBytes = 4 * 1024 * 1024;
 
+    /// <summary>
+    /// Most workers a scan runs, each with one chunk buffer: with the reads one at a time, more
+    /// than one beyond the reading worker only helps while a chunk's examination takes longer than
+    /// the next chunk's read.
+    /// </summary>
+    private const int MaxWorkers = 4;
+
     /// <summary>Ascending by offset.</summary>
     private readonly ScannedNode[] _nodes;
 
@@ -165,97 +180,121 @@ public sealed partial class NodeScan
             for (var at = offset; at + nodeSize <= end; at += chunk)
                 chunks.Add((at, (int)Math.Min(chunk, (end - at) / nodeSize * nodeSize)));
         }
-        // Two buffers: the next chunk is read (on the thread pool) while this one is examined, so
-        // the scan costs about the larger of the read and the examination, not their sum. The
-        // device sees the same reads in the same order, one at a time; the examination of a chunk
-        // is spread over the cores.
-        byte[][] buffers = [ArrayPool<byte>.Shared.Rent(chunk), ArrayPool<byte>.Shared.Rent(chunk)];
-        // The records of each chunk's nodes, one array per chunk, copied once into the result at
-        // the end (a growing list would copy them at every doubling).
-        var found = new List<ScannedNode[]>();
+        var examination = new Examination(device, geometry, isBlacklisted, chunks, chunk, ct);
+        var workers = Math.Min(chunks.Count, Math.Clamp(Environment.ProcessorCount, 2, MaxWorkers));
+        var helpers = new Task[Math.Max(0, workers - 1)];
+        for (var w = 0; w < helpers.Length; w++)
+            helpers[w] = Task.Factory.StartNew(examination.Work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        if (workers > 0)
+            examination.Work();
+        // Every worker ends (and gives its buffer back) before the scan returns or throws.
+        Task.WaitAll(helpers, CancellationToken.None);
+        examination.ThrowIfFailed();
+
         var foundCount = 0;
-        var examined = new ScannedNode?[chunk / nodeSize];
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = ct };
-        long scanned = 0;
-        Task? pending = null;
-        try
-        {
-            if (chunks.Count > 0)
-                pending = ReadAhead(device, chunks[0], buffers[0], nodeSize);
-            for (var k = 0; k < chunks.Count; k++)
-            {
-                ct.ThrowIfCancellationRequested();
-                pending!.GetAwaiter().GetResult();
-                pending = k + 1 < chunks.Count ? ReadAhead(device, chunks[k + 1], buffers[(k + 1) % 2], nodeSize) : null;
-                var (at, length) = chunks[k];
-                var buffer = buffers[k % 2];
-                scanned += length;
-                // The slots of a chunk are examined on every core; their records are kept in slot order.
-                var count = length / nodeSize;
-                Parallel.For(0, count, parallel, i => examined[i] = Examine(buffer.AsSpan(i * nodeSize, nodeSize), at + ((long)i * nodeSize), geometry, isBlacklisted));
-                var kept = 0;
-                for (var i = 0; i < count; i++)
-                {
-                    if (examined[i].HasValue)
-                        kept++;
-                }
-                if (kept == 0)
-                    continue;
-                var records = new ScannedNode[kept];
-                kept = 0;
-                for (var i = 0; i < count; i++)
-                {
-                    if (examined[i] is not { } node)
-                        continue;
-                    if (node.Status != ScannedNodeStatus.Rejected && inNodeSpace is not null && !inNodeSpace(node.Offset))
-                        node = node with { Status = ScannedNodeStatus.Rejected, Rejection = ScanRejection.OutsideNodeSpace };
-                    records[kept++] = node;
-                }
-                found.Add(records);
-                foundCount += kept;
-            }
-        }
-        finally
-        {
-            // A read still in flight (cancellation, an exception) must finish before its buffer goes back.
-            try
-            {
-                pending?.Wait(CancellationToken.None);
-            }
-            catch (AggregateException)
-            {
-            }
-            ArrayPool<byte>.Shared.Return(buffers[0]);
-            ArrayPool<byte>.Shared.Return(buffers[1]);
-        }
+        foreach (var records in examination.Found)
+            foundCount += records?.Length ?? 0;
         var all = new ScannedNode[foundCount];
         var next = 0;
-        foreach (var records in found)
+        foreach (var records in examination.Found)
         {
-            records.CopyTo(all, next);
-            next += records.Length;
+            foreach (var node in records ?? [])
+            {
+                all[next++] = node.Status != ScannedNodeStatus.Rejected && inNodeSpace is not null && !inNodeSpace(node.Offset)
+                    ? node with { Status = ScannedNodeStatus.Rejected, Rejection = ScanRejection.OutsideNodeSpace }
+                    : node;
+            }
         }
         // Regions come in ascending order; a geometry that lists them otherwise is sorted here.
         if (!IsByOffset(all))
             Array.Sort(all, static (a, b) => a.Offset.CompareTo(b.Offset));
         Resolve(all);
-        return new NodeScan(all, scanned, nodeSize);
+        return new NodeScan(all, chunks.Sum(c => (long)c.Length), nodeSize);
     }
 
-    private static Task ReadAhead(IBlockDevice device, (long At, int Length) chunk, byte[] buffer, int nodeSize) =>
-        Task.Run(() =>
+    /// <summary>
+    /// The reading and examination of the chunks, shared by the workers. Each worker takes the next
+    /// chunk, reads it into its own buffer and examines it there, on the thread (and so, as a rule,
+    /// the core) that just copied it in: no hand-over between threads per chunk, and no second core
+    /// fetching the bytes from the first one's cache. The reads are issued in chunk order and one at
+    /// a time (the device sees what a sequential read of the regions does); a worker's examination
+    /// overlaps the next worker's read, so the scan costs about the larger of the read and the
+    /// examination, not their sum.
+    /// </summary>
+    private sealed class Examination(IBlockDevice device, BtreeGeometry geometry, Func<ulong, bool>? isBlacklisted,
+        List<(long At, int Length)> chunks, int chunkBytes, CancellationToken ct)
+    {
+        private readonly object _readGate = new();
+        private int _next;
+        private volatile bool _stop;
+        private Exception? _failure;
+
+        /// <summary>Per chunk, the records of the nodes found in it (null when none), in slot order.</summary>
+        public ScannedNode[]?[] Found { get; } = new ScannedNode[]?[chunks.Count];
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Work()
         {
-            var span = buffer.AsSpan(0, chunk.Length);
+            var nodeSize = geometry.NodeSize;
+            var buffer = ArrayPool<byte>.Shared.Rent(chunkBytes);
+            var examined = new ScannedNode[chunkBytes / nodeSize];
             try
             {
-                device.Read(chunk.At, span);
+                while (true)
+                {
+                    int k;
+                    lock (_readGate)
+                    {
+                        if (_stop)
+                            return;
+                        ct.ThrowIfCancellationRequested();
+                        k = _next++;
+                        if (k >= chunks.Count)
+                            return;
+                        Read(device, chunks[k], buffer, nodeSize);
+                    }
+                    var (at, length) = chunks[k];
+                    var kept = 0;
+                    for (var i = 0; i < length / nodeSize; i++)
+                    {
+                        if (Examine(buffer.AsSpan(i * nodeSize, nodeSize), at + ((long)i * nodeSize), geometry, isBlacklisted, out examined[kept]))
+                            kept++;
+                    }
+                    Found[k] = kept == 0 ? null : examined.AsSpan(0, kept).ToArray();
+                }
             }
-            catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
+            catch (Exception ex)
             {
-                // An unreadable chunk: retry it slot by slot, so one bad sector costs one slot.
-                ReadSlotwise(device, chunk.At, span, nodeSize);
+                Interlocked.CompareExchange(ref _failure, ex, null);
+                _stop = true;
             }
-        });
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        /// <summary>Rethrows, on the scan's thread, what stopped the first worker that failed (a cancellation included).</summary>
+        public void ThrowIfFailed()
+        {
+            if (_failure is not null)
+                ExceptionDispatchInfo.Throw(_failure);
+        }
+    }
+
+    private static void Read(IBlockDevice device, (long At, int Length) chunk, byte[] buffer, int nodeSize)
+    {
+        var span = buffer.AsSpan(0, chunk.Length);
+        try
+        {
+            device.Read(chunk.At, span);
+        }
+        catch (BasaltException ex) when (ex.Class == ErrorClass.Io)
+        {
+            // An unreadable chunk: retry it slot by slot, so one bad sector costs one slot.
+            ReadSlotwise(device, chunk.At, span, nodeSize);
+        }
+    }
 
     private static void ReadSlotwise(IBlockDevice device, long at, Span<byte> span, int nodeSize)
     {
@@ -350,12 +389,14 @@ public sealed partial class NodeScan
         return c != 0 ? c : a.Offset.CompareTo(b.Offset);
     }
 
-    /// <summary>Validates one slot; null when it holds no node (zeroes, garbage).</summary>
-    private static ScannedNode? Examine(ReadOnlySpan<byte> slot, long offset, BtreeGeometry geometry, Func<ulong, bool>? isBlacklisted)
+    /// <summary>Validates one slot; false when it holds no node (zeroes, garbage).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static bool Examine(ReadOnlySpan<byte> slot, long offset, BtreeGeometry geometry, Func<ulong, bool>? isBlacklisted, out ScannedNode node)
     {
+        node = default;
         var magic = BinaryPrimitives.ReadUInt64LittleEndian(slot[BtreeNodeFormat.NodeMagicOffset..]);
         if (magic == 0)
-            return null;
+            return false;
         var header = BtreeNodeFormat.ReadNodeHeader(slot);
         var firstJournalSeq = BinaryPrimitives.ReadUInt64LittleEndian(slot[(BtreeNodeFormat.FirstBsetOffset + BtreeNodeFormat.BsetJournalSeqOffset)..]);
         var raw = new ScannedNode
@@ -372,22 +413,22 @@ public sealed partial class NodeScan
             SupersededBy = -1,
         };
         if (magic != geometry.NodeMagic)
-            return IsForeignNode(slot) ? raw with { Rejection = ScanRejection.ForeignFilesystem } : null;
+            return IsForeignNode(slot) && Reject(raw, ScanRejection.ForeignFilesystem, null, out node);
         if (header.Seq == 0 || header.Level > FormatLimits.MaxBtreeLevel || !BtreeIds.IsKnown((byte)header.Btree) || header.MinKey > header.MaxKey)
-            return raw with { Rejection = ScanRejection.Invalid, FailureId = FsckErrorId.BtreeNodeBadHeader };
+            return Reject(raw, ScanRejection.Invalid, FsckErrorId.BtreeNodeBadHeader, out node);
         if (isBlacklisted is not null && firstJournalSeq != 0 && isBlacklisted(firstJournalSeq))
-            return raw with { Rejection = ScanRejection.BlacklistedJournalSeq };
+            return Reject(raw, ScanRejection.BlacklistedJournalSeq, null, out node);
 
         // The first record must be whole: its checksum covers the header.
         if (CheckRecord(slot, 0, header.Seq, out var why) is not { } first)
-            return raw with { Rejection = ScanRejection.Invalid, FailureId = why };
+            return Reject(raw, ScanRejection.Invalid, why, out node);
         if (BinaryPrimitives.ReadUInt16LittleEndian(slot[BtreeNodeFormat.NodeFlagsOffset..]) != 0 ||
             BinaryPrimitives.ReadUInt64LittleEndian(slot[BtreeNodeFormat.NodeReservedOffset..]) != 0)
         {
-            return raw with { Rejection = ScanRejection.Invalid, FailureId = FsckErrorId.BtreeNodeBadHeader };
+            return Reject(raw, ScanRejection.Invalid, FsckErrorId.BtreeNodeBadHeader, out node);
         }
         if (first.Version > FormatVersion.Current || first.Version < FormatVersion.Min)
-            return raw with { Rejection = ScanRejection.Invalid, FailureId = FsckErrorId.BtreeNodeUnsupportedVersion };
+            return Reject(raw, ScanRejection.Invalid, FsckErrorId.BtreeNodeUnsupportedVersion, out node);
 
         // Later records, block-aligned, while they carry the node's seq and checksum: a record
         // that fails is where the node's writes end (a torn append looks exactly like that).
@@ -403,7 +444,7 @@ public sealed partial class NodeScan
             }
             end = RoundUp(next.End, geometry.BlockSize);
         }
-        return raw with
+        node = raw with
         {
             JournalSeq = journalSeq,
             SectorsWritten = (ushort)(Math.Min(end, slot.Length) / FormatLimits.SectorSize),
@@ -413,6 +454,14 @@ public sealed partial class NodeScan
             UseMin = header.MinKey,
             UseMax = header.MaxKey,
         };
+        return true;
+    }
+
+    /// <summary>The record of a slot that holds a node the scan cannot use; true (a record is kept).</summary>
+    private static bool Reject(in ScannedNode raw, ScanRejection rejection, FsckErrorId? failure, out ScannedNode node)
+    {
+        node = raw with { Rejection = rejection, FailureId = failure };
+        return true;
     }
 
     /// <summary>What one record of a node says about itself, once its checksum held.</summary>
@@ -424,6 +473,7 @@ public sealed partial class NodeScan
     /// walk to the end of the key area exactly. Null when any of that fails, with the finding
     /// that names why.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static RecordInfo? CheckRecord(ReadOnlySpan<byte> slot, int offset, ulong seq, out FsckErrorId failure)
     {
         failure = FsckErrorId.BtreeNodeBadSeq;

@@ -64,6 +64,21 @@ public sealed class ChecksumTests
     }
 
     [Fact]
+    public void Crc32C_split_tail_equals_one_serial_chain_at_every_length()
+    {
+        // Every length up to past two three-lane steps: each size of the tail's three shorter lanes, and the bytes after them.
+        var random = new Random(4);
+        var data = new byte[2 * 3 * 512 + 600];
+        random.NextBytes(data);
+        for (var length = 0; length <= data.Length - 8; length++)
+        {
+            var init = (uint)random.Next();
+            var span = data.AsSpan(length % 8, length);
+            Assert.True(Crc32C.UpdateSerial(init, span) == Crc32C.Update(init, span), $"length {length}");
+        }
+    }
+
+    [Fact]
     public void Crc32C_EmptyIsZero() => Assert.Equal(0u, Crc32C.Compute([]));
 
     [Fact]
