@@ -12,6 +12,16 @@ namespace Basalt.Benchmarks;
 
 internal static partial class BenchHost
 {
+    /// <summary>A byte count with an optional K, M or G suffix (powers of 1024); false unless positive.</summary>
+    internal static bool TryParseSize(string text, out long bytes)
+    {
+        var shift = char.ToUpperInvariant(text[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, _ => 0 };
+        var digits = shift == 0 ? text : text[..^1];
+        var ok = long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out bytes);
+        bytes <<= shift;
+        return ok && bytes > 0;
+    }
+
     private const string DropCachesPath = "/proc/sys/vm/drop_caches";
 
     /// <summary>The middle value (the upper of the two middle ones for an even count); NaN for none.</summary>

@@ -46,8 +46,8 @@ public static class DataMeasurement
             var value = i + 1 < args.Length ? args[i + 1] : null;
             var ok = value is not null && args[i] switch
             {
-                "--size" => TryParseSize(value, out o.Size),
-                "--random-size" => TryParseSize(value, out o.RandomSize),
+                "--size" => BenchHost.TryParseSize(value, out o.Size),
+                "--random-size" => BenchHost.TryParseSize(value, out o.RandomSize),
                 "--rounds" => int.TryParse(value, out o.Rounds) && o.Rounds > 0,
                 "--warm-reads" => int.TryParse(value, out o.WarmReads) && o.WarmReads > 0,
                 "--cold-reads" => int.TryParse(value, out o.ColdReads) && o.ColdReads > 0,
@@ -80,15 +80,6 @@ public static class DataMeasurement
         {
             Directory.Delete(work, recursive: true);
         }
-    }
-
-    private static bool TryParseSize(string text, out long bytes)
-    {
-        var shift = char.ToUpperInvariant(text[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, _ => 0 };
-        var digits = shift == 0 ? text : text[..^1];
-        var ok = long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out bytes);
-        bytes <<= shift;
-        return ok && bytes > 0;
     }
 
     private sealed class Options

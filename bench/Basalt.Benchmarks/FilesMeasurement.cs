@@ -67,7 +67,7 @@ public static partial class FilesMeasurement
                 "--mktree" => (o.MkTree = value) is not null,
                 "--cli" => (o.Cli = value) is not null,
                 "--dir" => (o.Directory = value) is not null,
-                "--image-size" => TryParseSize(value, out o.ImageSize),
+                "--image-size" => BenchHost.TryParseSize(value, out o.ImageSize),
                 _ => false,
             };
             if (!ok)
@@ -103,15 +103,6 @@ public static partial class FilesMeasurement
         public string? Directory;
         public long ImageSize = 8L << 30;
         public bool Preallocate;
-    }
-
-    private static bool TryParseSize(string text, out long bytes)
-    {
-        var shift = char.ToUpperInvariant(text[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, _ => 0 };
-        var digits = shift == 0 ? text : text[..^1];
-        var ok = long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out bytes);
-        bytes <<= shift;
-        return ok && bytes > 0;
     }
 
     /// <summary>One row: per round, Basalt's rate and the host's (operations per second).</summary>
