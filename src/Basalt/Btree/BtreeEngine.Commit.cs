@@ -240,12 +240,13 @@ public sealed partial class BtreeEngine
         {
             current = run.ValueOf(i);
         }
-        var folded = current.IsEmpty ? default : accumulator.FoldedVersion(current);
-        if (replayed is { } v && folded >= v)
-            return false;
         if (_foldBuffer.Length < accumulator.ValueBytes)
             _foldBuffer = new byte[accumulator.ValueBytes];
-        accumulator.Fold(current, u.Value.Span, replayed ?? folded.Next(seq), _foldBuffer.AsSpan(0, accumulator.ValueBytes));
+        var result = _foldBuffer.AsSpan(0, accumulator.ValueBytes);
+        if (replayed is { } version)
+            return accumulator.TryFoldReplayed(current, u.Value.Span, version, result);
+        var folded = current.IsEmpty ? default : accumulator.FoldedVersion(current);
+        accumulator.Fold(current, u.Value.Span, folded.Next(seq), result);
         return true;
     }
 

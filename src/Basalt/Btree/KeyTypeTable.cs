@@ -104,6 +104,23 @@ public interface IKeyAccumulator
     void Combine(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, Span<byte> result);
 }
 
+public static class KeyAccumulators
+{
+    /// <summary>
+    /// The replay rule, for the engine's replay and for reads that show what replay will leave:
+    /// folds a replayed <paramref name="delta"/> of <paramref name="version"/> into
+    /// <paramref name="total"/> (empty: none), or returns false when the total already holds it.
+    /// </summary>
+    public static bool TryFoldReplayed(this IKeyAccumulator accumulator, ReadOnlySpan<byte> total, ReadOnlySpan<byte> delta,
+        DeltaVersion version, Span<byte> result)
+    {
+        if (!total.IsEmpty && accumulator.FoldedVersion(total) >= version)
+            return false;
+        accumulator.Fold(total, delta, version, result);
+        return true;
+    }
+}
+
 /// <summary>The behaviour of one key type.</summary>
 /// <param name="Writable">False for types this build reserves but does not write yet (reads pass them through).</param>
 /// <param name="Accumulator">For a journal-only delta type: how it folds into its total.</param>

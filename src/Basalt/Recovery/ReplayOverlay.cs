@@ -78,11 +78,10 @@ public sealed class ReplayOverlay
         if (KeyTypeTable.AccumulatorOf(update.Key.Type) is not { } accumulator)
             return update.IsDeletion ? (null, []) : (update.Key, update.Value.ToArray());
         var total = key is { } k && k.Type == accumulator.TotalType ? value : [];
-        if (total.Length > 0 && accumulator.FoldedVersion(total) >= replayed.Version)
-            return (key, value);
         var folded = new byte[accumulator.ValueBytes];
-        accumulator.Fold(total, update.Value.Span, replayed.Version, folded);
-        return (new Bkey(update.Key.Pos, accumulator.TotalType), folded);
+        return accumulator.TryFoldReplayed(total, update.Value.Span, replayed.Version, folded)
+            ? (new Bkey(update.Key.Pos, accumulator.TotalType), folded)
+            : (key, value);
     }
 
     private static int LowerBound(List<ReplayKey> keys, Bpos pos)

@@ -61,7 +61,7 @@ public sealed class Transaction : ITriggerTransaction
             var u = _updates[i];
             if (KeyTypeTable.AccumulatorOf(u.Key.Type) is { } accumulator)
             {
-                var exists = ReadCommitted(btree, pos, out var committedKey, out var committed);
+                var exists = ReadCommitted(btree, pos, out _, out var committed);
                 (key, value) = FoldPending(accumulator, pos, exists ? committed : [], u.Value);
                 return true;
             }
