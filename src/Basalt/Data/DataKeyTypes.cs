@@ -1,4 +1,4 @@
-// The key types of the data and backpointer layers (extent, error, reservation, backpointer,
+// The key types of the data and backpointer layers (extent, inline data, error, reservation, backpointer,
 // reflink pointer, indirect extent): validators, printers and the extent and reflink pointer
 // triggers, registered in the btree's key-type table at start-up.
 using Basalt.Alloc;
@@ -14,6 +14,7 @@ public static class DataKeyTypes
     {
         SpaceKeyTypes.Register();
         KeyTypeTable.Register(KeyType.Extent, new KeyTypeBehaviour(ValidateExtent, PrintExtent, ExtentTriggers.ExtentTrigger));
+        KeyTypeTable.Register(KeyType.InlineData, new KeyTypeBehaviour(InlineData.Validate, InlineData.ToText, InlineData.Trigger));
         KeyTypeTable.Register(KeyType.Error, new KeyTypeBehaviour(KeyTypeTable.ValidateEmpty, _ => "data lost: reads fail"));
         KeyTypeTable.Register(KeyType.Reservation, new KeyTypeBehaviour(KeyTypeTable.ValidateEmpty, _ => "allocated, unwritten: reads as zeros",
             ExtentTriggers.ExtentTrigger));

@@ -55,7 +55,8 @@ public static class ExtentEdits
     /// <summary>
     /// The value of the piece [<paramref name="from"/>, <paramref name="to"/>) of a key: an extent's
     /// window moves to the piece's first sector; a reflink pointer's idx does too, and its pads grow
-    /// so it still names the range it took its references on; other values stay as they are.
+    /// so it still names the range it took its references on; inline data keeps the piece's bytes;
+    /// other values stay as they are.
     /// </summary>
     public static byte[] Piece(in Bkey key, byte[] value, ulong from, ulong to)
     {
@@ -68,6 +69,8 @@ public static class ExtentEdits
                 return from == ks ? value : extent.WithWindow(extent.Window + (uint)(from - ks)).ToBytes();
             case KeyType.ReflinkP when ReflinkPointer.TryRead(value, out var pointer, out _):
                 return pointer.Piece(ks, key.Pos.Offset, from, to).ToBytes();
+            case KeyType.InlineData when value.Length == (int)key.Size * FormatLimits.SectorSize:
+                return value.AsSpan((int)(from - ks) * FormatLimits.SectorSize, (int)(to - from) * FormatLimits.SectorSize).ToArray();
             default:
                 return value;
         }

@@ -48,6 +48,8 @@ public sealed class ExtentStore : ISpaceOwners
     private readonly IBlockDevice _device;
     private readonly SpaceManager _space;
     private readonly ThreadLocal<ReadScratch> _readScratch;
+    private readonly int _inlineMax;
+    private int _inlineLimit;
     private long _checksumErrors;
     private long _staleSkipped;
 
@@ -66,9 +68,23 @@ public sealed class ExtentStore : ISpaceOwners
         _space = space;
         ChecksumType = checksumType == ChecksumType.None ? ChecksumType.Crc32C : checksumType;
         RunsPerTransaction = (int)Math.Clamp(((long)maxCommitBytes - 1024) / JournalBytesPerRun, 1, MaxRunsPerTransaction);
+        // An inline key must fit a node's largest value and a journal's largest commit.
+        _inlineMax = (int)Math.Min(Math.Min(engine.MaxValueBytes, (long)maxCommitBytes - 1024), InlineData.MaxBytes) / Sector * Sector;
+        _inlineLimit = Math.Max(0, _inlineMax);
         PunchBatch = (int)Math.Clamp(((long)maxCommitBytes - 1024) / JournalBytesPerRun, 1, MaxPunchBatch);
         space.Owners = this;
         _readScratch = new ThreadLocal<ReadScratch>(() => new ReadScratch(engine[BtreeId.Extents].Iterate(Bpos.Min, Bpos.Max)));
+    }
+
+    /// <summary>
+    /// The largest file (bytes) whose data is written inline, in its extent key (0: never). At most
+    /// <see cref="InlineData.MaxBytes"/>, a quarter of a node (the largest value a node takes) and
+    /// what the journal's largest commit leaves room for.
+    /// </summary>
+    public int InlineLimit
+    {
+        get => _inlineLimit;
+        set => _inlineLimit = Math.Clamp(value, 0, Math.Max(0, _inlineMax));
     }
 
     /// <summary>Runs one transaction of a write commits (fewer with a small journal).</summary>
@@ -149,6 +165,57 @@ public sealed class ExtentStore : ISpaceOwners
                 ArrayPool<byte>.Shared.Return(buffer);
         }
         return last;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="data"/> at <paramref name="offset"/> into the inline data of a small
+    /// file: when the write ends within <see cref="InlineLimit"/> and every key the file has below
+    /// that limit is inline data (or there is none), one transaction replaces them with a single
+    /// inline key over the file's first sectors up to the furthest of the write's end and theirs
+    /// (what lay between reads as zeros, as before), then runs <paramref name="alsoInTransaction"/>
+    /// with the byte offset the inline data reaches. The old bytes are read inside the
+    /// transaction, so concurrent writes to one small file never lose each other's bytes.
+    /// False, with nothing written, when the file holds anything else there (data in a bucket, a
+    /// reservation, a shared range, lost data): the caller writes it the ordinary way.
+    /// </summary>
+    public bool TryWriteInline(ulong inode, long offset, ReadOnlySpan<byte> data, CommitOptions options,
+        Action<Transaction, ulong>? alsoInTransaction, out CommitResult result)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        result = default;
+        var limit = InlineLimit;
+        var end = offset + (long)data.Length;
+        if (data.IsEmpty || end > limit)
+            return false;
+        var writer = Writer;
+        var bytes = data.ToArray();
+        var limitSectors = (ulong)((limit + Sector - 1) / Sector);
+        return writer.Transact(t =>
+        {
+            var writeEnd = (ulong)((end + Sector - 1) / Sector);
+            var sectors = writeEnd;
+            var keys = t.Range(BtreeId.Extents, EndPos(inode, 1), EndPos(inode, ulong.MaxValue - 1), InlineData.MaxSectors + 1);
+            foreach (var (key, value) in keys)
+            {
+                if (key.Pos.Offset - key.Size >= limitSectors)
+                    break;
+                if (key.Type != KeyType.InlineData || key.Pos.Offset > limitSectors || value.Length != (int)key.Size * Sector)
+                    return false;
+                sectors = Math.Max(sectors, key.Pos.Offset);
+            }
+            var inline = new byte[(int)sectors * Sector];
+            foreach (var (key, value) in keys)
+            {
+                if (key.Pos.Offset - key.Size >= limitSectors)
+                    break;
+                value.CopyTo(inline, (int)(key.Pos.Offset - key.Size) * Sector);
+            }
+            bytes.CopyTo(inline, (int)offset);
+            ExtentEdits.Clear(t, inode, 0, sectors, int.MaxValue);
+            t.Set(BtreeId.Extents, new Bkey(EndPos(inode, sectors), KeyType.InlineData, (uint)sectors), inline);
+            alsoInTransaction?.Invoke(t, sectors * Sector);
+            return true;
+        }, options, out result);
     }
 
     /// <summary>
@@ -312,6 +379,8 @@ public sealed class ExtentStore : ISpaceOwners
 
     private void ZeroPartial(ulong inode, long from, long to, CommitOptions options, Action<Transaction>? also)
     {
+        if (TryZeroInline(inode, from, to, options, also))
+            return;
         // Only where data exists: a hole or a reservation already reads as zeros, and writing
         // there would allocate (past the end of a file, data where only a reservation may be).
         var first = from / Sector * Sector;
@@ -322,6 +391,31 @@ public sealed class ExtentStore : ISpaceOwners
             return;
         var zeros = new byte[to - from];
         Write(inode, from, zeros, options, also is null ? null : (t, _) => also(t));
+    }
+
+    /// <summary>
+    /// Zeroes bytes [<paramref name="from"/>, <paramref name="to"/>) of one sector in place when
+    /// inline data holds that sector (its key keeps its range, only the bytes change); false when
+    /// something else does.
+    /// </summary>
+    private bool TryZeroInline(ulong inode, long from, long to, CommitOptions options, Action<Transaction>? also)
+    {
+        var sector = (ulong)(from / Sector);
+        return Writer.Transact(t =>
+        {
+            var keys = t.Range(BtreeId.Extents, EndPos(inode, sector + 1), EndPos(inode, ulong.MaxValue - 1), 1);
+            if (keys.Count == 0)
+                return false;
+            var (key, value) = keys[0];
+            var ks = key.Pos.Offset - key.Size;
+            if (key.Type != KeyType.InlineData || ks > sector || value.Length != (int)key.Size * Sector)
+                return false;
+            var zeroed = (byte[])value.Clone();
+            zeroed.AsSpan((int)(from - ((long)ks * Sector)), (int)(to - from)).Clear();
+            t.Set(BtreeId.Extents, key, zeroed);
+            also?.Invoke(t);
+            return true;
+        }, options);
     }
 
     // ---- Read ----------------------------------------------------------------------------------
@@ -472,6 +566,16 @@ public sealed class ExtentStore : ISpaceOwners
                 {
                     batch.Flush();
                     ReadIndirect(inode, from, to, key, it.Value, destination[(int)(from - offset)..]);
+                    filled = to;
+                    continue;
+                }
+                if (key.Type == KeyType.InlineData)
+                {
+                    batch.Flush();
+                    var inline = it.Value;
+                    if (inline.Length != (int)key.Size * Sector)
+                        throw new BasaltException(ErrorCode.IoError, $"inode {inode} offset {from}: inline data {key.ToText()} holds {inline.Length} bytes");
+                    inline.Slice((int)(from - ((long)ks * Sector)), (int)(to - from)).CopyTo(destination[(int)(from - offset)..]);
                     filled = to;
                     continue;
                 }

@@ -32,7 +32,7 @@ public enum KeyType : byte
     ReflinkP = 15,
     /// <summary>Indirect, refcounted extent in the reflink btree.</summary>
     ReflinkV = 16,
-    /// <summary>Small file data stored in the key.</summary>
+    /// <summary>File data held in the key itself (a small file's sectors): no pointer, no bucket.</summary>
     InlineData = 17,
     /// <summary>No value; presence marker (freespace, need_discard, lru, orphans).</summary>
     Set = 25,
@@ -63,7 +63,10 @@ public static class KeyTypes
     public static bool IsDeletion(this KeyType type) => type is KeyType.Deleted or KeyType.Whiteout;
 
     /// <summary>True for the extents-btree keys whose range holds file data (or data known lost): not holes, not reservations.</summary>
-    public static bool HoldsData(this KeyType type) => type is KeyType.Extent or KeyType.ReflinkP or KeyType.Error;
+    public static bool HoldsData(this KeyType type) => type is KeyType.Extent or KeyType.InlineData or KeyType.ReflinkP or KeyType.Error;
+
+    /// <summary>True for the extents-btree keys an inode's sector count (st_blocks) includes: data, inline data, shared data, reservations.</summary>
+    public static bool CountsSectors(this KeyType type) => type is KeyType.Extent or KeyType.InlineData or KeyType.Reservation or KeyType.ReflinkP;
 
     /// <summary>True when a number is one of the assigned key types.</summary>
     public static bool IsKnown(byte type) => Enum.IsDefined((KeyType)type);

@@ -52,6 +52,13 @@ public sealed class MountOptions
     public AtimeMode Atime { get; init; }
 
     /// <summary>
+    /// The largest file whose data is kept inline, in its extent key, rather than in a bucket
+    /// (bytes; 0 turns inline data off; at most 4 KiB, the default). A small file written and
+    /// fsynced then costs one journal write and one flush.
+    /// </summary>
+    public int InlineDataBytes { get; init; } = InlineData.MaxBytes;
+
+    /// <summary>
     /// At a writable mount, create the root directory and lost+found when the filesystem has none
     /// yet (its first mount) and finish the deletions of orphaned inodes and interrupted truncates
     /// (on by default; fsck turns it off so its passes see what a crash or damage left).
@@ -100,7 +107,7 @@ public sealed partial class BasaltFileSystem : IDisposable
             if (_core.Reclaim is { } reclaim && !Space.ReadOnly)
                 reclaim.GrowNodeSpace = Space.GrowNodeSpace;
             Data = new ExtentStore(_core.Engine, _core.Transactor, _core.Device, Space, _core.Superblocks.Current.DataChecksumType,
-                _core.Journal.MaxCommitBytes);
+                _core.Journal.MaxCommitBytes) { InlineLimit = options.InlineDataBytes };
             Files = new Files(_core.Engine, _core.Transactor, Data, Space, _core.Journal, options.Atime, SpaceStats);
             Files.Start(options.FileMaintenance);
         }

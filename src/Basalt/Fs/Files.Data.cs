@@ -63,7 +63,8 @@ public sealed partial class Files
             return;
         var end = (ulong)(offset + data.Length);
         var now = Now();
-        _data.Write(ino, offset, data, sync ? CommitOptions.Durable : default, (t, committedEnd) =>
+        var options = sync ? CommitOptions.Durable : default;
+        Action<Transaction, ulong> grow = (t, committedEnd) =>
         {
             var inode = ReadInode(t, ino);
             var size = Math.Min(end, committedEnd);
@@ -71,7 +72,11 @@ public sealed partial class Files
                 inode.Size = size;
             inode.MtimeNs = inode.CtimeNs = now;
             PutInode(t, ino, inode);
-        });
+        };
+        // A file that stays small keeps its data inline, in its extent key (ExtentStore.TryWriteInline).
+        if (Math.Max(attr.Size, end) <= (ulong)_data.InlineLimit && _data.TryWriteInline(ino, offset, data, options, grow, out _))
+            return;
+        _data.Write(ino, offset, data, options, grow);
     }
 
     private static void RequireRegular(ulong ino, in InodeValue inode)

@@ -234,12 +234,14 @@ public sealed partial class Files
         var now = Now();
         var length = (ulong)target.Length;
         InodeValue created = default;
-        _data.Write(ino, 0, target, default, (t, _) =>
+        Action<Transaction, ulong> add = (t, _) =>
         {
             created = AddEntry(t, dir, nameBytes, ino, FileModes.ModeOf(FileType.Symlink, 0x1FF), 0, uid, gid, now);
             created.Size = length;
             PutInode(t, ino, created);
-        });
+        };
+        if (!_data.TryWriteInline(ino, 0, target, default, add, out _))
+            _data.Write(ino, 0, target, default, add);
         CountInodes(+1);
         return GetAttr(ino);
     }

@@ -131,6 +131,10 @@ public sealed partial class Files
                 case KeyType.Error:
                     t.Set(BtreeId.Extents, new Bkey(dstEnd, KeyType.Error, (uint)(to - from)), []);
                     break;
+                case KeyType.InlineData:
+                    // Inline data has no run to share: the destination gets its own copy of the bytes.
+                    t.Set(BtreeId.Extents, new Bkey(dstEnd, KeyType.InlineData, (uint)(to - from)), ExtentEdits.Piece(key, value, from, to));
+                    break;
                 default:
                     break; // a reservation is not shared: the destination reads zeros there as a hole
             }

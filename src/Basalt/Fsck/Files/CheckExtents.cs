@@ -1,6 +1,6 @@
 // check_extents: every extent belongs to an existing regular file or symlink and lies within its
 // size; each inode's sector count (st_blocks) equals the sum of its data extents (extents,
-// reservations and reflink pointers: a shared range counts in every file that holds it).
+// inline data, reservations and reflink pointers: a shared range counts in every file that holds it).
 // A reflink pointer is an extent for every check here: it has an owner and may not reach past
 // the end of the file (the cut keeps the range it took its references on, ExtentEdits.Piece).
 //
@@ -60,7 +60,7 @@ internal static class CheckExtents
                 extents.Next();
                 continue;
             }
-            if (key.Type is KeyType.Extent or KeyType.Reservation or KeyType.ReflinkP)
+            if (key.Type.CountsSectors())
                 sectors += key.Size;
             if (key.Type != KeyType.Reservation && key.Pos.Offset > endSector)
                 pastEnd ??= key;
@@ -106,7 +106,7 @@ internal static class CheckExtents
         var it = run.Tree(BtreeId.Extents).Iterate(new Bpos(ino, 0, 0), new Bpos(ino, ulong.MaxValue, uint.MaxValue));
         while (it.MoveNext())
         {
-            if (it.Key.Type is KeyType.Extent or KeyType.Reservation or KeyType.ReflinkP)
+            if (it.Key.Type.CountsSectors())
                 sum += it.Key.Size;
         }
         return sum;

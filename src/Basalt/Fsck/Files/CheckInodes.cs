@@ -214,7 +214,7 @@ internal static class CheckInodes
             {
                 if (extents.Key.IsDeletion)
                     continue;
-                if (extents.Key.Type is KeyType.Extent or KeyType.Reservation or KeyType.ReflinkP)
+                if (extents.Key.Type.CountsSectors())
                     inode.Sectors += extents.Key.Size;
                 if (extents.Key.Type != KeyType.Reservation)
                     end = extents.Key.Pos.Offset;
