@@ -212,7 +212,7 @@ public sealed class ExtentStore : ISpaceOwners
             }
             bytes.CopyTo(inline, (int)offset);
             ExtentEdits.Clear(t, inode, 0, sectors, int.MaxValue);
-            t.Set(BtreeId.Extents, new Bkey(EndPos(inode, sectors), KeyType.InlineData, (uint)sectors), inline);
+            t.SetOwned(BtreeId.Extents, new Bkey(EndPos(inode, sectors), KeyType.InlineData, (uint)sectors), inline);
             alsoInTransaction?.Invoke(t, sectors * Sector);
             return true;
         }, options, out result);
@@ -412,7 +412,7 @@ public sealed class ExtentStore : ISpaceOwners
                 return false;
             var zeroed = (byte[])value.Clone();
             zeroed.AsSpan((int)(from - ((long)ks * Sector)), (int)(to - from)).Clear();
-            t.Set(BtreeId.Extents, key, zeroed);
+            t.SetOwned(BtreeId.Extents, key, zeroed);
             also?.Invoke(t);
             return true;
         }, options);
