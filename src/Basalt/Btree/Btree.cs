@@ -68,6 +68,12 @@ public sealed class Btree
     public bool TryGet(Bpos pos, Span<byte> buffer, out int length) => _engine.LookupInto(this, pos, buffer, out length);
 
     /// <summary>
+    /// Allocation-free point lookup that also gives the key (its type, for btrees where a position
+    /// may hold keys of several types): as <see cref="TryGet(Bpos, Span{byte}, out int)"/>.
+    /// </summary>
+    public bool TryGet(Bpos pos, Span<byte> buffer, out Bkey key, out int length) => _engine.LookupKeyInto(this, pos, buffer, out key, out length);
+
+    /// <summary>
     /// Allocation-free search: the first key in [<paramref name="pos"/>, <paramref name="end"/>]
     /// (the next leaf's keys when none in the leaf covering pos is at or after it), its value
     /// copied into <paramref name="buffer"/>. False when the range holds no key. As with

@@ -2,6 +2,7 @@
 // no lock held), installing a read node after re-checking that its parent still points at it,
 // and eviction of clean nodes under the byte budget.
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using Basalt.Btree.Node;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -65,7 +66,7 @@ public sealed partial class BtreeEngine
         var stamp = _cache.Clock;
         while (n.Level > level)
         {
-            n.LastAccess = stamp;
+            Touch(n, stamp);
             if (!n.TryFindChild(pos, out var run, out var i))
                 ThrowTopology(n, pos, "no child pointer covers the position");
             var value = run.ValueOf(i);
@@ -80,9 +81,21 @@ public sealed partial class BtreeEngine
             }
             n = child;
         }
-        n.LastAccess = stamp;
+        Touch(n, stamp);
         node = n;
         return FindResult.Found;
+    }
+
+    /// <summary>
+    /// Marks a node used for eviction. Writes only when the clock moved: readers on many cores
+    /// descend through the same root and upper nodes, and a store on every descent would make
+    /// those nodes' cache lines bounce between the cores.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Touch(BtreeNode node, long stamp)
+    {
+        if (node.LastAccess != stamp)
+            node.LastAccess = stamp;
     }
 
     /// <summary>Like FindNode for internal edits whose path is known to be cached.</summary>

@@ -7,6 +7,16 @@ using Basalt.Format;
 
 namespace Basalt.Btree;
 
+/// <summary>What <see cref="BtreeEngine.ReadPoint"/> found.</summary>
+internal enum PointRead
+{
+    /// <summary>No live key at the position.</summary>
+    Absent,
+    Found,
+    /// <summary>A node on the way is not cached: the attempt restarts once it is read.</summary>
+    Miss,
+}
+
 public sealed partial class BtreeEngine
 {
     internal void InsertAt(Btree tree, byte level, in Bkey key, ReadOnlySpan<byte> value)
@@ -63,6 +73,40 @@ public sealed partial class BtreeEngine
         var found = Run<LookupIntoOp, int>(ref op, LockMode.Read);
         length = Math.Max(found, 0);
         return found >= 0;
+    }
+
+    internal bool LookupKeyInto(Btree tree, Bpos pos, Span<byte> buffer, out Bkey key, out int length)
+    {
+        var op = new LookupKeyIntoOp(tree, pos, buffer);
+        (key, length) = Run<LookupKeyIntoOp, (Bkey, int)>(ref op, LockMode.Read);
+        if (length >= 0)
+            return true;
+        length = 0;
+        return false;
+    }
+
+    /// <summary>
+    /// One point read for an operation that already holds the lock (read or write), so a caller can
+    /// make several reads, of any btrees, one attempt that sees one version of them: the live key at
+    /// <paramref name="pos"/> and its value's length, the value copied into <paramref name="buffer"/>
+    /// when it fits. <see cref="PointRead.Miss"/>: end the attempt with a restart for
+    /// <paramref name="miss"/>.
+    /// </summary>
+    internal PointRead ReadPoint(Btree tree, Bpos pos, Span<byte> buffer, out Bkey key, out int length, out NodeMiss miss)
+    {
+        key = default;
+        length = 0;
+        var r = FindNode(tree, 0, pos, out var leaf, out miss);
+        if (r == FindResult.Miss)
+            return PointRead.Miss;
+        if (r != FindResult.Found || !leaf.TryFind(pos, out var run, out var i))
+            return PointRead.Absent;
+        var v = run.ValueOf(i);
+        if (v.Length <= buffer.Length)
+            v.CopyTo(buffer);
+        key = run.Entries[i].Key;
+        length = v.Length;
+        return PointRead.Found;
     }
 
     internal bool LookupAtOrAfter(Btree tree, Bpos pos, Bpos end, Span<byte> buffer, out Bkey key, out int length)
@@ -251,21 +295,43 @@ public sealed partial class BtreeEngine
         public readonly bool TryRun(BtreeEngine engine, out int result, out Restart restart)
         {
             restart = default;
-            result = -1;
-            var r = engine.FindNode(tree, 0, pos, out var leaf, out var miss);
-            if (r == FindResult.Miss)
+            switch (engine.ReadPoint(tree, pos, _buffer, out _, out var length, out var miss))
             {
-                restart = Restart.ForMiss(miss);
-                return false;
+                case PointRead.Miss:
+                    result = default;
+                    restart = Restart.ForMiss(miss);
+                    return false;
+                case PointRead.Found:
+                    result = length;
+                    return true;
+                default:
+                    result = -1;
+                    return true;
             }
-            if (r == FindResult.Found && leaf.TryFind(pos, out var run, out var i))
+        }
+    }
+
+    /// <summary>As <see cref="LookupIntoOp"/>, with the key: the result is the key and the value's length (-1: no key).</summary>
+    private ref struct LookupKeyIntoOp(Btree tree, Bpos pos, Span<byte> buffer) : IEngineOp<(Bkey Key, int Length)>
+    {
+        private readonly Span<byte> _buffer = buffer;
+
+        public readonly bool TryRun(BtreeEngine engine, out (Bkey Key, int Length) result, out Restart restart)
+        {
+            restart = default;
+            switch (engine.ReadPoint(tree, pos, _buffer, out var key, out var length, out var miss))
             {
-                var v = run.ValueOf(i);
-                result = v.Length;
-                if (v.Length <= _buffer.Length)
-                    v.CopyTo(_buffer);
+                case PointRead.Miss:
+                    result = default;
+                    restart = Restart.ForMiss(miss);
+                    return false;
+                case PointRead.Found:
+                    result = (key, length);
+                    return true;
+                default:
+                    result = (default, -1);
+                    return true;
             }
-            return true;
         }
     }
 

@@ -3,6 +3,7 @@
 // runs in this shape; node writes serialise one into a bset. Entries are fixed-size structs so
 // searching a run touches no values.
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 using Basalt.Format;
 
 namespace Basalt.Btree;
@@ -25,6 +26,48 @@ public readonly struct KeyEntry
 
     /// <summary>Bytes this key takes when encoded into a bset.</summary>
     public int EncodedSize => BkeyFormat.EncodedSize(ValueLength);
+}
+
+/// <summary>Lower-bound search over sorted entries, shared by every run and the index's window.</summary>
+internal static class EntrySearch
+{
+    /// <summary>Ranges longer than this get the next probes' cache lines prefetched.</summary>
+    private const int PrefetchAbove = 32;
+
+    /// <summary>
+    /// Index of the first entry in [lo, hi) with Pos &gt;= pos (hi if none). Branch-free: the range
+    /// halves by a conditional move, so no probe is mispredicted, and in a long range (an unindexed
+    /// run of many keys that is not in cache) both possible next probes are prefetched, so each
+    /// step's memory wait overlaps the previous one's.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int LowerBound(KeyEntry[] entries, int lo, int hi, Bpos pos)
+    {
+        var n = hi - lo;
+        if (n <= 0)
+            return lo;
+        // Invariant: every entry before b is below pos, and the answer is at most b + n.
+        var b = lo;
+        while (n > 1)
+        {
+            var half = n >> 1;
+            if (n > PrefetchAbove)
+                PrefetchProbes(entries, b, half, (n - half) >> 1);
+            b += Bpos.IsBelow(entries[b + half].Key.Pos, pos) ? half : 0;
+            n -= half;
+        }
+        return b + (Bpos.IsBelow(entries[b].Key.Pos, pos) ? 1 : 0);
+    }
+
+    /// <summary>The next step probes b + next or b + half + next, whichever way this one goes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void PrefetchProbes(KeyEntry[] entries, int b, int half, int next)
+    {
+        if (!Sse.IsSupported)
+            return;
+        Sse.Prefetch0(Unsafe.AsPointer(ref entries[b + next]));
+        Sse.Prefetch0(Unsafe.AsPointer(ref entries[b + half + next]));
+    }
 }
 
 /// <summary>A sorted, immutable-once-built run of keys with their values.</summary>

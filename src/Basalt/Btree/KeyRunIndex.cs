@@ -207,18 +207,7 @@ internal readonly struct KeyRunIndex
         Sse.Prefetch0(end - 1);
     }
 
-    private static int BinarySearch(KeyEntry[] entries, int lo, int hi, Bpos pos)
-    {
-        while (lo < hi)
-        {
-            var mid = (int)((uint)(lo + hi) >> 1);
-            if (entries[mid].Key.Pos.CompareTo(pos) < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        return lo;
-    }
+    private static int BinarySearch(KeyEntry[] entries, int lo, int hi, Bpos pos) => EntrySearch.LowerBound(entries, lo, hi, pos);
 
     /// <summary>
     /// Asks for every cache line of entries [lo, hi) at once: the binary search that follows then

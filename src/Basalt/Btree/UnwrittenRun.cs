@@ -42,17 +42,7 @@ internal readonly struct RunView
     {
         if (_indexed is { } run)
             return run.IndexLowerBound(pos, prefetchValue);
-        var entries = Entries;
-        int lo = 0, hi = Count;
-        while (lo < hi)
-        {
-            var mid = (int)((uint)(lo + hi) >> 1);
-            if (entries[mid].Key.Pos.CompareTo(pos) < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        return lo;
+        return EntrySearch.LowerBound(Entries, 0, Count, pos);
     }
 
     /// <summary>Index of the entry at exactly pos, or -1.</summary>

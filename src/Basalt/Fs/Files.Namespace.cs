@@ -26,53 +26,144 @@ public sealed partial class Files
     // ---- Lookup ---------------------------------------------------------------------------------
 
     /// <summary>Looks <paramref name="name"/> up in directory <paramref name="dir"/> ("." and ".." included).</summary>
+    [SkipLocalsInit] // the buffer is read only where a lookup copied a value into it
     public bool TryLookup(ulong dir, ReadOnlySpan<byte> name, out InodeAttr attr)
     {
-        attr = default;
-        if (!TryGetInode(dir, out var dirInode) || dirInode.Nlink == 0)
-            BasaltException.Throw(ErrorCode.FileNotFound, $"directory {dir} does not exist");
-        if (!dirInode.IsDirectory)
-            BasaltException.Throw(ErrorCode.NotDirectory, $"inode {dir} is not a directory");
-        if (Names.IsDot(name))
-            return TryGetAttr(dir, out attr);
-        if (Names.IsDotDot(name))
-            return TryGetAttr(dir == FsPositions.RootIno ? dir : dirInode.Dir, out attr);
-        if (name.Length > Names.MaxLength)
-            BasaltException.Throw(ErrorCode.NameTooLong, $"name of {name.Length} bytes (at most {Names.MaxLength})");
-        if (Names.Check(name) is not null)
-            return false;
-        return TryFindTarget(dir, dirInode.HashSeed, name, out var target) && TryGetAttr(target, out attr);
+        Span<byte> buffer = stackalloc byte[LookupOp.BufferSize];
+        var op = new LookupOp(Inodes, _engine[BtreeId.Dirents], dir, name, buffer);
+        (var outcome, attr) = _engine.Run<LookupOp, (LookupOutcome, InodeAttr)>(ref op, LockMode.Read);
+        switch (outcome)
+        {
+            case LookupOutcome.Found:
+                return true;
+            case LookupOutcome.NoDirectory:
+                BasaltException.Throw(ErrorCode.FileNotFound, $"directory {dir} does not exist");
+                break;
+            case LookupOutcome.NotDirectory:
+                BasaltException.Throw(ErrorCode.NotDirectory, $"inode {dir} is not a directory");
+                break;
+            case LookupOutcome.NameTooLong:
+                BasaltException.Throw(ErrorCode.NameTooLong, $"name of {name.Length} bytes (at most {Names.MaxLength})");
+                break;
+        }
+        return false;
+    }
+
+    private enum LookupOutcome : byte
+    {
+        Found,
+        /// <summary>No such name (or a name no entry can have).</summary>
+        Absent,
+        NoDirectory,
+        NotDirectory,
+        NameTooLong,
     }
 
     /// <summary>
-    /// The probe of a lookup, outside any transaction: one point lookup per slot of the chain from
-    /// the name's hash (most names sit at their hash slot), each value copied into a stack buffer
-    /// and its name compared there; nothing is allocated.
+    /// A lookup as one engine operation: the directory's inode (its hash seed, and whether it is a
+    /// live directory), the probe of the name's slots and the target's inode are read under one hold
+    /// of the engine's read lock, so they are one version of the namespace (a concurrent rename or
+    /// rmdir is seen wholly or not at all), and the lock is taken once instead of three times. A node
+    /// miss restarts the whole lookup. Values are copied into the caller's stack buffer: nothing is
+    /// allocated.
     /// </summary>
-    [SkipLocalsInit] // the buffer is read only where the lookup copied a value into it
-    private bool TryFindTarget(ulong dir, ulong hashSeed, ReadOnlySpan<byte> name, out ulong target)
+    private ref struct LookupOp(Btree.Btree inodes, Btree.Btree dirents, ulong dir, ReadOnlySpan<byte> name, Span<byte> buffer)
+        : IEngineOp<(LookupOutcome Outcome, InodeAttr Attr)>
     {
-        target = 0;
-        var dirents = _engine[BtreeId.Dirents];
-        Span<byte> value = stackalloc byte[DirentValue.HeaderSize + Names.MaxLength];
-        for (var slot = Names.SlotOf(hashSeed, name); ; slot++)
+        /// <summary>Holds any dirent value with a valid name, and an inode.</summary>
+        public const int BufferSize = DirentValue.HeaderSize + Names.MaxLength;
+
+        private readonly ReadOnlySpan<byte> _name = name;
+        private readonly Span<byte> _buffer = buffer;
+
+        public readonly bool TryRun(BtreeEngine engine, out (LookupOutcome Outcome, InodeAttr Attr) result, out Restart restart)
         {
-            var at = FsPositions.Slot(dir, slot);
-            if (!dirents.TryGetAtOrAfter(at, at, value, out var key, out var length))
-                return false;
-            if (key.Type == KeyType.Dirent)
+            result = (LookupOutcome.Absent, default);
+            restart = default;
+            var read = ReadInodeValue(engine, dir, out var dirInode, out var miss);
+            if (read == PointRead.Found && dirInode.Nlink != 0)
             {
-                // A value longer than the buffer holds no valid name: it matches nothing, as a malformed one.
-                if (length <= value.Length && DirentValue.NameOf(value[..length]).SequenceEqual(name))
+                if (!dirInode.IsDirectory)
                 {
-                    if (!DirentValue.TryReadTarget(value[..length], out target, out _, out var problem))
-                        BasaltException.Throw(ErrorCode.IoError, $"a dirent of directory {dir} is damaged ({problem}); run fsck");
+                    result.Outcome = LookupOutcome.NotDirectory;
                     return true;
                 }
+                if (Names.IsDot(_name))
+                {
+                    result = (LookupOutcome.Found, new InodeAttr(dir, dirInode));
+                    return true;
+                }
+                if (_name.Length > Names.MaxLength)
+                {
+                    result.Outcome = LookupOutcome.NameTooLong;
+                    return true;
+                }
+                ulong target;
+                if (Names.IsDotDot(_name))
+                {
+                    target = dir == FsPositions.RootIno ? dir : dirInode.Dir;
+                }
+                else
+                {
+                    if (Names.Check(_name) is not null)
+                        return true;
+                    read = ProbeTarget(engine, dirInode.HashSeed, out target, out miss);
+                }
+                if (read == PointRead.Found)
+                {
+                    read = ReadInodeValue(engine, target, out var inode, out miss);
+                    if (read == PointRead.Found)
+                        result = (LookupOutcome.Found, new InodeAttr(target, inode));
+                }
             }
-            else if (key.Type != KeyType.HashWhiteout)
+            else if (read != PointRead.Miss)
             {
-                return false;
+                result.Outcome = LookupOutcome.NoDirectory;
+            }
+            if (read != PointRead.Miss)
+                return true;
+            restart = Restart.ForMiss(miss);
+            return false;
+        }
+
+        private readonly PointRead ReadInodeValue(BtreeEngine engine, ulong ino, out InodeValue inode, out NodeMiss miss)
+        {
+            inode = default;
+            var read = engine.ReadPoint(inodes, FsPositions.Inode(ino), _buffer, out _, out var length, out miss);
+            if (read != PointRead.Found)
+                return read;
+            if (length > InodeValue.SizeOf)
+                BasaltException.Throw(ErrorCode.IoError, $"inode {ino} is damaged (inode value of {length} bytes, expected {InodeValue.SizeOf}); run fsck");
+            Decode(ino, _buffer[..length], out inode);
+            return read;
+        }
+
+        /// <summary>
+        /// The probe: one point read per slot of the chain from the name's hash (most names sit at
+        /// their hash slot), each name compared in the buffer.
+        /// </summary>
+        private readonly PointRead ProbeTarget(BtreeEngine engine, ulong hashSeed, out ulong target, out NodeMiss miss)
+        {
+            target = 0;
+            for (var slot = Names.SlotOf(hashSeed, _name); ; slot++)
+            {
+                var read = engine.ReadPoint(dirents, FsPositions.Slot(dir, slot), _buffer, out var key, out var length, out miss);
+                if (read != PointRead.Found)
+                    return read;
+                if (key.Type == KeyType.Dirent)
+                {
+                    // A value longer than the buffer holds no valid name: it matches nothing, as a malformed one.
+                    if (length <= _buffer.Length && DirentValue.NameOf(_buffer[..length]).SequenceEqual(_name))
+                    {
+                        if (!DirentValue.TryReadTarget(_buffer[..length], out target, out _, out var problem))
+                            BasaltException.Throw(ErrorCode.IoError, $"a dirent of directory {dir} is damaged ({problem}); run fsck");
+                        return PointRead.Found;
+                    }
+                }
+                else if (key.Type != KeyType.HashWhiteout)
+                {
+                    return PointRead.Absent;
+                }
             }
         }
     }

@@ -67,6 +67,45 @@ public sealed class KeyRunIndexTests
         }
     }
 
+    /// <summary>
+    /// Unwritten runs have no index: the branch-free search (and its prefetch of the next probes in
+    /// long runs) against a linear scan, for every length up to a few hundred and a long run.
+    /// </summary>
+    [Theory]
+    [InlineData(Shape.Spread)]
+    [InlineData(Shape.SnapshotTies)]
+    [InlineData(Shape.Inodes)]
+    public void Unindexed_lower_bound_matches_a_linear_scan(Shape shape)
+    {
+        var seed = TestSeed.Get(_output);
+        var rng = new Random(seed);
+        foreach (var count in Enumerable.Range(0, 300).Append(3000))
+        {
+            var keys = MakeKeys(shape, count, rng);
+            var unwritten = new UnwrittenRun();
+            foreach (var k in keys.OrderBy(_ => rng.Next()))
+                unwritten.Set(new Bkey(k, KeyType.Cookie), [(byte)k.Offset]);
+            var view = unwritten.View;
+            var probes = new List<Bpos> { Bpos.Min, Bpos.Max };
+            foreach (var k in keys)
+            {
+                probes.Add(k);
+                if (!k.IsMin)
+                    probes.Add(k.Predecessor());
+                if (!k.IsMax)
+                    probes.Add(k.Successor());
+            }
+            foreach (var p in probes)
+            {
+                var expected = 0;
+                while (expected < keys.Count && keys[expected] < p)
+                    expected++;
+                var actual = view.LowerBound(p);
+                Assert.True(expected == actual, $"{shape} n={count} seed={seed}: LowerBound({p.ToText()}) = {actual}, expected {expected}");
+            }
+        }
+    }
+
     private static List<Bpos> MakeKeys(Shape shape, int count, Random rng)
     {
         var set = new SortedSet<Bpos>();

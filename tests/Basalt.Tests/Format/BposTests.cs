@@ -27,6 +27,20 @@ public sealed class BposTests
         }));
 
     [Fact]
+    public void IsBelow_IsLessThan() =>
+        Check.One(s_config, Prop.ForAll(FormatGenerators.Bpos.Two().ToArbitrary(), t =>
+        {
+            var (a, b) = t;
+            // Positions that tie on the leading fields, so every field decides the order somewhere.
+            var sameInode = new Bpos(a.Inode, b.Offset, b.Snapshot);
+            var sameOffset = new Bpos(a.Inode, a.Offset, b.Snapshot);
+            return Bpos.IsBelow(a, b) == (AsInteger(a) < AsInteger(b)) &&
+                   Bpos.IsBelow(a, sameInode) == (AsInteger(a) < AsInteger(sameInode)) &&
+                   Bpos.IsBelow(a, sameOffset) == (AsInteger(a) < AsInteger(sameOffset)) &&
+                   !Bpos.IsBelow(a, a);
+        }));
+
+    [Fact]
     public void Successor_IsPlusOne() =>
         Check.One(s_config, Prop.ForAll(FormatGenerators.Bpos.Where(p => !p.IsMax).ToArbitrary(), p =>
             AsInteger(p.Successor()) == AsInteger(p) + 1 && p.Successor().Predecessor() == p && p < p.Successor()));

@@ -1,4 +1,5 @@
 using System.Text;
+using Basalt.Btree;
 using Basalt.Devices;
 using Basalt.Diagnostics;
 using Basalt.Format;
@@ -312,6 +313,59 @@ public sealed class FilesTests
         {
             Names.CollideForTests = 0;
         }
+    }
+
+    [Fact]
+    public void Lookup_reports_a_removed_directory_a_non_directory_and_a_long_name()
+    {
+        using var device = new MemoryBlockDevice(16 * 1024 * 1024, "mem.img");
+        using var fs = BasaltFileSystem.Format(device, Geometry);
+        var f = fs.Files;
+        var root = FsPositions.RootIno;
+        var dir = f.Mkdir(root, B("d"), 0x1ED).Ino;
+        var file = f.Create(dir, B("f"), 0x1A4).Ino;
+        Assert.Equal(dir, f.Lookup(dir, B(".")).Ino);
+        Assert.Equal(root, f.Lookup(dir, B("..")).Ino);
+        Assert.Equal(root, f.Lookup(root, B("..")).Ino);
+        Assert.Equal(file, f.Lookup(dir, B("f")).Ino);
+        Assert.False(f.TryLookup(dir, B("a/b"), out _));
+        Assert.Equal(ErrorCode.NameTooLong, CodeOf(() => f.TryLookup(dir, new byte[Names.MaxLength + 1], out _)));
+        Assert.Equal(ErrorCode.NotDirectory, CodeOf(() => f.TryLookup(file, B("x"), out _)));
+        Assert.Equal(ErrorCode.NotDirectory, CodeOf(() => f.TryLookup(file, B("."), out _)));
+        Assert.Equal(ErrorCode.FileNotFound, CodeOf(() => f.TryLookup(987_654, B("x"), out _)));
+        f.Unlink(dir, B("f"));
+        f.Rmdir(root, B("d"));
+        Assert.Equal(ErrorCode.FileNotFound, CodeOf(() => f.TryLookup(dir, B("f"), out _)));
+        Assert.Equal(ErrorCode.FileNotFound, CodeOf(() => f.TryLookup(dir, B("."), out _)));
+        Assert.Equal(ErrorCode.FileNotFound, CodeOf(() => f.TryLookup(dir, B(".."), out _)));
+    }
+
+    /// <summary>
+    /// A lookup is one engine operation over three reads: with a cache far smaller than the tree
+    /// and random injected restarts, any of them may stop it, and the restarted lookup must give
+    /// the same answer.
+    /// </summary>
+    [Fact]
+    public void Lookup_restarts_on_node_misses_and_injected_restarts()
+    {
+        using var device = new MemoryBlockDevice(16 * 1024 * 1024, "mem.img");
+        var injection = new RestartInjection(seed: 11, probability: 0.2);
+        var mount = new MountOptions { Engine = new BtreeEngineOptions { CacheBudgetBytes = 8 * 4096, RestartInjection = injection } };
+        using var fs = BasaltFileSystem.Format(device, Geometry, mount);
+        var f = fs.Files;
+        var dir = f.Mkdir(FsPositions.RootIno, B("d"), 0x1ED).Ino;
+        var inos = new Dictionary<string, ulong>();
+        for (var i = 0; i < 600; i++)
+            inos[$"file-{i}"] = f.Create(dir, B($"file-{i}"), 0x1A4).Ino;
+        var before = injection.Injected;
+        foreach (var (name, ino) in inos)
+        {
+            Assert.True(f.TryLookup(dir, B(name), out var attr), name);
+            Assert.Equal(ino, attr.Ino);
+            Assert.Equal(FileType.Regular, attr.Type);
+            Assert.False(f.TryLookup(dir, B(name + "-missing"), out _));
+        }
+        Assert.True(injection.Injected > before, "no restart was injected into the lookups");
     }
 
     [Fact]
