@@ -294,9 +294,11 @@ public sealed class FilesModelTests(ITestOutputHelper output)
             case 3 or 4 when files.Count > 0:
             {
                 var ino = files[random.Next(files.Count)];
-                var data = new byte[1 + random.Next(random.Next(3) == 0 ? 200_000 : 9000)];
+                // A third of the writes stay within the first 1.1 KiB: small files, kept inline up to the limit.
+                var small = random.Next(3) == 0;
+                var data = new byte[1 + random.Next(small ? 1100 : random.Next(3) == 0 ? 200_000 : 9000)];
                 random.NextBytes(data);
-                var offset = random.Next(300_000);
+                var offset = random.Next(small ? 1100 : 300_000);
                 f.Write(ino, offset, data);
                 var node = model[ino];
                 if (node.Data.Length < offset + data.Length)
@@ -307,7 +309,12 @@ public sealed class FilesModelTests(ITestOutputHelper output)
             case 5 when files.Count > 0:
             {
                 var ino = files[random.Next(files.Count)];
-                var size = random.Next(3) == 0 ? 0 : random.Next(400_000);
+                var size = random.Next(3) switch
+                {
+                    0 => 0,
+                    1 => random.Next(1200),
+                    _ => random.Next(400_000),
+                };
                 f.Truncate(ino, size);
                 Array.Resize(ref model[ino].Data, size);
                 break;
