@@ -83,7 +83,7 @@ public static class Checksums
 /// folded while three chains take the three equal lanes after them, in the same loop; the
 /// folded part's register and the first two lanes' are then moved forward over the lanes after
 /// them (a carry-less multiply by x^n mod P, reduced by the crc32 instruction) and combined.
-/// This takes about half the time of either way alone there, and no more elsewhere.</item>
+/// On Zen 3 this checksums 4 KiB and 64 KiB in about 0.8 of folding's time.</item>
 /// </list>
 /// The folding and shifting constants are derived from the polynomial when the class is first used.
 /// </summary>
