@@ -1,9 +1,9 @@
 // A block device backed by an image file or a Linux block device. Reads call pread(2) directly
 // (every data read is one, and RandomAccess's checks and wrapping cost a measurable share of a
-// warm 4 KiB read); writes go through RandomAccess (pwrite). Both on a handle we open ourselves
-// with open(2): File.OpenHandle always takes a .NET
-// advisory flock (LOCK_SH for any FileShare but None), and when that fails the caller gets no
-// descriptor to ask who holds the lock. Owning the descriptor keeps the lock protocol ours:
+// warm 4 KiB read); writes go through RandomAccess (pwrite). Both use a handle we open ourselves
+// with open(2): File.OpenHandle always takes a .NET advisory flock (LOCK_SH for any FileShare but
+// None), and when that fails the caller gets no descriptor to ask who holds the lock. Owning the
+// descriptor keeps the lock protocol ours:
 //
 //   writer:    flock(LOCK_EX|LOCK_NB)  + fcntl F_SETLK F_WRLCK on byte 0
 //   read-only: flock(LOCK_SH|LOCK_NB)  + fcntl F_SETLK F_RDLCK on byte 0
