@@ -128,7 +128,11 @@ public sealed partial class SpaceManager : ICommitObserver, INodeSpaceKeeper, ID
     private readonly SuperblockStore _superblocks;
     private readonly SpaceOptions _options;
     private readonly Lock _lock = new();
+    // Every bucket's gen, per device. Written only under _lock (by the commit observer, after the
+    // commit that changed the alloc key) and read by IsStale without it: see IsStale.
     private readonly byte[][] _gens;
+    // Per device, the sectors of a bucket: IsStale's pointer-to-bucket step without the layout's lists.
+    private readonly uint[] _bucketSectors;
     private readonly ulong[][] _open;
     private readonly ulong[] _cursor;
     private readonly Dictionary<BucketRef, ulong> _emptiedAt = [];
@@ -157,6 +161,7 @@ public sealed partial class SpaceManager : ICommitObserver, INodeSpaceKeeper, ID
         _options = options;
         Layout = SpaceLayout.From(superblocks.Current);
         _gens = Layout.Devices.Select(d => new byte[d.Nbuckets]).ToArray();
+        _bucketSectors = Layout.Devices.Select(d => d.BucketSectors).ToArray();
         _open = Layout.Devices.Select(d => new ulong[(d.Nbuckets + 63) / 64]).ToArray();
         _cursor = Layout.Devices.Select(d => (ulong)d.FirstBucket).ToArray();
         Batch = journal is null ? MaxBatch : (int)Math.Clamp(((long)journal.MaxCommitBytes - 1024) / JournalBytesPerBucket, 1, MaxBatch);
@@ -231,15 +236,31 @@ public sealed partial class SpaceManager : ICommitObserver, INodeSpaceKeeper, ID
     }
 
     /// <summary>True when <paramref name="ptr"/> is stale: its bucket was invalidated after the pointer was made.</summary>
+    /// <remarks>
+    /// Every data read asks this, so it takes no lock: it reads the bucket's gen with acquire
+    /// semantics (a byte is written and read whole), and the commit observer writes gens with
+    /// release semantics under <c>_lock</c>. That is as safe as taking the lock, because the lock
+    /// never covered the read that follows either: a pointer found fresh here may have its bucket
+    /// invalidated, discarded and rewritten before the device read returns, with or without the
+    /// lock. What keeps such a read from returning wrong bytes is the run's checksum (the bucket
+    /// holds zeros or other data, which fail it) and the reader's next step after a failure: the
+    /// general read looks the extent up again, and the extent that named the old bucket is gone
+    /// (a bucket is invalidated only once nothing live points into it). What this check must
+    /// guarantee is only that a gen increment that committed before the read looked its pointer
+    /// up is seen, so a stale pointer that is still in the btree (a lost punch, a planted key) is
+    /// never read: the acquire read sees every gen written before the commit that published it
+    /// returned, as the lock did.
+    /// </remarks>
     public bool IsStale(DevicePtr ptr)
     {
-        if (!Layout.TryGet(ptr.Device, out var dev))
+        var gens = _gens;
+        if (ptr.Device >= gens.Length)
             return true;
-        var bucket = dev.BucketOf(ptr.OffsetSectors);
-        if (bucket >= dev.Nbuckets)
+        var deviceGens = gens[ptr.Device];
+        var bucket = ptr.OffsetSectors / _bucketSectors[ptr.Device];
+        if (bucket >= (ulong)deviceGens.Length)
             return true;
-        lock (_lock)
-            return Gens.IsStale(_gens[ptr.Device][bucket], ptr.Gen);
+        return Gens.IsStale(Volatile.Read(ref deviceGens[bucket]), ptr.Gen);
     }
 
     public bool IsOpen(BucketRef bucket)
@@ -338,7 +359,7 @@ public sealed partial class SpaceManager : ICommitObserver, INodeSpaceKeeper, ID
                     continue;
                 }
                 var value = u.Key.Type == KeyType.Alloc && AllocValue.TryRead(u.Value.Span, out var a, out _) ? a : AllocValue.Empty;
-                _gens[b.Device][b.Bucket] = value.Gen;
+                Volatile.Write(ref _gens[b.Device][b.Bucket], value.Gen); // read without the lock by IsStale
                 if (value.DataType == BucketDataType.NeedDiscard)
                 {
                     _emptiedAt[b] = seq;

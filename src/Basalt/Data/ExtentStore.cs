@@ -46,6 +46,11 @@ public sealed class ExtentStore : ISpaceOwners
     private readonly Btree.Btree _extents;
     private readonly Transactor? _transactor;
     private readonly IBlockDevice _device;
+    // What reads go to: every data read is one device read, so it skips what adds nothing to a
+    // read. The flush tracking under the journal only counts writes (its Read passes through), and
+    // an image file or block device is called directly instead of through the interface.
+    private readonly IBlockDevice _readDevice;
+    private readonly FileBlockDevice? _readFile;
     private readonly SpaceManager _space;
     private readonly ThreadLocal<ReadScratch> _readScratch;
     private readonly int _inlineMax;
@@ -65,6 +70,8 @@ public sealed class ExtentStore : ISpaceOwners
         _extents = engine[BtreeId.Extents];
         _transactor = transactor;
         _device = device;
+        _readDevice = device is FlushTrackingDevice tracking ? tracking.Inner : device;
+        _readFile = _readDevice as FileBlockDevice;
         _space = space;
         ChecksumType = checksumType == ChecksumType.None ? ChecksumType.Crc32C : checksumType;
         RunsPerTransaction = (int)Math.Clamp(((long)maxCommitBytes - 1024) / JournalBytesPerRun, 1, MaxRunsPerTransaction);
@@ -502,7 +509,7 @@ public sealed class ExtentStore : ISpaceOwners
     {
         try
         {
-            _device.Read(ptr.OffsetBytes, run);
+            ReadDevice(ptr.OffsetBytes, run);
         }
         catch (Exception e) when (e is IOException or BasaltException { Code: ErrorCode.IoError })
         {
@@ -513,6 +520,14 @@ public sealed class ExtentStore : ISpaceOwners
             return true;
         run.Clear();
         return false;
+    }
+
+    private void ReadDevice(long offset, Span<byte> buffer)
+    {
+        if (_readFile is { } file)
+            file.Read(offset, buffer);
+        else
+            _readDevice.Read(offset, buffer);
     }
 
     /// <summary>
@@ -729,7 +744,7 @@ public sealed class ExtentStore : ISpaceOwners
             var read = true;
             try
             {
-                store._device.Read(runs[0].Extent.Ptrs[0].OffsetBytes, _destination[(int)(_from - offset)..(int)(_to - offset)]);
+                store.ReadDevice(runs[0].Extent.Ptrs[0].OffsetBytes, _destination[(int)(_from - offset)..(int)(_to - offset)]);
             }
             catch (Exception e) when (e is IOException or BasaltException { Code: ErrorCode.IoError })
             {
@@ -770,7 +785,7 @@ public sealed class ExtentStore : ISpaceOwners
             }
             try
             {
-                _device.Read(ptr.OffsetBytes, buffer.AsSpan(0, bytes));
+                ReadDevice(ptr.OffsetBytes, buffer.AsSpan(0, bytes));
             }
             catch (Exception ex) when (ex is IOException or BasaltException { Code: ErrorCode.IoError })
             {

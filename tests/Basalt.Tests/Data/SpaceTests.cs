@@ -119,6 +119,41 @@ public sealed class SpaceTests(ITestOutputHelper output)
         Assert.True(fs.Data.StaleSkipped > 0);
     }
 
+    [Fact]
+    public void The_lock_free_staleness_check_sees_a_gen_increment_committed_on_another_thread()
+    {
+        // IsStale reads the gens without the allocator's lock: a thread that found the pointer
+        // fresh must find it stale once the commit that raised its bucket's gen has returned.
+        using var device = new MemoryBlockDevice(1024 * 1024, "small.img");
+        using var fs = BasaltFileSystem.Format(device, SmallBuckets(), Manual);
+        fs.Data.Write(1, 0, Enumerable.Repeat((byte)0xC3, 4096).ToArray());
+        var (_, value) = fs.Data.Map(1, 0, 8).Single();
+        var ptr = ExtentValue.TryRead(value, out var extent, out _) ? extent.Ptrs[0] : throw new InvalidOperationException();
+        using var checkedOnce = new ManualResetEventSlim();
+        using var invalidated = new ManualResetEventSlim();
+        var seen = new List<bool>();
+        var reader = new Thread(() =>
+        {
+            seen.Add(fs.Space.IsStale(ptr));
+            checkedOnce.Set();
+            invalidated.Wait();
+            seen.Add(fs.Space.IsStale(ptr));
+        });
+        reader.Start();
+        checkedOnce.Wait();
+        fs.Data.Punch(1, 0, 4096);
+        fs.Space.Close(fs.Space.UserWrites);
+        fs.Space.MakeRoom(aggressive: false);
+        var bucket = new BucketRef(0, fs.Space.Layout[0].BucketOf(ptr.OffsetSectors));
+        Assert.True(Gens.IsStale(fs.Space.GenOf(bucket), ptr.Gen), "the punched bucket was invalidated");
+        invalidated.Set();
+        reader.Join();
+        Assert.Equal([false, true], seen);
+        // Beyond the device or its buckets a pointer is stale, never an index out of range.
+        Assert.True(fs.Space.IsStale(ptr with { Device = 7 }));
+        Assert.True(fs.Space.IsStale(ptr with { OffsetSectors = fs.Space.Layout[0].Nbuckets * fs.Space.Layout[0].BucketSectors }));
+    }
+
 
     [Fact]
     public void Damaged_data_reads_as_an_io_error_naming_the_inode_and_offset_never_as_wrong_bytes()

@@ -63,6 +63,31 @@ public sealed class ChecksumTests
         }
     }
 
+    [SkippableTheory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Crc32C_folding_and_chains_together_equal_one_serial_chain(int seed)
+    {
+        Skip.IfNot(Crc32C.CanFoldAndChain, "this CPU has no 256-bit carry-less multiply or no 64-bit crc32 instruction");
+        // One and several whole blocks, each with every kind of rest after it (none, a byte tail,
+        // 16-byte blocks, whole folding steps), the sizes of a run, and random ones; unaligned
+        // starts and any register.
+        var random = new Random(seed);
+        var data = new byte[70_000];
+        random.NextBytes(data);
+        var block = Crc32C.HybridBlock;
+        var rests = new[] { 0, 1, 7, 8, 16, 127, 128, 129, 200, 512, block - 1 };
+        foreach (var length in new[] { 1, 2, 3, 16 }.SelectMany(n => rests.Select(r => (n * block) + r))
+                     .Concat([65536, 69_990])
+                     .Concat(Enumerable.Range(0, 40).Select(_ => random.Next(block, data.Length - 8))))
+        {
+            var init = (uint)random.Next();
+            var span = data.AsSpan(random.Next(8), length);
+            Assert.True(Crc32C.UpdateSerial(init, span) == Crc32C.UpdateHybrid(init, span), $"length {length}");
+            Assert.Equal(Crc32C.UpdateSerial(init, span), Crc32C.Update(init, span));
+        }
+    }
+
     [Fact]
     public void Crc32C_split_tail_equals_one_serial_chain_at_every_length()
     {

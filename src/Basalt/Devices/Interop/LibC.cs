@@ -1,6 +1,7 @@
-// The few libc calls the file device needs and .NET does not expose: open without .NET's own
-// advisory flock, fdatasync, sync_file_range, statx, the block-device ioctls, fallocate punch-hole, flock and
-// POSIX record locks. Constants and struct layouts are those of Linux on x86_64 and arm64 (both
+// The few libc calls the file device needs and .NET does not expose, or exposes with more work
+// per call than its reads can afford: open without .NET's own advisory flock, pread, fdatasync,
+// sync_file_range, statx, the block-device ioctls, fallocate punch-hole, flock and POSIX record
+// locks. Constants and struct layouts are those of Linux on x86_64 and arm64 (both
 // use the asm-generic numbering for everything here; O_DIRECTORY and friends, which differ, are
 // not used). Variadic C functions (open, fcntl, ioctl) are declared with their one extra
 // argument, which the Linux calling conventions of both architectures pass like a named one.
@@ -20,6 +21,7 @@ internal static partial class LibC
     public const int OExcl = 0x80;
     public const int OTrunc = 0x200;
     public const int OCloExec = 0x80000;
+    public const int ONoAtime = 0x40000;
 
     // errno values
     public const int EPerm = 1;
@@ -98,6 +100,10 @@ internal static partial class LibC
 
     [LibraryImport(Library, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags, uint mode);
+
+    /// <summary>pread(2); the handle is held (ref-counted) for the call, so a concurrent Dispose cannot close it under the read.</summary>
+    [LibraryImport(Library, EntryPoint = "pread", SetLastError = true)]
+    public static unsafe partial nint PRead(SafeFileHandle fd, byte* buffer, nuint count, long offset);
 
     [LibraryImport(Library, EntryPoint = "fdatasync", SetLastError = true)]
     public static partial int FdataSync(SafeFileHandle fd);
