@@ -434,8 +434,80 @@ public static class CheckTopology
                 _scan = NodeScan.Run(_target.Device, _target.Geometry, _target.IsBlacklisted, _ct, _target.InNodeSpace);
                 _reporter.Count("check_topology: node scan: bytes scanned", _scan.BytesScanned);
                 _reporter.Count("check_topology: node scan: nodes found", _scan.Nodes.Count);
+                var narrowed = _scan.Narrow(HeadersWiderThanTheirPointers(_scan));
+                if (narrowed > 0)
+                    _reporter.Count("check_topology: node scan: headers narrowed to their pointer", narrowed);
             }
             return _scan;
+        }
+
+        /// <summary>
+        /// Found nodes whose header claims more than a pointer of the tree as it stands names them
+        /// with (same node seq; read through readable interior nodes from every root) while every
+        /// key they hold lies inside the pointer's range: their min or max was damaged with the
+        /// checksum intact. Narrowed to the pointer's range, such a node is still the newest version
+        /// of its own keys, and no longer of the older nodes' ranges around them. A node holding a
+        /// key outside its pointer's range keeps its header: there the pointer may be what is wrong.
+        /// </summary>
+        private Dictionary<long, (Bpos Min, Bpos Max)> HeadersWiderThanTheirPointers(NodeScan scan)
+        {
+            var named = new Dictionary<long, (BtreeId Btree, byte Level, ulong Seq, Bpos Min, Bpos Max)>();
+            var reader = new CheckNodeReader(_target.Device, _target.Geometry);
+            foreach (var root in _target.Roots())
+            {
+                var pending = new Stack<(int Level, Bpos Max, BtreePtrValue Ptr)>();
+                pending.Push((root.Level, Bpos.Max, root.Ptr));
+                var visited = 0;
+                while (pending.Count > 0 && visited++ < scan.Nodes.Count + 1)
+                {
+                    _ct.ThrowIfCancellationRequested();
+                    var (level, max, ptr) = pending.Pop();
+                    if (level == 0)
+                        continue;
+                    var read = reader.Read(root.Btree, level, max, ptr);
+                    if (!read.Ok)
+                        continue;
+                    for (var i = 0; i < read.Keys.Count; i++)
+                    {
+                        if (read.Keys[i].Key.Type != KeyType.BtreePtr || !BtreePtrValue.TryRead(read.Keys.ValueOf(i), out var child, out _) ||
+                            child.Ptrs.Count == 0)
+                        {
+                            continue;
+                        }
+                        // A slot two pointers name tells nothing about either.
+                        var offset = child.Ptrs[0].OffsetBytes;
+                        var entry = (root.Btree, (byte)(level - 1), child.Seq, child.MinKey, read.Keys[i].Pos);
+                        if (!named.TryAdd(offset, entry))
+                            named[offset] = default;
+                        if (level > 1)
+                            pending.Push((level - 1, read.Keys[i].Pos, child));
+                    }
+                }
+            }
+            var ranges = new Dictionary<long, (Bpos Min, Bpos Max)>();
+            foreach (var n in scan.Nodes)
+            {
+                if (n.Status == ScannedNodeStatus.Rejected || !named.TryGetValue(n.Offset, out var p) || p.Seq != n.Seq || p.Seq == 0 ||
+                    p.Btree != n.Btree || p.Level != n.Level || p.Min < n.Min || p.Max > n.Max || (p.Min == n.Min && p.Max == n.Max))
+                {
+                    continue;
+                }
+                var read = reader.Read(n.Btree, n.Level, n.Max, n.PointerOver(_target.Geometry.Device, n.Min, n.Max));
+                if (!read.Ok)
+                    continue;
+                var inside = true;
+                foreach (ref readonly var e in read.Keys.Entries)
+                {
+                    if (!e.Key.IsDeletion && (e.Pos < p.Min || e.Pos > p.Max))
+                    {
+                        inside = false;
+                        break;
+                    }
+                }
+                if (inside)
+                    ranges[n.Offset] = (p.Min, p.Max);
+            }
+            return ranges;
         }
 
         /// <summary>
@@ -563,6 +635,8 @@ public static class CheckTopology
             var refs = new List<NodeRef>(found.Count);
             var lostRanges = new List<string>();
             var olderVersions = new List<(NodeRef Ref, ScannedNode Node, string Newer)>();
+            // Nodes whose header the scan narrowed to their pointer: rewritten, whatever range they take.
+            HashSet<NodeRef>? narrowed = null;
             long kept = 0;
             var cursor = from;
             for (var i = 0; i < found.Count; i++)
@@ -593,6 +667,8 @@ public static class CheckTopology
                 }
                 if (OlderVersionNote(f, useMin, useMax) is { } newer)
                     olderVersions.Add((child, f, newer));
+                if (f.Narrowed)
+                    (narrowed ??= []).Add(child);
                 refs.Add(child);
                 if (max.IsMax)
                     break;
@@ -622,7 +698,7 @@ public static class CheckTopology
                     PutPointer(node, child.Max, child.Ptr, apply);
                 else
                     Overlay(node)[child.Max] = child.Ptr;
-                if (child.Min != child.OriginalPtr.MinKey || child.Max != child.OriginalMax)
+                if (child.Min != child.OriginalPtr.MinKey || child.Max != child.OriginalMax || narrowed?.Contains(child) == true)
                     MarkRangeChanged(child, apply);
             }
             return true;

@@ -99,6 +99,12 @@ public readonly record struct ScannedNode
     public Bpos UseMin { get; init; }
     public Bpos UseMax { get; init; }
 
+    /// <summary>
+    /// <see cref="Min"/> and <see cref="Max"/> are not the header's: they were narrowed to the range
+    /// of the pointer that names this node (<see cref="NodeScan.Narrow"/>).
+    /// </summary>
+    public bool Narrowed { get; init; }
+
     public bool IsUsable => Status is ScannedNodeStatus.Chosen or ScannedNodeStatus.Clipped;
 
     /// <summary>True when this node is newer than <paramref name="other"/> (journal seq, generation, sectors, then lower offset).</summary>
@@ -109,7 +115,7 @@ public readonly record struct ScannedNode
     {
         Seq = Seq,
         SectorsWritten = SectorsWritten,
-        Flags = min == Min && max == Max ? BtreePtrFlags.None : BtreePtrFlags.RangeUpdated,
+        Flags = min == Min && max == Max && !Narrowed ? BtreePtrFlags.None : BtreePtrFlags.RangeUpdated,
         MinKey = min,
         Ptrs = [new DevicePtr(device, (ulong)(Offset / FormatLimits.SectorSize), 0)],
     };
@@ -342,6 +348,33 @@ public sealed partial class NodeScan
                 return false;
         }
         return true;
+    }
+
+    /// <summary>
+    /// Narrows the nodes at the given offsets to the given ranges (each inside the node's header
+    /// range) and decides the versions again. A node's header is its claim over the key space: a
+    /// header whose min or max was damaged while its checksum still holds would claim far more than
+    /// the node ever covered, and as the newest version there it would supersede every older node in
+    /// that range, whose keys it does not hold. The caller narrows a node only to the range of a
+    /// pointer that names it and that holds all of its keys.
+    /// </summary>
+    internal int Narrow(IReadOnlyDictionary<long, (Bpos Min, Bpos Max)> ranges)
+    {
+        var narrowed = 0;
+        for (var i = 0; i < _nodes.Length; i++)
+        {
+            ref var n = ref _nodes[i];
+            if (n.Status == ScannedNodeStatus.Rejected || !ranges.TryGetValue(n.Offset, out var r) || r.Min < n.Min || r.Max > n.Max ||
+                (r.Min == n.Min && r.Max == n.Max))
+            {
+                continue;
+            }
+            n = n with { Min = r.Min, Max = r.Max, UseMin = r.Min, UseMax = r.Max, Narrowed = true };
+            narrowed++;
+        }
+        if (narrowed > 0)
+            Resolve(_nodes);
+        return narrowed;
     }
 
     /// <summary>Whether any usable node of <paramref name="btree"/> was found.</summary>

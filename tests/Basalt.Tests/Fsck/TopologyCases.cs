@@ -43,6 +43,7 @@ internal static class TopologyCases
         "root_bad_range",
         "leaf_root_bad_range",
         "interior_overlap_clips_straddling_child",
+        "header_wider_than_its_pointer",
     ];
 
     public static TheoryData<string> All()
@@ -202,6 +203,28 @@ internal static class TopologyCases
                 return new(name, t,
                     [FsckErrorId.BtreeNodeTopologyBadMaxKey, FsckErrorId.BtreeNodeTopologyBadMaxKey],
                     Union(a.Keys, Only(b, k => k < P(200)), c.Keys, d.Keys));
+            }
+            case "header_wider_than_its_pointer":
+            {
+                // D's header min was damaged to min with its checksum intact (its pointer still says
+                // 300), and I1 cannot be read. The node scan fills I1's range: D, the newest node,
+                // must not supersede A, B and C over the range its header claims, where it holds no
+                // key. Only D's own range is taken from it (read through a pointer that trusts the
+                // range); no key is lost.
+                var a = t.Leaf("A", Bpos.Min, E(99), Offsets(0, 90));
+                var b = t.Leaf("B", P(100), E(199), Offsets(100, 190));
+                var c = t.Leaf("C", P(200), E(299), Offsets(200, 290));
+                var d = t.Leaf("D", Bpos.Min, E(399), Offsets(300, 390), generation: 2);
+                var e = t.Leaf("E", P(400), Bpos.Max, Offsets(400, 490));
+                var i1 = t.Interior("I1", 1, Bpos.Min, E(199), a, b);
+                var i2 = t.Interior("I2", 1, P(200), Bpos.Max, c, d, e);
+                i2.Children.Single(p => p.Node == d).Min = P(300);
+                i1.Damage = CraftedDamage.BadHeaderChecksum;
+                t.Write(t.Interior("root", 2, Bpos.Min, Bpos.Max, i1, i2));
+                return new(name, t,
+                    [FsckErrorId.BtreeNodeUnreadable, FsckErrorId.BtreeNodeTopologyGap, FsckErrorId.BtreeRangeRebuiltFromScan,
+                     FsckErrorId.BtreeNodeUnreadable, FsckErrorId.BtreeRangeRebuiltFromScan],
+                    Union(a, b, c, d, e));
             }
             default:
                 throw new ArgumentException($"no topology case {name}", nameof(name));
