@@ -255,12 +255,16 @@ public sealed partial class BtreeEngine
                 BasaltException.Throw(topology ? ErrorCode.TopologyError : ErrorCode.BtreeNodeCorrupt,
                     $"{where} at offset {offset}: {finding}");
             }
+            // Whatever a node on disk holds is durable: a bset naming a journal seq past the durable
+            // end of the journal (damage with a valid checksum) must not make the node's next write
+            // look like one that breaks rule (a), which would stop the filesystem (or fsck) cold.
+            var contentSeq = Math.Min(result.MaxJournalSeq, _journal.DurableSeq);
             return new BtreeNode(btree, level, ptr.MinKey, maxKey, ptr.Seq, result.Header.Generation, offset, result.Keys)
             {
                 WrittenSectors = ptr.SectorsWritten,
                 DurableSectors = ptr.SectorsWritten,
-                MaxSeq = result.MaxJournalSeq,
-                ContentSeq = result.MaxJournalSeq,
+                MaxSeq = contentSeq,
+                ContentSeq = contentSeq,
                 Reachable = true,
             };
         }
