@@ -455,33 +455,14 @@ public static class CheckTopology
             var reader = new CheckNodeReader(_target.Device, _target.Geometry);
             foreach (var root in _target.Roots())
             {
-                var pending = new Stack<(int Level, Bpos Max, BtreePtrValue Ptr)>();
-                pending.Push((root.Level, Bpos.Max, root.Ptr));
-                var visited = 0;
-                while (pending.Count > 0 && visited++ < scan.Nodes.Count + 1)
+                var walked = new HashSet<long>();
+                foreach (var (level, max, child) in InteriorPointers(reader, root.Btree, [(root.Level, Bpos.Max, root.Ptr)],
+                             child => walked.Add(child.Ptrs[0].OffsetBytes)))
                 {
-                    _ct.ThrowIfCancellationRequested();
-                    var (level, max, ptr) = pending.Pop();
-                    if (level == 0)
-                        continue;
-                    var read = reader.Read(root.Btree, level, max, ptr);
-                    if (!read.Ok)
-                        continue;
-                    for (var i = 0; i < read.Keys.Count; i++)
-                    {
-                        if (read.Keys[i].Key.Type != KeyType.BtreePtr || !BtreePtrValue.TryRead(read.Keys.ValueOf(i), out var child, out _) ||
-                            child.Ptrs.Count == 0)
-                        {
-                            continue;
-                        }
-                        // A slot two pointers name tells nothing about either.
-                        var offset = child.Ptrs[0].OffsetBytes;
-                        var entry = (root.Btree, (byte)(level - 1), child.Seq, child.MinKey, read.Keys[i].Pos);
-                        if (!named.TryAdd(offset, entry))
-                            named[offset] = default;
-                        if (level > 1)
-                            pending.Push((level - 1, read.Keys[i].Pos, child));
-                    }
+                    // A slot two pointers name tells nothing about either.
+                    var offset = child.Ptrs[0].OffsetBytes;
+                    if (!named.TryAdd(offset, (root.Btree, (byte)level, child.Seq, child.MinKey, max)))
+                        named[offset] = default;
                 }
             }
             var ranges = new Dictionary<long, (Bpos Min, Bpos Max)>();
@@ -714,35 +695,49 @@ public static class CheckTopology
             if (_reachable is not null)
                 return _reachable;
             _reachable = [];
-            var reader = new CheckNodeReader(_target.Device, _target.Geometry);
-            var pending = new Stack<(int Level, Bpos Max, BtreePtrValue Ptr)>(_reachFrom);
             foreach (var (_, _, ptr) in _reachFrom)
             {
                 if (ptr.Ptrs.Count > 0)
                     _reachable.Add(ptr.Ptrs[0].OffsetBytes);
             }
+            var reader = new CheckNodeReader(_target.Device, _target.Geometry);
+            foreach (var _ in InteriorPointers(reader, _btree, _reachFrom, child => _reachable.Add(child.Ptrs[0].OffsetBytes)))
+            {
+            }
+            _reachable.ExceptWith(_released);
+            return _reachable;
+        }
+
+        /// <summary>
+        /// Every child pointer of the interior nodes readable from <paramref name="from"/>, with the
+        /// level and max key of the child it names; a child is walked below only when
+        /// <paramref name="firstSeen"/> says this is the first pointer to it.
+        /// </summary>
+        private IEnumerable<(int Level, Bpos Max, BtreePtrValue Child)> InteriorPointers(CheckNodeReader reader, BtreeId btree,
+            IEnumerable<(int Level, Bpos Max, BtreePtrValue Ptr)> from, Func<BtreePtrValue, bool> firstSeen)
+        {
+            var pending = new Stack<(int Level, Bpos Max, BtreePtrValue Ptr)>(from);
             while (pending.Count > 0)
             {
                 _ct.ThrowIfCancellationRequested();
                 var (level, max, ptr) = pending.Pop();
                 if (level == 0)
                     continue;
-                var read = reader.Read(_btree, level, max, ptr);
+                var read = reader.Read(btree, level, max, ptr);
                 if (!read.Ok)
                     continue;
                 for (var i = 0; i < read.Keys.Count; i++)
                 {
                     if (read.Keys[i].Key.Type != KeyType.BtreePtr || !BtreePtrValue.TryRead(read.Keys.ValueOf(i), out var child, out _) ||
-                        child.Ptrs.Count == 0 || !_reachable.Add(child.Ptrs[0].OffsetBytes))
+                        child.Ptrs.Count == 0)
                     {
                         continue;
                     }
-                    if (level > 1)
+                    yield return (level - 1, read.Keys[i].Pos, child);
+                    if (firstSeen(child) && level > 1)
                         pending.Push((level - 1, read.Keys[i].Pos, child));
                 }
             }
-            _reachable.ExceptWith(_released);
-            return _reachable;
         }
 
         /// <summary>The live keys of a found leaf inside [min, max], and the last of them.</summary>

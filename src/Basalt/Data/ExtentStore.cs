@@ -199,24 +199,19 @@ public sealed class ExtentStore : ISpaceOwners
         var limitSectors = (ulong)((limit + Sector - 1) / Sector);
         return writer.Transact(t =>
         {
-            var writeEnd = (ulong)((end + Sector - 1) / Sector);
-            var sectors = writeEnd;
-            var keys = t.Range(BtreeId.Extents, EndPos(inode, 1), EndPos(inode, ulong.MaxValue - 1), InlineData.MaxSectors + 1);
-            foreach (var (key, value) in keys)
+            var sectors = (ulong)((end + Sector - 1) / Sector);
+            var held = t.Range(BtreeId.Extents, EndPos(inode, 1), EndPos(inode, ulong.MaxValue - 1), InlineData.MaxSectors + 1)
+                .TakeWhile(k => k.Key.Pos.Offset - k.Key.Size < limitSectors)
+                .ToList();
+            foreach (var (key, value) in held)
             {
-                if (key.Pos.Offset - key.Size >= limitSectors)
-                    break;
                 if (key.Type != KeyType.InlineData || key.Pos.Offset > limitSectors || value.Length != (int)key.Size * Sector)
                     return false;
                 sectors = Math.Max(sectors, key.Pos.Offset);
             }
             var inline = new byte[(int)sectors * Sector];
-            foreach (var (key, value) in keys)
-            {
-                if (key.Pos.Offset - key.Size >= limitSectors)
-                    break;
+            foreach (var (key, value) in held)
                 value.CopyTo(inline, (int)(key.Pos.Offset - key.Size) * Sector);
-            }
             bytes.CopyTo(inline, (int)offset);
             ExtentEdits.Clear(t, inode, 0, sectors, int.MaxValue);
             t.SetOwned(BtreeId.Extents, new Bkey(EndPos(inode, sectors), KeyType.InlineData, (uint)sectors), inline);
@@ -386,15 +381,17 @@ public sealed class ExtentStore : ISpaceOwners
 
     private void ZeroPartial(ulong inode, long from, long to, CommitOptions options, Action<Transaction>? also)
     {
-        if (TryZeroInline(inode, from, to, options, also))
-            return;
         // Only where data exists: a hole or a reservation already reads as zeros, and writing
         // there would allocate (past the end of a file, data where only a reservation may be).
         var first = from / Sector * Sector;
         var mapped = false;
+        var inline = false;
         foreach (var (key, _) in Map(inode, (ulong)(first / Sector), (ulong)(first / Sector) + 1))
+        {
             mapped |= key.Type.HoldsData();
-        if (!mapped)
+            inline |= key.Type == KeyType.InlineData;
+        }
+        if (!mapped || (inline && TryZeroInline(inode, from, to, options, also)))
             return;
         var zeros = new byte[to - from];
         Write(inode, from, zeros, options, also is null ? null : (t, _) => also(t));
