@@ -227,8 +227,10 @@ public sealed class InlineDataTests
             f.Fsync(ino);
         }
         var flushes = fs.Journal.Stats.DeviceFlushes - before;
-        // Write-back of btree nodes between two fsyncs adds a pre-flush now and then.
-        Assert.InRange(flushes, files * flushesPerFsync, (files * flushesPerFsync) + 4);
+        // Write-back of btree nodes between two fsyncs adds a pre-flush now and then (more often
+        // on a loaded machine, where the timer's write-back runs between more of them): at most
+        // half an fsync's worth more, so one flush per fsync and two stay apart.
+        Assert.InRange(flushes, files * flushesPerFsync, (files * flushesPerFsync) + (files / 2));
     }
 
     [Theory]
