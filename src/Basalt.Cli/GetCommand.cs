@@ -61,7 +61,9 @@ internal static class GetCommand
             }
         }
         copy.WriteSummary("got", stopped is null);
-        return stopped is null ? CliExitCodes.Ok : copy.Stopped(stopped, unmount: null);
+        if (stopped is not null)
+            return copy.Stopped(stopped, unmount: null);
+        return copy.Unreadable > 0 ? CliExitCodes.Operational : CliExitCodes.Ok;
     }
 
     /// <summary>

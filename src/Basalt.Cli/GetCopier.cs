@@ -97,11 +97,20 @@ internal sealed class GetCopier
                     : LocalFs.CreateFile(dir, name, 0x180))
                 {
                     _copy.Partial = TreeCopy.Text(local);
-                    CopyData(fd, attr);
+                    CopyData(fd, attr, shown, local);
                 }
                 break;
             case FileType.Symlink:
-                var target = _files.ReadLink(attr.Ino);
+                byte[] target;
+                try
+                {
+                    target = _files.ReadLink(attr.Ino);
+                }
+                catch (BasaltException e) when (e.Class == ErrorClass.Io)
+                {
+                    _copy.ReportUnreadable($"'{TreeCopy.Text(shown)}': Input/output error: the symlink's target cannot be read ({CliContext.OneLine(e.Message)}); not copied");
+                    return;
+                }
                 Replace(dir, name, existing);
                 LocalFs.CreateSymlink(dir, name, target);
                 break;
@@ -179,18 +188,38 @@ internal sealed class GetCopier
         }
     }
 
-    /// <summary>Writes the ranges the image holds extents for, widened to whole local blocks, then sets the size.</summary>
-    private void CopyData(LocalFd fd, InodeAttr attr)
+    /// <summary>
+    /// Writes the ranges the image holds extents for, widened to whole local blocks, then sets the
+    /// size. A chunk that cannot be read is read again in pieces of <see cref="SalvagePiece"/>
+    /// bytes; the pieces that still fail stay holes, and the file is reported once with the bytes
+    /// lost.
+    /// </summary>
+    private void CopyData(LocalFd fd, InodeAttr attr, byte[] shown, byte[] local)
     {
         var size = (long)attr.Size;
         var blockSize = Math.Max(FormatLimits.SectorSize, LocalFs.Stat(fd).BlockSize);
         var buffer = _copy.Buffer;
+        long lost = 0, firstLost = -1;
+        string? firstError = null;
         foreach (var (start, end) in DataRanges(attr.Ino, size, blockSize))
         {
             for (var at = start; at < end;)
             {
                 _copy.ThrowIfCancelled();
-                var read = _files.Read(attr.Ino, at, buffer.AsSpan(0, (int)Math.Min(buffer.Length, end - at)));
+                var want = (int)Math.Min(buffer.Length, end - at);
+                int read;
+                try
+                {
+                    read = _files.Read(attr.Ino, at, buffer.AsSpan(0, want));
+                }
+                catch (BasaltException e) when (e.Class == ErrorClass.Io)
+                {
+                    firstError ??= CliContext.OneLine(e.Message);
+                    var missed = Salvage(fd, attr.Ino, at, want, ref firstLost);
+                    lost += missed;
+                    at += want;
+                    continue;
+                }
                 if (read == 0)
                     break;
                 LocalFs.WriteAt(fd, buffer.AsSpan(0, read), at);
@@ -200,6 +229,38 @@ internal sealed class GetCopier
         }
         LocalFs.Truncate(fd, size);
         _copy.Partial = null;
+        if (firstError is not null)
+        {
+            _copy.ReportUnreadable(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"'{TreeCopy.Text(shown)}': Input/output error: {lost} {(lost == 1 ? "byte" : "bytes")} cannot be read, the first at offset {firstLost} ({firstError}); '{TreeCopy.Text(local)}' holds zeros there"));
+        }
+    }
+
+    /// <summary>Bytes per read when a chunk that failed is read again piece by piece.</summary>
+    private const int SalvagePiece = 4096;
+
+    /// <summary>Copies what can be read of a chunk that failed, piece by piece; returns the bytes that could not be read.</summary>
+    private long Salvage(LocalFd fd, ulong ino, long start, int length, ref long firstLost)
+    {
+        var piece = _copy.Buffer.AsSpan(0, SalvagePiece);
+        long lost = 0;
+        for (var at = start; at < start + length; at += SalvagePiece)
+        {
+            var want = (int)Math.Min(SalvagePiece, start + length - at);
+            try
+            {
+                var read = _files.Read(ino, at, piece[..want]);
+                LocalFs.WriteAt(fd, piece[..read], at);
+                _copy.AddBytes(read);
+            }
+            catch (BasaltException e) when (e.Class == ErrorClass.Io)
+            {
+                if (firstLost < 0)
+                    firstLost = at;
+                lost += want;
+            }
+        }
+        return lost;
     }
 
     /// <summary>The byte ranges holding data extents, widened to whole local blocks, clipped to the size, merged.</summary>

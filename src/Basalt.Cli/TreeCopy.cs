@@ -9,6 +9,11 @@
 //   table: 1 for what the user can act on (missing path, permission, name too long, device full,
 //   a conflict with an existing entry), 8 for I/O errors and a damaged image, 32 for Ctrl-C or
 //   SIGTERM (as fsck: the copy did not finish).
+// - One exception, for `get`: data the image cannot give back (a checksum mismatch, data an
+//   fsck repair marked lost, a device read error) does not stop the copy. The file is copied
+//   around the unreadable ranges, which stay holes (zeros) in the local copy, one line names the
+//   file and the bytes lost, the copy goes on with the next entry, and the exit code is 8: a
+//   damaged image gives back everything that can still be read.
 // - What cannot be kept is a warning, printed once per kind (owners as non-root, device nodes as
 //   non-root, trusted./security. xattrs as non-root, system.* xattrs, xattrs the local
 //   filesystem refuses), never per file, and never an error.
@@ -84,6 +89,20 @@ internal sealed class TreeCopy
         _progress?.Increment(bytes);
     }
 
+    /// <summary>Files whose data could not be read whole (get): reported one line each, the copy went on.</summary>
+    public long Unreadable { get; private set; }
+
+    /// <summary>Reports a file some of whose data could not be read; the copy goes on.</summary>
+    public void ReportUnreadable(string text)
+    {
+        Unreadable++;
+        var line = $"{_cli.CommandName}: {text}";
+        if (_console is { } console)
+            console.WriteLine(line);
+        else
+            _cli.Err.WriteLine(line);
+    }
+
     /// <summary>Prints one warning line for <paramref name="kind"/>, the first time only.</summary>
     public void Warn(string kind, string text)
     {
@@ -151,7 +170,7 @@ internal sealed class TreeCopy
         var seconds = _clock.Elapsed.TotalSeconds;
         var rate = seconds > 0 ? Bytes / seconds / (1 << 20) : 0;
         _cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{verb} {Files} files, {Directories} directories, {Bytes} bytes in {seconds:0.00} s ({rate:0.0} MiB/s){(complete ? "" : " before stopping")}"));
+            $"{verb} {Files} files, {Directories} directories, {Bytes} bytes in {seconds:0.00} s ({rate:0.0} MiB/s){(Unreadable > 0 ? $", {Unreadable} of them not whole (data that cannot be read)" : "")}{(complete ? "" : " before stopping")}"));
     }
 
     /// <summary>

@@ -267,6 +267,9 @@ public static partial class FsckCatalogue
         new(FsckErrorId.BackpointerToMissingPtr, "backpointer_to_missing_ptr", ReadClass: null, RepairPolicy.Automatic,
             "a backpointer names a key that does not exist or does not hold the matching pointer (same device, run start, window, gen and sectors)",
             "the backpointer is deleted"),
+        new(FsckErrorId.ExtentDataLost, "extent_data_lost", ReadClass: null, RepairPolicy.Automatic,
+            "data keys were lost with a dropped node or bset while the file still covers their range, so the range would read as zeros: found by check_btree_backpointers and check_backpointers_to_extents when a backpointer (into a bucket check_allocations found holding no data, or whose owner key does not exist) names an extent of a regular file or symlink that is gone and no other key covers its range; and by check_extents when a regular file's sector count exceeds what its keys hold by exactly the sectors of the holes inside its size (inline data has no backpointer). The data's checksum went with the key, so bytes left on the device cannot be verified",
+            "the uncovered part of the range (up to the file's size), or each such hole, becomes an error extent, so reads of it fail with EIO instead of returning zeros; the backpointer is deleted"),
 
         // Files
         // Undecodable inode, dirent and xattr values never reach the file passes: node reads drop
@@ -298,6 +301,9 @@ public static partial class FsckCatalogue
         new(FsckErrorId.InodeSectorsWrong, "inode_sectors_wrong", ReadClass: null, RepairPolicy.Automatic,
             "an inode's sector count (st_blocks) differs from the sum of its data extents' sizes",
             "the inode's sector count is set to the sum"),
+        new(FsckErrorId.SymlinkTargetBad, "symlink_target_bad", ReadClass: null, RepairPolicy.Automatic,
+            "a symlink's target cannot be read whole: its size is 0 or more than 4095 bytes, part of it is a hole or lost data (an error extent), its data fails its checksum, or it holds a NUL byte (a lost sector reads as zeros)",
+            "the symlink cannot point anywhere the user meant, so it is deleted as e2fsck does: its data and inode go, and check_dirents then deletes the names of the missing inode (dirent_to_missing_inode)"),
         new(FsckErrorId.DirentToMissingInode, "dirent_to_missing_inode", ReadClass: null, RepairPolicy.Automatic,
             "a dirent names an inode that does not exist",
             "the dirent is deleted"),

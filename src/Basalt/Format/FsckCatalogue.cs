@@ -100,6 +100,7 @@ public enum FsckErrorId : ushort
     BackpointerToEmptyBucket = 161,
     PtrToMissingBackpointer = 162,
     BackpointerToMissingPtr = 163,
+    ExtentDataLost = 164,
 
     // 180-219: files (check_inodes … check_nlinks)
     InodeMissing = 180,
@@ -111,6 +112,7 @@ public enum FsckErrorId : ushort
     ExtentInNonFile = 189,
     ExtentPastEndOfFile = 190,
     InodeSectorsWrong = 191,
+    SymlinkTargetBad = 192,
     DirentToMissingInode = 195,
     DirentWrongType = 196,
     DirentBadHash = 197,

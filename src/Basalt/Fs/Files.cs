@@ -112,7 +112,7 @@ public readonly record struct FsStats(long BlockSize, long TotalBytes, long Free
 public sealed partial class Files : IInodeSectors
 {
     private const long MaxFileSize = long.MaxValue / 4;
-    private const int MaxSymlinkTarget = 4095;
+    public const int MaxSymlinkTarget = 4095;
     private const long DayNs = 86_400L * 1_000_000_000;
 
     private readonly BtreeEngine _engine;

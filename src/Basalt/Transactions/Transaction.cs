@@ -138,6 +138,16 @@ public sealed class Transaction : ITriggerTransaction
     /// <summary>Deletes the key at <paramref name="pos"/> (a no-op when there is none).</summary>
     public void Delete(BtreeId btree, Bpos pos) => Put(btree, new Bkey(pos, KeyType.Deleted), []);
 
+    /// <summary>Deletes a key whose triggers must not run (a test planting what a lost node leaves).</summary>
+    internal void DeleteWithoutTrigger(BtreeId btree, Bpos pos)
+    {
+        Delete(btree, pos);
+        var i = _index[(btree, pos)];
+        var u = _updates[i];
+        u.Triggered = true;
+        _updates[i] = u;
+    }
+
     /// <inheritdoc/>
     public void AddDelta(BtreeId btree, in Bkey key, ReadOnlySpan<byte> delta)
     {

@@ -435,6 +435,48 @@ public sealed class PutGetTests : IDisposable
     }
 
     [Fact]
+    public void Get_CopiesAroundDataThatCannotBeRead_NamesTheFileAndExits8()
+    {
+        var image = CliImages.Formatted(_temp);
+        var src = Dir("src");
+        var big = Pattern(300_000, 7);
+        File.WriteAllBytes(Path.Combine(src, "a"), big);
+        File.WriteAllBytes(Path.Combine(src, "z"), Pattern(100, 8)); // inline: not a --target data candidate
+        CliRunner.Succeeds("put", image, src, "/");
+        CliRunner.Succeeds("debug", "corrupt", image, "--target", "data", "--seed", "3");
+
+        var outDir = Dir("out");
+        var r = CliRunner.Run("get", image, "/src", outDir);
+        Assert.True(r.ExitCode == 8, r.ToString());
+        Assert.Single(r.ErrLines);
+        Assert.StartsWith("basalt get: '/src/a': Input/output error: ", r.Err, StringComparison.Ordinal);
+        Assert.Contains("holds zeros there", r.Err, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", r.Err, StringComparison.Ordinal);
+        Assert.Contains("got 2 files, 1 directories", r.Out, StringComparison.Ordinal);
+        Assert.Contains("1 of them not whole", r.Out, StringComparison.Ordinal);
+
+        // The later file is copied whole; the damaged one has its size, the bytes that could be
+        // read, and zeros exactly where the error line says bytes were lost.
+        Assert.Equal(Pattern(100, 8), File.ReadAllBytes(Path.Combine(outDir, "src", "z")));
+        var copy = File.ReadAllBytes(Path.Combine(outDir, "src", "a"));
+        Assert.Equal(big.Length, copy.Length);
+        var lost = long.Parse(System.Text.RegularExpressions.Regex.Match(r.Err, @"error: (\d+) bytes cannot be read").Groups[1].Value,
+            System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(lost, 1, 65536 + 4096);
+        var differing = 0;
+        for (var i = 0; i < big.Length; i++)
+        {
+            if (copy[i] != big[i])
+            {
+                Assert.Equal(0, copy[i]);
+                differing++;
+            }
+        }
+        Assert.InRange(differing, 1, lost);
+        AssertFsckClean(image);
+    }
+
+    [Fact]
     public void Cancelled_StopsWithExit32AndACleanImage()
     {
         var image = CliImages.Formatted(_temp);

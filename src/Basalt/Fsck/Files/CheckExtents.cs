@@ -37,7 +37,8 @@ internal static class CheckExtents
     {
         var holdsData = inode.Type is FileType.Regular or FileType.Symlink;
         var endSector = (inode.Size + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize;
-        ulong sectors = 0;
+        ulong sectors = 0, errorSectors = 0;
+        var holes = new HoleList(endSector);
         var reportedNonFile = false;
         Bkey? pastEnd = null;
         while (extents.At(ino))
@@ -62,9 +63,21 @@ internal static class CheckExtents
             }
             if (key.Type.CountsSectors())
                 sectors += key.Size;
+            else if (key.Type == KeyType.Error)
+                errorSectors += key.Size;
             if (key.Type != KeyType.Reservation && key.Pos.Offset > endSector)
                 pastEnd ??= key;
+            holes.Cover(key.Pos.Offset - Math.Min(key.Size, key.Pos.Offset), key.Pos.Offset);
             extents.Next();
+        }
+        holes.Cover(endSector, endSector);
+        if (inode.Type == FileType.Symlink && SymlinkProblem(run, ino, inode.Size) is { } problem
+            && run.Reporter.Report(FsckErrorId.SymlinkTargetBad, run.WhereInode(ino), $"symlink target of {inode.Size} bytes: {problem}"))
+        {
+            run.Flush();
+            run.FileSystem.Data.Punch(ino, 0, long.MaxValue / FormatLimits.SectorSize * FormatLimits.SectorSize);
+            run.Repair(t => t.Delete(BtreeId.Inodes, FsPositions.Inode(ino)));
+            return;
         }
         if (!holdsData)
         {
@@ -87,6 +100,21 @@ internal static class CheckExtents
                 return;
         }
 
+        // The count says the file held more data than its keys do, and the holes inside its size
+        // add up to exactly the difference: those holes are data whose keys were lost (inline
+        // data has no backpointer that could name it). They read as EIO from now on, not zeros.
+        if (pastEnd is null && inode.Type == FileType.Regular && inode.Sectors > sectors + errorSectors && !holes.Overflowed
+            && holes.Sectors == inode.Sectors - sectors - errorSectors
+            && run.Reporter.Report(FsckErrorId.ExtentDataLost, run.WhereInode(ino),
+                $"sector count {inode.Sectors}, its keys hold {sectors + errorSectors}, and its holes ({string.Join(", ", holes.Ranges.Take(4).Select(h => $"{h.From}..{h.To}"))}{(holes.Ranges.Count > 4 ? ", …" : "")}) add up to the difference: their data is lost"))
+        {
+            foreach (var (from, to) in holes.Ranges)
+            {
+                var key = new Bkey(Data.ExtentStore.EndPos(ino, to), KeyType.Error, (uint)(to - from));
+                run.Repair(t => t.Set(BtreeId.Extents, key, []));
+            }
+        }
+
         if (inode.Sectors != sectors
             && run.Reporter.Report(FsckErrorId.InodeSectorsWrong, run.WhereInode(ino), $"sector count {inode.Sectors}, its extents hold {sectors}"))
         {
@@ -100,6 +128,43 @@ internal static class CheckExtents
         }
     }
 
+    /// <summary>Why a symlink's target cannot be read whole (null when it can).</summary>
+    private static string? SymlinkProblem(FileCheckRun run, ulong ino, ulong size)
+    {
+        if (size == 0 || size > Basalt.Fs.Files.MaxSymlinkTarget)
+            return size == 0 ? "empty" : $"longer than {Basalt.Fs.Files.MaxSymlinkTarget} bytes";
+        var endSector = (size + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize;
+        ulong covered = 0;
+        var it = run.Tree(BtreeId.Extents).Iterate(new Bpos(ino, 1, 0), new Bpos(ino, ulong.MaxValue, uint.MaxValue));
+        while (covered < endSector && it.MoveNext())
+        {
+            var key = it.Key;
+            if (key.IsDeletion)
+                continue;
+            var start = key.Pos.Offset - Math.Min(key.Size, key.Pos.Offset);
+            if (start > covered)
+                return $"sectors {covered}..{start} are a hole";
+            if (key.Type == KeyType.Error)
+                return $"sectors {start}..{key.Pos.Offset} are lost";
+            if (key.Type is not (KeyType.Extent or KeyType.InlineData or KeyType.ReflinkP))
+                return $"sectors {start}..{key.Pos.Offset} hold no data ({key.Type.ToText()})";
+            covered = Math.Max(covered, key.Pos.Offset);
+        }
+        if (covered < endSector)
+            return $"sectors {covered}..{endSector} are a hole";
+        var target = new byte[size];
+        try
+        {
+            run.FileSystem.Data.Read(ino, 0, target);
+        }
+        catch (Diagnostics.BasaltException e)
+        {
+            return $"cannot be read ({e.Message})";
+        }
+        var nul = Array.IndexOf(target, (byte)0);
+        return nul >= 0 ? $"a NUL byte at offset {nul}" : null;
+    }
+
     private static ulong SumSectors(FileCheckRun run, ulong ino)
     {
         ulong sum = 0;
@@ -110,6 +175,34 @@ internal static class CheckExtents
                 sum += it.Key.Size;
         }
         return sum;
+    }
+
+    /// <summary>The holes below a file's end sector, from its keys in order (at most a few hundred kept).</summary>
+    private sealed class HoleList(ulong endSector)
+    {
+        private const int Limit = 256;
+        private ulong _cursor;
+
+        public List<(ulong From, ulong To)> Ranges { get; } = [];
+
+        public ulong Sectors { get; private set; }
+
+        /// <summary>More holes than are kept: the sum is not known, nothing is filled.</summary>
+        public bool Overflowed { get; private set; }
+
+        public void Cover(ulong from, ulong to)
+        {
+            var gapEnd = Math.Min(from, endSector);
+            if (gapEnd > _cursor)
+            {
+                if (Ranges.Count < Limit)
+                    Ranges.Add((_cursor, gapEnd));
+                else
+                    Overflowed = true;
+                Sectors += gapEnd - _cursor;
+            }
+            _cursor = Math.Max(_cursor, to);
+        }
     }
 
     /// <summary>The extents btree walked in order beside the inodes; reports the extents of inode numbers with no inode.</summary>

@@ -220,8 +220,30 @@ internal static class CheckInodes
                     end = extents.Key.Pos.Offset;
             }
             inode.Size = end * FormatLimits.SectorSize;
+            if (type == FileType.Symlink)
+                inode.Size = SymlinkLength(run, ino, inode.Size);
         }
         return inode;
+    }
+
+    /// <summary>
+    /// A rebuilt symlink's size: its data holds the target and then zeros up to a whole sector,
+    /// and a target holds no NUL byte, so the target ends at the first NUL. Data that cannot be
+    /// read keeps the extents' length (check_extents then reports the target).
+    /// </summary>
+    private static ulong SymlinkLength(FileCheckRun run, ulong ino, ulong dataBytes)
+    {
+        var data = new byte[Math.Min(dataBytes, (ulong)Basalt.Fs.Files.MaxSymlinkTarget)];
+        try
+        {
+            run.FileSystem.Data.Read(ino, 0, data);
+        }
+        catch (Diagnostics.BasaltException)
+        {
+            return dataBytes;
+        }
+        var nul = Array.IndexOf(data, (byte)0);
+        return nul >= 0 ? (ulong)nul : (ulong)data.Length;
     }
 
     private static void CheckOrphans(FileCheckRun run)

@@ -64,6 +64,8 @@ internal static class CheckBackpointers
             var type = (BucketDataType)types[device][bucket];
             if (type != bp.DataType)
             {
+                if (ReportDataLost(run, pos, bp, it.Value.ToArray()))
+                    continue;
                 if (run.Reporter.Report(FsckErrorId.BackpointerToEmptyBucket, run.Where(BtreeId.Backpointers, pos),
                         $"backpointer ({bp.ToText()}) into bucket {bucket}, which holds {type.ToText()}"))
                 {
@@ -72,6 +74,66 @@ internal static class CheckBackpointers
             }
         }
         run.Flush();
+    }
+
+    /// <summary>
+    /// A backpointer whose owner extent is gone while its file still covers the range: the key
+    /// was lost (a dropped node or bset), and the data's checksum with it. The uncovered part of
+    /// the range, up to the file's size, becomes an error extent so that reads fail with EIO
+    /// instead of returning zeros; the backpointer is deleted. False when that is not the case
+    /// (the caller reports the backpointer as it would otherwise).
+    /// </summary>
+    private static bool ReportDataLost(SpaceCheckRun run, Bpos pos, BackpointerValue bp, byte[] value)
+    {
+        if (bp.Btree != BtreeId.Extents || bp.Level != 0 || bp.DataType != BucketDataType.User || bp.Sectors > bp.Pos.Offset)
+            return false;
+        var ino = bp.Pos.Inode;
+        if (!run.FileSystem.Btrees[BtreeId.Inodes].TryGet(Fs.FsPositions.Inode(ino), out var bytes) ||
+            !Fs.InodeValue.TryRead(bytes, out var inode, out _) || inode.Type is not (Fs.FileType.Regular or Fs.FileType.Symlink))
+        {
+            return false;
+        }
+        var start = bp.Pos.Offset - bp.Sectors;
+        var end = Math.Min(bp.Pos.Offset, (inode.Size + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize);
+        if (start >= end)
+            return false;
+        var gaps = Uncovered(run, ino, start, end);
+        if (gaps.Count == 0)
+            return false;
+        if (run.Reporter.Report(FsckErrorId.ExtentDataLost, run.Where(BtreeId.Backpointers, pos),
+                $"inode {ino} sectors {start}..{end}: backpointer ({bp.ToText()}) names an extent that is gone; its data is lost"))
+        {
+            foreach (var (from, to) in gaps)
+            {
+                var key = new Bkey(ExtentStore.EndPos(ino, to), KeyType.Error, (uint)(to - from));
+                run.Repair(t => t.Set(BtreeId.Extents, key, []));
+            }
+            DeleteIfUnchanged(run, pos, value);
+        }
+        return true;
+    }
+
+    /// <summary>The parts of sectors [start, end) of a file that no key of the extents btree covers.</summary>
+    private static List<(ulong From, ulong To)> Uncovered(SpaceCheckRun run, ulong ino, ulong start, ulong end)
+    {
+        var gaps = new List<(ulong, ulong)>();
+        var cursor = start;
+        var it = run.FileSystem.Btrees[BtreeId.Extents].Iterate(new Bpos(ino, start + 1, 0), new Bpos(ino, ulong.MaxValue, uint.MaxValue));
+        while (it.MoveNext() && cursor < end)
+        {
+            var key = it.Key;
+            if (key.IsDeletion || key.Size > key.Pos.Offset)
+                continue;
+            var keyStart = key.Pos.Offset - key.Size;
+            if (keyStart >= end)
+                break;
+            if (keyStart > cursor)
+                gaps.Add((cursor, keyStart));
+            cursor = Math.Max(cursor, key.Pos.Offset);
+        }
+        if (cursor < end)
+            gaps.Add((cursor, end));
+        return gaps;
     }
 
     private static void DeleteIfUnchanged(SpaceCheckRun run, Bpos pos, byte[] value) =>
@@ -300,7 +362,7 @@ internal static class CheckBackpointers
             if (hi is { } h && key.Pos >= h)
                 break;
             while (j < bps.Length && bps[j].Owner < key.Pos)
-                ReportExtra(run, bps[j++], "its owner does not exist");
+                ReportExtra(run, bps[j++], OwnerMissing);
             var holds = DataOwners.HoldsPointers(owner, key.Type);
             var ptrs = DataOwners.Pointers(owner, key.Type, it.Value);
             var matched = 0;
@@ -339,14 +401,18 @@ internal static class CheckBackpointers
             }
         }
         while (j < bps.Length)
-            ReportExtra(run, bps[j++], "its owner does not exist");
+            ReportExtra(run, bps[j++], OwnerMissing);
     }
+
+    private const string OwnerMissing = "its owner does not exist";
 
     private static void ReportExtra(SpaceCheckRun run, in BpRef r, string why)
     {
         var pos = new Bpos(r.Device, r.Slot);
         var value = run.FileSystem.Btrees[BtreeId.Backpointers].TryGet(pos, out var bytes) ? bytes : [];
         if (value.Length == 0 || !BackpointerValue.TryRead(value, out var bp, out _))
+            return;
+        if (why == OwnerMissing && ReportDataLost(run, pos, bp, value))
             return;
         ReportExtra(run, pos, bp, value, why);
     }

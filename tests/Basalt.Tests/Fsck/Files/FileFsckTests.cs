@@ -247,6 +247,115 @@ public sealed class FileFsckTests
     public void Inode_sectors_wrong_is_set_from_the_extents() =>
         AssertRepaired(Image((fs, tree) => Edit(fs, tree.Plain, i => i with { Sectors = i.Sectors + 5 })), FsckErrorId.InodeSectorsWrong);
 
+    /// <summary>Deletes every data key of <paramref name="ino"/> as a lost node would: no trigger runs (backpointers, bucket counts and the inode's sector count stay).</summary>
+    private static void LoseKeys(BasaltFileSystem fs, ulong ino)
+    {
+        var keys = fs.Data.Map(ino, 0, ulong.MaxValue - 2).Select(k => k.Key.Pos).ToList();
+        Assert.NotEmpty(keys);
+        fs.Transact(t =>
+        {
+            foreach (var pos in keys)
+                t.DeleteWithoutTrigger(BtreeId.Extents, pos);
+        });
+    }
+
+    private static void AssertReadFails(BasaltFileSystem fs, ulong ino, int length)
+    {
+        var e = Assert.Throws<Basalt.Diagnostics.BasaltException>(() => fs.Files.Read(ino, 0, new byte[length]));
+        Assert.Equal(Basalt.Diagnostics.ErrorClass.Io, e.Class);
+        Assert.Contains("data lost", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Extent_data_lost_with_its_key_reads_as_an_io_error_not_zeros()
+    {
+        ulong plain = 0, file = 0;
+        var device = Image((fs, tree) =>
+        {
+            (plain, file) = (tree.Plain, tree.File);
+            LoseKeys(fs, tree.Plain);
+        });
+        // The backpointer names the lost extent (check_backpointers_to_extents); the bucket's
+        // count and the inode's sector count are recounted.
+        AssertRepaired(device, FsckErrorId.AllocKeyDirtySectorsWrong, FsckErrorId.ExtentDataLost, FsckErrorId.InodeSectorsWrong);
+        using var m = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
+        Assert.Equal(6000ul, m.Files.GetAttr(plain).Size);
+        AssertReadFails(m, plain, 6000);
+        var other = new byte[10000];
+        m.Files.Read(file, 0, other);
+        Assert.Equal(SpaceFsckTests.Bytes(10000, 1), other);
+    }
+
+    [Fact]
+    public void Inline_data_lost_with_its_key_reads_as_an_io_error_not_zeros()
+    {
+        ulong small = 0;
+        var device = Image((fs, tree) =>
+        {
+            small = fs.Files.Create(Root, B("small"), 0x1A4).Ino;
+            fs.Files.Write(small, 0, SpaceFsckTests.Bytes(700, 4));
+            LoseKeys(fs, small);
+        });
+        // Inline data has no backpointer: check_extents finds the holes adding up to the count.
+        AssertRepaired(device, FsckErrorId.ExtentDataLost, FsckErrorId.InodeSectorsWrong);
+        using var m = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
+        AssertReadFails(m, small, 700);
+    }
+
+    [Fact]
+    public void Holes_of_a_sparse_file_are_not_taken_for_lost_data()
+    {
+        var device = Image((fs, tree) =>
+        {
+            var sparse = fs.Files.Create(Root, B("sparse"), 0x1A4).Ino;
+            fs.Files.Write(sparse, 1 << 20, SpaceFsckTests.Bytes(5000, 5));
+            Edit(fs, sparse, i => i with { Sectors = i.Sectors + 3 });
+        });
+        // The count is 3 sectors over, the holes far more: only the count is repaired.
+        AssertRepaired(device, FsckErrorId.InodeSectorsWrong);
+    }
+
+    // ---- symlinks -------------------------------------------------------------------------------
+
+    [Fact]
+    public void Symlink_whose_target_is_lost_is_deleted_with_its_name()
+    {
+        var device = Image((fs, tree) =>
+        {
+            var link = fs.Files.Symlink(Root, B("sl"), B("dir/file")).Ino;
+            LoseKeys(fs, link);
+        });
+        AssertRepaired(device, FsckErrorId.SymlinkTargetBad, FsckErrorId.DirentToMissingInode);
+        using var m = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
+        Assert.False(m.Files.TryLookup(Root, B("sl"), out _));
+    }
+
+    [Fact]
+    public void Symlink_target_with_a_nul_byte_is_deleted()
+    {
+        var device = Image((fs, tree) =>
+        {
+            var link = fs.Files.Symlink(Root, B("sl"), B("dir/file")).Ino;
+            Edit(fs, link, i => i with { Size = 12 }); // the target now runs into the zeros after it
+        });
+        AssertRepaired(device, FsckErrorId.SymlinkTargetBad, FsckErrorId.DirentToMissingInode);
+    }
+
+    [Fact]
+    public void Symlink_inode_rebuilt_from_its_data_ends_its_target_at_the_first_nul()
+    {
+        ulong link = 0;
+        var device = Image((fs, tree) =>
+        {
+            link = fs.Files.Symlink(Root, B("sl"), B("dir/file")).Ino;
+            fs.Transact(t => t.Delete(BtreeId.Inodes, FsPositions.Inode(link)));
+        });
+        AssertRepaired(device, FsckErrorId.InodeMissing);
+        using var m = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
+        Assert.Equal(FileType.Symlink, m.Files.GetAttr(link).Type);
+        Assert.Equal(B("dir/file"), m.Files.ReadLink(link));
+    }
+
     // ---- check_dirents --------------------------------------------------------------------------
 
     [Fact]
