@@ -297,7 +297,7 @@ public static partial class FsckCatalogue
             "the extent is deleted through a transaction"),
         new(FsckErrorId.ExtentPastEndOfFile, "extent_past_end_of_file", ReadClass: null, RepairPolicy.WithYes,
             "a data extent of a file without a truncate intent reaches past its size rounded up to a sector (reservations may: fallocate keep-size)",
-            "the file's extents are cut at its size, as a truncate would"),
+            "the data is kept and the file's size raised to the end of its last data extent, in whole sectors, as e2fsck does (a size that lags its data is what an older version of the inode, brought back by a dropped bset, leaves; the exact byte length went with the newer version)"),
         new(FsckErrorId.InodeSectorsWrong, "inode_sectors_wrong", ReadClass: null, RepairPolicy.Automatic,
             "an inode's sector count (st_blocks) differs from the sum of its data extents' sizes",
             "the inode's sector count is set to the sum"),

@@ -2,12 +2,12 @@
 // size; each inode's sector count (st_blocks) equals the sum of its data extents (extents,
 // inline data, reservations and reflink pointers: a shared range counts in every file that holds it).
 // A reflink pointer is an extent for every check here: it has an owner and may not reach past
-// the end of the file (the cut keeps the range it took its references on, ExtentEdits.Piece).
+// the end of the file.
 //
 // One ordered merge of the inodes btree with the extents btree (both ordered by inode number):
 // per inode only a running sum is kept. Deletions go through transactions, so the extent trigger
-// frees the space and the backpointers; cutting a file past its size is ExtentStore.Punch, as a
-// truncate does, and the sector count is compared again after it.
+// frees the space and the backpointers. Data past a file's size is kept: the size is raised over
+// it (a size that lags its data is an older inode version a dropped bset brought back).
 using Basalt.Format;
 using Basalt.Fs;
 
@@ -41,6 +41,7 @@ internal static class CheckExtents
         var holes = new HoleList(endSector);
         var reportedNonFile = false;
         Bkey? pastEnd = null;
+        ulong dataEnd = 0;
         while (extents.At(ino))
         {
             var key = extents.Key;
@@ -66,7 +67,10 @@ internal static class CheckExtents
             else if (key.Type == KeyType.Error)
                 errorSectors += key.Size;
             if (key.Type != KeyType.Reservation && key.Pos.Offset > endSector)
+            {
                 pastEnd ??= key;
+                dataEnd = Math.Max(dataEnd, key.Pos.Offset);
+            }
             holes.Cover(key.Pos.Offset - Math.Min(key.Size, key.Pos.Offset), key.Pos.Offset);
             extents.Next();
         }
@@ -90,14 +94,19 @@ internal static class CheckExtents
 
         if (pastEnd is { } past && !run.Tree(BtreeId.LoggedOps).TryGet(FsPositions.Truncate(ino), out _)
             && run.Reporter.Report(FsckErrorId.ExtentPastEndOfFile, run.Where(BtreeId.Extents, past.Pos),
-                $"{past.ToText()} of inode {ino} ends past its size {inode.Size} (sector {endSector})"))
+                $"{past.ToText()} of inode {ino} ends past its size {inode.Size} (sector {endSector}); its data ends at sector {dataEnd}"))
         {
-            run.Flush();
-            run.FileSystem.Data.Punch(ino, (long)inode.Size, (long.MaxValue / FormatLimits.SectorSize * FormatLimits.SectorSize) - (long)inode.Size);
-            // The cut changed both the extents and (through the trigger) the count: compare afresh.
-            sectors = SumSectors(run, ino);
-            if (!run.TryReadInode(ino, out inode))
-                return;
+            // A size that lags the data is what an older version of the inode leaves (a dropped
+            // bset brings it back): the data is kept and the size raised to cover it, as e2fsck
+            // does; the exact byte length is lost with the newer inode, so it is whole sectors.
+            var newSize = dataEnd * FormatLimits.SectorSize;
+            run.Repair(t =>
+            {
+                if (!FileCheckRun.TryReadInode(t, ino, out var current) || current.Size >= newSize)
+                    return;
+                current.Size = newSize;
+                FileCheckRun.PutInode(t, ino, current);
+            });
         }
 
         // The count says the file held more data than its keys do, and the holes inside its size
@@ -163,18 +172,6 @@ internal static class CheckExtents
         }
         var nul = Array.IndexOf(target, (byte)0);
         return nul >= 0 ? $"a NUL byte at offset {nul}" : null;
-    }
-
-    private static ulong SumSectors(FileCheckRun run, ulong ino)
-    {
-        ulong sum = 0;
-        var it = run.Tree(BtreeId.Extents).Iterate(new Bpos(ino, 0, 0), new Bpos(ino, ulong.MaxValue, uint.MaxValue));
-        while (it.MoveNext())
-        {
-            if (it.Key.Type.CountsSectors())
-                sum += it.Key.Size;
-        }
-        return sum;
     }
 
     /// <summary>The holes below a file's end sector, from its keys in order (at most a few hundred kept).</summary>

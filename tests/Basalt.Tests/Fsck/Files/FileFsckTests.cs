@@ -230,7 +230,7 @@ public sealed class FileFsckTests
         AssertRepaired(Image((fs, tree) => fs.Data.Write(tree.Dir, 0, SpaceFsckTests.Bytes(4096, 3))), FsckErrorId.ExtentInNonFile);
 
     [Fact]
-    public void Extent_past_end_of_file_is_cut()
+    public void Extent_past_end_of_file_raises_the_size_and_keeps_the_data()
     {
         ulong plain = 0;
         var device = Image((fs, tree) =>
@@ -240,7 +240,12 @@ public sealed class FileFsckTests
         });
         AssertRepaired(device, FsckErrorId.ExtentPastEndOfFile);
         using var m = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
-        Assert.Equal(2ul, m.Files.GetAttr(plain).Inode.Sectors);
+        var attr = m.Files.GetAttr(plain);
+        Assert.Equal(6144ul, attr.Size); // 6000 bytes end in sector 12
+        Assert.Equal(12ul, attr.Inode.Sectors);
+        var data = new byte[6000];
+        m.Files.Read(plain, 0, data);
+        Assert.Equal(SpaceFsckTests.Bytes(6000, 2), data);
     }
 
     [Fact]

@@ -326,7 +326,7 @@ public sealed class ReflinkFsckTests
     // ---- check_extents over reflink pointers ----------------------------------------------------
 
     [Fact]
-    public void Reflink_p_past_end_of_file_is_cut_keeping_its_references()
+    public void Reflink_p_past_end_of_file_raises_the_size_over_the_shared_data()
     {
         ulong b = 0;
         var device = Image((fs, s) =>
@@ -341,10 +341,11 @@ public sealed class ReflinkFsckTests
         AssertRepaired(device, FsckErrorId.ExtentPastEndOfFile);
         using var fs = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
         var (key, value) = FileKeys(fs, b).Single();
-        Assert.Equal((KeyType.ReflinkP, 10u), (key.Type, key.Size));
+        Assert.Equal((KeyType.ReflinkP, 24u), (key.Type, key.Size));
         Assert.True(ReflinkPointer.TryRead(value, out var pointer, out _));
         Assert.Equal((At, At + 24), pointer.Padded(key.Size));
-        Assert.Equal(10UL, fs.Files.GetAttr(b).Inode.Sectors);
+        Assert.Equal(24UL, fs.Files.GetAttr(b).Inode.Sectors);
+        Assert.Equal(24UL * FormatLimits.SectorSize, fs.Files.GetAttr(b).Size);
     }
 
     // ---- space checks over indirect extents -----------------------------------------------------
