@@ -101,6 +101,7 @@ public enum FsckErrorId : ushort
     PtrToMissingBackpointer = 162,
     BackpointerToMissingPtr = 163,
     ExtentDataLost = 164,
+    PtrDuplicate = 165,
 
     // 180-219: files (check_inodes … check_nlinks)
     InodeMissing = 180,

@@ -244,6 +244,24 @@ internal static class CheckBackpointers
 
     private static void ReportMissing(SpaceCheckRun run, BtreeId btree, Bkey key, DevicePtr p, Bpos pos, BackpointerValue want, BackpointerValue? found)
     {
+        if (found is null && run.FileSystem.Btrees[BtreeId.Backpointers].TryGet(pos, out var slot) && BackpointerValue.TryRead(slot, out var inSlot, out _))
+            found = inSlot;
+        if (found is { } owner && (owner.Btree != btree || owner.Pos != key.Pos) && OwnerHolds(run, owner, pos, p.Gen))
+        {
+            // Two keys claim the same data: the backpointer names the last legitimate owner, so
+            // this key (an older version come back) gives its range up as lost.
+            if (run.Reporter.Report(FsckErrorId.PtrDuplicate, run.Where(btree, key.Pos),
+                    $"pointer {p.ToText()} names the data of ({owner.ToText()}), which holds the same pointer and its backpointer"))
+            {
+                var error = new Bkey(key.Pos, KeyType.Error, key.Size);
+                run.Repair(t => t.Set(btree, error, []));
+            }
+            else
+            {
+                run.State.ReportedMissing.Add(pos);
+            }
+            return;
+        }
         var detail = found is { } f
             ? $"pointer {p.ToText()}: its backpointer slot {pos.ToText()} holds ({f.ToText()})"
             : $"pointer {p.ToText()} has no backpointer at {pos.ToText()}";
@@ -251,6 +269,27 @@ internal static class CheckBackpointers
             WriteBackpointer(run, pos, want);
         else
             run.State.ReportedMissing.Add(pos);
+    }
+
+    /// <summary>True when the owner a backpointer names exists and holds a pointer to the backpointer's slot with its gen and sectors.</summary>
+    private static bool OwnerHolds(SpaceCheckRun run, BackpointerValue bp, Bpos slot, byte gen)
+    {
+        if (bp.Level != 0 || !DataOwners.IsOwner(bp.Btree) || bp.BucketGen != gen)
+            return false;
+        var it = run.FileSystem.Btrees[bp.Btree].Iterate(bp.Pos, bp.Pos);
+        if (!it.MoveNext())
+            return false;
+        var key = it.Key;
+        if (key.Pos != bp.Pos || !DataOwners.HoldsPointers(bp.Btree, key.Type) || ExtentValue.DiskSectors(key.Size) != bp.Sectors)
+            return false;
+        var ptrs = DataOwners.Pointers(bp.Btree, key.Type, it.Value);
+        for (var i = 0; i < ptrs.Count; i++)
+        {
+            var q = ptrs[i];
+            if (!q.Cached && q.Gen == gen && BackpointerValue.PositionOf(q.Device, q.OffsetSectors, ptrs.Window) == slot)
+                return true;
+        }
+        return false;
     }
 
     // ---- check_backpointers_to_extents --------------------------------------------------------

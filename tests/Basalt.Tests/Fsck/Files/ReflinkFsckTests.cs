@@ -348,6 +348,36 @@ public sealed class ReflinkFsckTests
         Assert.Equal(24UL * FormatLimits.SectorSize, fs.Files.GetAttr(b).Size);
     }
 
+    // ---- two owners of the same data ------------------------------------------------------------
+
+    [Fact]
+    public void Ptr_duplicate_of_an_older_extent_beside_its_indirect_extent_gives_up_its_range()
+    {
+        ulong a = 0, b = 0;
+        Bkey old = default;
+        var device = Image((fs, s) =>
+        {
+            (a, b) = (s.A, s.B);
+            // What a leaf of /a restored from before the reflink holds: its first extent as it was,
+            // pointing at the data the first indirect extent owns now (no trigger: a restored node).
+            var (indirect, value) = Indirect(fs)[0];
+            var (pointerKey, _) = FileKeys(fs, s.A).First(k => k.Key.Type == KeyType.ReflinkP);
+            old = new Bkey(pointerKey.Pos, KeyType.Extent, indirect.Size);
+            var extent = ReflinkIndirect.ExtentBytes(value).ToArray();
+            fs.Transact(t => t.SetWithoutTrigger(BtreeId.Extents, old, extent));
+        });
+        // The bucket counts the data twice, the indirect extent lost a reference, and the older
+        // extent, which its backpointer does not name, is the duplicate.
+        AssertRepaired(device, FsckErrorId.ReflinkVRefcountWrong, FsckErrorId.AllocKeyDirtySectorsWrong, FsckErrorId.PtrDuplicate);
+        using var fs = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
+        var (key, _) = FileKeys(fs, a).First(k => k.Key.Pos == old.Pos);
+        Assert.Equal(KeyType.Error, key.Type);
+        // /b still reads the shared data in full.
+        var data = new byte[4096];
+        fs.Files.Read(b, 0, data);
+        Assert.Equal(SpaceFsckTests.Bytes(4096, 1), data);
+    }
+
     // ---- space checks over indirect extents -----------------------------------------------------
 
     [Fact]
