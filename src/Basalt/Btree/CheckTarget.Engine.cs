@@ -33,12 +33,25 @@ internal sealed class EngineCheckTarget : IBtreeCheckTarget
         return roots;
     }
 
-    public void DeletePointer(BtreeId btree, int level, Bpos pos) => _engine[btree].DeleteAtLevel(checked((byte)level), pos);
+    public void DeletePointer(BtreeId btree, int level, Bpos pos)
+    {
+        _engine.KeepSlotsHoldingNodesForRepair();
+        _engine[btree].DeleteAtLevel(checked((byte)level), pos);
+    }
 
-    public void PutPointer(BtreeId btree, int level, Bpos pos, BtreePtrValue value) =>
+    public void PutPointer(BtreeId btree, int level, Bpos pos, BtreePtrValue value)
+    {
+        _engine.KeepSlotsHoldingNodesForRepair();
         _engine[btree].InsertAtLevel(checked((byte)level), new Bkey(pos, KeyType.BtreePtr), value.ToBytes());
+    }
 
-    public void RewriteNode(BtreeId btree, int level, Bpos pos) => _engine[btree].RewriteNode(checked((byte)level), pos);
+    public bool SlotTakenByAnother(long offset, ulong seq) => _engine.IsSlotTakenByAnother(offset, seq);
+
+    public void RewriteNode(BtreeId btree, int level, Bpos pos)
+    {
+        _engine.KeepSlotsHoldingNodesForRepair();
+        _engine[btree].RewriteNode(checked((byte)level), pos);
+    }
 
     public void RewriteRootFullRange(BtreeId btree)
     {

@@ -59,6 +59,13 @@ internal interface IBtreeCheckTarget
     void AdoptNode(BtreeId btree, int level, Bpos max, BtreePtrValue ptr);
 
     /// <summary>
+    /// True when the slot at <paramref name="offset"/> holds, in the tree as it is now, another node
+    /// than the one with <paramref name="seq"/> the scan read there from the device: that node is
+    /// gone (its slot was reused after the scan's read), and must not be spliced in.
+    /// </summary>
+    bool SlotTakenByAnother(long offset, ulong seq) => false;
+
+    /// <summary>
     /// Replaces the btree's (unreadable) root by a new root at <paramref name="level"/> holding
     /// <paramref name="children"/> (pointers keyed at each child's max, tiling [min, max]). The
     /// children's slots are adopted; the old root's slot is freed.

@@ -97,6 +97,49 @@ public sealed partial class BtreeEngine
     /// (every pointer version of every bset); the next mount's exact walk releases what is not
     /// reachable after all.
     /// </summary>
+    /// <summary>
+    /// True when the slot at <paramref name="offset"/> holds another node than the one with
+    /// <paramref name="seq"/> the scan read there: a node of this mount took the slot since.
+    /// </summary>
+    internal bool IsSlotTakenByAnother(long offset, ulong seq)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            return _cache.TryGet(offset, out var node) && node.Seq != seq;
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
+    private bool _slotsHoldingNodesKept;
+
+    /// <summary>
+    /// Before topology repair's first edit: the slots holding nodes the node scan may pull in are
+    /// handed out last (KeepSlotsHoldingNodes), so the copy-on-write of the parents it edits does
+    /// not overwrite them. Once per mount.
+    /// </summary>
+    internal void KeepSlotsHoldingNodesForRepair()
+    {
+        lock (_writerGate)
+        {
+            _lock.EnterWriteLock();
+            try
+            {
+                if (_slotsHoldingNodesKept)
+                    return;
+                _slotsHoldingNodesKept = true;
+                KeepSlotsHoldingNodes();
+            }
+            finally
+            {
+                _lock.ExitWriteLock();
+            }
+        }
+    }
+
     internal void AdoptScannedNode(BtreeId btree, byte level, BtreePtrValue ptr, Bpos max)
     {
         _lock.EnterWriteLock();

@@ -608,7 +608,7 @@ public static class CheckTopology
             var level = node.Level - 1;
             var reachable = Reachable();
             var found = Found(node.Btree, level, from, to,
-                f => f.Offset == exclude || reachable.Contains(f.Offset) || live.Any(l => l.Key.OffsetBytes == f.Offset));
+                f => f.Offset == exclude || reachable.Contains(f.Offset) || live.Any(l => l.Key.OffsetBytes == f.Offset) || _target.SlotTakenByAnother(f.Offset, f.Seq));
             if (found.Count == 0)
                 return false;
 
