@@ -34,13 +34,21 @@ internal static class FileImage
         var path = CliParsing.ResolveImage(image);
         CliParsing.RequireExistingImage(path);
         var fs = BasaltFileSystem.Mount(path, new MountOptions { ReadOnly = true, Atime = AtimeMode.Noatime });
-        if (!fs.Files.TryGetAttr(FsPositions.RootIno, out _))
+        try
+        {
+            // Reading the root can fail on a damaged image: the mount is released either way.
+            if (!fs.Files.TryGetAttr(FsPositions.RootIno, out _))
+            {
+                throw new BasaltException(ErrorCode.FileNotFound,
+                    $"{path}: the filesystem has no root directory yet: it was never mounted read-write (a writing command such as 'basalt mkdir' creates it)");
+            }
+            return fs;
+        }
+        catch
         {
             fs.Dispose();
-            throw new BasaltException(ErrorCode.FileNotFound,
-                $"{path}: the filesystem has no root directory yet: it was never mounted read-write (a writing command such as 'basalt mkdir' creates it)");
+            throw;
         }
-        return fs;
     }
 
     /// <summary>Mounts IMAGE read-write (taking its lock); the first writable mount creates the root and lost+found.</summary>
