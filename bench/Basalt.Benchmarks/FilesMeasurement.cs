@@ -44,7 +44,7 @@ public static partial class FilesMeasurement
     private const int Small = 4096;
     private const int RawRegion = 4 * 1024 * 1024;
     private const string Usage = "files [--files 100000] [--rounds 3 (0: the tree only)] [--threads 8] [--sync-seconds 2] [--tree 100000] " +
-                                 "[--mktree PATH] [--cli PATH/Basalt.Cli.dll] [--dir DIR] [--image-size 8G] [--preallocate]";
+                                 "[--mktree PATH] [--cli PATH/Basalt.Cli.dll] [--dir DIR] [--image-size 8G] [--preallocate] [--lookup-cache ENTRIES (0: off)]";
 
     public static int Run(string[] args)
     {
@@ -68,6 +68,7 @@ public static partial class FilesMeasurement
                 "--cli" => (o.Cli = value) is not null,
                 "--dir" => (o.Directory = value) is not null,
                 "--image-size" => BenchHost.TryParseSize(value, out o.ImageSize),
+                "--lookup-cache" => int.TryParse(value, out var entries) && entries >= 0 && (o.LookupCache = entries) >= 0,
                 _ => false,
             };
             if (!ok)
@@ -103,6 +104,7 @@ public static partial class FilesMeasurement
         public string? Directory;
         public long ImageSize = 8L << 30;
         public bool Preallocate;
+        public int? LookupCache;
     }
 
     /// <summary>One row: per round, Basalt's rate and the host's (operations per second).</summary>
@@ -148,7 +150,8 @@ public static partial class FilesMeasurement
                 _names[i] = Encoding.ASCII.GetBytes($"f{i:D7}");
             new Random(7).NextBytes(_block);
             var clock = Stopwatch.StartNew();
-            _fs = BasaltFileSystem.Format(_image, o.ImageSize, new FormatOptions { Preallocate = o.Preallocate });
+            var mount = o.LookupCache is { } entries ? new MountOptions { LookupCacheEntries = entries } : null;
+            _fs = BasaltFileSystem.Format(_image, o.ImageSize, new FormatOptions { Preallocate = o.Preallocate }, mount);
             _formatSeconds = clock.Elapsed.TotalSeconds;
         }
 
@@ -157,7 +160,7 @@ public static partial class FilesMeasurement
             var (load1, load5, _) = BenchHost.LoadAverage();
             var clock = Stopwatch.StartNew();
             Console.WriteLine($"files: {_o.Files:N0} files, {_o.Rounds} rounds, {_o.Threads} threads, {_o.SyncSeconds} s per fsync case, " +
-                              $"tree {_o.Tree:N0}, in {_work}; load average {load1:F2} {load5:F2}");
+                              $"tree {_o.Tree:N0}, lookup cache {_o.LookupCache?.ToString("N0", CultureInfo.InvariantCulture) ?? "default"}, in {_work}; load average {load1:F2} {load5:F2}");
             Console.WriteLine($"image: {_o.ImageSize >> 20} MiB, {(_o.Preallocate ? "preallocated (zeroes written at format)" : "sparse")}, " +
                               $"formatted in {_formatSeconds:F1} s");
             if (_o.Rounds > 0)

@@ -59,6 +59,14 @@ public sealed class MountOptions
     public int InlineDataBytes { get; init; } = InlineData.MaxBytes;
 
     /// <summary>
+    /// How many resolved names the lookup cache keeps, (directory, name) → inode, so that a
+    /// repeated lookup reads only the target's inode (0 turns it off). Each name held costs about
+    /// 100 bytes plus its length: the default, 262,144 names, is about 30 MB when full. Names are
+    /// dropped from it as they are removed or renamed.
+    /// </summary>
+    public int LookupCacheEntries { get; init; } = 1 << 18;
+
+    /// <summary>
     /// At a writable mount, create the root directory and lost+found when the filesystem has none
     /// yet (its first mount) and finish the deletions of orphaned inodes and interrupted truncates
     /// (on by default; fsck turns it off so its passes see what a crash or damage left).
@@ -108,7 +116,7 @@ public sealed partial class BasaltFileSystem : IDisposable
                 reclaim.GrowNodeSpace = Space.GrowNodeSpace;
             Data = new ExtentStore(_core.Engine, _core.Transactor, _core.Device, Space, _core.Superblocks.Current.DataChecksumType,
                 _core.Journal.MaxCommitBytes) { InlineLimit = options.InlineDataBytes };
-            Files = new Files(_core.Engine, _core.Transactor, Data, Space, _core.Journal, options.Atime, SpaceStats);
+            Files = new Files(_core.Engine, _core.Transactor, Data, Space, _core.Journal, options.Atime, SpaceStats, options.LookupCacheEntries);
             Files.Start(options.FileMaintenance);
         }
         catch

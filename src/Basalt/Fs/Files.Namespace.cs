@@ -29,12 +29,32 @@ public sealed partial class Files
     [SkipLocalsInit] // the buffer is read only where a lookup copied a value into it
     public bool TryLookup(ulong dir, ReadOnlySpan<byte> name, out InodeAttr attr)
     {
+        var cache = _dentries;
+        var cacheable = cache is not null && name.Length is > 0 and <= Names.MaxLength && !Names.IsDot(name) && !Names.IsDotDot(name);
+        ulong hash = 0;
+        long stamp = 0;
+        if (cacheable)
+        {
+            hash = DentryCache.Hash(dir, name);
+            // A cached name needs only its target's inode; a target gone (damage) takes the long way.
+            if (cache!.TryGet(hash, dir, name, out var cached) && TryGetInode(cached, out var inode))
+            {
+                attr = new InodeAttr(cached, inode);
+                return true;
+            }
+            stamp = cache.Stamp;
+        }
         Span<byte> buffer = stackalloc byte[LookupOp.BufferSize];
         var op = new LookupOp(Inodes, _engine[BtreeId.Dirents], dir, name, buffer);
         (var outcome, attr) = _engine.Run<LookupOp, (LookupOutcome, InodeAttr)>(ref op, LockMode.Read);
         switch (outcome)
         {
             case LookupOutcome.Found:
+                if (cacheable)
+                {
+                    BeforeLookupCaches?.Invoke();
+                    cache!.Add(stamp, hash, dir, name, attr.Ino);
+                }
                 return true;
             case LookupOutcome.NoDirectory:
                 BasaltException.Throw(ErrorCode.FileNotFound, $"directory {dir} does not exist");
@@ -48,6 +68,13 @@ public sealed partial class Files
         }
         return false;
     }
+
+    /// <summary>A name that now exists, as the kernel instantiates a dentry on create: looked up next, it is a cache hit.</summary>
+    private void Cache(long stamp, ulong dir, byte[] name, ulong ino) =>
+        _dentries?.Add(stamp, DentryCache.Hash(dir, name), dir, name, ino);
+
+    /// <summary>Tests: runs after a lookup found a name in the btrees and before it caches it.</summary>
+    internal Action? BeforeLookupCaches { get; set; }
 
     private enum LookupOutcome : byte
     {
@@ -282,8 +309,10 @@ public sealed partial class Files
         Names.Validate(name);
         var nameBytes = name.ToArray();
         var ino = AllocateIno();
+        var stamp = _dentries?.Stamp ?? 0;
         var inode = Writer.Transact(t => AddEntry(t, dir, nameBytes, ino, mode, rdev, uid, gid, Now()));
         CountInodes(+1);
+        Cache(stamp, dir, nameBytes, ino);
         return new InodeAttr(ino, inode);
     }
 
@@ -354,6 +383,7 @@ public sealed partial class Files
         Names.Validate(name);
         var nameBytes = name.ToArray();
         var now = Now();
+        var stamp = _dentries?.Stamp ?? 0;
         var inode = Writer.Transact(t =>
         {
             var target = ReadInode(t, ino);
@@ -376,6 +406,7 @@ public sealed partial class Files
                 new DirentValue(ino, target.Type, nameBytes).ToBytes());
             return target;
         });
+        Cache(stamp, dir, nameBytes, ino);
         return new InodeAttr(ino, inode);
     }
 
@@ -395,28 +426,38 @@ public sealed partial class Files
             BasaltException.Throw(ErrorCode.NotEmpty, "cannot remove '..'");
         var nameBytes = name.ToArray();
         var now = Now();
-        var (ino, dropped) = Writer.Transact(t =>
+        (ulong Ino, LinkDrop Dropped) removed;
+        try
         {
-            var parent = ReadDirectory(t, dir);
-            var probe = FindDirent(HashedSlots.Of(t, BtreeId.Dirents), dir, parent, nameBytes);
-            if (!probe.Found)
-                BasaltException.Throw(ErrorCode.FileNotFound, $"'{Names.ToText(nameBytes)}' does not exist");
-            var dirent = DecodeDirent(dir, probe.Value);
-            var inode = ReadInode(t, dirent.Target);
-            if (directory && !inode.IsDirectory)
-                BasaltException.Throw(ErrorCode.NotDirectory, $"'{Names.ToText(nameBytes)}' is not a directory");
-            if (!directory && inode.IsDirectory)
-                BasaltException.Throw(ErrorCode.IsDirectory, $"'{Names.ToText(nameBytes)}' is a directory");
-            if (directory)
-                RequireEmpty(t, dirent.Target, nameBytes);
-            HashedSlots.Remove(t, BtreeId.Dirents, dir, probe.Slot);
-            parent.MtimeNs = parent.CtimeNs = now;
-            if (directory)
-                parent.Nlink--;
-            PutInode(t, dir, parent);
-            return (dirent.Target, DropLink(t, dirent.Target, inode, now));
-        });
-        AfterDrop(ino, dropped);
+            removed = Writer.Transact(t => RemoveIn(t, dir, nameBytes, directory, now));
+        }
+        finally
+        {
+            _dentries?.Drop(dir, nameBytes);
+        }
+        AfterDrop(removed.Ino, removed.Dropped);
+    }
+
+    private (ulong Ino, LinkDrop Dropped) RemoveIn(Transaction t, ulong dir, byte[] nameBytes, bool directory, long now)
+    {
+        var parent = ReadDirectory(t, dir);
+        var probe = FindDirent(HashedSlots.Of(t, BtreeId.Dirents), dir, parent, nameBytes);
+        if (!probe.Found)
+            BasaltException.Throw(ErrorCode.FileNotFound, $"'{Names.ToText(nameBytes)}' does not exist");
+        var dirent = DecodeDirent(dir, probe.Value);
+        var inode = ReadInode(t, dirent.Target);
+        if (directory && !inode.IsDirectory)
+            BasaltException.Throw(ErrorCode.NotDirectory, $"'{Names.ToText(nameBytes)}' is not a directory");
+        if (!directory && inode.IsDirectory)
+            BasaltException.Throw(ErrorCode.IsDirectory, $"'{Names.ToText(nameBytes)}' is a directory");
+        if (directory)
+            RequireEmpty(t, dirent.Target, nameBytes);
+        HashedSlots.Remove(t, BtreeId.Dirents, dir, probe.Slot);
+        parent.MtimeNs = parent.CtimeNs = now;
+        if (directory)
+            parent.Nlink--;
+        PutInode(t, dir, parent);
+        return (dirent.Target, DropLink(t, dirent.Target, inode, now));
     }
 
     /// <summary>What became of an inode that lost a link (DropLink), acted on after the commit.</summary>
@@ -500,13 +541,22 @@ public sealed partial class Files
         var from = oldName.ToArray();
         var to = newName.ToArray();
         var now = Now();
-        if (DebugFault == FilesDebugFault.RenameInTwoTransactions && flags == RenameFlags.None && !TryLookup(newDir, to, out _))
+        (ulong Replaced, LinkDrop Dropped) renamed;
+        try
         {
-            RenameInTwoTransactions(oldDir, from, newDir, to);
-            return;
+            if (DebugFault == FilesDebugFault.RenameInTwoTransactions && flags == RenameFlags.None && !TryLookup(newDir, to, out _))
+            {
+                RenameInTwoTransactions(oldDir, from, newDir, to);
+                return;
+            }
+            renamed = Writer.Transact(t => RenameIn(t, oldDir, from, newDir, to, flags, now));
         }
-        var (replaced, dropped) = Writer.Transact(t => RenameIn(t, oldDir, from, newDir, to, flags, now));
-        AfterDrop(replaced, dropped);
+        finally
+        {
+            _dentries?.Drop(oldDir, from);
+            _dentries?.Drop(newDir, to);
+        }
+        AfterDrop(renamed.Replaced, renamed.Dropped);
     }
 
     /// <summary>The must-fail checks' broken rename: both names are durable for a moment.</summary>

@@ -121,6 +121,7 @@ public sealed partial class Files : IInodeSectors
     private readonly JournalWriter _journal;
     private readonly Func<FsStats> _spaceStats;
     private readonly SpaceManager _space;
+    private readonly DentryCache? _dentries;
     private readonly object _openLock = new();
     private readonly Dictionary<ulong, int> _open = [];
     // The next free inode number, found on first use (0 until then): a mount reads nothing of the
@@ -130,7 +131,7 @@ public sealed partial class Files : IInodeSectors
     private long _inodeCount = -1;
 
     internal Files(BtreeEngine engine, Transactor? transactor, ExtentStore data, SpaceManager space, JournalWriter journal, AtimeMode atime,
-        Func<FsStats> spaceStats)
+        Func<FsStats> spaceStats, int lookupCacheEntries = 0)
     {
         FsKeyTypes.Register();
         _engine = engine;
@@ -140,6 +141,8 @@ public sealed partial class Files : IInodeSectors
         _space = space;
         _spaceStats = spaceStats;
         Atime = atime;
+        if (lookupCacheEntries > 0)
+            _dentries = new DentryCache(lookupCacheEntries);
         engine.SetService<IInodeSectors>(this);
     }
 

@@ -95,6 +95,8 @@ public sealed class FsckContext
         Space = new SpaceOptions { BackgroundWorker = false },
         // Nothing is created or finished behind the passes either: the file passes find and repair it.
         FileMaintenance = false,
+        // The passes change dirents in their own transactions: no cached name may outlive them.
+        LookupCacheEntries = 0,
         // The passes walk whole btrees several times: a node cache as large as the memory fsck may
         // use keeps them from reading every node again on each walk.
         Engine = new Basalt.Btree.BtreeEngineOptions
