@@ -39,8 +39,12 @@ public sealed class LookupCacheTests
     [Fact]
     public void Cache_is_bounded_by_its_capacity()
     {
-        var cache = new DentryCache(256);
-        Assert.Equal(256, cache.Capacity);
+        var cache = new DentryCache(4096);
+        Assert.Equal(4096, cache.Capacity);
+        Assert.Equal(0, cache.Allocated); // nothing until first use
+        var first = B("first");
+        cache.Add(cache.Stamp, DentryCache.Hash(1, first), 1, first, 1);
+        Assert.Equal(256, cache.Allocated);
         for (var i = 0; i < 10_000; i++)
         {
             var name = B($"n{i}");
@@ -56,7 +60,8 @@ public sealed class LookupCacheTests
                 held++;
             }
         }
-        Assert.InRange(held, 128, 256);
+        Assert.Equal(4096, cache.Allocated); // grown to its capacity, no further
+        Assert.InRange(held, 2048, 4096);
         // The name added last is always held.
         var last = B("n9999");
         Assert.True(cache.TryGet(DentryCache.Hash(1, last), 1, last, out _));
