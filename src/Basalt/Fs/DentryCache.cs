@@ -3,15 +3,17 @@
 // probe of the name's slots as well. This is what the kernel's dcache does above a mounted
 // filesystem; the library keeps its own so that stat by path through the C# API is as fast.
 //
-// Bounded: an array of sets of four entries, chosen by a hash of the directory and the name; a
-// new entry takes a free way of its set, or else replaces the way its hash prefers. The array
-// starts at 256 entries on first use and doubles (keeping what it holds) whenever a new entry
-// would evict another, until it reaches the capacity: a mount that looks up little costs little,
-// which matters where thousands of mounts come and go (the crash suites). Reads take no lock: an
-// entry is immutable and a slot changes with one reference write, so a reader sees a whole entry
-// or none (a reader racing an insertion or a growth may miss an entry that is there, and then
-// looks the name up in the btrees, which is always right; a reader still in the old array after a
-// growth overlaps the operations that followed it, and may be ordered before them).
+// Bounded and allocation-free: an array of 64-byte slots (hash, directory, inode, the name inline;
+// names of at most 32 bytes are cached, longer ones always take the long way) in sets of four,
+// chosen by a hash of the directory and the name. A new entry takes a free way of its set, or
+// else replaces the way its hash prefers. The array holds no references, so the garbage collector
+// never traces or promotes entries. It starts at 256 slots on first use and doubles (keeping what
+// it holds) whenever a new entry would evict another, until it reaches the capacity: a mount that
+// looks up little costs little, which matters where thousands of mounts come and go (the crash
+// suites). Writers hold a lock; readers take none: each slot has a version, odd while a writer
+// changes it, and a reader that sees it odd or changed across its read counts a miss (and looks
+// the name up in the btrees, which is always right). A reader still in the old array after a
+// growth overlaps the operations that followed it, and may be ordered before them.
 //
 // Never stale: every operation that removes or retargets a name (unlink, rmdir, rename, exchange)
 // drops it here after its transaction has committed. A lookup that missed reads the cache's stamp
@@ -21,13 +23,18 @@
 // has not returned yet, so the lookup is ordered before it. Creating a name drops nothing (no
 // entry caches an absence). fsck changes dirents in its own transactions and mounts without the
 // cache.
+using System.Diagnostics.CodeAnalysis;
 using System.IO.Hashing;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace Basalt.Fs;
 
 internal sealed class DentryCache
 {
+    /// <summary>The longest name cached.</summary>
+    public const int MaxNameBytes = 32;
+
     private const int Ways = 4;
     private const int FirstSets = 64;
 
@@ -46,28 +53,36 @@ internal sealed class DentryCache
     /// <summary>The number of names it can hold.</summary>
     public int Capacity => _maxSets * Ways;
 
-    /// <summary>The number of names its array holds now (0 before first use).</summary>
+    /// <summary>The number of slots its array has now (0 before first use).</summary>
     internal int Allocated => Volatile.Read(ref _table)?.Slots.Length ?? 0;
 
     /// <summary>Read before looking a name up in the btrees; handed back to <see cref="Add"/>.</summary>
     public long Stamp => Volatile.Read(ref _stamp);
 
-    public static ulong Hash(ulong dir, ReadOnlySpan<byte> name) => XxHash3.HashToUInt64(name, unchecked((long)dir));
+    /// <summary>Whether a name can be cached at all.</summary>
+    public static bool Holds(ReadOnlySpan<byte> name) => name.Length is > 0 and <= MaxNameBytes;
+
+    /// <summary>Never 0 (an empty slot's hash).</summary>
+    public static ulong Hash(ulong dir, ReadOnlySpan<byte> name) => Math.Max(XxHash3.HashToUInt64(name, unchecked((long)dir)), 1);
 
     public bool TryGet(ulong hash, ulong dir, ReadOnlySpan<byte> name, out ulong ino)
     {
         ino = 0;
-        if (Volatile.Read(ref _table) is not { } table)
+        if (!Holds(name) || Volatile.Read(ref _table) is not { } table)
             return false;
         var first = table.SetOf(hash);
         for (var i = 0; i < Ways; i++)
         {
-            if (Volatile.Read(ref table.Hashes[first + i]) != hash)
+            ref var slot = ref table.Slots[first + i];
+            var version = Volatile.Read(ref slot.Version);
+            if ((version & 1) != 0 || Volatile.Read(ref slot.Hash) != hash)
                 continue;
-            var entry = Volatile.Read(ref table.Slots[first + i]);
-            if (entry is not null && entry.Matches(hash, dir, name))
+            var matches = slot.Matches(hash, dir, name);
+            var found = slot.Ino;
+            Interlocked.MemoryBarrier(); // the reads above complete before the version is read again
+            if (matches && Volatile.Read(ref slot.Version) == version)
             {
-                ino = entry.Ino;
+                ino = found;
                 return true;
             }
         }
@@ -80,9 +95,8 @@ internal sealed class DentryCache
     /// </summary>
     public void Add(long stamp, ulong hash, ulong dir, ReadOnlySpan<byte> name, ulong ino)
     {
-        if (Stamp != stamp)
+        if (!Holds(name) || Stamp != stamp)
             return;
-        var entry = new Entry(hash, dir, name.ToArray(), ino);
         lock (_gate)
         {
             if (_stamp != stamp)
@@ -92,36 +106,34 @@ internal sealed class DentryCache
                 Volatile.Write(ref _table, table = new Table(Math.Min(FirstSets, _maxSets)));
             while (table.Sets < _maxSets && !table.HasRoom(hash, dir, name))
                 Volatile.Write(ref _table, table = table.Grown());
-            table.Place(entry, hash, dir, name);
+            table.Place(hash, dir, name, ino);
         }
     }
 
     /// <summary>Forgets <paramref name="name"/> in <paramref name="dir"/>: called after a transaction that removed or retargeted it.</summary>
     public void Drop(ulong dir, ReadOnlySpan<byte> name)
     {
-        var hash = Hash(dir, name);
         lock (_gate)
         {
             _stamp++;
-            if (_table is not { } table)
+            if (!Holds(name) || _table is not { } table)
                 return;
+            var hash = Hash(dir, name);
             var first = table.SetOf(hash);
             for (var i = 0; i < Ways; i++)
             {
-                if (table.Slots[first + i] is { } e && e.Matches(hash, dir, name))
-                    table.Set(first + i, null);
+                if (table.Slots[first + i].Matches(hash, dir, name))
+                    table.Write(first + i, 0, 0, [], 0);
             }
         }
     }
 
-    /// <summary>The sets: entries, and each slot's hash beside it so that a probe compares four hashes in one cache line and follows only a match (the entry's own check decides; a torn pair is only a miss).</summary>
+    /// <summary>The sets of slots. Changed only under the gate.</summary>
     private sealed class Table(int sets)
     {
-        public readonly Entry?[] Slots = new Entry?[sets * Ways];
-        public readonly ulong[] Hashes = new ulong[sets * Ways];
+        public readonly Slot[] Slots = new Slot[sets * Ways];
 
         public int Sets { get; } = sets;
-
 
         public int SetOf(ulong hash) => (int)(hash & (ulong)(Sets - 1)) * Ways;
 
@@ -131,7 +143,8 @@ internal sealed class DentryCache
             var first = SetOf(hash);
             for (var i = 0; i < Ways; i++)
             {
-                if (Slots[first + i] is not { } e || e.Matches(hash, dir, name))
+                ref var slot = ref Slots[first + i];
+                if (slot.Hash == 0 || slot.Matches(hash, dir, name))
                     return true;
             }
             return false;
@@ -143,54 +156,71 @@ internal sealed class DentryCache
         /// than ways keeps most of them under a cyclic scan, where evicting the oldest would miss
         /// every one.
         /// </summary>
-        public void Place(Entry entry, ulong hash, ulong dir, ReadOnlySpan<byte> name)
+        public void Place(ulong hash, ulong dir, ReadOnlySpan<byte> name, ulong ino)
         {
             var first = SetOf(hash);
             var at = -1;
             for (var i = 0; i < Ways && at < 0; i++)
             {
-                if (Slots[first + i] is { } e && e.Matches(hash, dir, name))
+                if (Slots[first + i].Matches(hash, dir, name))
                     at = i;
             }
             for (var i = 0; i < Ways && at < 0; i++)
             {
-                if (Slots[first + i] is null)
+                if (Slots[first + i].Hash == 0)
                     at = i;
             }
             if (at < 0)
                 at = (int)(hash >> 60) & (Ways - 1);
-            Set(first + at, entry);
+            Write(first + at, hash, dir, name, ino);
         }
 
         /// <summary>A table of twice the sets holding every entry of this one (readers keep using this one until the swap).</summary>
         public Table Grown()
         {
             var grown = new Table(Sets * 2);
-            foreach (var entry in Slots)
+            foreach (ref readonly var slot in Slots.AsSpan())
             {
-                if (entry is not null)
-                    grown.Place(entry, entry.Hash, entry.Dir, entry.Name);
+                if (slot.Hash != 0)
+                    grown.Place(slot.Hash, slot.Dir, slot.NameSpan, slot.Ino);
             }
             return grown;
         }
 
-        public void Set(int slot, Entry? entry)
+        /// <summary>Rewrites a slot (hash 0: empties it); readers see its version odd meanwhile.</summary>
+        public void Write(int index, ulong hash, ulong dir, ReadOnlySpan<byte> name, ulong ino)
         {
-            Volatile.Write(ref Slots[slot], entry);
-            Volatile.Write(ref Hashes[slot], entry?.Hash ?? 0);
+            ref var slot = ref Slots[index];
+            Interlocked.Increment(ref slot.Version); // odd, and visible before the fields change
+            slot.Hash = hash;
+            slot.Dir = dir;
+            slot.Ino = ino;
+            slot.Length = (byte)name.Length;
+            name.CopyTo(slot.Name);
+            Volatile.Write(ref slot.Version, slot.Version + 1); // even again, after the fields
         }
     }
 
-    private sealed class Entry(ulong hash, ulong dir, byte[] name, ulong ino)
+    [InlineArray(MaxNameBytes)]
+    private struct NameBytes
     {
-        public ulong Hash { get; } = hash;
+        private byte _first;
+    }
 
-        public ulong Dir { get; } = dir;
+    /// <summary>One entry, 64 bytes: a cache line.</summary>
+    private struct Slot
+    {
+        public int Version;
+        public byte Length;
+        public ulong Hash;
+        public ulong Dir;
+        public ulong Ino;
+        public NameBytes Name;
 
-        public byte[] Name { get; } = name;
+        [UnscopedRef]
+        public readonly ReadOnlySpan<byte> NameSpan => ((ReadOnlySpan<byte>)Name)[..Math.Min((int)Length, MaxNameBytes)];
 
-        public ulong Ino { get; } = ino;
-
-        public bool Matches(ulong h, ulong d, ReadOnlySpan<byte> n) => Hash == h && Dir == d && n.SequenceEqual(Name);
+        public readonly bool Matches(ulong hash, ulong dir, ReadOnlySpan<byte> name) =>
+            Hash == hash && Dir == dir && Length == name.Length && name.SequenceEqual(NameSpan);
     }
 }

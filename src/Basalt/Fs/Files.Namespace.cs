@@ -30,7 +30,7 @@ public sealed partial class Files
     public bool TryLookup(ulong dir, ReadOnlySpan<byte> name, out InodeAttr attr)
     {
         var cache = _dentries;
-        var cacheable = cache is not null && name.Length is > 0 and <= Names.MaxLength && !Names.IsDot(name) && !Names.IsDotDot(name);
+        var cacheable = cache is not null && DentryCache.Holds(name) && !Names.IsDot(name) && !Names.IsDotDot(name);
         ulong hash = 0;
         long stamp = 0;
         if (cacheable)

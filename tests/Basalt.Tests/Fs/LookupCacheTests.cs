@@ -19,6 +19,9 @@ public sealed class LookupCacheTests
         Assert.Equal(100ul, ino);
         Assert.False(cache.TryGet(DentryCache.Hash(8, name), 8, name, out _)); // another directory
         Assert.False(cache.TryGet(DentryCache.Hash(7, B("filf")), 7, B("filf"), out _));
+        var tooLong = new byte[DentryCache.MaxNameBytes + 1];
+        cache.Add(cache.Stamp, DentryCache.Hash(7, tooLong), 7, tooLong, 5);
+        Assert.False(cache.TryGet(DentryCache.Hash(7, tooLong), 7, tooLong, out _));
 
         var stamp = cache.Stamp;
         cache.Drop(7, name);
@@ -124,6 +127,17 @@ public sealed class LookupCacheTests
         var again = f.Create(root, B("x"), 0x1A4).Ino;
         Assert.NotEqual(x, again);
         Assert.Equal(again, f.Lookup(root, B("x")).Ino);
+
+        // A name longer than the cache holds takes the long way, and follows the same operations.
+        var longName = B(new string('l', 200));
+        var longIno = f.Create(root, longName, 0x1A4).Ino;
+        Assert.Equal(longIno, f.Lookup(root, longName).Ino);
+        f.Rename(root, longName, dir, B("short"));
+        Assert.False(f.TryLookup(root, longName, out _));
+        Assert.Equal(longIno, f.Lookup(dir, B("short")).Ino);
+        f.Rename(dir, B("short"), root, longName);
+        Assert.Equal(longIno, f.Lookup(root, longName).Ino);
+        Assert.False(f.TryLookup(dir, B("short"), out _));
 
         f.Unlink(dir, B("y"));
         Assert.False(f.TryLookup(dir, B("y"), out _));
