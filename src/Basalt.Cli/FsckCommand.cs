@@ -1,9 +1,11 @@
-// basalt fsck [-n|-y|-p] [--json] [--max-keys N] [--max-mem SIZE] IMAGE
+// basalt fsck [-n|-y|-p] [-t] [--json] [--max-keys N] [--max-mem SIZE] IMAGE
 // Modes follow fsck(8): -n checks only (the image is opened read-only and the repairing code
 // runs on an overlay), -y repairs everything repairable, -p only what is safe; with no flag a
 // terminal is asked per finding (y/n/Y/N), anything else is checked only and told so.
 // Exit status: fsck(8) bit flags (0 clean, 1 corrected, 4 left, 8 operational, 16 usage, 32 cancelled).
 using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
 using Basalt.Format;
 using Basalt.Fsck;
 
@@ -17,13 +19,14 @@ internal static class FsckCommand
         var yes = new Option<bool>("-y", "--yes") { Description = "repair everything that can be repaired" };
         var preen = new Option<bool>("-p", "--preen") { Description = "repair only what is safe (automatic repairs)" };
         var json = new Option<bool>("--json") { Description = "print one JSON document with every finding" };
+        var timings = new Option<bool>("-t", "--timings") { Description = "print how long each pass took, and the whole run (as e2fsck -t); with --json, seconds per pass" };
         var maxKeys = CliOptions.OptionalInt("--max-keys", null, "lost keys --json lists by position (default 100; all are counted)", min: 0);
         var maxMem = new Option<string?>("--max-mem")
         {
             Description = "memory for the backpointer checks' tables, e.g. 512M (default a quarter of RAM, at most 1G); less memory means more passes",
         };
         var image = new Argument<string>("IMAGE") { Description = "image file or block device" };
-        var command = new Command("fsck", "check and repair a Basalt filesystem") { no, yes, preen, json, maxKeys, maxMem, image };
+        var command = new Command("fsck", "check and repair a Basalt filesystem") { no, yes, preen, json, timings, maxKeys, maxMem, image };
         command.SetAction(parse => Program.Execute(cli, () =>
         {
             var flags = new[] { parse.GetValue(no), parse.GetValue(yes), parse.GetValue(preen) }.Count(f => f);
@@ -42,13 +45,17 @@ internal static class FsckCommand
                     CliContext.Usage($"--max-mem {memText}: {(problem.Length > 0 ? problem : "must be positive")}");
                 memory = bytes;
             }
-            return Run(cli, CliParsing.ResolveImage(parse.GetValue(image)!), mode, implicitCheck, asJson, parse.GetValue(maxKeys) ?? 100, memory);
+            return Run(cli, CliParsing.ResolveImage(parse.GetValue(image)!), mode, implicitCheck, asJson, parse.GetValue(timings),
+                parse.GetValue(maxKeys) ?? 100, memory);
         }, fsckCodes: true));
         return command;
     }
 
-    private static int Run(CliContext cli, string path, FsckMode mode, bool implicitCheck, bool json, int maxKeys, long? maxMem)
+    private static int Run(CliContext cli, string path, FsckMode mode, bool implicitCheck, bool json, bool timings, int maxKeys, long? maxMem)
     {
+        var total = Stopwatch.StartNew();
+        var passClock = new Stopwatch();
+        var passSeconds = new List<(FsckPassInfo Pass, double Seconds)>();
         CliParsing.RequireExistingImage(path);
         if (!json)
         {
@@ -65,15 +72,34 @@ internal static class FsckCommand
             MaxMem = maxMem ?? Basalt.Fsck.Space.SpaceChecks.DefaultMaxMem,
             Cancellation = cli.Cancellation,
             Ask = mode == FsckMode.Ask ? f => Ask(cli, f) : null,
-            OnPassStarted = json ? null : p => cli.Line($"pass {(byte)p.Id} {p.Name}: {p.Description}", "blue"),
-            OnPassFinished = json ? null : (p, n) => cli.Line($"pass {(byte)p.Id} {p.Name}: {(n == 0 ? "ok" : $"{n} finding{(n == 1 ? "" : "s")}")}"),
+            OnPassStarted = p =>
+            {
+                passClock.Restart();
+                if (!json)
+                    cli.Line($"pass {(byte)p.Id} {p.Name}: {p.Description}", "blue");
+            },
+            OnPassFinished = (p, n) =>
+            {
+                passSeconds.Add((p, passClock.Elapsed.TotalSeconds));
+                if (!json)
+                    cli.Line($"pass {(byte)p.Id} {p.Name}: {(n == 0 ? "ok" : $"{n} finding{(n == 1 ? "" : "s")}")}{(timings ? $" ({Seconds(passClock.Elapsed.TotalSeconds)})" : "")}");
+            },
             OnFinding = json ? null : f => cli.Line($"  {f.ToText()}", f.Corrected ? "green" : "red"),
         };
 
         var report = Basalt.Fsck.Fsck.Run(path, options);
         if (json)
         {
-            JsonOutput.Write(cli.Out, ToJson(report));
+            var document = ToJson(report);
+            if (timings)
+            {
+                document = document with
+                {
+                    PassSeconds = passSeconds.ToDictionary(t => t.Pass.Name, t => Math.Round(t.Seconds, 3)),
+                    Seconds = Math.Round(total.Elapsed.TotalSeconds, 3),
+                };
+            }
+            JsonOutput.Write(cli.Out, document);
             return report.ExitCode;
         }
         if (report.SuperblockNote is { } note)
@@ -88,8 +114,12 @@ internal static class FsckCommand
         cli.Line(Summary(report), report.Clean ? "green" : report.Uncorrected > 0 ? "red" : "yellow");
         if (report.CountersPersisted)
             cli.Line("error counters recorded in the superblock");
+        if (timings)
+            cli.Line($"time: {Seconds(total.Elapsed.TotalSeconds)} in all, {Seconds(passSeconds.Sum(t => t.Seconds))} in the passes");
         return report.ExitCode;
     }
+
+    private static string Seconds(double seconds) => seconds.ToString("0.000 's'", CultureInfo.InvariantCulture);
 
     internal static string ModeText(FsckMode mode, bool implicitCheck) => mode switch
     {

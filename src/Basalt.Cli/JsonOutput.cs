@@ -102,7 +102,9 @@ internal sealed record FsckJson(
     bool CountersPersisted,
     IReadOnlyList<LostKeyJson> LostKeys,
     long LostKeysTotal,
-    int ExitCode);
+    int ExitCode,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyDictionary<string, double>? PassSeconds = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? Seconds = null);
 
 /// <summary>A key a repair lost, named by btree and position (fsck --json lost_keys, up to --max-keys).</summary>
 internal sealed record LostKeyJson(string Btree, string Pos);

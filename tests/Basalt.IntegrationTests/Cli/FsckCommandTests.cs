@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Basalt.Format;
 using Basalt.TestKit;
 
 namespace Basalt.IntegrationTests.Cli;
@@ -33,6 +34,28 @@ public sealed class FsckCommandTests
             var r = CliRunner.Succeeds("fsck", mode, path);
             Assert.Contains("clean", r.Out, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public void Fsck_t_prints_each_pass_time_and_the_total_and_json_carries_them()
+    {
+        using var dir = new TempDirectory("cli-fsck");
+        var path = CliImages.Formatted(dir);
+        var r = CliRunner.Succeeds("fsck", "-n", "-t", path);
+        var passLines = r.Out.Split('\n').Where(l => l.StartsWith("pass ", StringComparison.Ordinal) && l.Contains(": ok", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(FsckCatalogue.Passes.Count, passLines.Length);
+        Assert.All(passLines, l => Assert.Matches(@": ok \(\d+\.\d{3} s\)$", l.TrimEnd()));
+        Assert.Matches(@"time: \d+\.\d{3} s in all, \d+\.\d{3} s in the passes", r.Out);
+        // Without -t the lines stay as they were.
+        Assert.DoesNotContain(" s)", CliRunner.Succeeds("fsck", "-n", path).Out, StringComparison.Ordinal);
+
+        using var doc = System.Text.Json.JsonDocument.Parse(CliRunner.Succeeds("fsck", "-n", "-t", "--json", path).Out);
+        var seconds = doc.RootElement.GetProperty("pass_seconds");
+        Assert.Equal(FsckCatalogue.Passes.Count, seconds.EnumerateObject().Count());
+        Assert.True(seconds.GetProperty("check_superblock").GetDouble() >= 0);
+        Assert.True(doc.RootElement.GetProperty("seconds").GetDouble() > 0);
+        using var plain = System.Text.Json.JsonDocument.Parse(CliRunner.Succeeds("fsck", "-n", "--json", path).Out);
+        Assert.False(plain.RootElement.TryGetProperty("pass_seconds", out _));
     }
 
     [Fact]
