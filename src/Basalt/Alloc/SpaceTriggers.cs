@@ -36,7 +36,13 @@ public static class SpaceTriggers
         var layout = LayoutOf(t);
         var pos = newKey.Exists ? newKey.Key.Pos : oldKey.Key.Pos;
         if (!SpacePositions.TryBucketOf(pos, out var bucket) || !layout.TryGet(bucket.Device, out var dev))
+        {
+            // Such a key (left by damage: a device that does not exist) was never counted anywhere,
+            // so removing it (fsck's alloc_key_to_invalid_bucket repair) changes nothing else.
+            if (!newKey.Exists)
+                return;
             throw new BasaltException(ErrorCode.InvalidArgument, $"alloc key at {pos.ToText()} names no bucket of this filesystem");
+        }
         var before = oldKey.Exists && AllocValue.TryRead(oldKey.Value.Span, out var o, out _) ? o : dev.DefaultAlloc(bucket.Bucket);
         var after = newKey.Exists ? AllocValue.Read(newKey.Value.Span) : dev.DefaultAlloc(bucket.Bucket);
         var bucketPos = SpacePositions.Bucket(bucket);

@@ -187,6 +187,16 @@ public sealed class SpaceFsckTests
         AssertRepaired(Image(fs => SetAlloc(fs, new BucketRef(0, fs.Space.Layout[0].Nbuckets + 3), AllocValue.Empty)),
             FsckErrorId.AllocKeyToInvalidBucket);
 
+    /// <summary>
+    /// A key of a device the filesystem does not have (damage to a key's position, checksum
+    /// intact): deleting it must not run into the alloc trigger, which knows no such device.
+    /// </summary>
+    [Fact]
+    public void Alloc_key_of_a_device_that_does_not_exist_is_deleted() =>
+        AssertRepaired(Image(fs => fs.Transact(t => t.SetWithoutTrigger(BtreeId.Alloc,
+                new Bkey(SpacePositions.Bucket(new BucketRef(4, 55)), KeyType.Alloc), AllocValue.Empty.ToArray()))),
+            FsckErrorId.AllocKeyToInvalidBucket);
+
     [Fact]
     public void Accounting_mismatch_is_rewritten() =>
         AssertRepaired(Image(fs => fs.Transact(t => t.Set(BtreeId.Accounting,
