@@ -104,7 +104,7 @@ internal sealed class DentryCache
             var table = _table;
             if (table is null)
                 Volatile.Write(ref _table, table = new Table(Math.Min(FirstSets, _maxSets)));
-            while (table.Sets < _maxSets && !table.HasRoom(hash, dir, name))
+            while (table.Sets < _maxSets && table.RoomFor(hash, dir, name) < 0)
                 Volatile.Write(ref _table, table = table.Grown());
             table.Place(hash, dir, name, ino);
         }
@@ -118,13 +118,9 @@ internal sealed class DentryCache
             _stamp++;
             if (!Holds(name) || _table is not { } table)
                 return;
-            var hash = Hash(dir, name);
-            var first = table.SetOf(hash);
-            for (var i = 0; i < Ways; i++)
-            {
-                if (table.Slots[first + i].Matches(hash, dir, name))
-                    table.Write(first + i, 0, 0, [], 0);
-            }
+            // Place never puts a name in two slots, so there is at most one.
+            if (table.SlotOf(Hash(dir, name), dir, name) is var at and >= 0)
+                table.Write(at, 0, 0, [], 0);
         }
     }
 
@@ -137,42 +133,46 @@ internal sealed class DentryCache
 
         public int SetOf(ulong hash) => (int)(hash & (ulong)(Sets - 1)) * Ways;
 
-        /// <summary>Whether the name's set holds it or has a free way: else placing it evicts another.</summary>
-        public bool HasRoom(ulong hash, ulong dir, ReadOnlySpan<byte> name)
+        /// <summary>
+        /// The slot a name goes to without evicting another: where it already is (a lookup racing
+        /// this one added it), else a free way of its set; -1 when the set is full of other names.
+        /// </summary>
+        public int RoomFor(ulong hash, ulong dir, ReadOnlySpan<byte> name)
+        {
+            if (SlotOf(hash, dir, name) is var at and >= 0)
+                return at;
+            var first = SetOf(hash);
+            for (var i = 0; i < Ways; i++)
+            {
+                if (Slots[first + i].Hash == 0)
+                    return first + i;
+            }
+            return -1;
+        }
+
+        /// <summary>The slot holding the name, or -1.</summary>
+        public int SlotOf(ulong hash, ulong dir, ReadOnlySpan<byte> name)
         {
             var first = SetOf(hash);
             for (var i = 0; i < Ways; i++)
             {
-                ref var slot = ref Slots[first + i];
-                if (slot.Hash == 0 || slot.Matches(hash, dir, name))
-                    return true;
+                if (Slots[first + i].Matches(hash, dir, name))
+                    return first + i;
             }
-            return false;
+            return -1;
         }
 
         /// <summary>
-        /// Puts an entry in its set: where its name already is (a lookup racing this one added it),
-        /// else in a free way, else in the way its hash prefers, so that a set holding more names
-        /// than ways keeps most of them under a cyclic scan, where evicting the oldest would miss
-        /// every one.
+        /// Puts an entry in its set: in its room (<see cref="RoomFor"/>), else in the way its hash
+        /// prefers, so that a set holding more names than ways keeps most of them under a cyclic
+        /// scan, where evicting the oldest would miss every one.
         /// </summary>
         public void Place(ulong hash, ulong dir, ReadOnlySpan<byte> name, ulong ino)
         {
-            var first = SetOf(hash);
-            var at = -1;
-            for (var i = 0; i < Ways && at < 0; i++)
-            {
-                if (Slots[first + i].Matches(hash, dir, name))
-                    at = i;
-            }
-            for (var i = 0; i < Ways && at < 0; i++)
-            {
-                if (Slots[first + i].Hash == 0)
-                    at = i;
-            }
+            var at = RoomFor(hash, dir, name);
             if (at < 0)
-                at = (int)(hash >> 60) & (Ways - 1);
-            Write(first + at, hash, dir, name, ino);
+                at = SetOf(hash) + ((int)(hash >> 60) & (Ways - 1));
+            Write(at, hash, dir, name, ino);
         }
 
         /// <summary>A table of twice the sets holding every entry of this one (readers keep using this one until the swap).</summary>
