@@ -7,7 +7,8 @@
 //
 // Read: decode the copies at the two fixed start offsets (and, only when neither is good, the
 // end offset derived from the device size); take the layout of the newest good one and read
-// every copy it lists. Of the listed good copies, the filesystem is the uuid most of them carry;
+// every copy it lists. Of the listed good copies, the filesystem is the uuid most of them carry
+// (on a tie, the one whose btree roots carry its node magic);
 // of its copies the highest seq wins, and among equal seqs the content most copies hold (then the
 // lowest offset), so one copy sealed over damaged content is outvoted; every copy of its layout is
 // reported with a status. Copies with the winner's seq must hold the winner's bytes apart from the
@@ -113,7 +114,7 @@ public static class SuperblockIo
                 if (!decoded.ContainsKey(offset))
                     decoded[offset] = ReadCopy(device, offset);
             }
-            best = Winner(decoded, current.CopyOffsets, anchor!.Superblock!.Uuid);
+            best = Winner(device, decoded, current.CopyOffsets, anchor!.Superblock!.Uuid);
         }
 
         // A copy that verified but needs more than this build has, at or above the newest good seq, is refused.
@@ -194,13 +195,15 @@ public static class SuperblockIo
 
     /// <summary>
     /// The winning copy among the good ones <paramref name="layout"/> lists. The filesystem is the
-    /// uuid most of them carry (<paramref name="anchorUuid"/>, the newest start copy's, on a tie);
+    /// uuid most of them carry; on a tie, the uuid whose btree roots on the device carry its node
+    /// magic (a copy whose uuid was damaged and resealed names roots that do not), then
+    /// <paramref name="anchorUuid"/>, the newest start copy's;
     /// of its copies the highest seq wins (a write cut short leaves the copies before it newer);
     /// among copies with that seq, the content most of them hold, then the lowest offset. A single
     /// copy whose checksum holds over damaged content (a bit flipped before it was sealed, a write
     /// misdirected from another superblock) is outvoted rather than trusted for being first.
     /// </summary>
-    private static DecodedCopy? Winner(SortedDictionary<long, DecodedCopy> decoded, IReadOnlyList<long> layout, Guid anchorUuid)
+    private static DecodedCopy? Winner(IBlockDevice device, SortedDictionary<long, DecodedCopy> decoded, IReadOnlyList<long> layout, Guid anchorUuid)
     {
         var good = new List<DecodedCopy>();
         foreach (var offset in layout.Order())
@@ -210,10 +213,14 @@ public static class SuperblockIo
         }
         if (good.Count == 0)
             return null;
-        var uuid = good.GroupBy(d => d.Superblock!.Uuid)
-            .OrderByDescending(g => g.Count())
-            .ThenByDescending(g => g.Key == anchorUuid)
-            .First().Key;
+        var groups = good.GroupBy(d => d.Superblock!.Uuid).ToList();
+        var topVotes = groups.Max(g => g.Count());
+        var tied = groups.Where(g => g.Count() == topVotes).ToList();
+        var uuid = tied.Count == 1
+            ? tied[0].Key
+            : tied.OrderByDescending(g => g.Max(d => RootsCarryingMagic(device, d.Superblock!)))
+                .ThenByDescending(g => g.Key == anchorUuid)
+                .First().Key;
         var ofFilesystem = good.Where(d => d.Superblock!.Uuid == uuid).ToList();
         var seq = ofFilesystem.Max(d => d.Seq);
         var newest = ofFilesystem.Where(d => d.Seq == seq).ToList();
@@ -226,6 +233,36 @@ public static class SuperblockIo
                 (best, bestVotes) = (candidate, votes);
         }
         return best;
+    }
+
+    /// <summary>How many of the btree roots <paramref name="sb"/> names start with the node magic of its uuid (unreadable: not counted).</summary>
+    private static int RootsCarryingMagic(IBlockDevice device, Superblock sb)
+    {
+        var magic = Superblock.NodeMagicFor(sb.Uuid);
+        Span<byte> sector = stackalloc byte[FormatLimits.SectorSize];
+        var count = 0;
+        foreach (var root in sb.Roots)
+        {
+            foreach (var ptr in root.Ptr.Ptrs)
+            {
+                if (ptr.OffsetSectors > (ulong)(device.Size / FormatLimits.SectorSize) - 1)
+                    continue;
+                try
+                {
+                    device.Read(ptr.OffsetBytes, sector);
+                }
+                catch (BasaltException e) when (e.Class == ErrorClass.Io)
+                {
+                    continue;
+                }
+                if (System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(sector[Basalt.Btree.Node.BtreeNodeFormat.NodeMagicOffset..]) == magic)
+                {
+                    count++;
+                    break;
+                }
+            }
+        }
+        return count;
     }
 
     /// <summary>

@@ -2,6 +2,7 @@
 // field and the checksum. A copy that differs is reported (sb_copies_differ), the winner among the
 // highest seq is the content most copies hold (then the first in layout order), and fsck rewrites
 // the loser from it.
+using Basalt.Devices;
 using Basalt.Format;
 using Basalt.Fsck;
 using Basalt.Superblocks;
@@ -93,6 +94,31 @@ public sealed class SuperblockCopiesDifferTests
         Assert.Equal(CopyStatus.Invalid, result.Copies[0].Status);
         Assert.Contains("belongs to another filesystem", result.Copies[0].Detail, StringComparison.Ordinal);
         Assert.Equal([CopyStatus.Good, CopyStatus.Good], result.Copies.Skip(1).Select(c => c.Status));
+    }
+
+    [Fact]
+    public void A_tie_between_two_uuids_goes_to_the_one_the_btree_roots_carry()
+    {
+        // Copy 0 resealed over another uuid and copy 2 damaged: one good copy per uuid. The
+        // anchor (copy 0) would win the tie, and every node would then fail its magic check and be
+        // dropped; the roots on the device carry the real uuid's magic, so copy 1 wins.
+        using var device = new MemoryBlockDevice(16 * 1024 * 1024, "mem.img");
+        using (var fs = Basalt.Fs.BasaltFileSystem.Format(device, Basalt.Tests.Fs.FilesTests.Geometry))
+            fs.Files.Mkdir(Basalt.Fs.FsPositions.RootIno, "kept"u8, 0x1ED);
+        var sb = SuperblockIo.Read(device).Superblock;
+        Assert.NotEmpty(sb.Roots);
+        var uuid = sb.Uuid.ToByteArray();
+        uuid[0] ^= 0x40;
+        SuperblockIo.WriteCopy(device, sb with { Uuid = new Guid(uuid) }, 0);
+        device.Contents.Slice(checked((int)sb.CopyOffsets[2]) + 200, 8).Fill(0xFF);
+
+        var result = SuperblockIo.Read(device);
+
+        Assert.Equal(1, result.UsedCopy);
+        Assert.Equal(sb.Uuid, result.Superblock.Uuid);
+        Assert.Equal([CopyStatus.Invalid, CopyStatus.Good, CopyStatus.BadChecksum], result.Copies.Select(c => c.Status));
+        using var mounted = Basalt.Fs.BasaltFileSystem.Mount(device, new Basalt.Fs.MountOptions { ReadOnly = true });
+        Assert.Equal(Basalt.Fs.FileType.Directory, mounted.Files.Lookup(Basalt.Fs.FsPositions.RootIno, "kept"u8).Type);
     }
 
     [Fact]
