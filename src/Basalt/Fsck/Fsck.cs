@@ -199,7 +199,16 @@ public static class Fsck
                 reporter.CurrentPass = pass.Info.Id;
                 options.OnPassStarted?.Invoke(pass.Info);
                 var before = reporter.FindingCount;
-                pass.Run(context);
+                try
+                {
+                    pass.Run(context);
+                }
+                catch (BasaltException e) when (e.Class == ErrorClass.Usage)
+                {
+                    // The options were checked before the first pass: an invalid argument inside one
+                    // is the pass's own failure (an operational error), never the user's usage error.
+                    throw new BasaltException(ErrorCode.InvariantViolated, $"{pass.Info.Name}: {e.Message}", e);
+                }
                 options.OnPassFinished?.Invoke(pass.Info, reporter.FindingCount - before);
             }
             // Journal keys a damaged btree kept from replaying: retried now that topology is repaired.

@@ -54,6 +54,26 @@ public sealed class FsckDriverTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void An_invalid_argument_inside_a_pass_is_an_operational_error_not_a_usage_error()
+    {
+        // The CLI maps a usage-class exception to exit 16 ("you called it wrong"); one raised by a
+        // pass's own work must come out as an internal failure of that pass (exit 8).
+        using var device = FsckTestImages.Formatted();
+        FsckTestImages.DamageCopy(device, 1);
+        var options = new FsckOptions
+        {
+            Mode = FsckMode.CheckOnly,
+            OnFinding = _ => throw new Basalt.Diagnostics.BasaltException(Basalt.Diagnostics.ErrorCode.InvalidArgument, "planted"),
+        };
+
+        var e = Assert.Throws<Basalt.Diagnostics.BasaltException>(() => Basalt.Fsck.Fsck.Run(device, options));
+
+        Assert.Equal(Basalt.Diagnostics.ErrorCode.InvariantViolated, e.Code);
+        Assert.Equal(Basalt.Diagnostics.ErrorClass.Internal, e.Class);
+        Assert.Equal("check_superblock: planted", e.Message);
+    }
+
+    [Fact]
     public void A_stale_copy_is_found_and_rewritten()
     {
         using var device = FsckTestImages.Formatted();
