@@ -506,9 +506,10 @@ public static class CheckTopology
             var readable = id != FsckErrorId.BtreeRootUnreadable;
             if (level < 0 && !readable)
                 level = scan.HighestLevel(root.Btree, FormatLimits.MaxBtreeLevel);
-            // Found nodes that would add nothing (leaves without a key, nodes already dropped) do
-            // not make a root: the next level down may, else the btree is empty.
-            while (level >= 0 && !AnyUsable(root.Btree, level))
+            // Found nodes that would add nothing (leaves without a key, nodes already dropped, the
+            // old root itself when only its header's level is wrong) do not make a root: the next
+            // level down may, else the btree is empty.
+            while (level >= 0 && !CanFillRebuiltRoot(root.Btree, level))
                 level--;
             if (level < 0)
             {
@@ -549,7 +550,7 @@ public static class CheckTopology
             // What is reachable from now on is what hangs below the new root's children.
             _reachFrom = [.. live.Select(c => (c.Level, c.OriginalMax, c.OriginalPtr))];
             _reachable = null;
-            if (apply && !_declined)
+            if (apply && !_declined && live.Count > 0)
             {
                 _target.RebuildRoot(root.Btree, (byte)(level + 1), [.. live.Select(c => (c.Max, c.Ptr))]);
                 _edited = true;
@@ -573,7 +574,16 @@ public static class CheckTopology
         }
 
         /// <summary>True when the node scan found a node of <paramref name="btree"/> at <paramref name="level"/> that a rebuilt root would take.</summary>
-        private bool AnyUsable(BtreeId btree, int level) => Found(btree, level, Bpos.Min, Bpos.Max).Count > 0;
+        /// <summary>
+        /// True when a root rebuilt over <paramref name="level"/> would get a child: the nodes
+        /// <see cref="FillFromScan"/> would take for the whole key range (not reachable from the old
+        /// root, nor in a slot another node holds).
+        /// </summary>
+        private bool CanFillRebuiltRoot(BtreeId btree, int level)
+        {
+            var reachable = Reachable();
+            return Found(btree, level, Bpos.Min, Bpos.Max, f => reachable.Contains(f.Offset) || _target.SlotTakenByAnother(f.Offset, f.Seq)).Count > 0;
+        }
 
         /// <summary>
         /// The nodes the scan found for [<paramref name="from"/>, <paramref name="to"/>] at

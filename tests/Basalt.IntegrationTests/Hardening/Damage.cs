@@ -228,5 +228,13 @@ internal static class DamageRegressions
         // A pointer key forged (checksum recomputed): its whole leaf was dropped with the pointer.
         // A node whose range alone disagrees with its pointer now comes back from the node scan.
         "corrupt key ones fix seed=695 level=1",
+        // The freespace root's level byte flipped to 1, checksum recomputed: the only level-1 node
+        // the scan found was the old root itself, which a rebuilt root may not take, and a root
+        // rebuilt over no children threw. The rebuild now looks for a level it can fill.
+        "corrupt node bitflip fix seed=836",
+        // Copy 0 resealed over another uuid and copy 2 damaged: one good copy per uuid, and the
+        // tie went to copy 0, whose uuid no node carries; fsck -y dropped every node. The tie now
+        // goes to the uuid whose btree roots carry its node magic.
+        "multi corrupt key ones nofix seed=797 level=0 & corrupt superblock ones nofix seed=324 & corrupt superblock random fix seed=792",
     ];
 }
