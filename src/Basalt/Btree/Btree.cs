@@ -20,10 +20,40 @@ public sealed class Btree
     public BtreeId Id { get; }
 
     /// <summary>The cached root node (null until loaded or when the btree is empty).</summary>
-    internal BtreeNode? RootNode { get; set; }
+    internal BtreeNode? RootNode
+    {
+        get => _rootNode;
+        set
+        {
+            _rootNode = value;
+            _engine.ShapeChanged();
+        }
+    }
+
+    private BtreeNode? _rootNode;
 
     /// <summary>The root record from the superblock while its node has not been read yet.</summary>
-    internal BtreeRoot? PendingRoot { get; set; }
+    internal BtreeRoot? PendingRoot
+    {
+        get => _pendingRoot;
+        set
+        {
+            _pendingRoot = value;
+            _engine.ShapeChanged();
+        }
+    }
+
+    private BtreeRoot? _pendingRoot;
+
+    /// <summary>
+    /// The leaf the last descent to level 0 found, valid while the cache's shape version is
+    /// <see cref="LeafHintShape"/>: a lookup inside its range takes it without descending. Written
+    /// by readers under the read lock (the leaf first, then the version), so a reader that sees
+    /// the current version sees a leaf some descent found at that version.
+    /// </summary>
+    internal BtreeNode? LeafHint;
+
+    internal int LeafHintShape = -1;
 
     internal BtreeEngine Engine => _engine;
 

@@ -64,6 +64,13 @@ public sealed partial class BtreeEngine
         if (level > n.Level)
             return FindResult.NoSuchLevel;
         var stamp = _cache.Clock;
+        var shape = _cache.Shape;
+        if (level == 0 && Volatile.Read(ref tree.LeafHintShape) == shape && tree.LeafHint is { } hint && hint.MinKey <= pos && pos <= hint.MaxKey)
+        {
+            Touch(hint, stamp);
+            node = hint;
+            return FindResult.Found;
+        }
         while (n.Level > level)
         {
             Touch(n, stamp);
@@ -83,8 +90,16 @@ public sealed partial class BtreeEngine
         }
         Touch(n, stamp);
         node = n;
+        if (level == 0)
+        {
+            tree.LeafHint = n;
+            Volatile.Write(ref tree.LeafHintShape, shape);
+        }
         return FindResult.Found;
     }
+
+    /// <summary>The btrees' shape changed (a root, an interior pointer, the cached set): every leaf hint is void.</summary>
+    internal void ShapeChanged() => _cache?.ShapeChanged();
 
     /// <summary>
     /// Marks a node used for eviction. Writes only when the clock moved: readers on many cores

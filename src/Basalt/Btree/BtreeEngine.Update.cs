@@ -54,7 +54,10 @@ public sealed partial class BtreeEngine
                 node.LiveBytes = liveAfter;
                 MarkDirty(node);
                 if (level > 0)
+                {
+                    ShapeChanged();
                     Record(new PendingPosition(tree.Id, level, key.Pos));
+                }
                 holder = node;
                 return true;
             }
@@ -83,7 +86,10 @@ public sealed partial class BtreeEngine
             return DeleteOutcome.NotFound;
         var liveAfter = node.LiveBytes - live;
         if (level > 0)
+        {
+            ShapeChanged();
             Record(new PendingPosition(tree.Id, level, pos));
+        }
         if (!onDiskRun)
         {
             // Only in the unwritten run: nothing on disk or in older runs to shadow.

@@ -45,11 +45,24 @@ internal sealed class NodeCache
     /// <summary>Advances the recency clock (after each completed operation).</summary>
     public void Tick() => Interlocked.Increment(ref _clock);
 
+    private int _shape;
+
+    /// <summary>
+    /// The shape version: changed (under the write lock) whenever a node joins or leaves the cache,
+    /// a root changes or an interior node's pointers change, so a leaf remembered at one version is
+    /// still the cached leaf covering its range at that version (see Btree.LeafHint).
+    /// </summary>
+    public int Shape => Volatile.Read(ref _shape);
+
+    /// <summary>Changes the shape version (write lock held).</summary>
+    public void ShapeChanged() => Volatile.Write(ref _shape, _shape + 1);
+
     public void Add(BtreeNode node)
     {
         AssertWriteLock();
         _nodes.Add(node.Offset, node);
         node.IsCached = true;
+        ShapeChanged();
         node.LastAccess = Interlocked.Increment(ref _clock);
         if (node.Level > 0)
             _interiorNodes++;
@@ -63,6 +76,7 @@ internal sealed class NodeCache
         if (!_nodes.Remove(node.Offset, out var removed) || !ReferenceEquals(removed, node))
             throw new InvalidOperationException($"{node.ToText()}: marked cached but another node holds its slot in the cache");
         node.IsCached = false;
+        ShapeChanged();
         if (node.Level > 0)
             _interiorNodes--;
         var i = Array.IndexOf(_recentInstalls, node);

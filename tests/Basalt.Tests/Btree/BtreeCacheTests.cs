@@ -59,6 +59,46 @@ public sealed class BtreeCacheTests
         BtreeAssertions.AssertContents(fx.Test, model);
     }
 
+    [Fact]
+    public void A_remembered_leaf_is_not_taken_after_the_btrees_changed_shape()
+    {
+        // A descent remembers the leaf it found (Btree.LeafHint). Work in other btrees changes
+        // the shape (nodes made, read, evicted; pointers changed) and here evicts that very leaf;
+        // an insert that then took the remembered leaf would write into a node no longer in the
+        // cache or the tree, and the update would be lost.
+        const int nodeSize = 4096;
+        using var fx = new BtreeFixture(nodeSize: nodeSize, cacheBudget: 24 * nodeSize, dataBuckets: 256);
+        for (var k = 0; k < 3000; k++)
+            fx.Test.Insert(BtreeFixture.Pos(k), ValueOf(k));
+        var block = new byte[512];
+        for (var i = 0; i < 2000; i++)
+            fx.Fs.Data.Write(1000 + (ulong)i, 0, block);
+        fx.Checkpoint();
+        fx.Remount(); // nodes read from disk are reachable, and so may be evicted
+        var pos = BtreeFixture.Pos(1234);
+        Assert.True(fx.Test.TryGet(pos, out _));
+        var remembered = fx.Test.LeafHint;
+        Assert.NotNull(remembered);
+        // Reads of other btrees' nodes: the remembered leaf is no longer among the latest
+        // installs (which eviction spares), and writes there push it out of the cache.
+        for (var i = 0; i < 2000; i += 97)
+            fx.Fs.Data.Read(1000 + (ulong)i, 0, block);
+        for (var i = 0; i < 4000 && remembered.IsCached; i++)
+        {
+            fx.Fs.Data.Write(1000 + (ulong)(i % 2000), 512, block);
+            if (i % 100 == 99)
+                fx.Checkpoint();
+        }
+        Assert.False(remembered.IsCached, "the remembered leaf was never evicted: the test did not set up its case");
+        Assert.Same(remembered, fx.Test.LeafHint);
+
+        fx.Test.Insert(pos, [1, 2, 3]);
+        fx.Checkpoint();
+        fx.Remount();
+        Assert.True(fx.Test.TryGet(pos, out var value));
+        Assert.Equal(new byte[] { 1, 2, 3 }, value);
+    }
+
     private static void AssertWithinBudget(BtreeFixture fx, long budget)
     {
         var s = fx.Engine.Stats;
