@@ -4,8 +4,10 @@
 //
 // Three ordered walks (inodes merged with the inode numbers extents and dirents live under,
 // orphans, truncate intents) with a point lookup only where one walk needs the other. Memory: the
-// repairs queued for the next batch, and the numbers that hold extents but no inode, at most
-// --max-mem / 16 of them before one walk of the dirents tells which a name claims. Node reads drop
+// repairs queued for the next batch, the numbers that hold extents but no inode, at most
+// --max-mem / 16 of them before one walk of the dirents tells which a name claims, and the missing
+// inodes to rebuild, at most --max-mem / 64 of them before one walk of the dirents tells what
+// names each. Node reads drop
 // an inode value that does not decode (bkey_value_invalid); what it owned is not deleted with it
 // (losing a file is worse than losing its attributes): the inode is rebuilt from what still
 // describes it — its dirents, its extents and the dirents naming it. Extents under a number no
@@ -32,11 +34,12 @@ internal static class CheckInodes
         var extents = new OwnerStream(run.Tree(BtreeId.Extents));
         var dirents = new OwnerStream(run.Tree(BtreeId.Dirents));
         var unowned = new List<ulong>();
+        var missing = new MissingInodes(run);
         var it = run.Tree(BtreeId.Inodes).Iterate(FsPositions.Inode(0), FsPositions.Inode(ulong.MaxValue));
         while (it.MoveNext())
         {
             var ino = it.Key.Pos.Offset;
-            FindMissing(run, extents, dirents, ino, unowned);
+            FindMissing(run, extents, dirents, ino, unowned, missing);
             if (!InodeValue.TryRead(it.Value, out var inode, out _))
                 continue; // node reads drop what does not decode
             // Directories never wait on the orphan list (their last link deletes them at once): one
@@ -48,8 +51,9 @@ internal static class CheckInodes
                 run.Repair(t => t.Set(BtreeId.Orphans, new Bkey(FsPositions.Orphan(ino), KeyType.Set), []));
             }
         }
-        FindMissing(run, extents, dirents, ulong.MaxValue, unowned);
-        ClaimUnowned(run, unowned);
+        FindMissing(run, extents, dirents, ulong.MaxValue, unowned, missing);
+        ClaimUnowned(run, unowned, missing);
+        missing.Flush();
     }
 
     /// <summary>
@@ -57,7 +61,7 @@ internal static class CheckInodes
     /// under: dirents make a lost directory, rebuilt now; extents alone go to
     /// <paramref name="unowned"/>, for one walk of the dirents to tell whether a name claims them.
     /// </summary>
-    private static void FindMissing(FileCheckRun run, OwnerStream extents, OwnerStream dirents, ulong next, List<ulong> unowned)
+    private static void FindMissing(FileCheckRun run, OwnerStream extents, OwnerStream dirents, ulong next, List<ulong> unowned, MissingInodes missing)
     {
         while (true)
         {
@@ -71,13 +75,13 @@ internal static class CheckInodes
                 continue; // inode 0 is never a file: check_extents and check_dirents report what lives there
             if (directory)
             {
-                ReportMissing(run, owner, "dirents live under it");
+                missing.Add(owner, "dirents live under it");
             }
             else
             {
                 unowned.Add(owner);
                 if (unowned.Count >= run.MaxMem / 16)
-                    ClaimUnowned(run, unowned);
+                    ClaimUnowned(run, unowned, missing);
             }
         }
         if (next != ulong.MaxValue)
@@ -92,7 +96,7 @@ internal static class CheckInodes
     /// others hold extents of the data layer used on its own (the demo, data tests: numbers no
     /// name refers to), which are counted, not reported.
     /// </summary>
-    private static void ClaimUnowned(FileCheckRun run, List<ulong> unowned)
+    private static void ClaimUnowned(FileCheckRun run, List<ulong> unowned, MissingInodes missing)
     {
         if (unowned.Count == 0)
             return;
@@ -110,25 +114,65 @@ internal static class CheckInodes
         foreach (var ino in unowned)
         {
             if (claimed.Contains(ino))
-                ReportMissing(run, ino, "a dirent names it and extents live under it");
+                missing.Add(ino, "a dirent names it and extents live under it");
             else
                 run.Reporter.Count("extents of inode numbers no inode or dirent claims (data layer)");
         }
         unowned.Clear();
     }
 
-    private static void ReportMissing(FileCheckRun run, ulong ino, string why)
+    /// <summary>
+    /// The missing inodes found so far, reported and rebuilt in rounds: each round takes one walk of
+    /// every dirent to learn what names each of its inodes (a walk per inode would make a lost
+    /// inodes btree cost dirents × inodes). A round holds at most --max-mem / 64 inodes.
+    /// </summary>
+    private sealed class MissingInodes(FileCheckRun run)
     {
-        if (run.Reporter.Report(FsckErrorId.InodeMissing, run.WhereInode(ino), $"inode {ino} does not exist, yet {why}"))
+        private readonly List<(ulong Ino, string Why)> _queue = [];
+
+        public void Add(ulong ino, string why)
         {
-            var rebuilt = Rebuild(run, ino);
-            run.Repair(t => FileCheckRun.PutInode(t, ino, rebuilt));
+            _queue.Add((ino, why));
+            if (_queue.Count >= Math.Max(1, run.MaxMem / 64))
+                Flush();
         }
-        else
+
+        public void Flush()
         {
-            run.State.Declined.Add(ino);
+            if (_queue.Count == 0)
+                return;
+            run.Reporter.Count("check_inodes: rounds of rebuilt inodes");
+            var names = new Dictionary<ulong, NamedBy>(_queue.Count);
+            foreach (var (ino, _) in _queue)
+                names[ino] = default;
+            var all = run.Tree(BtreeId.Dirents).Iterate(Bpos.Min, Bpos.Max);
+            while (all.MoveNext())
+            {
+                if (all.Key.Type != KeyType.Dirent || !DirentValue.TryRead(all.Value, out var d, out _) ||
+                    !names.TryGetValue(d.Target, out var seen))
+                {
+                    continue;
+                }
+                names[d.Target] = new NamedBy(seen.Names + 1, all.Key.Pos.Inode, all.Key.Pos.Offset, d.Type);
+            }
+            foreach (var (ino, why) in _queue)
+            {
+                if (run.Reporter.Report(FsckErrorId.InodeMissing, run.WhereInode(ino), $"inode {ino} does not exist, yet {why}"))
+                {
+                    var rebuilt = Rebuild(run, ino, names[ino]);
+                    run.Repair(t => FileCheckRun.PutInode(t, ino, rebuilt));
+                }
+                else
+                {
+                    run.State.Declined.Add(ino);
+                }
+            }
+            _queue.Clear();
         }
     }
+
+    /// <summary>The dirents naming an inode: how many, and the directory, slot and file type of the last one.</summary>
+    private readonly record struct NamedBy(uint Names, ulong Dir, ulong Slot, FileType Type);
 
     /// <summary>The distinct inode numbers a btree keyed by (inode, …) holds keys under, ascending (one seek per number).</summary>
     private sealed class OwnerStream
@@ -165,8 +209,8 @@ internal static class CheckInodes
         }
     }
 
-    /// <summary>A fresh inode standing in for the undecodable one at <paramref name="ino"/>.</summary>
-    private static InodeValue Rebuild(FileCheckRun run, ulong ino)
+    /// <summary>A fresh inode standing in for the lost one at <paramref name="ino"/>, which the dirents in <paramref name="namedBy"/> name.</summary>
+    private static InodeValue Rebuild(FileCheckRun run, ulong ino, NamedBy namedBy)
     {
         var dirents = run.Tree(BtreeId.Dirents);
         var isDirectory = false;
@@ -181,18 +225,10 @@ internal static class CheckInodes
                 subdirs++;
         }
 
-        // The dirents naming it: its type, link count and parent (one walk of every dirent; rare).
-        uint names = 0;
-        ulong dir = 0, dirSlot = 0;
-        var namedAs = FileType.Unknown;
-        var all = dirents.Iterate(Bpos.Min, Bpos.Max);
-        while (all.MoveNext())
-        {
-            if (all.Key.Type != KeyType.Dirent || !DirentValue.TryRead(all.Value, out var d, out _) || d.Target != ino)
-                continue;
-            names++;
-            (dir, dirSlot, namedAs) = (all.Key.Pos.Inode, all.Key.Pos.Offset, d.Type);
-        }
+        // The dirents naming it: its type, link count and parent.
+        var names = namedBy.Names;
+        var (dir, dirSlot) = (namedBy.Dir, namedBy.Slot);
+        var namedAs = names == 0 ? FileType.Unknown : namedBy.Type;
 
         var type = isDirectory ? FileType.Directory : namedAs != FileType.Unknown ? namedAs : FileType.Regular;
         var permissions = type switch
