@@ -13,9 +13,10 @@
 // source's permission bits (0777 of them; there is no umask); -p keeps all of the mode, the
 // owner, the access and modification times and the user.* xattrs; -a is -r and -p without
 // following symlinks. With -r or -a symlinks are copied as symlinks and special files as special
-// files; without, a symlink operand is followed. Hard links inside a copied tree become separate
-// files. Every create, every clone of up to a few MiB of extents and every chunk write is its own
-// transaction.
+// files; without, a symlink operand is followed. As in GNU cp, -a keeps hard links: names of one
+// inode among the copied entries (of every SRC) become names of one copy; with -r or -p alone
+// each becomes a separate file. Every create, every clone of up to a few MiB of extents and every
+// chunk write is its own transaction.
 using System.CommandLine;
 using Basalt.Diagnostics;
 using Basalt.Fs;
@@ -45,7 +46,8 @@ internal static class CpCommand
             var all = parse.GetValue(archive);
             using var fs = FileImage.OpenWritable(cli, parse.GetValue(image)!);
             var copier = new Copier(cli, fs.Files, (int)fs.Superblock.BlockSize, recursive: all || parse.GetValue(recursive),
-                preserve: all || parse.GetValue(preserve), noDereference: all || parse.GetValue(recursive), share: parse.GetValue(reflink) != "never");
+                preserve: all || parse.GetValue(preserve), noDereference: all || parse.GetValue(recursive), share: parse.GetValue(reflink) != "never",
+                links: all);
             var dest = operands[^1];
             var sources = operands[..^1];
             var into = FileText.TryEntry(fs.Files, dest) is not null && FileText.Resolve(fs.Files, dest, follow: true).IsDirectory;
@@ -68,9 +70,12 @@ internal static class CpCommand
         return args.Select((a, i) => a == "--reflink" && i > command && (end < 0 || i < end) ? "--reflink=always" : a).ToArray();
     }
 
-    private sealed class Copier(CliContext cli, Files files, int blockSize, bool recursive, bool preserve, bool noDereference, bool share)
+    private sealed class Copier(CliContext cli, Files files, int blockSize, bool recursive, bool preserve, bool noDereference, bool share, bool links)
     {
         private readonly byte[] _buffer = new byte[ChunkBytes];
+
+        // -a: each source inode with several names that was copied, and its copy.
+        private readonly Dictionary<ulong, ulong> _copiesOfLinked = [];
 
         public void CopyOperand(ImagePath source, ImagePath target)
         {
@@ -112,6 +117,16 @@ internal static class CpCommand
                 throw new FileCommandException(ErrorCode.InvalidArgument,
                     $"'{source.Text}' -> '{target.Text}': {FileErrors.Describe(ErrorCode.InvalidArgument)} (the same file)");
             var permissions = attr.Mode & (preserve ? FileModes.PermissionMask : 0x1FF);
+            var linked = links && !attr.IsDirectory && attr.Nlink > 1;
+            if (linked && _copiesOfLinked.TryGetValue(attr.Ino, out var first))
+            {
+                // Another name of an inode already copied: a name of that copy (GNU cp -a).
+                if (existing?.Ino == first)
+                    return;
+                RemoveNonDirectory(existing, parent, name, target);
+                FileErrors.At(target, () => files.Link(first, parent.Ino, name));
+                return;
+            }
             InodeAttr copy;
             switch (attr.Type)
             {
@@ -160,6 +175,8 @@ internal static class CpCommand
             }
             if (preserve)
                 Preserve(attr, copy.Ino, target);
+            if (linked)
+                _copiesOfLinked[attr.Ino] = copy.Ino;
         }
 
         private void RemoveNonDirectory(InodeAttr? existing, InodeAttr parent, byte[] name, ImagePath target)

@@ -197,6 +197,42 @@ public sealed class FileChangeCommandTests
     }
 
     [Fact]
+    public void Cp_a_keeps_hard_links_among_the_copied_names_and_r_makes_separate_files()
+    {
+        using var dir = new TempDirectory("cli-cp");
+        var image = CliImages.Formatted(dir);
+        CliRunner.Succeeds("mkdir", "-p", image, "/src/d", "/other", "/dst");
+        FileReadCommandTests.WriteFile(image, "/src/a", CliImages.DataOf(61, 5000));
+        FileReadCommandTests.WriteFile(image, "/other/solo", CliImages.DataOf(62, 100));
+        CliRunner.Succeeds("ln", image, "/src/a", "/src/b");
+        CliRunner.Succeeds("ln", image, "/src/a", "/src/d/c");
+        CliRunner.Succeeds("ln", image, "/src/a", "/outside"); // a name the copy does not take
+        CliRunner.Succeeds("ln", image, "/other/solo", "/other/solo2");
+        CliRunner.Succeeds("cp", "-a", image, "/src", "/other", "/dst");
+        CliRunner.Succeeds("cp", "-r", image, "/src", "/plain");
+
+        using (var ro = ReadOnly(image))
+        {
+            var a = ro.Files.ResolvePath("/dst/src/a");
+            Assert.Equal(a.Ino, ro.Files.ResolvePath("/dst/src/b").Ino);
+            Assert.Equal(a.Ino, ro.Files.ResolvePath("/dst/src/d/c").Ino);
+            Assert.Equal(3u, a.Nlink);
+            Assert.NotEqual(ro.Files.ResolvePath("/src/a").Ino, a.Ino);
+            var bytes = new byte[5000];
+            ro.Files.Read(a.Ino, 0, bytes);
+            Assert.Equal(CliImages.DataOf(61, 5000), bytes);
+            // Links among the names of every SRC: the second operand's pair stays a pair too.
+            var solo = ro.Files.ResolvePath("/dst/other/solo");
+            Assert.Equal(solo.Ino, ro.Files.ResolvePath("/dst/other/solo2").Ino);
+            Assert.NotEqual(ro.Files.ResolvePath("/other/solo").Ino, solo.Ino);
+            var plainA = ro.Files.ResolvePath("/plain/a");
+            Assert.NotEqual(plainA.Ino, ro.Files.ResolvePath("/plain/b").Ino);
+            Assert.Equal(1u, plainA.Nlink);
+        }
+        CliRunner.Succeeds("fsck", "-n", image);
+    }
+
+    [Fact]
     public void Cp_errors_bad_reflink_directory_without_r_and_into_itself()
     {
         using var dir = new TempDirectory("cli-cp");
