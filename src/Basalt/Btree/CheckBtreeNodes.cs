@@ -22,14 +22,20 @@ public static class CheckBtreeNodes
     /// to <paramref name="reporter"/>; accepted ones get the node rewritten through the engine.
     /// </summary>
     /// <param name="makeDurable">Makes the engine's edits durable and its nodes on disk current (the mount's checkpoint).</param>
-    public static BtreeCheckResult Run(BtreeEngine engine, Action makeDurable, IFsckReporter reporter, CancellationToken ct)
+    /// <param name="onDroppedRecords">
+    /// Told, before any rewrite, of the raw records a leaf loses to a bset that failed its checksum
+    /// (the read drops that bset and every later one): the keys in them may still be salvaged.
+    /// </param>
+    public static BtreeCheckResult Run(BtreeEngine engine, Action makeDurable, IFsckReporter reporter, CancellationToken ct,
+        Action<DroppedRecords>? onDroppedRecords = null)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(makeDurable);
-        return Run(new EngineCheckTarget(engine, makeDurable), reporter, ct);
+        return Run(new EngineCheckTarget(engine, makeDurable), reporter, ct, onDroppedRecords);
     }
 
-    internal static BtreeCheckResult Run(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct)
+    internal static BtreeCheckResult Run(IBtreeCheckTarget target, IFsckReporter reporter, CancellationToken ct,
+        Action<DroppedRecords>? onDroppedRecords = null)
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(reporter);
@@ -77,6 +83,18 @@ public static class CheckBtreeNodes
             }
             if (rewrite)
                 rewrites.Add((btree, level, max));
+            if (onDroppedRecords is not null && level == 0 && ptr.Ptrs.Count > 0)
+            {
+                foreach (var finding in read.Findings)
+                {
+                    if (finding.Id != FsckErrorId.BsetBadChecksum || finding.SectorOffset <= 0 || finding.SectorOffset >= ptr.SectorsWritten)
+                        continue;
+                    var bytes = new byte[(ptr.SectorsWritten - finding.SectorOffset) * FormatLimits.SectorSize];
+                    target.Device.Read(ptr.Ptrs[0].OffsetBytes + ((long)finding.SectorOffset * FormatLimits.SectorSize), bytes);
+                    onDroppedRecords(new DroppedRecords(btree, ptr.Seq, target.Geometry.BlockSize, ptr.MinKey, max, bytes));
+                    break;
+                }
+            }
 
             if (level == 0)
                 return;
@@ -90,5 +108,48 @@ public static class CheckBtreeNodes
                 CheckNode(btree, level - 1, e.Key.Pos, child);
             }
         }
+    }
+}
+
+/// <summary>
+/// The raw records a leaf lost to a bset that failed its checksum: from that record to the node's
+/// written end, as they lie on the device (<paramref name="Seq"/> is the node's, which every record
+/// of it carries).
+/// </summary>
+public sealed record DroppedRecords(BtreeId Btree, ulong Seq, int BlockSize, Bpos Min, Bpos Max, byte[] Bytes)
+{
+    /// <summary>
+    /// The keys the records hold, oldest record first, as far as their headers still describe them:
+    /// a record whose bset header no longer carries the node's seq ends the walk, and a key whose
+    /// header is malformed ends its record. Nothing here is verified; a caller keeps only what it
+    /// can prove by other means.
+    /// </summary>
+    public List<(Bkey Key, byte[] Value)> Keys()
+    {
+        var keys = new List<(Bkey, byte[])>();
+        var at = 0;
+        while (at + Node.BtreeNodeFormat.EntryKeysOffset <= Bytes.Length)
+        {
+            var bset = Bytes.AsSpan(at + Node.BtreeNodeFormat.EntryBsetOffset);
+            if (System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(bset[Node.BtreeNodeFormat.BsetSeqOffset..]) != Seq)
+                break;
+            var u64s = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bset[Node.BtreeNodeFormat.BsetU64sOffset..]);
+            var start = at + Node.BtreeNodeFormat.EntryKeysOffset;
+            var end = (int)Math.Min(Bytes.Length, start + ((long)u64s * 8));
+            var k = start;
+            while (k + BkeyFormat.HeaderSize <= end)
+            {
+                var view = new BkeyView(Bytes.AsSpan(k, end - k));
+                if (!view.IsWellFormed(end - k))
+                    break;
+                keys.Add((view.Key, view.Value.ToArray()));
+                k += view.TotalBytes;
+            }
+            var next = (int)Math.Min(int.MaxValue, (end + (long)BlockSize - 1) / BlockSize * BlockSize);
+            if (next <= at)
+                break;
+            at = next;
+        }
+        return keys;
     }
 }

@@ -119,6 +119,7 @@ public enum FsckErrorId : ushort
     DirentBadHash = 197,
     DirentDuplicateName = 198,
     DirentInNonDirectory = 199,
+    DirentSalvaged = 200,
     XattrToMissingInode = 203,
     XattrBadHash = 204,
     RootMissing = 206,

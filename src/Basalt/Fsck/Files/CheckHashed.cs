@@ -21,6 +21,7 @@ internal static class CheckHashed
 {
     public static void CheckDirents(FileCheckRun run)
     {
+        SalvageDirents(run);
         var owners = new OwnerCursor(run);
         var it = new Walk(run.Tree(BtreeId.Dirents));
         while (it.Valid)
@@ -39,6 +40,63 @@ internal static class CheckHashed
                 continue;
             }
             CheckDirectory(run, it, dir, owner.HashSeed);
+        }
+        run.Flush();
+    }
+
+    /// <summary>Probing distance within which a salvaged name's slot must lie from its hash.</summary>
+    private const ulong SalvageProbeLimit = 64;
+
+    /// <summary>
+    /// dirent_salvaged: names that dirents leaves lost to a bset that failed its checksum are
+    /// written back when the dropped bytes prove them. The bytes are not checksummed any more, so
+    /// each name needs two independent proofs: its name hashes (with its directory's seed) to at
+    /// most <see cref="SalvageProbeLimit"/> slots before its own, which a changed byte of the name
+    /// or of the position would break; and its target inode records exactly this directory and
+    /// slot as its parent and has the dirent's type, which a changed target would break. Keys of
+    /// later records replace earlier ones at a position (a deletion removes it); a slot that holds
+    /// a key now is left alone. Only a file's first name is recorded in its inode, so other hard
+    /// links stay lost (check_nlinks counts what remains).
+    /// </summary>
+    private static void SalvageDirents(FileCheckRun run)
+    {
+        if (run.State.DroppedDirents.Count == 0)
+            return;
+        var latest = new SortedDictionary<Bpos, (Bkey Key, byte[] Value)>();
+        foreach (var records in run.State.DroppedDirents)
+        {
+            foreach (var (key, value) in records.Keys())
+            {
+                if (key.Pos < records.Min || key.Pos > records.Max)
+                    continue;
+                latest[key.Pos] = (key, value);
+            }
+        }
+        run.State.DroppedDirents.Clear();
+        var dirents = run.Tree(BtreeId.Dirents);
+        foreach (var (pos, (key, value)) in latest)
+        {
+            if (key.Type != KeyType.Dirent || !DirentValue.TryRead(value, out var dirent, out _))
+                continue;
+            if (dirents.TryGet(pos, out _))
+                continue; // the slot is taken: what holds it now is newer than the dropped bytes
+            var dir = pos.Inode;
+            var slot = pos.Offset;
+            if (!run.TryReadInode(dir, out var directory) || !directory.IsDirectory)
+                continue;
+            var hash = Names.SlotOf(directory.HashSeed, dirent.Name);
+            if (hash > slot || slot - hash > SalvageProbeLimit)
+                continue;
+            if (!run.TryReadInode(dirent.Target, out var target) || target.Type != dirent.Type || target.Dir != dir || target.DirSlot != slot)
+                continue;
+            if (run.FileSystem.Files.TryLookup(dir, dirent.Name, out _))
+                continue;
+            if (run.Reporter.Report(FsckErrorId.DirentSalvaged, run.Where(BtreeId.Dirents, pos),
+                    $"{dirent.ToText()}: lost with a bset that failed its checksum, proven by its hash and its inode's parent backref"))
+            {
+                var bytes = value;
+                run.Repair(t => t.Set(BtreeId.Dirents, new Bkey(pos, KeyType.Dirent), bytes));
+            }
         }
         run.Flush();
     }

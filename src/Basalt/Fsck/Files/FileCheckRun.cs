@@ -14,6 +14,20 @@ internal sealed class FileCheckState
 {
     /// <summary>Inode numbers whose rebuild (inode_missing) was declined: their extents are check_extents' to delete.</summary>
     internal HashSet<ulong> Declined { get; } = [];
+
+    /// <summary>Raw records dirents leaves lost to a bset that failed its checksum (check_btree_nodes), for check_dirents to salvage names from.</summary>
+    internal List<Basalt.Btree.DroppedRecords> DroppedDirents { get; } = [];
+
+    private long _droppedBytes;
+
+    /// <summary>Keeps <paramref name="records"/> while the total stays within <paramref name="limit"/> bytes (beyond it, names are left lost).</summary>
+    internal void AddDroppedDirents(Basalt.Btree.DroppedRecords records, long limit)
+    {
+        if (_droppedBytes + records.Bytes.Length > limit)
+            return;
+        _droppedBytes += records.Bytes.Length;
+        DroppedDirents.Add(records);
+    }
 }
 
 internal sealed class FileCheckRun
