@@ -90,7 +90,14 @@ public static class CheckBtreeNodes
                     if (finding.Id != FsckErrorId.BsetBadChecksum || finding.SectorOffset <= 0 || finding.SectorOffset >= ptr.SectorsWritten)
                         continue;
                     var bytes = new byte[(ptr.SectorsWritten - finding.SectorOffset) * FormatLimits.SectorSize];
-                    target.Device.Read(ptr.Ptrs[0].OffsetBytes + ((long)finding.SectorOffset * FormatLimits.SectorSize), bytes);
+                    try
+                    {
+                        target.Device.Read(ptr.Ptrs[0].OffsetBytes + ((long)finding.SectorOffset * FormatLimits.SectorSize), bytes);
+                    }
+                    catch (Exception e) when (e is IOException or Diagnostics.BasaltException { Class: Diagnostics.ErrorClass.Io })
+                    {
+                        break; // nothing to salvage from bytes that cannot be read
+                    }
                     onDroppedRecords(new DroppedRecords(btree, ptr.Seq, target.Geometry.BlockSize, ptr.MinKey, max, bytes));
                     break;
                 }
