@@ -109,6 +109,7 @@ public enum FsckErrorId : ushort
     OrphanKeyBad = 182,
     TruncateInterrupted = 183,
     TruncateIntentBad = 184,
+    InodeSalvaged = 185,
     ExtentToMissingInode = 188,
     ExtentInNonFile = 189,
     ExtentPastEndOfFile = 190,

@@ -38,14 +38,10 @@ internal static class FsckBtreePasses
     {
         var fs = context.FileSystem;
         var state = context.FileState ??= new Basalt.Fsck.Files.FileCheckState();
-        // What dirents leaves lose to a bad bset checksum waits for check_dirents (dirent_salvaged),
-        // within an eighth of --max-mem.
+        // What dirents and inodes leaves lose to a bad bset checksum waits for check_inodes and
+        // check_dirents (inode_salvaged, dirent_salvaged), within an eighth of --max-mem.
         var result = Basalt.Btree.CheckBtreeNodes.Run(fs.Btrees, fs.Checkpoint, context.Reporter, context.Options.Cancellation,
-            dropped =>
-            {
-                if (dropped.Btree == Basalt.Format.BtreeId.Dirents)
-                    state.AddDroppedDirents(dropped, context.Options.MaxMem / 8);
-            });
+            dropped => state.AddDropped(dropped, context.Options.MaxMem / 8));
         Record(context, "check_btree_nodes", result);
     }
 

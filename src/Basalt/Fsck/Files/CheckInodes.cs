@@ -22,11 +22,77 @@ internal static class CheckInodes
 {
     public static void Run(FileCheckRun run)
     {
+        SalvageInodes(run);
         CheckValues(run);
         run.Flush();
         CheckOrphans(run);
         run.Flush();
         CheckTruncates(run);
+    }
+
+    /// <summary>
+    /// inode_salvaged: inodes an inodes leaf lost to a bset that failed its checksum are written
+    /// back when the dropped bytes prove them, before anything is rebuilt. The bytes are not
+    /// checksummed any more, so each inode needs proofs from other btrees: the dirent its parent
+    /// backref names must name it with its type (which a changed inode number, type or backref
+    /// breaks), and a directory's hash seed must lead to the slot of an entry under it when it has
+    /// any. The root (no dirent names it) is rebuilt as before. What the proofs do not cover (mode
+    /// bits, owner, times, size) is taken as stored: a rebuilt inode would not know it at all.
+    /// </summary>
+    private static void SalvageInodes(FileCheckRun run)
+    {
+        if (run.State.DroppedInodes.Count == 0)
+            return;
+        var latest = new SortedDictionary<Bpos, (Bkey Key, byte[] Value)>();
+        foreach (var records in run.State.DroppedInodes)
+        {
+            foreach (var (key, value) in records.Keys())
+            {
+                if (key.Pos >= records.Min && key.Pos <= records.Max)
+                    latest[key.Pos] = (key, value);
+            }
+        }
+        run.State.DroppedInodes.Clear();
+        var inodes = run.Tree(BtreeId.Inodes);
+        var dirents = run.Tree(BtreeId.Dirents);
+        foreach (var (pos, (key, value)) in latest)
+        {
+            var ino = pos.Offset;
+            if (key.Type != KeyType.Inode || pos != FsPositions.Inode(ino) || ino <= FsPositions.RootIno ||
+                !InodeValue.TryRead(value, out var inode, out _) || inodes.TryGet(pos, out _))
+            {
+                continue;
+            }
+            if (!dirents.TryGet(FsPositions.Slot(inode.Dir, inode.DirSlot), out var named) ||
+                !DirentValue.TryRead(named, out var dirent, out _) || dirent.Target != ino || dirent.Type != inode.Type)
+            {
+                continue;
+            }
+            if (inode.IsDirectory && !SeedLeadsToEntries(dirents, ino, inode.HashSeed))
+                continue;
+            if (run.Reporter.Report(FsckErrorId.InodeSalvaged, run.WhereInode(ino),
+                    $"{inode.ToText()}: lost with a bset that failed its checksum, proven by the dirent its backref names"))
+            {
+                var bytes = value;
+                run.Repair(t => t.Set(BtreeId.Inodes, new Bkey(pos, KeyType.Inode), bytes));
+            }
+        }
+        run.Flush();
+    }
+
+    /// <summary>True when the directory has no entry, or its first entry's name hashes with <paramref name="seed"/> to at most 64 slots before the entry's.</summary>
+    private static bool SeedLeadsToEntries(Btree.Btree dirents, ulong dir, ulong seed)
+    {
+        var it = dirents.Iterate(FsPositions.Slot(dir, 0), FsPositions.Slot(dir, ulong.MaxValue));
+        while (it.MoveNext())
+        {
+            if (it.Key.Type != KeyType.Dirent || !DirentValue.TryRead(it.Value, out var entry, out _))
+                continue;
+            var hash = Names.SlotOf(seed, entry.Name);
+            var slot = it.Key.Pos.Offset;
+            return hash <= slot && slot - hash <= 64;
+        }
+        return true;
     }
 
     private static void CheckValues(FileCheckRun run)

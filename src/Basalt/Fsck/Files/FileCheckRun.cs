@@ -18,15 +18,27 @@ internal sealed class FileCheckState
     /// <summary>Raw records dirents leaves lost to a bset that failed its checksum (check_btree_nodes), for check_dirents to salvage names from.</summary>
     internal List<Basalt.Btree.DroppedRecords> DroppedDirents { get; } = [];
 
+    /// <summary>Raw records inodes leaves lost the same way, for check_inodes to salvage inodes from.</summary>
+    internal List<Basalt.Btree.DroppedRecords> DroppedInodes { get; } = [];
+
     private long _droppedBytes;
 
-    /// <summary>Keeps <paramref name="records"/> while the total stays within <paramref name="limit"/> bytes (beyond it, names are left lost).</summary>
-    internal void AddDroppedDirents(Basalt.Btree.DroppedRecords records, long limit)
+    /// <summary>
+    /// Keeps the dropped records of a dirents or inodes leaf while the total stays within
+    /// <paramref name="limit"/> bytes (beyond it, what they held is left lost).
+    /// </summary>
+    internal void AddDropped(Basalt.Btree.DroppedRecords records, long limit)
     {
-        if (_droppedBytes + records.Bytes.Length > limit)
+        var list = records.Btree switch
+        {
+            BtreeId.Dirents => DroppedDirents,
+            BtreeId.Inodes => DroppedInodes,
+            _ => null,
+        };
+        if (list is null || _droppedBytes + records.Bytes.Length > limit)
             return;
         _droppedBytes += records.Bytes.Length;
-        DroppedDirents.Add(records);
+        list.Add(records);
     }
 }
 

@@ -84,4 +84,58 @@ public sealed class DirentSalvageTests
             Assert.Equal(SpaceFsckTests.Bytes(700, (byte)i), data);
         }
     }
+
+    [Fact]
+    public void Inodes_lost_with_a_bad_bset_come_back_with_their_attributes()
+    {
+        var device = new MemoryBlockDevice(16 * 1024 * 1024, "mem.img");
+        var later = new Dictionary<string, ulong>();
+        ulong sub;
+        using (var fs = BasaltFileSystem.Format(device, s_geometry, SpaceFsckTests.Quiet))
+        {
+            for (var i = 0; i < 4; i++)
+                fs.Files.Create(FsPositions.RootIno, B($"first-{i}"), 0x1A4);
+            fs.Checkpoint(); // the inodes leaf's first record
+            later["empty"] = fs.Files.Create(FsPositions.RootIno, B("empty"), 0x1A4).Ino;
+            later["data"] = fs.Files.Create(FsPositions.RootIno, B("data"), 0x1A4).Ino;
+            fs.Files.Write(later["data"], 0, SpaceFsckTests.Bytes(1234, 9));
+            later["fifo"] = fs.Files.Mknod(FsPositions.RootIno, B("fifo"), FileModes.ModeOf(FileType.Fifo, 0x1A4), 0).Ino;
+            later["private"] = fs.Files.Create(FsPositions.RootIno, B("private"), 0x1A4).Ino;
+            fs.Files.SetAttr(later["private"], new SetAttrRequest(Mode: 0x1C0, Uid: 7, Gid: 8, MtimeNs: 1_234_567_890_123));
+            sub = fs.Files.Mkdir(FsPositions.RootIno, B("sub"), 0x1ED).Ino;
+            later["inside"] = fs.Files.Create(sub, B("inside"), 0x1A4).Ino;
+            fs.Checkpoint(); // an appended record holding the later inodes
+            var leaf = fs.Btrees[BtreeId.Inodes].RootNode!;
+            Assert.Equal(0, leaf.Level);
+            // One bit of the appended record's journal seq: its checksum fails, its keys are whole.
+            var slot = device.Contents.Slice(checked((int)leaf.Offset), leaf.WrittenSectors * FormatLimits.SectorSize);
+            var u64s = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(
+                slot[(Basalt.Btree.Node.BtreeNodeFormat.FirstBsetOffset + Basalt.Btree.Node.BtreeNodeFormat.BsetU64sOffset)..]);
+            var second = (int)((Basalt.Btree.Node.BtreeNodeFormat.FirstKeysOffset + (u64s * 8L) + 511) / 512 * 512);
+            Assert.True(second < slot.Length, "the inodes leaf has an appended record");
+            slot[second + Basalt.Btree.Node.BtreeNodeFormat.EntryBsetOffset + Basalt.Btree.Node.BtreeNodeFormat.BsetJournalSeqOffset] ^= 0x01;
+        }
+        var check = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly });
+        var repair = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Yes });
+        Assert.Equal(check.Findings.Select(f => f.Id).Order(), repair.Findings.Select(f => f.Id).Order());
+        Assert.Contains(repair.Findings, f => f.Id == FsckErrorId.BsetBadChecksum);
+        Assert.True(repair.Findings.Count(f => f.Id == FsckErrorId.InodeSalvaged) >= later.Count + 1, Text(repair.Findings));
+        Assert.DoesNotContain(repair.Findings, f => f.Id is FsckErrorId.InodeMissing or FsckErrorId.InodeUnreachable
+            or FsckErrorId.DirentToMissingInode or FsckErrorId.DirentBadHash or FsckErrorId.DirectoryUnreachable);
+        var again = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.CheckOnly });
+        Assert.True(again.Findings.Count == 0, Text(again.Findings));
+
+        using var m = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
+        Assert.Equal(later["empty"], m.Files.Lookup(FsPositions.RootIno, B("empty")).Ino);
+        Assert.Equal(FileType.Fifo, m.Files.Lookup(FsPositions.RootIno, B("fifo")).Type);
+        var data = m.Files.Lookup(FsPositions.RootIno, B("data"));
+        Assert.Equal(1234ul, data.Size);
+        var bytes = new byte[1234];
+        m.Files.Read(data.Ino, 0, bytes);
+        Assert.Equal(SpaceFsckTests.Bytes(1234, 9), bytes);
+        var kept = m.Files.Lookup(FsPositions.RootIno, B("private"));
+        Assert.Equal((0x1C0u, 7u, 8u, 1_234_567_890_123L), (kept.Mode & FileModes.PermissionMask, kept.Inode.Uid, kept.Inode.Gid, kept.Inode.MtimeNs));
+        Assert.Equal(sub, m.Files.Lookup(FsPositions.RootIno, B("sub")).Ino);
+        Assert.Equal(later["inside"], m.Files.Lookup(sub, B("inside")).Ino);
+    }
 }
