@@ -36,7 +36,7 @@ internal static class CheckInodes
     /// checksummed any more, so each inode needs proofs from other btrees: the dirent its parent
     /// backref names must name it with its type (which a changed inode number, type or backref
     /// breaks), and a directory's hash seed must lead to the slot of an entry under it when it has
-    /// any. The root (no dirent names it) is rebuilt as before. What the proofs do not cover (mode
+    /// any. No dirent names the root: its seed must lead to its first entry. What the proofs do not cover (mode
     /// bits, owner, times, size) is taken as stored: a rebuilt inode would not know it at all.
     /// </summary>
     private static void SalvageInodes(FileCheckRun run)
@@ -58,18 +58,23 @@ internal static class CheckInodes
         foreach (var (pos, (key, value)) in latest)
         {
             var ino = pos.Offset;
-            if (key.Type != KeyType.Inode || pos != FsPositions.Inode(ino) || ino <= FsPositions.RootIno ||
+            if (key.Type != KeyType.Inode || pos != FsPositions.Inode(ino) || ino < FsPositions.RootIno ||
                 !InodeValue.TryRead(value, out var inode, out _) || inodes.TryGet(pos, out _))
             {
                 continue;
             }
-            if (!dirents.TryGet(FsPositions.Slot(inode.Dir, inode.DirSlot), out var named) ||
-                !DirentValue.TryRead(named, out var dirent, out _) || dirent.Target != ino || dirent.Type != inode.Type)
+            if (ino == FsPositions.RootIno)
+            {
+                // No dirent names the root: its own entries must prove it.
+                if (!inode.IsDirectory || !SeedLeadsToEntries(dirents, ino, inode.HashSeed, emptyProves: false))
+                    continue;
+            }
+            else if (!dirents.TryGet(FsPositions.Slot(inode.Dir, inode.DirSlot), out var named) ||
+                !DirentValue.TryRead(named, out var dirent, out _) || dirent.Target != ino || dirent.Type != inode.Type ||
+                (inode.IsDirectory && !SeedLeadsToEntries(dirents, ino, inode.HashSeed, emptyProves: true)))
             {
                 continue;
             }
-            if (inode.IsDirectory && !SeedLeadsToEntries(dirents, ino, inode.HashSeed))
-                continue;
             if (run.Reporter.Report(FsckErrorId.InodeSalvaged, run.WhereInode(ino),
                     $"{inode.ToText()}: lost with a bset that failed its checksum, proven by the dirent its backref names"))
             {
@@ -80,8 +85,11 @@ internal static class CheckInodes
         run.Flush();
     }
 
-    /// <summary>True when the directory has no entry, or its first entry's name hashes with <paramref name="seed"/> to at most 64 slots before the entry's.</summary>
-    private static bool SeedLeadsToEntries(Btree.Btree dirents, ulong dir, ulong seed)
+    /// <summary>
+    /// True when the directory's first entry's name hashes with <paramref name="seed"/> to at most 64
+    /// slots before the entry's; a directory without entries gives <paramref name="emptyProves"/>.
+    /// </summary>
+    private static bool SeedLeadsToEntries(Btree.Btree dirents, ulong dir, ulong seed, bool emptyProves)
     {
         var it = dirents.Iterate(FsPositions.Slot(dir, 0), FsPositions.Slot(dir, ulong.MaxValue));
         while (it.MoveNext())
@@ -92,7 +100,7 @@ internal static class CheckInodes
             var slot = it.Key.Pos.Offset;
             return hash <= slot && slot - hash <= 64;
         }
-        return true;
+        return emptyProves;
     }
 
     private static void CheckValues(FileCheckRun run)
