@@ -293,7 +293,7 @@ public static partial class FsckCatalogue
             "a truncate intent does not decode, or names an inode that does not exist or is not a regular file",
             "the intent is deleted"),
         new(FsckErrorId.InodeSalvaged, "inode_salvaged", ReadClass: null, RepairPolicy.Automatic,
-            "an inode was lost with an inodes bset that failed its checksum (the read drops that bset and every later one of the node), and the dropped bytes still hold it whole: it decodes, the dirent its parent backref names (directory and slot) names it with its type (the root, which no dirent names, is proven by its entries alone), and a directory's hash seed leads to the slot of its first entry",
+            "an inode was lost with an inodes bset that failed its checksum (the read drops that bset and every later one of the node), and the dropped bytes still hold it whole: it decodes, the dirent its parent backref names (directory and slot) names it with its type (the root, which no dirent names, is proven by its entries alone), a directory's hash seed leads to the slot of its first entry, and a file's size ends in the last sector its data reaches (else it is rebuilt: inode_missing)",
             "the inode is written back as it was (mode, owner, times, size, xattr and dirent hash seeds), instead of being rebuilt with new attributes (inode_missing) or its names deleted when it holds no data; check_extents and check_nlinks then check its sector count and link count as any other's"),
         new(FsckErrorId.ExtentToMissingInode, "extent_to_missing_inode", ReadClass: null, RepairPolicy.WithYes,
             "an extent belongs to an inode number that has no inode, and rebuilding that inode (inode_missing) was declined",

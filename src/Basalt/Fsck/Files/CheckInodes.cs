@@ -36,8 +36,9 @@ internal static class CheckInodes
     /// checksummed any more, so each inode needs proofs from other btrees: the dirent its parent
     /// backref names must name it with its type (which a changed inode number, type or backref
     /// breaks), and a directory's hash seed must lead to the slot of an entry under it when it has
-    /// any. No dirent names the root: its seed must lead to its first entry. What the proofs do not cover (mode
-    /// bits, owner, times, size) is taken as stored: a rebuilt inode would not know it at all.
+    /// any. No dirent names the root: its seed must lead to its first entry. A file's size must end
+    /// in the last sector of its data. What the proofs do not cover (mode bits, owner, times) is
+    /// taken as stored: a rebuilt inode would not know it at all.
     /// </summary>
     private static void SalvageInodes(FileCheckRun run)
     {
@@ -71,7 +72,8 @@ internal static class CheckInodes
             }
             else if (!dirents.TryGet(FsPositions.Slot(inode.Dir, inode.DirSlot), out var named) ||
                 !DirentValue.TryRead(named, out var dirent, out _) || dirent.Target != ino || dirent.Type != inode.Type ||
-                (inode.IsDirectory && !SeedLeadsToEntries(dirents, ino, inode.HashSeed, emptyProves: true)))
+                (inode.IsDirectory && !SeedLeadsToEntries(dirents, ino, inode.HashSeed, emptyProves: true)) ||
+                (!inode.IsDirectory && !SizeEndsInLastDataSector(run, ino, inode.Size)))
             {
                 continue;
             }
@@ -83,6 +85,24 @@ internal static class CheckInodes
             }
         }
         run.Flush();
+    }
+
+    /// <summary>
+    /// A salvaged file's size must end inside the last sector its data keys reach (0 with no data
+    /// key): a changed size would make reads return zeros past the data or stop short of it. A
+    /// file with a hole after its data (truncated up) fails this too and is rebuilt instead
+    /// (inode_missing), with its size at the end of its data.
+    /// </summary>
+    private static bool SizeEndsInLastDataSector(FileCheckRun run, ulong ino, ulong size)
+    {
+        var extents = run.Tree(BtreeId.Extents).Iterate(new Bpos(ino, 0, 0), new Bpos(ino, ulong.MaxValue, uint.MaxValue));
+        ulong end = 0;
+        while (extents.MoveNext())
+        {
+            if (!extents.Key.IsDeletion && extents.Key.Type != KeyType.Reservation)
+                end = extents.Key.Pos.Offset;
+        }
+        return (size + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize == end;
     }
 
     /// <summary>

@@ -138,4 +138,40 @@ public sealed class DirentSalvageTests
         Assert.Equal(sub, m.Files.Lookup(FsPositions.RootIno, B("sub")).Ino);
         Assert.Equal(later["inside"], m.Files.Lookup(sub, B("inside")).Ino);
     }
+
+    [Fact]
+    public void An_inode_whose_size_was_damaged_is_rebuilt_rather_than_salvaged()
+    {
+        var device = new MemoryBlockDevice(16 * 1024 * 1024, "mem.img");
+        ulong kept, damaged;
+        using (var fs = BasaltFileSystem.Format(device, s_geometry, SpaceFsckTests.Quiet))
+        {
+            fs.Files.Create(FsPositions.RootIno, B("first"), 0x1A4);
+            fs.Checkpoint();
+            kept = fs.Files.Create(FsPositions.RootIno, B("kept"), 0x1A4).Ino;
+            fs.Files.Write(kept, 0, SpaceFsckTests.Bytes(3000, 1));
+            damaged = fs.Files.Create(FsPositions.RootIno, B("damaged"), 0x1A4).Ino;
+            fs.Files.Write(damaged, 0, SpaceFsckTests.Bytes(3000, 2));
+            fs.Checkpoint();
+            var leaf = fs.Btrees[BtreeId.Inodes].RootNode!;
+            var slot = device.Contents.Slice(checked((int)leaf.Offset), leaf.WrittenSectors * FormatLimits.SectorSize);
+            // The damaged file's inode key in the appended record (its last version): bit 20 of its size.
+            Span<byte> pos = stackalloc byte[20];
+            FsPositions.Inode(damaged).Write(pos);
+            var key = slot[512..].LastIndexOf(pos) + 512 - BkeyFormat.PosOffset;
+            Assert.True(key > 512, "the appended record holds the inode");
+            slot[key + BkeyFormat.HeaderSize + 24 + 2] ^= 0x10;
+        }
+
+        var repair = Basalt.Fsck.Fsck.Run(device, new FsckOptions { Mode = FsckMode.Yes });
+        Assert.Contains(repair.Findings, f => f.Id == FsckErrorId.InodeSalvaged && f.Where.Contains($"inode {kept}", StringComparison.Ordinal));
+        Assert.Contains(repair.Findings, f => f.Id == FsckErrorId.InodeMissing && f.Where.Contains($"inode {damaged}", StringComparison.Ordinal));
+        Assert.DoesNotContain(repair.Findings, f => f.Id == FsckErrorId.InodeSalvaged && f.Where.Contains($"inode {damaged}", StringComparison.Ordinal));
+        using var m = BasaltFileSystem.Mount(device, SpaceFsckTests.Quiet);
+        Assert.Equal(3000ul, m.Files.GetAttr(kept).Size);
+        Assert.Equal(3072ul, m.Files.GetAttr(damaged).Size); // rebuilt: its size ends with its data's last sector
+        var data = new byte[3000];
+        m.Files.Read(damaged, 0, data);
+        Assert.Equal(SpaceFsckTests.Bytes(3000, 2), data);
+    }
 }
