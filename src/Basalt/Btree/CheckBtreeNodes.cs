@@ -131,6 +131,24 @@ public sealed record DroppedRecords(BtreeId Btree, ulong Seq, int BlockSize, Bpo
     /// header is malformed ends its record. Nothing here is verified; a caller keeps only what it
     /// can prove by other means.
     /// </summary>
+    /// <summary>
+    /// The last key each position of the nodes' ranges held in <paramref name="dropped"/> (later
+    /// records win), for a salvage to prove or leave.
+    /// </summary>
+    public static SortedDictionary<Bpos, (Bkey Key, byte[] Value)> LatestKeys(IEnumerable<DroppedRecords> dropped)
+    {
+        var latest = new SortedDictionary<Bpos, (Bkey Key, byte[] Value)>();
+        foreach (var records in dropped)
+        {
+            foreach (var (key, value) in records.Keys())
+            {
+                if (key.Pos >= records.Min && key.Pos <= records.Max)
+                    latest[key.Pos] = (key, value);
+            }
+        }
+        return latest;
+    }
+
     public List<(Bkey Key, byte[] Value)> Keys()
     {
         var keys = new List<(Bkey, byte[])>();

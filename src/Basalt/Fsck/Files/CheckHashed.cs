@@ -62,16 +62,7 @@ internal static class CheckHashed
     {
         if (run.State.DroppedDirents.Count == 0)
             return;
-        var latest = new SortedDictionary<Bpos, (Bkey Key, byte[] Value)>();
-        foreach (var records in run.State.DroppedDirents)
-        {
-            foreach (var (key, value) in records.Keys())
-            {
-                if (key.Pos < records.Min || key.Pos > records.Max)
-                    continue;
-                latest[key.Pos] = (key, value);
-            }
-        }
+        var latest = Btree.DroppedRecords.LatestKeys(run.State.DroppedDirents);
         run.State.DroppedDirents.Clear();
         var dirents = run.Tree(BtreeId.Dirents);
         foreach (var (pos, (key, value)) in latest)

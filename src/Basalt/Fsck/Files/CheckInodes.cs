@@ -44,15 +44,7 @@ internal static class CheckInodes
     {
         if (run.State.DroppedInodes.Count == 0)
             return;
-        var latest = new SortedDictionary<Bpos, (Bkey Key, byte[] Value)>();
-        foreach (var records in run.State.DroppedInodes)
-        {
-            foreach (var (key, value) in records.Keys())
-            {
-                if (key.Pos >= records.Min && key.Pos <= records.Max)
-                    latest[key.Pos] = (key, value);
-            }
-        }
+        var latest = Btree.DroppedRecords.LatestKeys(run.State.DroppedInodes);
         run.State.DroppedInodes.Clear();
         var inodes = run.Tree(BtreeId.Inodes);
         var dirents = run.Tree(BtreeId.Dirents);
