@@ -126,12 +126,6 @@ public static class CheckBtreeNodes
 public sealed record DroppedRecords(BtreeId Btree, ulong Seq, int BlockSize, Bpos Min, Bpos Max, byte[] Bytes)
 {
     /// <summary>
-    /// The keys the records hold, oldest record first, as far as their headers still describe them:
-    /// a record whose bset header no longer carries the node's seq ends the walk, and a key whose
-    /// header is malformed ends its record. Nothing here is verified; a caller keeps only what it
-    /// can prove by other means.
-    /// </summary>
-    /// <summary>
     /// The last key each position of the nodes' ranges held in <paramref name="dropped"/> (later
     /// records win), for a salvage to prove or leave.
     /// </summary>
@@ -149,6 +143,12 @@ public sealed record DroppedRecords(BtreeId Btree, ulong Seq, int BlockSize, Bpo
         return latest;
     }
 
+    /// <summary>
+    /// The keys the records hold, oldest record first, as far as their headers still describe them:
+    /// a record whose bset header no longer carries the node's seq ends the walk, and a key whose
+    /// header is malformed ends its record. Nothing here is verified; a caller keeps only what it
+    /// can prove by other means.
+    /// </summary>
     public List<(Bkey Key, byte[] Value)> Keys()
     {
         var keys = new List<(Bkey, byte[])>();

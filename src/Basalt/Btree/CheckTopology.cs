@@ -573,7 +573,6 @@ public static class CheckTopology
             RewriteChangedNodes();
         }
 
-        /// <summary>True when the node scan found a node of <paramref name="btree"/> at <paramref name="level"/> that a rebuilt root would take.</summary>
         /// <summary>
         /// True when a root rebuilt over <paramref name="level"/> would get a child: the nodes
         /// <see cref="FillFromScan"/> would take for the whole key range (not reachable from the old

@@ -48,6 +48,17 @@ internal static class CheckHashed
     private const ulong SalvageProbeLimit = 64;
 
     /// <summary>
+    /// The salvages' proof of a name: hashed with its directory's <paramref name="seed"/>, it leads
+    /// to at most <see cref="SalvageProbeLimit"/> slots before <paramref name="slot"/>. A changed byte
+    /// of the name, the slot or the seed breaks it.
+    /// </summary>
+    internal static bool HashLeadsNear(ulong seed, ReadOnlySpan<byte> name, ulong slot)
+    {
+        var hash = Names.SlotOf(seed, name);
+        return hash <= slot && slot - hash <= SalvageProbeLimit;
+    }
+
+    /// <summary>
     /// dirent_salvaged: names that dirents leaves lost to a bset that failed its checksum are
     /// written back when the dropped bytes prove them. The bytes are not checksummed any more, so
     /// each name needs two independent proofs: its name hashes (with its directory's seed) to at
@@ -75,8 +86,7 @@ internal static class CheckHashed
             var slot = pos.Offset;
             if (!run.TryReadInode(dir, out var directory) || !directory.IsDirectory)
                 continue;
-            var hash = Names.SlotOf(directory.HashSeed, dirent.Name);
-            if (hash > slot || slot - hash > SalvageProbeLimit)
+            if (!HashLeadsNear(directory.HashSeed, dirent.Name, slot))
                 continue;
             if (!run.TryReadInode(dirent.Target, out var target) || target.Type != dirent.Type || target.Dir != dir || target.DirSlot != slot)
                 continue;

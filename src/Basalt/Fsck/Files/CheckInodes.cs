@@ -85,21 +85,29 @@ internal static class CheckInodes
     /// file with a hole after its data (truncated up) fails this too and is rebuilt instead
     /// (inode_missing), with its size at the end of its data.
     /// </summary>
-    private static bool SizeEndsInLastDataSector(FileCheckRun run, ulong ino, ulong size)
+    private static bool SizeEndsInLastDataSector(FileCheckRun run, ulong ino, ulong size) =>
+        (size + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize == DataOf(run, ino).End;
+
+    /// <summary>What a file's keys hold: the sectors they count, and the end (in sectors) of the last key that is not a reservation.</summary>
+    private static (ulong Sectors, ulong End) DataOf(FileCheckRun run, ulong ino)
     {
         var extents = run.Tree(BtreeId.Extents).Iterate(new Bpos(ino, 0, 0), new Bpos(ino, ulong.MaxValue, uint.MaxValue));
-        ulong end = 0;
+        ulong sectors = 0, end = 0;
         while (extents.MoveNext())
         {
-            if (!extents.Key.IsDeletion && extents.Key.Type != KeyType.Reservation)
+            if (extents.Key.IsDeletion)
+                continue;
+            if (extents.Key.Type.CountsSectors())
+                sectors += extents.Key.Size;
+            if (extents.Key.Type != KeyType.Reservation)
                 end = extents.Key.Pos.Offset;
         }
-        return (size + FormatLimits.SectorSize - 1) / FormatLimits.SectorSize == end;
+        return (sectors, end);
     }
 
     /// <summary>
-    /// True when the directory's first entry's name hashes with <paramref name="seed"/> to at most 64
-    /// slots before the entry's; a directory without entries gives <paramref name="emptyProves"/>.
+    /// True when the directory's first entry's name hashes with <paramref name="seed"/> to near the
+    /// entry's slot (CheckHashed.HashLeadsNear); a directory without entries gives <paramref name="emptyProves"/>.
     /// </summary>
     private static bool SeedLeadsToEntries(Btree.Btree dirents, ulong dir, ulong seed, bool emptyProves)
     {
@@ -108,9 +116,7 @@ internal static class CheckInodes
         {
             if (it.Key.Type != KeyType.Dirent || !DirentValue.TryRead(it.Value, out var entry, out _))
                 continue;
-            var hash = Names.SlotOf(seed, entry.Name);
-            var slot = it.Key.Pos.Offset;
-            return hash <= slot && slot - hash <= 64;
+            return CheckHashed.HashLeadsNear(seed, entry.Name, it.Key.Pos.Offset);
         }
         return emptyProves;
     }
@@ -330,17 +336,8 @@ internal static class CheckInodes
         inode.Nlink = type == FileType.Directory ? (uint)(2 + subdirs) : Math.Max(names, 1u);
         if (type != FileType.Directory)
         {
-            var extents = run.Tree(BtreeId.Extents).Iterate(new Bpos(ino, 0, 0), new Bpos(ino, ulong.MaxValue, uint.MaxValue));
-            ulong end = 0;
-            while (extents.MoveNext())
-            {
-                if (extents.Key.IsDeletion)
-                    continue;
-                if (extents.Key.Type.CountsSectors())
-                    inode.Sectors += extents.Key.Size;
-                if (extents.Key.Type != KeyType.Reservation)
-                    end = extents.Key.Pos.Offset;
-            }
+            var (sectors, end) = DataOf(run, ino);
+            inode.Sectors += sectors;
             inode.Size = end * FormatLimits.SectorSize;
             if (type == FileType.Symlink)
                 inode.Size = SymlinkLength(run, ino, inode.Size);
